@@ -1,0 +1,1 @@
+"""Host probes: rings, sensitive instructions, CPUID and KVM, emulation, containers."""

@@ -1,0 +1,90 @@
+"""What a scenario needs, and the one place where an unmet need becomes a skip reason.
+
+A feature declares its needs as tags (`@needs:kvm`, `@needs:root`, `@needs:qemu-system`, …), like
+kvm-unit-tests' unittests.cfg declares `accel` and `check`. Each need is a function registered here
+that returns None when met, or the French reason why not. Host needs take no argument; cloud needs
+take the cloud context as their one argument (the plugin passes it).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import platform
+import shutil
+from typing import Callable, Optional
+
+Reason = Optional[str]
+REQUIREMENTS: dict[str, Callable[..., Reason]] = {}
+
+
+def requirement(name: str):
+    """Register `fn` as the check of need `name` (returns None when met, else the reason)."""
+    def register(fn):
+        REQUIREMENTS[name] = fn
+        return fn
+    return register
+
+
+def takes_cloud(name: str) -> bool:
+    return bool(inspect.signature(REQUIREMENTS[name]).parameters)
+
+
+def unmet(name: str, *args) -> Reason:
+    """The reason why need `name` is not met, or None. An unknown need is a programming error."""
+    try:
+        fn = REQUIREMENTS[name]
+    except KeyError:
+        raise KeyError(f"unknown need {name!r}; known: {', '.join(sorted(REQUIREMENTS))}") from None
+    return fn(*args)
+
+
+@requirement("x86_64")
+@functools.cache
+def _x86_64() -> Reason:
+    machine = platform.machine()
+    return None if machine in ("x86_64", "AMD64") else f"processeur {machine}, pas x86-64"
+
+
+@requirement("linux")
+@functools.cache
+def _linux() -> Reason:
+    return None if platform.system() == "Linux" else f"système {platform.system()}, pas Linux"
+
+
+@requirement("root")
+@functools.cache
+def _root() -> Reason:
+    return None if os.geteuid() == 0 else "il faut être root (uid 0) pour cette vérification"
+
+
+@requirement("kvm")
+@functools.cache
+def _kvm() -> Reason:
+    if not os.path.exists("/dev/kvm"):
+        return "pas de /dev/kvm sur cet hôte (module KVM absent ou virtualisation matérielle non exposée)"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm existe mais n'est pas accessible en lecture/écriture pour cet utilisateur (groupe kvm ?)"
+    return None
+
+
+def _binary(name: str, package: str) -> Reason:
+    return None if shutil.which(name) else f"{name} introuvable (paquet Debian {package})"
+
+
+@requirement("qemu-system")
+@functools.cache
+def _qemu_system() -> Reason:
+    return _binary("qemu-system-x86_64", "qemu-system-x86")
+
+
+@requirement("qemu-user")
+@functools.cache
+def _qemu_user() -> Reason:
+    return _binary("qemu-aarch64-static", "qemu-user-static") or _binary("qemu-x86_64-static", "qemu-user-static")
+
+
+@requirement("gcc")
+@functools.cache
+def _gcc() -> Reason:
+    return _binary("gcc", "gcc")

@@ -1,0 +1,1 @@
+"""The quiz engine: banks, variants, grading, exports."""

@@ -1,0 +1,43 @@
+"""The `popek` command line. Sub-commands live in popek/commands/<name>.py, each with register()."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import popek.commands
+
+
+class UserError(Exception):
+    """A user's mistake (bad input, missing prerequisite): one message, exit code `code`, no traceback."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="popek", description="Conformance and quiz harness for the course 'Virtualisation et OpenStack'.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(popek.commands.__path__), key=lambda i: i.name):
+        importlib.import_module(f"popek.commands.{info.name}").register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"popek: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("popek: interrompu", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""`popek run [host|cloud]`: run the features with pytest-bdd, results in one directory."""
+from __future__ import annotations
+
+import os
+import shutil
+
+from popek import paths
+
+AREA_MODULES = {"host": "test_host.py", "cloud": "test_cloud.py"}
+
+
+def register(sub):
+    p = sub.add_parser("run", help="run the features (host, cloud, or both) and write the results")
+    p.add_argument("area", nargs="?", choices=sorted(AREA_MODULES), help="only this area (default: all)")
+    p.add_argument("--results", default=None, help="results directory (default ./popek-results)")
+    p.add_argument("--os-cloud", default=None, help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded cloud)")
+    p.add_argument("-n", dest="workers", default=None, help="parallel workers (pytest-xdist), e.g. 2 or auto")
+    p.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this expression")
+    p.add_argument("--claim", action="append", default=[], help="only scenarios tagged with this claim (repeatable)")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    p.set_defaults(func=run)
+
+
+def pytest_args(args, results) -> list[str]:
+    areas = [args.area] if args.area else sorted(AREA_MODULES)
+    argv = [str(paths.STEPS_DIR / AREA_MODULES[a]) for a in areas]
+    argv += ["-c", os.devnull, "--rootdir", os.path.commonpath([paths.STEPS_DIR, paths.FEATURES_DIR]), "-p", "no:cacheprovider",
+             "-p", "no:allure_pytest", "--strict-markers", "-ra",
+             "--alluredir", str(results / "allure-results"), "--clean-alluredir",
+             "--junitxml", str(results / "junit.xml"), "-o", "junit_family=xunit2",
+             "--popek-results", str(results)]
+    if args.os_cloud:
+        argv += ["--os-cloud", args.os_cloud]
+    if args.workers:
+        argv += ["-n", str(args.workers)]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    for claim in args.claim:
+        argv += ["--claim", claim]
+    return argv + list(args.pytest_args)
+
+
+def run(args) -> int:
+    import pytest
+
+    from popek.cli import UserError
+    from popek.commands.report import write_report
+
+    results = paths.results_dir(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    for stale in results.glob("figures*.json"):
+        stale.unlink()
+    argv = pytest_args(args, results)
+    code = int(pytest.main(argv))
+    if code == 5:
+        raise UserError("aucun scénario sélectionné (pytest code 5)", 5)
+    if code in (2, 3, 4):
+        return code
+    if not args.no_report and shutil.which("npm") is not None:
+        try:
+            print(f"popek: rapport HTML : {write_report(results)}")
+        except UserError as exc:
+            print(f"popek: pas de rapport HTML : {exc}")
+    print(f"popek: résultats dans {results}")
+    return code

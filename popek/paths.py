@@ -1,0 +1,27 @@
+"""Where popek's shipped data and its state live. Settings are read here and in the CLI only."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+FEATURES_DIR = Path(__import__("popek.features", fromlist=["_"]).__path__[0])
+QUIZZES_DIR = Path(__import__("popek.quizzes", fromlist=["_"]).__path__[0])
+STEPS_DIR = Path(__import__("popek.steps", fromlist=["_"]).__path__[0])
+
+#: Feature areas: name given on the command line -> folder under features/.
+AREAS = {"host": "hote", "cloud": "cloud"}
+
+
+def state_home() -> Path:
+    """popek's state directory (embedded cloud, caches): $POPEK_HOME or ~/.local/share/popek."""
+    env = os.environ.get("POPEK_HOME")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(data) / "popek"
+
+
+def results_dir(value: str | os.PathLike | None = None) -> Path:
+    """The one results directory: allure-results/, junit.xml, report/ (default ./popek-results)."""
+    return Path(value or os.environ.get("POPEK_RESULTS") or "popek-results").resolve()

@@ -1,0 +1,229 @@
+"""popek's pytest plugin (entry point `pytest11: popek`).
+
+One place for everything that turns the features into a run:
+- registers every step module of `popek.steps` (steps are glue; checks hold the logic);
+- maps Gherkin tags: `@claim:C05` -> marker `claim("C05")` + Allure label `claim=C05`;
+  `@needs:kvm` -> marker `needs("kvm")`, evaluated before the scenario runs (unmet -> skip, reason);
+- the `evidence` fixture: figures and attachments a scenario measured, for Allure and the terminal;
+- keeps secrets out of Allure step parameters;
+- prints the per-claim verdicts in French at the end.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+from popek.checks import claims as claims_mod
+from popek.checks import needs as needs_mod
+from popek.checks.secrets import REDACT
+
+VERDICT_FR = {"passed": "RÉUSSI", "failed": "ÉCHEC", "skipped": "IGNORÉ"}
+FIGURES_KEY = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("popek")
+    group.addoption("--os-cloud", dest="popek_os_cloud", default=None,
+                    help="cloud of clouds.yaml to check (default: $OS_CLOUD, an openrc in the "
+                         "environment, else popek's embedded cloud)")
+    group.addoption("--popek-results", dest="popek_results", default=None,
+                    help="results directory where figures.json is written (default: none)")
+    group.addoption("--claim", dest="popek_claims", action="append", default=[],
+                    help="only the scenarios tagged with this claim id (repeatable)")
+
+
+def step_modules():
+    """Every module of popek.steps except the test modules that call scenarios()."""
+    import popek.steps
+    for info in pkgutil.walk_packages(popek.steps.__path__, "popek.steps."):
+        if not info.name.rsplit(".", 1)[-1].startswith("test_"):
+            yield info.name
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "claim(id): the course claim a scenario checks (from @claim:Cxx)")
+    config.addinivalue_line("markers", "needs(name): what a scenario needs (from @needs:NAME)")
+    config.stash[FIGURES_KEY] = {}
+    for name in step_modules():
+        module = importlib.import_module(name)
+        if not config.pluginmanager.is_registered(module):
+            config.pluginmanager.register(module, name)
+
+
+def pytest_bdd_apply_tag(tag, function):
+    if tag.startswith("claim:"):
+        claim = tag.split(":", 1)[1]
+        claims_mod.check_ids([claim], f"tag @{tag} de {getattr(function, '__name__', '?')}")
+        pytest.mark.claim(claim)(function)
+        pytest.mark.allure_label(claim, label_type="claim")(function)
+        pytest.mark.allure_label(f"claim:{claim}", label_type="tag")(function)
+        return True
+    if tag.startswith("needs:"):
+        need = tag.split(":", 1)[1]
+        if need not in needs_mod.REQUIREMENTS:
+            raise pytest.UsageError(f"tag @{tag}: besoin inconnu ; connus : {', '.join(sorted(needs_mod.REQUIREMENTS))}")
+        pytest.mark.needs(need)(function)
+        pytest.mark.allure_label(f"needs:{need}", label_type="tag")(function)
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = set(claims_mod.check_ids(config.getoption("popek_claims"), "--claim"))
+    if not wanted:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if wanted & set(claims_of(item)) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def claims_of(item) -> list[str]:
+    return [m.args[0] for m in item.iter_markers("claim")]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.user_properties.append(("claims", ",".join(sorted(set(claims_of(item))))))
+    for mark in item.iter_markers("needs"):
+        name = mark.args[0]
+        args = (item._request.getfixturevalue("cloud"),) if needs_mod.takes_cloud(name) else ()
+        reason = needs_mod.unmet(name, *args)
+        if reason:
+            pytest.skip(f"{name} : {reason}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_bdd_before_scenario(request, feature, scenario):
+    """Group results in the report as Hôte / Cloud → feature, with French names."""
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest-bdd is a dependency
+        return
+    area = Path(feature.filename).parent.name
+    allure.dynamic.parent_suite({"hote": "Hôte", "cloud": "Cloud"}.get(area, area))
+    allure.dynamic.suite(feature.name)
+
+
+def _allure_lifecycle(config):
+    for plugin in config.pluginmanager.get_plugins():
+        lifecycle = getattr(plugin, "lifecycle", None)
+        if lifecycle is not None and type(plugin).__name__ == "PytestBDDListener":
+            return lifecycle
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, step_func_args):
+    """Allure records every step argument by repr(), fixtures included (stack.md): keep only plain
+    values parsed from the step text, redacted; drop fixtures (connections, credentials)."""
+    lifecycle = _allure_lifecycle(request.config)
+    if lifecycle is None:
+        return
+    from allure_pytest_bdd.steps import get_step_uuid
+    result = lifecycle._get_item(uuid=get_step_uuid(step))
+    if result is None:
+        return
+    plain = {k for k, v in step_func_args.items() if isinstance(v, (str, int, float, bool))}
+    kept = []
+    for p in result.parameters:
+        if p.name in plain:
+            p.value = REDACT(p.value)
+            kept.append(p)
+    result.parameters = kept
+
+
+class Evidence:
+    """What a scenario measured: figures (shown in the terminal and Allure) and attachments."""
+
+    def __init__(self, item):
+        self.item = item
+
+    def figure(self, key: str, value, unit: str = "") -> None:
+        """Record one measured figure, e.g. figure("ratio syscall/call", 91.3, "×")."""
+        self.item.user_properties.append((f"figure:{key}", f"{value:.4g}{unit}" if isinstance(value, float) else f"{value}{unit}"))
+        self.item.config.stash[FIGURES_KEY].setdefault(self.item.nodeid, {})[key] = value
+        try:
+            import allure
+            allure.dynamic.parameter(f"{key} ({unit})" if unit else key, value)
+        except ImportError:  # pragma: no cover
+            pass
+
+    def json(self, name: str, obj) -> None:
+        self._attach(REDACT(json.dumps(obj, indent=2, ensure_ascii=False, default=str)), name, "JSON")
+
+    def text(self, name: str, text: str) -> None:
+        self._attach(REDACT(text), name, "TEXT")
+
+    def png(self, name: str, path) -> None:
+        try:
+            import allure
+            allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.PNG)
+        except ImportError:  # pragma: no cover
+            pass
+
+    def _attach(self, body: str, name: str, kind: str) -> None:
+        try:
+            import allure
+            allure.attach(body, name=name, attachment_type=getattr(allure.attachment_type, kind))
+        except ImportError:  # pragma: no cover
+            pass
+
+
+@pytest.fixture
+def evidence(request) -> Evidence:
+    """Record figures and attachments for the report (see Evidence)."""
+    return Evidence(request.node)
+
+
+def pytest_sessionfinish(session):
+    out = session.config.getoption("popek_results", None)
+    figures = session.config.stash.get(FIGURES_KEY, {})
+    if out and figures:
+        path = Path(out)
+        path.mkdir(parents=True, exist_ok=True)
+        name = "figures.json"
+        worker = getattr(session.config, "workerinput", None)
+        if worker:
+            name = f"figures-{worker['workerid']}.json"
+        (path / name).write_text(json.dumps(figures, indent=2, default=str))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Per-claim verdicts in French: a claim fails if any of its scenarios fails."""
+    per_claim: dict[str, list[tuple[str, str, str]]] = {}
+    for outcome in ("passed", "failed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if report.when == "setup" and outcome == "passed":
+                continue
+            props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claims")
+            ids = [c for c in props.get("claims", "").split(",") if c]
+            reason = ""
+            if outcome == "skipped" and isinstance(report.longrepr, tuple):
+                reason = report.longrepr[2].removeprefix("Skipped: ")
+            for claim in ids:
+                per_claim.setdefault(claim, []).append((outcome, report.nodeid, reason))
+    if not per_claim:
+        return
+    tr = terminalreporter
+    tr.section("popek : verdict par claim du cours")
+    for claim in sorted(per_claim):
+        outcomes = [o for o, _, _ in per_claim[claim]]
+        verdict = "failed" if "failed" in outcomes else "passed" if "passed" in outcomes else "skipped"
+        text = claims_mod.CLAIMS[claim].text
+        tr.write_line(f"{claim}  {VERDICT_FR[verdict]:<8} {len(outcomes)} scénario(s)  {text[:70]}")
+        if verdict == "skipped":
+            for reason in sorted({r for _, _, r in per_claim[claim] if r}):
+                tr.write_line(f"        raison : {reason}")
+    figures = [(r.nodeid, k[7:], v) for o in ("passed", "failed") for r in tr.stats.get(o, [])
+               if r.when == "call" for k, v in getattr(r, "user_properties", []) if k.startswith("figure:")]
+    if figures:
+        tr.section("popek : mesures")
+        for nodeid, key, value in figures:
+            tr.write_line(f"{key:<55} {value}")
