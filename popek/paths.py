@@ -25,3 +25,13 @@ def state_home() -> Path:
 def results_dir(value: str | os.PathLike | None = None) -> Path:
     """The one results directory: allure-results/, junit.xml, report/ (default ./popek-results)."""
     return Path(value or os.environ.get("POPEK_RESULTS") or "popek-results").resolve()
+
+
+def embedded_cloud_dir() -> Path:
+    """The embedded cloud's state (venv, configs, databases, logs, pids)."""
+    return state_home() / "cloud"
+
+
+def embedded_clouds_yaml() -> Path:
+    """clouds.yaml written by `popek cloud up`, with entries `popek` (member) and `popek-admin`."""
+    return embedded_cloud_dir() / "clouds.yaml"

@@ -38,3 +38,30 @@ def reference(n: int) -> int:
         x = ((x * MULTIPLIER) & MASK) ^ n
         n -= 1
     return x
+
+
+from dataclasses import dataclass, field  # noqa: E402
+
+from popek.checks.timing import Timing  # noqa: E402
+
+
+@dataclass(frozen=True)
+class WorkloadRun:
+    """One executor's run of the workload: what it computed and how fast.
+
+    executor: e.g. "natif", "conteneur", "KVM invité ring 3", "KVM invité ring 0", "TCG utilisateur",
+        "TCG système" (French: it is shown to students).
+    iterations: the n the result was computed for; result: the routine's return value for n
+        (compare with reference(n) for equivalence).
+    timing: ns per iteration (None if the executor could not be timed); note: why, or context.
+    """
+    executor: str
+    iterations: int
+    result: int
+    timing: Timing | None = None
+    note: str = ""
+    details: dict = field(default_factory=dict)
+
+    @property
+    def equivalent(self) -> bool:
+        return self.result == reference(self.iterations)
