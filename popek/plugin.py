@@ -54,6 +54,7 @@ def pytest_configure(config):
             config.pluginmanager.register(module, name)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_bdd_apply_tag(tag, function):
     if tag.startswith("claim:"):
         claim = tag.split(":", 1)[1]
@@ -91,9 +92,17 @@ def claims_of(item) -> list[str]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     item.user_properties.append(("claims", ",".join(sorted(set(claims_of(item))))))
-    for mark in item.iter_markers("needs"):
+
+
+def skip_unmet_needs(request) -> None:
+    """Skip the running scenario, with the French reason, if one of its needs is unmet.
+
+    Called once the scenario has started (not at setup), so that Allure records the skipped scenario
+    with its steps and reason; cloud needs get the `cloud` fixture's value.
+    """
+    for mark in request.node.iter_markers("needs"):
         name = mark.args[0]
-        args = (item._request.getfixturevalue("cloud"),) if needs_mod.takes_cloud(name) else ()
+        args = (request.getfixturevalue("cloud"),) if needs_mod.takes_cloud(name) else ()
         reason = needs_mod.unmet(name, *args)
         if reason:
             pytest.skip(f"{name} : {reason}")
@@ -101,33 +110,32 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(trylast=True)
 def pytest_bdd_before_scenario(request, feature, scenario):
-    """Group results in the report as Hôte / Cloud → feature, with French names."""
-    try:
-        import allure
-    except ImportError:  # pragma: no cover - allure-pytest-bdd is a dependency
-        return
+    """Group results in the report as Hôte / Cloud → feature, then skip if a need is unmet.
+
+    trylast: Allure's listener has scheduled the test case by now, so a skip is recorded with its
+    steps and reason."""
+    import allure
+
     area = Path(feature.filename).parent.name
     allure.dynamic.parent_suite({"hote": "Hôte", "cloud": "Cloud"}.get(area, area))
     allure.dynamic.suite(feature.name)
+    skip_unmet_needs(request)
 
 
-def _allure_lifecycle(config):
-    for plugin in config.pluginmanager.get_plugins():
-        lifecycle = getattr(plugin, "lifecycle", None)
-        if lifecycle is not None and type(plugin).__name__ == "PytestBDDListener":
-            return lifecycle
-    return None
+def _allure_listener(config):
+    """allure-pytest-bdd's listener (its lifecycle holds the results being written), or None."""
+    return next((p for p in config.pluginmanager.get_plugins() if type(p).__name__ == "PytestBDDListener"), None)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, step_func_args):
     """Allure records every step argument by repr(), fixtures included (stack.md): keep only plain
     values parsed from the step text, redacted; drop fixtures (connections, credentials)."""
-    lifecycle = _allure_lifecycle(request.config)
-    if lifecycle is None:
+    listener = _allure_listener(request.config)
+    if listener is None:
         return
     from allure_pytest_bdd.steps import get_step_uuid
-    result = lifecycle._get_item(uuid=get_step_uuid(step))
+    result = listener.lifecycle._get_item(uuid=get_step_uuid(step))
     if result is None:
         return
     plain = {k for k, v in step_func_args.items() if isinstance(v, (str, int, float, bool))}
@@ -137,6 +145,22 @@ def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, ste
             p.value = REDACT(p.value)
             kept.append(p)
     result.parameters = kept
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A skip is a verdict with a reason, not an error: drop Allure's trace and the "Skipped: " prefix."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped:
+        return
+    listener = _allure_listener(item.config)
+    if listener is None or item.nodeid not in listener.nodeid_to_uuid:
+        return
+    result = listener.lifecycle._get_item(uuid=listener.nodeid_to_uuid[item.nodeid])
+    if result is not None and result.statusDetails is not None:
+        result.statusDetails.trace = None
+        result.statusDetails.message = (result.statusDetails.message or "").removeprefix("Skipped: ")
 
 
 class Evidence:

@@ -1,0 +1,94 @@
+"""The plugin's mechanisms, run on small throw-away features with pytester (pure logic, no host probe)."""
+import json
+import textwrap
+
+import pytest
+
+FEATURE = textwrap.dedent("""\
+    # language: fr
+    Fonctionnalité: Essai
+      @claim:C05
+      Scénario: Réussit
+        Quand je me connecte avec le compte "alice"
+        Alors c'est noté
+
+      @claim:C09 @needs:never-met
+      Scénario: Ignoré faute de moyens
+        Quand je me connecte avec le compte "alice"
+        Alors c'est noté
+    """)
+
+STEPS = textwrap.dedent("""\
+    import pytest
+    from pytest_bdd import parsers, scenarios, then, when
+    from popek.checks.needs import requirement
+    from popek.checks.secrets import REDACT
+
+    requirement("never-met")(lambda: "ce besoin n'est jamais satisfait (essai)")
+    scenarios("essai.feature")
+
+    @pytest.fixture
+    def credentials():
+        REDACT.add("{secret}")
+        return {{"user": "alice", "password": "{secret}"}}
+
+    @when(parsers.parse('je me connecte avec le compte "{{account}}"'), target_fixture="noted")
+    def login(account, credentials, evidence):
+        evidence.figure("longueur", len(credentials["password"]))
+        evidence.text("journal", f"login {{account}} password={{credentials['password']}}")
+        return credentials["user"]
+
+    @then("c'est noté")
+    def noted_ok(noted):
+        assert noted
+    """)
+
+
+@pytest.fixture
+def run(pytester):
+    def run(secret="s3cr3t-pw", extra=()):
+        pytester.makefile(".feature", essai=FEATURE)
+        pytester.makepyfile(test_essai=STEPS.format(secret=secret))
+        results = pytester.path / "allure"
+        out = pytester.runpytest("-p", "no:cacheprovider", "--alluredir", str(results), *extra)
+        run.files = {p.name: p.read_text() for p in results.iterdir()}
+        return out, [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    return run
+
+
+def test_claim_tags_become_markers_and_allure_labels(run):
+    out, results = run()
+    out.assert_outcomes(passed=1, skipped=1)
+    labels = {r["name"]: [l["value"] for l in r["labels"] if l["name"] == "claim"] for r in results}
+    assert labels == {"Réussit": ["C05"], "Ignoré faute de moyens": ["C09"]}
+
+
+def test_an_unmet_need_is_a_skip_with_its_french_reason(run):
+    out, results = run()
+    skipped = next(r for r in results if r["status"] == "skipped")
+    assert skipped["statusDetails"]["message"] == "never-met : ce besoin n'est jamais satisfait (essai)"
+    assert not skipped["statusDetails"].get("trace")  # no stack trace for a skip
+    assert [s["status"] for s in skipped["steps"]] == ["skipped", "skipped"]
+    out.stdout.fnmatch_lines(["*C09  IGNORÉ*", "*raison : never-met : ce besoin*"])
+
+
+def test_secrets_and_fixtures_stay_out_of_step_parameters(run):
+    _, results = run(secret="hunter2-very-secret")
+    assert any("journal" in json.dumps(r) for r in results)  # the attachment was written…
+    for name, text in run.files.items():                      # …and no file holds the secret
+        assert "hunter2-very-secret" not in text, name
+    step_params = [p["name"] for r in results for s in r.get("steps", []) for p in s.get("parameters", [])]
+    assert "evidence" not in step_params  # a fixture's repr never reaches the report
+
+
+def test_claim_option_selects_scenarios(run):
+    out, _ = run(extra=("--claim", "C05"))
+    out.assert_outcomes(passed=1, deselected=1)
+
+
+def test_unknown_claim_tag_is_a_collection_error(pytester):
+    pytester.makefile(".feature", essai=FEATURE.replace("C05", "C77"))
+    pytester.makepyfile(test_essai=STEPS.format(secret="x"))
+    out = pytester.runpytest("-p", "no:cacheprovider")
+    assert out.ret != 0
+    out.stdout.fnmatch_lines(["*C77*"])
