@@ -48,7 +48,12 @@ def run(args) -> int:
     from popek.commands.report import write_report
 
     results = paths.results_dir(args.results)
-    results.mkdir(parents=True, exist_ok=True)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        (results / ".write-test").touch()
+        (results / ".write-test").unlink()
+    except OSError as exc:
+        raise UserError(f"dossier de résultats inutilisable : {results} ({exc.strerror})") from None
     for stale in results.glob("figures*.json"):
         stale.unlink()
     argv = pytest_args(args, results)

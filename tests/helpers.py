@@ -1,0 +1,22 @@
+"""Shared helpers for popek's own tests (importable as `helpers`: pytest adds tests/ to sys.path)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def run_popek(*args, cwd=None, env=None, user=None, timeout=900) -> subprocess.CompletedProcess:
+    """Run the installed `popek` command for real; `user` (e.g. 65534) runs it unprivileged via setpriv."""
+    argv = [str(VENV_BIN / "popek"), *args]
+    if user is not None:
+        argv = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups", *argv]
+    return subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def allure_results(results_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (results_dir / "allure-results").glob("*-result.json")]
+
