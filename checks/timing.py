@@ -67,3 +67,18 @@ class Ratio:
 
     def __str__(self) -> str:
         return f"{self.subject} / {self.reference} = ×{self.value:.2f} ({self.subject_ns:.2f} ns / {self.reference_ns:.2f} ns)"
+
+
+def iterations_for(run: Callable[[int], object], target_ns: float, start: int = 1000,
+                   limit: int = 1 << 40, clock: Callable[[], int] = time.perf_counter_ns) -> int:
+    """An iteration count for which `run(n)` lasts about `target_ns`, so that one measurement fits
+    executors a thousand times apart (a guest kernel emulated by PVM, the same code on VT-x).
+
+    run: as for ns_per_iteration; start: the first count tried; limit: the largest count returned.
+    """
+    n = start
+    while True:
+        t0 = clock(); run(n); elapsed = clock() - t0
+        if elapsed >= target_ns / 4 or n >= limit:
+            return int(min(limit, max(start, n * target_ns / max(elapsed, 1))))
+        n *= 8

@@ -65,3 +65,18 @@ class WorkloadRun:
     @property
     def equivalent(self) -> bool:
         return self.result == reference(self.iterations)
+
+
+def run_native(iterations: int, samples: int = 5, timed: bool = True) -> WorkloadRun:
+    """The workload on this CPU, called through MachineCode (executor "natif"): the reference of
+    every efficiency ratio.
+
+    iterations: n (and the large count of the timing); samples: timing samples; timed: False to
+    compute the result only.
+    """
+    from popek.checks.machine import MachineCode
+    from popek.checks.timing import ns_per_iteration
+    routine = MachineCode(CODE)
+    result = int(routine(iterations))
+    return WorkloadRun("natif", iterations, result,
+                       ns_per_iteration(routine, iterations, samples) if timed else None)
