@@ -1,0 +1,1 @@
+"""The embedded cloud (`popek cloud up`): services, configs, images, dataplane."""
