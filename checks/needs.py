@@ -88,3 +88,17 @@ def _qemu_user() -> Reason:
 @functools.cache
 def _gcc() -> Reason:
     return _binary("gcc", "gcc")
+
+
+@requirement("kvm-sans-vtx")
+@functools.cache
+def _kvm_without_hardware_assist() -> Reason:
+    """A /dev/kvm that runs guest-kernel code by emulation (PVM), where emulation can be measured."""
+    if _kvm():
+        return _kvm()
+    from popek.checks.host import readiness
+    kind = readiness.kind_of_kvm(readiness.gather())
+    if kind in ("VT-x", "AMD-V"):
+        return (f"ce KVM s'appuie sur {kind} : le code noyau de l'invité tourne sur le processeur "
+                "(« ring -1 »), il n'est pas émulé")
+    return None
