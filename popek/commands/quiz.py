@@ -149,7 +149,7 @@ def export(args) -> int:
         if len(banks) != 1:
             raise UserError("--format html demande une partie : --part virtualisation|cloud|openstack")
         bank = next(iter(banks.values()))
-        text = exporter.html(bank, _secret(args), mode=args.mode, key=args.student or exporter.SHARED_KEY,
+        text = exporter.html(bank, _secret(args), mode=args.mode, variant_key=args.student or exporter.SHARED_KEY,
                              count=args.count, student=args.student or "")
     out = Path(args.output)
     try:
