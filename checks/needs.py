@@ -102,3 +102,40 @@ def _kvm_without_hardware_assist() -> Reason:
         return (f"ce KVM s'appuie sur {kind} : le code noyau de l'invité tourne sur le processeur "
                 "(« ring -1 »), il n'est pas émulé")
     return None
+
+
+@requirement("unshare")
+@functools.cache
+def _unshare() -> Reason:
+    """New PID, UTS, mount, network and IPC namespaces can be created (probed in a throwaway child)."""
+    from popek.checks.host import containers
+    err = containers.unshare_probe()
+    if err == 0:
+        return None
+    if os.geteuid() != 0:
+        return ("il faut être root (CAP_SYS_ADMIN) pour créer des espaces de noms PID, UTS, mount, "
+                f"réseau et IPC (unshare : {os.strerror(err)})")
+    return f"le noyau refuse unshare(PID|UTS|mount|réseau|IPC) : {os.strerror(err)}"
+
+
+def _cgroup(controller: str) -> Reason:
+    from popek.checks.host import containers
+    h = containers.find_hierarchy(controller)
+    if h is None:
+        return (f"contrôleur cgroup « {controller} » absent : ni hiérarchie v1 qui le monte, ni "
+                f"« {controller} » dans cgroup.controllers d'une hiérarchie v2")
+    if not os.access(h.root, os.W_OK):
+        return f"la hiérarchie cgroup v{h.version} {h.root} n'est pas modifiable par cet utilisateur (il faut être root)"
+    return None
+
+
+@requirement("cgroup-pids")
+@functools.cache
+def _cgroup_pids() -> Reason:
+    return _cgroup("pids")
+
+
+@requirement("cgroup-memory")
+@functools.cache
+def _cgroup_memory() -> Reason:
+    return _cgroup("memory")
