@@ -1,0 +1,104 @@
+"""Grading a synthetic class of 30: perfect copies score 100 %, empty ones 0, the malformed file is
+reported and the others are still graded; gradebook CSV, Gradescope results.json and statistics written."""
+import csv
+import json
+import random
+
+from popek.checks.quiz import gradebook as gb
+from popek.checks.quiz import sheet as sheets
+from popek.checks.quiz.bank import load_banks
+from popek.checks.quiz.grading import key
+from popek.checks.quiz.variant import draw, present
+from popek.cli import main
+from quiz_helpers import DATA
+
+BANKS = load_banks(DATA)
+
+
+def random_answer(rng, item):
+    v = present(item)
+    t = v["type"]
+    if t == "single":
+        return rng.randrange(len(v["options"]))
+    if t == "multiple":
+        return sorted(rng.sample(range(len(v["options"])), rng.randint(0, len(v["options"]))))
+    if t == "truefalse":
+        return rng.random() < 0.5
+    if t == "numeric":
+        return str(rng.choice([2004, 1999, 1974]))
+    if t == "short":
+        return rng.choice(["KVM", "Xen", "kvm", "Bochs"])
+    if t == "matching":
+        return [rng.randrange(len(v["rights"])) for _ in v["lefts"]]
+    if t == "ordering":
+        return rng.sample(range(len(v["items"])), len(v["items"]))
+    return {tech: {c: rng.choice(["OK", "KO"]) for c, _ in v["conditions"]} for tech, _ in v["techniques"]}
+
+
+def write_class(tmp_path, secret="exam-2026"):
+    rng = random.Random(1974)
+    files, kinds = [], {}
+    for n in range(29):
+        student = f"etu{n:02d}"
+        v = draw(BANKS["demo"], student, secret)
+        s = sheets.new_sheet(student, v, "exam")
+        kind = "perfect" if n < 10 else "random" if n < 20 else "empty"
+        if kind == "perfect":
+            s.answers = {i.id: key(i) for i in v.items}
+        elif kind == "random":
+            s.answers = {i.id: random_answer(rng, i) for i in v.items}
+        elif n % 2:
+            s.answers = {i.id: None for i in v.items}
+        path = tmp_path / f"{student}.json"
+        sheets.save(s, path)
+        files.append(path)
+        kinds[student] = kind
+    bad = tmp_path / "etu29.json"
+    bad.write_text('{"format": "popek-quiz-answers/1", "student": "etu29", ', encoding="utf-8")
+    files.append(bad)
+    return files, kinds
+
+
+def test_a_class_of_30(tmp_path, capsys):
+    files, kinds = write_class(tmp_path)
+    out = tmp_path / "out"
+    code = main(["quiz", "grade", *map(str, files), "--banks", str(DATA), "--secret", "exam-2026", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 4                                           # some files were bad
+    assert "etu29.json: JSON illisible" in printed.err
+    assert "29 copie(s) corrigée(s), 1 fichier(s) rejeté(s)" in printed.out
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
+    assert len(rows) == 29 and "etu29" not in rows
+    for student, kind in kinds.items():
+        percent = float(rows[student]["percent"])
+        if kind == "perfect":
+            assert percent == 100.0
+        elif kind == "empty":
+            assert percent == 0.0
+        else:
+            assert 0 <= percent <= 100
+    assert any(0 < float(rows[s]["percent"]) < 100 for s, k in kinds.items() if k == "random")
+    res = json.loads((out / "gradescope" / "etu00" / "results.json").read_text())
+    assert res["score"] == res["max_score"] == 10 and len(res["tests"]) == 8
+    assert {"name", "score", "max_score", "output"} <= set(res["tests"][0])
+    assert all(t["score"] == 0 for t in json.loads((out / "gradescope" / "etu21" / "results.json").read_text())["tests"])
+    stats = list(csv.DictReader((out / "statistics.csv").open(encoding="utf-8")))
+    assert {s["task"] for s in stats} >= {"demo-benefits", "demo-pgtable"}
+    pg = next(s for s in stats if s["task"] == "demo-pgtable")
+    assert int(pg["n"]) == 29 and float(pg["discrimination_27"]) > 0.5   # perfect copies in the upper group
+    assert (out / "copies" / "etu10.txt").read_text(encoding="utf-8").startswith("Quiz « Démo du moteur de quiz »")
+
+
+def test_another_secret_rejects_every_copy(tmp_path, capsys):
+    files, _ = write_class(tmp_path)
+    assert main(["quiz", "grade", str(files[0]), "--banks", str(DATA), "--secret", "other", "--out", str(tmp_path / "o")]) == 4
+    assert "ne correspond pas au secret" in capsys.readouterr().err
+
+
+def test_gradebook_writers_serve_the_lab_grader_too(tmp_path):
+    sub = gb.Submission.from_tuples("alice", "tp-openstack", [("t1", 2, 2, "ok"), ("t2", 0.5, 1, "à moitié")])
+    gb.write_csv(tmp_path / "g.csv", [sub])
+    gb.write_gradescope(tmp_path / "gs", [sub])
+    assert (tmp_path / "g.csv").read_text().splitlines()[1] == "alice,tp-openstack,2.5,3,83.3,2,0.5"
+    res = json.loads((tmp_path / "gs" / "alice" / "results.json").read_text())
+    assert res["score"] == 2.5 and res["tests"][1] == {"name": "t2", "score": 0.5, "max_score": 1.0, "output": "à moitié"}

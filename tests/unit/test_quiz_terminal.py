@@ -1,0 +1,84 @@
+"""The terminal quiz driven through stdin, as a student would type: exam, resume, practice, no key shown."""
+import json
+import subprocess
+import sys
+
+from popek.checks.quiz.bank import load_bank
+from popek.checks.quiz.grading import key
+from popek.checks.quiz.terminal import LETTERS
+from popek.checks.quiz.variant import draw, present
+from quiz_helpers import DATA
+
+BANK = load_bank(DATA / "demo.yaml")
+
+
+def typed(item, answer) -> list[str]:
+    """The lines a student types for `answer` (display positions) to `item`."""
+    t = item.question.type
+    if t == "single":
+        return [LETTERS[answer]]
+    if t in ("multiple", "matching", "ordering"):
+        return [" ".join(LETTERS[p] for p in answer)]
+    if t == "truefalse":
+        return ["vrai" if answer else "faux"]
+    if t in ("numeric", "short"):
+        return [f"{answer:g}".replace(".", ",") if isinstance(answer, float) else str(answer)]
+    if t == "pgtable":
+        return [" ".join(answer[tech][c] for c, _ in present(item)["conditions"]) for tech, _ in present(item)["techniques"]]
+    raise AssertionError(t)
+
+
+def popek(*args, stdin=""):
+    return subprocess.run([sys.executable, "-m", "popek", "quiz", *args], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def key_lines(student, secret="s"):
+    return [line for item in draw(BANK, student, secret).items for line in typed(item, key(item))]
+
+
+def test_exam_in_two_sittings_then_graded_full_marks(tmp_path):
+    answers = tmp_path / "alice.json"
+    lines = key_lines("alice")
+    common = ["take", "demo", "--student", "alice", "--banks", str(DATA), "--secret", "s", "--mode", "exam",
+              "--answers", str(answers)]
+    first = popek(*common, stdin="\n".join(lines[:3]) + "\n")
+    assert first.returncode == 3, first.stderr
+    assert "Quiz interrompu : 3/8 réponses enregistrées" in first.stdout
+    assert len(json.loads(answers.read_text())["answers"]) == 3
+    # an unparseable line is asked again, not recorded
+    second = popek(*common, stdin="\n".join(["zzz"] + lines[3:]) + "\n")
+    assert second.returncode == 0, second.stderr
+    assert "Reprise : 3/8 questions déjà répondues." in second.stdout and "Réponse non comprise" in second.stdout
+    out = first.stdout + second.stdout
+    # exam mode shows no key, no verdict, no feedback
+    for leaked in ("Correct", "Incorrect", "Réponse attendue", "Kernel-based Virtual Machine",
+                   "Équivalence, efficacité, contrôle.", "1946, 1958, 1972, 2004.", "Score"):
+        assert leaked not in out
+    sheet = json.loads(answers.read_text())
+    assert set(sheet) == {"format", "student", "part", "mode", "variant", "answers"}
+    assert set(sheet["variant"]) == {"key", "count", "digest", "questions"} and "s" not in sheet["variant"].values()
+    graded = popek("grade", str(answers), "--banks", str(DATA), "--secret", "s", "--out", str(tmp_path / "out"))
+    assert graded.returncode == 0, graded.stderr
+    assert "alice" in graded.stdout and "10/10" in graded.stdout and "100.0 %" in graded.stdout
+
+
+def test_practice_mode_gives_feedback_at_once(tmp_path):
+    v = draw(BANK, "bob", "s")
+    first = v.items[0]
+    wrong = (key(first) + 1) % len(present(first)["options"])
+    run = popek("take", "demo", "--student", "bob", "--banks", str(DATA), "--secret", "s",
+                "--answers", str(tmp_path / "bob.json"), stdin=LETTERS[wrong] + "\n-\n")
+    assert run.returncode == 3
+    assert "Incorrect : 0/1 pt." in run.stdout and "Réponse attendue :" in run.stdout
+    assert "Voir le cours, section « Principes de Popek et Goldberg »." in run.stdout
+    assert "Sans réponse : 0/1 pt." in run.stdout       # "-" passes the second question
+
+
+def test_resuming_someone_elses_file_or_with_another_secret_is_refused(tmp_path):
+    answers = tmp_path / "a.json"
+    popek("take", "demo", "--student", "alice", "--banks", str(DATA), "--secret", "s", "--answers", str(answers), stdin="")
+    other = popek("take", "demo", "--student", "alice", "--banks", str(DATA), "--secret", "t", "--answers", str(answers))
+    assert other.returncode == 2 and "impossible de reprendre" in other.stderr and "secret" in other.stderr
+    bad_id = popek("take", "demo", "--student", "al ice", "--banks", str(DATA))
+    assert bad_id.returncode == 2 and "identifiant d'étudiant invalide" in bad_id.stderr
