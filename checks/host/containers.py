@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from popek.checks.host import native, workload
+from popek.checks.host import workload
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -213,7 +213,7 @@ def compare(hostname: str = "popek-conteneur") -> Comparison:
 # Efficiency: the workload inside the container
 
 def _workload_inside(iterations: int, samples: int) -> dict:
-    run = native.run_workload_native(iterations, samples, clock=time.thread_time_ns)
+    run = workload.run_native(iterations, samples, clock=time.thread_time_ns)
     return {"result": run.result, "samples": list(run.timing.samples), "pid": os.getpid()}
 
 
@@ -222,7 +222,7 @@ def run_workload(iterations: int = 20_000_000, samples: int = 5) -> workload.Wor
 
     iterations: n for the result and the timing (the short count is n // 10); samples: timing samples.
     The clock is the thread's CPU time (time.thread_time_ns): compare with
-    native.run_workload_native(..., clock=time.thread_time_ns) on the host.
+    workload.run_native(..., clock=time.thread_time_ns) on the host.
     """
     from popek.checks.timing import Timing
     out = run_in_container(lambda: _workload_inside(iterations, samples))
