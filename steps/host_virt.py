@@ -13,8 +13,7 @@ def run_cpuid(evidence):
 
 @then("les drapeaux VMX, SVM et hyperviseur de CPUID concordent avec /proc/cpuinfo")
 def flags_agree(virt_flags, evidence):
-    with open("/proc/cpuinfo") as f:
-        seen = cpuid.compare_with_cpuinfo(virt_flags, cpuid.cpuinfo_flags(f.read()))
+    seen = cpuid.compare_with_cpuinfo(virt_flags, cpuid.read_cpuinfo_flags())
     evidence.json("CPUID / /proc/cpuinfo", {k: {"CPUID": a, "cpuinfo": b} for k, (a, b) in seen.items()})
     # The kernel may hide VT-x disabled by the firmware, never announce a flag the CPU lacks.
     assert all(by_cpuid or not by_kernel for by_cpuid, by_kernel in seen.values()), seen
@@ -86,10 +85,4 @@ def no_kvm_failure(host_readiness):
 @then("le type de KVM annoncé concorde avec CPUID et les modules du noyau")
 def kind_consistent(host_readiness):
     facts, verdict = host_readiness
-    assist = verdict.check("Extensions matérielles")
-    if verdict.kind in ("VT-x", "AMD-V"):
-        assert facts.flags.hardware_assist == verdict.kind and assist.status == readiness.PASS, verdict.as_dict()
-    else:
-        assert facts.flags.hardware_assist is None and assist.status == readiness.WARN, verdict.as_dict()
-        assert "paravirtuelle/imbriquée" in assist.explanation, assist
-        assert (verdict.kind == "PVM") == ("kvm_pvm" in facts.modules), verdict.as_dict()
+    assert readiness.kind_agrees(facts, verdict), (sorted(facts.modules), facts.flags, verdict.as_dict())

@@ -109,6 +109,12 @@ def cpuinfo_flags(text: str) -> set[str]:
     return set()
 
 
+def read_cpuinfo_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """cpuinfo_flags() of the file at `path`."""
+    with open(path) as f:
+        return cpuinfo_flags(f.read())
+
+
 def compare_with_cpuinfo(flags: VirtFlags, cpuinfo: set[str]) -> dict[str, tuple[bool, bool]]:
     """flag -> (CPUID says, /proc/cpuinfo says) for vmx, svm and hypervisor."""
     return {"vmx": (flags.vmx, "vmx" in cpuinfo), "svm": (flags.svm, "svm" in cpuinfo),

@@ -118,8 +118,7 @@ def gather(dev_kvm: str = "/dev/kvm", cpuinfo_path: str = "/proc/cpuinfo", sys_m
     arch = platform.machine()
     flags = cpuid_mod.virt_flags() if arch in ("x86_64", "AMD64") else None
     try:
-        with open(cpuinfo_path) as f:
-            cpuinfo = frozenset(cpuid_mod.cpuinfo_flags(f.read()))
+        cpuinfo = frozenset(cpuid_mod.read_cpuinfo_flags(cpuinfo_path))
     except OSError:
         cpuinfo = frozenset()
     exists = os.path.exists(dev_kvm)
@@ -269,6 +268,17 @@ def evaluate(f: HostFacts) -> Readiness:
         f"{f.iommu_groups} groupes IOMMU" if f.iommu_groups
         else "aucun groupe IOMMU : pas de passthrough PCI (VFIO) ; activer intel_iommu/amd_iommu")
     return Readiness(tuple(checks), kind)
+
+
+def kind_agrees(f: HostFacts, r: Readiness) -> bool:
+    """The announced kind of KVM agrees with CPUID and the modules: VT-x/AMD-V only with the CPUID flag
+    (and a PASS), otherwise no flag, a WARN saying "paravirtuelle/imbriquée", and PVM iff kvm_pvm."""
+    assist = r.check("Extensions matérielles")
+    if r.kind in ("VT-x", "AMD-V"):
+        return bool(f.flags) and f.flags.hardware_assist == r.kind and assist.status == PASS
+    return ((not f.flags or f.flags.hardware_assist is None) and assist.status == WARN
+            and "paravirtuelle/imbriquée" in assist.explanation
+            and (r.kind == "PVM") == ("kvm_pvm" in f.modules))
 
 
 def assess(**paths) -> Readiness:

@@ -567,6 +567,12 @@ class Efficiency:
         return (f"Ring 0 de l'invité : ×{r0:.2f} par rapport au natif, avec un KVM « {self.kind} » "
                 "(ni VT-x, ni AMD-V, ni PVM reconnus).")
 
+    def figures(self) -> dict[str, tuple[float, str]]:
+        """name -> (value, unit) of the figures shown to students."""
+        return {**{f"ns/itération {run.executor}": (run.timing.median, " ns") for run in self.runs},
+                f"rapport {self.ring3.executor} / natif": (self.ratio3.value, "×"),
+                f"rapport {self.ring0.executor} / natif": (self.ratio0.value, "×")}
+
     def as_dict(self) -> dict:
         return {run.executor: {"iterations": run.iterations, "equivalent": self.equivalent(run),
                                **run.timing.as_dict()} for run in self.runs} \
