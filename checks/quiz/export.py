@@ -128,6 +128,11 @@ def _moodle_question(quiz, name: str, item: Item):
     return el
 
 
+def question_count(banks: dict[str, Bank]) -> int:
+    """How many LMS questions the Moodle XML and GIFT exports hold (one per parameter set)."""
+    return sum(len(_instances(q)) for bank in banks.values() for q in bank.questions)
+
+
 def moodle_xml(banks: dict[str, Bank]) -> str:
     """A Moodle XML question file: a category per part (and per pool), every question with its key."""
     quiz = ET.Element("quiz")
@@ -270,10 +275,10 @@ textarea{width:100%;height:8rem;font-family:monospace}.note{color:#5a6475;font-s
 <h1 id="title"></h1>
 <p class="sub" id="subtitle"></p>
 <p><label>Identifiant étudiant : <input id="student" autocomplete="off"></label></p>
-<form id="quiz" onsubmit="return false"></form>
-<p><button type="button" class="main" id="submit">Valider</button></p>
 <div id="score" role="status"></div>
 <div id="result"></div>
+<form id="quiz" onsubmit="return false"></form>
+<p><button type="button" class="main" id="submit">Valider</button></p>
 <p class="note" id="note"></p>
 <script type="application/json" id="quiz-data">@@DATA@@</script>
 <script>
@@ -384,6 +389,7 @@ function submit() {
     result.append(el("p", {}, a), el("textarea", {id: "answers-json", readonly: ""}));
     document.getElementById("answers-json").value = text;
   }
+  window.scrollTo(0, 0);
 }
 
 render();

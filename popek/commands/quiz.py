@@ -157,8 +157,11 @@ def export(args) -> int:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"écriture impossible : {exc}") from None
-    n = sum(len(b.questions) for b in banks.values())
-    print(f"{out} : {n} questions ({args.format}{', ' + args.mode if args.format == 'html' else ''}).")
+    if args.format == "html":
+        print(f"{out} : quiz HTML « {args.part} » ({args.mode}).")
+    else:
+        print(f"{out} : {exporter.question_count(banks)} questions ({args.format}, "
+              f"{sum(len(b.questions) for b in banks.values())} questions de banque ; fichier enseignant, clés incluses).")
     return 0
 
 

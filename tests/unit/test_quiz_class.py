@@ -2,61 +2,20 @@
 reported and the others are still graded; gradebook CSV, Gradescope results.json and statistics written."""
 import csv
 import json
-import random
-
 from popek.checks.quiz import gradebook as gb
-from popek.checks.quiz import sheet as sheets
+from popek.checks.quiz import synthetic
 from popek.checks.quiz.bank import load_banks
-from popek.checks.quiz.grading import key
-from popek.checks.quiz.variant import draw, present
 from popek.cli import main
 from quiz_helpers import DATA
 
 BANKS = load_banks(DATA)
 
 
-def random_answer(rng, item):
-    v = present(item)
-    t = v["type"]
-    if t == "single":
-        return rng.randrange(len(v["options"]))
-    if t == "multiple":
-        return sorted(rng.sample(range(len(v["options"])), rng.randint(0, len(v["options"]))))
-    if t == "truefalse":
-        return rng.random() < 0.5
-    if t == "numeric":
-        return str(rng.choice([2004, 1999, 1974]))
-    if t == "short":
-        return rng.choice(["KVM", "Xen", "kvm", "Bochs"])
-    if t == "matching":
-        return [rng.randrange(len(v["rights"])) for _ in v["lefts"]]
-    if t == "ordering":
-        return rng.sample(range(len(v["items"])), len(v["items"]))
-    return {tech: {c: rng.choice(["OK", "KO"]) for c, _ in v["conditions"]} for tech, _ in v["techniques"]}
-
-
 def write_class(tmp_path, secret="exam-2026"):
-    rng = random.Random(1974)
-    files, kinds = [], {}
-    for n in range(29):
-        student = f"etu{n:02d}"
-        v = draw(BANKS["demo"], student, secret)
-        s = sheets.new_sheet(student, v, "exam")
-        kind = "perfect" if n < 10 else "random" if n < 20 else "empty"
-        if kind == "perfect":
-            s.answers = {i.id: key(i) for i in v.items}
-        elif kind == "random":
-            s.answers = {i.id: random_answer(rng, i) for i in v.items}
-        elif n % 2:
-            s.answers = {i.id: None for i in v.items}
-        path = tmp_path / f"{student}.json"
-        sheets.save(s, path)
-        files.append(path)
-        kinds[student] = kind
-    bad = tmp_path / "etu29.json"
-    bad.write_text('{"format": "popek-quiz-answers/1", "student": "etu29", ', encoding="utf-8")
-    files.append(bad)
-    return files, kinds
+    # 10 perfect copies, 10 random, 9 empty (half with every question passed), 1 malformed
+    kinds = ["perfect"] * 10 + ["random"] * 10 + ["empty", "passed"] * 4 + ["empty", "malformed"]
+    files = synthetic.write_class(BANKS["demo"], secret, tmp_path, kinds)
+    return files, {f"etu{n:03d}": k for n, k in enumerate(kinds) if k != "malformed"}
 
 
 def test_a_class_of_30(tmp_path, capsys):
@@ -65,10 +24,10 @@ def test_a_class_of_30(tmp_path, capsys):
     code = main(["quiz", "grade", *map(str, files), "--banks", str(DATA), "--secret", "exam-2026", "--out", str(out)])
     printed = capsys.readouterr()
     assert code == 4                                           # some files were bad
-    assert "etu29.json: JSON illisible" in printed.err
+    assert "etu029.json: JSON illisible" in printed.err
     assert "29 copie(s) corrigée(s), 1 fichier(s) rejeté(s)" in printed.out
     rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
-    assert len(rows) == 29 and "etu29" not in rows
+    assert len(rows) == 29 and "etu029" not in rows
     for student, kind in kinds.items():
         percent = float(rows[student]["percent"])
         if kind == "perfect":
@@ -78,15 +37,16 @@ def test_a_class_of_30(tmp_path, capsys):
         else:
             assert 0 <= percent <= 100
     assert any(0 < float(rows[s]["percent"]) < 100 for s, k in kinds.items() if k == "random")
-    res = json.loads((out / "gradescope" / "etu00" / "results.json").read_text())
+    assert kinds["etu021"] == "passed"
+    res = json.loads((out / "gradescope" / "etu000" / "results.json").read_text())
     assert res["score"] == res["max_score"] == 10 and len(res["tests"]) == 8
     assert {"name", "score", "max_score", "output"} <= set(res["tests"][0])
-    assert all(t["score"] == 0 for t in json.loads((out / "gradescope" / "etu21" / "results.json").read_text())["tests"])
+    assert all(t["score"] == 0 for t in json.loads((out / "gradescope" / "etu021" / "results.json").read_text())["tests"])
     stats = list(csv.DictReader((out / "statistics.csv").open(encoding="utf-8")))
     assert {s["task"] for s in stats} >= {"demo-benefits", "demo-pgtable"}
     pg = next(s for s in stats if s["task"] == "demo-pgtable")
     assert int(pg["n"]) == 29 and float(pg["discrimination_27"]) > 0.5   # perfect copies in the upper group
-    assert (out / "copies" / "etu10.txt").read_text(encoding="utf-8").startswith("Quiz « Démo du moteur de quiz »")
+    assert (out / "copies" / "etu010.txt").read_text(encoding="utf-8").startswith("Quiz « Démo du moteur de quiz »")
 
 
 def test_another_secret_rejects_every_copy(tmp_path, capsys):
