@@ -7,7 +7,6 @@ in every parameter set.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import yaml
 
 from popek import paths
 from popek.checks.claims import CLAIMS, check_ids
+from popek.checks.quiz.bank import normalise
 
 KINDS = {"single", "multiple", "truefalse", "numeric", "matching", "ordering", "short", "pgtable"}
 VERIFY = {"pg-table", "catalog-services", "flavor-order"}
@@ -104,9 +104,8 @@ def _renderings(q: dict) -> list[dict]:
 
 
 def _norm(s: str) -> str:
-    # Same idea as the engine's comparison of short answers: no case, accents, spaces or punctuation.
-    s = unicodedata.normalize("NFKD", s.casefold())
-    return "".join(c for c in s if c.isalnum())
+    # The engine's own comparison of short answers (case, accents, punctuation, spaces).
+    return normalise(s)
 
 
 def test_there_are_three_banks_with_module_and_title():
