@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 SECRET = "bench-secret"
 
 
-def one_run(files: list[Path], banks, out: Path, popek: str) -> dict[str, float]:
+def one_run(files: list[Path], banks, banks_dir: Path, out: Path, popek: str) -> dict[str, float]:
     t0 = time.perf_counter()
     loaded = [(s, sheets.variant_of(s, banks, SECRET, f)) for f in files for s in [sheets.load(f)]]
     t1 = time.perf_counter()
@@ -36,7 +36,8 @@ def one_run(files: list[Path], banks, out: Path, popek: str) -> dict[str, float]
     t2 = time.perf_counter()
     report.grade_files(files, banks, SECRET, out)
     t3 = time.perf_counter()
-    proc = subprocess.run([popek, "quiz", "grade", *map(str, files), "--secret", SECRET, "--out", str(out / "cli")],
+    proc = subprocess.run([popek, "quiz", "grade", *map(str, files), "--secret", SECRET, "--out", str(out / "cli"),
+                           "--banks", str(banks_dir)],
                           capture_output=True, text=True)
     t4 = time.perf_counter()
     if proc.returncode != 0:
@@ -52,18 +53,19 @@ def main(argv=None) -> int:
     parser.add_argument("--submissions", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--part", default="virtualisation", help="bank of popek's quizzes/ to use")
+    parser.add_argument("--banks", default=str(paths.QUIZZES_DIR), help="folder of the banks (default: popek's quizzes/)")
     parser.add_argument("--popek", default=str(Path(sys.executable).parent / "popek"))
     args = parser.parse_args(argv)
-    banks = load_banks(paths.QUIZZES_DIR)
+    banks = load_banks(Path(args.banks))
     if args.part not in banks:
-        raise SystemExit(f"no bank {args.part!r} in {paths.QUIZZES_DIR} (have: {', '.join(banks) or 'none'})")
+        raise SystemExit(f"no bank {args.part!r} in {args.banks} (have: {', '.join(banks) or 'none'})")
     bank = banks[args.part]
     series: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="popek-bench-quiz-") as tmp:
         kinds = ["perfect", "random", "random", "empty"] * (args.submissions // 4) + ["random"] * (args.submissions % 4)
         files = synthetic.write_class(bank, SECRET, Path(tmp) / "answers", kinds)
         for run in range(args.runs):
-            for k, v in one_run(files, banks, Path(tmp) / f"out{run}", args.popek).items():
+            for k, v in one_run(files, banks, Path(args.banks), Path(tmp) / f"out{run}", args.popek).items():
                 series.setdefault(k, []).append(v)
     whole = statistics.median(series["grade_files end to end (s)"])
     n = args.submissions

@@ -12,7 +12,7 @@ reason (nothing measured, no cloud, entries absent). Nothing is compared that wa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from popek.checks.quiz.bank import Bank, Question, normalise
@@ -28,44 +28,24 @@ class Finding:
 
 @dataclass
 class Context:
-    """Where reality is: `cloud` names a clouds.yaml entry; `clouds_yaml` is the embedded cloud's file."""
+    """Where reality is: `cloud` named on the command line (or None), `environ` for OS_CLOUD or an openrc,
+    `clouds_yaml` the embedded cloud's file; resolved by popek.checks.cloud.connection like every cloud check."""
     cloud: str | None = None
+    environ: dict = field(default_factory=dict)
     clouds_yaml: Path | None = None
     _conn: object = None
     _conn_error: str = ""
 
     def connection(self):
-        """An openstacksdk connection, or None with `_conn_error` set to the reason."""
+        """An authenticated openstacksdk connection, or None with `_conn_error` set to the reason."""
         if self._conn is not None or self._conn_error:
             return self._conn
+        from popek.checks.cloud import connection
         try:
-            self._conn = _connect(self.cloud, self.clouds_yaml)
-        except Exception as exc:  # any failure to reach a cloud is a reason to skip, said as such
-            self._conn_error = f"cloud injoignable ({type(exc).__name__} : {exc})"
-        if self._conn is None and not self._conn_error:
-            self._conn_error = "aucun cloud : ni --os-cloud, ni $OS_CLOUD, ni cloud embarqué (popek cloud up)"
+            self._conn = connection.connect(self.cloud, self.environ, Path(self.clouds_yaml or "/nonexistent")).conn
+        except connection.CloudUnavailable as exc:
+            self._conn_error = f"cloud indisponible : {exc}"
         return self._conn
-
-
-def _connect(cloud: str | None, clouds_yaml: Path | None):
-    try:  # the project's one way to resolve a cloud, when it exists
-        from popek.checks.cloud import connection as shared
-    except ImportError:
-        shared = None
-    if shared is not None and hasattr(shared, "connect"):
-        return shared.connect(cloud)
-    import openstack
-    if cloud:
-        if clouds_yaml and Path(clouds_yaml).is_file():
-            from openstack.config import loader
-            config = loader.OpenStackConfig(config_files=[str(clouds_yaml), *loader.CONFIG_FILES])
-            return openstack.connection.Connection(config=config.get_one(cloud=cloud))
-        return openstack.connect(cloud=cloud)
-    if clouds_yaml and Path(clouds_yaml).is_file():
-        from openstack.config import loader
-        config = loader.OpenStackConfig(config_files=[str(clouds_yaml)])
-        return openstack.connection.Connection(config=config.get_one(cloud="popek"))
-    return None
 
 
 # Names the bank may use for the measured table's techniques and conditions.
@@ -85,14 +65,19 @@ def _canon(name: str) -> str:
 
 
 def check_pg_table(q: Question) -> Finding:
-    try:
-        from popek.checks.host import pgtable
-    except ImportError:
+    import importlib
+    import importlib.util
+    if importlib.util.find_spec("popek.checks.host.pgtable") is None:
         return Finding(q.id, q.verify, "skip", "popek.checks.host.pgtable n'existe pas encore : aucun tableau mesuré")
     try:
-        measured = pgtable.measure()
+        measured = importlib.import_module("popek.checks.host.pgtable").measure()
     except Exception as exc:
         return Finding(q.id, q.verify, "skip", f"mesure du tableau impossible ({type(exc).__name__} : {exc})")
+    return compare_pg_table(q, measured)
+
+
+def compare_pg_table(q: Question, measured: dict) -> Finding:
+    """The pgtable key against a measured table {technique: {condition: "OK"|"KO"|other}}; only OK/KO cells count."""
     got = {_canon(t): {_canon(c): v for c, v in (row or {}).items() if v in ("OK", "KO")}
            for t, row in (measured or {}).items()}
     compared, wrong = 0, []
@@ -111,16 +96,13 @@ def check_pg_table(q: Question) -> Finding:
     return Finding(q.id, q.verify, "ok", f"{compared} case(s) conforme(s) à la mesure de l'hôte")
 
 
-# Role words (French or English, normalised) -> service types a catalog may use for them.
-ROLE_TYPES = {
-    "compute": {"compute"}, "calcul": {"compute"},
-    "network": {"network"}, "reseau": {"network"},
-    "image": {"image"}, "images": {"image"},
-    "volume": {"volume", "volumev2", "volumev3", "block-storage"}, "volumes": {"volume", "volumev2", "volumev3", "block-storage"},
-    "block storage": {"volume", "volumev2", "volumev3", "block-storage"}, "stockage bloc": {"volume", "volumev3", "block-storage"},
-    "authentication": {"identity"}, "authentification": {"identity"}, "identity": {"identity"}, "identite": {"identity"},
-    "object storage": {"object-store"}, "stockage objet": {"object-store"},
-    "dashboard": {"dashboard"}, "interface web": {"dashboard"},
+# French (and other) words for the course's service functions -> the English function of
+# popek.checks.cloud.catalog.COURSE_NAMES, normalised.
+ROLE_SYNONYMS = {
+    "calcul": "compute", "reseau": "network", "images": "image", "volumes": "volume", "stockage bloc": "volume",
+    "block storage": "volume", "stockage en bloc": "volume", "authentification": "authentication",
+    "identite": "authentication", "identity": "authentication", "stockage objet": "object storage",
+    "stockage d objets": "object storage", "object store": "object storage",
 }
 
 
@@ -130,21 +112,31 @@ def check_catalog_services(q: Question, ctx: Context) -> Finding:
     conn = ctx.connection()
     if conn is None:
         return Finding(q.id, q.verify, "skip", ctx._conn_error)
+    from popek.checks.cloud import catalog
     try:
-        catalog = conn.service_catalog
+        entries = catalog.catalog(conn)
     except Exception as exc:
         return Finding(q.id, q.verify, "skip", f"catalogue illisible ({type(exc).__name__} : {exc})")
-    types_by_name: dict[str, set[str]] = {}
-    for entry in catalog or []:
-        types_by_name.setdefault(normalise(entry.get("name", "")), set()).add(entry.get("type", ""))
+    return compare_catalog(q, entries, catalog.COURSE_NAMES)
+
+
+def compare_catalog(q: Question, entries: list[dict], course_names: dict) -> Finding:
+    """The matching key "project → function" against catalog entries [{type, name}], through
+    course_names (service type -> (function, project)) of popek.checks.cloud.catalog."""
+    functions_by_name: dict[str, set[str]] = {}
+    for e in entries:
+        if e.get("type") in course_names:
+            functions_by_name.setdefault(normalise(e.get("name") or ""), set()).add(normalise(course_names[e["type"]][0]))
     ok, wrong, absent = [], [], []
     for project, role in q.pairs:
-        expected = ROLE_TYPES.get(normalise(role))
-        found = types_by_name.get(normalise(project))
-        if expected is None or found is None:
-            absent.append(project if found is None else f"{project} (rôle « {role} » non reconnu)")
-            continue
-        (ok if found & expected else wrong).append(f"{project} → {role}" + ("" if found & expected else f" (catalogue : {', '.join(sorted(found))})"))
+        expected = ROLE_SYNONYMS.get(normalise(role), normalise(role))
+        found = functions_by_name.get(normalise(project))
+        if found is None:
+            absent.append(project)
+        elif expected in found:
+            ok.append(f"{project} → {role}")
+        else:
+            wrong.append(f"{project} → {role} (catalogue : {', '.join(sorted(found))})")
     if wrong:
         return Finding(q.id, q.verify, "disagree", "; ".join(wrong))
     if not ok:
@@ -163,15 +155,20 @@ def check_flavor_order(q: Question, ctx: Context) -> Finding:
         flavors = {normalise(f.name): f for f in conn.compute.flavors()}
     except Exception as exc:
         return Finding(q.id, q.verify, "skip", f"gabarits illisibles ({type(exc).__name__} : {exc})")
+    return compare_flavors(q, [(f.name, f.vcpus or 0, f.ram or 0, f.disk or 0) for f in flavors.values()])
+
+
+def compare_flavors(q: Question, flavors: list[tuple[str, int, int, int]]) -> Finding:
+    """The ordering key (smallest first) against the cloud's flavors [(name, vcpus, ram MB, disk GB)]."""
+    sizes = {normalise(name): (v, r, d) for name, v, r, d in flavors}
     matched = []
     for text in q.items:
         n = normalise(text)
-        name = next((k for k in sorted(flavors, key=len, reverse=True) if n == k or n.startswith(k + " ")), None)
+        name = next((k for k in sorted(sizes, key=len, reverse=True) if n == k or n.startswith(k + " ")), None)
         if name:
-            f = flavors[name]
-            matched.append((text, (f.vcpus or 0, f.ram or 0, f.disk or 0)))
+            matched.append((text, sizes[name]))
     if len(matched) < 2:
-        return Finding(q.id, q.verify, "skip", f"moins de deux items sont des gabarits du cloud ({', '.join(sorted(flavors)) or 'aucun gabarit'})")
+        return Finding(q.id, q.verify, "skip", f"moins de deux items sont des gabarits du cloud ({', '.join(sorted(sizes)) or 'aucun gabarit'})")
     wrong = [f"« {a} » {sa} avant « {b} » {sb}" for (a, sa), (b, sb) in zip(matched, matched[1:])
              if sa != sb and all(x >= y for x, y in zip(sa, sb))]   # a strictly bigger flavor listed first
     if wrong:

@@ -169,7 +169,7 @@ def verify(args) -> int:
     from popek.checks.quiz import verify as verifier
 
     banks = _banks(args)
-    findings = verifier.verify_banks(banks, verifier.Context(cloud=args.os_cloud or os.environ.get("OS_CLOUD"),
+    findings = verifier.verify_banks(banks, verifier.Context(cloud=args.os_cloud, environ=dict(os.environ),
                                                              clouds_yaml=paths.embedded_clouds_yaml()))
     labels = {"ok": "vérifié", "disagree": "DÉSACCORD", "skip": "ignoré"}
     for f in findings:
