@@ -1,0 +1,59 @@
+"""Glue for features/hote/instructions_sensibles.feature -> popek.checks.host.sensitive."""
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from popek.checks.host import sensitive
+
+
+@given("l'état d'UMIP sur ce processeur et ce noyau", target_fixture="umip")
+def umip(evidence):
+    state = sensitive.umip_state()
+    evidence.figure("UMIP", state.describe())
+    return state
+
+
+@when(parsers.parse("j'exécute l'instruction sensible {mnemonic} en ring 3 dans un processus isolé"),
+      target_fixture="sensitive_reading")
+def run_sensitive(mnemonic, umip, evidence):
+    reading = sensitive.read(sensitive.instruction(mnemonic), umip)
+    evidence.json(f"{reading.instruction.mnemonic} en ring 3", reading.as_dict())
+    return reading
+
+
+@then("l'instruction sensible s'exécute sans faute visible du programme")
+def no_visible_fault(sensitive_reading):
+    r = sensitive_reading
+    if r.outcome == sensitive.FAULTED and r.umip.active and r.fault.is_general_protection:
+        pytest.skip(f"{r.instruction.mnemonic} lève #GP en ring 3 : UMIP est actif et ce noyau ne l'émule pas, "
+                    "l'instruction est devenue privilégiée sur ce processeur (le défaut n'est plus observable)")
+    assert r.outcome != sensitive.FAULTED, r.describe()
+
+
+@then("le rapport dit si le noyau l'a piégée et émulée ou si la vraie valeur a fui")
+def emulated_or_leaked(sensitive_reading, evidence):
+    r = sensitive_reading
+    evidence.figure(f"{r.instruction.mnemonic} en ring 3", r.describe())
+    if r.cost:
+        evidence.figure(f"coût de {r.instruction.mnemonic} en ring 3", round(r.cost.median, 1), " ns")
+    assert r.outcome in (sensitive.EMULATED, sensitive.NATIVE) and not r.problems(), r.problems() or r.describe()
+
+
+@when(parsers.parse("je demande à POPF d'inverser le drapeau {flag} en ring 3 dans un processus isolé"),
+      target_fixture="flags_change")
+def popf(flag, evidence):
+    change = sensitive.popf_change(flag)
+    evidence.figure(f"POPF {change.flag} en ring 3", change.describe())
+    evidence.json(f"POPF {change.flag}", change.as_dict())
+    return change
+
+
+@then("POPF s'exécute sans faute visible du programme")
+def popf_no_fault(flags_change):
+    assert flags_change.fault.outcome == "returned", flags_change.describe()
+
+
+@then(parsers.parse("le changement du drapeau {flag} a été {effect}"))
+def popf_effect(flags_change, flag, effect):
+    expected = {"ignoré en silence": flags_change.dropped, "appliqué": flags_change.applied}
+    assert effect in expected, f"effet inconnu {effect!r} : {', '.join(expected)}"
+    assert flags_change.flag == flag and expected[effect], flags_change.describe()
