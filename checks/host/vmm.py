@@ -295,6 +295,8 @@ class Guest:
         reason = self.vcpu.run()
         st = self.vcpu.run_state
         name = kvm.EXIT_NAMES.get(reason, f"exit {reason}")
+        if reason not in (kvm.KVM_EXIT_IO, kvm.KVM_EXIT_MMIO, kvm.KVM_EXIT_HLT):
+            self._cpl = None  # shutdown, failed entry…: the next enter() must reload every segment
         if reason == kvm.KVM_EXIT_IO:
             io = st.exit.io
             return Exit(reason, name, port=io.port, size=io.size,

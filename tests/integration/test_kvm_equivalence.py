@@ -63,3 +63,10 @@ def test_control_probe_sees_every_exit():
     assert [e.name for e in probe.exits] == ["KVM_EXIT_IO", "KVM_EXIT_IO", "KVM_EXIT_MMIO", "KVM_EXIT_MMIO",
                                              "KVM_EXIT_HLT", "KVM_EXIT_SHUTDOWN"]
     assert probe.in_value_seen == vmm.IN_VALUE and probe.mmio_read_seen == vmm.MMIO_READ_VALUE
+
+
+def test_the_guest_is_reusable_after_a_triple_fault(guest):
+    guest.enter(guest.load(vmm.HLT), cpl=3)          # HLT at CPL 3: #GP, no IDT -> triple fault
+    assert guest.step().name == "KVM_EXIT_SHUTDOWN"
+    regs = {r: 7 for r in vmm.PROGRAM_REGS}
+    assert guest.run_code(vmm.assemble([vmm.Op("imul", "rbx", 6)]), regs, 3)["rbx"] == 42
