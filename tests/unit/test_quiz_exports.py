@@ -137,3 +137,17 @@ def test_exam_html_holds_no_key_and_practice_html_holds_the_key():
     v = draw(BANK, "alice", "s")
     assert [k["key"] for k in keys] == [key(i) if not isinstance(key(i), float) else key(i) for i in v.items]
     assert 'http-equiv="Content-Security-Policy"' in exam and "https://" not in exam and "http://" not in exam
+
+
+def test_the_shipped_banks_export_and_parse_back():
+    from popek import paths
+    banks = load_banks(paths.QUIZZES_DIR)
+    n = export.question_count(banks)
+    _, moodle = parse_moodle(export.moodle_xml(banks))
+    assert len(moodle) == n
+    assert len(parse_gift(export.gift(banks))) == n
+    for bank in banks.values():
+        page = export.html(bank, "s", mode="exam", variant_key="x")
+        assert 'const KEYS_B64 = "";' in page
+        for item in draw(bank, "x", "s").items:     # no explanation (which gives the answer away) in the page
+            assert json.dumps(item.text(item.question.feedback), ensure_ascii=False)[1:-1] not in page, item.id

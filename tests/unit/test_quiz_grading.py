@@ -138,3 +138,15 @@ def test_views_hold_no_key():
         for it in draw(BANK, f"s{n}", "s").items:
             view = present(it)
             assert not {"answer", "correct", "table", "accept", "pairs", "key"} & set(view)
+
+
+def test_the_shipped_banks_variants_are_gradable_and_keys_score_full_marks():
+    from popek import paths
+    from popek.checks.quiz.bank import load_banks
+    for bank in load_banks(paths.QUIZZES_DIR).values():
+        for n in range(20):
+            v = draw(bank, f"etu{n}", "s")
+            assert len(v.items) == len(bank.pools())
+            for it in v.items:
+                assert grade(it, key(it)).fraction == 1, it.id
+                assert grade(it, None).fraction == 0
