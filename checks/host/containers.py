@@ -231,6 +231,17 @@ def run_workload(iterations: int = 20_000_000, samples: int = 5) -> workload.Wor
                                 {"pid_in_container": out["pid"], "clock": "thread_time_ns"})
 
 
+def against_native(iterations: int = 20_000_000, samples: int = 5):
+    """Time the workload on the host and in a container, both with the thread's CPU time.
+
+    Returns (native run, container run, timing.Ratio container / native).
+    """
+    from popek.checks.timing import Ratio
+    native = workload.run_native(iterations, samples, clock=time.thread_time_ns)
+    inside = run_workload(iterations, samples)
+    return native, inside, Ratio(inside.executor, native.executor, inside.timing.median, native.timing.median)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Control: cgroups (v1 controller hierarchies, or the v2 unified hierarchy)
 
@@ -391,12 +402,14 @@ def pids_limit(limit: int = 16, ceiling: int = 256) -> dict:
 
     limit: pids.max; ceiling: forks after which we give up (the limit was not enforced).
     Returns forks (successful), tasks_at_refusal (pids.current then), errno / errno_name / error
-    of the refused fork (None if none was refused), limit, cgroup version and the cgroup's counters.
+    of the refused fork (None if none was refused), limit, cgroup version, the cgroup's counters,
+    its path and whether it was removed afterwards.
     """
     with limited_cgroup("pids", limit) as cg:
         out = run_in_container(lambda: _fork_until_refused(cg.path, cg.hierarchy.version, ceiling))
         out["events"] = cg.counters("pids.events")
-    out.update(limit=limit, cgroup_version=cg.hierarchy.version)
+    out.update(limit=limit, cgroup_version=cg.hierarchy.version, cgroup=cg.path,
+               cgroup_removed=not os.path.exists(cg.path))
     return out
 
 
@@ -416,7 +429,7 @@ def memory_limit(limit: int = 64 << 20, size: int = 256 << 20) -> dict:
 
     limit: the cgroup's memory limit (swap limited too); size: how much the process writes.
     Returns returncode (-9: killed by SIGKILL), signal name, the cgroup's OOM counters, limit, size,
-    cgroup version.
+    cgroup version, its path and whether it was removed afterwards.
     """
     with limited_cgroup("memory", limit) as cg:
         out = run_in_container(lambda: _touch_inside(cg.path, cg.hierarchy.version, size))
@@ -426,5 +439,6 @@ def memory_limit(limit: int = 64 << 20, size: int = 256 << 20) -> dict:
                 events["max_usage_in_bytes"] = int(cg.read("memory.max_usage_in_bytes"))
     rc = out["returncode"]
     out.update(limit=limit, size=size, cgroup_version=cg.hierarchy.version, events=events,
-               signal=signal.Signals(-rc).name if rc < 0 else "")
+               signal=signal.Signals(-rc).name if rc < 0 else "", cgroup=cg.path,
+               cgroup_removed=not os.path.exists(cg.path))
     return out

@@ -299,6 +299,21 @@ def run_workload_system(iterations: int = 20_000_000, samples: int = 3,
                   "PC entier émulé (BIOS, mode réel puis mode long 64 bits, CPL 0), TCG")
 
 
+def against_native(run_emulated, iterations: int = 20_000_000, samples: int = 5):
+    """Time the workload natively and with `run_emulated` (run_workload_user or run_workload_system).
+
+    iterations, samples: as for ns_per_iteration. The native side is timed with the thread's CPU
+    time (time.thread_time_ns), the emulated side with its processes' CPU time: both count only the
+    time a core actually worked for them. Returns (native run, emulated run, timing.Ratio).
+    """
+    import time
+
+    from popek.checks.timing import Ratio
+    native = workload.run_native(iterations, samples, clock=time.thread_time_ns)
+    emulated = run_emulated(iterations, samples)
+    return native, emulated, Ratio(emulated.executor, native.executor, emulated.timing.median, native.timing.median)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Who executes the guest's bytes? (efficiency in Popek & Goldberg's sense, and control)
 

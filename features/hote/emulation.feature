@@ -1,0 +1,58 @@
+# language: fr
+@needs:x86_64 @needs:linux
+Fonctionnalité: L'émulation avec QEMU TCG
+  Un hyperviseur qui fait tourner ses invités comme de simples logiciels fait de l'émulation : chaque
+  instruction de l'invité est lue et traduite par l'émulateur (ici QEMU TCG) au lieu d'être exécutée
+  par le processeur. Popek et Goldberg : équivalence OK, efficacité KO, contrôle OK ; ce n'est pas de la
+  virtualisation. L'émulation permet en revanche à des architectures de processeur différentes de
+  cohabiter. Les programmes sont écrits octet par octet par popek ; la charge de travail est la même
+  boucle de code machine qu'en natif, dans KVM et dans un conteneur.
+
+  @claim:C06 @needs:qemu-user
+  Scénario: Émulation en mode utilisateur, équivalence : le même programme x86-64 donne le même résultat sur le processeur et sous QEMU
+    Étant donné le programme x86-64 statique qui calcule la charge de travail pour n = 1000000
+    Quand je l'exécute directement sur le processeur
+    Et je l'exécute sous qemu-x86_64-static
+    Alors les deux exécutions écrivent le résultat de référence
+
+  @claim:C06 @needs:qemu-user
+  Scénario: Émulation en mode utilisateur, efficacité KO : le processeur n'exécute pas lui-même le code de l'invité
+    Étant donné le programme x86-64 statique qui calcule la charge de travail sans fin
+    Quand je regarde sa page de code pendant qu'il tourne directement, puis sous qemu-x86_64-static
+    Alors en natif sa page de code est exécutable
+    Mais sous QEMU sa page de code n'est pas exécutable : le processeur exécute la traduction faite par QEMU
+
+  @claim:C06 @needs:qemu-user
+  Scénario: Émulation en mode utilisateur, contrôle : chaque appel système de l'invité passe par QEMU
+    Étant donné le programme x86-64 statique qui calcule la charge de travail pour n = 1000
+    Quand je l'exécute sous qemu-x86_64-static avec la trace des appels système
+    Alors QEMU rapporte les appels système write et exit_group de l'invité
+    Et le résultat écrit est celui de référence
+
+  @claim:C06 @claim:C07 @needs:qemu-user
+  Scénario: Émulation en mode utilisateur, surcoût : la charge de travail chronométrée en natif et sous TCG
+    Quand je chronomètre la charge de travail en natif et sous TCG en mode utilisateur
+    Alors l'exécution émulée calcule le même résultat que le processeur
+    Et le rapport de temps émulé / natif est rapporté
+
+  @claim:C06 @needs:qemu-system
+  Scénario: Émulation d'un PC entier : notre secteur d'amorçage passe en mode long 64 bits et calcule le même résultat
+    Quand je démarre sous qemu-system-x86_64 (TCG) le secteur d'amorçage qui calcule la charge de travail pour n = 1000000
+    Alors l'invité annonce « popek: mode long » : QEMU a émulé ses instructions privilégiées (CR0, CR4, EFER, LGDT)
+    Et le résultat qu'il écrit sur le port 0xE9 est celui de référence
+    Et QEMU s'arrête avec le code 33 que l'invité a demandé sur le port 0xF4 : ses entrées-sorties vont à l'émulateur
+
+  @claim:C06 @claim:C07 @needs:qemu-system
+  Scénario: Émulation d'un PC entier, surcoût : la charge de travail chronométrée en natif et sous TCG en mode système
+    Quand je chronomètre la charge de travail en natif et sous TCG en mode système
+    Alors l'exécution émulée calcule le même résultat que le processeur
+    Et le rapport de temps émulé / natif est rapporté
+
+  @claim:C07 @needs:qemu-user
+  Scénario: Émulation, architectures hétérogènes : un programme ARM64 tourne sur cet hôte x86-64
+    Étant donné le programme ARM64 statique qui calcule la charge de travail pour n = 1000000
+    Quand je demande au noyau de l'hôte de l'exécuter lui-même
+    Alors le noyau le refuse (format d'exécutable inconnu) ou le confie à un émulateur enregistré dans binfmt_misc
+    Quand je l'exécute sous qemu-aarch64-static
+    Alors il écrit « bonjour de aarch64 » et se termine avec le code 0
+    Et son résultat, calculé avec des instructions ARM, est celui de référence

@@ -1,0 +1,17 @@
+# language: fr
+@claim:C01 @needs:x86_64 @needs:linux @needs:qemu-system
+Fonctionnalité: Un système invité est un simple logiciel de l'hôte
+  « La virtualisation consiste à faire fonctionner un ou plusieurs systèmes d'exploitation comme un
+  simple logiciel. » popek démarre un vrai invité (QEMU TCG : un PC émulé qui exécute le secteur
+  d'amorçage de popek, passe en mode long 64 bits et calcule sans fin) et le regarde comme le noyau de
+  l'hôte le voit : un processus parmi d'autres. Avec KVM c'est plus direct encore : le processeur
+  virtuel de l'invité que lance popek est un thread du processus popek lui-même, qui entre dans
+  l'invité par l'ioctl KVM_RUN.
+
+  Scénario: L'invité en marche est un processus ordinaire de l'hôte, qui consomme du temps processeur
+    Quand je démarre un invité qui calcule sans fin et que je l'observe depuis l'hôte pendant 300 ms
+    Alors l'invité a annoncé « popek: mode long »
+    Et il a un PID dans /proc, sa ligne de commande est celle de qemu-system-x86_64 et son parent est popek
+    Et son processeur virtuel est un thread de ce processus
+    Et son temps processeur (utime + stime) a augmenté pendant l'observation
+    Et une fois arrêté comme n'importe quel processus, son PID a disparu

@@ -1,0 +1,108 @@
+"""Glue for features/hote/conteneurs.feature -> popek.checks.host.containers (namespaces, cgroups)."""
+import errno
+import os
+
+from pytest_bdd import parsers, then, when
+
+from popek.checks.host import containers
+
+
+# --- isolation and equivalence ---------------------------------------------------------------------
+@when("je crée un conteneur avec de nouveaux espaces de noms PID, UTS, mount, réseau et IPC",
+      target_fixture="ct_views")
+def create(evidence):
+    cmp = containers.compare()
+    evidence.json("vu de l'hôte et vu du conteneur", {"hôte": cmp.host, "conteneur": cmp.container})
+    return cmp
+
+
+@then("son processus y porte le PID 1 et son /proc ne montre que lui")
+def pid_one(ct_views, evidence):
+    evidence.figure("processus visibles : hôte / conteneur", f"{len(ct_views.host['processes'])} / {len(ct_views.container['processes'])}")
+    assert ct_views.container["pid"] == 1 and ct_views.container["processes"] == [1], ct_views.container
+
+
+@then(parsers.parse("son nom d'hôte est « {name} » tandis que celui de l'hôte est inchangé"))
+def hostname(ct_views, name):
+    import socket
+    assert ct_views.container["hostname"] == name != ct_views.host["hostname"] == socket.gethostname()
+
+
+@then(parsers.parse("sa seule interface réseau est {iface}"))
+def only_lo(ct_views, iface, evidence):
+    evidence.figure("interfaces réseau : hôte / conteneur", f"{' '.join(ct_views.host['interfaces'])} / {' '.join(ct_views.container['interfaces'])}")
+    assert ct_views.container["interfaces"] == [iface], ct_views.container["interfaces"]
+
+
+@then("ses cinq espaces de noms diffèrent de ceux de l'hôte")
+def namespaces_differ(ct_views):
+    assert sorted(ct_views.separate_namespaces) == sorted(n for _, n in containers.NAMESPACES), ct_views
+
+
+@then("le conteneur voit exactement le noyau de l'hôte (même version)")
+def same_kernel(ct_views, evidence):
+    evidence.figure("noyau vu de l'hôte / du conteneur", f"{ct_views.host['kernel_release']} / {ct_views.container['kernel_release']}")
+    assert ct_views.same_kernel, (ct_views.host["kernel_version"], ct_views.container["kernel_version"])
+
+
+# --- efficiency ------------------------------------------------------------------------------------
+@when("je chronomètre la charge de travail sur l'hôte et dans un conteneur", target_fixture="ct_timed")
+def timed():
+    return containers.against_native()
+
+
+@then("le PID 1 du conteneur calcule le même résultat que l'hôte")
+def container_equivalent(ct_timed):
+    # Not against workload.reference: in Python, 20 million iterations take seconds.
+    native, inside, _ = ct_timed
+    assert inside.details["pid_in_container"] == 1 and inside.result == native.result, inside
+
+
+@then("le rapport de temps conteneur / natif est rapporté")
+def container_ratio(ct_timed, evidence):
+    native, inside, ratio = ct_timed
+    evidence.figure("conteneur : ns/itération", round(inside.timing.median, 3), " ns")
+    evidence.figure("conteneur : ns/itération du natif de référence", round(native.timing.median, 3), " ns")
+    evidence.figure("conteneur / natif", round(ratio.value, 3), "×")
+    evidence.json("conteneur contre natif", {"natif": native.timing.as_dict(), "conteneur": inside.timing.as_dict(),
+                                             "rapport": str(ratio)})
+    assert inside.timing.median > 0 and native.timing.median > 0
+
+
+# --- control ---------------------------------------------------------------------------------------
+@when(parsers.parse("le PID 1 d'un conteneur rejoint un cgroup limité à {limit:d} processus et crée des "
+                    "processus jusqu'au refus"), target_fixture="ct_control")
+def pids(limit, evidence):
+    out = containers.pids_limit(limit)
+    evidence.json("cgroup pids", out)
+    evidence.figure(f"fork réussis avant le refus (pids.max = {limit}, cgroup v{out['cgroup_version']})", out["forks"])
+    return out
+
+
+@then(parsers.parse("fork échoue avec EAGAIN quand le cgroup compte {limit:d} processus"))
+def fork_refused(ct_control, limit):
+    assert ct_control["errno"] == errno.EAGAIN and ct_control["tasks_at_refusal"] == limit, ct_control
+
+
+@when(parsers.parse("dans un conteneur un processus limité à {limit:d} Mio de mémoire écrit {size:d} Mio"),
+      target_fixture="ct_control")
+def memory(limit, size, evidence):
+    out = containers.memory_limit(limit << 20, size << 20)
+    evidence.json("cgroup memory", out)
+    evidence.figure(f"fin du processus limité à {limit} Mio (cgroup v{out['cgroup_version']})", out["signal"] or out["returncode"])
+    return out
+
+
+@then("le noyau le tue par SIGKILL")
+def killed(ct_control):
+    assert ct_control["signal"] == "SIGKILL", ct_control
+
+
+@then("le cgroup compte une mise à mort pour manque de mémoire (oom_kill)")
+def oom_counted(ct_control):
+    assert ct_control["events"].get("oom_kill", 0) >= 1, ct_control["events"]
+
+
+@then("le cgroup a été supprimé ensuite")
+def removed(ct_control):
+    assert ct_control["cgroup_removed"] and not os.path.exists(ct_control["cgroup"]), ct_control["cgroup"]
