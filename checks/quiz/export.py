@@ -296,6 +296,7 @@ function render() {
   document.getElementById("subtitle").textContent = (DATA.mode === "practice" ? "Entraînement : correction immédiate après « Valider »." : "Examen : vos réponses sont enregistrées dans un fichier à rendre ; la note sera donnée à la correction.") + " " + DATA.questions.length + " questions, " + maxPts + " points.";
   const st = document.getElementById("student");
   if (DATA.student) { st.value = DATA.student; st.readOnly = true; }
+  if (DATA.mode === "practice") st.closest("p").hidden = true;   // practice grades itself: no id needed
   document.getElementById("note").textContent = DATA.mode === "practice" ? "Ce fichier d'entraînement contient les réponses pour se corriger lui-même : ce n'est pas un examen." : "";
   const form = document.getElementById("quiz");
   DATA.questions.forEach((q, n) => {

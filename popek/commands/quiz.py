@@ -105,7 +105,7 @@ def take(args) -> int:
             sheet = sheets.load(path)
             if sheet.student != args.student or sheet.part != bank.module:
                 raise sheets.AnswerFileError(path, f"appartient à {sheet.student} / {sheet.part}")
-            sheets.variant_of(sheet, banks, secret, path)
+            variant = sheets.variant_of(sheet, banks, secret, path)   # the file's variant (its own --count)
         except sheets.AnswerFileError as exc:
             raise UserError(f"impossible de reprendre : {exc}") from None
     else:

@@ -82,3 +82,11 @@ def test_resuming_someone_elses_file_or_with_another_secret_is_refused(tmp_path)
     assert other.returncode == 2 and "impossible de reprendre" in other.stderr and "secret" in other.stderr
     bad_id = popek("take", "demo", "--student", "al ice", "--banks", str(DATA))
     assert bad_id.returncode == 2 and "identifiant d'étudiant invalide" in bad_id.stderr
+
+
+def test_a_resumed_quiz_keeps_the_question_count_it_started_with(tmp_path):
+    answers = tmp_path / "c.json"
+    base = ["take", "demo", "--student", "carole", "--banks", str(DATA), "--secret", "s", "--answers", str(answers)]
+    popek(*base, "--count", "3", stdin="-\n")
+    again = popek(*base, stdin="-\n-\n")
+    assert again.returncode == 0 and "3 questions" in again.stdout and "Reprise : 1/3" in again.stdout
