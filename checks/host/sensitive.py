@@ -54,12 +54,18 @@ class Umip:
         return "pas d'UMIP sur ce processeur" + (" (mais annoncé par le noyau ?)" if self.kernel else "")
 
 
+def decode_umip(cpuinfo_flags: set[str], max_leaf: int, leaf7_ecx: int) -> Umip:
+    """Umip from /proc/cpuinfo's flags, CPUID leaf 0's EAX (highest leaf) and leaf 7's ECX (pure):
+    leaf 7 means nothing on a CPU whose highest leaf is below 7."""
+    return Umip(cpuid=max_leaf >= 7 and bool(leaf7_ecx & (1 << 2)), kernel="umip" in cpuinfo_flags)
+
+
 def umip_state(cpuinfo_path: str = "/proc/cpuinfo") -> Umip:
-    """Read UMIP from CPUID (leaf 7 exists only if leaf 0 says so) and from `cpuinfo_path`'s flags."""
+    """Read UMIP from CPUID, executed here, and from the flags in `cpuinfo_path`."""
     with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
         flags = cpuid.cpuinfo_flags(f.read())
-    leaf7_ecx = cpuid.cpuid(7, 0)[2] if cpuid.cpuid(0)[0] >= 7 else 0
-    return Umip(cpuid=bool(leaf7_ecx & (1 << 2)), kernel="umip" in flags)
+    max_leaf = cpuid.cpuid(0)[0]
+    return decode_umip(flags, max_leaf, cpuid.cpuid(7, 0)[2] if max_leaf >= 7 else 0)
 
 
 @dataclass(frozen=True)
