@@ -161,10 +161,18 @@ def check_flavor_order(q: Question, ctx: Context) -> Finding:
 def compare_flavors(q: Question, flavors: list[tuple[str, int, int, int]]) -> Finding:
     """The ordering key (smallest first) against the cloud's flavors [(name, vcpus, ram MB, disk GB)]."""
     sizes = {normalise(name): (v, r, d) for name, v, r, d in flavors}
+    # An item names a flavor in full ("m1.small", "m1.small (1 vCPU)") or by its size word ("small"):
+    # then the family ("m1") that holds the most items is used, as a cloud's families grow separately.
+    families: dict[str, dict[str, str]] = {}
+    for full in sizes:
+        family, _, word = full.rpartition(" ")
+        families.setdefault(family, {})[word] = full
+    best = max(families.values(), key=lambda words: sum(normalise(t) in words for t in q.items), default={})
     matched = []
     for text in q.items:
         n = normalise(text)
-        name = next((k for k in sorted(sizes, key=len, reverse=True) if n == k or n.startswith(k + " ")), None)
+        name = next((k for k in sorted(sizes, key=len, reverse=True) if n == k or n.startswith(k + " ")), None) \
+            or best.get(n)
         if name:
             matched.append((text, sizes[name]))
     if len(matched) < 2:

@@ -43,6 +43,12 @@ def test_flavor_order_against_flavors():
     assert compare_flavors(q, flavors).status == "ok"
     q = dataclasses.replace(q, items=["m1.large", "m1.small"])
     assert compare_flavors(q, flavors).status == "disagree"
+    # size words, as the course writes them, within the family that has them
+    q = dataclasses.replace(q, items=["tiny", "small", "large"])
+    both = flavors + [("ds.large", 1, 1024, 1), ("ds.small", 8, 32768, 1)]
+    assert compare_flavors(q, both).status == "ok"
+    q = dataclasses.replace(q, items=["small", "tiny"])
+    assert compare_flavors(q, both).status == "disagree"
 
 
 def test_verify_skips_with_the_true_reason_when_nothing_is_reachable(tmp_path):
