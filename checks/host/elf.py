@@ -54,7 +54,7 @@ def read_header(data: bytes) -> ElfInfo:
     if len(data) < _EHDR.size or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise ValueError("not a 64-bit little-endian ELF file")
     fields = _EHDR.unpack_from(data)
-    return ElfInfo(machine=fields[2], entry=fields[4], segments=fields[11])
+    return ElfInfo(machine=fields[2], entry=fields[4], segments=fields[10])
 
 
 def write_executable(path, data: bytes) -> None:
