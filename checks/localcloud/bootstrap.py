@@ -1,0 +1,327 @@
+"""One-time setup of the embedded cloud: databases, identity, catalog, and the course's resources.
+
+Each step leaves a marker (`state.marker(step)`) once it succeeded, so a warm `up` skips it. The
+database steps run the services' own tools in the cloud venv; the API steps use openstacksdk over
+HTTP with the admin credentials of clouds.yaml, like any client would.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from popek.checks.localcloud.errors import CloudError
+from popek.checks.localcloud.services import base_env
+from popek.checks.localcloud.state import ADMIN_PROJECT, HOST, MEMBER_PROJECT, MEMBER_USER, REGION, CloudState
+
+SERVICE_USERS = ("glance", "placement", "nova", "neutron", "cinder", "swift")
+#: (type, name, URL path) of each catalog entry besides identity (keystone-manage bootstrap makes that one).
+CATALOG = (
+    ("image", "glance", "glance", ""),
+    ("placement", "placement", "placement", ""),
+    ("compute", "nova", "nova", "/v2.1"),
+    ("network", "neutron", "neutron", ""),
+    ("volumev3", "cinderv3", "cinder", "/v3"),
+    ("object-store", "swift", "swift", "/v1/AUTH_%(project_id)s"),
+)
+#: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB).
+FLAVORS = (("tiny", 1, 512, 1), ("small", 1, 2048, 10), ("medium", 4, 8192, 40), ("large", 8, 16384, 80))
+PUBLIC_CIDR, PUBLIC_GATEWAY, PUBLIC_POOL = "203.0.113.0/24", "203.0.113.1", ("203.0.113.10", "203.0.113.250")
+PRIVATE_CIDR = "10.0.0.0/24"
+
+
+def run(state: CloudState, argv: list[str], step: str, env: dict | None = None, input: str | None = None) -> None:
+    """Run one setup command of the cloud venv, its output appended to log/setup-<step>.log."""
+    log = state.log(f"setup-{step}")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        out.write(f"\n--- popek: {' '.join(argv)}\n".encode())
+        out.flush()
+        rc = subprocess.run(argv, env=base_env(state) | (env or {}), stdout=out, stderr=subprocess.STDOUT,
+                            cwd=str(state.root), input=input.encode() if input else None,
+                            stdin=None if input else subprocess.DEVNULL).returncode
+    if rc != 0:
+        raise CloudError(f"étape {step} en échec (code {rc}) ; voir {log}")
+
+
+def once(state: CloudState, step: str, fn, *args) -> bool:
+    """Run `fn(*args)` unless step `step` already succeeded; True when it ran."""
+    marker = state.marker(step)
+    if marker.exists():
+        return False
+    fn(*args)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return True
+
+
+# --- before any process starts -------------------------------------------------------------------
+
+def init_mariadb(state: CloudState) -> None:
+    """A private MariaDB data directory (socket only, no TCP), root authenticated by its unix user."""
+    import pwd
+
+    state.data("mariadb").mkdir(parents=True, exist_ok=True)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    run(state, ["/usr/bin/mariadb-install-db", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}",
+                f"--user={user}", f"--auth-root-socket-user={user}", "--skip-test-db"], "mariadb")
+
+
+def init_rabbitmq(state: CloudState) -> None:
+    """RabbitMQ's files under the state directory: no plugins, a small config."""
+    state.data("rabbitmq").mkdir(parents=True, exist_ok=True)
+    (state.data("rabbitmq") / "log").mkdir(exist_ok=True)
+    state.etc("rabbitmq").mkdir(parents=True, exist_ok=True)
+    (state.etc("rabbitmq") / "enabled_plugins").write_text("[].\n")
+    (state.etc("rabbitmq") / "rabbitmq.conf").write_text(
+        "loopback_users.guest = true\ndisk_free_limit.absolute = 50MB\n")
+
+
+def keystone_db(state: CloudState) -> None:
+    conf = ["--config-file", str(state.etc("keystone") / "keystone.conf")]
+    manage = state.bin("keystone-manage")
+    user = ["--keystone-user", str(os.geteuid()), "--keystone-group", str(os.getegid())]
+    run(state, [manage, *conf, "db_sync"], "keystone")
+    run(state, [manage, *conf, "fernet_setup", *user], "keystone")
+    run(state, [manage, *conf, "credential_setup", *user], "keystone")
+    # The password goes through the environment, not argv (visible to every `ps`).
+    run(state, [manage, *conf, "bootstrap", "--bootstrap-username", "admin", "--bootstrap-project-name", ADMIN_PROJECT,
+                "--bootstrap-admin-url", state.url("keystone") + "/v3",
+                "--bootstrap-internal-url", state.url("keystone") + "/v3",
+                "--bootstrap-public-url", state.url("keystone") + "/v3", "--bootstrap-region-id", REGION],
+        "keystone", env={"OS_BOOTSTRAP_PASSWORD": state.passwords()["admin"]})
+
+
+def glance_db(state: CloudState) -> None:
+    run(state, [state.bin("glance-manage"), "--config-file", str(state.etc("glance") / "glance-api.conf"), "db_sync"],
+        "glance")
+
+
+def placement_db(state: CloudState) -> None:
+    run(state, [state.bin("placement-manage"), "--config-file", str(state.etc("placement") / "placement.conf"),
+                "db", "sync"], "placement")
+
+
+def neutron_db(state: CloudState) -> None:
+    """Neutron's schema on sqlite: create_all + stamp (`upgrade head` needs ALTER, pitfall 4)."""
+    db = state.data("neutron") / "neutron.db"
+    script = ("import sys, sqlalchemy\nfrom neutron.db.migration.models import head\n"
+              "head.get_metadata().create_all(sqlalchemy.create_engine(sys.argv[1]))\n")
+    run(state, [state.python, "-c", script, f"sqlite:///{db}"], "neutron")
+    run(state, [state.bin("neutron-db-manage"), "--config-file", str(state.etc("neutron") / "neutron.conf"),
+                "--config-file", str(state.etc("neutron") / "plugins/ml2/ml2_conf.ini"), "stamp", "heads"], "neutron")
+
+
+def cinder_db(state: CloudState) -> None:
+    run(state, [state.bin("cinder-manage"), "--config-file", str(state.etc("cinder") / "cinder.conf"), "db", "sync"],
+        "cinder")
+
+
+def nova_db(state: CloudState) -> None:
+    """MariaDB databases and account for nova, then nova's schemas and its two cells."""
+    pw = state.passwords()["mariadb_nova"].replace("'", "''")
+    sql = ("CREATE DATABASE IF NOT EXISTS nova_api; CREATE DATABASE IF NOT EXISTS nova; "
+           "CREATE DATABASE IF NOT EXISTS nova_cell0; "
+           f"CREATE USER IF NOT EXISTS 'nova'@'localhost' IDENTIFIED BY '{pw}'; "
+           "GRANT ALL PRIVILEGES ON nova_api.* TO 'nova'@'localhost'; "
+           "GRANT ALL PRIVILEGES ON nova.* TO 'nova'@'localhost'; "
+           "GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
+    run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], "nova", input=sql)
+    manage = [state.bin("nova-manage"), "--config-file", str(state.etc("nova") / "nova.conf")]
+    from popek.checks.localcloud.config import mysql
+    run(state, [*manage, "api_db", "sync"], "nova")
+    run(state, [*manage, "cell_v2", "map_cell0", "--database_connection",
+                mysql(state, "nova_cell0", state.passwords()["mariadb_nova"])], "nova")
+    run(state, [*manage, "cell_v2", "create_cell", "--name", "cell1"], "nova")
+    run(state, [*manage, "db", "sync"], "nova")
+
+
+def swift_rings(state: CloudState) -> None:
+    """One-replica rings of one device each, on 127.0.0.1 (account, container, object)."""
+    from popek.checks.localcloud.state import PORTS
+
+    (state.data("swift") / "d1").mkdir(parents=True, exist_ok=True)
+    builder = state.bin("swift-ring-builder")
+    for kind in ("account", "container", "object"):
+        path = str(state.etc("swift") / f"{kind}.builder")
+        run(state, [builder, path, "create", "8", "1", "1"], "swift")
+        run(state, [builder, path, "add", f"r1z1-{HOST}:{PORTS['swift-' + kind]}/d1", "1"], "swift")
+        run(state, [builder, path, "rebalance"], "swift")
+
+
+def databases(state: CloudState) -> None:
+    """Every schema, two at a time (the machine has two cores); nova needs MariaDB running."""
+    steps = {"db-keystone": keystone_db, "db-glance": glance_db, "db-placement": placement_db,
+             "db-neutron": neutron_db, "db-cinder": cinder_db, "db-nova": nova_db, "swift-rings": swift_rings}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(once, state, name, fn, state) for name, fn in steps.items()]
+        for f in futures:
+            f.result()
+
+
+# --- client side ---------------------------------------------------------------------------------
+
+def write_client_config(state: CloudState) -> None:
+    """clouds.yaml with `popek` (member) and `popek-admin`, and an openrc beside it for each (0600)."""
+    pw = state.passwords()
+    entries = {"popek": (MEMBER_USER, MEMBER_PROJECT, pw["member"]), "popek-admin": ("admin", ADMIN_PROJECT, pw["admin"])}
+    clouds = {}
+    for cloud, (user, project, password) in entries.items():
+        clouds[cloud] = {"auth": {"auth_url": state.url("keystone") + "/v3", "username": user, "password": password,
+                                  "project_name": project, "user_domain_name": "Default",
+                                  "project_domain_name": "Default"},
+                         "region_name": REGION, "identity_api_version": 3, "interface": "public"}
+        rc = (f"# popek embedded cloud, {cloud}: source this file, then e.g. `openstack server list`\n"
+              f"export OS_AUTH_URL={state.url('keystone')}/v3\nexport OS_USERNAME={user}\n"
+              f"export OS_PASSWORD='{password}'\nexport OS_PROJECT_NAME={project}\n"
+              "export OS_USER_DOMAIN_NAME=Default\nexport OS_PROJECT_DOMAIN_NAME=Default\n"
+              f"export OS_IDENTITY_API_VERSION=3\nexport OS_REGION_NAME={REGION}\nunset OS_CLOUD\n")
+        _write_private(state.openrc(cloud), rc)
+    _write_private(state.clouds_yaml, yaml.safe_dump({"clouds": clouds}, sort_keys=False))
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def connect(state: CloudState, cloud: str = "popek-admin"):
+    """An openstacksdk connection from the embedded clouds.yaml (the same file the `openstack` CLI reads)."""
+    import openstack
+    from openstack.config import loader
+
+    config = loader.OpenStackConfig(config_files=[str(state.clouds_yaml)], vendor_files=[])
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud))
+
+
+# --- identity and catalog (keystone running) ---------------------------------------------------
+
+def identity(state: CloudState) -> None:
+    """Service project and users (roles admin + service), the member user and project, the catalog."""
+    conn = connect(state)
+    idn = conn.identity
+    pw = state.passwords()
+    roles = {r.name: r for r in idn.roles()}
+    for name in ("admin", "member", "reader", "service"):
+        if name not in roles:
+            roles[name] = idn.create_role(name=name)
+    default = idn.find_domain("default") or idn.find_domain("Default")
+    projects = {p.name: p for p in idn.projects()}
+    for name in ("service", MEMBER_PROJECT):
+        if name not in projects:
+            projects[name] = idn.create_project(name=name, domain_id=default.id)
+    users = {u.name: u for u in idn.users()}
+
+    def user(name, password, project, role_names):
+        u = users.get(name) or idn.create_user(name=name, password=password, domain_id=default.id,
+                                               default_project_id=projects[project].id)
+        if name in users:
+            idn.update_user(u, password=password)
+        for r in role_names:
+            idn.assign_project_role_to_user(projects[project], u, roles[r])
+
+    for name in SERVICE_USERS:
+        user(name, pw[name], "service", ("admin", "service"))
+    user(MEMBER_USER, pw["member"], MEMBER_PROJECT, ("member",))
+
+    services = {s.type: s for s in idn.services()}
+    for stype, sname, port_key, path in CATALOG:
+        svc = services.get(stype) or idn.create_service(type=stype, name=sname, is_enabled=True)
+        existing = {e.interface for e in idn.endpoints(service_id=svc.id)}
+        for interface in ("public", "internal", "admin"):
+            if interface not in existing:
+                idn.create_endpoint(service_id=svc.id, interface=interface, url=state.url(port_key) + path,
+                                    region_id=REGION)
+
+
+# --- the course's resources (everything running) -------------------------------------------------
+
+def wait_compute(state: CloudState, timeout: float = 120.0) -> None:
+    """Wait for nova-compute to report `up` and map its host into cell1 (discover_hosts)."""
+    conn = connect(state)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            up = [s for s in conn.compute.services(binary="nova-compute") if s.state == "up" and s.status == "enabled"]
+            rps = list(conn.placement.resource_providers())
+        except Exception:  # noqa: BLE001 - APIs still warming up; the deadline decides
+            up, rps = [], []
+        if up and rps:
+            break
+        if time.monotonic() > deadline:
+            raise CloudError(f"nova-compute n'est pas « up » après {timeout:.0f} s ; voir {state.log('nova-compute')}")
+        time.sleep(1)
+    once(state, "discover-hosts", run, state, [state.bin("nova-manage"), "--config-file",
+                                               str(state.etc("nova") / "nova.conf"), "cell_v2", "discover_hosts"],
+         "nova")
+
+
+def default_sg_templates(conn) -> None:
+    """The default security-group rule templates that `stamp` skipped (pitfall 5): all egress, and
+    ingress from members of the same group, in each project's `default` group; egress in the others."""
+    if list(conn.network.default_security_group_rules()):
+        return
+    for ether in ("IPv4", "IPv6"):
+        conn.network.create_default_security_group_rule(direction="egress", ether_type=ether,
+                                                        used_in_default_sg=True, used_in_non_default_sg=True)
+        conn.network.create_default_security_group_rule(direction="ingress", ether_type=ether, remote_group_id="PARENT",
+                                                        used_in_default_sg=True, used_in_non_default_sg=False)
+
+
+def flavors(conn) -> None:
+    have = {f.name for f in conn.compute.flavors()}
+    for name, vcpus, ram, disk in FLAVORS:
+        if name not in have:
+            conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True)
+
+
+def images(conn, specs) -> None:
+    """Upload each built image (public) unless one of that name exists."""
+    have = {i.name for i in conn.image.images()}
+    for spec in specs:
+        if spec.name in have:
+            continue
+        conn.image.create_image(name=spec.name, filename=str(spec.path), disk_format=spec.disk_format,
+                                container_format=spec.container_format, visibility="public",
+                                min_ram=getattr(spec, "min_ram", 0), min_disk=getattr(spec, "min_disk", 0),
+                                wait=True, **dict(spec.properties or {}))
+
+
+def networks(state: CloudState, conn) -> None:
+    """`public` (flat, shared, external: instances boot on it and floating IPs come from it) and, for the
+    member, `private` + a router whose gateway is on `public`."""
+    net = conn.network
+    public = net.find_network("public")
+    if public is None:
+        public = net.create_network(name="public", is_router_external=True, is_shared=True,
+                                    provider_network_type="flat", provider_physical_network="public")
+        net.create_subnet(name="public-subnet", network_id=public.id, ip_version=4, cidr=PUBLIC_CIDR,
+                          gateway_ip=PUBLIC_GATEWAY, is_dhcp_enabled=True,
+                          allocation_pools=[{"start": PUBLIC_POOL[0], "end": PUBLIC_POOL[1]}])
+    member = connect(state, "popek")
+    mnet = member.network
+    project_id = member.current_project_id
+    private = mnet.find_network("private", project_id=project_id)
+    if private is None:
+        private = mnet.create_network(name="private")
+        subnet = mnet.create_subnet(name="private-subnet", network_id=private.id, ip_version=4, cidr=PRIVATE_CIDR,
+                                    dns_nameservers=[])
+        router = mnet.create_router(name="router", external_gateway_info={"network_id": public.id})
+        mnet.add_interface_to_router(router, subnet_id=subnet.id)
+    # The member's default group is created on its first network call: make sure it exists now.
+    list(mnet.security_groups(project_id=project_id))
+
+
+def resources(state: CloudState, image_specs) -> None:
+    """Flavors, images, security-group templates and networks, as the course names them."""
+    conn = connect(state)
+    default_sg_templates(conn)
+    flavors(conn)
+    images(conn, image_specs)
+    networks(state, conn)

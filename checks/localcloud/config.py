@@ -1,0 +1,260 @@
+"""Configuration of the embedded cloud, as data first: {file: {section: {key: value}}}.
+
+`generate(state)` returns that mapping (paths relative to `state.etc()`); `merge()` lays a dataplane's
+overrides on top (a value of None deletes a key); `write()` renders INI files. Paste files that ship
+in the service wheels are copied by `copy_shipped()`. Nothing listens outside 127.0.0.1.
+
+Choices that matter (shared/research/local-cloud.md): nova on MariaDB (sqlite locks on parallel boots),
+the rest on sqlite; service users send service tokens; everything logs to stderr, which the process
+table redirects to one log file per process.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+from popek.checks.localcloud.state import HOST, PORTS, REGION, CloudState
+
+Config = dict[str, dict[str, dict[str, object]]]
+
+#: Paste files shipped by the wheels under <venv>/etc/<service>/ and used as they are.
+SHIPPED = {"nova/api-paste.ini": "nova/api-paste.ini", "neutron/api-paste.ini": "neutron/api-paste.ini",
+           "cinder/api-paste.ini": "cinder/api-paste.ini", "glance/glance-api-paste.ini": "glance/glance-api-paste.ini"}
+
+#: Gunicorn apps: name -> (config dir, WSGI callable, port key).
+WSGI_APPS = {
+    "keystone": ("keystone", "keystone.wsgi.api:application", "keystone"),
+    "glance-api": ("glance", "glance.wsgi.api:application", "glance"),
+    "placement-api": ("placement", "placement.wsgi.api:application", "placement"),
+    "nova-api": ("nova", "nova.wsgi.osapi_compute:application", "nova"),
+    "nova-metadata": ("nova", "nova.wsgi.metadata:application", "metadata"),
+    "neutron-api": ("neutron", "neutron.wsgi.api:application", "neutron"),
+}
+
+
+def sqlite(state: CloudState, name: str) -> str:
+    return f"sqlite:///{state.data(name) / (name + '.db')}"
+
+
+def mysql(state: CloudState, database: str, password: str) -> str:
+    return (f"mysql+pymysql://nova:{quote(password, safe='')}@localhost/{database}"
+            f"?unix_socket={state.mysql_socket}&charset=utf8")
+
+
+def rabbit_url() -> str:
+    # guest may only log in from the loopback address, which is all we use.
+    return f"rabbit://guest:guest@{HOST}:{PORTS['rabbitmq']}/"
+
+
+def ksa(state: CloudState, user: str, password: str, **extra) -> dict:
+    """A keystoneauth password section for service user `user` (project `service`)."""
+    return {"auth_type": "password", "auth_url": state.url("keystone") + "/v3", "project_name": "service",
+            "project_domain_name": "Default", "user_domain_name": "Default", "username": user,
+            "password": password, "region_name": REGION, **extra}
+
+
+def authtoken(state: CloudState, user: str, password: str) -> dict:
+    """keystonemiddleware's section: validate tokens, and require a service token with role `service`."""
+    return ksa(state, user, password, www_authenticate_uri=state.url("keystone"),
+               service_token_roles_required=True, service_token_roles="service")
+
+
+def generate(state: CloudState) -> Config:
+    """The whole configuration of the API-only cloud (fake compute, fake volumes, always-bind ML2)."""
+    pw = state.passwords()
+    lock = lambda name: {"lock_path": str(state.data(name) / "lock")}  # noqa: E731
+    noop = {"driver": "noop"}
+    cfg: Config = {}
+
+    cfg["keystone/keystone.conf"] = {
+        "DEFAULT": {"use_stderr": True},
+        "database": {"connection": sqlite(state, "keystone")},
+        "token": {"provider": "fernet"},
+        "fernet_tokens": {"key_repository": str(state.etc("keystone") / "fernet-keys")},
+        "fernet_receipts": {"key_repository": str(state.etc("keystone") / "fernet-keys")},
+        "credential": {"key_repository": str(state.etc("keystone") / "credential-keys")},
+        "oslo_messaging_notifications": noop,
+    }
+
+    cfg["glance/glance-api.conf"] = {
+        "DEFAULT": {"enabled_backends": "fs:file", "use_stderr": True,
+                    "worker_self_reference_url": state.url("glance")},
+        "database": {"connection": sqlite(state, "glance")},
+        "glance_store": {"default_backend": "fs"},
+        "fs": {"filesystem_store_datadir": str(state.data("glance") / "images")},
+        "os_glance_staging_store": {"filesystem_store_datadir": str(state.data("glance") / "staging")},
+        "os_glance_tasks_store": {"filesystem_store_datadir": str(state.data("glance") / "tasks")},
+        "keystone_authtoken": authtoken(state, "glance", pw["glance"]),
+        "paste_deploy": {"flavor": "keystone", "config_file": str(state.etc("glance") / "glance-api-paste.ini")},
+        "oslo_messaging_notifications": noop,
+        "oslo_concurrency": lock("glance"),
+    }
+
+    cfg["placement/placement.conf"] = {
+        "DEFAULT": {"use_stderr": True},
+        "placement_database": {"connection": sqlite(state, "placement")},
+        "api": {"auth_strategy": "keystone"},
+        "keystone_authtoken": authtoken(state, "placement", pw["placement"]),
+    }
+
+    nova_db = lambda db: mysql(state, db, pw["mariadb_nova"])  # noqa: E731
+    cfg["nova/nova.conf"] = {
+        "DEFAULT": {
+            "transport_url": rabbit_url(), "compute_driver": "fake.FakeDriver", "host": "compute1",
+            "my_ip": HOST, "state_path": str(state.data("nova")), "instances_path": str(state.data("nova") / "instances"),
+            "osapi_compute_workers": 1, "metadata_workers": 1, "use_stderr": True,
+            "osapi_compute_listen": HOST, "metadata_listen": HOST,
+            # The fake driver plugs nothing: no vif-plugged event will come.
+            "vif_plugging_is_fatal": False, "vif_plugging_timeout": 0,
+            # FakeDriver reports 8 vCPU / 8000 MB / 500 GB: room for parallel boots of the course's flavors.
+            "cpu_allocation_ratio": 16.0, "ram_allocation_ratio": 8.0, "disk_allocation_ratio": 4.0,
+            "initial_cpu_allocation_ratio": 16.0, "initial_ram_allocation_ratio": 8.0,
+            "initial_disk_allocation_ratio": 4.0,
+        },
+        "api_database": {"connection": nova_db("nova_api")},
+        "database": {"connection": nova_db("nova")},
+        "wsgi": {"api_paste_config": str(state.etc("nova") / "api-paste.ini")},
+        "api": {"auth_strategy": "keystone"},
+        "conductor": {"workers": 1},
+        "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 5},
+        "keystone_authtoken": authtoken(state, "nova", pw["nova"]),
+        "placement": ksa(state, "nova", pw["nova"]),
+        "neutron": ksa(state, "nova", pw["nova"], service_metadata_proxy=False),
+        "cinder": ksa(state, "nova", pw["nova"], os_region_name=REGION),
+        "service_user": ksa(state, "nova", pw["nova"], send_service_user_token=True),
+        "oslo_messaging_notifications": noop,
+        "oslo_concurrency": lock("nova"),
+        "vnc": {"enabled": False},
+        "spice": {"enabled": False},
+    }
+
+    cfg["neutron/neutron.conf"] = {
+        "DEFAULT": {
+            "core_plugin": "ml2", "service_plugins": "router", "transport_url": rabbit_url(),
+            "auth_strategy": "keystone", "state_path": str(state.data("neutron")),
+            "api_paste_config": str(state.etc("neutron") / "api-paste.ini"), "use_stderr": True,
+            "api_workers": 1, "rpc_workers": 0, "rpc_state_report_workers": 0,
+            "notify_nova_on_port_status_changes": True, "notify_nova_on_port_data_changes": True,
+        },
+        "database": {"connection": sqlite(state, "neutron")},
+        "keystone_authtoken": authtoken(state, "neutron", pw["neutron"]),
+        "nova": ksa(state, "neutron", pw["neutron"]),
+        "oslo_messaging_notifications": noop,
+        "oslo_concurrency": lock("neutron"),
+        "agent": {"root_helper": "", "root_helper_daemon": ""},
+    }
+    cfg["neutron/plugins/ml2/ml2_conf.ini"] = {
+        "ml2": {"type_drivers": "flat,vxlan,local", "tenant_network_types": "vxlan",
+                "mechanism_drivers": "popek_alwaysbind", "extension_drivers": "port_security"},
+        "ml2_type_flat": {"flat_networks": "public"},
+        "ml2_type_vxlan": {"vni_ranges": "1:1000"},
+    }
+
+    cfg["cinder/cinder.conf"] = {
+        "DEFAULT": {
+            "transport_url": rabbit_url(), "auth_strategy": "keystone", "my_ip": HOST,
+            "osapi_volume_listen": HOST, "osapi_volume_listen_port": PORTS["cinder"], "osapi_volume_workers": 1,
+            "enabled_backends": "fake", "state_path": str(state.data("cinder")), "host": "volume1",
+            "api_paste_config": str(state.etc("cinder") / "api-paste.ini"), "use_stderr": True,
+        },
+        "database": {"connection": sqlite(state, "cinder")},
+        "fake": {"volume_driver": "cinder.tests.fake_driver.FakeLoggingVolumeDriver", "volume_backend_name": "fake"},
+        "keystone_authtoken": authtoken(state, "cinder", pw["cinder"]),
+        "nova": ksa(state, "cinder", pw["cinder"]),
+        "oslo_messaging_notifications": noop,
+        "oslo_concurrency": lock("cinder"),
+    }
+
+    swift_common = {"bind_ip": HOST, "swift_dir": str(state.etc("swift")), "devices": str(state.data("swift")),
+                    "mount_check": False, "workers": 0}  # workers>=1 die silently without /dev/log
+    cfg["swift/swift.conf"] = {
+        "swift-hash": {"swift_hash_path_suffix": "popek", "swift_hash_path_prefix": "popek"},
+        "storage-policy:0": {"name": "Policy-0", "default": "yes"},
+    }
+    for kind in ("account", "container", "object"):
+        cfg[f"swift/{kind}-server.conf"] = {
+            "DEFAULT": swift_common | {"bind_port": PORTS[f"swift-{kind}"]},
+            "pipeline:main": {"pipeline": f"{kind}-server"},
+            f"app:{kind}-server": {"use": f"egg:swift#{kind}"},
+        }
+    cfg["swift/proxy-server.conf"] = {
+        "DEFAULT": {"bind_ip": HOST, "bind_port": PORTS["swift"], "swift_dir": str(state.etc("swift")), "workers": 0},
+        "pipeline:main": {"pipeline": "catch_errors proxy-logging authtoken keystoneauth proxy-logging proxy-server"},
+        "app:proxy-server": {"use": "egg:swift#proxy", "account_autocreate": True},
+        "filter:catch_errors": {"use": "egg:swift#catch_errors"},
+        "filter:proxy-logging": {"use": "egg:swift#proxy_logging"},
+        "filter:keystoneauth": {"use": "egg:swift#keystoneauth", "operator_roles": "admin,member"},
+        "filter:authtoken": {"paste.filter_factory": "keystonemiddleware.auth_token:filter_factory",
+                             "delay_auth_decision": True, **authtoken(state, "swift", pw["swift"])},
+    }
+
+    cfg["mariadb/my.cnf"] = {
+        "client": {"socket": str(state.mysql_socket)},
+        "mysqld": {"datadir": str(state.data("mariadb")), "socket": str(state.mysql_socket),
+                   "pid-file": str(state.data("mariadb") / "mariadbd.pid"), "skip-networking": True,
+                   "skip-name-resolve": True, "performance_schema": "OFF", "innodb_buffer_pool_size": "64M",
+                   "innodb_log_file_size": "32M", "max_connections": 200, "character-set-server": "utf8mb4",
+                   "skip-log-bin": True},
+    }
+
+    for name, (directory, app, port) in WSGI_APPS.items():
+        # gunicorn reads ./gunicorn.conf.py: one directory per app, the process's working directory.
+        cfg[f"{directory}/gunicorn-{name}/gunicorn.conf.py"] = {"": {
+            "bind": f"{HOST}:{PORTS[port]}", "workers": 1, "wsgi_app": app, "timeout": 300,
+            "control_socket_disable": True, "proc_name": name}}
+    return cfg
+
+
+def merge(base: Config, overrides: Config) -> Config:
+    """`base` with `overrides` laid on top, key by key; an override value of None removes the key."""
+    out = {f: {s: dict(kv) for s, kv in sections.items()} for f, sections in base.items()}
+    for f, sections in overrides.items():
+        for s, kv in sections.items():
+            target = out.setdefault(f, {}).setdefault(s, {})
+            for k, v in kv.items():
+                if v is None:
+                    target.pop(k, None)
+                else:
+                    target[k] = v
+    return out
+
+
+def render_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render(path: str, sections: dict) -> str:
+    """INI text of one file (a `.py` file, i.e. gunicorn's, is rendered as Python assignments)."""
+    if path.endswith(".py"):
+        return "".join(f"{k} = {v!r}\n" for kv in sections.values() for k, v in kv.items())
+    lines = []
+    for section, kv in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in kv.items():
+            text = render_value(value)
+            # my.cnf flags are bare words; INI keys with an empty value stay "key =".
+            lines.append(key if (path.endswith(".cnf") and value is True) else f"{key} = {text}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write(state: CloudState, cfg: Config) -> None:
+    """Write every file of `cfg` under `state.etc()` (mode 0600: they hold passwords)."""
+    for rel, sections in cfg.items():
+        path = state.etc() / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = render(rel, sections)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        path.chmod(0o600)
+
+
+def copy_shipped(state: CloudState) -> None:
+    """Copy the paste files shipped in the wheels (under <venv>/etc) next to the generated configs."""
+    for src, dst in SHIPPED.items():
+        target = state.etc() / dst
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(state.venv / "etc" / src, target)

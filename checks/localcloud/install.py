@@ -1,0 +1,132 @@
+"""First-use installation of the embedded cloud: Debian packages (apt) and the services' own venv.
+
+The venv is rebuilt only when `cloud-requirements.txt` changes (its hash is kept in the venv), so a
+second `up` costs one file read here.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from popek.checks.localcloud.errors import CloudError
+
+REQUIREMENTS = Path(__file__).with_name("cloud-requirements.txt")
+#: Debian packages the API-only cloud needs (MariaDB for nova, RabbitMQ for oslo.messaging).
+APT_PACKAGES = ("rabbitmq-server", "mariadb-server")
+DRIVER_DIST = "popek_alwaysbind"
+DRIVER_VERSION = "1.0"
+
+
+def missing_packages(packages=APT_PACKAGES) -> list[str]:
+    """The Debian packages of `packages` that dpkg does not report as installed."""
+    if shutil.which("dpkg-query") is None:
+        return list(packages)
+    missing = []
+    for pkg in packages:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        if "install ok installed" not in out.stdout:
+            missing.append(pkg)
+    return missing
+
+
+def ensure_apt(packages=APT_PACKAGES) -> list[str]:
+    """Install the missing packages of `packages` with apt-get; returns what was installed.
+
+    Package scripts may not start daemons (a policy-rc.d may forbid it, and popek runs its own
+    MariaDB and RabbitMQ on private state directories anyway).
+    """
+    missing = missing_packages(packages)
+    if not missing:
+        return []
+    if shutil.which("apt-get") is None:
+        raise CloudError(f"paquets Debian manquants : {' '.join(missing)} ; apt-get est introuvable sur cette "
+                         "machine, installez-les autrement")
+    if os.geteuid() != 0:
+        raise CloudError(f"paquets Debian manquants : {' '.join(missing)} ; relancez en root ou installez-les : "
+                         f"apt-get install -y --no-install-recommends {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if run.returncode != 0:  # stale package lists: refresh once, then retry
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise CloudError(f"apt-get install {' '.join(missing)} a échoué : {run.stderr.strip()[-400:]}")
+    return missing
+
+
+def requirements_digest() -> str:
+    """What the venv was built from: the pinned requirements and the driver's source."""
+    return hashlib.sha256(REQUIREMENTS.read_bytes() + Path(__file__).with_name("alwaysbind.py").read_bytes()).hexdigest()
+
+
+def venv_ready(venv: Path) -> bool:
+    stamp = venv / "popek-requirements.sha256"
+    return stamp.exists() and stamp.read_text().strip() == requirements_digest()
+
+
+def ensure_venv(venv: Path, log: Path) -> bool:
+    """Create `venv` and pip-install the pinned services into it; False when it was already up to date.
+
+    The pip output goes to `log` (pip's index warnings are many and say nothing about success).
+    """
+    if venv_ready(venv):
+        return False
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        rc = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q",
+                             "-r", str(REQUIREMENTS)], stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise CloudError(f"pip install des services a échoué (code {rc}), voir {log}")
+    install_alwaysbind(venv)
+    (venv / "popek-requirements.sha256").write_text(requirements_digest() + "\n")
+    return True
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def alwaysbind_wheel(dest: Path) -> Path:
+    """Write the wheel of the always-bind ML2 driver into `dest` and return its path.
+
+    A wheel is a zip with a dist-info; building it here needs no build backend in the cloud venv.
+    """
+    dist_info = f"{DRIVER_DIST}-{DRIVER_VERSION}.dist-info"
+    files = {
+        f"{DRIVER_DIST}.py": Path(__file__).with_name("alwaysbind.py").read_bytes(),
+        f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: {DRIVER_DIST}\nVersion: {DRIVER_VERSION}\n"
+                                  "Summary: popek's always-bind ML2 mechanism driver (API-only cloud)\n").encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: popek\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/entry_points.txt": (f"[neutron.ml2.mechanism_drivers]\n"
+                                          f"{DRIVER_DIST} = {DRIVER_DIST}:AlwaysBindDriver\n").encode(),
+    }
+    record = "\n".join(_record_line(n, d) for n, d in files.items()) + f"\n{dist_info}/RECORD,,\n"
+    files[f"{dist_info}/RECORD"] = record.encode()
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{DRIVER_DIST}-{DRIVER_VERSION}-py3-none-any.whl"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def install_alwaysbind(venv: Path) -> None:
+    """pip-install the always-bind driver's wheel into the cloud venv (reinstalled each time: it is tiny)."""
+    wheel = alwaysbind_wheel(venv / "popek-wheels")
+    run = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q",
+                          "--no-deps", "--no-index", "--force-reinstall", str(wheel)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise CloudError(f"installation du pilote ML2 popek_alwaysbind impossible : {run.stderr.strip()[-400:]}")

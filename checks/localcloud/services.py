@@ -1,0 +1,282 @@
+"""The embedded cloud's process table (data), and starting, watching and stopping its processes.
+
+Hook contract for a dataplane (`popek.checks.localcloud.dataplane`, optional module)
+-----------------------------------------------------------------------------------
+`lifecycle.up(state, dataplane=True)` imports that module when it exists and calls, in this order:
+
+- `config_overrides(state) -> {file: {section: {key: value}}}`: laid over `config.generate(state)`
+  key by key before anything is written (file paths relative to `state.etc()`, e.g.
+  `"nova/nova.conf"`, `"neutron/plugins/ml2/ml2_conf.ini"`; a value of None removes a key). This is
+  where neutron switches to the openvswitch mechanism driver and nova-compute to libvirt/qemu.
+- `prepare(state) -> None`: once the configuration is written and before any process starts
+  (apt packages, OVS database, bridges, libvirtd's qemu.conf…). Must be idempotent.
+- `services(state) -> list[Service]`: more processes, started with the core ones of the same `stage`
+  (see STAGES); a returned Service whose name equals a core one REPLACES it (e.g. a nova-compute with
+  another environment). Each is started, watched, reported and stopped exactly like the core ones.
+- `teardown(state) -> None`: after every process is stopped by `down` (remove taps, bridges…).
+  Must tolerate "already gone".
+
+A Service is pure data: `argv` (absolute paths), `env` (added to a minimal environment), `cwd`, `log`
+(stdout and stderr of the process), `health` ("http://…" answered below 500, "tcp://host:port"
+accepting, "unix:///path" accepting, or "" = the process is alive), `stage`. Every process started
+here carries `POPEK_CLOUD=<state root>` in its environment, inherited by its children: that is how
+`down` proves that nothing of ours is left running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from popek.checks.localcloud import config
+from popek.checks.localcloud.errors import CloudError
+from popek.checks.localcloud.state import HOST, PORTS, CloudState
+
+#: Start order. 0: databases and message bus; 1: identity; 2: the other services (their service
+#: users exist by then: conductor and scheduler exit on a 401 otherwise); 3: compute (after placement).
+STAGES = (0, 1, 2, 3)
+ENV_MARK = "POPEK_CLOUD"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    log: str = ""
+    health: str = ""
+    stage: int = 2
+
+
+def _wsgi(state: CloudState, name: str, conf_env: dict[str, str]) -> Service:
+    directory, _app, port = config.WSGI_APPS[name]
+    # gunicorn gets no argument at all: oslo.config parses sys.argv too and would reject gunicorn's
+    # (research pitfall 2). Its settings are ./gunicorn.conf.py in its working directory.
+    return Service(name, [state.bin("gunicorn")], env=conf_env, cwd=str(state.etc(directory) / f"gunicorn-{name}"),
+                   log=str(state.log(name)), health=f"http://{HOST}:{PORTS[port]}/",
+                   stage=1 if name == "keystone" else 2)
+
+
+def core_services(state: CloudState) -> list[Service]:
+    """The API-only cloud: fake compute driver, fake volume driver, always-bind ML2, no agents."""
+    etc = state.etc()
+    nova_conf = ["--config-file", str(etc / "nova/nova.conf")]
+    cinder_conf = ["--config-file", str(etc / "cinder/cinder.conf")]
+    nova_env = {"OS_NOVA_CONFIG_DIR": str(etc / "nova"), "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
+    # (nova's WSGI loader takes its paste pipeline from the FIRST file of that list)
+    rabbit_env = {
+        "RABBITMQ_NODE_IP_ADDRESS": HOST, "ERL_EPMD_ADDRESS": HOST, "RABBITMQ_NODENAME": "rabbit@localhost",
+        "RABBITMQ_NODE_PORT": str(PORTS["rabbitmq"]), "RABBITMQ_DIST_PORT": str(PORTS["rabbitmq-dist"]),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "RABBITMQ_MNESIA_BASE": str(state.data("rabbitmq") / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(state.data("rabbitmq") / "log"), "RABBITMQ_LOGS": "-",
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(state.etc("rabbitmq") / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(state.etc("rabbitmq") / "rabbitmq"),
+        "RABBITMQ_PID_FILE": str(state.data("rabbitmq") / "rabbit.pid"),
+        "HOME": str(state.data("rabbitmq")),  # its Erlang cookie lives in $HOME
+    }
+    mysqld = ["/usr/sbin/mariadbd", f"--defaults-file={etc / 'mariadb/my.cnf'}"]
+    if os.geteuid() == 0:
+        mysqld.append("--user=root")
+    svc = [
+        Service("mariadb", mysqld, log=str(state.log("mariadb")), health=f"unix://{state.mysql_socket}", stage=0),
+        Service("epmd", ["/usr/bin/epmd", "-address", HOST, "-port", str(PORTS["epmd"])],
+                log=str(state.log("epmd")), health=f"tcp://{HOST}:{PORTS['epmd']}", stage=0),
+        Service("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=rabbit_env, cwd=str(state.data("rabbitmq")),
+                log=str(state.log("rabbitmq")), health=f"tcp://{HOST}:{PORTS['rabbitmq']}", stage=0),
+        _wsgi(state, "keystone", {"OS_KEYSTONE_CONFIG_DIR": str(etc / "keystone")}),
+        _wsgi(state, "glance-api", {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")}),
+        _wsgi(state, "placement-api", {"OS_PLACEMENT_CONFIG_DIR": str(etc / "placement")}),
+        _wsgi(state, "nova-api", nova_env),
+        _wsgi(state, "nova-metadata", nova_env),
+        _wsgi(state, "neutron-api", {"OS_NEUTRON_CONFIG_DIR": str(etc / "neutron"),
+                                     "OS_NEUTRON_CONFIG_FILES": "neutron.conf;plugins/ml2/ml2_conf.ini"}),
+        Service("nova-conductor", [state.bin("nova-conductor"), *nova_conf], log=str(state.log("nova-conductor"))),
+        Service("nova-scheduler", [state.bin("nova-scheduler"), *nova_conf], log=str(state.log("nova-scheduler"))),
+        Service("nova-compute", [state.bin("nova-compute"), *nova_conf], log=str(state.log("nova-compute")), stage=3),
+        Service("cinder-api", [state.bin("cinder-api"), *cinder_conf], log=str(state.log("cinder-api")),
+                health=f"http://{HOST}:{PORTS['cinder']}/"),
+        Service("cinder-scheduler", [state.bin("cinder-scheduler"), *cinder_conf], log=str(state.log("cinder-scheduler"))),
+        Service("cinder-volume", [state.bin("cinder-volume"), *cinder_conf], log=str(state.log("cinder-volume"))),
+    ]
+    for kind in ("account", "container", "object"):
+        svc.append(Service(f"swift-{kind}", [state.bin(f"swift-{kind}-server"), str(etc / f"swift/{kind}-server.conf")],
+                           log=str(state.log(f"swift-{kind}")), health=f"tcp://{HOST}:{PORTS['swift-' + kind]}"))
+    svc.append(Service("swift-proxy", [state.bin("swift-proxy-server"), str(etc / "swift/proxy-server.conf")],
+                       log=str(state.log("swift-proxy")), health=f"http://{HOST}:{PORTS['swift']}/healthcheck"))
+    return svc
+
+
+def with_extra(core: list[Service], extra: list[Service]) -> list[Service]:
+    """`core` where each Service of `extra` replaces the one of the same name, the others appended."""
+    by_name = {s.name: s for s in extra}
+    table = [by_name.pop(s.name, s) for s in core]
+    return table + [s for s in extra if s.name in by_name]
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/pid/stat), None when it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def read_pid(state: CloudState, name: str) -> int | None:
+    """The pid of service `name` if the process recorded at its start is still that process."""
+    try:
+        rec = json.loads(state.pidfile(name).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = rec.get("pid") if isinstance(rec, dict) else None
+    if pid and _start_time(pid) == rec.get("start") and not _is_zombie(pid):
+        return pid
+    return None
+
+
+def base_env(state: CloudState) -> dict[str, str]:
+    """A small, predictable environment: no OS_* of the caller leaks into the services."""
+    return {"PATH": f"{state.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1", ENV_MARK: str(state.root)}
+
+
+def start(state: CloudState, svc: Service) -> int:
+    """Start `svc` in its own session (so it outlives `popek`), record its pid; returns the pid."""
+    Path(svc.log).parent.mkdir(parents=True, exist_ok=True)
+    Path(svc.cwd).mkdir(parents=True, exist_ok=True)
+    env = base_env(state) | svc.env
+    argv = list(svc.argv)
+    with open(svc.log, "ab") as log:
+        log.write(f"\n--- popek: start {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, cwd=svc.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    state.pidfile(svc.name).parent.mkdir(parents=True, exist_ok=True)
+    state.pidfile(svc.name).write_text(json.dumps({"pid": proc.pid, "start": _start_time(proc.pid), "argv": argv}))
+    return proc.pid
+
+
+def healthy(svc: Service, timeout: float = 2.0) -> bool:
+    """One probe of `svc.health` (see the module docstring); "" means nothing beyond being alive."""
+    h = svc.health
+    try:
+        if h.startswith("http"):
+            try:
+                with urllib.request.urlopen(h, timeout=timeout) as r:
+                    return r.status < 500
+            except urllib.error.HTTPError as exc:
+                return exc.code < 500
+        if h.startswith("tcp://"):
+            host, port = h[6:].rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        if h.startswith("unix://"):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(timeout)
+                s.connect(h[7:])
+                return True
+    except OSError:
+        return False
+    return True
+
+
+def port_of(svc: Service) -> int | None:
+    """The TCP port `svc` will listen on, when its health check names one."""
+    h = svc.health
+    if h.startswith(("http://", "tcp://")):
+        hostport = h.split("//", 1)[1].split("/", 1)[0]
+        return int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 80
+    return None
+
+
+def wait_healthy(state: CloudState, services: list[Service], timeout: float = 120.0) -> None:
+    """Wait until every service of `services` is alive and answers its health check.
+
+    Raises CloudError naming the first one that died (or did not answer in `timeout` s) and its log.
+    """
+    pending = list(services)
+    deadline = time.monotonic() + timeout
+    while pending:
+        for svc in list(pending):
+            if read_pid(state, svc.name) is None:
+                raise CloudError(f"le service {svc.name} s'est arrêté au démarrage ; voir {svc.log}")
+            if healthy(svc, timeout=1.0):
+                pending.remove(svc)
+        if pending and time.monotonic() > deadline:
+            svc = pending[0]
+            raise CloudError(f"le service {svc.name} ne répond pas ({svc.health}) après {timeout:.0f} s ; voir {svc.log}")
+        if pending:
+            time.sleep(0.2)
+
+
+def ours(state: CloudState) -> list[int]:
+    """Every process whose environment carries our mark (the services and all their children)."""
+    mark = f"{ENV_MARK}={state.root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0") and not _is_zombie(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def stop(state: CloudState, names: list[str], grace: float = 20.0) -> list[int]:
+    """Stop services `names` (their whole process groups: SIGTERM, then SIGKILL after `grace` s),
+    then any other process that carries our mark. Returns the pids still alive afterwards (none expected)."""
+    groups = []
+    for name in names:
+        pid = read_pid(state, name)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                groups.append(pid)
+            except ProcessLookupError:
+                pass
+        state.pidfile(name).unlink(missing_ok=True)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and ours(state):
+        time.sleep(0.2)
+    for pid in ours(state):  # stragglers: children that left their group, or a hung service
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.2)
+    return ours(state)
+
+
+def process_rss_pss(pid: int) -> tuple[int, int]:
+    """Resident and proportional set size of `pid` in KiB (from /proc/pid/smaps_rollup), 0s if gone."""
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss

@@ -1,0 +1,123 @@
+"""The embedded cloud's state directory: where each thing lives, and the per-install passwords.
+
+Layout under `root` (`popek.paths.embedded_cloud_dir()`):
+  venv/            the services' own Python environment (cloud-requirements.txt)
+  etc/<service>/   generated configuration           data/<service>/  databases, images, volumes
+  log/<name>.log   one log per process               run/<name>.pid   one pid file per process
+  secrets.json     generated passwords (mode 0600)   clouds.yaml, openrc-*  the client side
+Built images are cached beside it (`<root>/../cache`, see images.py): they are not cloud state, and
+`destroy` keeps them so that a cold `up` does not rebuild a Debian from packages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Accounts whose passwords are generated per install. `admin` and `member` are people; the rest
+#: are service users (keystone_authtoken, service tokens) and the MariaDB account of nova.
+ACCOUNTS = ("admin", "member", "glance", "placement", "nova", "neutron", "cinder", "swift", "mariadb_nova")
+
+HOST = "127.0.0.1"
+PORTS = {
+    "keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "metadata": 8775,
+    "neutron": 9696, "cinder": 8776, "swift": 8080,
+    "swift-account": 6202, "swift-container": 6201, "swift-object": 6200,
+    "rabbitmq": 5672, "rabbitmq-dist": 25672, "epmd": 4369,
+}
+REGION = "RegionOne"
+#: One data directory per OpenStack service (sqlite database, image store, lock files…); MariaDB's and
+#: RabbitMQ's are made by their own initialisation (a stray directory in MariaDB's would be a database).
+DATA_DIRS = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "swift")
+ADMIN_PROJECT, MEMBER_PROJECT, MEMBER_USER = "admin", "demo", "demo"
+
+
+@dataclass(frozen=True)
+class CloudState:
+    """Paths of one embedded cloud rooted at `root`, and its passwords (loaded lazily)."""
+
+    root: Path
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    def bin(self, name: str) -> str:
+        """Path of console script `name` inside the cloud venv."""
+        return str(self.venv / "bin" / name)
+
+    @property
+    def python(self) -> str:
+        return self.bin("python")
+
+    def etc(self, service: str = "") -> Path:
+        return self.root / "etc" / service if service else self.root / "etc"
+
+    def data(self, service: str = "") -> Path:
+        return self.root / "data" / service if service else self.root / "data"
+
+    def log(self, name: str) -> Path:
+        return self.root / "log" / f"{name}.log"
+
+    def pidfile(self, name: str) -> Path:
+        return self.root / "run" / f"{name}.pid"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def image_cache(self) -> Path:
+        return self.root.parent / "cache"
+
+    @property
+    def mysql_socket(self) -> Path:
+        return self.root / "run" / "mysqld.sock"
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.root / "clouds.yaml"
+
+    def openrc(self, cloud: str) -> Path:
+        return self.root / f"openrc-{cloud}"
+
+    def marker(self, step: str) -> Path:
+        """A file whose presence says a one-time step (db sync, bootstrap) already succeeded."""
+        return self.root / "run" / "done" / step
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets.json"
+
+    def passwords(self) -> dict[str, str]:
+        """The per-install passwords, generated on first call and kept in secrets.json (0600).
+
+        Every value is fed to popek's redactor so that it never reaches a report or a log popek writes.
+        """
+        from popek.checks.secrets import REDACT
+
+        path = self.secrets_file
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        missing = [a for a in ACCOUNTS if a not in stored]
+        if missing:
+            stored.update({a: secrets.token_urlsafe(18) for a in missing})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(stored, f, indent=1)
+        os.chmod(path, 0o600)
+        for value in stored.values():
+            REDACT.add(value)
+        return stored
+
+    def url(self, service: str) -> str:
+        """Base URL of an HTTP service (`keystone`, `nova`, …) on the loopback address."""
+        return f"http://{HOST}:{PORTS[service]}"
+
+    def mkdirs(self) -> None:
+        for d in (self.etc(), self.root / "log", self.run_dir, self.marker("x").parent):
+            d.mkdir(parents=True, exist_ok=True)
+        for name in DATA_DIRS:
+            (self.data(name) / "lock").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,119 @@
+"""`popek cloud up|down|status|env|destroy`: the embedded OpenStack cloud, on 127.0.0.1 only."""
+from __future__ import annotations
+
+import time
+
+from popek import paths
+
+
+def register(sub):
+    p = sub.add_parser("cloud", help="the embedded OpenStack cloud (up, down, status, env, destroy)")
+    cmds = p.add_subparsers(dest="cloud_command", metavar="ACTION", required=True)
+    up = cmds.add_parser("up", help="install on first use, then start every service (idempotent)")
+    up.add_argument("--no-dataplane", action="store_true",
+                    help="API-only cloud (fake compute driver) even when the dataplane module is present")
+    up.set_defaults(func=cmd_up)
+    cmds.add_parser("down", help="stop every process of the embedded cloud").set_defaults(func=cmd_down)
+    cmds.add_parser("status", help="each service: pid, health, log").set_defaults(func=cmd_status)
+    cmds.add_parser("env", help="where clouds.yaml and the openrc files are, and how to use them").set_defaults(func=cmd_env)
+    cmds.add_parser("destroy", help="down, then delete the cloud's state (venv, databases, passwords)").set_defaults(
+        func=cmd_destroy)
+    return p
+
+
+def _state():
+    from popek.checks.localcloud.state import CloudState
+
+    return CloudState(paths.embedded_cloud_dir())
+
+
+def _user_errors(fn):
+    """CloudError (a message for the user) becomes popek's UserError: one line, exit code 1."""
+    def wrapper(args):
+        from popek.checks.localcloud.errors import CloudError
+        from popek.cli import UserError
+
+        try:
+            return fn(args)
+        except CloudError as exc:
+            raise UserError(str(exc), 1) from None
+    return wrapper
+
+
+@_user_errors
+def cmd_up(args) -> int:
+    from popek.checks.localcloud import lifecycle
+
+    state = _state()
+    print(f"popek cloud up : état dans {state.root}", flush=True)
+    lifecycle.up(state, dataplane=not args.no_dataplane, log=lambda line: print(line, flush=True))
+    print(f"popek cloud up : `popek cloud env` pour s'en servir", flush=True)
+    return 0
+
+
+@_user_errors
+def cmd_down(args) -> int:
+    from popek.checks.localcloud import lifecycle
+
+    t0 = time.monotonic()
+    left = lifecycle.down(_state())
+    if left:
+        print(f"popek cloud down : processus encore en vie : {' '.join(map(str, left))}")
+        return 1
+    print(f"popek cloud down : tout est arrêté ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
+@_user_errors
+def cmd_status(args) -> int:
+    from popek.checks.localcloud import lifecycle
+
+    state = _state()
+    mode, rows = lifecycle.status(state)
+    print(f"cloud embarqué : {state.root}")
+    print(f"mode : {lifecycle.mode_label(mode)}")
+    if not rows:
+        print("aucun service démarré (`popek cloud up`)")
+        return 3
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        verdict = "ok" if r.ok else ("ne répond pas" if r.pid else "arrêté")
+        print(f"  {r.name:<{width}}  pid {r.pid or '-':>7}  {verdict:<13} {r.health:<40} {r.log}")
+    up = sum(r.ok for r in rows)
+    print(f"{up}/{len(rows)} services en marche")
+    return 0 if up == len(rows) else 3
+
+
+@_user_errors
+def cmd_env(args) -> int:
+    state = _state()
+    yaml_path = paths.embedded_clouds_yaml()
+    if not yaml_path.exists():
+        print("pas encore de clouds.yaml : lancez `popek cloud up`")
+        return 3
+    print(f"""clouds.yaml : {yaml_path}  (mots de passe générés à l'installation, fichier en mode 0600)
+  nuages : popek (utilisateur membre, projet demo) et popek-admin (administrateur)
+
+Recommandé (n'écrase rien dans ~/.config/openstack) :
+  export OS_CLIENT_CONFIG_FILE={yaml_path}
+  export OS_CLOUD=popek
+  openstack server list
+  openstack server create --flavor small --image 'Debian 13' --net public mon-instance
+
+Ou un fichier openrc, comme dans le cours :
+  source {state.openrc('popek')}        # membre
+  source {state.openrc('popek-admin')}  # administrateur
+
+popek lui-même trouve ce nuage sans réglage : `popek run cloud` (ou --os-cloud popek-admin).
+Copier le fichier dans ~/.config/openstack/clouds.yaml marche aussi, mais remplacerait vos autres nuages.""")
+    return 0
+
+
+@_user_errors
+def cmd_destroy(args) -> int:
+    from popek.checks.localcloud import lifecycle
+
+    state = _state()
+    lifecycle.destroy(state)
+    print(f"popek cloud destroy : {state.root} supprimé (images construites gardées dans {state.image_cache})")
+    return 0
