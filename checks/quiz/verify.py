@@ -35,6 +35,13 @@ class Context:
     clouds_yaml: Path | None = None
     _conn: object = None
     _conn_error: str = ""
+    _pg: object = None
+
+    def pg_table(self) -> dict:
+        """The host's measured Popek–Goldberg table, measured once per verification run."""
+        if self._pg is None:
+            self._pg = measure_pg_table()
+        return self._pg
 
     def connection(self):
         """An authenticated openstacksdk connection, or None with `_conn_error` set to the reason."""
@@ -64,13 +71,28 @@ def _canon(name: str) -> str:
     return next((k for k, names in ALIASES.items() if n in names), n)
 
 
-def check_pg_table(q: Question) -> Finding:
+def measure_pg_table():
+    """The host's measured table {technique: {condition: "OK"|"KO"|None}} from popek.checks.host.pgtable
+    (`measure()`, or `build(Measurements()).verdicts()`); raises LookupError when there is none yet."""
     import importlib
     import importlib.util
     if importlib.util.find_spec("popek.checks.host.pgtable") is None:
-        return Finding(q.id, q.verify, "skip", "popek.checks.host.pgtable n'existe pas encore : aucun tableau mesuré")
+        raise LookupError("popek.checks.host.pgtable n'existe pas encore : aucun tableau mesuré")
+    mod = importlib.import_module("popek.checks.host.pgtable")
+    if hasattr(mod, "measure"):
+        table = mod.measure()
+    elif hasattr(mod, "build") and hasattr(mod, "Measurements"):
+        table = mod.build(mod.Measurements())
+    else:
+        raise LookupError("popek.checks.host.pgtable n'offre ni measure() ni build() : aucun tableau mesuré")
+    return table.verdicts() if hasattr(table, "verdicts") else table
+
+
+def check_pg_table(q: Question, ctx: "Context") -> Finding:
     try:
-        measured = importlib.import_module("popek.checks.host.pgtable").measure()
+        measured = ctx.pg_table()
+    except LookupError as exc:
+        return Finding(q.id, q.verify, "skip", str(exc))
     except Exception as exc:
         return Finding(q.id, q.verify, "skip", f"mesure du tableau impossible ({type(exc).__name__} : {exc})")
     return compare_pg_table(q, measured)
@@ -192,7 +214,7 @@ def verify_banks(banks: dict[str, Bank], ctx: Context) -> list[Finding]:
             if not q.verify:
                 continue
             if q.verify == "pg-table":
-                out.append(check_pg_table(q) if q.type == "pgtable" else
+                out.append(check_pg_table(q, ctx) if q.type == "pgtable" else
                            Finding(q.id, q.verify, "skip", f"pg-table attend une question pgtable, pas {q.type}"))
             elif q.verify == "catalog-services":
                 out.append(check_catalog_services(q, ctx))
