@@ -57,3 +57,15 @@ def popf_effect(flags_change, flag, effect):
     expected = {"ignoré en silence": flags_change.dropped, "appliqué": flags_change.applied}
     assert effect in expected, f"effet inconnu {effect!r} : {', '.join(expected)}"
     assert flags_change.flag == flag and expected[effect], flags_change.describe()
+
+
+@when("je lis le sélecteur CS par MOV en ring 3 dans un processus isolé", target_fixture="cs_read")
+def read_cs(evidence):
+    fault = sensitive.cs_reveals_ring()
+    evidence.figure("MOV EAX, CS en ring 3", fault.describe())
+    return fault
+
+
+@then(parsers.parse("la lecture de CS s'exécute sans faute visible du programme et révèle le niveau de privilège {level:d}"))
+def cs_reveals(cs_read, level):
+    assert cs_read.outcome == "returned" and cs_read.returned == level, cs_read.describe()

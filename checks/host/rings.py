@@ -15,13 +15,14 @@ from popek.checks.host.isolate import Fault, run_isolated
 from popek.checks.machine import MachineCode
 from popek.checks.timing import Ratio, iterations_for, ns_per_iteration
 
-# mov eax, cs ; and eax, 3 ; ret   -> the current privilege level (CPL) is CS's two low bits
-_READ_CPL = bytes.fromhex("8cc8" "83e003" "c3")
+# mov eax, cs ; and eax, 3 ; ret   -> the current privilege level (CPL) is CS's two low bits.
+# MOV r, CS is itself sensitive but unprivileged (checks/host/sensitive.py): any code can learn its ring.
+READ_CPL = bytes.fromhex("8cc8" "83e003" "c3")
 
 
 def current_privilege_level() -> int:
     """The CPL this process runs at, read from the CS selector (3 for user code)."""
-    return int(MachineCode(_READ_CPL, argtypes=())())
+    return int(MachineCode(READ_CPL, argtypes=())())
 
 
 def loop(body: bytes) -> bytes:
@@ -94,6 +95,11 @@ def instruction(mnemonic: str) -> Instruction:
 def run_in_ring3(ins: Instruction, timeout: float = 5.0) -> Fault:
     """Execute `ins` in this (ring 3) process, isolated in a forked child; how the CPU answered."""
     return run_isolated(ins.code, timeout=timeout)
+
+
+def probe_all(timeout: float = 5.0) -> list[tuple[Instruction, Fault]]:
+    """Every privileged instruction run in ring 3, each with how the CPU answered (the measured table)."""
+    return [(ins, run_in_ring3(ins, timeout)) for ins in _PRIVILEGED]
 
 
 def refused_by_cpu(ins: Instruction, fault: Fault) -> bool:

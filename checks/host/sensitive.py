@@ -17,6 +17,7 @@ sensitive yet run in ring 3 without trapping. Two families are measured here:
 - POPF in ring 3 silently ignores a change of IF (interrupt flag) or IOPL: no trap, so a VMM running a
   guest kernel in ring 3 never learns that the guest tried to mask interrupts. No hardware fixes that
   without VT-x/AMD-V.
+- MOV r, CS tells any code the ring it runs in: a guest kernel moved to ring 3 can see it is not in ring 0.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from popek.checks.host import cpuid
 from popek.checks.host.isolate import Fault, run_isolated
-from popek.checks.host.rings import loop
+from popek.checks.host.rings import READ_CPL, loop
 from popek.checks.machine import MachineCode
 from popek.checks.timing import Timing, iterations_for, ns_per_iteration
 
@@ -230,6 +231,19 @@ def read(ins: SensitiveInstruction, umip: Umip, timed: bool = True) -> Reading:
     value, limit = ins.value(fault.scratch)
     written = fault.scratch[:ins.stored] != bytes([FILL]) * ins.stored
     return Reading(ins, umip, fault, value, limit, written, cost(ins) if timed else None, outcome)
+
+
+def probe_all(umip: Umip | None = None, timed: bool = True) -> list[Reading]:
+    """Every sensitive system-register read run in ring 3 (the measured table); umip: umip_state() if None."""
+    umip = umip or umip_state()
+    return [read(ins, umip, timed) for ins in _SENSITIVE]
+
+
+def cs_reveals_ring() -> Fault:
+    """MOV EAX, CS in ring 3, isolated: no trap, and `.returned` is the CPL (CS & 3). A guest kernel
+    deprivileged to ring 3 would read 3 where real hardware says 0: equivalence is broken without a trap
+    the VMM could catch (Robin and Irvine list MOV from CS and PUSH CS)."""
+    return run_isolated(READ_CPL)
 
 
 # --- POPF ------------------------------------------------------------------------------------------

@@ -35,3 +35,7 @@ Fonctionnalité: Les instructions sensibles mais non privilégiées du x86
       | IF      | ignoré en silence | masquer les interruptions (sensible)                   |
       | IOPL    | ignoré en silence | droit aux entrées-sorties et à CLI/STI (sensible)      |
       | DF      | appliqué          | sens des copies de chaînes (témoin : non sensible)     |
+
+  Scénario: MOV depuis CS révèle au programme l'anneau où il tourne, sans piéger
+    Quand je lis le sélecteur CS par MOV en ring 3 dans un processus isolé
+    Alors la lecture de CS s'exécute sans faute visible du programme et révèle le niveau de privilège 3
