@@ -7,6 +7,10 @@ Fonctionnalité: L'émulation avec QEMU TCG
   virtualisation. L'émulation permet en revanche à des architectures de processeur différentes de
   cohabiter. Les programmes sont écrits octet par octet par popek ; la charge de travail est la même
   boucle de code machine qu'en natif, dans KVM et dans un conteneur.
+  Le surcoût mesuré dépend du processeur : le temps de cette boucle est fixé par la latence de sa
+  multiplication, et un processeur moderne exécute en parallèle une partie des instructions que la
+  traduction ajoute ; le critère de Popek et Goldberg (le processeur exécute-t-il lui-même les
+  instructions de l'invité ?) est vérifié directement sur les pages de code.
 
   @claim:C06 @needs:qemu-user
   Scénario: Émulation en mode utilisateur, équivalence : le même programme x86-64 donne le même résultat sur le processeur et sous QEMU
