@@ -139,3 +139,8 @@ def _cgroup_pids() -> Reason:
 @functools.cache
 def _cgroup_memory() -> Reason:
     return _cgroup("memory")
+
+
+# The cloud's needs (cloud, admin, dataplane, embedded) take the `cloud` fixture's value; they live beside
+# the cloud checks. Imported last: that module registers itself with `requirement` above.
+from popek.checks.cloud import needs as _cloud_needs  # noqa: E402,F401

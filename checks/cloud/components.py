@@ -1,0 +1,106 @@
+"""The parts an OpenStack cloud is built from, seen from inside the embedded cloud (C31, C32):
+its services' configuration names their database and message bus, and these answer in their own
+protocols (MariaDB's handshake, RabbitMQ's AMQP greeting); its venv shows how it was installed.
+
+Only the embedded cloud exposes this: through the API a member sees neither the database nor the bus.
+Passwords inside URLs never leave this module (only schemes, hosts and paths do)."""
+from __future__ import annotations
+
+import configparser
+import socket
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+#: The services the course names, as Python distributions.
+COURSE_DISTRIBUTIONS = ("nova", "neutron", "glance", "keystone", "cinder", "swift")
+
+
+def _options(conf: Path) -> list[tuple[str, str, str]]:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read(conf)
+    except configparser.Error:
+        return []
+    out = []
+    for section in parser.sections() + ["DEFAULT"]:
+        for key, value in (parser.defaults() if section == "DEFAULT" else parser[section]).items():
+            if section != "DEFAULT" and key in parser.defaults() and parser.defaults()[key] == value:
+                continue
+            out.append((section, key, value))
+    return out
+
+
+def wiring(etc: Path) -> list[dict]:
+    """Every database and message-bus URL in the services' configuration under `etc`, without secrets:
+    [{"service", "fichier", "rôle": "base de données" | "bus de messages", "scheme", "host", "socket"}]."""
+    rows = []
+    for conf in sorted(etc.glob("*/*.conf")):
+        for section, key, value in _options(conf):
+            role = {"transport_url": "bus de messages", "connection": "base de données"}.get(key)
+            if role is None or "://" not in value:
+                continue
+            url = urlsplit(value)
+            rows.append({"service": conf.parent.name, "fichier": conf.name, "section": section, "rôle": role,
+                         "scheme": url.scheme, "host": url.hostname, "port": url.port,
+                         "socket": (parse_qs(url.query).get("unix_socket") or [None])[0]})
+    return rows
+
+
+def mysql_greeting(socket_path: str | None = None, host: str | None = None, port: int = 3306,
+                   timeout: float = 3.0) -> str:
+    """The server version a MySQL-protocol server announces in its handshake (no login needed)."""
+    if socket_path:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(socket_path)
+    else:
+        sock = socket.create_connection((host or "127.0.0.1", port), timeout=timeout)
+    with sock:
+        packet = sock.recv(1024)
+    # 3-byte length, 1-byte sequence, protocol version byte, then the NUL-terminated version string
+    return packet[5:packet.index(b"\0", 5)].decode(errors="replace")
+
+
+def amqp_greeting(host: str, port: int = 5672, timeout: float = 3.0) -> dict:
+    """What an AMQP 0-9-1 broker says first (Connection.Start): its product and version properties."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"AMQP\x00\x00\x09\x01")
+        data = b""
+        while len(data) < 7 or len(data) < 7 + int.from_bytes(data[3:7], "big") + 1:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    text = data.decode("latin-1")
+    found = {}
+    for key in ("product", "version", "platform"):
+        at = text.find(key + "S")
+        if at >= 0:
+            length = int.from_bytes(data[at + len(key) + 1:at + len(key) + 5], "big")
+            start = at + len(key) + 5
+            found[key] = data[start:start + length].decode(errors="replace")
+    return found
+
+
+def volume_backends(etc: Path) -> list[str]:
+    """The volume drivers Cinder is configured with (an RBD driver means Ceph)."""
+    conf = etc / "cinder" / "cinder.conf"
+    return sorted({v for _, k, v in _options(conf) if k == "volume_driver"}) if conf.exists() else []
+
+
+def site_packages(venv: Path) -> list[Path]:
+    return sorted(venv.glob("lib/python3*/site-packages"))
+
+
+def installed(venv: Path, names=COURSE_DISTRIBUTIONS) -> dict[str, dict]:
+    """Distribution -> {"version", "installer"} for `names` in the venv at `venv` (installer from the
+    INSTALLER file pip writes into each .dist-info), plus the total count under key "*"."""
+    dists = list(metadata.distributions(path=[str(p) for p in site_packages(venv)]))
+    out = {}
+    for dist in dists:
+        name = (dist.metadata["Name"] or "").lower()
+        if name in names:
+            out[name] = {"version": dist.version, "installer": (dist.read_text("INSTALLER") or "").strip() or None}
+    out["*"] = {"distributions": len(dists)}
+    return out

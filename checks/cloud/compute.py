@@ -1,0 +1,190 @@
+"""Images, flavors, keypairs and instances (C20, C21, C22, C26, C37), through openstacksdk.
+
+Every resource is created through a `Ledger` (named with the run's prefix, deleted at the end)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Optional
+
+#: Glance property the embedded cloud sets on its SSH-ready initramfs image (no cloud-init inside).
+TINY_MARKER = "popek_ready_marker"
+
+
+def images(conn) -> list:
+    """Active images the project can boot."""
+    return [i for i in conn.image.images() if i.status == "active"]
+
+
+def pick_image(conn, cloud_init: bool = False):
+    """An image to boot: the smallest active one, or (cloud_init=True) one that runs cloud-init.
+
+    An image is taken as running cloud-init unless it is popek's initramfs image (property
+    popek_ready_marker) or a CirrOS (which has its own tiny init). Raises LookupError if none fits."""
+    candidates = images(conn)
+    if cloud_init:
+        candidates = [i for i in candidates
+                      if TINY_MARKER not in (i.properties or {}) and "cirros" not in (i.name or "").lower()]
+    if not candidates:
+        raise LookupError("aucune image active" + (" avec cloud-init" if cloud_init else ""))
+    return min(candidates, key=lambda i: (i.size or 0, i.name or ""))
+
+
+def flavors(conn) -> list:
+    """Every flavor visible to the project, with vcpus, ram (MiB) and disk (GiB)."""
+    return list(conn.compute.flavors(details=True))
+
+
+def flavor_table(items) -> list[dict]:
+    return [{"nom": f.name, "vcpus": f.vcpus, "ram (Mio)": f.ram, "disque (Gio)": f.disk}
+            for f in sorted(items, key=lambda f: (f.ram, f.vcpus, f.disk, f.name))]
+
+
+def family(name: str) -> str:
+    """The family of a flavor name: 'm1.small' -> 'm1' (flavors of one family grow together)."""
+    return name.split(".", 1)[0] if "." in name else ""
+
+
+def ordering_violations(items) -> list[str]:
+    """Within each family, sorted by RAM, vCPU and disk must not shrink: the pairs where they do."""
+    by_family: dict[str, list] = {}
+    for f in items:
+        by_family.setdefault(family(f.name), []).append(f)
+    bad = []
+    for fam, group in by_family.items():
+        group = sorted(group, key=lambda f: (f.ram, f.vcpus, f.disk))
+        for small, big in zip(group, group[1:]):
+            if big.vcpus < small.vcpus or big.disk < small.disk:
+                bad.append(f"{small.name} ({small.vcpus} vCPU, {small.ram} Mio, {small.disk} Gio) > "
+                           f"{big.name} ({big.vcpus} vCPU, {big.ram} Mio, {big.disk} Gio)")
+    return bad
+
+
+def pick_flavor(conn, image, min_ram: int = 0):
+    """The smallest flavor big enough for `image` (its min_ram/min_disk) and `min_ram` MiB."""
+    need_ram = max(image.min_ram or 0, min_ram)
+    need_disk = image.min_disk or 0
+    size_gib = ((image.size or 0) + 2**30 - 1) // 2**30
+    fits = [f for f in flavors(conn) if f.ram >= need_ram and (f.disk >= max(need_disk, size_gib) or f.disk == 0)]
+    fits = [f for f in fits if f.disk > 0] or fits  # disk 0 means "the image's size", fine but less telling
+    if not fits:
+        raise LookupError(f"aucun gabarit assez grand pour l'image {image.name} ({need_ram} Mio, {need_disk} Gio)")
+    return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk))
+
+
+def ssh_keypair() -> tuple[str, str]:
+    """A fresh Ed25519 key: (private key in OpenSSH PEM, public key line). The private key never leaves
+    this process except to paramiko; it is fed to the redactor."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from popek.checks.secrets import REDACT
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    REDACT.add(private)
+    return private, public
+
+
+def md5_fingerprint(public_key: str) -> str:
+    """The fingerprint Nova stores for an SSH public key: MD5 of the key blob, colon-separated hex."""
+    blob = base64.b64decode(public_key.split()[1])
+    digest = hashlib.md5(blob).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def create_keypair(conn, ledger, public_key: str):
+    """Import `public_key` as a keypair named with the run's prefix."""
+    return ledger.create("keypair", "key", lambda name: conn.compute.create_keypair(name=name, public_key=public_key),
+                         id_attr="name")
+
+
+def project_network(conn, ledger, cidr: str = "10.77.0.0/24"):
+    """A network the project can plug instances into: an existing non-external one it owns or shares,
+    else a new one with a subnet (both recorded in the ledger)."""
+    for net in conn.network.networks():
+        if not net.is_router_external and net.subnet_ids and net.status == "ACTIVE":
+            return net
+    return create_network(conn, ledger, cidr)
+
+
+def create_network(conn, ledger, cidr: str = "10.77.0.0/24"):
+    """A new network with one IPv4 subnet (DHCP on), recorded in the ledger."""
+    net = ledger.create("network", "net", lambda name: conn.network.create_network(name=name))
+    ledger.create("subnet", "subnet", lambda name: conn.network.create_subnet(
+        name=name, network_id=net.id, ip_version=4, cidr=cidr, enable_dhcp=True))
+    return conn.network.get_network(net.id)
+
+
+def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str] = None,
+         user_data: Optional[str] = None, security_groups: Optional[list[str]] = None,
+         wait: bool = True, timeout: float = 300):
+    """`openstack server create --flavor F --image I --net N NAME` (C37) through the SDK; waits for ACTIVE.
+
+    Returns the server (re-read once ACTIVE). user_data: text (base64-encoded here, as the API wants)."""
+    kwargs = {"flavor_id": flavor.id, "image_id": image.id, "networks": [{"uuid": network.id}]}
+    if key_name:
+        kwargs["key_name"] = key_name
+    if user_data:
+        kwargs["user_data"] = base64.b64encode(user_data.encode()).decode()
+    if security_groups:
+        kwargs["security_groups"] = [{"name": g} for g in security_groups]
+    server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
+    if wait:
+        server = wait_active(conn, server, timeout)
+    return server
+
+
+def wait_active(conn, server, timeout: float = 300):
+    """Wait until `server` is ACTIVE; an ERROR state raises with the fault Nova recorded."""
+    from openstack import exceptions as sdk_exc
+    try:
+        return conn.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], interval=1, wait=timeout)
+    except sdk_exc.ResourceFailure:
+        fault = getattr(conn.compute.get_server(server.id), "fault", None) or {}
+        raise AssertionError(f"l'instance {server.name} est passée en ERROR : {fault.get('message', '?')}") from None
+
+
+def resources(conn, server) -> dict:
+    """What the course says an instance is: CPU, RAM, disk (from its flavor), ports (from Neutron)."""
+    flavor = server.flavor or {}
+    ports = list(conn.network.ports(device_id=server.id))
+    return {"vcpus": flavor.get("vcpus"), "ram (Mio)": flavor.get("ram"), "disque (Gio)": flavor.get("disk"),
+            "flavor": flavor.get("original_name") or flavor.get("name") or flavor.get("id"),
+            "ports": [{"id": p.id, "mac": p.mac_address, "ips": [ip["ip_address"] for ip in p.fixed_ips],
+                       "status": p.status} for p in ports],
+            "status": server.status, "image": (server.image or {}).get("id")}
+
+
+def console_log(conn, server, length: int = 200) -> str:
+    """The instance's console output (what its serial port printed), '' if the driver gives none."""
+    try:
+        out = conn.compute.get_server_console_output(server, length=length)
+    except Exception:  # some drivers do not implement it
+        return ""
+    return (out or {}).get("output") or ""
+
+
+#: Login of an image's default user when the image does not say (property os_admin_user).
+DEFAULT_USERS = {"debian": "debian", "ubuntu": "ubuntu", "cirros": "cirros", "centos": "cloud-user",
+                 "fedora": "fedora", "rocky": "rocky", "almalinux": "almalinux"}
+
+
+def login_user(image) -> str:
+    """The user to SSH in as: the image's os_admin_user property, else its distribution's usual user."""
+    props = image.properties or {}
+    if props.get("os_admin_user"):
+        return props["os_admin_user"]
+    distro = (props.get("os_distro") or image.name or "").lower()
+    return next((user for key, user in DEFAULT_USERS.items() if key in distro), "root")
+
+
+#: Shell run inside a guest: GET a metadata path with whatever HTTP client the guest has.
+METADATA_GET = (
+    "p={path}; if command -v curl >/dev/null; then curl -sf http://169.254.169.254/$p; "
+    "elif command -v python3 >/dev/null; then python3 -c \"import urllib.request,sys;"
+    "sys.stdout.write(urllib.request.urlopen('http://169.254.169.254/'+sys.argv[1]).read().decode())\" $p; "
+    "else printf 'GET /%s HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n\\r\\n' $p | nc -w 5 169.254.169.254 80 "
+    "| sed '1,/^\\r*$/d'; fi")

@@ -1,0 +1,321 @@
+"""The one cleanup ledger: every resource popek creates in a cloud is named with the run's prefix,
+recorded *before* it is created, and deleted in reverse order, tolerating "already gone".
+
+Recording the name before the create call matters for Ctrl-C: if the interrupt lands after the POST
+left but before its answer came back, the ledger has no id yet, and cleanup finds the resource by its
+name. The orphan sweep finds what an earlier run could not clean (killed hard, power loss) by the
+prefix pattern `popek-<8 hex>-`, skipping the current run.
+
+Names: `popek-<run id>-<worker>-<what>-<random>` (tempest's rand_name), e.g.
+`popek-3f9a01bc-gw1-server-1804289383`. The worker part keeps pytest-xdist workers apart.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import signal
+import threading
+import time
+import uuid
+from typing import Callable, Iterable, Optional
+
+from tempest.lib.common.utils import data_utils
+
+#: Names of every resource popek creates; group 1 is the run id.
+NAME_RE = re.compile(r"^popek-([0-9a-f]{8})-")
+
+#: Orphan sweep order: what holds other things goes first (servers hold ports and volumes, routers
+#: hold subnets, …). Cleanup of one run's ledger needs no such order: it is reverse creation order.
+SWEEP_ORDER = ("server", "floating_ip", "router", "port", "subnet", "network", "security_group",
+               "keypair", "volume", "image", "container")
+
+
+def new_run_id(seed: Optional[str] = None) -> str:
+    """An 8-hex run id; `seed` (e.g. pytest-xdist's testrunuid) makes every worker of a run agree."""
+    return (seed or uuid.uuid4().hex).replace("-", "")[:8].lower()
+
+
+@dataclasses.dataclass
+class Entry:
+    """One resource: kind (see DELETERS), name (with the prefix), id once known, extra (for
+    attachments and interfaces: the ids they link), done once deleted."""
+    kind: str
+    name: str
+    id: Optional[str] = None
+    extra: dict = dataclasses.field(default_factory=dict)
+    done: bool = False
+
+
+def _not_found(exc: BaseException) -> bool:
+    from openstack import exceptions as sdk_exc
+    from tempest.lib import exceptions as tempest_exc
+    return isinstance(exc, (sdk_exc.NotFoundException, tempest_exc.NotFound))
+
+
+def ignore_gone(fn: Callable, *args, **kwargs):
+    """Call fn; a 404 (SDK or tempest.lib) means the resource is already gone: fine."""
+    from tempest.lib.common.utils import test_utils
+    try:
+        return test_utils.call_and_ignore_notfound_exc(fn, *args, **kwargs)
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+# --- how to find and delete each kind (conn: openstack.connection.Connection) ---------------------
+
+def _find(conn, kind: str, name: str) -> list[str]:
+    """Ids of the resources of `kind` called `name` (for entries recorded before their id was known)."""
+    return [r_id for r_id, r_name in list_named(conn, kind) if r_name == name]
+
+
+def list_named(conn, kind: str) -> list[tuple[str, str]]:
+    """(id, name) of every resource of `kind` visible to `conn` (name = description for floating IPs)."""
+    if kind == "server":
+        return [(s.id, s.name) for s in conn.compute.servers()]
+    if kind == "volume":
+        return [(v.id, v.name or "") for v in conn.block_storage.volumes()]
+    if kind == "floating_ip":
+        return [(f.id, f.description or "") for f in conn.network.ips(project_id=conn.current_project_id)]
+    if kind in ("router", "port", "subnet", "network", "security_group"):
+        lister = {"router": conn.network.routers, "port": conn.network.ports, "subnet": conn.network.subnets,
+                  "network": conn.network.networks, "security_group": conn.network.security_groups}[kind]
+        return [(r.id, r.name or "") for r in lister(project_id=conn.current_project_id)]
+    if kind == "keypair":
+        return [(k.name, k.name) for k in conn.compute.keypairs()]
+    if kind == "image":
+        return [(i.id, i.name or "") for i in conn.image.images(owner=conn.current_project_id)]
+    if kind == "container":
+        return [(c.name, c.name) for c in conn.object_store.containers()]
+    return []  # attachments, interfaces, rules, objects: found through their parent
+
+
+def _wait_gone(get: Callable[[], object], timeout: float) -> None:
+    """Poll `get` until it raises NotFound (or returns None), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get() is None:
+                return
+        except Exception as exc:
+            if _not_found(exc):
+                return
+            raise
+        time.sleep(0.5)
+
+
+def _delete_server(conn, e: Entry, timeout: float) -> None:
+    ignore_gone(conn.compute.delete_server, e.id, ignore_missing=True)
+    # ports and volumes are freed only once the server is really gone
+    _wait_gone(lambda: conn.compute.get_server(e.id), timeout)
+
+
+def _delete_attachment(conn, e: Entry, timeout: float) -> None:
+    server_id, volume_id = e.extra["server_id"], e.extra["volume_id"]
+    ignore_gone(conn.compute.delete_volume_attachment, server_id, volume_id, ignore_missing=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            volume = conn.block_storage.get_volume(volume_id)
+        except Exception as exc:
+            if _not_found(exc):
+                return
+            raise
+        if volume.status in ("available", "error"):
+            return
+        time.sleep(0.5)
+
+
+def _delete_volume(conn, e: Entry, timeout: float) -> None:
+    # a volume still "in-use"/"detaching" (its server being deleted) cannot go yet: wait a little
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.block_storage.delete_volume(e.id, ignore_missing=True)
+            break
+        except Exception as exc:
+            if _not_found(exc):
+                return
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    _wait_gone(lambda: conn.block_storage.get_volume(e.id), timeout)
+
+
+def _delete_router(conn, e: Entry, timeout: float) -> None:
+    try:
+        router = conn.network.get_router(e.id)
+    except Exception as exc:
+        if _not_found(exc):
+            return
+        raise
+    # interfaces left by an interrupted run: remove them, then the router (gateway goes with it)
+    for port in conn.network.ports(device_id=router.id, device_owner="network:router_interface"):
+        for ip in port.fixed_ips:
+            ignore_gone(conn.network.remove_interface_from_router, router, subnet_id=ip["subnet_id"])
+    ignore_gone(conn.network.delete_router, router, ignore_missing=True)
+
+
+def _delete_interface(conn, e: Entry, timeout: float) -> None:
+    ignore_gone(conn.network.remove_interface_from_router, e.extra["router_id"], subnet_id=e.extra["subnet_id"])
+
+
+def _delete_container(conn, e: Entry, timeout: float) -> None:
+    try:
+        objects = list(conn.object_store.objects(e.id))
+    except Exception as exc:
+        if _not_found(exc):
+            return
+        raise
+    for obj in objects:
+        ignore_gone(conn.object_store.delete_object, obj, container=e.id, ignore_missing=True)
+    ignore_gone(conn.object_store.delete_container, e.id, ignore_missing=True)
+
+
+def _simple(method: str, proxy: str) -> Callable:
+    def delete(conn, e: Entry, timeout: float) -> None:
+        ignore_gone(getattr(getattr(conn, proxy), method), e.id, ignore_missing=True)
+    return delete
+
+
+def _delete_object(conn, e: Entry, timeout: float) -> None:
+    ignore_gone(conn.object_store.delete_object, e.id, container=e.extra["container"], ignore_missing=True)
+
+
+def _delete_fip_association(conn, e: Entry, timeout: float) -> None:
+    ignore_gone(conn.network.update_ip, e.id, port_id=None)
+
+
+DELETERS: dict[str, Callable] = {
+    "server": _delete_server,
+    "volume_attachment": _delete_attachment,
+    "volume": _delete_volume,
+    "floating_ip": _simple("delete_ip", "network"),
+    "floating_ip_association": _delete_fip_association,
+    "router": _delete_router,
+    "router_interface": _delete_interface,
+    "port": _simple("delete_port", "network"),
+    "subnet": _simple("delete_subnet", "network"),
+    "network": _simple("delete_network", "network"),
+    "security_group": _simple("delete_security_group", "network"),
+    "security_group_rule": _simple("delete_security_group_rule", "network"),
+    "keypair": _simple("delete_keypair", "compute"),
+    "image": _simple("delete_image", "image"),
+    "container": _delete_container,
+    "object": _delete_object,
+}
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Let cleanup finish when a second Ctrl-C arrives during it: the interrupt is re-raised after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+class Ledger:
+    """Resources created by one run (or one scenario) in one cloud.
+
+    conn: the Connection that creates and deletes them; prefix: `popek-<run id>-<worker>`;
+    log: called with one line per deletion problem (default: ignore); timeout: seconds to wait for a
+    server, an attachment or a volume to be gone."""
+
+    def __init__(self, conn, prefix: str, log: Callable[[str], None] = lambda s: None, timeout: float = 60.0):
+        if not NAME_RE.match(prefix + "-"):
+            raise ValueError(f"prefix {prefix!r} must look like popek-<8 hex>-…")
+        self.conn, self.prefix, self.log, self.timeout = conn, prefix, log, timeout
+        self.entries: list[Entry] = []
+
+    def name(self, what: str) -> str:
+        """A fresh name for a resource of this run: `<prefix>-<what>-<random>`."""
+        return data_utils.rand_name(name=what, prefix=self.prefix)
+
+    def record(self, kind: str, name: str = "", id: Optional[str] = None, **extra) -> Entry:
+        """Record a resource (before creating it: name only; set `.id` once known)."""
+        if kind not in DELETERS:
+            raise KeyError(f"unknown resource kind {kind!r}")
+        entry = Entry(kind, name, id, dict(extra))
+        self.entries.append(entry)
+        return entry
+
+    def create(self, kind: str, what: str, make: Callable[[str], object], id_attr: str = "id"):
+        """Name a resource, record it, then `make(name)`; returns what make returned.
+
+        If make fails after the cloud created the resource, cleanup still finds it by its name."""
+        entry = self.record(kind, self.name(what))
+        resource = make(entry.name)
+        entry.id = getattr(resource, id_attr, None) or entry.id
+        return resource
+
+    def delete(self, resource_id: str) -> None:
+        """Delete one recorded resource now (a scenario that checks deletion) and mark it done."""
+        entry = next(e for e in self.entries if e.id == resource_id and not e.done)
+        DELETERS[entry.kind](self.conn, entry, self.timeout)
+        entry.done = True
+
+    def cleanup(self) -> list[str]:
+        """Delete every recorded resource, newest first; returns the problems (empty when all went).
+
+        A resource already gone counts as deleted. Runs to the end even if one deletion fails."""
+        problems = []
+        with _sigint_deferred():
+            for entry in reversed(self.entries):
+                if entry.done:
+                    continue
+                try:
+                    ids = [entry.id] if entry.id else (_find(self.conn, entry.kind, entry.name) if entry.name else [])
+                    for one in ids:
+                        DELETERS[entry.kind](self.conn, dataclasses.replace(entry, id=one), self.timeout)
+                    entry.done = True
+                except Exception as exc:
+                    problems.append(f"{entry.kind} {entry.name or entry.id}: {type(exc).__name__}: {exc}")
+                    self.log(problems[-1])
+        return problems
+
+
+def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER) -> list[Entry]:
+    """Resources named `popek-<run>-…` by another run than `current_run` (None: every popek run)."""
+    found = []
+    for kind in kinds:
+        try:
+            listing = list_named(conn, kind)
+        except Exception as exc:
+            from openstack import exceptions as sdk_exc
+            if isinstance(exc, sdk_exc.EndpointNotFound) or "endpoint" in str(exc).lower():
+                continue  # this cloud has no such service
+            raise
+        for r_id, r_name in listing:
+            match = NAME_RE.match(r_name or "")
+            if match and match.group(1) != current_run:
+                found.append(Entry(kind, r_name, r_id))
+    return found
+
+
+def sweep(conn, current_run: Optional[str], dry_run: bool = False, log: Callable[[str], None] = lambda s: None,
+          timeout: float = 60.0) -> tuple[list[Entry], list[str]]:
+    """Delete the orphans of earlier runs (see orphans()); returns (found, problems).
+
+    dry_run: only list them. Order: SWEEP_ORDER, so that servers free their ports and volumes first."""
+    found = orphans(conn, current_run)
+    problems = []
+    if dry_run:
+        return found, problems
+    with _sigint_deferred():
+        for entry in found:
+            try:
+                DELETERS[entry.kind](conn, entry, timeout)
+            except Exception as exc:
+                problems.append(f"{entry.kind} {entry.name}: {type(exc).__name__}: {exc}")
+                log(problems[-1])
+    return found, problems

@@ -1,0 +1,65 @@
+"""Neutron: routed project networks and floating IPs (C24), the course's "numéro de téléphone portable"."""
+from __future__ import annotations
+
+import time
+
+from popek.checks.cloud import compute
+
+
+def external_network(conn):
+    """The first external network (where floating IPs come from), or None."""
+    return next(iter(conn.network.networks(is_router_external=True)), None)
+
+
+def routed_network(conn, ledger, external, cidr: str = "10.78.0.0/24"):
+    """A new network + subnet, and a router from it to `external` (so its ports can get floating IPs)."""
+    net = compute.create_network(conn, ledger, cidr)
+    router = ledger.create("router", "router", lambda name: conn.network.create_router(
+        name=name, external_gateway_info={"network_id": external.id}))
+    subnet_id = net.subnet_ids[0]
+    ledger.record("router_interface", f"{router.name}:{subnet_id}", id=router.id,
+                  router_id=router.id, subnet_id=subnet_id)
+    conn.network.add_interface_to_router(router, subnet_id=subnet_id)
+    return net, router
+
+
+def server_port(conn, server, timeout: float = 30):
+    """The server's first port (Neutron creates it during the boot)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ports = list(conn.network.ports(device_id=server.id))
+        if ports or time.monotonic() > deadline:
+            if not ports:
+                raise LookupError(f"l'instance {server.name} n'a pas de port")
+            return ports[0]
+        time.sleep(0.5)
+
+
+def create_floating_ip(conn, ledger, external):
+    """A floating IP from `external`; its description carries the run's name (floating IPs have no name)."""
+    return ledger.create("floating_ip", "fip", lambda name: conn.network.create_ip(
+        floating_network_id=external.id, description=name))
+
+
+def associate(conn, fip, port):
+    """Point `fip` at `port`; returns the floating IP as Neutron now shows it."""
+    conn.network.update_ip(fip, port_id=port.id)
+    return conn.network.get_ip(fip.id)
+
+
+def fip_target(conn, fip) -> dict:
+    """Where the floating IP points: {"port_id", "fixed_ip", "address"}."""
+    current = conn.network.get_ip(fip.id)
+    return {"address": current.floating_ip_address, "port_id": current.port_id,
+            "fixed_ip": current.fixed_ip_address, "status": current.status}
+
+
+def wait_server_address(conn, server, address: str, timeout: float = 30) -> bool:
+    """True once Nova lists `address` among the server's addresses (network info cache refreshed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        addrs = conn.compute.get_server(server.id).addresses or {}
+        if any(a.get("addr") == address for net in addrs.values() for a in net):
+            return True
+        time.sleep(1)
+    return False

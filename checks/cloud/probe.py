@@ -1,0 +1,63 @@
+"""Does this cloud have a dataplane (real guests, real traffic), or only APIs? Decided honestly:
+
+1. with admin credentials, the hypervisor types Nova reports (`fake` = Nova's test driver: no guest runs);
+2. as a member, what a probe instance prints on its console (Nova's fake driver returns a canned
+   "FAKE CONSOLE OUTPUT"; a real guest prints its kernel's boot log);
+3. floating IPs need an external network.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+FAKE_CONSOLE = "FAKE CONSOLE OUTPUT"
+
+
+def hypervisor_types(admin_conn) -> list[str]:
+    """Hypervisor types Nova knows (admin only), e.g. ['QEMU'] or ['fake']."""
+    return sorted({h.hypervisor_type for h in admin_conn.compute.hypervisors(details=True) if h.hypervisor_type})
+
+
+def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
+    """Boot a probe instance as the member and read its console: the reason if it is a fake guest."""
+    from popek.checks.cloud import compute
+    from popek.checks.cloud.ledger import Ledger
+
+    ledger = Ledger(cloud.conn, cloud.facts["prefix"])
+    try:
+        image = compute.pick_image(cloud.conn)
+        server = compute.boot(cloud.conn, ledger, "probe", image, compute.pick_flavor(cloud.conn, image),
+                              compute.project_network(cloud.conn, ledger))
+        deadline = time.monotonic() + timeout
+        log = ""
+        while time.monotonic() < deadline:
+            log = compute.console_log(cloud.conn, server)
+            if log:
+                break
+            time.sleep(3)
+        if FAKE_CONSOLE in log:
+            return "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
+        if not log:
+            return "l'instance sonde n'a rien écrit sur sa console : impossible d'établir un plan de données"
+        return None
+    finally:
+        ledger.cleanup()
+
+
+def dataplane_reason(cloud) -> Optional[str]:
+    """None when guests really run and floating IPs exist; else the French reason."""
+    from popek.checks.cloud import network
+
+    if cloud.admin is not None:
+        types = hypervisor_types(cloud.admin)
+        if not types:
+            return "aucun hyperviseur enregistré dans Nova"
+        if all(t.lower() == "fake" for t in types):
+            return "hyperviseur fake : pas de plan de données"
+    else:
+        reason = _probe_console(cloud)
+        if reason:
+            return reason
+    if network.external_network(cloud.conn) is None:
+        return "pas de réseau externe : pas d'IP flottante pour joindre les instances depuis l'hôte"
+    return None

@@ -1,0 +1,98 @@
+"""Traffic from this host to an instance's floating IP: ping, TCP, SSH with a keypair (paramiko), as
+Tempest's scenario tests do. "Blocked" is only ever concluded by the caller after the same guest was
+seen reachable in the same scenario: a timeout alone proves nothing (no false pass)."""
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import time
+from typing import Optional
+
+
+def ping(address: str, timeout: float = 2.0) -> bool:
+    """One ICMP echo to `address`, answered within `timeout` seconds (uses the `ping` binary)."""
+    wait = max(1, int(round(timeout)))
+    result = subprocess.run(["ping", "-n", "-c", "1", "-W", str(wait), address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return result.returncode == 0
+
+
+def tcp_open(address: str, port: int = 22, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to address:port completes within `timeout` seconds."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(probe, timeout: float, interval: float = 1.0) -> bool:
+    """Call `probe()` until it returns True or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if probe():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
+def _pkey(private_key: str):
+    import paramiko
+
+    for kind in (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(private_key))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ValueError("clé privée illisible")
+
+
+def ssh_run(address: str, user: str, private_key: str, command: str, timeout: float = 10.0) -> tuple[int, str]:
+    """Run `command` over SSH as `user` with `private_key` (key only: no password, no agent).
+
+    Returns (exit status, stdout+stderr). Raises paramiko.AuthenticationException when the key is refused
+    and OSError/paramiko.SSHException when the guest cannot be reached."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh guest: nothing to pin yet
+    try:
+        client.connect(address, username=user, pkey=_pkey(private_key), timeout=timeout, banner_timeout=timeout,
+                       auth_timeout=timeout, allow_agent=False, look_for_keys=False)
+        _, stdout, stderr = client.exec_command(command, timeout=timeout)
+        out = stdout.read().decode(errors="replace") + stderr.read().decode(errors="replace")
+        return stdout.channel.recv_exit_status(), out
+    finally:
+        client.close()
+
+
+def ssh_refused(address: str, user: str, private_key: str, timeout: float = 10.0) -> Optional[str]:
+    """None when the key is refused by an SSH server that answered; else what happened instead."""
+    import paramiko
+
+    try:
+        ssh_run(address, user, private_key, "true", timeout)
+    except paramiko.AuthenticationException:
+        return None
+    except (OSError, paramiko.SSHException) as exc:
+        return f"pas de réponse SSH exploitable ({type(exc).__name__}: {exc})"
+    return "la clé a été acceptée"
+
+
+def wait_ssh(address: str, user: str, private_key: str, timeout: float = 180.0, command: str = "true") -> tuple[int, str]:
+    """Retry ssh_run until it succeeds (a guest boots, dropbear starts) or `timeout` passes."""
+    import paramiko
+
+    deadline = time.monotonic() + timeout
+    last: Exception = TimeoutError("jamais tenté")
+    while time.monotonic() < deadline:
+        try:
+            return ssh_run(address, user, private_key, command, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+        except paramiko.AuthenticationException:
+            raise
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            last = exc
+            time.sleep(2)
+    raise TimeoutError(f"SSH vers {address} impossible en {timeout:.0f} s ({type(last).__name__}: {last})")

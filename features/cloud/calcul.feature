@@ -1,0 +1,38 @@
+# language: fr
+@needs:cloud
+Fonctionnalité: Images, gabarits, paires de clés et instances
+  Une image est un modèle de système prêt à démarrer ; un gabarit (flavor), une taille prédéfinie de
+  CPU, RAM et disque ; une paire de clés, la clé publique SSH que le cloud pose dans l'instance. Une
+  instance démarre d'une image, avec un gabarit, sur un réseau : c'est une boîte avec CPU, RAM, disque, port.
+
+  @claim:C20
+  Scénario: Les images sont des modèles prêts à démarrer
+    Quand je liste les images du cloud
+    Alors au moins une image est active, avec son format de disque et sa taille
+
+  @claim:C22
+  Scénario: Les gabarits sont des tailles prédéfinies de CPU, de RAM et de disque
+    Quand je liste les gabarits du cloud
+    Alors chaque gabarit donne un nombre de vCPU, une RAM et un disque
+    Et dans une même famille, un gabarit plus gros en RAM n'a pas moins de vCPU ni de disque
+
+  @claim:C26
+  Scénario: Une paire de clés garde la clé publique, la clé privée reste ici
+    Étant donné une clé SSH générée sur cette machine
+    Quand je l'importe comme paire de clés
+    Alors le cloud garde la même clé publique, avec la même empreinte
+    Et le cloud ne détient pas la clé privée
+
+  @claim:C21 @claim:C37 @claim:C20
+  Scénario: server create avec un gabarit, une image et un réseau démarre une instance
+    Quand je crée une instance avec un gabarit, une image et un réseau
+    Alors l'instance est ACTIVE
+    Et elle a des vCPU, de la RAM, un disque et un port réseau
+    Et elle a démarré de l'image choisie avec le gabarit choisi
+    Quand je supprime l'instance
+    Alors elle n'est plus dans la liste des instances
+
+  @claim:C14 @needs:admin
+  Scénario: Le type d'hyperviseur du cloud
+    Quand je demande à Nova la liste de ses hyperviseurs
+    Alors le cloud virtualise avec QEMU/KVM

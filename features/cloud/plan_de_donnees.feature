@@ -1,0 +1,39 @@
+# language: fr
+@needs:cloud @needs:dataplane
+Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottante, metadata, cloud-init
+  Ces scénarios envoient de vrais paquets depuis cet hôte vers l'IP flottante des instances, comme les
+  tests « scenario » de Tempest. Un trafic n'est déclaré bloqué qu'après avoir vu la même instance
+  répondre dans le même scénario : une absence de réponse seule ne prouve rien.
+
+  Contexte:
+    Étant donné une paire de clés importée depuis une clé générée ici
+    Et un réseau relié au réseau externe par un routeur
+    Et un groupe de sécurité qui n'autorise en entrée que SSH
+
+  @claim:C26 @claim:C18
+  Scénario: La clé de la paire ouvre l'instance, une autre clé est refusée ; l'instance lit ses metadata
+    Étant donné une instance joignable par SSH sur son IP flottante
+    Alors une autre clé est refusée par le même serveur SSH
+    Et depuis l'instance, http://169.254.169.254 donne l'identifiant de l'instance
+
+  @claim:C25
+  Scénario: Le groupe de sécurité bloque, puis laisse passer après l'ajout d'une règle
+    Étant donné une instance joignable par SSH sur son IP flottante
+    Quand je retire du groupe la règle SSH
+    Alors SSH et ping vers l'instance sont bloqués (délai 3 s)
+    Quand j'ajoute au groupe une règle ICMP
+    Alors le ping passe mais SSH reste bloqué (délai 3 s)
+    Quand je remets la règle SSH
+    Alors SSH passe de nouveau
+
+  @claim:C24
+  Scénario: L'IP flottante déplacée mène SSH sur l'autre instance
+    Étant donné une instance joignable par SSH sur son IP flottante
+    Et une seconde instance sur le même réseau
+    Quand je déplace l'IP flottante vers la seconde instance
+    Alors SSH sur la même adresse arrive sur la seconde instance
+
+  @claim:C19 @claim:C18
+  Scénario: cloud-init applique les user data
+    Étant donné une instance d'une image avec cloud-init, démarrée avec des user data qui écrivent un fichier
+    Alors le fichier écrit par cloud-init est dans l'instance, avec le contenu attendu

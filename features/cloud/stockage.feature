@@ -1,0 +1,24 @@
+# language: fr
+@needs:cloud
+Fonctionnalité: Stockage bloc (volumes) et stockage objet
+  Un volume est un disque virtuel persistant, de bas niveau (un /dev/vdb pour l'instance), attachable
+  et détachable d'une instance à l'autre comme un disque dur externe. Le stockage objet, de haut
+  niveau, s'utilise par une API HTTP.
+
+  @claim:C15 @claim:C23
+  Scénario: Un volume passe d'une instance à l'autre en gardant son identité
+    Étant donné deux instances créées pour l'occasion
+    Et un volume de 1 Gio
+    Quand j'attache le volume à la première instance
+    Alors le volume est « in-use », vu comme le disque /dev/… de la première instance
+    Quand je détache le volume
+    Alors le volume est de nouveau « available »
+    Quand j'attache le volume à la seconde instance
+    Alors c'est le même volume, même identifiant et même taille, attaché à la seconde instance
+
+  @claim:C16
+  Scénario: Un objet déposé par HTTP se relit octet pour octet
+    Étant donné un conteneur créé par une requête HTTP PUT
+    Quand je dépose un objet de 65536 octets aléatoires par HTTP PUT
+    Alors un HTTP GET rend l'objet octet pour octet
+    Et le conteneur liste l'objet avec sa taille et son empreinte MD5

@@ -1,0 +1,67 @@
+"""Fixtures every cloud feature shares: the cloud (once per session), the run's cleanup ledger.
+
+`cloud` resolves the cloud like the `openstack` client (--os-cloud, OS_CLOUD, an openrc, else the
+embedded cloud), authenticates once, then sweeps the orphans of earlier popek runs. When no cloud can be
+reached its value is an `Unreachable` and the `@needs:cloud` tag skips every cloud scenario with the reason;
+a cloud the user *named* that is broken is an error instead (the scenarios error with the one message).
+"""
+import os
+
+import pytest
+
+from popek import paths
+from popek.checks.cloud import compute, connection, ledger as ledger_mod
+from popek.checks.cloud.needs import Unreachable
+
+
+def run_identity(config) -> tuple[str, str]:
+    """(run id, worker): pytest-xdist workers share the controller's testrunuid, each has its own prefix."""
+    worker = getattr(config, "workerinput", None)
+    if worker:
+        return ledger_mod.new_run_id(worker.get("testrunuid")), worker.get("workerid", "gw")
+    return ledger_mod.new_run_id(), "main"
+
+
+@pytest.fixture(scope="session")
+def cloud(request):
+    """The cloud under test (connection.Cloud), or Unreachable(reason)."""
+    try:
+        found = connection.connect(request.config.getoption("popek_os_cloud"), os.environ, paths.embedded_clouds_yaml())
+    except connection.CloudUnavailable as exc:
+        if exc.named:
+            pytest.fail(str(exc), pytrace=False)
+        return Unreachable(f"pas de cloud joignable : {exc}")
+    run_id, worker = run_identity(request.config)
+    found.facts.update(run=run_id, prefix=f"popek-{run_id}-{worker}")
+    # Orphans of earlier runs (killed hard): gone before this run creates anything. Every worker of this
+    # run shares its run id, so no worker sweeps another's resources.
+    swept, problems = ledger_mod.sweep(found.conn, run_id)
+    found.facts["sweep"] = {"trouvés": [f"{e.kind} {e.name}" for e in swept], "problèmes": problems}
+    return found
+
+
+@pytest.fixture
+def conn(cloud):
+    """The member connection (openstack.connection.Connection)."""
+    return cloud.conn
+
+
+@pytest.fixture
+def ledger(cloud):
+    """This scenario's resources: named with the run's prefix, deleted in reverse order at the end
+    (also on failure or Ctrl-C); a deletion that fails is reported as an error of the scenario."""
+    book = ledger_mod.Ledger(cloud.conn, cloud.facts["prefix"])
+    try:
+        yield book
+    finally:
+        problems = book.cleanup()
+    assert not problems, "nettoyage incomplet : " + " ; ".join(problems)
+
+
+def bootable(conn, cloud_init: bool = False, min_ram: int = 0):
+    """(image, flavor) to boot, or skip the scenario when the cloud has none (nothing to boot is not a failure)."""
+    try:
+        image = compute.pick_image(conn, cloud_init)
+        return image, compute.pick_flavor(conn, image, min_ram)
+    except LookupError as exc:
+        pytest.skip(f"{exc} dans ce cloud : rien à démarrer")

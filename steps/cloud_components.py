@@ -1,0 +1,53 @@
+"""Glue for features/cloud/composants.feature -> popek.checks.cloud.components."""
+from pytest_bdd import then, when
+
+from popek.checks.cloud import components
+
+
+@when("je lis la configuration des services du cloud embarqué", target_fixture="wiring")
+def read_wiring(cloud, evidence):
+    rows = components.wiring(cloud.embedded_root / "etc")
+    evidence.json("bases de données et bus de messages (sans mots de passe)", rows)
+    return rows
+
+
+@then("Nova range ses données dans une base MariaDB qui répond")
+def nova_on_mariadb(wiring, evidence):
+    dbs = [r for r in wiring if r["service"] == "nova" and r["rôle"] == "base de données"]
+    assert dbs and all(r["scheme"].startswith("mysql") for r in dbs), f"bases de Nova : {dbs}"
+    version = components.mysql_greeting(dbs[0]["socket"], dbs[0]["host"], dbs[0]["port"] or 3306)
+    evidence.figure("serveur SQL de Nova", version)
+    assert "mariadb" in version.lower(), f"le serveur SQL se présente comme {version!r}"
+
+
+@then("les services se parlent par un bus RabbitMQ qui répond")
+def rabbit(wiring, evidence):
+    buses = [r for r in wiring if r["rôle"] == "bus de messages"]
+    assert buses and all(r["scheme"] == "rabbit" for r in buses), f"bus : {buses}"
+    hello = components.amqp_greeting(buses[0]["host"], buses[0]["port"] or 5672)
+    evidence.figure("bus de messages", f"{hello.get('product')} {hello.get('version')}")
+    assert hello.get("product") == "RabbitMQ", f"le broker se présente comme {hello}"
+
+
+@then("je relève le stockage derrière les volumes (Ceph ou autre)")
+def volume_storage(cloud, evidence):
+    drivers = components.volume_backends(cloud.embedded_root / "etc")
+    evidence.figure("pilote des volumes", ", ".join(drivers) or "aucun")
+    evidence.figure("Ceph (RBD) pour les volumes", "oui" if any("rbd" in d.lower() for d in drivers) else "non")
+    assert drivers, "Cinder n'a pas de pilote de volumes configuré"
+
+
+@when("je lis les distributions Python de l'environnement du cloud embarqué", target_fixture="dists")
+def read_dists(cloud, evidence):
+    found = components.installed(cloud.embedded_root / "venv")
+    evidence.json("distributions", found)
+    evidence.figure("distributions dans le venv du cloud", found["*"]["distributions"])
+    return found
+
+
+@then("nova, neutron, glance, keystone, cinder et swift y ont été installés par pip")
+def by_pip(dists):
+    missing = [n for n in components.COURSE_DISTRIBUTIONS if n not in dists]
+    assert not missing, f"absents du venv : {missing}"
+    not_pip = {n: dists[n]["installer"] for n in components.COURSE_DISTRIBUTIONS if dists[n]["installer"] != "pip"}
+    assert not not_pip, f"installés autrement que par pip : {not_pip}"

@@ -1,0 +1,159 @@
+"""Glue for features/cloud/plan_de_donnees.feature -> popek.checks.cloud.traffic (real packets)."""
+import secrets
+import time
+
+from pytest_bdd import given, parsers, then, when
+
+from popek.checks.cloud import compute, network, secgroups, traffic
+from popek.steps.cloud_common import bootable
+
+SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
+CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
+
+
+@given("une paire de clés importée depuis une clé générée ici", target_fixture="key")
+def imported_key(conn, ledger):
+    private, public = compute.ssh_keypair()
+    return {"private": private, "public": public, "keypair": compute.create_keypair(conn, ledger, public)}
+
+
+@given("un groupe de sécurité qui n'autorise en entrée que SSH", target_fixture="firewall")
+def ssh_only_group(conn, ledger):
+    group = secgroups.create_group(conn, ledger)  # keeps its egress rules: DHCP, metadata
+    rule = secgroups.add_rule(conn, ledger, group, direction="ingress", ether_type="IPv4", protocol="tcp",
+                              port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    return {"group": group, "ssh_rule": rule}
+
+
+def _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=None, user_data=None,
+                    timeout=SSH_BOOT_TIMEOUT, min_ram=0):
+    image, flavor = (image, compute.pick_flavor(conn, image, min_ram)) if image else bootable(conn, min_ram=min_ram)
+    server = compute.boot(conn, ledger, "guest", image, flavor, routed["network"],
+                          key_name=key["keypair"].name, user_data=user_data,
+                          security_groups=[firewall["group"].name])
+    fip = network.create_floating_ip(conn, ledger, routed["external"])
+    network.associate(conn, fip, network.server_port(conn, server))
+    address, user = fip.floating_ip_address, compute.login_user(image)
+    started = time.monotonic()
+    traffic.wait_ssh(address, user, key["private"], timeout=timeout)
+    evidence.figure("ACTIVE → SSH prêt", round(time.monotonic() - started, 1), " s")
+    return {"server": server, "fip": fip, "address": address, "user": user, "image": image}
+
+
+@given("une instance joignable par SSH sur son IP flottante", target_fixture="guest")
+def reachable_guest(conn, ledger, routed, key, firewall, evidence):
+    return _boot_reachable(conn, ledger, routed, key, firewall, evidence)
+
+
+@then("une autre clé est refusée par le même serveur SSH")
+def other_key_refused(guest):
+    other_private, _ = compute.ssh_keypair()
+    what = traffic.ssh_refused(guest["address"], guest["user"], other_private)
+    assert what is None, f"autre clé : {what}"
+
+
+@then("depuis l'instance, http://169.254.169.254 donne l'identifiant de l'instance")
+def metadata_from_guest(guest, key, evidence):
+    cmd = compute.METADATA_GET.format(path="latest/meta-data/instance-id")
+    status, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], cmd)
+    evidence.text("instance-id lu dans l'instance", out)
+    assert out.strip() == guest["server"].id, f"metadata : {out.strip()!r} (statut {status}), attendu {guest['server'].id}"
+
+
+@when("je retire du groupe la règle SSH")
+def drop_ssh(conn, firewall):
+    conn.network.delete_security_group_rule(firewall["ssh_rule"].id, ignore_missing=True)
+
+
+def _blocked(probe, grace: float = 30.0) -> bool:
+    """Blocked = the probe fails twice in a row within `grace` s (a rule change takes a moment to apply)."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not probe() and not probe():
+            return True
+    return False
+
+
+@then(parsers.parse("SSH et ping vers l'instance sont bloqués (délai {timeout:d} s)"))
+def both_blocked(guest, timeout):
+    address = guest["address"]
+    assert _blocked(lambda: traffic.tcp_open(address, 22, timeout)), "SSH passe toujours"
+    assert _blocked(lambda: traffic.ping(address, timeout)), "le ping passe sans règle ICMP"
+
+
+@when("j'ajoute au groupe une règle ICMP")
+def allow_icmp(conn, ledger, firewall):
+    secgroups.add_rule(conn, ledger, firewall["group"], direction="ingress", ether_type="IPv4", protocol="icmp",
+                       remote_ip_prefix="0.0.0.0/0")
+
+
+@then(parsers.parse("le ping passe mais SSH reste bloqué (délai {timeout:d} s)"))
+def ping_only(guest, timeout):
+    address = guest["address"]
+    assert traffic.wait_until(lambda: traffic.ping(address, timeout), 60), "le ping reste bloqué malgré la règle ICMP"
+    assert _blocked(lambda: traffic.tcp_open(address, 22, timeout)), "SSH passe sans règle SSH"
+
+
+@when("je remets la règle SSH")
+def allow_ssh(conn, ledger, firewall):
+    secgroups.add_rule(conn, ledger, firewall["group"], direction="ingress", ether_type="IPv4", protocol="tcp",
+                       port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+
+
+@then("SSH passe de nouveau")
+def ssh_again(guest, key):
+    status, _ = traffic.wait_ssh(guest["address"], guest["user"], key["private"], timeout=60)
+    assert status == 0
+
+
+@given("une seconde instance sur le même réseau", target_fixture="second")
+def second_guest(conn, ledger, routed, key, firewall, guest):
+    server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
+                          routed["network"], key_name=key["keypair"].name, security_groups=[firewall["group"].name])
+    return {"server": server, "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
+
+
+@when("je déplace l'IP flottante vers la seconde instance")
+def move_fip(conn, guest, second):
+    network.associate(conn, guest["fip"], network.server_port(conn, second["server"]))
+
+
+@then("SSH sur la même adresse arrive sur la seconde instance")
+def lands_on_second(guest, second, key, evidence):
+    seen = []
+
+    def on_second():
+        try:
+            _, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], "ip -4 -o addr show", timeout=5)
+        except Exception as exc:  # the second guest may still be booting
+            seen.append(type(exc).__name__)
+            return False
+        seen.append(out)
+        return f" {second['fixed']}/" in out
+    assert traffic.wait_until(on_second, SSH_BOOT_TIMEOUT, interval=2), \
+        f"SSH via {guest['address']} n'arrive pas sur {second['fixed']} (dernier vu : {seen[-1:]})"
+    evidence.text("adresses vues par SSH après le déplacement", seen[-1])
+
+
+@given("une instance d'une image avec cloud-init, démarrée avec des user data qui écrivent un fichier",
+       target_fixture="guest")
+def cloud_init_guest(conn, ledger, routed, key, firewall, evidence):
+    import pytest
+    try:
+        image = compute.pick_image(conn, cloud_init=True)
+    except LookupError:
+        pytest.skip("aucune image avec cloud-init dans ce cloud")
+    token = secrets.token_hex(8)
+    user_data = f"#cloud-config\nwrite_files:\n  - path: /run/popek-cloud-init\n    content: \"{token}\\n\"\n"
+    guest = _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=image, user_data=user_data,
+                            timeout=CLOUD_INIT_TIMEOUT, min_ram=512)
+    guest["token"] = token
+    return guest
+
+
+@then("le fichier écrit par cloud-init est dans l'instance, avec le contenu attendu")
+def cloud_init_file(guest, key):
+    def read():
+        _, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], "cat /run/popek-cloud-init")
+        return out.strip() == guest["token"]
+    assert traffic.wait_until(read, 120, interval=3), "cloud-init n'a pas écrit le fichier des user data"

@@ -1,0 +1,60 @@
+"""Glue for features/cloud/ip_flottante.feature -> popek.checks.cloud.network."""
+import pytest
+from pytest_bdd import given, then, when
+
+from popek.checks.cloud import compute, network
+from popek.steps.cloud_common import bootable
+
+
+@given("un réseau relié au réseau externe par un routeur", target_fixture="routed")
+def routed(conn, ledger):
+    external = network.external_network(conn)
+    if external is None:
+        pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante")
+    net, router = network.routed_network(conn, ledger, external)
+    return {"external": external, "network": net, "router": router}
+
+
+@given("deux instances sur ce réseau", target_fixture="servers")
+def two_on_network(conn, ledger, routed):
+    image, flavor = bootable(conn)
+    made = [compute.boot(conn, ledger, "server", image, flavor, routed["network"], wait=False) for _ in range(2)]
+    return [compute.wait_active(conn, s) for s in made]
+
+
+@when("je crée une IP flottante", target_fixture="fip")
+def create_fip(conn, ledger, routed, evidence):
+    fip = network.create_floating_ip(conn, ledger, routed["external"])
+    evidence.figure("IP flottante", fip.floating_ip_address)
+    return fip
+
+
+@when("je l'associe à la première instance")
+def associate_first(conn, fip, servers):
+    network.associate(conn, fip, network.server_port(conn, servers[0]))
+
+
+@then("l'IP flottante mène au port de la première instance")
+def points_first(conn, fip, servers, evidence):
+    target = network.fip_target(conn, fip)
+    evidence.json("IP flottante → 1re instance", target)
+    assert target["port_id"] == network.server_port(conn, servers[0]).id, target
+
+
+@when("je la déplace vers la seconde instance")
+def move_second(conn, fip, servers):
+    network.associate(conn, fip, network.server_port(conn, servers[1]))
+
+
+@then("l'IP flottante mène au port de la seconde instance")
+def points_second(conn, fip, servers, evidence):
+    target = network.fip_target(conn, fip)
+    evidence.json("IP flottante → 2de instance", target)
+    port = network.server_port(conn, servers[1])
+    assert target["port_id"] == port.id, target
+    assert target["fixed_ip"] in [ip["ip_address"] for ip in port.fixed_ips], target
+
+
+@then("son adresse n'a pas changé")
+def same_address(conn, fip):
+    assert network.fip_target(conn, fip)["address"] == fip.floating_ip_address

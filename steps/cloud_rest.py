@@ -1,0 +1,58 @@
+"""Glue for features/cloud/api_rest.feature -> popek.checks.cloud.client / compute."""
+import os
+
+from pytest_bdd import given, parsers, then, when
+
+from popek.checks.cloud import client, compute
+from popek.steps.cloud_common import bootable
+
+SDK_LISTS = {
+    "instances": lambda conn: conn.compute.servers(),
+    "images": lambda conn: conn.image.images(),
+    "réseaux": lambda conn: conn.network.networks(),
+}
+
+
+@given("une instance créée pour l'occasion", target_fixture="server")
+def one_server(conn, ledger):
+    image, flavor = bootable(conn)
+    return compute.boot(conn, ledger, "server", image, flavor, compute.project_network(conn, ledger))
+
+
+@when("j'envoie GET /servers à l'API compute avec mon jeton", target_fixture="rest")
+def get_servers(conn, evidence):
+    status, body = client.rest_get(conn, "compute", "/servers")
+    evidence.json("GET /servers", body)
+    return status, body
+
+
+@then("la réponse HTTP est 200 et la liste contient l'instance créée")
+def rest_lists_server(rest, server):
+    status, body = rest
+    assert status == 200, f"GET /servers : HTTP {status}"
+    ids = [s["id"] for s in body.get("servers", [])]
+    assert server.id in ids, f"l'instance {server.id} n'est pas dans la liste ({len(ids)} instances)"
+
+
+@then("c'est la même liste d'instances que celle du SDK")
+def rest_equals_sdk(rest, conn, evidence):
+    rest_ids = sorted(s["id"] for s in rest[1]["servers"])
+    sdk_ids = sorted(s.id for s in conn.compute.servers())
+    evidence.figure("instances (GET /servers)", len(rest_ids))
+    assert rest_ids == sdk_ids, f"HTTP : {rest_ids} ; SDK : {sdk_ids}"
+
+
+@when(parsers.parse("je lance « openstack {command} list -f json »"), target_fixture="cli_rows")
+def run_cli(cloud, command, evidence):
+    rows = client.openstack_cli(cloud, [command, "list"], os.environ)
+    evidence.json(f"openstack {command} list", rows)
+    return rows
+
+
+@then(parsers.parse("le client renvoie les mêmes identifiants que le SDK pour les {resources}"))
+def cli_equals_sdk(cli_rows, conn, resources, evidence):
+    cli_ids = sorted(r["ID"] for r in cli_rows)
+    sdk_ids = sorted(r.id for r in SDK_LISTS[resources](conn))
+    evidence.figure(f"{resources} (openstack CLI)", len(cli_ids))
+    assert cli_ids == sdk_ids, f"client : {cli_ids} ; SDK : {sdk_ids}"
+    assert cli_ids or resources != "instances", "liste vide : rien de comparé"
