@@ -1,0 +1,144 @@
+"""The embedded cloud for real: catalog, a server to ACTIVE with a volume attached, a Swift object.
+
+The session fixture brings the cloud up when it is not running and leaves it as it found it. The
+`down` check stops the shared cloud (and brings it back): it runs only when asked for with
+POPEK_CLOUD_DOWN_TEST=1, since other work may be using the cloud at that moment.
+"""
+import os
+import time
+import uuid
+
+import pytest
+
+from popek import paths
+from popek.checks.localcloud import bootstrap, install, lifecycle, services
+from popek.checks.localcloud.errors import CloudError
+from popek.checks.localcloud.state import CloudState
+
+pytestmark = [pytest.mark.integration, pytest.mark.cloud]
+
+CATALOG_TYPES = {"identity", "compute", "image", "network", "placement", "object-store"}
+VOLUME_TYPES = {"volumev3", "block-storage", "volume"}
+
+
+def _running(state: CloudState) -> bool:
+    mode, rows = lifecycle.status(state)
+    return bool(rows) and all(r.ok for r in rows)
+
+
+@pytest.fixture(scope="session")
+def cloud_state():
+    state = CloudState(paths.embedded_cloud_dir())
+    was_running = _running(state)
+    if not was_running:
+        missing = install.missing_packages()
+        if missing and os.geteuid() != 0:
+            pytest.skip(f"paquets {' '.join(missing)} absents et pas root : le cloud embarqué ne peut pas démarrer")
+        lifecycle.up(state, dataplane=True, log=lambda line: None)
+    yield state
+    if not was_running:
+        lifecycle.down(state)
+
+
+@pytest.fixture
+def admin(cloud_state):
+    return bootstrap.connect(cloud_state, "popek-admin")
+
+
+@pytest.fixture
+def member(cloud_state):
+    return bootstrap.connect(cloud_state, "popek")
+
+
+def _cleanup(fn, *args, **kw):
+    """Delete something that may already be gone (tempest's call_and_ignore_notfound_exc)."""
+    from openstack import exceptions
+
+    try:
+        fn(*args, **kw)
+    except exceptions.NotFoundException:
+        pass
+
+
+def test_catalog_lists_every_service_and_each_answers(admin):
+    catalog = admin.config.get_service_catalog().catalog
+    types = {entry["type"] for entry in catalog}
+    assert CATALOG_TYPES <= types, sorted(types)
+    assert types & VOLUME_TYPES, sorted(types)
+    import requests
+
+    for entry in catalog:
+        for ep in entry["endpoints"]:
+            if ep["interface"] == "public":
+                url = ep["url"].split("/AUTH_")[0]  # swift's URL names a project; the root answers
+                assert requests.get(url, timeout=10).status_code < 500, (entry["type"], url)
+
+
+def test_course_flavors_image_and_networks(member):
+    sizes = {f.name: (f.vcpus, f.ram, f.disk) for f in member.compute.flavors()}
+    order = [sizes[n] for n in ("tiny", "small", "medium", "large")]
+    assert all(a <= b for a, b in zip(order, order[1:])) and order[0] < order[-1], sizes
+    assert member.image.find_image("Debian 13") is not None
+    public = member.network.find_network("public")
+    assert public.is_shared and public.is_router_external
+    rules = list(member.network.security_group_rules(
+        security_group_id=member.network.find_security_group("default", project_id=member.current_project_id).id))
+    assert {r.direction for r in rules} == {"ingress", "egress"}, rules
+
+
+def test_server_active_then_volume_attached(member):
+    name = f"popek-it-{uuid.uuid4().hex[:8]}"
+    image = member.image.find_image("Debian 13")
+    flavor = member.compute.find_flavor("small")
+    net = member.network.find_network("public")
+    server = volume = None
+    try:
+        t0 = time.monotonic()
+        server = member.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                              networks=[{"uuid": net.id}])
+        server = member.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=0.5)
+        assert server.status == "ACTIVE"
+        assert "public" in server.addresses, server.addresses
+        print(f"create -> ACTIVE {time.monotonic() - t0:.1f} s")
+        volume = member.block_storage.create_volume(size=1, name=name)
+        volume = member.block_storage.wait_for_status(volume, "available", wait=120, interval=0.5)
+        member.compute.create_volume_attachment(server, volume=volume)
+        volume = member.block_storage.wait_for_status(volume, "in-use", wait=120, interval=0.5)
+        attached = [a["server_id"] for a in volume.attachments]
+        assert attached == [server.id], volume.attachments
+        member.compute.delete_volume_attachment(server, volume.id)
+        member.block_storage.wait_for_status(volume, "available", wait=120, interval=0.5)
+    finally:
+        if volume is not None:
+            _cleanup(member.block_storage.delete_volume, volume)
+        if server is not None:
+            _cleanup(member.compute.delete_server, server)
+            member.compute.wait_for_delete(server, wait=120)
+        if volume is not None:
+            member.block_storage.wait_for_delete(volume, wait=120)
+
+
+def test_swift_put_then_get(member):
+    container = f"popek-it-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(4096)
+    member.object_store.create_container(container)
+    try:
+        member.object_store.upload_object(container, "objet", data=data)
+        assert member.object_store.download_object("objet", container=container) == data
+    finally:
+        _cleanup(member.object_store.delete_object, "objet", container=container)
+        _cleanup(member.object_store.delete_container, container)
+
+
+@pytest.mark.skipif(os.environ.get("POPEK_CLOUD_DOWN_TEST") != "1",
+                    reason="arrêt du cloud partagé non demandé (POPEK_CLOUD_DOWN_TEST=1)")
+def test_down_leaves_no_process_then_up_again(cloud_state):
+    pids = [services.read_pid(cloud_state, r.name) for r in lifecycle.status(cloud_state)[1]]
+    assert lifecycle.down(cloud_state) == []
+    assert services.ours(cloud_state) == []
+    assert all(p is None or not os.path.exists(f"/proc/{p}") for p in pids)
+    try:
+        lifecycle.up(cloud_state, dataplane=True, log=lambda line: None)
+    except CloudError as exc:
+        pytest.fail(f"le cloud ne redémarre pas : {exc}")
+    assert _running(cloud_state)
