@@ -212,7 +212,7 @@ def _timing_routine(body: bytes) -> MachineCode:
     return MachineCode(loop(body))
 
 
-def cost(ins: SensitiveInstruction, target_ms: float = 1.0, samples: int = 5) -> Timing:
+def cost(ins: SensitiveInstruction, target_ms: float = 0.3, samples: int = 9) -> Timing:
     """ns per execution of `ins`, in a machine-code loop in this process. Call it only once the
     instruction ran without fault in a child (a fault here would kill the harness)."""
     run = _timing_routine(ins.body)
