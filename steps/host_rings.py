@@ -40,7 +40,8 @@ def run_privileged(mnemonic, evidence):
     ins = rings.instruction(mnemonic)
     fault = rings.run_in_ring3(ins)
     evidence.figure(f"{ins.mnemonic} en ring 3", fault.summary())
-    evidence.json(f"{ins.mnemonic} ({ins.assembly}, octets {ins.code.hex(' ')})", fault.as_dict())
+    evidence.json(f"{ins.mnemonic} en ring 3", {"assembleur": ins.assembly, "octets": ins.code.hex(" "),
+                                                "rôle en ring 0": ins.role, **fault.as_dict()})
     return ins, fault
 
 
