@@ -179,6 +179,14 @@ class Evidence:
         except ImportError:  # pragma: no cover
             pass
 
+    def terminal(self, title: str, text: str) -> None:
+        """Show `text` as its own section at the end of the terminal output (and attach it)."""
+        self.item.user_properties.append((f"terminal:{title}", REDACT(text)))
+        self.text(title, text)
+
+    def svg(self, name: str, svg: str) -> None:
+        self._attach(svg, name, "SVG")
+
     def json(self, name: str, obj) -> None:
         self._attach(REDACT(json.dumps(obj, indent=2, ensure_ascii=False, default=str)), name, "JSON")
 
@@ -251,3 +259,8 @@ def pytest_terminal_summary(terminalreporter):
         tr.section("popek : mesures")
         for nodeid, key, value in figures:
             tr.write_line(f"{key:<55} {value}")
+    for report in (r for o in ("passed", "failed") for r in tr.stats.get(o, []) if r.when == "call"):
+        for key, text in getattr(report, "user_properties", []):
+            if key.startswith("terminal:"):
+                tr.section(f"popek : {key[9:]}")
+                tr.write_line(text)
