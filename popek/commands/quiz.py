@@ -37,6 +37,7 @@ def register(sub):
     g = qs.add_parser("grade", help="grade answer files: scores, feedback, gradebook CSV, Gradescope results.json, statistics")
     g.add_argument("answers", nargs="+", help="answer files written by `quiz take` or the HTML quiz")
     g.add_argument("--out", default=None, help="output folder (default ./popek-results/quiz)")
+    g.add_argument("--details", action="store_true", help="also print every graded copy (feedback per question)")
     common(g)
     g.set_defaults(func=grade)
 
@@ -125,6 +126,9 @@ def grade(args) -> int:
         result = report.grade_files([Path(a) for a in args.answers], banks, _secret(args), out)
     except OSError as exc:
         raise UserError(f"écriture impossible dans {out} : {exc}") from None
+    if args.details:
+        for sub in sorted(result.submissions, key=lambda s: (s.assignment, s.student)):
+            print(f"===== {sub.student} — {sub.assignment}\n{report.copy_text(sub)}")
     print(report.summary(result))
     for bad in result.errors:
         print(f"popek: fichier de réponses rejeté : {bad}", file=sys.stderr)

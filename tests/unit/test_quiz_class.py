@@ -49,6 +49,14 @@ def test_a_class_of_30(tmp_path, capsys):
     assert (out / "copies" / "etu010.txt").read_text(encoding="utf-8").startswith("Quiz « Démo du moteur de quiz »")
 
 
+def test_details_print_each_copy_with_its_feedback(tmp_path, capsys):
+    files, _ = write_class(tmp_path)
+    assert main(["quiz", "grade", str(files[10]), "--details", "--banks", str(DATA), "--secret", "exam-2026",
+                 "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "===== etu010 — demo" in out and "Voir le cours, section" in out and "Question 1 (" in out
+
+
 def test_another_secret_rejects_every_copy(tmp_path, capsys):
     files, _ = write_class(tmp_path)
     assert main(["quiz", "grade", str(files[0]), "--banks", str(DATA), "--secret", "other", "--out", str(tmp_path / "o")]) == 4
