@@ -245,7 +245,8 @@ def html(bank: Bank, secret: str, mode: str = "practice", variant_key: str = SHA
         keys = base64.b64encode(raw).decode("ascii")
     page = _TEMPLATE
     for marker, value in (("@@TITLE@@", html_lib.escape(f"Quiz — {bank.title}")),
-                          ("@@DATA@@", json.dumps(data, ensure_ascii=False).replace("</", "<\\/")),
+                          # no "<" at all inside the <script> element: neither "</script>" nor "<!--" can end it
+                          ("@@DATA@@", json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")),
                           ("@@KEYS@@", keys)):
         page = page.replace(marker, value)
     return page

@@ -151,3 +151,12 @@ def test_the_shipped_banks_export_and_parse_back():
         assert 'const KEYS_B64 = "";' in page
         for item in draw(bank, "x", "s").items:     # no explanation (which gives the answer away) in the page
             assert json.dumps(item.text(item.question.feedback), ensure_ascii=False)[1:-1] not in page, item.id
+
+
+def test_html_data_cannot_close_its_script_element():
+    import dataclasses
+    q = dataclasses.replace(BANK.questions[0], prompt="Que fait </script><!-- <b>ceci</b> ?")
+    page = export.html(dataclasses.replace(BANK, questions=[q]), "s")
+    assert page.count("</script>") == 2
+    data = json.loads(re.search(r'id="quiz-data">(.*?)</script>', page, re.S).group(1))
+    assert data["questions"][0]["prompt"] == "Que fait </script><!-- <b>ceci</b> ?"
