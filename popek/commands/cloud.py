@@ -18,6 +18,7 @@ def register(sub):
     cmds.add_parser("env", help="where clouds.yaml and the openrc files are, and how to use them").set_defaults(func=cmd_env)
     cmds.add_parser("destroy", help="down, then delete the cloud's state (venv, databases, passwords)").set_defaults(
         func=cmd_destroy)
+    add_sweep(cmds)
     return p
 
 
@@ -117,3 +118,35 @@ def cmd_destroy(args) -> int:
     lifecycle.destroy(state)
     print(f"popek cloud destroy : {state.root} supprimé (images construites gardées dans {state.image_cache})")
     return 0
+
+
+# --- `popek cloud sweep`: resources left behind by earlier popek runs (any cloud, not only the embedded one) ---
+
+def add_sweep(cmds) -> None:
+    sweep = cmds.add_parser("sweep", help="delete what earlier popek runs left in a cloud (names popek-<run id>-…); "
+                                          "not while a popek run uses that cloud")
+    sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    sweep.add_argument("--os-cloud", default=None,
+                       help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded cloud)")
+    sweep.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    import os
+
+    from popek.checks.cloud import connection, ledger
+    from popek.cli import UserError
+
+    try:
+        cloud = connection.connect(args.os_cloud, os.environ, paths.embedded_clouds_yaml())
+    except connection.CloudUnavailable as exc:
+        raise UserError(str(exc), 1) from None
+    found, problems = ledger.sweep(cloud.conn, None, dry_run=args.dry_run)
+    verb = "à supprimer" if args.dry_run else "supprimé"
+    for entry in found:
+        print(f"{verb} : {entry.kind:<15} {entry.name}  ({entry.id})")
+    for problem in problems:
+        print(f"échec : {problem}")
+    print(f"popek cloud sweep : {len(found)} ressource(s) de runs précédents {'trouvée(s)' if args.dry_run else 'traitée(s)'}"
+          f", {len(problems)} échec(s) ({cloud.choice.describe()})")
+    return 1 if problems else 0
