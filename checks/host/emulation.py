@@ -30,6 +30,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 
 from popek.checks.host import elf, workload
@@ -313,8 +314,6 @@ def against_native(run_emulated, iterations: int = 20_000_000, samples: int = 5)
     time (time.thread_time_ns), the emulated side with its processes' CPU time: both count only the
     time a core actually worked for them. Returns (native run, emulated run, timing.Ratio).
     """
-    import time
-
     from popek.checks.timing import Ratio
     native = workload.run_native(iterations, samples, clock=time.thread_time_ns)
     emulated = run_emulated(iterations, samples)
@@ -379,7 +378,6 @@ def observe_code(program: bytes, qemu: str | None = None, timeout: float = 5.0) 
     program: an ELF executable's bytes; qemu: a user-mode emulator to run it with, or None to let the
     kernel run it directly; timeout: seconds to wait for the program's mapping to appear.
     """
-    import time
     with tempfile.TemporaryDirectory(prefix="popek-emu-") as tmp:
         path = os.path.join(tmp, "programme")
         elf.write_executable(path, program)
