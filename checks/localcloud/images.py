@@ -222,7 +222,8 @@ def make_boot_disk(tree: Path, out_qcow2: Path, size_mib: int, label: str, fs_uu
     part.unlink(missing_ok=True)
     with open(part, "wb") as f:
         f.truncate(size_mib * (1 << 20) - part_start)
-    # extlinux 6.04 cannot read ext4 with 64bit, metadata_csum_seed or orphan_file.
+    # extlinux 6.04 cannot read ext4 with 64bit, metadata_csum_seed or orphan_file; with the 1 KiB
+    # blocks mkfs picks for a small file system it finds the config but fails to load the kernel.
     _run(["mkfs.ext4", "-q", "-F", "-O", "^64bit,^metadata_csum_seed,^orphan_file", "-L", label,
           "-U", fs_uuid, "-b", "4096", "-E", "root_owner=0:0", "-d", str(tree), str(part)])
     mnt = workdir / "mnt"
@@ -261,8 +262,8 @@ def _extlinux_conf(kernel: str, initrd: str, append: str) -> str:
 # The tiny image: cloud kernel + busybox + dropbear in an initramfs
 
 #: Packages of the tiny image (the kernel package is resolved from linux-image-cloud-amd64).
-TINY_PACKAGES = ("busybox-static", "dropbear-bin", "libc6", "libcrypt1", "libtomcrypt1", "libtommath1", "libgmp10",
-                 "zlib1g")
+TINY_PACKAGES = ("busybox-static", "dropbear-bin", "libc6", "libcrypt1", "libtomcrypt1", "libtommath1",
+                 "libgmp10", "zlib1g")
 #: Modules /init loads (with their dependencies); the rest of virtio is built into the cloud kernel.
 TINY_MODULES = ("virtio_net",)
 
@@ -626,7 +627,7 @@ def build_image(name: str, cache_dir: Path, mirror: Optional[str] = None, log: L
     if recipe is None:
         raise ImageBuildError(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
     digest = recipe.digest()
-    images = Path(cache_dir) / "images"
+    images = Path(cache_dir)
     images.mkdir(parents=True, exist_ok=True)
     out = images / f"{recipe.slug}-{digest}.qcow2"
     if out.exists():
