@@ -17,7 +17,7 @@ class Claim:
     text: str          # the claim in French, condensed from the course
     how: frozenset     # {"E"}, {"Q"} or {"E", "Q"}
     where: str = ""    # "host", "cloud" or "" for quiz-only claims
-    section: str = ""  # the course's section that states it
+    section: str = ""  # the course heading that states it (sentence case, as the quiz banks cite it)
 
 
 def _c(id, text, how, where="", section=""):
@@ -29,9 +29,9 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     _c("C02", "Popek et Goldberg (1974) : trois conditions, équivalence, efficacité, contrôle", "Q+E", "host", "Principes de Popek et Goldberg"),
     _c("C03", "Historique : 1946 ENIAC, 1958 Bull Gamma 60, 1972 IBM VM/370, 1990 émulation sur Amiga, 1999 VMware Workstation puis QEMU, KVM, Bochs, Xen, 2004 Intel VT-x ; Popek et Goldberg respectés seulement depuis 2004", "Q", "", "Historique"),
     _c("C04", "Intérêts : sécurité (isolation), coût (mutualisation, temps partagé), criticité (sauvegarde, clonage, migration), performance (allocation dynamique)", "Q", "", "Intérêts de la virtualisation"),
-    _c("C05", "Anneaux x86 : le noyau en ring 0, les logiciels en ring 3, un appel système change d'anneau (SYSENTER/SYSCALL)", "E+Q", "host", "CPU x86 : les anneaux de protection"),
-    _c("C06", "Un hyperviseur en ring 0 qui exécute les invités en ring 3 comme de simples logiciels, c'est de l'émulation : équivalence OK, efficacité KO, contrôle OK", "E+Q", "host", "Émulation"),
-    _c("C07", "Émulation : bonne isolation, coexistence d'architectures CPU et d'OS hétérogènes ; inconvénient : surcoût important", "E+Q", "host", "Émulation"),
+    _c("C05", "Anneaux x86 : le noyau en ring 0, les logiciels en ring 3, un appel système change d'anneau (SYSENTER/SYSCALL)", "E+Q", "host", "Les anneaux de protections"),
+    _c("C06", "Un hyperviseur en ring 0 qui exécute les invités en ring 3 comme de simples logiciels, c'est de l'émulation : équivalence OK, efficacité KO, contrôle OK", "E+Q", "host", "Emulation"),
+    _c("C07", "Émulation : bonne isolation, coexistence d'architectures CPU et d'OS hétérogènes ; inconvénient : surcoût important", "E+Q", "host", "Emulation"),
     _c("C08", "Ring -1 : depuis 2004, Intel VT-x et AMD-V ajoutent des instructions pour que les invités aient le ring 0 et que les trois conditions soient respectées", "E+Q", "host", "Ring -1"),
     _c("C09", "Les conteneurs ne sont pas de la virtualisation : équivalence KO, efficacité OK, contrôle OK", "E+Q", "host", "Containers"),
     _c("C10", "Le cloud couvre calcul/virtualisation, stockage, abstraction du matériel, service à la demande et facturation, accès par API REST, flexibilité/élasticité", "Q", "", "Le cloud c'est large !"),
@@ -60,10 +60,10 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     _c("C33", "Le client officiel python-openstackclient parle HTTP aux API REST", "E+Q", "cloud", "Utilisation d'OpenStack"),
     _c("C34", "Un fichier openrc donne l'URL de Keystone, un login, un mot de passe et un identifiant de projet", "E+Q", "cloud", "Fichier openrc"),
     _c("C35", "La première requête demande à Keystone le catalogue, qui révèle les autres API", "E+Q", "cloud", "Catalog"),
-    _c("C36", "Avec Nova, `server list` ; avec Glance, `image list` ; avec Neutron, `network list`", "E+Q", "cloud", "Liste des instances, images, réseaux"),
-    _c("C37", "`server create --flavor --image --net NOM` démarre une instance", "E+Q", "cloud", "Création d'une nouvelle instance"),
+    _c("C36", "Avec Nova, `server list` ; avec Glance, `image list` ; avec Neutron, `network list`", "E+Q", "cloud", "Liste des instances"),
+    _c("C37", "`server create --flavor --image --net NOM` démarre une instance", "E+Q", "cloud", "Utilisation d'OpenStack"),
     _c("C38", "Une interface web (Horizon) pilote aussi OpenStack", "Q", "", "Interface web"),
-    _c("C39", "Du code le pilote aussi, par exemple `openstack_compute_instance_v2` de Terraform", "Q", "", "…ou via du code"),
+    _c("C39", "Du code le pilote aussi, par exemple `openstack_compute_instance_v2` de Terraform", "Q", "", "...ou via du code"),
 )}
 
 

@@ -44,3 +44,8 @@ def test_a_malformed_feature_names_file_and_line(tmp_path):
     (tmp_path / "bad.feature").write_text("# language: fr\nFonctionnalité: f\n  Scénario: s\n    Quand x\n    @tag perdu\n", encoding="utf-8")
     with pytest.raises(coverage.FeatureError, match=r"(?s)bad\.feature.*\(5:5\)"):
         coverage.scenarios(tmp_path)
+
+
+def test_every_claim_cites_a_heading_of_the_course():
+    from test_quiz_bank_content import SECTIONS, _fold
+    assert [c.id for c in CLAIMS.values() if _fold(c.section) not in SECTIONS] == []
