@@ -91,9 +91,9 @@ def traced_result(emu_traced, emu_program):
 # --- overhead --------------------------------------------------------------------------------------
 @when(parsers.parse("je chronomètre la charge de travail en natif et sous TCG en mode {mode}"),
       target_fixture="emu_timed")
-def timed(mode):
-    run = {"utilisateur": emulation.run_workload_user, "système": emulation.run_workload_system}[mode]
-    return emulation.against_native(run)
+def timed(mode, host_measures):
+    # measured once per run, shared with the Popek–Goldberg table
+    return {"utilisateur": lambda: host_measures.emulation_user, "système": lambda: host_measures.emulation_system}[mode]()
 
 
 @then("l'exécution émulée calcule le même résultat que le processeur")

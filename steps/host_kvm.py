@@ -1,7 +1,7 @@
 """Glue for features/hote/popek_goldberg_kvm.feature -> popek.checks.host.vmm (our VMM over KVM)."""
 from pytest_bdd import parsers, then, when
 
-from popek.checks.host import readiness, vmm, workload
+from popek.checks.host import vmm, workload
 
 
 # --- control ---------------------------------------------------------------------------------------
@@ -83,8 +83,8 @@ def same_registers(mismatches, n, evidence):
 # --- efficiency ------------------------------------------------------------------------------------
 @when(parsers.re(r"je chronomètre la boucle de travail en natif et dans l'invité en ring (3 et en ring 0|0)"),
       target_fixture="efficiency")
-def measure(evidence):
-    eff = vmm.measure_efficiency(readiness.kind_of_kvm(readiness.gather()))
+def measure(evidence, host_measures):
+    eff = host_measures.kvm_efficiency  # measured once per run, shared with the Popek–Goldberg table
     evidence.json("efficacité (ns/itération)", eff.as_dict())
     for name, (value, unit) in eff.figures().items():
         evidence.figure(name, value, unit)

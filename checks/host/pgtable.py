@@ -171,7 +171,7 @@ def build(m: Measurements) -> Table:
     """Decide every cell from the measurements `m` (taking those not yet taken)."""
     def emu_equivalence():
         native, emu, _ = m.emulation_system
-        return Cell("OK" if emu.equivalent and native.equivalent else "KO",
+        return Cell("OK" if emu.result == native.result else "KO",
                     f"la charge de travail donne {emu.result:#x} sous QEMU TCG (PC entier émulé) et "
                     f"{native.result:#x} sur le processeur, référence pour n = {emu.iterations}")
 
@@ -273,9 +273,9 @@ def chart_svg(ratios: list[Ratio], title: str = "Efficacité : temps par itérat
         return left + bar_w * max(0.0, math.log10(max(v, 1e-3)) + 1) / (decades + 1)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + bar_w + 110}" height="{height}" '
-             f'font-family="sans-serif" font-size="13">',
+             'font-family="sans-serif" font-size="13">',
              f'<text x="10" y="22" font-size="15" font-weight="bold">{title}</text>',
-             f'<text x="10" y="40" fill="#555">échelle logarithmique ; 1 = vitesse du processeur sans virtualisation</text>']
+             '<text x="10" y="40" fill="#555">échelle logarithmique ; 1 = vitesse du processeur sans virtualisation</text>']
     for d in range(-1, decades + 1):
         gx = x(10.0 ** d)
         parts.append(f'<line x1="{gx:.1f}" y1="{head}" x2="{gx:.1f}" y2="{height - 30}" stroke="#ddd"/>')
