@@ -25,9 +25,11 @@ def question_claims() -> dict[str, list[str]]:
 def show(args) -> int:
     from popek.cli import UserError
 
+    from popek.checks.quiz.bank import BankError
+
     try:
         rows = cov.coverage(paths.FEATURES_DIR, question_claims(), paths.results_dir(args.results) / "allure-results")
-    except (UnknownClaim, cov.FeatureError) as exc:
+    except (UnknownClaim, cov.FeatureError, BankError) as exc:
         raise UserError(str(exc)) from None
     if args.json:
         print(json.dumps([{"claim": r.claim, "how": r.how, "text": CLAIMS[r.claim].text,
