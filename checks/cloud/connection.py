@@ -17,6 +17,7 @@ This module reads no environment itself: the caller passes `environ`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -205,12 +206,19 @@ def _authenticate(region, choice: Choice):
     for key in ("password", "token", "application_credential_secret"):
         REDACT.add(auth.get(key))
     conn = openstack.connection.Connection(config=region)
+    # keystoneauth logs its own warning ("Failed to discover available identity versions…") before
+    # raising; the one message the user gets is ours.
+    quiet = logging.getLogger("keystoneauth")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         token = conn.session.get_token()
     except Exception as exc:  # keystoneauth raises many kinds; explain_auth_failure names the cause
         user = str(auth.get("username") or auth.get("user_id") or "?")
         raise CloudUnavailable(f"{choice.describe()} : {explain_auth_failure(exc, str(auth.get('auth_url')), user)}",
                                choice.named) from None
+    finally:
+        quiet.setLevel(level)
     REDACT.add(token)
     return conn
 

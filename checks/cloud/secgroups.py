@@ -68,10 +68,11 @@ def valid_rules():
     from hypothesis import strategies as st
 
     def prefix(ether):
+        # explicit classes: ip_network() would turn a small integer into an IPv4 network
         if ether == "IPv4":
-            return st.builds(lambda a, n: str(ipaddress.ip_network((a, n), strict=False)),
+            return st.builds(lambda a, n: str(ipaddress.IPv4Network((a, n), strict=False)),
                              st.integers(0, 2**32 - 1), st.integers(0, 32))
-        return st.builds(lambda a, n: str(ipaddress.ip_network((a, n), strict=False)),
+        return st.builds(lambda a, n: str(ipaddress.IPv6Network((a, n), strict=False)),
                          st.integers(0, 2**128 - 1), st.integers(0, 128))
 
     def ports(protocol):
@@ -109,7 +110,7 @@ def invalid_rules():
             lambda p: (f"port_range_min={p[0]} > port_range_max={p[1]}",
                        {**base, "port_range_min": p[0], "port_range_max": p[1]})),
         st.integers(65536, 10**6).map(lambda p: (f"port_range_max={p}", {**base, "port_range_max": p})),
-        st.builds(lambda a, n: str(ipaddress.ip_network((a, n), strict=False)), st.integers(0, 2**128 - 1),
+        st.builds(lambda a, n: str(ipaddress.IPv6Network((a, n), strict=False)), st.integers(0, 2**128 - 1),
                   st.integers(1, 128)).map(lambda p: (f"remote_ip_prefix IPv6 {p} pour ethertype IPv4",
                                                       {**base, "remote_ip_prefix": p})),
         st.sampled_from(["10.0.0.0/33", "300.1.2.3/8", "not-a-cidr"]).map(

@@ -41,6 +41,20 @@ def pytest_args(args, results) -> list[str]:
     return argv + list(args.pytest_args)
 
 
+def check_named_cloud(os_cloud) -> None:
+    """A cloud the user named (--os-cloud, OS_CLOUD, an openrc) must answer: else one message, nothing runs.
+    (popek's default, the embedded cloud, may be absent: its scenarios are then skipped with the reason.)"""
+    from popek.checks.cloud import connection
+    from popek.cli import UserError
+
+    if not connection.resolve(os_cloud, os.environ, paths.embedded_clouds_yaml()).named:
+        return
+    try:
+        connection.connect(os_cloud, os.environ, paths.embedded_clouds_yaml())
+    except connection.CloudUnavailable as exc:
+        raise UserError(str(exc), 2) from None
+
+
 def run(args) -> int:
     import pytest
 
@@ -56,6 +70,8 @@ def run(args) -> int:
         raise UserError(f"dossier de résultats inutilisable : {results} ({exc.strerror})") from None
     for stale in results.glob("figures*.json"):
         stale.unlink()
+    if args.area in (None, "cloud"):
+        check_named_cloud(args.os_cloud)
     argv = pytest_args(args, results)
     code = int(pytest.main(argv))
     if code == 5:

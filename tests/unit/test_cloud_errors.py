@@ -1,0 +1,113 @@
+"""Every way a cloud can be unusable gives one clear message (no cloud needed: files, env and a closed port)."""
+import os
+import textwrap
+
+import pytest
+
+from helpers import run_popek
+from popek.checks.cloud import connection
+from popek.checks.cloud.connection import CloudUnavailable
+
+GOOD = textwrap.dedent("""\
+    clouds:
+      lab:
+        auth: {auth_url: "http://127.0.0.1:1/v3", username: u, password: "pw-do-not-print-4242", project_name: p,
+               user_domain_name: Default, project_domain_name: Default}
+        identity_api_version: 3
+    """)
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No user clouds.yaml and no OS_* variables leak into these tests."""
+    for key in [k for k in os.environ if k.startswith("OS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POPEK_HOME", str(tmp_path / "popek"))
+    return tmp_path
+
+
+def connect(tmp_path, os_cloud=None, env=None, embedded=None):
+    """connect() with the clouds.yaml of tmp_path (OS_CLIENT_CONFIG_FILE, as the openstack client reads it)."""
+    env = {"OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"), **(env or {})}
+    return connection.connect(os_cloud, env, embedded or tmp_path / "popek" / "cloud" / "clouds.yaml", api_timeout=5)
+
+
+def test_resolution_order_follows_the_openstack_client(tmp_path):
+    emb = tmp_path / "e.yaml"
+    assert connection.resolve("x", {"OS_CLOUD": "y", "OS_AUTH_URL": "u"}, emb).kind == "os-cloud"
+    assert connection.resolve(None, {"OS_CLOUD": "y", "OS_AUTH_URL": "u"}, emb).kind == "OS_CLOUD"
+    assert connection.resolve(None, {"OS_AUTH_URL": "u"}, emb).kind == "openrc"
+    default = connection.resolve(None, {}, emb)
+    assert (default.kind, default.cloud, default.named) == ("embedded", "popek", False)
+
+
+def test_no_cloud_at_all_is_not_named_so_scenarios_skip(isolated):
+    with pytest.raises(CloudUnavailable) as exc:
+        connect(isolated)
+    assert not exc.value.named
+    assert "popek cloud up" in str(exc.value)
+
+
+def test_unknown_cloud_name_lists_the_known_ones(isolated):
+    (isolated / "clouds.yaml").write_text(GOOD)
+    with pytest.raises(CloudUnavailable) as exc:
+        connect(isolated, "nope")
+    assert exc.value.named and "« nope » introuvable" in str(exc.value) and "lab" in str(exc.value)
+
+
+def test_named_cloud_without_any_clouds_yaml(isolated):
+    with pytest.raises(CloudUnavailable) as exc:
+        connect(isolated, "lab")
+    assert "aucun fichier clouds.yaml" in str(exc.value)
+
+
+def test_broken_yaml_names_the_file_and_line(isolated):
+    (isolated / "clouds.yaml").write_text("clouds:\n  lab: [unclosed\n")
+    with pytest.raises(CloudUnavailable) as exc:
+        connect(isolated, "lab")
+    assert "clouds.yaml illisible" in str(exc.value) and "ligne" in str(exc.value)
+
+
+def test_yaml_without_clouds_mapping(isolated):
+    (isolated / "clouds.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(CloudUnavailable, match="mal formé"):
+        connect(isolated, "lab")
+
+
+def test_incomplete_openrc_lists_what_is_missing(isolated):
+    with pytest.raises(CloudUnavailable) as exc:
+        connect(isolated, env={"OS_AUTH_URL": "http://127.0.0.1:1/v3", "OS_USERNAME": "u"})
+    assert "OS_PASSWORD" in str(exc.value) and "OS_PROJECT_NAME" in str(exc.value) and exc.value.named
+
+
+def test_unreachable_keystone_is_said_so_without_the_password(isolated):
+    (isolated / "clouds.yaml").write_text(GOOD)
+    with pytest.raises(CloudUnavailable) as exc:
+        connect(isolated, "lab")
+    text = str(exc.value)
+    assert "injoignable" in text and "127.0.0.1:1" in text
+    assert "pw-do-not-print-4242" not in text
+
+
+def test_the_course_fields_of_an_auth_section_hide_the_password():
+    fields = connection.auth_fields({"auth_url": "http://k/v3", "username": "u", "password": "s3cret!", "project_id": "p"})
+    assert fields == {"url Keystone": "http://k/v3", "identifiant": "u", "mot de passe": "présent", "projet": "p"}
+    assert connection.auth_fields({})["mot de passe"] is None
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "cloud", "--os-cloud", "nope"], "aucun fichier clouds.yaml"),
+    (["cloud", "sweep", "--dry-run", "--os-cloud", "lab"], "injoignable"),
+])
+def test_the_cli_says_one_line_and_exits_non_zero(isolated, argv, expected):
+    if "sweep" in argv:
+        (isolated / "clouds.yaml").write_text(GOOD)
+    extra = ["--results", str(isolated / "r")] if argv[0] == "run" else []
+    result = run_popek(*argv, *extra, cwd=isolated, env={"HOME": str(isolated), "POPEK_HOME": str(isolated / "popek")})
+    assert result.returncode != 0
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "pw-do-not-print-4242" not in result.stdout + result.stderr
+    assert not (isolated / "r" / "junit.xml").exists()  # nothing ran

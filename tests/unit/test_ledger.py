@@ -1,0 +1,132 @@
+"""The cleanup ledger's bookkeeping (pure logic: a recording stand-in for the SDK connection)."""
+import re
+
+import pytest
+from openstack import exceptions as sdk_exc
+
+from popek.checks.cloud import ledger as ledger_mod
+from popek.checks.cloud.ledger import Ledger
+
+
+class Proxy:
+    """Records the deletions asked of one SDK proxy; ids in `gone` answer 404 like a real cloud."""
+
+    def __init__(self, calls, gone=(), fail=()):
+        self.calls, self.gone, self.fail = calls, set(gone), set(fail)
+
+    def __getattr__(self, method):
+        def call(resource, *args, **kwargs):
+            rid = getattr(resource, "id", resource)
+            self.calls.append((method, rid))
+            if rid in self.fail:
+                raise RuntimeError("boom: 500")
+            if rid in self.gone and not kwargs.get("ignore_missing"):
+                raise sdk_exc.NotFoundException("gone")
+            return None
+        return call
+
+
+class Conn:
+    def __init__(self, gone=(), fail=(), listing=None):
+        self.calls = []
+        self.network = Proxy(self.calls, gone, fail)
+        self.compute = Proxy(self.calls, gone, fail)
+        self.current_project_id = "p"
+        self.listing = listing or {}
+
+
+PREFIX = "popek-0123abcd-gw0"
+
+
+def test_names_carry_the_run_prefix_and_the_kind():
+    name = Ledger(Conn(), PREFIX).name("server")
+    assert re.fullmatch(r"popek-0123abcd-gw0-server-\d+", name)
+    assert ledger_mod.NAME_RE.match(name).group(1) == "0123abcd"
+
+
+def test_a_prefix_that_the_sweep_could_not_recognise_is_refused():
+    with pytest.raises(ValueError):
+        Ledger(Conn(), "mytest")
+
+
+def test_run_ids_are_eight_hex_and_shared_by_xdist_workers():
+    assert re.fullmatch(r"[0-9a-f]{8}", ledger_mod.new_run_id())
+    seed = "5f2c8e0b9d1a4c3e8f7a6b5c4d3e2f1a"
+    assert ledger_mod.new_run_id(seed) == ledger_mod.new_run_id(seed) == "5f2c8e0b"
+
+
+def test_cleanup_deletes_in_reverse_order_of_creation():
+    conn = Conn()
+    book = Ledger(conn, PREFIX)
+    book.record("network", "n", id="net")
+    book.record("security_group", "g", id="sg")
+    book.record("keypair", "k", id="key")
+    assert book.cleanup() == []
+    assert conn.calls == [("delete_keypair", "key"), ("delete_security_group", "sg"), ("delete_network", "net")]
+
+
+def test_already_gone_counts_as_deleted_and_a_failure_does_not_stop_the_rest():
+    conn = Conn(gone={"sg"}, fail={"key"})
+    book = Ledger(conn, PREFIX)
+    book.record("network", "n", id="net")
+    book.record("security_group", "g", id="sg")
+    book.record("keypair", "k", id="key")
+    problems = book.cleanup()
+    assert len(problems) == 1 and problems[0].startswith("keypair k: RuntimeError")
+    assert [c[1] for c in conn.calls] == ["key", "sg", "net"]
+    assert [e.done for e in book.entries] == [True, True, False]
+
+
+def test_a_second_cleanup_only_retries_what_failed():
+    conn = Conn(fail={"key"})
+    book = Ledger(conn, PREFIX)
+    book.record("network", "n", id="net")
+    book.record("keypair", "k", id="key")
+    book.cleanup()
+    conn.compute.fail.clear()
+    conn.calls.clear()
+    assert book.cleanup() == [] and conn.calls == [("delete_keypair", "key")]
+
+
+def test_create_records_the_name_before_the_call_so_an_interrupted_create_is_found_by_name(monkeypatch):
+    conn = Conn()
+    book = Ledger(conn, PREFIX)
+
+    def make(name):
+        raise KeyboardInterrupt  # Ctrl-C while the POST is in flight: no id came back
+
+    with pytest.raises(KeyboardInterrupt):
+        book.create("network", "net", make)
+    entry = book.entries[0]
+    assert entry.id is None and entry.name.startswith(PREFIX + "-net-")
+    monkeypatch.setattr(ledger_mod, "list_named", lambda c, kind: [("real-id", entry.name), ("other", "x")])
+    assert book.cleanup() == []
+    assert conn.calls == [("delete_network", "real-id")]
+
+
+def test_the_sweep_takes_other_runs_only(monkeypatch):
+    names = {"network": [("a", "popek-0123abcd-gw0-net-1"), ("b", "popek-ffffffff-main-net-2"), ("c", "students-net"),
+                         ("d", "popek-notahex!-net")],
+             "keypair": [("popek-ffffffff-main-key-3", "popek-ffffffff-main-key-3")]}
+    monkeypatch.setattr(ledger_mod, "list_named", lambda conn, kind: names.get(kind, []))
+    found = ledger_mod.orphans(Conn(), current_run="0123abcd")
+    assert [(e.kind, e.id) for e in found] == [("network", "b"), ("keypair", "popek-ffffffff-main-key-3")]
+    every = ledger_mod.orphans(Conn(), current_run=None)
+    assert {e.id for e in every} == {"a", "b", "popek-ffffffff-main-key-3"}
+
+
+def test_sweep_dry_run_deletes_nothing(monkeypatch):
+    monkeypatch.setattr(ledger_mod, "list_named", lambda conn, kind: [("b", "popek-ffffffff-main-x-2")]
+                        if kind == "network" else [])
+    conn = Conn()
+    found, problems = ledger_mod.sweep(conn, None, dry_run=True)
+    assert len(found) == 1 and problems == [] and conn.calls == []
+    ledger_mod.sweep(conn, None)
+    assert conn.calls == [("delete_network", "b")]
+
+
+def test_sweep_order_deletes_holders_first():
+    order = ledger_mod.SWEEP_ORDER
+    assert order.index("server") < order.index("volume") < order.index("container")
+    assert order.index("router") < order.index("subnet") < order.index("network")
+    assert set(order) <= set(ledger_mod.DELETERS)

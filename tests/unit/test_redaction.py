@@ -1,0 +1,101 @@
+"""Secrets a cloud run handles (password, token, SSH private key, URLs with credentials) never reach what
+popek writes: the redactor learns them where they are loaded, and a whole results directory is grepped."""
+import textwrap
+
+from popek.checks.cloud import components, compute, connection
+from popek.checks.secrets import REDACT
+
+PASSWORD = "pw-Zq8-never-in-results"
+TOKEN = "gAAAAABnever-in-results-0123456789abcdef0123456789"
+PRIVATE_KEY, _ = compute.ssh_keypair()
+KEY_BODY = PRIVATE_KEY.splitlines()[1]  # a line of the key's base64 body
+
+
+def test_the_password_of_clouds_yaml_is_fed_to_the_redactor_when_loaded(tmp_path):
+    (tmp_path / "clouds.yaml").write_text(textwrap.dedent(f"""\
+        clouds:
+          lab:
+            auth: {{auth_url: "http://127.0.0.1:1/v3", username: u, password: "{PASSWORD}", project_name: p}}
+        """))
+    try:
+        connection.connect("lab", {"OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml")}, tmp_path / "none.yaml",
+                           api_timeout=2)
+    except connection.CloudUnavailable as exc:
+        assert PASSWORD not in str(exc)
+    assert REDACT(f"auth with {PASSWORD}!") == "auth with ***!"
+
+
+def test_a_generated_private_key_is_masked_and_the_public_one_is_not():
+    private, public = compute.ssh_keypair()
+    text = REDACT(f"key:\n{private}\npub: {public}")
+    assert "PRIVATE KEY" not in text and private.splitlines()[1] not in text
+    assert public in text
+
+
+def test_database_and_bus_urls_lose_their_credentials(tmp_path):
+    (tmp_path / "nova").mkdir()
+    (tmp_path / "nova" / "nova.conf").write_text(
+        "[DEFAULT]\ntransport_url = rabbit://guest:bus-secret-991@127.0.0.1:5672/\n"
+        "[database]\nconnection = mysql+pymysql://nova:db-secret-992@localhost/nova?unix_socket=/run/m.sock\n")
+    rows = components.wiring(tmp_path)
+    assert {(r["rôle"], r["scheme"]) for r in rows} == {("bus de messages", "rabbit"), ("base de données", "mysql+pymysql")}
+    assert "secret-99" not in repr(rows)
+
+
+FEATURE = textwrap.dedent("""\
+    # language: fr
+    Fonctionnalité: Secrets
+      @claim:C34
+      Scénario: Un scénario qui manipule des secrets
+        Étant donné des identifiants de cloud
+        Quand je les utilise
+        Alors rien ne fuit
+    """)
+
+STEPS = textwrap.dedent(f"""\
+    import logging
+    import pytest
+    from pytest_bdd import given, scenarios, then, when
+    from popek.checks.cloud import compute
+    from popek.checks.secrets import REDACT, RedactingFilter
+    scenarios("secrets.feature")
+
+    @pytest.fixture
+    def creds():
+        REDACT.add("{PASSWORD}")
+        REDACT.add("{TOKEN}")
+        return {{"password": "{PASSWORD}", "token": "{TOKEN}"}}
+
+    @given("des identifiants de cloud", target_fixture="key")
+    def given_creds(creds):
+        REDACT.add({PRIVATE_KEY!r})
+        return {PRIVATE_KEY!r}
+
+    @when("je les utilise")
+    def use(creds, key, evidence):
+        log = logging.getLogger("popek.test")
+        log.addFilter(RedactingFilter())
+        log.warning("auth password=%s token %s", creds["password"], creds["token"])
+        evidence.text("session", f"X-Auth-Token: {{creds['token']}}\\n{{key}}\\npassword {{creds['password']}}")
+        evidence.json("auth", {{"password": creds["password"], "token": creds["token"]}})
+
+    @then("rien ne fuit")
+    def nothing(creds):
+        assert creds
+    """)
+
+
+def test_a_results_directory_holds_no_secret(pytester):
+    pytester.makefile(".feature", secrets=FEATURE)
+    pytester.makepyfile(test_secrets=STEPS)
+    results = pytester.path / "results"
+    out = pytester.runpytest("-p", "no:cacheprovider", "--alluredir", str(results / "allure-results"),
+                             "--junitxml", str(results / "junit.xml"), "-o", "junit_logging=all")
+    out.assert_outcomes(passed=1)
+    files = [p for p in results.rglob("*") if p.is_file()]
+    assert len(files) >= 3  # result, attachments, junit
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert PASSWORD not in text, path
+        assert TOKEN not in text, path
+        assert KEY_BODY not in text, path
