@@ -437,3 +437,23 @@ def describe(plan: Plan, dry_run: bool) -> str:
         items.append("le projet")
     text = f"{plan.student} : {verb} : " + ", ".join(items)
     return text + (f" ({plan.note})" if plan.note else "")
+
+
+def residue(admin, project_id: str, user_id: str = "") -> dict[str, int]:
+    """How many resources the admin still sees for this project (and user's keypairs): all zero after
+    a complete teardown. Works after the project itself is gone (filters by id)."""
+    pid = {"project_id": project_id}
+    counts = {
+        "servers": len(list(admin.compute.servers(all_projects=True, **pid))),
+        "volumes": len(list(admin.block_storage.volumes(all_projects=True, **pid))),
+        "networks": len(list(admin.network.networks(**pid))),
+        "subnets": len(list(admin.network.subnets(**pid))),
+        "ports": len(list(admin.network.ports(**pid))),
+        "routers": len(list(admin.network.routers(**pid))),
+        "floating_ips": len(list(admin.network.ips(**pid))),
+        "security_groups": len(list(admin.network.security_groups(**pid))),
+        "security_group_rules": len(list(admin.network.security_group_rules(**pid))),
+        "images": len(list(admin.image.images(owner=project_id))),
+    }
+    counts["keypairs"] = len(list(admin.compute.keypairs(user_id=user_id))) if user_id else 0
+    return counts

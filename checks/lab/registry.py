@@ -174,7 +174,7 @@ def security_group_allows(snap: Snapshot, protocol="tcp", port=22, direction="in
                                f"le groupe « {g['name']} » n'a pas de règle autorisant {what}"))
         if on_server:
             crits.append(Criterion("applied", g["name"] in used,
-                                   f"appliqué à une instance" if g["name"] in used else
+                                   "appliqué à une instance" if g["name"] in used else
                                    f"le groupe « {g['name']} » n'est appliqué à aucune instance"))
         return crits, f"groupe de sécurité « {g['name']} »"
 
