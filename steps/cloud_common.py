@@ -47,7 +47,7 @@ def conn(cloud):
 
 
 @pytest.fixture
-def ledger(cloud):
+def ledger(cloud, evidence):
     """This scenario's resources: named with the run's prefix, deleted in reverse order at the end
     (also on failure or Ctrl-C); a deletion that fails is reported as an error of the scenario."""
     book = ledger_mod.Ledger(cloud.conn, cloud.facts["prefix"])
@@ -55,6 +55,8 @@ def ledger(cloud):
         yield book
     finally:
         problems = book.cleanup()
+        evidence.json("ressources créées puis supprimées", [
+            {"type": e.kind, "nom": e.name, "id": e.id, "supprimée": e.done} for e in book.entries])
     assert not problems, "nettoyage incomplet : " + " ; ".join(problems)
 
 

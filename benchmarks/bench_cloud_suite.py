@@ -1,0 +1,274 @@
+"""Cloud suite benchmark: wall time of `popek run cloud` beside (a) a plain openstacksdk script making the
+same API calls and (b) Tempest's equivalent API tests, against the same cloud, in one run; popek serial
+and with `-n 2`, Tempest with concurrency 1 and 2.
+
+Prints a markdown table of wall times and ratios to the SDK script, writes benchmarks/results/cloud_suite.json.
+Usage: .venv/bin/python benchmarks/bench_cloud_suite.py [--os-cloud NAME] [--skip-tempest]
+Without --os-cloud: the embedded cloud (`popek cloud up`); Tempest is configured with its admin entry.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+
+#: Tempest tests that check what the popek cloud suite checks at the API level (the dataplane is out).
+TEMPEST_REGEX = (r"^tempest\.api\.(identity\.v3\.test_catalog\.IdentityCatalogTest"
+                 r"|compute\.test_versions\.TestVersions"
+                 r"|compute\.flavors\.test_flavors\.FlavorsV2TestJSON"
+                 r"|compute\.keypairs\.test_keypairs\.KeyPairsV2TestJSON"
+                 r"|compute\.servers\.test_create_server\.ServersTestJSON"
+                 r"|compute\.volumes\.test_attach_volume\.AttachVolumeTestJSON"
+                 r"|image\.v2\.test_images\.ListUserImagesTest"
+                 r"|network\.test_floating_ips\.FloatingIPTestJSON"
+                 r"|network\.test_security_groups\.SecGroupTest"
+                 r"|object_storage\.test_object_services\.ObjectTest\.test_(create|get)_object)\.")
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t0, result
+
+
+def run_popek(workers: int | None, os_cloud: str | None) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory(prefix="popek-bench-cloud-") as tmp:
+        argv = [str(VENV_BIN / "popek"), "run", "cloud", "--no-report", "--results", tmp]
+        argv += ["-n", str(workers)] if workers else []
+        argv += ["--os-cloud", os_cloud] if os_cloud else []
+        wall, proc = timed(subprocess.run, argv, cwd=tmp, capture_output=True, text=True)
+        tail = [l for l in proc.stdout.splitlines() if " in " in l and ("passed" in l or "failed" in l)]
+        return wall, {"exit": proc.returncode, "summary": tail[-1].strip("= ") if tail else proc.stdout[-300:]}
+
+
+def sdk_script(conn) -> dict:
+    """The popek cloud suite's API calls (dataplane excluded), written as a plain openstacksdk script."""
+    import requests
+
+    from popek.checks.cloud.ledger import new_run_id
+
+    # popek-style names, so that `popek cloud sweep` finds anything a crashed benchmark leaves
+    p = f"popek-{new_run_id()}-bench"
+    made = []  # delete callables: plain try/finally cleanup, as a script author would write it
+    counts = {}
+    try:
+        conn.session.get_token()
+        catalog = conn.session.auth.get_access(conn.session).service_catalog.catalog
+        for service in catalog:
+            url = next(e["url"] for e in service["endpoints"] if e["interface"] == "public")
+            conn.session.get(url, raise_exc=False)
+        for st in ("compute", "identity", "image", "network", "block-storage"):
+            conn.session.get(conn.endpoint_for(st), authenticated=False, raise_exc=False)
+        images = [i for i in conn.image.images() if i.status == "active"]
+        flavors = list(conn.compute.flavors(details=True))
+        image = min(images, key=lambda i: i.size or 0)
+        flavor = min((f for f in flavors if f.disk > 0), key=lambda f: (f.ram, f.vcpus))
+        net = next(n for n in conn.network.networks() if not n.is_router_external and n.subnet_ids)
+        external = next(iter(conn.network.networks(is_router_external=True)))
+        # keypair
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        kp = conn.compute.create_keypair(name=f"{p}-key", public_key=pub)
+        made.append(lambda: conn.compute.delete_keypair(kp, ignore_missing=True))
+        conn.compute.get_keypair(kp.name)
+
+        def boot(name, network):
+            server = conn.compute.create_server(name=name, flavor_id=flavor.id, image_id=image.id,
+                                                networks=[{"uuid": network.id}])
+            made.append(lambda: (conn.compute.delete_server(server, ignore_missing=True),
+                                 conn.compute.wait_for_delete(server, wait=120)))
+            return server
+
+        # one server (create, list via REST and SDK, CLI lists), then deleted
+        s0 = conn.compute.wait_for_server(boot(f"{p}-s0", net), wait=300)
+        token = conn.session.get_token()
+        requests.get(conn.compute.get_endpoint() + "/servers", headers={"X-Auth-Token": token}, timeout=30).json()
+        list(conn.compute.servers())
+        for what in ("server", "image", "network"):
+            subprocess.run([str(VENV_BIN / "openstack"), what, "list", "-f", "json"], capture_output=True,
+                           env={**os.environ, "OS_CLOUD": conn.config.name}, check=False)
+        list(conn.network.ports(device_id=s0.id))
+        # volume: two servers, attach, detach, attach to the other
+        s1, s2 = boot(f"{p}-s1", net), boot(f"{p}-s2", net)
+        s1, s2 = conn.compute.wait_for_server(s1, wait=300), conn.compute.wait_for_server(s2, wait=300)
+        vol = conn.block_storage.create_volume(name=f"{p}-vol", size=1)
+        made.append(lambda: conn.block_storage.delete_volume(vol, ignore_missing=True))
+        conn.block_storage.wait_for_status(vol, "available", wait=120)
+        conn.compute.create_volume_attachment(s1, volume_id=vol.id)
+        conn.block_storage.wait_for_status(vol, "in-use", wait=120)
+        conn.compute.delete_volume_attachment(s1, vol.id)
+        conn.block_storage.wait_for_status(vol, "available", wait=120)
+        conn.compute.create_volume_attachment(s2, volume_id=vol.id)
+        conn.block_storage.wait_for_status(vol, "in-use", wait=120)
+        conn.compute.delete_volume_attachment(s2, vol.id)
+        conn.block_storage.wait_for_status(vol, "available", wait=120)
+        # object storage over HTTP
+        swift = conn.object_store.get_endpoint()
+        data = os.urandom(65536)
+        requests.put(f"{swift}/{p}-bucket", headers={"X-Auth-Token": token}, timeout=30)
+        made.append(lambda: (requests.delete(f"{swift}/{p}-bucket/o", headers={"X-Auth-Token": token}, timeout=30),
+                             requests.delete(f"{swift}/{p}-bucket", headers={"X-Auth-Token": token}, timeout=30)))
+        requests.put(f"{swift}/{p}-bucket/o", data=data, headers={"X-Auth-Token": token}, timeout=30)
+        assert requests.get(f"{swift}/{p}-bucket/o", headers={"X-Auth-Token": token}, timeout=30).content == data
+        # floating IP on a routed network, moved between two servers
+        rnet = conn.network.create_network(name=f"{p}-net")
+        made.append(lambda: conn.network.delete_network(rnet, ignore_missing=True))
+        sub = conn.network.create_subnet(network_id=rnet.id, ip_version=4, cidr="10.79.0.0/24", name=f"{p}-sub")
+        made.append(lambda: conn.network.delete_subnet(sub, ignore_missing=True))
+        router = conn.network.create_router(name=f"{p}-r", external_gateway_info={"network_id": external.id})
+        made.append(lambda: conn.network.delete_router(router, ignore_missing=True))
+        conn.network.add_interface_to_router(router, subnet_id=sub.id)
+        made.append(lambda: conn.network.remove_interface_from_router(router, subnet_id=sub.id))
+        f1, f2 = boot(f"{p}-f1", rnet), boot(f"{p}-f2", rnet)
+        f1, f2 = conn.compute.wait_for_server(f1, wait=300), conn.compute.wait_for_server(f2, wait=300)
+        fip = conn.network.create_ip(floating_network_id=external.id, description=f"{p}-fip")
+        made.append(lambda: conn.network.delete_ip(fip, ignore_missing=True))
+        for server in (f1, f2):
+            port = next(iter(conn.network.ports(device_id=server.id)))
+            conn.network.update_ip(fip, port_id=port.id)
+            conn.network.get_ip(fip.id)
+        # security groups: default rules, one rule, 25 valid round trips, 25 refusals
+        list(conn.network.security_groups(name="default"))
+        sg = conn.network.create_security_group(name=f"{p}-sg")
+        made.append(lambda: conn.network.delete_security_group(sg, ignore_missing=True))
+        for i in range(26):
+            rule = conn.network.create_security_group_rule(security_group_id=sg.id, direction="ingress",
+                                                           protocol="tcp", port_range_min=1000 + i,
+                                                           port_range_max=1000 + i, remote_ip_prefix="10.0.0.0/8")
+            conn.network.get_security_group_rule(rule.id)
+            conn.network.delete_security_group_rule(rule)
+        refused = 0
+        for i in range(25):
+            try:
+                conn.network.create_security_group_rule(security_group_id=sg.id, direction="sideways")
+            except Exception:
+                refused += 1
+            list(conn.network.security_group_rules(security_group_id=sg.id))
+        counts = {"servers": 5, "refused": refused}
+    finally:
+        for delete in reversed(made):
+            try:
+                delete()
+            except Exception:
+                pass
+    return counts
+
+
+def tempest_conf(workspace: Path, admin: dict, conn) -> Path:
+    """tempest.conf for the cloud of `conn`, with `admin` = the admin entry's auth section."""
+    images = sorted((i for i in conn.image.images() if i.status == "active"), key=lambda i: i.size or 0)
+    flavors = sorted((f for f in conn.compute.flavors(details=True) if f.disk > 0), key=lambda f: (f.ram, f.vcpus))
+    external = next(iter(conn.network.networks(is_router_external=True)))
+    conf = workspace / "etc" / "tempest.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(textwrap.dedent(f"""\
+        [DEFAULT]
+        log_dir = {workspace}/logs
+        log_file = tempest.log
+        [oslo_concurrency]
+        lock_path = {workspace}/lock
+        [auth]
+        admin_username = {admin['username']}
+        admin_password = {admin['password']}
+        admin_project_name = {admin['project_name']}
+        admin_domain_name = {admin.get('user_domain_name', 'Default')}
+        use_dynamic_credentials = true
+        [identity]
+        uri_v3 = {admin['auth_url']}
+        auth_version = v3
+        region = RegionOne
+        [identity-feature-enabled]
+        api_v2 = false
+        [compute]
+        image_ref = {images[0].id}
+        image_ref_alt = {images[-1].id}
+        flavor_ref = {flavors[0].id}
+        flavor_ref_alt = {flavors[1].id if len(flavors) > 1 else flavors[0].id}
+        min_compute_nodes = 1
+        [compute-feature-enabled]
+        console_output = true
+        [network]
+        public_network_id = {external.id}
+        floating_network_name = {external.name}
+        project_network_cidr = 10.100.0.0/16
+        [network-feature-enabled]
+        ipv6 = false
+        [service_available]
+        nova = true
+        glance = true
+        neutron = true
+        cinder = true
+        swift = true
+        [validation]
+        run_validation = false
+        [volume]
+        catalog_type = volumev3
+        [object-storage]
+        operator_role = member
+        """))
+    return conf
+
+
+def run_tempest(workspace: Path, concurrency: int) -> tuple[float, dict]:
+    argv = [str(VENV_BIN / "tempest"), "run", "--regex", TEMPEST_REGEX, "--concurrency", str(concurrency)]
+    wall, proc = timed(subprocess.run, argv, cwd=workspace, capture_output=True, text=True)
+    totals = [l.strip() for l in proc.stdout.splitlines() if l.strip().startswith(("- Passed", "- Skipped", "- Failed"))]
+    return wall, {"exit": proc.returncode, "summary": ", ".join(totals) or proc.stdout[-500:] + proc.stderr[-500:]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--os-cloud", default=None, help="cloud of clouds.yaml (default: the embedded cloud)")
+    parser.add_argument("--skip-tempest", action="store_true")
+    args = parser.parse_args(argv)
+
+    import openstack
+    import yaml
+
+    from popek import paths
+
+    embedded = paths.embedded_clouds_yaml()
+    name = args.os_cloud or "popek"
+    files = [str(embedded)] if not args.os_cloud else None
+    conn = openstack.connect(cloud=name, **({"config_files": files} if files else {}))
+    if files:
+        os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(embedded))
+
+    rows = {}
+    rows["script openstacksdk (mêmes appels, série)"] = timed(sdk_script, conn)
+    rows["popek run cloud (série)"] = run_popek(None, args.os_cloud)
+    rows["popek run cloud -n 2"] = run_popek(2, args.os_cloud)
+    if not args.skip_tempest:
+        admin = yaml.safe_load(Path(files[0] if files else os.environ["OS_CLIENT_CONFIG_FILE"]).read_text())
+        admin = admin["clouds"]["popek-admin" if files else name]["auth"]
+        with tempfile.TemporaryDirectory(prefix="popek-bench-tempest-") as tmp:
+            ws = Path(tmp)
+            subprocess.run([str(VENV_BIN / "tempest"), "init", str(ws)], capture_output=True, text=True, check=True)
+            tempest_conf(ws, admin, conn)
+            rows["tempest run (API équivalentes, concurrence 1)"] = run_tempest(ws, 1)
+            rows["tempest run (API équivalentes, concurrence 2)"] = run_tempest(ws, 2)
+
+    base = rows["script openstacksdk (mêmes appels, série)"][0]
+    print("| exécution | durée (s) | ratio / script SDK | résultat |\n|---|---:|---:|---|")
+    for label, (wall, info) in rows.items():
+        print(f"| {label} | {wall:.1f} | {wall / base:.2f} | {json.dumps(info, ensure_ascii=False) if isinstance(info, dict) else info} |")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "cloud_suite.json").write_text(json.dumps(
+        {k: {"wall_s": w, "info": i} for k, (w, i) in rows.items()}, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
