@@ -242,20 +242,45 @@ def identity(state: CloudState) -> None:
 
 # --- the course's resources (everything running) -------------------------------------------------
 
-def wait_compute(state: CloudState, timeout: float = 120.0) -> None:
-    """Wait for nova-compute to report `up` and map its host into cell1 (discover_hosts)."""
+def fake_compute_identity(state: CloudState, host: str) -> None:
+    """Give the fake driver's compute node the identity file nova demands from its second start on.
+
+    nova-compute refuses to start again without `<state_path>/compute_id`; real drivers write it, the
+    fake one does not. Its node UUID is uuid5(DNS, host), so the file can be written before the start.
+    """
+    import uuid
+
+    path = state.data("nova") / "compute_id"
+    if not path.exists():
+        path.write_text(str(uuid.uuid5(uuid.NAMESPACE_DNS, host)))
+
+
+def wait_compute(state: CloudState, alive, timeout: float = 120.0) -> None:
+    """Wait until nova-compute reports `up` with a heartbeat from this start, then map its host into
+    cell1 (discover_hosts, once).
+
+    alive: callable telling whether the nova-compute process still runs (a stale `up` from before a
+    restart must not count, nor a process that died after its first heartbeat).
+    """
+    from datetime import datetime, timedelta, timezone
+
+    since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=2)
     conn = connect(state)
     deadline = time.monotonic() + timeout
+    log = state.log("nova-compute")
     while True:
+        if not alive():
+            raise CloudError(f"le service nova-compute s'est arrêté au démarrage ; voir {log}")
         try:
-            up = [s for s in conn.compute.services(binary="nova-compute") if s.state == "up" and s.status == "enabled"]
+            fresh = [s for s in conn.compute.services(binary="nova-compute")
+                     if s.state == "up" and s.updated_at and datetime.fromisoformat(s.updated_at[:19]) >= since]
             rps = list(conn.placement.resource_providers())
         except Exception:  # noqa: BLE001 - APIs still warming up; the deadline decides
-            up, rps = [], []
-        if up and rps:
+            fresh, rps = [], []
+        if fresh and rps:
             break
         if time.monotonic() > deadline:
-            raise CloudError(f"nova-compute n'est pas « up » après {timeout:.0f} s ; voir {state.log('nova-compute')}")
+            raise CloudError(f"nova-compute n'est pas « up » après {timeout:.0f} s ; voir {log}")
         time.sleep(1)
     once(state, "discover-hosts", run, state, [state.bin("nova-manage"), "--config-file",
                                                str(state.etc("nova") / "nova.conf"), "cell_v2", "discover_hosts"],
@@ -281,8 +306,14 @@ def flavors(conn) -> None:
             conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True)
 
 
-def images(conn, specs) -> None:
-    """Upload each built image (public) unless one of that name exists."""
+def uploaded_images(state: CloudState) -> set[str]:
+    """Names of the images Glance held after the last `resources` step."""
+    path = state.marker("images")
+    return set(path.read_text().splitlines()) if path.exists() else set()
+
+
+def images(state: CloudState, conn, specs) -> None:
+    """Upload each built image (public) unless one of that name exists; remember what Glance holds."""
     have = {i.name for i in conn.image.images()}
     for spec in specs:
         if spec.name in have:
@@ -291,6 +322,8 @@ def images(conn, specs) -> None:
                                 container_format=spec.container_format, visibility="public",
                                 min_ram=getattr(spec, "min_ram", 0), min_disk=getattr(spec, "min_disk", 0),
                                 wait=True, **dict(spec.properties or {}))
+        have.add(spec.name)
+    state.marker("images").write_text("\n".join(sorted(have)) + "\n")
 
 
 def networks(state: CloudState, conn) -> None:
@@ -323,5 +356,5 @@ def resources(state: CloudState, image_specs) -> None:
     conn = connect(state)
     default_sg_templates(conn)
     flavors(conn)
-    images(conn, image_specs)
+    images(state, conn, image_specs)
     networks(state, conn)

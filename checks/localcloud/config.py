@@ -33,6 +33,11 @@ WSGI_APPS = {
 }
 
 
+#: nova's FakeDriver draws a random node UUID at each start, and the second start then finds a
+#: "duplicate compute node"; this one derives it from the host name (uuid5), so restarts keep it.
+FAKE_COMPUTE_DRIVER = "fake.PredictableNodeUUIDDriver"
+
+
 def sqlite(state: CloudState, name: str) -> str:
     return f"sqlite:///{state.data(name) / (name + '.db')}"
 
@@ -101,13 +106,13 @@ def generate(state: CloudState) -> Config:
     nova_db = lambda db: mysql(state, db, pw["mariadb_nova"])  # noqa: E731
     cfg["nova/nova.conf"] = {
         "DEFAULT": {
-            "transport_url": rabbit_url(), "compute_driver": "fake.FakeDriver", "host": "compute1",
+            "transport_url": rabbit_url(), "compute_driver": FAKE_COMPUTE_DRIVER, "host": "compute1",
             "my_ip": HOST, "state_path": str(state.data("nova")), "instances_path": str(state.data("nova") / "instances"),
             "osapi_compute_workers": 1, "metadata_workers": 1, "use_stderr": True,
             "osapi_compute_listen": HOST, "metadata_listen": HOST,
             # The fake driver plugs nothing: no vif-plugged event will come.
             "vif_plugging_is_fatal": False, "vif_plugging_timeout": 0,
-            # FakeDriver reports 8 vCPU / 8000 MB / 500 GB: room for parallel boots of the course's flavors.
+            # The fake driver reports 2 vCPU / 8192 MB / 1028 GB: room for parallel boots of every flavor.
             "cpu_allocation_ratio": 16.0, "ram_allocation_ratio": 8.0, "disk_allocation_ratio": 4.0,
             "initial_cpu_allocation_ratio": 16.0, "initial_ram_allocation_ratio": 8.0,
             "initial_disk_allocation_ratio": 4.0,
@@ -180,7 +185,9 @@ def generate(state: CloudState) -> Config:
         }
     cfg["swift/proxy-server.conf"] = {
         "DEFAULT": {"bind_ip": HOST, "bind_port": PORTS["swift"], "swift_dir": str(state.etc("swift")), "workers": 0},
-        "pipeline:main": {"pipeline": "catch_errors proxy-logging authtoken keystoneauth proxy-logging proxy-server"},
+        "pipeline:main": {"pipeline": "catch_errors healthcheck proxy-logging authtoken keystoneauth proxy-logging "
+                                      "proxy-server"},
+        "filter:healthcheck": {"use": "egg:swift#healthcheck"},
         "app:proxy-server": {"use": "egg:swift#proxy", "account_autocreate": True},
         "filter:catch_errors": {"use": "egg:swift#catch_errors"},
         "filter:proxy-logging": {"use": "egg:swift#proxy_logging"},

@@ -82,9 +82,12 @@ def running(state: CloudState, svc: list[Service]) -> bool:
 
 
 def _build_images(state: CloudState, log):
-    """The images of images.py (owned by the dataplane work), built or taken from the cache."""
+    """The images of images.py, built or taken from the cache; none when Glance has them all already
+    (a warm `up` must not wait for a rebuild because a recipe changed: delete the image to refresh it)."""
     from popek.checks.localcloud import images
 
+    if set(images.IMAGE_NAMES) <= bootstrap.uploaded_images(state):
+        return []
     state.image_cache.mkdir(parents=True, exist_ok=True)
     return images.build_images(state.image_cache, log=lambda line: log(f"  images: {line}"))
 
@@ -141,6 +144,9 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
         bootstrap.init_rabbitmq(state)
         bootstrap.write_client_config(state)
         (state.run_dir / "mode.json").write_text(json.dumps(mode))
+    nova = cfg["nova/nova.conf"]["DEFAULT"]
+    if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
+        bootstrap.fake_compute_identity(state, nova["host"])
     if mod is not None:
         with progress.step("plan de données : préparation"):
             mod.prepare(state)
@@ -160,7 +166,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
             with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                 bootstrap.once(state, "identity", bootstrap.identity, state)
     with progress.step("nova-compute « up » et découverte de l'hôte"):
-        bootstrap.wait_compute(state)
+        bootstrap.wait_compute(state, alive=lambda: services.read_pid(state, "nova-compute") is not None)
+    services.wait_healthy(state, svc, timeout=5)  # none died while the others started
 
 
 def _check_port_free(svc: Service) -> None:
@@ -177,7 +184,8 @@ def stop_all(state: CloudState) -> list[int]:
     mod = dataplane_module() if mode.get("dataplane") else None
     stage_of = {s.name: s.stage for s in table(state, mod)} if state.venv.exists() else {}
     services.stop(state, [n for n in names if stage_of.get(n, 2) > 0])
-    left = services.stop(state, [n for n in names if stage_of.get(n, 2) == 0])
+    services.stop(state, [n for n in names if stage_of.get(n, 2) == 0])
+    left = services.sweep(state)
     if mod is not None:
         mod.teardown(state)
     return left

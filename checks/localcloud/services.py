@@ -228,42 +228,76 @@ def wait_healthy(state: CloudState, services: list[Service], timeout: float = 12
             time.sleep(0.2)
 
 
-def ours(state: CloudState) -> list[int]:
-    """Every process whose environment carries our mark (the services and all their children)."""
-    mark = f"{ENV_MARK}={state.root}".encode()
+def _sessions(state: CloudState) -> set[int]:
+    """Session ids of the services recorded in run/*.pid (each was started as a session leader).
+
+    A recorded pid now held by another process (different start time) is not ours. A dead leader's
+    pid cannot be reused while members of its session live, so those members are still ours.
+    """
+    sids = set()
+    for path in state.run_dir.glob("*.pid"):
+        try:
+            rec = json.loads(path.read_text())
+            pid, start = rec["pid"], rec["start"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        now = _start_time(pid)
+        if now is None or now == start:
+            sids.add(pid)
+    return sids
+
+
+def _scan(match) -> list[int]:
+    """Live (non-zombie) processes for which `match(pid, session_id, environ_bytes)` is true."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if mark in (entry / "environ").read_bytes().split(b"\0") and not _is_zombie(int(entry.name)):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and match(int(entry.name), int(fields[3]), entry):
                 found.append(int(entry.name))
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
     return found
 
 
-def stop(state: CloudState, names: list[str], grace: float = 20.0) -> list[int]:
-    """Stop services `names` (their whole process groups: SIGTERM, then SIGKILL after `grace` s),
-    then any other process that carries our mark. Returns the pids still alive afterwards (none expected)."""
-    groups = []
-    for name in names:
-        pid = read_pid(state, name)
-        if pid is not None:
-            try:
-                os.killpg(pid, signal.SIGTERM)
-                groups.append(pid)
-            except ProcessLookupError:
-                pass
-        state.pidfile(name).unlink(missing_ok=True)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and ours(state):
-        time.sleep(0.2)
-    for pid in ours(state):  # stragglers: children that left their group, or a hung service
+def ours(state: CloudState) -> list[int]:
+    """Every live process of ours: carrying our mark in its environment, or in the session of a service
+    we started (setproctitle, used by gunicorn and nova, overwrites /proc/pid/environ)."""
+    mark = f"{ENV_MARK}={state.root}".encode()
+    sids = _sessions(state)
+    return _scan(lambda pid, sid, entry: sid in sids or mark in (entry / "environ").read_bytes().split(b"\0"))
+
+
+def _kill(pids, sig) -> None:
+    for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def stop(state: CloudState, names: list[str], grace: float = 20.0) -> list[int]:
+    """Stop services `names`, each with its whole session: SIGTERM, then SIGKILL after `grace` s.
+    Returns the pids of those sessions still alive afterwards (none expected)."""
+    sids = {pid for pid in (read_pid(state, n) for n in names) if pid is not None}
+    members = lambda: _scan(lambda pid, sid, entry: sid in sids)  # noqa: E731
+    _kill(members(), signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and members():
+        time.sleep(0.2)
+    _kill(members(), signal.SIGKILL)  # a hung service
+    time.sleep(0.1)
+    left = members()
+    for name in names:
+        state.pidfile(name).unlink(missing_ok=True)
+    return left
+
+
+def sweep(state: CloudState) -> list[int]:
+    """SIGKILL whatever of ours is still alive after the services were stopped; returns what survived."""
+    _kill(ours(state), signal.SIGKILL)
     time.sleep(0.2)
     return ours(state)
 
