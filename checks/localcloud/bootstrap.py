@@ -30,7 +30,10 @@ CATALOG = (
 )
 #: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB).
 FLAVORS = (("tiny", 1, 512, 1), ("small", 1, 2048, 10), ("medium", 4, 8192, 40), ("large", 8, 16384, 80))
-PUBLIC_CIDR, PUBLIC_GATEWAY, PUBLIC_POOL = "203.0.113.0/24", "203.0.113.1", ("203.0.113.10", "203.0.113.250")
+# Not 203.0.113.0/24 (TEST-NET-3): on this machine type the package registries (apt, PyPI, npm) resolve to
+# 203.0.113.80, and the dataplane puts the public gateway address on the host (br-ex): that route would
+# cut the host off its registries. TEST-NET-2 is free here; dataplane.prepare() checks it stays so.
+PUBLIC_CIDR, PUBLIC_GATEWAY, PUBLIC_POOL = "198.51.100.0/24", "198.51.100.1", ("198.51.100.10", "198.51.100.250")
 PRIVATE_CIDR = "10.0.0.0/24"
 
 
