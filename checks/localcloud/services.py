@@ -270,6 +270,20 @@ def ours(state: CloudState) -> list[int]:
     return _scan(lambda pid, sid, entry: sid in sids or mark in (entry / "environ").read_bytes().split(b"\0"))
 
 
+def using_venv(state: CloudState) -> list[tuple[int, str]]:
+    """Processes running a program of the cloud's venv (argv[0] or argv[1] under it), with their
+    command line: after `down`, any left are shown (someone's `openstack` client, or a stray service)."""
+    venv = str(state.venv) + "/"
+    found = []
+    for pid in _scan(lambda pid, sid, entry: any(a.startswith(venv.encode())
+                                                for a in (entry / "cmdline").read_bytes().split(b"\0")[:2])):
+        try:
+            found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]))
+        except OSError:
+            pass
+    return found
+
+
 def _kill(pids, sig) -> None:
     for pid in pids:
         try:

@@ -15,7 +15,10 @@ def register(sub):
     up.set_defaults(func=cmd_up)
     cmds.add_parser("down", help="stop every process of the embedded cloud").set_defaults(func=cmd_down)
     cmds.add_parser("status", help="each service: pid, health, log").set_defaults(func=cmd_status)
-    cmds.add_parser("env", help="where clouds.yaml and the openrc files are, and how to use them").set_defaults(func=cmd_env)
+    env = cmds.add_parser("env", help="where clouds.yaml and the openrc files are, and how to use them")
+    env.add_argument("--export", action="store_true",
+                     help="print only the shell exports, for: eval \"$(popek cloud env --export)\"")
+    env.set_defaults(func=cmd_env)
     cmds.add_parser("destroy", help="down, then delete the cloud's state (venv, databases, passwords)").set_defaults(
         func=cmd_destroy)
     add_sweep(cmds)
@@ -56,12 +59,17 @@ def cmd_up(args) -> int:
 def cmd_down(args) -> int:
     from popek.checks.localcloud import lifecycle
 
+    from popek.checks.localcloud import services
+
+    state = _state()
     t0 = time.monotonic()
-    left = lifecycle.down(_state())
+    left = lifecycle.down(state)
     if left:
-        print(f"popek cloud down : processus encore en vie : {' '.join(map(str, left))}")
+        print(f"popek cloud down : processus du cloud encore en vie : {' '.join(map(str, left))}")
         return 1
     print(f"popek cloud down : tout est arrêté ({time.monotonic() - t0:.1f} s)")
+    for pid, cmd in services.using_venv(state):  # not started by `up` (a client, say): shown, not killed
+        print(f"  encore en marche depuis le venv du cloud (non lancé par popek cloud up) : {pid} {cmd}")
     return 0
 
 
@@ -92,12 +100,16 @@ def cmd_env(args) -> int:
     if not yaml_path.exists():
         print("pas encore de clouds.yaml : lancez `popek cloud up`")
         return 3
+    if args.export:
+        print(f"export OS_CLIENT_CONFIG_FILE={yaml_path}\nexport OS_CLOUD=popek")
+        return 0
     print(f"""clouds.yaml : {yaml_path}  (mots de passe générés à l'installation, fichier en mode 0600)
   nuages : popek (utilisateur membre, projet demo) et popek-admin (administrateur)
 
 Recommandé (n'écrase rien dans ~/.config/openstack) :
   export OS_CLIENT_CONFIG_FILE={yaml_path}
   export OS_CLOUD=popek
+  (ou : eval "$(popek cloud env --export)")
   openstack server list
   openstack server create --flavor small --image 'Debian 13' --net public mon-instance
 
