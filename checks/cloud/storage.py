@@ -16,7 +16,7 @@ def attach(conn, ledger, server, volume, timeout: float = 120) -> dict:
     Returns {"device": the guest device Nova reports (e.g. /dev/vdb), "server": id, "volume": id}."""
     ledger.record("volume_attachment", f"{volume.name}@{server.name}", id=volume.id,
                   server_id=server.id, volume_id=volume.id)
-    attachment = conn.compute.create_volume_attachment(server, volume_id=volume.id)
+    attachment = conn.compute.create_volume_attachment(server, volume.id)
     conn.block_storage.wait_for_status(volume, status="in-use", failures=["error", "error_attaching"],
                                        interval=1, wait=timeout)
     return {"device": attachment.device, "server": server.id, "volume": volume.id}
