@@ -323,6 +323,8 @@ if [ -n "$ok" ]; then
 else
   log "no metadata service"
 fi
+# The host key now, not at the first connection (-R): "ready" then means SSH answers at once.
+dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
 log "ready $(hostname) $(ip -4 -o addr show dev "$ifc" | awk '{print $4}')"
 """
 
@@ -430,6 +432,7 @@ def _build_tiny(apt: TrixieApt, work: Path, out: Path, log: Log) -> dict:
         (ird / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(pkgroot / "usr/bin/busybox", ird / "bin/busybox")
     shutil.copy2(pkgroot / "usr/sbin/dropbear", ird / "usr/sbin/dropbear")
+    shutil.copy2(pkgroot / "usr/bin/dropbearkey", ird / "usr/bin/dropbearkey")
     # dropbear's shared libraries, found by their DT_NEEDED entries (recursively) in the extracted debs.
     libdir = pkgroot / "usr/lib/x86_64-linux-gnu"
     todo, seen = _elf_needed(pkgroot / "usr/sbin/dropbear"), set()
@@ -493,7 +496,7 @@ def _gzip(data: bytes) -> bytes:
 DEBIAN_PACKAGES = (
     "linux-image-cloud-amd64", "systemd-sysv", "systemd-resolved", "udev", "dbus", "cloud-init",
     "cloud-guest-utils", "openssh-server", "netbase", "iproute2", "iputils-ping", "sudo", "e2fsprogs",
-    "initramfs-tools",
+    "initramfs-tools", "curl",
 )
 #: dpkg path filters: no docs, man pages, locales (copyright files kept).
 DEBIAN_DPKG_FILTERS = (
@@ -536,7 +539,14 @@ def _build_debian(apt: TrixieApt, work: Path, out: Path, log: Log) -> dict:
            "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
            SUITE, str(rootfs),
            f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {apt.mirror} {SUITE} main"]
-    _run(cmd)
+    for attempt in (1, 2):  # a mirror hiccup fails apt-get update with --error-on=any: retry once
+        try:
+            _run(cmd)
+            break
+        except ImageBuildError:
+            shutil.rmtree(rootfs, ignore_errors=True)
+            if attempt == 2:
+                raise
     log(f"debian: mmdebstrap {time.monotonic() - t0:.1f} s")
 
     kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
@@ -567,7 +577,7 @@ def _build_debian(apt: TrixieApt, work: Path, out: Path, log: Log) -> dict:
         _extlinux_conf(f"/boot/vmlinuz-{kver}", f"/boot/initrd.img-{kver}",
                        f"root=UUID={fs_uuid} {DEBIAN_CMDLINE}"))
     t2 = time.monotonic()
-    make_boot_disk(rootfs, out, size_mib=2048, label="cloudimg-rootfs", fs_uuid=fs_uuid, workdir=work)
+    make_boot_disk(rootfs, out, size_mib=1024, label="cloudimg-rootfs", fs_uuid=fs_uuid, workdir=work)
     log(f"debian: disk {time.monotonic() - t2:.1f} s")
     return {"kernel": kver}
 
@@ -605,7 +615,7 @@ RECIPES = (
              DEBIAN_CLOUD_CFG, DEBIAN_CMDLINE),
             {"os_distro": "debian", "os_version": "13", "os_type": "linux", "os_admin_user": "debian",
              "hw_disk_bus": "virtio", "hw_vif_model": "virtio", "os_shutdown_timeout": "10"},
-            min_ram=256, min_disk=2),
+            min_ram=256, min_disk=1),
 )
 
 #: Image names, in build order.
