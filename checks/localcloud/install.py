@@ -72,19 +72,44 @@ def venv_ready(venv: Path) -> bool:
     return stamp.exists() and stamp.read_text().strip() == requirements_digest()
 
 
-def ensure_venv(venv: Path, log: Path) -> bool:
-    """Create `venv` and pip-install the pinned services into it; False when it was already up to date.
+def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path) -> None:
+    """Download (and build where needed) every pinned distribution into `wheelhouse`, once.
 
-    The pip output goes to `log` (pip's index warnings are many and say nothing about success).
+    The wheelhouse lives in popek's cache, outside the cloud's state: after `destroy`, a cold `up`
+    reinstalls from it without the network (and without resolving against an index).
+    """
+    stamp = wheelhouse / "popek-requirements.sha256"
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        rc = subprocess.run([pip, "wheel", "--disable-pip-version-check", "-q", "-r", str(REQUIREMENTS),
+                             "-w", str(wheelhouse)], stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise CloudError(f"téléchargement des services (pip wheel) en échec (code {rc}) : accès à PyPI ? "
+                         f"voir {log}")
+    stamp.write_text(digest + "\n")
+
+
+def ensure_venv(venv: Path, log: Path, wheelhouse: Path) -> bool:
+    """Create `venv` and install the pinned services into it from `wheelhouse` (filled on first use);
+    False when it was already up to date. pip's output goes to `log`.
+
+    `--no-compile`: most of what is installed (the services' own test suites above all) is never
+    imported; what is gets compiled at its first import.
     """
     if venv_ready(venv):
         return False
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     log.parent.mkdir(parents=True, exist_ok=True)
+    pip = str(venv / "bin" / "pip")
+    ensure_wheelhouse(wheelhouse, pip, log)
     with open(log, "ab") as out:
-        rc = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q",
-                             "-r", str(REQUIREMENTS)], stdout=out, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run([pip, "install", "--disable-pip-version-check", "-q", "--no-compile", "--no-index",
+                             "--find-links", str(wheelhouse), "-r", str(REQUIREMENTS)],
+                            stdout=out, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise CloudError(f"pip install des services a échoué (code {rc}), voir {log}")
     install_alwaysbind(venv)

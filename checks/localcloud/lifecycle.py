@@ -119,7 +119,7 @@ def up(state: CloudState, dataplane: bool = True, log: Callable[[str], None] = p
         image_job = pool.submit(_build_images, state, log)
         try:
             with progress.step("environnement Python des services (venv)"):
-                install.ensure_venv(state.venv, state.log("pip"))
+                install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse)
             _start_all(state, mod, mode, progress, log)
             with progress.step("images (construction ou cache)"):
                 specs = image_job.result()

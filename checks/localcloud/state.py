@@ -5,8 +5,8 @@ Layout under `root` (`popek.paths.embedded_cloud_dir()`):
   etc/<service>/   generated configuration           data/<service>/  databases, images, volumes
   log/<name>.log   one log per process               run/<name>.pid   one pid file per process
   secrets.json     generated passwords (mode 0600)   clouds.yaml, openrc-*  the client side
-Built images are cached beside it (`<root>/../cache`, see images.py): they are not cloud state, and
-`destroy` keeps them so that a cold `up` does not rebuild a Debian from packages.
+Built images and the services' wheels are cached beside it (`<root>/../cache`): they are not cloud
+state, and `destroy` keeps them so that a cold `up` neither rebuilds a Debian nor needs PyPI.
 """
 from __future__ import annotations
 
@@ -71,6 +71,11 @@ class CloudState:
     @property
     def image_cache(self) -> Path:
         return self.root.parent / "cache"
+
+    @property
+    def wheelhouse(self) -> Path:
+        """The services' wheels, downloaded once and kept by `destroy` (cold `up` works offline)."""
+        return self.root.parent / "cache" / "wheels"
 
     @property
     def mysql_socket(self) -> Path:
