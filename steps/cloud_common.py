@@ -13,6 +13,8 @@ from popek import paths
 from popek.checks.cloud import compute, connection, ledger as ledger_mod
 from popek.checks.cloud.needs import Unreachable
 
+SWEEP_KEY = pytest.StashKey[dict]()
+
 
 def run_identity(config) -> tuple[str, str]:
     """(run id, worker): pytest-xdist workers share the controller's testrunuid, each has its own prefix."""
@@ -37,6 +39,7 @@ def cloud(request):
     # run shares its run id, so no worker sweeps another's resources.
     swept, problems = ledger_mod.sweep(found.conn, run_id)
     found.facts["sweep"] = {"trouvés": [f"{e.kind} {e.name}" for e in swept], "problèmes": problems}
+    request.config.stash[SWEEP_KEY] = found.facts["sweep"]
     return found
 
 
@@ -67,3 +70,14 @@ def bootable(conn, cloud_init: bool = False, min_ram: int = 0):
         return image, compute.pick_flavor(conn, image, min_ram)
     except LookupError as exc:
         pytest.skip(f"{exc} dans ce cloud : rien à démarrer")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say what the orphan sweep removed at the start of the run (nothing, usually)."""
+    sweep = config.stash.get(SWEEP_KEY, None)
+    if sweep is None:
+        return
+    terminalreporter.write_line(f"popek : balayage des runs précédents : {len(sweep['trouvés'])} ressource(s) "
+                                f"orpheline(s) supprimée(s), {len(sweep['problèmes'])} échec(s)")
+    for line in sweep["trouvés"] + sweep["problèmes"]:
+        terminalreporter.write_line(f"    {line}")

@@ -90,9 +90,8 @@ def wait_ssh(address: str, user: str, private_key: str, timeout: float = 180.0, 
     while time.monotonic() < deadline:
         try:
             return ssh_run(address, user, private_key, command, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
-        except paramiko.AuthenticationException:
-            raise
         except (OSError, paramiko.SSHException, EOFError) as exc:
+            # AuthenticationException (an SSHException) too: sshd may answer before cloud-init installed the key
             last = exc
             time.sleep(2)
     raise TimeoutError(f"SSH vers {address} impossible en {timeout:.0f} s ({type(last).__name__}: {last})")
