@@ -18,6 +18,8 @@ def register(sub):
     p.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this expression")
     p.add_argument("--claim", action="append", default=[], help="only scenarios tagged with this claim (repeatable)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument("--no-cloud-up", action="store_true",
+                   help="do not start the embedded cloud when no cloud is named (its scenarios then skip)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     p.set_defaults(func=run)
 
@@ -55,6 +57,31 @@ def check_named_cloud(os_cloud) -> None:
         raise UserError(str(exc), 2) from None
 
 
+def ensure_embedded_cloud(args) -> str | None:
+    """Start popek's embedded cloud when the cloud features will run against it (no cloud named by
+    --os-cloud, OS_CLOUD or an openrc). Returns why it could not start, or None."""
+    from popek.checks.cloud import connection
+
+    if args.area == "host" or args.no_cloud_up:
+        return None
+    if connection.resolve(args.os_cloud, os.environ, paths.embedded_clouds_yaml()).kind != "embedded":
+        return None
+    if os.geteuid() != 0:
+        print("popek: cloud embarqué non démarré : `popek cloud up` doit tourner en root "
+              "(ou nommez un cloud : --os-cloud NOM, OS_CLOUD, openrc) ; ses scénarios seront ignorés", flush=True)
+        return None
+    from popek.checks.localcloud import lifecycle
+    from popek.checks.localcloud.errors import CloudError
+    from popek.checks.localcloud.state import CloudState
+
+    try:
+        lifecycle.up(CloudState(paths.embedded_cloud_dir()), log=lambda line: print(f"popek cloud up : {line}", flush=True))
+    except CloudError as exc:
+        print(f"popek: le cloud embarqué n'a pas démarré : {exc}", flush=True)
+        return str(exc)
+    return None
+
+
 def run(args) -> int:
     import pytest
 
@@ -72,6 +99,7 @@ def run(args) -> int:
         stale.unlink()
     if args.area in (None, "cloud"):
         check_named_cloud(args.os_cloud)
+    cloud_error = ensure_embedded_cloud(args)
     argv = pytest_args(args, results)
     code = int(pytest.main(argv))
     if code == 5:
@@ -84,4 +112,7 @@ def run(args) -> int:
         except UserError as exc:
             print(f"popek: pas de rapport HTML : {exc}")
     print(f"popek: résultats dans {results}")
+    if cloud_error and code == 0:
+        print("popek: code de sortie 1 : le cloud embarqué n'a pas démarré (voir plus haut)")
+        return 1
     return code
