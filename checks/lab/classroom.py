@@ -451,8 +451,10 @@ def residue(admin, project_id: str, user_id: str = "") -> dict[str, int]:
         "ports": len(list(admin.network.ports(**pid))),
         "routers": len(list(admin.network.routers(**pid))),
         "floating_ips": len(list(admin.network.ips(**pid))),
-        "security_groups": len(list(admin.network.security_groups(**pid))),
-        "security_group_rules": len(list(admin.network.security_group_rules(**pid))),
+        # Neutron *creates* a project's default security group when its groups or rules are listed with
+        # that project_id filter: list them all and filter here, so that counting creates nothing.
+        "security_groups": sum(g.project_id == project_id for g in admin.network.security_groups()),
+        "security_group_rules": sum(r.project_id == project_id for r in admin.network.security_group_rules()),
         "images": len(list(admin.image.images(owner=project_id))),
     }
     counts["keypairs"] = len(list(admin.compute.keypairs(user_id=user_id))) if user_id else 0

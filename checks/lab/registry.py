@@ -241,9 +241,9 @@ def volume_attached(snap: Snapshot, size=None) -> Outcome:
 
     def judge(v):
         label = v["name"] or v["id"][:8]
-        crits = [Criterion("exists", True, f"volume « {label} » ({v['size']} Gio)")]
+        crits = [Criterion("exists", True, f"volume « {label} »")]
         if size:
-            crits.append(Criterion("size", (v["size"] or 0) >= size, f"{v['size']} Gio" +
+            crits.append(Criterion("size", (v["size"] or 0) >= size, f"taille {v['size']} Gio" +
                                    ("" if (v["size"] or 0) >= size else f" (au moins {size} Gio attendus)")))
         on = [servers[i] for i in v["attached_to"] if i in servers]
         crits.append(Criterion("attached", bool(on), f"attaché à « {on[0]} »" if on else

@@ -8,6 +8,9 @@ of `registry.py` read only the Snapshot, so they are pure and unit-testable.
 Read-only is enforced, not just intended: during the inspection `read_only(conn)` wraps the
 connection's keystoneauth Session so that any request other than GET/HEAD raises
 `ReadOnlyViolation` (the only exception: POST /auth/tokens, which re-authenticates).
+One thing a read can create, and not by popek: Neutron makes a project's `default` security group
+on its first security-group listing (the student's own first `openstack security group list` does
+the same). Every other resource count is identical before and after an inspection.
 A service the cloud does not offer (no object store…) is recorded in `unavailable` with the reason;
 the checks that need it then say "non vérifiable" instead of failing the student.
 """

@@ -66,7 +66,7 @@ def perform(conn, steps=STEPS, flavor: str = "small", image: str = "Debian 13", 
         server = conn.compute.create_server(
             name="mon-instance", flavor_id=conn.compute.find_flavor(flavor, ignore_missing=False).id,
             image_id=conn.image.find_image(image, ignore_missing=False).id, networks=nets, **kwargs)
-        server = conn.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], interval=1, wait=timeout)
+        server = compute.wait_active(conn, server, timeout)   # an ERROR names Nova's fault
         done["server"] = server.id
     if "volume" in steps:
         volume = conn.block_storage.create_volume(name="mon-volume", size=1)
