@@ -112,8 +112,11 @@ def main(argv=None) -> int:
     fig["down_s"] = popek_cloud("down")
     left = services.ours(state)
     ps = subprocess.run(["ps", "-eo", "pid,cmd"], capture_output=True, text=True).stdout.splitlines()
-    fig["ps_after_down"] = [line for line in ps if str(state.root) in line or "gunicorn" in line
-                            or "beam.smp" in line or "mariadbd" in line or "epmd" in line]
+    matching = [line for line in ps if str(state.root) in line or "gunicorn" in line
+                or "beam.smp" in line or "mariadbd" in line or "epmd" in line]
+    # A <defunct> line is a dead process waiting for pid 1 to reap it, not something still running.
+    fig["ps_after_down"] = [line for line in matching if "<defunct>" not in line]
+    fig["zombies_after_down"] = [line for line in matching if "<defunct>" in line]
     fig["left_after_down"] = left
     fig["warm_up_s"] = popek_cloud("up")  # leaves the cloud running for everyone else
 
@@ -132,7 +135,8 @@ def main(argv=None) -> int:
         shown = "—" if value is None else f"{value:.1f}"
         print(f"| {label} | {shown} | {target} |")
     print("\nPSS by command (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in fig["pss_by_command_mib"].items()))
-    print(f"\n`ps` after down, matching the cloud: {fig['ps_after_down'] or 'nothing'}")
+    print(f"\n`ps` after down, matching the cloud: {fig['ps_after_down'] or 'nothing'}"
+          f" (dead, awaiting reaping by pid 1: {fig['zombies_after_down'] or 'none'})")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "cloud.json").write_text(json.dumps(fig, indent=2))

@@ -199,6 +199,7 @@ def connect(state: CloudState, cloud: str = "popek-admin"):
     import openstack
     from openstack.config import loader
 
+    state.passwords()  # feeds popek's redactor with every password of the file about to be read
     config = loader.OpenStackConfig(config_files=[str(state.clouds_yaml)], vendor_files=[])
     return openstack.connection.Connection(config=config.get_one(cloud=cloud))
 

@@ -40,6 +40,24 @@ class Progress:
         self.log(f"[{time.monotonic() - self.t0:6.1f} s] {label} ({time.monotonic() - start:.1f} s)")
 
 
+@contextmanager
+def exclusive(state: CloudState, log: Callable[[str], None] = print):
+    """Hold the cloud's lock: one `up`, `down` or `destroy` at a time (others wait their turn).
+
+    The lock file sits beside the state directory, since `destroy` removes that directory.
+    """
+    import fcntl
+
+    state.root.parent.mkdir(parents=True, exist_ok=True)
+    with open(state.root.parent / "cloud.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("un autre `popek cloud` est en cours : attente de sa fin…")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def dataplane_module():
     """The dataplane hook module, or None when it is not in the tree."""
     if importlib.util.find_spec(DATAPLANE_MODULE) is None:
@@ -99,6 +117,11 @@ def up(state: CloudState, dataplane: bool = True, log: Callable[[str], None] = p
     log: receives one progress line per step. Returns the mode ({"dataplane": bool, "reason": str}).
     On a failure every process started is stopped and CloudError names the culprit and its log.
     """
+    with exclusive(state, log):
+        return _up(state, dataplane, log)
+
+
+def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
     mod, mode = _choose_mode(dataplane)
     current = read_mode(state)
     if current and state.venv.exists():
@@ -193,17 +216,19 @@ def stop_all(state: CloudState) -> list[int]:
 
 def down(state: CloudState) -> list[int]:
     """Stop the cloud; returns the pids of ours still running afterwards (none expected)."""
-    if not state.root.exists():
-        return []
-    return stop_all(state)
+    with exclusive(state):
+        if not state.root.exists():
+            return []
+        return stop_all(state)
 
 
 def destroy(state: CloudState) -> None:
     """`down`, then remove the whole state directory (venv, configs, databases, logs, passwords)."""
-    left = down(state)
-    if left:
-        raise CloudError(f"processus encore en vie après l'arrêt : {left} ; état conservé")
-    shutil.rmtree(state.root, ignore_errors=True)
+    with exclusive(state):
+        left = stop_all(state) if state.root.exists() else []
+        if left:
+            raise CloudError(f"processus encore en vie après l'arrêt : {left} ; état conservé")
+        shutil.rmtree(state.root, ignore_errors=True)
 
 
 @dataclass
