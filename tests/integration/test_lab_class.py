@@ -136,7 +136,7 @@ def test_lab_on_a_provisioned_class(admin, klass):
     assert 35 <= percent["moitie"] <= 65, rows[ids["moitie"]]
     assert percent["tout"] == 100, (work / "notes" / "copies" / f"{ids['tout']}.txt").read_text()
     assert (work / "notes" / "gradescope" / ids["tout"] / "results.json").is_file()
-    print((work / "notes" / "gradebook.csv").read_text())
+    print(graded.stdout)
 
     # 4. teardown: the dry run deletes nothing, --yes everything, again is a no-op
     dry = run_popek("class", "teardown", str(roster), "--os-cloud", ADMIN, "--prefix", "it", cwd=work)
@@ -144,10 +144,12 @@ def test_lab_on_a_provisioned_class(admin, klass):
     assert {sid: counts(admin, work, sid) for sid in ids.values()} == after
     gone = run_popek("class", "teardown", str(roster), "--os-cloud", ADMIN, "--prefix", "it", "--yes", cwd=work)
     assert gone.returncode == 4 and "3/3 étudiant(s) supprimé(s)" in gone.stdout, gone.stdout + gone.stderr
+    print(gone.stdout)
     for sid, project in projects.items():
         assert admin.identity.find_project(project.id) is None
         assert admin.identity.find_user(f"it-{sid}") is None
         left = classroom.residue(admin, project.id, users[sid])
+        print(f"{sid}: after teardown {left}")
         assert not any(left.values()), (sid, left)
     noop = run_popek("class", "teardown", str(roster), "--os-cloud", ADMIN, "--prefix", "it", "--yes", cwd=work)
     assert noop.stdout.count("rien à supprimer (déjà fait)") == 3, noop.stdout
