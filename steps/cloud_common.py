@@ -12,6 +12,7 @@ import pytest
 from popek import paths
 from popek.checks.cloud import compute, connection, ledger as ledger_mod
 from popek.checks.cloud.needs import Unreachable
+from popek.checks.secrets import REDACT
 
 SWEEP_KEY = pytest.StashKey[dict]()
 
@@ -81,3 +82,25 @@ def pytest_terminal_summary(terminalreporter, config):
                                 f"orpheline(s) supprimée(s), {len(sweep['problèmes'])} échec(s)")
     for line in sweep["trouvés"] + sweep["problèmes"]:
         terminalreporter.write_line(f"    {line}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """pytest's long tracebacks print every frame's arguments: a token handed to a function (a request's
+    headers) would reach the terminal, junit.xml and Allure's trace. Redact failure texts and captured
+    output with what REDACT knows (loaded passwords and tokens, Fernet-looking strings, private keys).
+    tryfirst: runs after Allure's listener filled in its status details, which are redacted too."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.longrepr is not None and not report.skipped:
+        report.longrepr = REDACT(str(report.longrepr))
+    report.sections = [(name, REDACT(text)) for name, text in report.sections]
+    from popek.plugin import _allure_listener
+    listener = _allure_listener(item.config)
+    if listener is None or item.nodeid not in listener.nodeid_to_uuid:
+        return
+    result = listener.lifecycle._get_item(uuid=listener.nodeid_to_uuid[item.nodeid])
+    details = getattr(result, "statusDetails", None)
+    if details is not None:
+        details.message = REDACT(details.message) if details.message else details.message
+        details.trace = REDACT(details.trace) if details.trace else details.trace

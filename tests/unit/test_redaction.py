@@ -50,6 +50,12 @@ FEATURE = textwrap.dedent("""\
         Étant donné des identifiants de cloud
         Quand je les utilise
         Alors rien ne fuit
+
+      @claim:C34
+      Scénario: Un scénario qui échoue avec un jeton en argument
+        Étant donné des identifiants de cloud
+        Quand une requête avec le jeton échoue
+        Alors rien ne fuit
     """)
 
 STEPS = textwrap.dedent(f"""\
@@ -79,6 +85,13 @@ STEPS = textwrap.dedent(f"""\
         evidence.text("session", f"X-Auth-Token: {{creds['token']}}\\n{{key}}\\npassword {{creds['password']}}")
         evidence.json("auth", {{"password": creds["password"], "token": creds["token"]}})
 
+    def send(headers, body):
+        raise ConnectionError("refused")
+
+    @when("une requête avec le jeton échoue")
+    def fail(creds):
+        send({{"X-Auth-Token": creds["token"]}}, body=creds["password"])
+
     @then("rien ne fuit")
     def nothing(creds):
         assert creds
@@ -90,8 +103,9 @@ def test_a_results_directory_holds_no_secret(pytester):
     pytester.makepyfile(test_secrets=STEPS)
     results = pytester.path / "results"
     out = pytester.runpytest("-p", "no:cacheprovider", "--alluredir", str(results / "allure-results"),
-                             "--junitxml", str(results / "junit.xml"), "-o", "junit_logging=all")
-    out.assert_outcomes(passed=1)
+                             "--junitxml", str(results / "junit.xml"), "-o", "junit_logging=all", "--tb=long")
+    out.assert_outcomes(passed=1, failed=1)
+    assert PASSWORD not in out.stdout.str() and TOKEN not in out.stdout.str()
     files = [p for p in results.rglob("*") if p.is_file()]
     assert len(files) >= 3  # result, attachments, junit
     for path in files:
