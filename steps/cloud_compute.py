@@ -116,7 +116,7 @@ def hypervisors(cloud, evidence):
 
 @then("le cloud virtualise avec QEMU/KVM")
 def qemu_kvm(hypervisors):
-    assert hypervisors, "Nova ne connaît aucun hyperviseur"
+    assert hypervisors, "Nova n'a aucun hyperviseur en service"
     if all(t.lower() == "fake" for t in hypervisors):
         pytest.skip("hyperviseur fake (pilote de test de Nova) : ce cloud ne virtualise rien, "
                     "QEMU/KVM ne peut pas y être constaté")

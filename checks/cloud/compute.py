@@ -175,9 +175,10 @@ DEFAULT_USERS = {"debian": "debian", "ubuntu": "ubuntu", "cirros": "cirros", "ce
 def login_user(image) -> str:
     """The user to SSH in as: the image's os_admin_user property, else its distribution's usual user."""
     props = image.properties or {}
-    if props.get("os_admin_user"):
-        return props["os_admin_user"]
-    distro = (props.get("os_distro") or image.name or "").lower()
+    user = getattr(image, "os_admin_user", None) or props.get("os_admin_user")
+    if user:
+        return user
+    distro = (getattr(image, "os_distro", None) or props.get("os_distro") or image.name or "").lower()
     return next((user for key, user in DEFAULT_USERS.items() if key in distro), "root")
 
 

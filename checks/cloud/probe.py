@@ -13,9 +13,11 @@ from typing import Optional
 FAKE_CONSOLE = "FAKE CONSOLE OUTPUT"
 
 
-def hypervisor_types(admin_conn) -> list[str]:
-    """Hypervisor types Nova knows (admin only), e.g. ['QEMU'] or ['fake']."""
-    return sorted({h.hypervisor_type for h in admin_conn.compute.hypervisors(details=True) if h.hypervisor_type})
+def hypervisor_types(admin_conn, up_only: bool = True) -> list[str]:
+    """Hypervisor types Nova knows (admin only), e.g. ['QEMU'] or ['fake']; up_only: of the compute
+    nodes whose service is up (a node left from an earlier configuration stays listed, down)."""
+    return sorted({h.hypervisor_type for h in admin_conn.compute.hypervisors(details=True)
+                   if h.hypervisor_type and (h.state == "up" or not up_only)})
 
 
 def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
@@ -51,7 +53,7 @@ def dataplane_reason(cloud) -> Optional[str]:
     if cloud.admin is not None:
         types = hypervisor_types(cloud.admin)
         if not types:
-            return "aucun hyperviseur enregistré dans Nova"
+            return "aucun hyperviseur en service dans Nova (nova-compute arrêté ?)"
         if all(t.lower() == "fake" for t in types):
             return "hyperviseur fake : pas de plan de données"
     else:
