@@ -8,6 +8,7 @@ a cloud the user *named* that is broken is an error instead (the scenarios error
 import os
 
 import pytest
+from _pytest._code.code import ReprFileLocation, TerminalRepr
 
 from popek import paths
 from popek.checks.cloud import compute, connection, ledger as ledger_mod
@@ -15,6 +16,19 @@ from popek.checks.cloud.needs import Unreachable
 from popek.checks.secrets import REDACT
 
 SWEEP_KEY = pytest.StashKey[dict]()
+
+
+class RedactedRepr(TerminalRepr):
+    """A failure's text with secrets masked; keeps the crash line (junit.xml's message) redacted too."""
+
+    def __init__(self, longrepr):
+        self.text = REDACT(str(longrepr))
+        crash = getattr(longrepr, "reprcrash", None)
+        if crash is not None:
+            self.reprcrash = ReprFileLocation(crash.path, crash.lineno, REDACT(crash.message))
+
+    def toterminal(self, tw) -> None:
+        tw.line(self.text)
 
 
 def run_identity(config) -> tuple[str, str]:
@@ -93,7 +107,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.longrepr is not None and not report.skipped:
-        report.longrepr = REDACT(str(report.longrepr))
+        report.longrepr = RedactedRepr(report.longrepr)
     report.sections = [(name, REDACT(text)) for name, text in report.sections]
     from popek.plugin import _allure_listener
     listener = _allure_listener(item.config)

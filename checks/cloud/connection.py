@@ -50,9 +50,10 @@ class Choice:
     named: bool
 
     def describe(self) -> str:
+        if self.kind == "embedded":
+            return f"cloud embarqué de popek (entrée « {self.cloud} » de {self.files[0]})"
         return {"os-cloud": f"--os-cloud {self.cloud}", "OS_CLOUD": f"OS_CLOUD={self.cloud}",
-                "openrc": "openrc chargé dans l'environnement (OS_AUTH_URL…)",
-                "embedded": f"cloud embarqué de popek (entrée « {self.cloud} » de {self.files[0]})"}[self.kind]
+                "openrc": "openrc chargé dans l'environnement (OS_AUTH_URL…)"}[self.kind]
 
 
 def search_path(environ: Mapping[str, str], embedded_yaml: Path) -> tuple[Path, ...]:

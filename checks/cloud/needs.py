@@ -46,5 +46,8 @@ def need_dataplane(cloud):
         return _unreachable(cloud)
     if "dataplane" not in cloud.facts:
         from popek.checks.cloud import probe
-        cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
+        try:
+            cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
+        except Exception as exc:  # the probe itself could not run: that is the reason, once for the session
+            cloud.facts["dataplane"] = f"plan de données impossible à établir : {type(exc).__name__}: {exc}"
     return cloud.facts["dataplane"]

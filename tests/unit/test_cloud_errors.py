@@ -39,6 +39,8 @@ def test_resolution_order_follows_the_openstack_client(tmp_path):
     assert connection.resolve("x", {"OS_CLOUD": "y", "OS_AUTH_URL": "u"}, emb).kind == "os-cloud"
     assert connection.resolve(None, {"OS_CLOUD": "y", "OS_AUTH_URL": "u"}, emb).kind == "OS_CLOUD"
     assert connection.resolve(None, {"OS_AUTH_URL": "u"}, emb).kind == "openrc"
+    for env in ({"OS_AUTH_URL": "u"}, {"OS_CLOUD": "y"}):
+        assert connection.resolve(None, env, emb).describe()
     default = connection.resolve(None, {}, emb)
     assert (default.kind, default.cloud, default.named) == ("embedded", "popek", False)
 
