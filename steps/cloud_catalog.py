@@ -26,7 +26,7 @@ def password_masked(cloud):
 @when("je demande un jeton à Keystone", target_fixture="entries")
 def ask_token(conn, evidence):
     conn.session.invalidate()  # a fresh authentication: this is the first request of the session
-    conn.session.get_token()
+    REDACT.add(conn.session.get_token())
     entries = catalog.catalog(conn)
     evidence.json("catalogue", entries)
     return entries
