@@ -1,0 +1,428 @@
+"""The embedded cloud's real dataplane: libvirt/QEMU guests on Open vSwitch, wired by the Neutron agents.
+
+`lifecycle.up(state, dataplane=True)` calls the hooks of this module (contract in services.py):
+`config_overrides` switches nova to libvirt/QEMU and neutron to the openvswitch mechanism driver with its
+agents; `prepare` installs the packages, starts Open vSwitch and makes the external bridge; `services`
+adds libvirtd, Open vSwitch and the Neutron agents to the process table; `teardown` removes what the
+processes leave behind (guests, namespaces, bridges); `status` says why the dataplane runs or not.
+
+Facts of this machine type that shaped it (shared/research/dataplane.md):
+- no Open vSwitch kernel module: every bridge uses the userspace datapath (`datapath_type=netdev`);
+  its checksum trap is defused in the guests (`virtio_net.csum=0 gso=0`, see images.py);
+- no dummy links, so no VXLAN: the public network is flat (physnet `public` on `br-ex`) and project
+  networks are of type `local` (one host: every port is on br-int);
+- no sudo, no systemd: root_helper is empty, privsep helpers come from the cloud venv, and the daemons
+  run in the foreground under the process table, with their sockets under `<state>/ovs`;
+- `/dev/kvm` here is PVM, thousands of times slower for guest kernels: nova uses `virt_type=qemu`
+  (TCG) unless the host's kvm is real VT-x/AMD-V; QEMU's TCG translation cache is capped through
+  nova's `[libvirt] tb_cache_size` (QEMU's default is 1 GiB per guest).
+
+Everything stays on this machine: `br-ex` has no physical port; the host holds the public subnet's
+gateway address on it (so it reaches floating IPs); the host's own IP forwarding stays off.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from popek.checks.localcloud.services import Service
+from popek.checks.localcloud.state import HOST, PORTS, CloudState
+
+#: Debian packages of the dataplane (installed on demand by `prepare`, as root).
+DATAPLANE_APT = (
+    "openvswitch-switch", "dnsmasq-base", "dnsmasq-utils", "haproxy", "ipset", "iptables", "conntrack", "iproute2",
+    "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "qemu-utils",
+    # libvirt-python is built from PyPI against the installed libvirt:
+    "libvirt-dev", "pkg-config", "gcc",
+)
+#: The Python binding nova's libvirt driver imports, pinned to the libvirt of Debian 12.
+LIBVIRT_PYTHON = "libvirt-python==9.0.0"
+
+PHYSNET, EXT_BRIDGE, INT_BRIDGE = "public", "br-ex", "br-int"
+#: oslo.privsep contexts (config sections) of neutron's agents and of nova-compute (with os-vif, os-brick).
+NEUTRON_PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "privsep_namespace",
+                            "privsep_conntrack", "privsep_link")
+NOVA_PRIVSEP_SECTIONS = ("nova_sys_admin", "vif_plug_ovs_privileged", "vif_plug_linux_bridge_privileged",
+                         "privsep_osbrick")
+#: QEMU's TCG translation cache per guest, MiB (QEMU's default 1 GiB made a Debian guest reach 1.46 GB).
+TB_CACHE_MIB = 128
+OPENFLOW_PORT = 6633
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+QEMU_CONF_TEXT = """# Written by popek (embedded cloud dataplane). No cgroups, no security driver, QEMU as root:
+# this machine has neither systemd nor the users and labels libvirt would otherwise need.
+user = "root"
+group = "root"
+security_driver = "none"
+cgroup_controllers = [ ]
+# no virtlogd here: libvirt writes QEMU's logs and the serial console log itself
+stdio_handler = "file"
+"""
+LIBVIRT_RUN = Path("/run/libvirt")
+
+
+def ovs_dir(state: CloudState) -> Path:
+    """Open vSwitch's database, sockets, pid files and logs for this cloud (not /var/run/openvswitch)."""
+    return state.root / "ovs"
+
+
+def ovs_env(state: CloudState) -> dict[str, str]:
+    """Environment that points every OVS tool (ovs-vsctl, ovs-ofctl, libvirt's ovs-vsctl…) at our OVS."""
+    d = ovs_dir(state)
+    return {"OVS_RUNDIR": str(d), "OVS_DBDIR": str(d), "OVS_LOGDIR": str(d), "OVS_SYSCONFDIR": str(d)}
+
+
+def ovsdb_socket(state: CloudState) -> str:
+    return f"unix:{ovs_dir(state) / 'db.sock'}"
+
+
+def metadata_secret(state: CloudState) -> str:
+    """The neutron metadata proxy's shared secret, derived from this install's neutron password."""
+    from popek.checks.secrets import REDACT
+
+    secret = hmac.new(state.passwords()["neutron"].encode(), b"metadata-proxy", hashlib.sha256).hexdigest()[:32]
+    REDACT.add(secret)
+    return secret
+
+
+def kvm_is_hardware() -> bool:
+    """True only when /dev/kvm is backed by VT-x/AMD-V (the cpu flags say vmx/svm); PVM is not."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return os.path.exists("/dev/kvm") and (" vmx" in flags or " svm" in flags)
+
+
+def _addresses_the_host_needs() -> dict[str, str]:
+    """Addresses this host must keep reaching through its uplink: its registries (the Debian mirror,
+    PyPI), its nameservers and its default gateway. name -> IPv4 address."""
+    import socket
+    from urllib.parse import urlparse
+
+    from popek.checks.localcloud import images
+
+    needed = {}
+    hosts = ["pypi.org", "files.pythonhosted.org"]
+    try:
+        hosts.append(urlparse(images.machine_debian_mirror()).hostname)
+    except images.ImageBuildError:
+        pass
+    for host in hosts:
+        try:
+            for info in socket.getaddrinfo(host, None, socket.AF_INET):
+                needed[host] = info[4][0]
+        except OSError:
+            continue
+    try:
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            if line.startswith("nameserver"):
+                needed[f"nameserver {line.split()[1]}"] = line.split()[1]
+    except OSError:
+        pass
+    route = subprocess.run(["ip", "-4", "route", "show", "default"], capture_output=True, text=True).stdout.split()
+    if "via" in route:
+        needed["default gateway"] = route[route.index("via") + 1]
+    return needed
+
+
+def check_public_cidr(cidr: str, needed: dict[str, str]) -> None:
+    """Refuse a public network that would swallow an address the host needs (`needed`: name -> IPv4).
+
+    The host gets an address on br-ex in `cidr`, hence a route: every packet for that range would go
+    into the isolated bridge instead of the uplink."""
+    import ipaddress
+
+    from popek.checks.localcloud.errors import CloudError
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    clash = {name: addr for name, addr in needed.items() if ipaddress.ip_address(addr) in net}
+    if clash:
+        raise CloudError("plan de données : le réseau public " + str(net) + " contient des adresses dont l'hôte "
+                         "a besoin (" + ", ".join(f"{n} = {a}" for n, a in clash.items()) + ") ; "
+                         "changez PUBLIC_CIDR dans checks/localcloud/bootstrap.py")
+
+
+def public_gateway_cidr() -> str:
+    """The public subnet's gateway as host address on br-ex, e.g. 203.0.113.1/24 (bootstrap's choice)."""
+    from popek.checks.localcloud.bootstrap import PUBLIC_CIDR, PUBLIC_GATEWAY
+
+    return f"{PUBLIC_GATEWAY}/{PUBLIC_CIDR.split('/')[1]}"
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+def config_overrides(state: CloudState) -> dict:
+    """nova on libvirt/QEMU with OVS VIFs, neutron with the openvswitch driver and its four agents."""
+    etc = state.etc()
+    db = ovsdb_socket(state)
+    secret = metadata_secret(state)
+    neutron_conf = str(etc / "neutron/neutron.conf")
+    nova_conf = str(etc / "nova/nova.conf")
+    ovs_common = {"ovsdb_connection": db, "integration_bridge": INT_BRIDGE, "datapath_type": "netdev"}
+    # nova asks for root through sudo unless a privsep context has its own helper: there is no sudo.
+    nova_helper = {"helper_command": f"{state.bin('privsep-helper')} --config-file {nova_conf}"}
+    neutron_helper = {"helper_command": f"{state.bin('privsep-helper')} --config-file {neutron_conf}"}
+    virt_type = "kvm" if kvm_is_hardware() else "qemu"
+    return {
+        "nova/nova.conf": {
+            "DEFAULT": {
+                "compute_driver": "libvirt.LibvirtDriver",
+                # Real agents send network-vif-plugged: wait for it (a port not yet wired by the OVS
+                # agent would lose the guest's first DHCP requests), but boot anyway after 60 s.
+                "vif_plugging_is_fatal": False, "vif_plugging_timeout": 60,
+                "force_config_drive": False,
+                # keep Glance's qcow2 as the backing file (no conversion of a 2 GiB raw per image)
+                "force_raw_images": False,
+            },
+            "libvirt": {
+                "virt_type": virt_type, "tb_cache_size": TB_CACHE_MIB, "connection_uri": "qemu:///system",
+                "images_type": "qcow2",
+            },
+            "neutron": {"service_metadata_proxy": True, "metadata_proxy_shared_secret": secret},
+            "os_vif_ovs": {"ovsdb_connection": db, "ovsdb_interface": "native"},
+            **{section: nova_helper for section in NOVA_PRIVSEP_SECTIONS},
+        },
+        "neutron/neutron.conf": {
+            "DEFAULT": {"rpc_workers": 1, "rpc_state_report_workers": 1},
+            "agent": {"root_helper": "", "root_helper_daemon": "", "report_interval": 10},
+            "ovs": ovs_common,
+            # oslo.privsep falls back to its own "sudo" prefix when root_helper is empty: every one of
+            # neutron's privsep contexts needs the venv's helper, or agents die on "No such file: 'sudo'".
+            **{section: neutron_helper for section in NEUTRON_PRIVSEP_SECTIONS},
+        },
+        "neutron/plugins/ml2/ml2_conf.ini": {
+            # Project networks are `local` (one host, no tunnels: no dummy links for VXLAN here). The vxlan
+            # type stays loaded so that networks made in API-only mode remain readable (not bindable).
+            "ml2": {"mechanism_drivers": "openvswitch", "type_drivers": "flat,local,vxlan",
+                    "tenant_network_types": "local", "extension_drivers": "port_security"},
+            "ml2_type_flat": {"flat_networks": PHYSNET},
+            "securitygroup": {"enable_security_group": True, "firewall_driver": "openvswitch"},
+        },
+        "neutron/plugins/ml2/openvswitch_agent.ini": {
+            "ovs": {**ovs_common, "bridge_mappings": f"{PHYSNET}:{EXT_BRIDGE}", "of_listen_address": HOST,
+                    "of_listen_port": OPENFLOW_PORT},
+            "agent": {"tunnel_types": "", "l2_population": False},
+            "securitygroup": {"enable_security_group": True, "firewall_driver": "openvswitch"},
+        },
+        "neutron/dhcp_agent.ini": {
+            "DEFAULT": {"interface_driver": "openvswitch", "enable_isolated_metadata": True,
+                        "force_metadata": True, "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq"},
+            "ovs": ovs_common,
+        },
+        "neutron/l3_agent.ini": {
+            "DEFAULT": {"interface_driver": "openvswitch", "agent_mode": "legacy"},
+            "ovs": ovs_common,
+        },
+        "neutron/metadata_agent.ini": {
+            "DEFAULT": {"nova_metadata_host": HOST, "nova_metadata_port": PORTS["metadata"],
+                        "metadata_proxy_shared_secret": secret, "metadata_workers": 1},
+        },
+    }
+
+
+# --- preparation ---------------------------------------------------------------------------------
+
+def _run(argv: list[str], env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        from popek.checks.localcloud.errors import CloudError
+
+        raise CloudError(f"plan de données : `{' '.join(argv)}` a échoué ({proc.returncode}) : "
+                         f"{(proc.stderr or proc.stdout).strip()[-400:]}")
+    return proc
+
+
+def _ensure_libvirt_python(state: CloudState) -> None:
+    if subprocess.run([state.python, "-c", "import libvirt"], capture_output=True).returncode == 0:
+        return
+    with open(state.log("pip"), "ab") as log:
+        rc = subprocess.run([state.bin("pip"), "install", "--disable-pip-version-check", LIBVIRT_PYTHON],
+                            stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        from popek.checks.localcloud.errors import CloudError
+
+        raise CloudError(f"plan de données : pip install {LIBVIRT_PYTHON} a échoué ; voir {state.log('pip')}")
+
+
+def _ensure_libvirt_setup() -> None:
+    # libvirt's QEMU driver resolves this user before it reads qemu.conf (research: libvirt).
+    if subprocess.run(["getent", "group", "libvirt-qemu"], capture_output=True).returncode != 0:
+        _run(["groupadd", "-r", "libvirt-qemu"])
+    if subprocess.run(["getent", "passwd", "libvirt-qemu"], capture_output=True).returncode != 0:
+        _run(["useradd", "-r", "-g", "libvirt-qemu", "-d", "/var/lib/libvirt", "-s", "/usr/sbin/nologin",
+              "libvirt-qemu"])
+    QEMU_CONF.parent.mkdir(parents=True, exist_ok=True)
+    if QEMU_CONF.exists() and QEMU_CONF.read_text() != QEMU_CONF_TEXT:
+        backup = QEMU_CONF.with_suffix(".conf.before-popek")
+        if not backup.exists():
+            shutil.copy2(QEMU_CONF, backup)
+    if not QEMU_CONF.exists() or QEMU_CONF.read_text() != QEMU_CONF_TEXT:
+        QEMU_CONF.write_text(QEMU_CONF_TEXT)
+
+
+def ovs_services(state: CloudState) -> list[Service]:
+    """ovsdb-server and ovs-vswitchd in the foreground, with their files under `ovs_dir(state)`."""
+    d = ovs_dir(state)
+    env = ovs_env(state)
+    return [
+        Service("ovsdb-server", ["/usr/sbin/ovsdb-server", str(d / "conf.db"), f"--remote=punix:{d / 'db.sock'}",
+                                 "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+                                 f"--pidfile={d / 'ovsdb-server.pid'}", f"--unixctl={d / 'ovsdb-server.ctl'}"],
+                env=env, log=str(state.log("ovsdb-server")), health=f"unix://{d / 'db.sock'}", stage=0),
+        Service("ovs-vswitchd", ["/usr/sbin/ovs-vswitchd", ovsdb_socket(state), f"--pidfile={d / 'ovs-vswitchd.pid'}",
+                                 f"--unixctl={d / 'ovs-vswitchd.ctl'}"],
+                env=env, log=str(state.log("ovs-vswitchd")), health=f"unix://{d / 'ovs-vswitchd.ctl'}", stage=0),
+    ]
+
+
+def _vsctl(state: CloudState, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return _run(["ovs-vsctl", "--timeout=10", *args], env=ovs_env(state), check=check)
+
+
+def prepare(state: CloudState) -> None:
+    """Packages, libvirt's setup, Open vSwitch running with br-int and br-ex, the host's address on
+    br-ex. Idempotent: a second call finds everything in place and changes nothing."""
+    from popek.checks.localcloud import images
+    from popek.checks.localcloud import services as svcmod
+    from popek.checks.localcloud.errors import CloudError
+
+    if os.geteuid() != 0:
+        raise CloudError("plan de données : il faut être root (Open vSwitch, libvirt, espaces de noms)")
+    images.ensure_apt(DATAPLANE_APT, log=lambda line: None)
+    _ensure_libvirt_python(state)
+    _instances_dir(state)
+    _ensure_libvirt_setup()
+    d = ovs_dir(state)
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / "conf.db").exists():
+        _run(["ovsdb-tool", "create", str(d / "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema"])
+    ovs = ovs_services(state)
+    for svc in ovs[:1]:
+        if svcmod.read_pid(state, svc.name) is None:
+            svcmod.start(state, svc)
+    svcmod.wait_healthy(state, ovs[:1], timeout=30)
+    _vsctl(state, "--no-wait", "init")
+    for svc in ovs[1:]:
+        if svcmod.read_pid(state, svc.name) is None:
+            svcmod.start(state, svc)
+    svcmod.wait_healthy(state, ovs[1:], timeout=30)
+    for br in (INT_BRIDGE, EXT_BRIDGE):
+        _vsctl(state, "--may-exist", "add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+    # The host's foot on the public network: the subnet's gateway address, nothing routed beyond it.
+    cidr = public_gateway_cidr()
+    check_public_cidr(cidr, _addresses_the_host_needs())
+    _wait_link(EXT_BRIDGE)
+    have = _run(["ip", "-4", "-o", "addr", "show", "dev", EXT_BRIDGE]).stdout
+    if cidr not in have:
+        _run(["ip", "addr", "add", cidr, "dev", EXT_BRIDGE])
+    _run(["ip", "link", "set", EXT_BRIDGE, "up"])
+
+
+def _instances_dir(state: CloudState) -> None:
+    # libvirt needs nova's instances_path (its free space is the node's disk); the fake driver never did.
+    (state.data("nova") / "instances").mkdir(parents=True, exist_ok=True)
+
+
+def _wait_link(name: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not Path(f"/sys/class/net/{name}").exists():
+        if time.monotonic() > deadline:
+            from popek.checks.localcloud.errors import CloudError
+
+            raise CloudError(f"plan de données : l'interface {name} n'apparaît pas (ovs-vswitchd ?)")
+        time.sleep(0.1)
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+def services(state: CloudState) -> list[Service]:
+    """Open vSwitch and libvirtd (stage 0), neutron's RPC server and its agents (stage 2)."""
+    etc = state.etc("neutron")
+    env = ovs_env(state)
+    conf = lambda *files: [a for f in ("neutron.conf", *files) for a in ("--config-file", str(etc / f))]  # noqa: E731
+    agent = lambda name, *files: Service(  # noqa: E731
+        name, [state.bin(name), *conf(*files)], env=env, log=str(state.log(name)), stage=2)
+    return [
+        *ovs_services(state),
+        Service("libvirtd", ["/usr/sbin/libvirtd"], env=env, log=str(state.log("libvirtd")),
+                health=f"unix://{LIBVIRT_RUN / 'libvirt-sock'}", stage=0),
+        agent("neutron-rpc-server", "plugins/ml2/ml2_conf.ini"),
+        agent("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini", "plugins/ml2/openvswitch_agent.ini"),
+        agent("neutron-dhcp-agent", "dhcp_agent.ini"),
+        agent("neutron-l3-agent", "l3_agent.ini"),
+        agent("neutron-metadata-agent", "metadata_agent.ini"),
+        # nova-compute talks to libvirtd and (through os-vif and libvirt) to our OVS
+        Service("nova-compute", [state.bin("nova-compute"), "--config-file", str(state.etc("nova") / "nova.conf")],
+                env=env, log=str(state.log("nova-compute")), stage=3),
+    ]
+
+
+# --- teardown and status -------------------------------------------------------------------------
+
+def _qemu_pids() -> list[int]:
+    """QEMU processes libvirt started (its pid files under /run/libvirt/qemu)."""
+    pids = []
+    for f in (LIBVIRT_RUN / "qemu").glob("*.pid"):
+        try:
+            pids.append(int(f.read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines()
+            if line.split() and line.split()[0].startswith(("qrouter-", "qdhcp-"))]
+
+
+def teardown(state: CloudState) -> None:
+    """After the processes are stopped: kill the guests libvirt left running, kill what the agents
+    spawned in their namespaces (dnsmasq, haproxy), delete the namespaces, drop the host's address.
+    Tolerates "already gone" everywhere."""
+    for pid in _qemu_pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for ns in _namespaces():
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+    for name in ("ovs-vswitchd", "ovsdb-server"):
+        ctl = ovs_dir(state) / f"{name}.ctl"
+        if ctl.exists():
+            subprocess.run(["ovs-appctl", "-t", str(ctl), "exit"], capture_output=True, timeout=10)
+    # The netdev datapath's bridge ports are persistent taps: they outlive ovs-vswitchd (the database
+    # keeps the bridges for the next `up`). Taps libvirt made for guests go with QEMU.
+    for link in (INT_BRIDGE, EXT_BRIDGE):
+        subprocess.run(["ip", "link", "delete", link], capture_output=True)
+
+
+def status(state: CloudState) -> str:
+    """Why the dataplane runs or not, in French, one line."""
+    from popek.checks.localcloud import images
+    from popek.checks.localcloud import services as svcmod
+
+    if os.geteuid() != 0:
+        return "plan de données indisponible : il faut être root"
+    missing = images.missing_apt(DATAPLANE_APT)
+    if missing:
+        return f"plan de données non installé : paquets manquants {' '.join(missing)}"
+    down = [s.name for s in services(state) if svcmod.read_pid(state, s.name) is None]
+    if down:
+        return f"plan de données arrêté : {', '.join(down)} ne tourne(nt) pas"
+    if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
+        return "plan de données en marche, MAIS le routage IP de l'hôte est actif (net.ipv4.ip_forward=1)"
+    return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirt "
+            f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}), agents Neutron openvswitch/dhcp/l3/metadata")

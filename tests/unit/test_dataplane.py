@@ -1,0 +1,75 @@
+"""Pure logic of the dataplane hooks: the configuration they lay over the API-only cloud, the guard that
+keeps the public network off the addresses the host needs, the process table they add."""
+from pathlib import Path
+
+import pytest
+
+from popek.checks.localcloud import config, dataplane, services
+from popek.checks.localcloud.errors import CloudError
+from popek.checks.localcloud.state import CloudState
+
+
+@pytest.fixture
+def state(tmp_path):
+    st = CloudState(tmp_path / "cloud")
+    st.mkdirs()
+    return st
+
+
+def test_overrides_switch_nova_to_libvirt_and_neutron_to_ovs_agents(state, monkeypatch):
+    monkeypatch.setattr(dataplane, "kvm_is_hardware", lambda: False)
+    cfg = config.merge(config.generate(state), dataplane.config_overrides(state))
+    nova = cfg["nova/nova.conf"]
+    assert nova["DEFAULT"]["compute_driver"] == "libvirt.LibvirtDriver"
+    assert nova["libvirt"]["virt_type"] == "qemu"  # PVM's /dev/kvm is never used
+    assert 0 < nova["libvirt"]["tb_cache_size"] < 1024  # QEMU's TCG default is 1 GiB per guest
+    assert nova["neutron"]["service_metadata_proxy"] is True
+    secret = nova["neutron"]["metadata_proxy_shared_secret"]
+    assert secret and cfg["neutron/metadata_agent.ini"]["DEFAULT"]["metadata_proxy_shared_secret"] == secret
+    for section in ("nova_sys_admin", "vif_plug_ovs_privileged"):
+        assert "sudo" not in nova[section]["helper_command"] and "privsep-helper" in nova[section]["helper_command"]
+    ml2 = cfg["neutron/plugins/ml2/ml2_conf.ini"]
+    assert ml2["ml2"]["mechanism_drivers"] == "openvswitch"
+    assert ml2["ml2"]["tenant_network_types"] == "local"  # no dummy links here: no VXLAN tunnels
+    agent = cfg["neutron/plugins/ml2/openvswitch_agent.ini"]
+    assert agent["ovs"]["datapath_type"] == "netdev" and agent["ovs"]["bridge_mappings"] == "public:br-ex"
+    assert agent["securitygroup"]["firewall_driver"] == "openvswitch"
+    assert cfg["neutron/neutron.conf"]["agent"]["root_helper"] == ""
+    for agent_file in ("dhcp_agent.ini", "l3_agent.ini"):
+        assert cfg[f"neutron/{agent_file}"]["ovs"]["ovsdb_connection"] == dataplane.ovsdb_socket(state)
+    text = config.render("nova/nova.conf", nova)
+    assert "[libvirt]" in text and "tb_cache_size = " in text
+
+
+def test_kvm_only_with_real_hardware_virtualisation(state, monkeypatch):
+    monkeypatch.setattr(dataplane, "kvm_is_hardware", lambda: True)
+    assert dataplane.config_overrides(state)["nova/nova.conf"]["libvirt"]["virt_type"] == "kvm"
+
+
+def test_public_cidr_that_swallows_a_registry_is_refused():
+    needed = {"pypi.org": "203.0.113.80", "nameserver": "10.255.255.53", "default gateway": "192.0.2.1"}
+    with pytest.raises(CloudError, match="pypi.org = 203.0.113.80"):
+        dataplane.check_public_cidr("203.0.113.1/24", needed)
+    with pytest.raises(CloudError, match="default gateway"):
+        dataplane.check_public_cidr("192.0.2.0/30", needed)
+    dataplane.check_public_cidr("198.51.100.1/24", needed)  # no clash: no exception
+
+
+def test_bootstrap_public_network_is_clear_of_this_machine_types_registries():
+    from popek.checks.localcloud.bootstrap import PUBLIC_CIDR
+
+    dataplane.check_public_cidr(PUBLIC_CIDR, {"registries": "203.0.113.80", "uplink": "192.0.2.1"})
+
+
+def test_services_replace_nova_compute_and_add_ovs_libvirt_agents(state):
+    table = services.with_extra(services.core_services(state), dataplane.services(state))
+    names = [s.name for s in table]
+    assert names.count("nova-compute") == 1
+    compute = next(s for s in table if s.name == "nova-compute")
+    assert compute.env["OVS_RUNDIR"] == str(dataplane.ovs_dir(state)) and compute.stage == 3
+    for name in ("ovsdb-server", "ovs-vswitchd", "libvirtd"):
+        assert next(s for s in table if s.name == name).stage == 0
+    for name in ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent",
+                 "neutron-rpc-server"):
+        svc = next(s for s in table if s.name == name)
+        assert svc.argv[0].endswith(name) and Path(svc.argv[2]).name == "neutron.conf"
