@@ -21,11 +21,28 @@ SWEEP_KEY = pytest.StashKey[dict]()
 class RedactedRepr(TerminalRepr):
     """A failure's text with secrets masked; keeps the crash line (junit.xml's message) redacted too."""
 
-    def __init__(self, longrepr):
-        self.text = REDACT(str(longrepr))
+    def __init__(self, longrepr, short: str | None = None):
+        self.text = REDACT(short or str(longrepr))
         crash = getattr(longrepr, "reprcrash", None)
         if crash is not None:
-            self.reprcrash = ReprFileLocation(crash.path, crash.lineno, REDACT(crash.message))
+            self.reprcrash = ReprFileLocation(crash.path, crash.lineno, REDACT(short or crash.message))
+
+
+def unreachable(excinfo) -> str | None:
+    """A short French verdict when a scenario failed because the cloud stopped answering (a service
+    down mid-run): pages of urllib3 frames would hide the one fact that matters."""
+    if excinfo is None:
+        return None
+    from keystoneauth1 import exceptions as ks
+    import requests
+
+    seen = excinfo.value
+    while seen is not None:
+        if isinstance(seen, (ks.ConnectFailure, ks.ConnectTimeout, requests.ConnectionError)):
+            where = getattr(getattr(seen, "request", None), "url", None) or str(seen).split(": ", 1)[0]
+            return f"le cloud ne répond plus pendant le scénario ({type(seen).__name__}) : {where}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
     def toterminal(self, tw) -> None:
         tw.line(self.text)
@@ -107,7 +124,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.longrepr is not None and not report.skipped:
-        report.longrepr = RedactedRepr(report.longrepr)
+        report.longrepr = RedactedRepr(report.longrepr, unreachable(call.excinfo))
     report.sections = [(name, REDACT(text)) for name, text in report.sections]
     from popek.plugin import _allure_listener
     listener = _allure_listener(item.config)

@@ -113,3 +113,20 @@ def test_the_cli_says_one_line_and_exits_non_zero(isolated, argv, expected):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "pw-do-not-print-4242" not in result.stdout + result.stderr
     assert not (isolated / "r" / "junit.xml").exists()  # nothing ran
+
+
+def test_a_cloud_that_stops_answering_mid_scenario_is_one_short_verdict():
+    from keystoneauth1 import exceptions as ks
+
+    from popek.steps.cloud_common import unreachable
+
+    with pytest.raises(RuntimeError) as info:
+        try:
+            raise ks.ConnectFailure("Unable to establish connection to http://127.0.0.1:9696/v2.0/ports: refused")
+        except ks.ConnectFailure as exc:
+            raise RuntimeError("wrapped") from exc
+    verdict = unreachable(info)
+    assert verdict.startswith("le cloud ne répond plus pendant le scénario (ConnectFailure)")
+    with pytest.raises(AssertionError) as other:
+        assert 1 == 2
+    assert unreachable(other) is None
