@@ -71,3 +71,16 @@ def openstack_cli(cloud, args: list[str], environ: Mapping[str, str], executable
     return json.loads(result.stdout or "[]")
 
 
+
+
+def consistent_pair(first, second, tries: int = 4):
+    """(first(), second()) taken while `first` did not change around `second` (first, second, first
+    again): other workers may create or delete resources in the same project meanwhile (pytest-xdist).
+
+    Returns the last pair; the caller compares them. first/second: callables returning comparable lists."""
+    for _ in range(tries):
+        before = first()
+        other = second()
+        if first() == before:
+            break
+    return before, other
