@@ -30,6 +30,7 @@ from typing import Callable, Optional
 import yaml
 
 from popek.checks.cloud import ledger
+from popek.checks.lab.retry import retry
 from popek.checks.lab.roster import Student
 from popek.checks.secrets import REDACT
 
@@ -287,7 +288,7 @@ def provision(admin, students: list[Student], out: Path, quota: dict, prefix: st
 
     def one(student):
         try:
-            rep, entry = provision_one(admin, site, student, Path(out), quota, prefix, roles)
+            rep, entry = retry(provision_one, admin, site, student, Path(out), quota, prefix, roles)  # idempotent
         except Exception as exc:  # report it with the student, go on with the others
             rep, entry = StudentReport(student.id, problem=REDACT(f"{type(exc).__name__}: {exc}")), None
         if entry:
@@ -378,7 +379,7 @@ def teardown_one(admin, student: Student, prefix: str, domain_id: str, roles: di
             for kind in kinds:    # re-listed kind by kind: deleting a server frees its ports
                 for r_id, r_name in ledger.list_named(scoped, kind):
                     try:
-                        ledger.DELETERS[kind](scoped, ledger.Entry(kind, r_name, r_id), timeout)
+                        retry(ledger.DELETERS[kind], scoped, ledger.Entry(kind, r_name, r_id), timeout)
                     except Exception as exc:
                         problems.append(f"{kind} {r_name or r_id}: {type(exc).__name__}: {exc}")
             if problems:

@@ -92,3 +92,26 @@ def test_teardown_description_names_everything_and_no_secret():
     assert classroom.describe(classroom.Plan("etu02", note="rien à supprimer (déjà fait)"), False) == \
         "etu02 : rien à supprimer (déjà fait)"
     assert classroom.TEARDOWN_ORDER[0] == "server" and "keypair" not in classroom.TEARDOWN_ORDER
+
+
+def test_retry_only_transient_cloud_errors(monkeypatch):
+    from keystoneauth1 import exceptions as ks
+    from openstack import exceptions as sdk_exc
+
+    from popek.checks.lab import retry as retry_mod
+
+    monkeypatch.setattr(retry_mod.time, "sleep", lambda s: None)
+    assert retry_mod.transient(sdk_exc.HttpException("locked", http_status=500))
+    assert retry_mod.transient(sdk_exc.ConflictException("port in use", http_status=409))
+    assert not retry_mod.transient(sdk_exc.NotFoundException("gone", http_status=404))
+    assert not retry_mod.transient(ks.Unauthorized())
+    calls = []
+
+    def flaky(n):
+        calls.append(n)
+        if len(calls) < 3:
+            raise sdk_exc.HttpException("database is locked", http_status=500)
+        return n * 2
+    assert retry_mod.retry(flaky, 21) == 42 and len(calls) == 3
+    with pytest.raises(sdk_exc.NotFoundException):
+        retry_mod.retry(lambda: (_ for _ in ()).throw(sdk_exc.NotFoundException("x", http_status=404)))
