@@ -89,16 +89,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-cold", action="store_true", help="do not destroy the cloud (no cold up figure)")
     parser.add_argument("--boots", type=int, default=5, help="sequential create → ACTIVE samples")
+    parser.add_argument("--no-dataplane", action="store_true", help="measure the API-only cloud (fake drivers)")
     args = parser.parse_args(argv)
+    up = ["up", "--no-dataplane"] if args.no_dataplane else ["up"]
     state = CloudState(paths.embedded_cloud_dir())
     fig: dict = {}
 
     if not args.no_cold:
         popek_cloud("destroy")
-        fig["cold_up_s"] = popek_cloud("up")
+        fig["cold_up_s"] = popek_cloud(*up)
     else:
-        popek_cloud("up")
-    fig["second_up_s"] = popek_cloud("up")
+        popek_cloud(*up)
+    fig["second_up_s"] = popek_cloud(*up)
 
     conn = bootstrap.connect(state, "popek")
     ids = {"image": conn.image.find_image("Debian 13").id, "flavor": conn.compute.find_flavor("small").id,
@@ -118,7 +120,8 @@ def main(argv=None) -> int:
     fig["ps_after_down"] = [line for line in matching if "<defunct>" not in line]
     fig["zombies_after_down"] = [line for line in matching if "<defunct>" in line]
     fig["left_after_down"] = left
-    fig["warm_up_s"] = popek_cloud("up")  # leaves the cloud running for everyone else
+    fig["warm_up_s"] = popek_cloud(*up)  # leaves the cloud running for everyone else
+    fig["mode"] = json.loads((state.run_dir / "mode.json").read_text())
 
     rows = [
         ("cold `up` (destroyed state; apt packages and built images kept)", fig.get("cold_up_s"), TARGETS["cold_up_s"]),
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
         ("resident memory: PSS MiB", fig["pss_mib"], ""),
         (f"`down` ({len(left)} process(es) of ours left)", fig["down_s"], TARGETS["down_s"]),
     ]
-    print("| measure | value | target |\n|---|---|---|")
+    print(f"mode: {fig['mode']}\n\n| measure | value | target |\n|---|---|---|")
     for label, value, target in rows:
         shown = "—" if value is None else f"{value:.1f}"
         print(f"| {label} | {shown} | {target} |")

@@ -259,6 +259,24 @@ def fake_compute_identity(state: CloudState, host: str) -> None:
         path.write_text(str(uuid.uuid5(uuid.NAMESPACE_DNS, host)))
 
 
+def forget_compute(state: CloudState) -> None:
+    """Forget the compute host of the other mode (fake ↔ libvirt) before nova-compute starts again.
+
+    nova-compute refuses a compute node whose hypervisor name changed ("possible rename"), and the fake
+    servers of the API-only mode mean nothing to libvirt (nor libvirt's to the fake driver): delete every
+    server, then the nova-compute service records (nova drops their nodes and resource providers).
+    """
+    conn = connect(state)
+    for server in list(conn.compute.servers(all_projects=True)):
+        conn.compute.delete_server(server, force=True)
+    for server in list(conn.compute.servers(all_projects=True)):
+        conn.compute.wait_for_delete(server, wait=120)
+    for svc in list(conn.compute.services(binary="nova-compute")):
+        conn.compute.delete_service(svc)
+    (state.data("nova") / "compute_id").unlink(missing_ok=True)
+    state.marker("discover-hosts").unlink(missing_ok=True)
+
+
 def wait_compute(state: CloudState, alive, timeout: float = 120.0) -> None:
     """Wait until nova-compute reports `up` with a heartbeat from this start, then map its host into
     cell1 (discover_hosts, once).

@@ -30,12 +30,18 @@ WSGI_APPS = {
     "nova-api": ("nova", "nova.wsgi.osapi_compute:application", "nova"),
     "nova-metadata": ("nova", "nova.wsgi.metadata:application", "metadata"),
     "neutron-api": ("neutron", "neutron.wsgi.api:application", "neutron"),
+    "cinder-api": ("cinder", "cinder.wsgi.api:application", "cinder"),
 }
+#: cinder's WSGI entry point reads only the default config locations, the first being
+#: ~/.cinder/cinder.conf: its process gets this directory as HOME, where the file is linked.
+CINDER_HOME = "cinder/home"
 
 
 #: nova's FakeDriver draws a random node UUID at each start, and the second start then finds a
 #: "duplicate compute node"; this one derives it from the host name (uuid5), so restarts keep it.
 FAKE_COMPUTE_DRIVER = "fake.PredictableNodeUUIDDriver"
+#: The one compute host's name, shared by nova-compute and the neutron agents of a dataplane.
+COMPUTE_HOST = "compute1"
 
 
 def sqlite(state: CloudState, name: str) -> str:
@@ -106,7 +112,7 @@ def generate(state: CloudState) -> Config:
     nova_db = lambda db: mysql(state, db, pw["mariadb_nova"])  # noqa: E731
     cfg["nova/nova.conf"] = {
         "DEFAULT": {
-            "transport_url": rabbit_url(), "compute_driver": FAKE_COMPUTE_DRIVER, "host": "compute1",
+            "transport_url": rabbit_url(), "compute_driver": FAKE_COMPUTE_DRIVER, "host": COMPUTE_HOST,
             "my_ip": HOST, "state_path": str(state.data("nova")), "instances_path": str(state.data("nova") / "instances"),
             "osapi_compute_workers": 1, "metadata_workers": 1, "use_stderr": True,
             "osapi_compute_listen": HOST, "metadata_listen": HOST,
@@ -136,10 +142,14 @@ def generate(state: CloudState) -> Config:
 
     cfg["neutron/neutron.conf"] = {
         "DEFAULT": {
+            # The same host name as nova-compute's: an agent binds ports of its own host only.
+            "host": COMPUTE_HOST,
             "core_plugin": "ml2", "service_plugins": "router", "transport_url": rabbit_url(),
             "auth_strategy": "keystone", "state_path": str(state.data("neutron")),
             "api_paste_config": str(state.etc("neutron") / "api-paste.ini"), "use_stderr": True,
-            "api_workers": 1, "rpc_workers": 0, "rpc_state_report_workers": 0,
+            # rpc_* are read by neutron-rpc-server only (a dataplane's agents talk to it); the API under
+            # gunicorn starts no RPC worker, so the API-only cloud pays nothing for them.
+            "api_workers": 1, "rpc_workers": 1, "rpc_state_report_workers": 1,
             "notify_nova_on_port_status_changes": True, "notify_nova_on_port_data_changes": True,
         },
         "database": {"connection": sqlite(state, "neutron")},
@@ -260,7 +270,12 @@ def write(state: CloudState, cfg: Config) -> None:
 
 
 def copy_shipped(state: CloudState) -> None:
-    """Copy the paste files shipped in the wheels (under <venv>/etc) next to the generated configs."""
+    """Copy the paste files shipped in the wheels (under <venv>/etc) next to the generated configs,
+    and link cinder.conf where cinder's WSGI application looks for it (see CINDER_HOME)."""
+    link = state.etc() / CINDER_HOME / ".cinder" / "cinder.conf"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(state.etc("cinder") / "cinder.conf")
     for src, dst in SHIPPED.items():
         target = state.etc() / dst
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -167,15 +167,22 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
         bootstrap.init_rabbitmq(state)
         bootstrap.write_client_config(state)
         (state.run_dir / "mode.json").write_text(json.dumps(mode))
-    nova = cfg["nova/nova.conf"]["DEFAULT"]
-    if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
-        bootstrap.fake_compute_identity(state, nova["host"])
     if mod is not None:
         with progress.step("plan de données : préparation"):
             mod.prepare(state)
     svc = table(state, mod)
+    nova = cfg["nova/nova.conf"]["DEFAULT"]
     for stage in STAGES:
         group = [s for s in svc if s.stage == stage]
+        if stage == 3:
+            # The mode nova-compute last came up in (fake or dataplane): a switch needs a clean host.
+            compute_mode = "dataplane" if mode["dataplane"] else "fake"
+            last = state.marker("compute-mode")
+            if last.exists() and last.read_text().strip() != compute_mode:
+                with progress.step("changement de mode : anciennes instances et hôte de calcul oubliés"):
+                    bootstrap.forget_compute(state)
+            if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
+                bootstrap.fake_compute_identity(state, nova["host"])
         with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
             for s in group:
                 if services.read_pid(state, s.name) is None:
@@ -190,6 +197,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
                 bootstrap.once(state, "identity", bootstrap.identity, state)
     with progress.step("nova-compute « up » et découverte de l'hôte"):
         bootstrap.wait_compute(state, alive=lambda: services.read_pid(state, "nova-compute") is not None)
+    last.write_text(compute_mode + "\n")
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
 
 

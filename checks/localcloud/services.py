@@ -102,8 +102,7 @@ def core_services(state: CloudState) -> list[Service]:
         Service("nova-conductor", [state.bin("nova-conductor"), *nova_conf], log=str(state.log("nova-conductor"))),
         Service("nova-scheduler", [state.bin("nova-scheduler"), *nova_conf], log=str(state.log("nova-scheduler"))),
         Service("nova-compute", [state.bin("nova-compute"), *nova_conf], log=str(state.log("nova-compute")), stage=3),
-        Service("cinder-api", [state.bin("cinder-api"), *cinder_conf], log=str(state.log("cinder-api")),
-                health=f"http://{HOST}:{PORTS['cinder']}/"),
+        _wsgi(state, "cinder-api", {"HOME": str(etc / config.CINDER_HOME)}),
         Service("cinder-scheduler", [state.bin("cinder-scheduler"), *cinder_conf], log=str(state.log("cinder-scheduler"))),
         Service("cinder-volume", [state.bin("cinder-volume"), *cinder_conf], log=str(state.log("cinder-volume"))),
     ]

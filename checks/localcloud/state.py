@@ -126,3 +126,4 @@ class CloudState:
             d.mkdir(parents=True, exist_ok=True)
         for name in DATA_DIRS:
             (self.data(name) / "lock").mkdir(parents=True, exist_ok=True)
+        (self.data("nova") / "instances").mkdir(exist_ok=True)

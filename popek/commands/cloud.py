@@ -81,6 +81,9 @@ def cmd_status(args) -> int:
     mode, rows = lifecycle.status(state)
     print(f"cloud embarqué : {state.root}")
     print(f"mode : {lifecycle.mode_label(mode)}")
+    mod = lifecycle.dataplane_module()
+    if mod is not None and hasattr(mod, "status"):
+        print(f"plan de données : {mod.status(state)}")
     if not rows:
         print("aucun service démarré (`popek cloud up`)")
         return 3

@@ -1,4 +1,4 @@
-"""The embedded cloud for real: catalog, a server to ACTIVE with a volume attached, a Swift object.
+"""The embedded cloud for real: catalog, a server to ACTIVE, a volume attached, a Swift object.
 
 The session fixture brings the cloud up when it is not running and leaves it as it found it. The
 `down` check stops the shared cloud (and brings it back): it runs only when asked for with
@@ -86,20 +86,46 @@ def test_course_flavors_image_and_networks(member):
     assert {r.direction for r in rules} == {"ingress", "egress"}, rules
 
 
-def test_server_active_then_volume_attached(member):
-    name = f"popek-it-{uuid.uuid4().hex[:8]}"
+def _boot(member, name):
     image = member.image.find_image("Debian 13")
     flavor = member.compute.find_flavor("small")
     net = member.network.find_network("public")
-    server = volume = None
+    server = member.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                          networks=[{"uuid": net.id}])
+    return member.compute.wait_for_server(server, status="ACTIVE", wait=180, interval=0.5)
+
+
+def _delete_server(member, server):
+    _cleanup(member.compute.delete_server, server)
+    member.compute.wait_for_delete(server, wait=180)
+
+
+def test_course_command_boots_a_server_to_active(member):
+    """`openstack server create --flavor small --image 'Debian 13' --net public`, through the SDK."""
+    name = f"popek-it-{uuid.uuid4().hex[:8]}"
+    server = None
     try:
-        t0 = time.monotonic()
-        server = member.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
-                                              networks=[{"uuid": net.id}])
-        server = member.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=0.5)
+        server = _boot(member, name)
         assert server.status == "ACTIVE"
         assert "public" in server.addresses, server.addresses
-        print(f"create -> ACTIVE {time.monotonic() - t0:.1f} s")
+    finally:
+        if server is None:
+            for s in member.compute.servers(name=name):
+                _delete_server(member, s)
+        else:
+            _delete_server(member, server)
+
+
+def test_volume_attached_to_a_server(member, cloud_state):
+    mode = lifecycle.read_mode(cloud_state)
+    if mode.get("dataplane"):
+        # cinder's fake volume driver exports nothing a real hypervisor can open (it wants an iSCSI
+        # initiator in libvirt's connector): attachment is only meaningful with the fake compute driver.
+        pytest.skip("plan de données réel : le pilote de volumes fake de cinder ne s'attache pas à libvirt")
+    name = f"popek-it-{uuid.uuid4().hex[:8]}"
+    server = volume = None
+    try:
+        server = _boot(member, name)
         volume = member.block_storage.create_volume(size=1, name=name)
         volume = member.block_storage.wait_for_status(volume, "available", wait=120, interval=0.5)
         member.compute.create_volume_attachment(server, volume=volume)
@@ -112,8 +138,7 @@ def test_server_active_then_volume_attached(member):
         if volume is not None:
             _cleanup(member.block_storage.delete_volume, volume)
         if server is not None:
-            _cleanup(member.compute.delete_server, server)
-            member.compute.wait_for_delete(server, wait=120)
+            _delete_server(member, server)
         if volume is not None:
             member.block_storage.wait_for_delete(volume, wait=120)
 
