@@ -1,5 +1,5 @@
 """Lab grading benchmark on the embedded cloud: provision a class of N students (default 30), let
-them work (most do half of the TP, `--full` of them all of it), grade the class with 1 thread and with
+them work (most do half of the TP, `--full` of them all but the volume), grade the class with 1 thread and with
 a pool side by side, then as the real `popek lab grade --class` process, and tear the class down.
 
 The issue's target is grading 30 students in under 60 s: the table says where the time goes, no
@@ -26,6 +26,9 @@ from popek.checks.lab.roster import Student
 
 HERE = Path(__file__).resolve().parent
 HALF = ("keypair", "security_group", "container", "object")
+#: The "full" students skip the volume attachment: whether a cloud can attach depends on its volume
+#: driver and hypervisor (fake cinder + libvirt cannot), not on what is measured here.
+FULL = tuple(s for s in solution.STEPS if s != "volume")
 
 
 def student_conn(out: Path, sid: str):
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
                 i, s = i_student
                 conn = student_conn(out, s.id)
                 try:
-                    solution.perform(conn, solution.STEPS if i < args.full else HALF)
+                    solution.perform(conn, FULL if i < args.full else HALF)
                 finally:
                     conn.close()
             with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from popek.checks.cloud import compute
 
 STEPS = ("keypair", "security_group", "server", "volume", "floating_ip", "container", "object")
+#: Not a TP step: boot the server with a port on `prive` too (so that a later call can add a floating IP).
+PRIVATE = "private_network"
 
 
 def _network(conn, name: str):
@@ -58,7 +60,7 @@ def perform(conn, steps=STEPS, flavor: str = "small", image: str = "Debian 13", 
     server = None
     if "server" in steps:
         nets = [{"uuid": _network(conn, network).id}]
-        if "floating_ip" in steps:
+        if "floating_ip" in steps or PRIVATE in steps:
             nets.append({"uuid": private_network(conn, network).id})
         kwargs = {"key_name": "ma-cle"} if "keypair" in steps else {}
         if "security_group" in steps:
@@ -68,6 +70,8 @@ def perform(conn, steps=STEPS, flavor: str = "small", image: str = "Debian 13", 
             image_id=conn.image.find_image(image, ignore_missing=False).id, networks=nets, **kwargs)
         server = compute.wait_active(conn, server, timeout)   # an ERROR names Nova's fault
         done["server"] = server.id
+    if server is None and steps & {"volume", "floating_ip"}:
+        server = conn.compute.find_server("mon-instance")     # booted by an earlier call
     if "volume" in steps:
         volume = conn.block_storage.create_volume(name="mon-volume", size=1)
         volume = conn.block_storage.wait_for_status(volume, status="available", failures=["error"], interval=1,

