@@ -13,7 +13,9 @@ provision(admin, students, out, quota):
 teardown(admin, students, dry_run):
   lists, then deletes (dry_run=False), every resource of each student's project (servers first,
   see ledger.SWEEP_ORDER; the user's keypairs), then the user and the project. Only projects tagged
-  `popek-class` are touched. A project already gone is a no-op.
+  `popek-class` are touched. A project already gone is a no-op. The dry run deletes nothing (listing
+  a project's security groups does make Neutron create its `default` group if it had none).
+Calls are retried on transient cloud errors (retry.py): provisioning a student is idempotent.
 Resources are found and deleted with the cleanup ledger's own listers and deleters (ledger.py).
 """
 from __future__ import annotations
