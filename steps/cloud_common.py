@@ -27,6 +27,9 @@ class RedactedRepr(TerminalRepr):
         if crash is not None:
             self.reprcrash = ReprFileLocation(crash.path, crash.lineno, REDACT(short or crash.message))
 
+    def toterminal(self, tw) -> None:
+        tw.line(self.text)
+
 
 def unreachable(excinfo) -> str | None:
     """A short French verdict when a scenario failed because the cloud stopped answering (a service
@@ -43,9 +46,6 @@ def unreachable(excinfo) -> str | None:
             return f"le cloud ne répond plus pendant le scénario ({type(seen).__name__}) : {where}"
         seen = seen.__cause__ or seen.__context__
     return None
-
-    def toterminal(self, tw) -> None:
-        tw.line(self.text)
 
 
 def run_identity(config) -> tuple[str, str]:

@@ -53,15 +53,27 @@ def _not_found(exc: BaseException) -> bool:
     return isinstance(exc, (sdk_exc.NotFoundException, tempest_exc.NotFound))
 
 
-def ignore_gone(fn: Callable, *args, **kwargs):
-    """Call fn; a 404 (SDK or tempest.lib) means the resource is already gone: fine."""
+def _transient(exc: BaseException) -> bool:
+    """409 (still in use: a port being unbound, a volume detaching) or 5xx: worth another try."""
+    from openstack import exceptions as sdk_exc
+
+    status = getattr(exc, "status_code", None)
+    return isinstance(exc, sdk_exc.ConflictException) or (isinstance(status, int) and (status == 409 or status >= 500))
+
+
+def ignore_gone(fn: Callable, *args, tries: int = 4, pause: float = 2.0, **kwargs):
+    """Call fn; a 404 (SDK or tempest.lib) means the resource is already gone: fine. A 409 or 5xx is
+    retried `tries` times, `pause` seconds apart (the cloud is still releasing what held the resource)."""
     from tempest.lib.common.utils import test_utils
-    try:
-        return test_utils.call_and_ignore_notfound_exc(fn, *args, **kwargs)
-    except Exception as exc:
-        if _not_found(exc):
-            return None
-        raise
+    for attempt in range(tries):
+        try:
+            return test_utils.call_and_ignore_notfound_exc(fn, *args, **kwargs)
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            if not _transient(exc) or attempt == tries - 1:
+                raise
+            time.sleep(pause)
 
 
 # --- how to find and delete each kind (conn: openstack.connection.Connection) ---------------------

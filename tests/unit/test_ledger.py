@@ -130,3 +130,27 @@ def test_sweep_order_deletes_holders_first():
     assert order.index("server") < order.index("volume") < order.index("container")
     assert order.index("router") < order.index("subnet") < order.index("network")
     assert set(order) <= set(ledger_mod.DELETERS)
+
+
+def test_a_conflict_is_retried_then_succeeds():
+    calls = []
+
+    def delete(rid, ignore_missing=True):
+        calls.append(rid)
+        if len(calls) < 3:
+            raise sdk_exc.ConflictException("in use")
+
+    ledger_mod.ignore_gone(delete, "sg", pause=0)
+    assert calls == ["sg", "sg", "sg"]
+
+
+def test_a_client_error_is_not_retried():
+    calls = []
+
+    def delete(rid, ignore_missing=True):
+        calls.append(rid)
+        raise sdk_exc.BadRequestException("no")
+
+    with pytest.raises(sdk_exc.BadRequestException):
+        ledger_mod.ignore_gone(delete, "sg", pause=0)
+    assert calls == ["sg"]
