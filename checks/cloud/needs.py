@@ -49,5 +49,5 @@ def need_dataplane(cloud):
         try:
             cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
         except Exception as exc:  # the probe itself could not run: that is the reason, once for the session
-            cloud.facts["dataplane"] = f"plan de données impossible à établir : {type(exc).__name__}: {exc}"
+            cloud.facts["dataplane"] = f"plan de données impossible à établir : {type(exc).__name__}: {str(exc)[:160]}"
     return cloud.facts["dataplane"]
