@@ -119,6 +119,27 @@ def neutron_db(state: CloudState) -> None:
                 "--config-file", str(state.etc("neutron") / "plugins/ml2/ml2_conf.ini"), "stamp", "heads"], "neutron")
 
 
+def neutron_connection(state: CloudState) -> str:
+    """The database URL written in neutron.conf (sqlite in API-only mode; MariaDB with the dataplane)."""
+    import configparser
+
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(state.etc("neutron") / "neutron.conf")
+    return conf.get("database", "connection", fallback="")
+
+
+def neutron_db_mariadb(state: CloudState) -> None:
+    """Neutron's schema on MariaDB (dataplane mode: the agents' RPC writes beside the API's lock sqlite,
+    "database is locked"). A real `upgrade heads` there, default security-group templates included.
+    Uses the MariaDB account of nova (socket only, this cloud's own server)."""
+    pw = state.passwords()["mariadb_nova"].replace("'", "''")
+    run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], "neutron",
+        input=f"CREATE DATABASE IF NOT EXISTS neutron; CREATE USER IF NOT EXISTS 'nova'@'localhost' IDENTIFIED BY "
+              f"'{pw}'; GRANT ALL PRIVILEGES ON neutron.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
+    run(state, [state.bin("neutron-db-manage"), "--config-file", str(state.etc("neutron") / "neutron.conf"),
+                "--config-file", str(state.etc("neutron") / "plugins/ml2/ml2_conf.ini"), "upgrade", "heads"], "neutron")
+
+
 def cinder_db(state: CloudState) -> None:
     run(state, [state.bin("cinder-manage"), "--config-file", str(state.etc("cinder") / "cinder.conf"), "db", "sync"],
         "cinder")
@@ -160,6 +181,9 @@ def databases(state: CloudState) -> None:
     """Every schema, two at a time (the machine has two cores); nova needs MariaDB running."""
     steps = {"db-keystone": keystone_db, "db-glance": glance_db, "db-placement": placement_db,
              "db-neutron": neutron_db, "db-cinder": cinder_db, "db-nova": nova_db, "swift-rings": swift_rings}
+    if neutron_connection(state).startswith("mysql"):
+        del steps["db-neutron"]
+        steps["db-neutron-mariadb"] = neutron_db_mariadb
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(once, state, name, fn, state) for name, fn in steps.items()]
         for f in futures:

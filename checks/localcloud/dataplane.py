@@ -22,6 +22,7 @@ gateway address on it (so it reaches floating IPs); the host's own IP forwarding
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -31,6 +32,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.services import Service
 from popek.checks.localcloud.state import HOST, PORTS, CloudState
 
@@ -190,6 +192,9 @@ def config_overrides(state: CloudState) -> dict:
         },
         "neutron/neutron.conf": {
             "DEFAULT": {"rpc_workers": 1, "rpc_state_report_workers": 1},
+            # The agents' RPC writes next to the API's made sqlite answer "database is locked" (HTTP 500 on
+            # router create): neutron goes to the cloud's MariaDB, like nova (bootstrap.neutron_db_mariadb).
+            "database": {"connection": mysql(state, "neutron", state.passwords()["mariadb_nova"])},
             "agent": {"root_helper": "", "root_helper_daemon": "", "report_interval": 10},
             "ovs": ovs_common,
             # oslo.privsep falls back to its own "sudo" prefix when root_helper is empty: every one of
@@ -331,7 +336,8 @@ def _instances_dir(state: CloudState) -> None:
 
 def _wait_link(name: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not Path(f"/sys/class/net/{name}").exists():
+    # `ip link`, not /sys/class/net: sysfs shows the network namespace that mounted it, not ours.
+    while subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
             from popek.checks.localcloud.errors import CloudError
 
@@ -342,7 +348,7 @@ def _wait_link(name: str, timeout: float = 10.0) -> None:
 # --- processes -----------------------------------------------------------------------------------
 
 def services(state: CloudState) -> list[Service]:
-    """Open vSwitch and libvirtd (stage 0), neutron's RPC server and its agents (stage 2)."""
+    """Open vSwitch and libvirtd (stage 0), neutron's RPC server (1), its agents (2), nova-compute (3)."""
     etc = state.etc("neutron")
     env = ovs_env(state)
     conf = lambda *files: [a for f in ("neutron.conf", *files) for a in ("--config-file", str(etc / f))]  # noqa: E731
@@ -350,9 +356,13 @@ def services(state: CloudState) -> list[Service]:
         name, [state.bin(name), *conf(*files)], env=env, log=str(state.log(name)), stage=2)
     return [
         *ovs_services(state),
-        Service("libvirtd", ["/usr/sbin/libvirtd"], env=env, log=str(state.log("libvirtd")),
+        # its own pid file: /run/libvirtd.pid is the machine's (a second cloud in its own namespaces shares /run)
+        Service("libvirtd", ["/usr/sbin/libvirtd", f"--pid-file={ovs_dir(state) / 'libvirtd.pid'}"], env=env,
+                log=str(state.log("libvirtd")),
                 health=f"unix://{LIBVIRT_RUN / 'libvirt-sock'}", stage=0),
-        agent("neutron-rpc-server", "plugins/ml2/ml2_conf.ini"),
+        # Stage 1, before the agents: their first RPC calls go to queues the server declares when it starts
+        # consuming; sent earlier, they are lost and each agent waits out a 60 s timeout (measured).
+        dataclasses.replace(agent("neutron-rpc-server", "plugins/ml2/ml2_conf.ini"), stage=1),
         agent("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini", "plugins/ml2/openvswitch_agent.ini"),
         agent("neutron-dhcp-agent", "dhcp_agent.ini"),
         agent("neutron-l3-agent", "l3_agent.ini"),
@@ -405,8 +415,20 @@ def teardown(state: CloudState) -> None:
             subprocess.run(["ovs-appctl", "-t", str(ctl), "exit"], capture_output=True, timeout=10)
     # The netdev datapath's bridge ports are persistent taps: they outlive ovs-vswitchd (the database
     # keeps the bridges for the next `up`). Taps libvirt made for guests go with QEMU.
-    for link in (INT_BRIDGE, EXT_BRIDGE):
+    # So are the ports neutron moved into its namespaces: deleting a namespace hands them back here.
+    for link in (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev", *_neutron_taps()):
         subprocess.run(["ip", "link", "delete", link], capture_output=True)
+
+
+def _neutron_taps() -> list[str]:
+    """Persistent tap devices named like neutron's ports (qr-/qg-/tap + the port id's first 11 chars)."""
+    import json
+    import re
+
+    out = subprocess.run(["ip", "-j", "-d", "link", "show"], capture_output=True, text=True).stdout or "[]"
+    return [link["ifname"] for link in json.loads(out)
+            if re.fullmatch(r"(qr-|qg-|tap)[0-9a-f]{8}-[0-9a-f]{2}", link.get("ifname", ""))
+            and link.get("linkinfo", {}).get("info_kind") == "tun"]
 
 
 def status(state: CloudState) -> str:
