@@ -284,50 +284,94 @@ def fake_compute_identity(state: CloudState, host: str) -> None:
 
 
 def forget_compute(state: CloudState) -> None:
-    """Forget the compute host of the other mode (fake ↔ libvirt) before nova-compute starts again.
+    """Forget the compute host (and the private network) of the other mode (fake ↔ libvirt) before
+    nova-compute starts again.
 
     nova-compute refuses a compute node whose hypervisor name changed ("possible rename"), and the fake
     servers of the API-only mode mean nothing to libvirt (nor libvirt's to the fake driver): delete every
     server, then the nova-compute service records (nova drops their nodes and resource providers).
     """
     conn = connect(state)
+    computes = list(conn.compute.services(binary="nova-compute"))
+    # nova-compute is stopped: marked forced-down, its servers are deleted by the API itself at once
+    # (otherwise the deletion waits for a compute that will never answer).
+    for svc in computes:
+        conn.compute.update_service_forced_down(svc, forced=True)
     for server in list(conn.compute.servers(all_projects=True)):
         conn.compute.delete_server(server, force=True)
     for server in list(conn.compute.servers(all_projects=True)):
-        conn.compute.wait_for_delete(server, wait=120)
-    for svc in list(conn.compute.services(binary="nova-compute")):
+        conn.compute.wait_for_delete(server, wait=60)
+    for svc in computes:
         conn.compute.delete_service(svc)
     (state.data("nova") / "compute_id").unlink(missing_ok=True)
     state.marker("discover-hosts").unlink(missing_ok=True)
+    # The member's private network was made with the other mode's project network type (vxlan for the
+    # API-only cloud, which a dataplane without tunnels cannot bind): `resources` makes it again.
+    member = connect(state, "popek")
+    net = member.network
+    router = net.find_router("router", project_id=member.current_project_id)
+    private = net.find_network("private", project_id=member.current_project_id)
+    if router is not None:
+        for port in net.ports(device_id=router.id, device_owner="network:router_interface"):
+            net.remove_interface_from_router(router, port_id=port.id)
+        net.delete_router(router)
+    if private is not None:
+        for port in net.ports(network_id=private.id):
+            net.delete_port(port)
+        net.delete_network(private)
 
 
-def wait_compute(state: CloudState, alive, timeout: float = 120.0) -> None:
-    """Wait until nova-compute reports `up` with a heartbeat from this start, then map its host into
-    cell1 (discover_hosts, once).
+def utcnow():
+    """Naive UTC now, as nova stores its heartbeats."""
+    from datetime import datetime, timezone
 
-    alive: callable telling whether the nova-compute process still runs (a stale `up` from before a
-    restart must not count, nor a process that died after its first heartbeat).
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) -> None:
+    """Wait until each nova service of `binaries` reports `up` with a heartbeat newer than `since`.
+
+    binaries: {binary: alive} where alive() tells whether its process still runs (a stale `up` from
+    before a restart must not count, nor a process that died after its first heartbeat); since: naive
+    UTC datetime. Why wait for conductor and scheduler before nova-compute starts: a message sent to a
+    topic before its consumer's queue exists is dropped, and the caller then waits out the 60 s RPC timeout.
     """
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=2)
+    since = since - timedelta(seconds=2)
     conn = connect(state)
     deadline = time.monotonic() + timeout
-    log = state.log("nova-compute")
-    while True:
-        if not alive():
-            raise CloudError(f"le service nova-compute s'est arrêté au démarrage ; voir {log}")
-        try:
-            fresh = [s for s in conn.compute.services(binary="nova-compute")
-                     if s.state == "up" and s.updated_at and datetime.fromisoformat(s.updated_at[:19]) >= since]
-            rps = list(conn.placement.resource_providers())
-        except Exception:  # noqa: BLE001 - APIs still warming up; the deadline decides
-            fresh, rps = [], []
-        if fresh and rps:
-            break
+    pending = dict(binaries)
+    while pending:
+        for binary, alive in list(pending.items()):
+            log = state.log(binary)
+            if not alive():
+                raise CloudError(f"le service {binary} s'est arrêté au démarrage ; voir {log}")
+            try:
+                fresh = [s for s in conn.compute.services(binary=binary)
+                         if s.state == "up" and s.updated_at and datetime.fromisoformat(s.updated_at[:19]) >= since]
+            except Exception:  # noqa: BLE001 - APIs still warming up; the deadline decides
+                fresh = []
+            if fresh:
+                del pending[binary]
+        if pending and time.monotonic() > deadline:
+            binary = next(iter(pending))
+            raise CloudError(f"{binary} n'est pas « up » après {timeout:.0f} s ; voir {state.log(binary)}")
+        if pending:
+            time.sleep(0.5)
+
+
+def wait_compute(state: CloudState, alive, since, timeout: float = 120.0) -> None:
+    """Wait for nova-compute (see wait_nova) and its resource provider, then map its host into cell1
+    (discover_hosts, once)."""
+    wait_nova(state, {"nova-compute": alive}, since, timeout)
+    conn = connect(state)
+    deadline = time.monotonic() + timeout
+    while not list(conn.placement.resource_providers()):
         if time.monotonic() > deadline:
-            raise CloudError(f"nova-compute n'est pas « up » après {timeout:.0f} s ; voir {log}")
-        time.sleep(1)
+            raise CloudError(f"nova-compute n'a pas de fournisseur de ressources (placement) ; voir "
+                             f"{state.log('nova-compute')}")
+        time.sleep(0.5)
     once(state, "discover-hosts", run, state, [state.bin("nova-manage"), "--config-file",
                                                str(state.etc("nova") / "nova.conf"), "cell_v2", "discover_hosts"],
          "nova")

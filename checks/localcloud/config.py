@@ -212,7 +212,10 @@ def generate(state: CloudState) -> Config:
                    "pid-file": str(state.data("mariadb") / "mariadbd.pid"), "skip-networking": True,
                    "skip-name-resolve": True, "performance_schema": "OFF", "innodb_buffer_pool_size": "64M",
                    "innodb_log_file_size": "32M", "max_connections": 200, "character-set-server": "utf8mb4",
-                   "skip-log-bin": True},
+                   "skip-log-bin": True,
+                   # nova's parallel boots contend on a project's default security group: a lock wait
+                   # ends as a deadlock error that nova retries, better after 5 s than after 50.
+                   "innodb_lock_wait_timeout": 5},
     }
 
     for name, (directory, app, port) in WSGI_APPS.items():

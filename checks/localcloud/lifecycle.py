@@ -148,9 +148,14 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
                 specs = image_job.result()
             with progress.step("ressources du cours (gabarits, images, réseaux, groupes de sécurité)"):
                 bootstrap.resources(state, specs)
-        except BaseException:
+        except BaseException as exc:
             image_job.cancel()
             stop_all(state)
+            from openstack import exceptions as sdk_exc
+
+            if isinstance(exc, sdk_exc.SDKException):  # an API call of the setup failed: say which, no trace
+                raise CloudError(f"appel d'API en échec pendant la mise en place : {exc} ; journaux dans "
+                                 f"{state.root / 'log'}") from None
             raise
     log(f"[{time.monotonic() - progress.t0:6.1f} s] cloud prêt : {mode_label(mode)}")
     return mode
@@ -174,7 +179,12 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
     nova = cfg["nova/nova.conf"]["DEFAULT"]
     for stage in STAGES:
         group = [s for s in svc if s.stage == stage]
+        if stage == 2:
+            since = bootstrap.utcnow()
         if stage == 3:
+            with progress.step("nova-conductor et nova-scheduler « up »"):
+                bootstrap.wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
+            since = bootstrap.utcnow()
             # The mode nova-compute last came up in (fake or dataplane): a switch needs a clean host.
             compute_mode = "dataplane" if mode["dataplane"] else "fake"
             last = state.marker("compute-mode")
@@ -196,9 +206,13 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
             with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                 bootstrap.once(state, "identity", bootstrap.identity, state)
     with progress.step("nova-compute « up » et découverte de l'hôte"):
-        bootstrap.wait_compute(state, alive=lambda: services.read_pid(state, "nova-compute") is not None)
+        bootstrap.wait_compute(state, _alive(state, "nova-compute"), since)
     last.write_text(compute_mode + "\n")
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
+
+
+def _alive(state: CloudState, name: str):
+    return lambda: services.read_pid(state, name) is not None
 
 
 def _check_port_free(svc: Service) -> None:
