@@ -68,8 +68,9 @@ def cloud(request):
     run_id, worker = run_identity(request.config)
     found.facts.update(run=run_id, prefix=f"popek-{run_id}-{worker}")
     # Orphans of earlier runs (killed hard): gone before this run creates anything. Every worker of this
-    # run shares its run id, so no worker sweeps another's resources.
-    swept, problems = ledger_mod.sweep(found.conn, run_id)
+    # run shares its run id, so no worker sweeps another's resources; a run with anything younger than
+    # AUTO_SWEEP_MIN_AGE may be alive elsewhere (another popek on the same project) and is left alone.
+    swept, problems = ledger_mod.sweep(found.conn, run_id, min_age=ledger_mod.AUTO_SWEEP_MIN_AGE)
     found.facts["sweep"] = {"trouvés": [f"{e.kind} {e.name}" for e in swept], "problèmes": problems}
     request.config.stash[SWEEP_KEY] = found.facts["sweep"]
     return found

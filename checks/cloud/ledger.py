@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import re
 import signal
 import threading
@@ -27,6 +28,10 @@ NAME_RE = re.compile(r"^popek-([0-9a-f]{8})-")
 
 #: Orphan sweep order: what holds other things goes first (servers hold ports and volumes, routers
 #: hold subnets, …). Cleanup of one run's ledger needs no such order: it is reverse creation order.
+#: The sweep at the start of a run leaves alone any run with a resource younger than this (seconds): another
+#: popek may be running against the same project right now (a class, a CI job, parallel sessions).
+AUTO_SWEEP_MIN_AGE = 30 * 60
+
 SWEEP_ORDER = ("server", "floating_ip", "router", "port", "subnet", "network", "security_group",
                "keypair", "volume", "image", "container")
 
@@ -85,23 +90,42 @@ def _find(conn, kind: str, name: str) -> list[str]:
 
 def list_named(conn, kind: str) -> list[tuple[str, str]]:
     """(id, name) of every resource of `kind` visible to `conn` (name = description for floating IPs)."""
+    return [(rid, name) for rid, name, _ in list_dated(conn, kind)]
+
+
+def list_dated(conn, kind: str) -> list[tuple[str, str, Optional[str]]]:
+    """(id, name, creation time as the API gives it, or None) of every resource of `kind`."""
+    when = lambda r: getattr(r, "created_at", None)  # noqa: E731
     if kind == "server":
-        return [(s.id, s.name) for s in conn.compute.servers()]
+        return [(s.id, s.name, when(s)) for s in conn.compute.servers()]
     if kind == "volume":
-        return [(v.id, v.name or "") for v in conn.block_storage.volumes()]
+        return [(v.id, v.name or "", when(v)) for v in conn.block_storage.volumes()]
     if kind == "floating_ip":
-        return [(f.id, f.description or "") for f in conn.network.ips(project_id=conn.current_project_id)]
+        return [(f.id, f.description or "", when(f)) for f in conn.network.ips(project_id=conn.current_project_id)]
     if kind in ("router", "port", "subnet", "network", "security_group"):
         lister = {"router": conn.network.routers, "port": conn.network.ports, "subnet": conn.network.subnets,
                   "network": conn.network.networks, "security_group": conn.network.security_groups}[kind]
-        return [(r.id, r.name or "") for r in lister(project_id=conn.current_project_id)]
+        return [(r.id, r.name or "", when(r)) for r in lister(project_id=conn.current_project_id)]
     if kind == "keypair":
-        return [(k.name, k.name) for k in conn.compute.keypairs()]
+        return [(k.name, k.name, when(k)) for k in conn.compute.keypairs()]
     if kind == "image":
-        return [(i.id, i.name or "") for i in conn.image.images(owner=conn.current_project_id)]
+        return [(i.id, i.name or "", when(i)) for i in conn.image.images(owner=conn.current_project_id)]
     if kind == "container":
-        return [(c.name, c.name) for c in conn.object_store.containers()]
+        return [(c.name, c.name, None) for c in conn.object_store.containers()]
     return []  # attachments, interfaces, rules, objects: found through their parent
+
+
+def age_seconds(created_at: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds since an API timestamp ('2026-11-25T11:36:59Z', '…59.000000'; UTC when naive), or None."""
+    if not created_at:
+        return None
+    try:
+        stamp = datetime.datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return (now if now is not None else time.time()) - stamp.timestamp()
 
 
 def _wait_gone(get: Callable[[], object], timeout: float) -> None:
@@ -296,30 +320,40 @@ class Ledger:
         return problems
 
 
-def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER) -> list[Entry]:
-    """Resources named `popek-<run>-…` by another run than `current_run` (None: every popek run)."""
-    found = []
+def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER, min_age: float = 0.0,
+            now: Optional[float] = None) -> list[Entry]:
+    """Resources named `popek-<run>-…` by another run than `current_run` (None: every popek run).
+
+    min_age: seconds; a run counts as still alive (all its resources are kept) while any of its
+    resources is younger than that: another popek may be using this project right now."""
+    from openstack import exceptions as sdk_exc
+
+    found, youngest = [], {}
     for kind in kinds:
         try:
-            listing = list_named(conn, kind)
+            listing = list_dated(conn, kind)
         except Exception as exc:
-            from openstack import exceptions as sdk_exc
             if isinstance(exc, sdk_exc.EndpointNotFound) or "endpoint" in str(exc).lower():
                 continue  # this cloud has no such service
             raise
-        for r_id, r_name in listing:
+        for r_id, r_name, created in listing:
             match = NAME_RE.match(r_name or "")
             if match and match.group(1) != current_run:
                 found.append(Entry(kind, r_name, r_id))
-    return found
+                age = age_seconds(created, now)
+                if age is not None:
+                    run = match.group(1)
+                    youngest[run] = min(age, youngest.get(run, age))
+    alive = {run for run, age in youngest.items() if age < min_age}
+    return [e for e in found if NAME_RE.match(e.name).group(1) not in alive]
 
 
 def sweep(conn, current_run: Optional[str], dry_run: bool = False, log: Callable[[str], None] = lambda s: None,
-          timeout: float = 60.0) -> tuple[list[Entry], list[str]]:
-    """Delete the orphans of earlier runs (see orphans()); returns (found, problems).
+          timeout: float = 60.0, min_age: float = 0.0) -> tuple[list[Entry], list[str]]:
+    """Delete the orphans of earlier runs (see orphans(), min_age included); returns (found, problems).
 
     dry_run: only list them. Order: SWEEP_ORDER, so that servers free their ports and volumes first."""
-    found = orphans(conn, current_run)
+    found = orphans(conn, current_run, min_age=min_age)
     problems = []
     if dry_run:
         return found, problems

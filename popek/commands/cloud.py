@@ -141,6 +141,8 @@ def add_sweep(cmds) -> None:
     sweep = cmds.add_parser("sweep", help="delete what earlier popek runs left in a cloud (names popek-<run id>-…); "
                                           "not while a popek run uses that cloud")
     sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    sweep.add_argument("--older-than", type=float, default=0, metavar="MINUTES",
+                       help="leave alone every run that created something in the last MINUTES (default 0: sweep all)")
     sweep.add_argument("--os-cloud", default=None,
                        help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded cloud)")
     sweep.set_defaults(func=cmd_sweep)
@@ -156,7 +158,7 @@ def cmd_sweep(args) -> int:
         cloud = connection.connect(args.os_cloud, os.environ, paths.embedded_clouds_yaml())
     except connection.CloudUnavailable as exc:
         raise UserError(str(exc), 1) from None
-    found, problems = ledger.sweep(cloud.conn, None, dry_run=args.dry_run)
+    found, problems = ledger.sweep(cloud.conn, None, dry_run=args.dry_run, min_age=args.older_than * 60)
     verb = "à supprimer" if args.dry_run else "supprimé"
     for entry in found:
         print(f"{verb} : {entry.kind:<15} {entry.name}  ({entry.id})")

@@ -99,16 +99,16 @@ def test_create_records_the_name_before_the_call_so_an_interrupted_create_is_fou
         book.create("network", "net", make)
     entry = book.entries[0]
     assert entry.id is None and entry.name.startswith(PREFIX + "-net-")
-    monkeypatch.setattr(ledger_mod, "list_named", lambda c, kind: [("real-id", entry.name), ("other", "x")])
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda c, kind: [("real-id", entry.name, None), ("other", "x", None)])
     assert book.cleanup() == []
     assert conn.calls == [("delete_network", "real-id")]
 
 
 def test_the_sweep_takes_other_runs_only(monkeypatch):
-    names = {"network": [("a", "popek-0123abcd-gw0-net-1"), ("b", "popek-ffffffff-main-net-2"), ("c", "students-net"),
-                         ("d", "popek-notahex!-net")],
-             "keypair": [("popek-ffffffff-main-key-3", "popek-ffffffff-main-key-3")]}
-    monkeypatch.setattr(ledger_mod, "list_named", lambda conn, kind: names.get(kind, []))
+    names = {"network": [("a", "popek-0123abcd-gw0-net-1", None), ("b", "popek-ffffffff-main-net-2", None),
+                         ("c", "students-net", None), ("d", "popek-notahex!-net", None)],
+             "keypair": [("popek-ffffffff-main-key-3", "popek-ffffffff-main-key-3", None)]}
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: names.get(kind, []))
     found = ledger_mod.orphans(Conn(), current_run="0123abcd")
     assert [(e.kind, e.id) for e in found] == [("network", "b"), ("keypair", "popek-ffffffff-main-key-3")]
     every = ledger_mod.orphans(Conn(), current_run=None)
@@ -116,7 +116,7 @@ def test_the_sweep_takes_other_runs_only(monkeypatch):
 
 
 def test_sweep_dry_run_deletes_nothing(monkeypatch):
-    monkeypatch.setattr(ledger_mod, "list_named", lambda conn, kind: [("b", "popek-ffffffff-main-x-2")]
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: [("b", "popek-ffffffff-main-x-2", None)]
                         if kind == "network" else [])
     conn = Conn()
     found, problems = ledger_mod.sweep(conn, None, dry_run=True)
@@ -154,3 +154,24 @@ def test_a_client_error_is_not_retried():
     with pytest.raises(sdk_exc.BadRequestException):
         ledger_mod.ignore_gone(delete, "sg", pause=0)
     assert calls == ["sg"]
+
+
+def test_a_run_with_a_young_resource_is_alive_and_kept_whole(monkeypatch):
+    now = 1_800_000_000.0
+    import datetime as dt
+    stamp = lambda age: dt.datetime.fromtimestamp(now - age, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    names = {"server": [("s1", "popek-aaaaaaaa-main-server-1", stamp(60))],          # young: run aaaaaaaa alive
+             "keypair": [("popek-aaaaaaaa-main-key-2", "popek-aaaaaaaa-main-key-2", None),  # no date: follows its run
+                         ("popek-bbbbbbbb-main-key-3", "popek-bbbbbbbb-main-key-3", None)],
+             "network": [("n1", "popek-bbbbbbbb-main-net-4", stamp(3600))]}             # old: run bbbbbbbb dead
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: names.get(kind, []))
+    kept_alive = ledger_mod.orphans(Conn(), None, min_age=1800, now=now)
+    assert sorted(e.name for e in kept_alive) == ["popek-bbbbbbbb-main-key-3", "popek-bbbbbbbb-main-net-4"]
+    assert len(ledger_mod.orphans(Conn(), None, min_age=0, now=now)) == 4
+
+
+def test_api_timestamps_of_every_service_parse():
+    assert ledger_mod.age_seconds("2026-11-25T11:36:59Z", now=1795606619.0 + 1) is not None
+    assert ledger_mod.age_seconds("2026-11-25T11:36:59.000000") is not None
+    assert ledger_mod.age_seconds("2026-11-25T11:36:59+00:00") is not None
+    assert ledger_mod.age_seconds(None) is None and ledger_mod.age_seconds("garbage") is None
