@@ -303,6 +303,7 @@ def forget_compute(state: CloudState) -> None:
         conn.compute.wait_for_delete(server, wait=60)
     for svc in computes:
         conn.compute.delete_service(svc)
+    _undefine_nova_domains()
     (state.data("nova") / "compute_id").unlink(missing_ok=True)
     state.marker("discover-hosts").unlink(missing_ok=True)
     # The member's private network was made with the other mode's project network type (vxlan for the
@@ -326,6 +327,21 @@ def utcnow():
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _undefine_nova_domains() -> None:
+    """Remove the libvirt domains nova defined (`instance-*`) when libvirtd runs: a nova-compute that
+    finds domains but no service record of its own refuses to start ("existing instances")."""
+    import shutil
+
+    if shutil.which("virsh") is None:
+        return
+    virsh = ["virsh", "-c", "qemu:///system"]
+    names = subprocess.run([*virsh, "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
+    for name in names.stdout.split() if names.returncode == 0 else []:
+        if name.startswith("instance-"):
+            subprocess.run([*virsh, "destroy", name], capture_output=True, timeout=30)
+            subprocess.run([*virsh, "undefine", "--nvram", name], capture_output=True, timeout=30)
 
 
 def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) -> None:
