@@ -1,0 +1,284 @@
+"""Dataplane benchmark: what real traffic costs in the embedded cloud on this machine.
+
+Measures, against the embedded cloud running in dataplane mode (`popek cloud up`):
+- image builds: the cached path, and (with --cold-images) each image built from scratch in a scratch cache;
+- per image (popek-tiny, Debian 13): create -> ACTIVE, and create -> SSH-ready on a floating IP;
+- the security-group sequence on one tiny guest (proven reachable, blocked, ICMP allowed, SSH back);
+- the floating IP moved from one guest to another, until SSH lands on the second;
+- resident memory of the dataplane (OVS, libvirtd, agents) and of QEMU with two tiny guests running;
+- with --updown: `down` then a warm `up` of the whole cloud with its dataplane (disruptive: other work
+  using the cloud sees it go away for a minute).
+
+Prints a markdown table, writes benchmarks/results/dataplane.json.
+Usage: .venv/bin/python benchmarks/bench_dataplane.py [--cold-images] [--updown] [--runs N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from popek import paths
+from popek.checks.cloud import compute, network, secgroups, traffic
+from popek.checks.cloud.ledger import Ledger, new_run_id
+from popek.checks.localcloud import bootstrap, images, lifecycle, services
+from popek.checks.localcloud.state import CloudState
+
+HERE = Path(__file__).resolve().parent
+SSH_RULE = {"direction": "ingress", "ether_type": "IPv4", "protocol": "tcp", "port_range_min": 22,
+            "port_range_max": 22}
+DP_PROCESSES = ("ovsdb-server", "ovs-vswitchd", "libvirtd", "neutron-rpc-server", "neutron-openvswitch-agent",
+                "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent")
+
+
+def rss_mib(pids) -> float:
+    return sum(services.process_rss_pss(p)[0] for p in pids) / 1024
+
+
+def session_pids(sid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def qemu_pids() -> list[int]:
+    pids = []
+    for f in Path("/run/libvirt/qemu").glob("*.pid"):
+        try:
+            pids.append(int(f.read_text()))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+class Guests:
+    """Boot guests with a floating IP each on one routed network, in one ledger."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.ledger = Ledger(conn, f"popek-{new_run_id()}-bench")
+        self.private, public = compute.ssh_keypair()
+        self.key = compute.create_keypair(conn, self.ledger, public)
+        self.sg = secgroups.create_group(conn, self.ledger, "sg")
+        self.ssh_rule = secgroups.add_rule(conn, self.ledger, self.sg, **SSH_RULE)
+        self.external = network.external_network(conn)
+        self.net, _ = network.routed_network(conn, self.ledger, self.external, cidr="10.80.0.0/24")
+
+    def boot(self, image_name: str, flavor: str = "tiny", user_data: str | None = None, ssh_timeout: float = 600):
+        image = self.conn.image.find_image(image_name)
+        if image is None:
+            raise LookupError(f"image {image_name} absente")
+        t0 = time.monotonic()
+        server = compute.boot(self.conn, self.ledger, "server", image, self.conn.compute.find_flavor(flavor),
+                              self.net, key_name=self.key.name, security_groups=[self.sg.name], user_data=user_data)
+        active = time.monotonic() - t0
+        fip = network.associate(self.conn, network.create_floating_ip(self.conn, self.ledger, self.external),
+                                network.server_port(self.conn, server))
+        traffic.wait_ssh(fip.floating_ip_address, compute.login_user(image), self.private, timeout=ssh_timeout)
+        return {"server": server, "fip": fip, "user": compute.login_user(image), "active_s": active,
+                "ssh_ready_s": time.monotonic() - t0}
+
+    def cleanup(self):
+        return self.ledger.cleanup()
+
+
+def bench_security_group(g: Guests, guest) -> dict:
+    addr = guest["fip"].floating_ip_address
+    t = {}
+    t0 = time.monotonic()
+    assert traffic.tcp_open(addr, 22, 5), "guest not reachable"
+    t["ping blocked (no ICMP rule)"] = _timed(lambda: not traffic.ping(addr, timeout=3))
+    icmp = secgroups.add_rule(g.conn, g.ledger, g.sg, direction="ingress", ether_type="IPv4", protocol="icmp")
+    t["ICMP rule -> ping passes"] = _timed(lambda: traffic.wait_until(lambda: traffic.ping(addr, 2), 30, 0.2))
+    g.conn.network.delete_security_group_rule(g.ssh_rule)
+    t["SSH rule removed -> TCP/22 blocked"] = _timed(
+        lambda: traffic.wait_until(lambda: not traffic.tcp_open(addr, 22, 2), 30, 0.2))
+    g.ssh_rule = secgroups.add_rule(g.conn, g.ledger, g.sg, **SSH_RULE)
+    t["SSH rule back -> TCP/22 passes"] = _timed(
+        lambda: traffic.wait_until(lambda: traffic.tcp_open(addr, 22, 2), 30, 0.2))
+    g.conn.network.delete_security_group_rule(icmp)
+    t["ICMP rule removed -> ping blocked"] = _timed(
+        lambda: traffic.wait_until(lambda: not traffic.ping(addr, 2), 30, 0.2))
+    t["whole sequence"] = (time.monotonic() - t0, True)
+    return t
+
+
+def _timed(fn):
+    t0 = time.monotonic()
+    ok = fn()
+    return time.monotonic() - t0, bool(ok)
+
+
+def bench_fip_move(g: Guests, first, second) -> tuple[float, bool]:
+    """Move first's floating IP to second; time until SSH on that address reaches second's hostname."""
+    fip = first["fip"]
+    g.conn.network.update_ip(second["fip"], port_id=None)  # a fixed IP holds one floating IP at a time
+    t0 = time.monotonic()
+    network.associate(g.conn, fip, network.server_port(g.conn, second["server"]))
+    want = second["server"].name.split(".")[0]
+
+    def lands():
+        try:
+            rc, out = traffic.ssh_run(fip.floating_ip_address, second["user"], g.private, "hostname", timeout=3)
+        except Exception:  # noqa: BLE001 - host key changed mid-flight, connection reset: retry
+            return False
+        return rc == 0 and want[:15] in out
+
+    ok = traffic.wait_until(lands, 60, 0.5)
+    return time.monotonic() - t0, ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cold-images", action="store_true", help="also build every image from scratch")
+    ap.add_argument("--updown", action="store_true", help="also time down + warm up (disruptive)")
+    ap.add_argument("--runs", type=int, default=1, help="tiny guests booted for the boot-time figure")
+    ap.add_argument("--tempest", action="store_true",
+                    help="also run Tempest's test_network_basic_ops and test_security_groups_basic_ops")
+    args = ap.parse_args()
+    state = CloudState(paths.embedded_cloud_dir())
+    mode = lifecycle.read_mode(state)
+    if not mode.get("dataplane"):
+        print(f"le cloud embarqué ne tourne pas en mode plan de données ({lifecycle.mode_label(mode)})")
+        return 2
+    rows: list[tuple[str, str]] = []
+    figures: dict = {}
+
+    t0 = time.monotonic()
+    images.build_images(state.image_cache, log=lambda s: None)
+    figures["images_cached_s"] = time.monotonic() - t0
+    rows.append(("images (cache)", f"{figures['images_cached_s']:.2f} s"))
+    if args.cold_images:
+        with tempfile.TemporaryDirectory(dir=state.image_cache.parent) as tmp:
+            for name in images.IMAGE_NAMES:
+                spec = images.build_image(name, Path(tmp), log=lambda s: None)
+                figures[f"image_build_{name}_s"] = spec.build_seconds
+                rows.append((f"build {name} (cold)", f"{spec.build_seconds:.1f} s"))
+
+    if args.updown:
+        t0 = time.monotonic()
+        lifecycle.down(state)
+        figures["down_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        lifecycle.up(state, dataplane=True, log=lambda s: None)
+        figures["warm_up_s"] = time.monotonic() - t0
+        rows += [("down", f"{figures['down_s']:.1f} s"), ("warm up with dataplane", f"{figures['warm_up_s']:.1f} s")]
+
+    conn = bootstrap.connect(state, "popek")
+    g = Guests(conn)
+    try:
+        boots = [g.boot("popek-tiny") for _ in range(max(2, args.runs))]
+        act = [b["active_s"] for b in boots]
+        ssh = [b["ssh_ready_s"] for b in boots]
+        figures["tiny_active_s"], figures["tiny_ssh_ready_s"] = act, ssh
+        rows.append(("popek-tiny create -> ACTIVE", f"{statistics.median(act):.1f} s (min {min(act):.1f}, max {max(act):.1f})"))
+        rows.append(("popek-tiny create -> SSH-ready (FIP)", f"{statistics.median(ssh):.1f} s (min {min(ssh):.1f}, max {max(ssh):.1f})"))
+        qemu = qemu_pids()
+        figures["qemu_rss_per_guest_mib"] = rss_mib(qemu) / max(1, len(qemu))
+        rows.append((f"QEMU RSS per guest ({len(qemu)} guests running, tiny)",
+                     f"{figures['qemu_rss_per_guest_mib']:.0f} MiB"))
+        dp_rss = 0.0
+        for name in DP_PROCESSES:
+            pid = services.read_pid(state, name)
+            if pid:
+                dp_rss += rss_mib(session_pids(pid))
+        figures["dataplane_rss_mib"] = dp_rss
+        rows.append(("dataplane processes RSS (OVS, libvirtd, agents)", f"{dp_rss:.0f} MiB"))
+        for what, (secs, ok) in bench_security_group(g, boots[0]).items():
+            figures[f"sg: {what}"] = secs
+            rows.append((f"security group: {what}", f"{secs:.1f} s" + ("" if ok else " (NOT as expected)")))
+        secs, ok = bench_fip_move(g, boots[0], boots[1])
+        figures["fip_move_s"] = secs
+        rows.append(("floating IP moved -> SSH on the other guest", f"{secs:.1f} s" + ("" if ok else " (NOT reached)")))
+        for b in boots:
+            conn.compute.delete_server(b["server"])
+        try:
+            deb = g.boot("Debian 13", user_data="#cloud-config\nruncmd:\n - echo popek > /tmp/popek\n")
+            figures["debian_active_s"], figures["debian_ssh_ready_s"] = deb["active_s"], deb["ssh_ready_s"]
+            rows.append(("Debian 13 create -> ACTIVE", f"{deb['active_s']:.1f} s"))
+            rows.append(("Debian 13 create -> SSH-ready (FIP, cloud-init)", f"{deb['ssh_ready_s']:.1f} s"))
+            admin = bootstrap.connect(state, "popek-admin")
+            domain = admin.compute.get_server(deb["server"].id).instance_name
+            pidfile = Path("/run/libvirt/qemu") / f"{domain}.pid"
+            figures["qemu_rss_debian_mib"] = rss_mib([int(pidfile.read_text())]) if pidfile.exists() else None
+            rows.append(("QEMU RSS, the Debian 13 guest (tb-cache capped)", f"{figures['qemu_rss_debian_mib']:.0f} MiB"))
+        except (LookupError, TimeoutError, AssertionError) as exc:
+            rows.append(("Debian 13", f"not measured: {exc}"))
+    finally:
+        problems = g.cleanup()
+        if problems:
+            print("cleanup problems:", problems, file=sys.stderr)
+
+    if args.tempest:
+        rows += run_tempest(state)
+
+    print("| measure | value |\n|---|---|")
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "dataplane.json").write_text(json.dumps(figures, indent=1, default=str))
+    return 0
+
+
+#: Tempest's two network scenarios, run against the same cloud with the tiny image.
+TEMPEST_SCENARIOS = (r"^tempest\.scenario\.(test_network_basic_ops\.TestNetworkBasicOps\.test_network_basic_ops"
+                     r"|test_security_groups_basic_ops\.TestSecurityGroupsBasicOps\.test_cross_tenant_traffic)")
+
+
+def run_tempest(state: CloudState) -> list[tuple[str, str]]:
+    """tempest.conf as bench_cloud_suite writes it, plus what the scenarios need to reach guests: the
+    tiny image (root: busybox ping needs it inside the guest), SSH over floating IPs, short timeouts
+    (a negative check waits its whole ping_timeout)."""
+    import subprocess
+
+    import yaml
+
+    sys.path.insert(0, str(HERE))
+    from bench_cloud_suite import tempest_conf
+
+    admin_conn = bootstrap.connect(state, "popek-admin")
+    admin = yaml.safe_load(state.clouds_yaml.read_text())["clouds"]["popek-admin"]["auth"]
+    tiny = admin_conn.image.find_image("popek-tiny")
+    flavor = admin_conn.compute.find_flavor("tiny")
+    bin_dir = Path(sys.executable).parent
+    out = []
+    with tempfile.TemporaryDirectory(prefix="popek-bench-tempest-dp-") as tmp:
+        ws = Path(tmp)
+        subprocess.run([str(bin_dir / "tempest"), "init", str(ws)], capture_output=True, text=True, check=True)
+        conf = tempest_conf(ws, admin, admin_conn)
+        text = conf.read_text().replace("run_validation = false\n", "")
+        for key in ("image_ref", "image_ref_alt"):
+            text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {tiny.id}", text)
+        for key in ("flavor_ref", "flavor_ref_alt"):
+            text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {flavor.id}", text)
+        text += ("[validation]\nrun_validation = true\nimage_ssh_user = root\nconnect_method = floating\n"
+                 "auth_method = keypair\nip_version_for_ssh = 4\nping_timeout = 20\nconnect_timeout = 20\n"
+                 "ssh_timeout = 120\n[network-feature-enabled]\nport_security = true\n")
+        conf.write_text(text)
+        t0 = time.monotonic()
+        proc = subprocess.run([str(bin_dir / "tempest"), "run", "--regex", TEMPEST_SCENARIOS, "--concurrency", "1"],
+                              cwd=ws, capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        totals = [line.strip() for line in proc.stdout.splitlines()
+                  if line.strip().startswith(("- Passed", "- Skipped", "- Failed"))]
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "dataplane_tempest.log").write_text(proc.stdout[-20000:] + proc.stderr[-5000:])
+        out.append(("Tempest network scenarios (2 tests, concurrency 1)",
+                    f"{wall:.0f} s, {', '.join(totals) or 'exit ' + str(proc.returncode)}"))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
