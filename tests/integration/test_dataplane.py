@@ -101,7 +101,7 @@ def test_tiny_image_boots_to_ssh_under_qemu_tcg(tiny_image, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ready = traffic.wait_until(lambda: tiny_image.properties["popek_ready_marker"] in
-                                   console.read_text(errors="replace") if console.exists() else False, 90, 0.2)
+                                   console.read_text(errors="replace") if console.exists() else False, 180, 0.2)
         took = time.monotonic() - t0
         assert ready, console.read_text(errors="replace")[-2000:]
         rc, out = _ssh_port(port, private)
