@@ -7,6 +7,7 @@ HTTP with the admin credentials of clouds.yaml, like any client would.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,13 +76,26 @@ def init_mariadb(state: CloudState) -> None:
 
 
 def init_rabbitmq(state: CloudState) -> None:
-    """RabbitMQ's files under the state directory: no plugins, a small config."""
+    """RabbitMQ's files under the state directory: no plugins, a small config, and a fresh node.
+
+    The node's database is wiped before each start: every queue of OpenStack's RPC is transient, and a
+    fresh node creates the configured default user and vhost (ours, with this install's password,
+    instead of guest), so that any other cloud started on this machine cannot consume our topics.
+    """
+    from popek.checks.localcloud.state import RABBIT_USER, RABBIT_VHOST
+
+    from popek.checks.localcloud.services import read_pid
+
+    if read_pid(state, "rabbitmq") is None:  # never under a running node
+        shutil.rmtree(state.data("rabbitmq") / "mnesia", ignore_errors=True)
     state.data("rabbitmq").mkdir(parents=True, exist_ok=True)
     (state.data("rabbitmq") / "log").mkdir(exist_ok=True)
     state.etc("rabbitmq").mkdir(parents=True, exist_ok=True)
     (state.etc("rabbitmq") / "enabled_plugins").write_text("[].\n")
-    (state.etc("rabbitmq") / "rabbitmq.conf").write_text(
-        "loopback_users.guest = true\ndisk_free_limit.absolute = 50MB\n")
+    conf = state.etc("rabbitmq") / "rabbitmq.conf"
+    conf.write_text(f"default_user = {RABBIT_USER}\ndefault_pass = {state.passwords()['rabbitmq']}\n"
+                    f"default_vhost = {RABBIT_VHOST}\ndisk_free_limit.absolute = 50MB\n")
+    conf.chmod(0o600)
 
 
 def keystone_db(state: CloudState) -> None:
@@ -332,8 +346,6 @@ def utcnow():
 def _undefine_nova_domains() -> None:
     """Remove the libvirt domains nova defined (`instance-*`) when libvirtd runs: a nova-compute that
     finds domains but no service record of its own refuses to start ("existing instances")."""
-    import shutil
-
     if shutil.which("virsh") is None:
         return
     virsh = ["virsh", "-c", "qemu:///system"]

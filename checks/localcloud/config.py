@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from popek.checks.localcloud.state import HOST, PORTS, REGION, CloudState
+from popek.checks.localcloud.state import HOST, PORTS, RABBIT_USER, RABBIT_VHOST, REGION, CloudState
 
 Config = dict[str, dict[str, dict[str, object]]]
 
@@ -53,9 +53,9 @@ def mysql(state: CloudState, database: str, password: str) -> str:
             f"?unix_socket={state.mysql_socket}&charset=utf8")
 
 
-def rabbit_url() -> str:
-    # guest may only log in from the loopback address, which is all we use.
-    return f"rabbit://guest:guest@{HOST}:{PORTS['rabbitmq']}/"
+def rabbit_url(password: str) -> str:
+    """Our own RabbitMQ user and vhost (made at the node's first boot, see bootstrap.init_rabbitmq)."""
+    return f"rabbit://{RABBIT_USER}:{password}@{HOST}:{PORTS['rabbitmq']}/{RABBIT_VHOST}"
 
 
 def ksa(state: CloudState, user: str, password: str, **extra) -> dict:
@@ -112,7 +112,7 @@ def generate(state: CloudState) -> Config:
     nova_db = lambda db: mysql(state, db, pw["mariadb_nova"])  # noqa: E731
     cfg["nova/nova.conf"] = {
         "DEFAULT": {
-            "transport_url": rabbit_url(), "compute_driver": FAKE_COMPUTE_DRIVER, "host": COMPUTE_HOST,
+            "transport_url": rabbit_url(pw["rabbitmq"]), "compute_driver": FAKE_COMPUTE_DRIVER, "host": COMPUTE_HOST,
             "my_ip": HOST, "state_path": str(state.data("nova")), "instances_path": str(state.data("nova") / "instances"),
             "osapi_compute_workers": 1, "metadata_workers": 1, "use_stderr": True,
             "osapi_compute_listen": HOST, "metadata_listen": HOST,
@@ -144,7 +144,7 @@ def generate(state: CloudState) -> Config:
         "DEFAULT": {
             # The same host name as nova-compute's: an agent binds ports of its own host only.
             "host": COMPUTE_HOST,
-            "core_plugin": "ml2", "service_plugins": "router", "transport_url": rabbit_url(),
+            "core_plugin": "ml2", "service_plugins": "router", "transport_url": rabbit_url(pw["rabbitmq"]),
             "auth_strategy": "keystone", "state_path": str(state.data("neutron")),
             "api_paste_config": str(state.etc("neutron") / "api-paste.ini"), "use_stderr": True,
             # rpc_* are read by neutron-rpc-server only (a dataplane's agents talk to it); the API under
@@ -168,7 +168,7 @@ def generate(state: CloudState) -> Config:
 
     cfg["cinder/cinder.conf"] = {
         "DEFAULT": {
-            "transport_url": rabbit_url(), "auth_strategy": "keystone", "my_ip": HOST,
+            "transport_url": rabbit_url(pw["rabbitmq"]), "auth_strategy": "keystone", "my_ip": HOST,
             "osapi_volume_listen": HOST, "osapi_volume_listen_port": PORTS["cinder"], "osapi_volume_workers": 1,
             "enabled_backends": "fake", "state_path": str(state.data("cinder")), "host": "volume1",
             "api_paste_config": str(state.etc("cinder") / "api-paste.ini"), "use_stderr": True,

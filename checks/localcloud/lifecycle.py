@@ -182,17 +182,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
         if stage == 2:
             since = bootstrap.utcnow()
         if stage == 3:
-            with progress.step("nova-conductor et nova-scheduler « up »"):
-                bootstrap.wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
-            since = bootstrap.utcnow()
-            # The mode nova-compute last came up in (fake or dataplane): a switch needs a clean host.
-            compute_mode = "dataplane" if mode["dataplane"] else "fake"
-            last = state.marker("compute-mode")
-            if last.exists() and last.read_text().strip() != compute_mode:
-                with progress.step("changement de mode : anciennes instances et hôte de calcul oubliés"):
-                    bootstrap.forget_compute(state)
-            if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
-                bootstrap.fake_compute_identity(state, nova["host"])
+            since = _before_compute(state, mode, nova, progress, since)
         with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
             for s in group:
                 if services.read_pid(state, s.name) is None:
@@ -207,8 +197,27 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
                 bootstrap.once(state, "identity", bootstrap.identity, state)
     with progress.step("nova-compute « up » et découverte de l'hôte"):
         bootstrap.wait_compute(state, _alive(state, "nova-compute"), since)
-    last.write_text(compute_mode + "\n")
+    state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
+
+
+def _compute_mode(mode: dict) -> str:
+    return "dataplane" if mode["dataplane"] else "fake"
+
+
+def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progress, since):
+    """What nova-compute needs before it starts: conductor and scheduler consuming their queues, a clean
+    compute host after a mode switch (the marker says which mode compute last came up in), the fake
+    driver's identity file. Returns the time from which its heartbeat counts."""
+    with progress.step("nova-conductor et nova-scheduler « up »"):
+        bootstrap.wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
+    last = state.marker("compute-mode")
+    if last.exists() and last.read_text().strip() != _compute_mode(mode):
+        with progress.step("changement de mode : anciennes instances et hôte de calcul oubliés"):
+            bootstrap.forget_compute(state)
+    if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
+        bootstrap.fake_compute_identity(state, nova["host"])
+    return bootstrap.utcnow()
 
 
 def _alive(state: CloudState, name: str):

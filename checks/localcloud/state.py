@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Accounts whose passwords are generated per install. `admin` and `member` are people; the rest
-#: are service users (keystone_authtoken, service tokens) and the MariaDB account of nova.
-ACCOUNTS = ("admin", "member", "glance", "placement", "nova", "neutron", "cinder", "swift", "mariadb_nova")
+#: are service users (keystone_authtoken, service tokens), the MariaDB account of nova and the RabbitMQ
+#: user (another cloud on this machine, with the same ports, must not consume our RPC topics).
+ACCOUNTS = ("admin", "member", "glance", "placement", "nova", "neutron", "cinder", "swift", "mariadb_nova",
+            "rabbitmq")
 
 HOST = "127.0.0.1"
 PORTS = {
@@ -28,6 +30,7 @@ PORTS = {
     "rabbitmq": 5672, "rabbitmq-dist": 25672, "epmd": 4369,
 }
 REGION = "RegionOne"
+RABBIT_USER = RABBIT_VHOST = "popek"
 #: One data directory per OpenStack service (sqlite database, image store, lock files…); MariaDB's and
 #: RabbitMQ's are made by their own initialisation (a stray directory in MariaDB's would be a database).
 DATA_DIRS = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "swift")
