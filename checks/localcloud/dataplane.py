@@ -159,6 +159,21 @@ def public_gateway_cidr() -> str:
 
 # --- configuration ------------------------------------------------------------------------------
 
+#: Cinder's driver in dataplane mode (checks/localcloud/loopvolume.py, installed in the cloud venv).
+LOOP_VOLUME_DRIVER = "popek_loopvolume.LoopVolumeDriver"
+
+
+def dnsmasq_conf(state: CloudState) -> Path:
+    """dnsmasq's own configuration file for the DHCP agent (written by `prepare`)."""
+    return state.etc("neutron") / "dnsmasq.conf"
+
+
+#: dnsmasq drops root for `nobody` once started, then cannot read the hosts and options files neutron
+#: writes under the state directory when that lies in a home directory of mode 0700 (/root on a fresh
+#: Debian): it answers every DHCPDISCOVER "no address available" and no guest gets an address.
+DNSMASQ_CONF = "# popek: neutron's dnsmasq keeps the identity it was started with (see dataplane.py)\nuser=root\ngroup=root\n"
+
+
 def config_overrides(state: CloudState) -> dict:
     """nova on libvirt/QEMU with OVS VIFs, neutron with the openvswitch driver and its four agents."""
     etc = state.etc()
@@ -190,6 +205,12 @@ def config_overrides(state: CloudState) -> dict:
             "os_vif_ovs": {"ovsdb_connection": db, "ovsdb_interface": "native"},
             **{section: nova_helper for section in NOVA_PRIVSEP_SECTIONS},
         },
+        # Volumes a libvirt guest can really attach: sparse files as loop devices (loopvolume.py). The
+        # backend has its own name: volumes of the API-only mode's fake backend are not its own.
+        "cinder/cinder.conf": {
+            "DEFAULT": {"enabled_backends": "loop"},
+            "loop": {"volume_driver": LOOP_VOLUME_DRIVER, "volume_backend_name": "loop"},
+        },
         "neutron/neutron.conf": {
             "DEFAULT": {"rpc_workers": 1, "rpc_state_report_workers": 1},
             # The agents' RPC writes next to the API's made sqlite answer "database is locked" (HTTP 500 on
@@ -217,6 +238,7 @@ def config_overrides(state: CloudState) -> dict:
         },
         "neutron/dhcp_agent.ini": {
             "DEFAULT": {"interface_driver": "openvswitch", "enable_isolated_metadata": True,
+                        "dnsmasq_config_file": str(dnsmasq_conf(state)),
                         "force_metadata": True, "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq"},
             "ovs": ovs_common,
         },
@@ -300,6 +322,8 @@ def prepare(state: CloudState) -> None:
     if os.geteuid() != 0:
         raise CloudError("plan de données : il faut être root (Open vSwitch, libvirt, espaces de noms)")
     images.ensure_apt(DATAPLANE_APT, log=lambda line: None)
+    dnsmasq_conf(state).parent.mkdir(parents=True, exist_ok=True)
+    dnsmasq_conf(state).write_text(DNSMASQ_CONF)
     _ensure_libvirt_python(state)
     _instances_dir(state)
     _ensure_libvirt_setup()
@@ -409,6 +433,8 @@ def teardown(state: CloudState) -> None:
             except (ProcessLookupError, ValueError):
                 pass
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+    for dev in loop_devices(state):  # attached volumes: the guests holding them are gone
+        subprocess.run(["losetup", "-d", dev], capture_output=True)
     for name in ("ovs-vswitchd", "ovsdb-server"):
         ctl = ovs_dir(state) / f"{name}.ctl"
         if ctl.exists():
@@ -418,6 +444,15 @@ def teardown(state: CloudState) -> None:
     # So are the ports neutron moved into its namespaces: deleting a namespace hands them back here.
     for link in (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev", *_neutron_taps()):
         subprocess.run(["ip", "link", "delete", link], capture_output=True)
+
+
+def loop_devices(state: CloudState) -> list[str]:
+    """Loop devices backed by the volumes of the dataplane's Cinder backend (loopvolume.py)."""
+    if shutil.which("losetup") is None:
+        return []
+    out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True).stdout
+    where = str(state.data("cinder") / "loop-volumes") + "/"
+    return [line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].startswith(where)]
 
 
 def _neutron_taps() -> list[str]:

@@ -39,6 +39,12 @@ def test_overrides_switch_nova_to_libvirt_and_neutron_to_ovs_agents(state, monke
         assert cfg[f"neutron/{agent_file}"]["ovs"]["ovsdb_connection"] == dataplane.ovsdb_socket(state)
     text = config.render("nova/nova.conf", nova)
     assert "[libvirt]" in text and "tb_cache_size = " in text
+    # dnsmasq must not drop to `nobody`: it could not read neutron's files under a 0700 home
+    assert cfg["neutron/dhcp_agent.ini"]["DEFAULT"]["dnsmasq_config_file"] == str(dataplane.dnsmasq_conf(state))
+    assert "user=root" in dataplane.DNSMASQ_CONF.splitlines()
+    cinder = cfg["cinder/cinder.conf"]  # volumes a libvirt guest can attach: loop devices, not the fake driver
+    assert cinder["DEFAULT"]["enabled_backends"] == "loop"
+    assert cinder["loop"]["volume_driver"] == dataplane.LOOP_VOLUME_DRIVER
 
 
 def test_kvm_only_with_real_hardware_virtualisation(state, monkeypatch):
