@@ -21,7 +21,14 @@ REQUIREMENTS = Path(__file__).with_name("cloud-requirements.txt")
 #: Debian packages the API-only cloud needs (MariaDB for nova, RabbitMQ for oslo.messaging).
 APT_PACKAGES = ("rabbitmq-server", "mariadb-server")
 DRIVER_DIST = "popek_alwaysbind"
-DRIVER_VERSION = "1.0"
+DRIVER_VERSION = "1.1"
+#: popek's own modules for the cloud venv, shipped in the one driver wheel: the always-bind ML2 driver and
+#: the dataplane's loop-device Cinder driver (module name in the venv -> source file beside this one).
+DRIVER_MODULES = {DRIVER_DIST: "alwaysbind.py", "popek_loopvolume": "loopvolume.py"}
+
+
+def _driver_sources() -> dict[str, bytes]:
+    return {f"{mod}.py": Path(__file__).with_name(src).read_bytes() for mod, src in DRIVER_MODULES.items()}
 
 
 def missing_packages(packages=APT_PACKAGES) -> list[str]:
@@ -63,8 +70,8 @@ def ensure_apt(packages=APT_PACKAGES) -> list[str]:
 
 
 def requirements_digest() -> str:
-    """What the venv was built from: the pinned requirements and the driver's source."""
-    return hashlib.sha256(REQUIREMENTS.read_bytes() + Path(__file__).with_name("alwaysbind.py").read_bytes()).hexdigest()
+    """What the venv was built from: the pinned requirements and the drivers' sources."""
+    return hashlib.sha256(REQUIREMENTS.read_bytes() + b"".join(_driver_sources().values())).hexdigest()
 
 
 def venv_ready(venv: Path) -> bool:
@@ -123,15 +130,15 @@ def _record_line(name: str, data: bytes) -> str:
 
 
 def alwaysbind_wheel(dest: Path) -> Path:
-    """Write the wheel of the always-bind ML2 driver into `dest` and return its path.
+    """Write the wheel of popek's drivers (DRIVER_MODULES) into `dest` and return its path.
 
     A wheel is a zip with a dist-info; building it here needs no build backend in the cloud venv.
     """
     dist_info = f"{DRIVER_DIST}-{DRIVER_VERSION}.dist-info"
     files = {
-        f"{DRIVER_DIST}.py": Path(__file__).with_name("alwaysbind.py").read_bytes(),
+        **_driver_sources(),
         f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: {DRIVER_DIST}\nVersion: {DRIVER_VERSION}\n"
-                                  "Summary: popek's always-bind ML2 mechanism driver (API-only cloud)\n").encode(),
+                                  "Summary: popek's always-bind ML2 driver and loop-device Cinder driver\n").encode(),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: popek\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{dist_info}/entry_points.txt": (f"[neutron.ml2.mechanism_drivers]\n"
                                           f"{DRIVER_DIST} = {DRIVER_DIST}:AlwaysBindDriver\n").encode(),
@@ -149,9 +156,9 @@ def alwaysbind_wheel(dest: Path) -> Path:
 
 
 def install_alwaysbind(venv: Path) -> None:
-    """pip-install the always-bind driver's wheel into the cloud venv (reinstalled each time: it is tiny)."""
+    """pip-install popek's driver wheel into the cloud venv (reinstalled each time: it is tiny)."""
     wheel = alwaysbind_wheel(venv / "popek-wheels")
     run = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q",
                           "--no-deps", "--no-index", "--force-reinstall", str(wheel)], capture_output=True, text=True)
     if run.returncode != 0:
-        raise CloudError(f"installation du pilote ML2 popek_alwaysbind impossible : {run.stderr.strip()[-400:]}")
+        raise CloudError(f"installation des pilotes popek (ML2, Cinder) impossible : {run.stderr.strip()[-400:]}")

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from popek import paths
-from popek.checks.localcloud import bootstrap, install, lifecycle, services
+from popek.checks.localcloud import bootstrap, dataplane, install, lifecycle, services
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.state import CloudState
 
@@ -117,11 +117,9 @@ def test_course_command_boots_a_server_to_active(member):
 
 
 def test_volume_attached_to_a_server(member, cloud_state):
-    mode = lifecycle.read_mode(cloud_state)
-    if mode.get("dataplane"):
-        # cinder's fake volume driver exports nothing a real hypervisor can open (it wants an iSCSI
-        # initiator in libvirt's connector): attachment is only meaningful with the fake compute driver.
-        pytest.skip("plan de données réel : le pilote de volumes fake de cinder ne s'attache pas à libvirt")
+    """Both modes: the fake compute driver records the attachment; with the dataplane, libvirt gives the
+    guest the volume's loop device (checks/localcloud/loopvolume.py) and cinder holds it while attached."""
+    dataplane_mode = lifecycle.read_mode(cloud_state).get("dataplane")
     name = f"popek-it-{uuid.uuid4().hex[:8]}"
     server = volume = None
     try:
@@ -132,8 +130,13 @@ def test_volume_attached_to_a_server(member, cloud_state):
         volume = member.block_storage.wait_for_status(volume, "in-use", wait=120, interval=0.5)
         attached = [a["server_id"] for a in volume.attachments]
         assert attached == [server.id], volume.attachments
+        if dataplane_mode:
+            loops = dataplane.loop_devices(cloud_state)
+            assert len(loops) == 1, f"one loop device expected for the attached volume, found {loops}"
         member.compute.delete_volume_attachment(server, volume.id)
         member.block_storage.wait_for_status(volume, "available", wait=120, interval=0.5)
+        if dataplane_mode:
+            assert dataplane.loop_devices(cloud_state) == [], "the loop device outlived the detachment"
     finally:
         if volume is not None:
             _cleanup(member.block_storage.delete_volume, volume)

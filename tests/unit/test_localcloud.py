@@ -3,7 +3,7 @@ import zipfile
 
 from hypothesis import given as h_given, settings, strategies as st
 
-from popek.checks.localcloud import config, install, services
+from popek.checks.localcloud import config, dataplane, install, services
 from popek.checks.localcloud.services import Service
 from popek.checks.localcloud.state import CloudState
 
@@ -79,5 +79,9 @@ def test_alwaysbind_wheel_declares_the_ml2_entry_point(tmp_path):
         eps = zf.read(f"{install.DRIVER_DIST}-{install.DRIVER_VERSION}.dist-info/entry_points.txt").decode()
         record = zf.read(f"{install.DRIVER_DIST}-{install.DRIVER_VERSION}.dist-info/RECORD").decode()
     assert f"{install.DRIVER_DIST}.py" in names
+    module, cls = dataplane.LOOP_VOLUME_DRIVER.split(".")
+    assert f"{module}.py" in names  # cinder loads it by class path from the same wheel
+    with zipfile.ZipFile(wheel) as zf:
+        assert f"class {cls}(" in zf.read(f"{module}.py").decode()
     assert "[neutron.ml2.mechanism_drivers]" in eps and "AlwaysBindDriver" in eps
     assert all(n in record for n in names)
