@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -30,7 +32,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()                  # a closed pipe shows up here rather than at interpreter exit
+        return code
+    except BrokenPipeError:
+        # stdout closed early (`popek claims | head`): stop quietly, and keep Python's final flush from failing too
+        with contextlib.suppress(OSError, ValueError):     # stdout may be no real file (tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141                          # 128 + SIGPIPE, as a shell reports a process killed by it
     except UserError as exc:
         print(f"popek: {exc}", file=sys.stderr)
         return exc.code

@@ -155,6 +155,12 @@ def _text(value, what, path, line, required=True) -> str:
     return str(value)
 
 
+def _bool(value, what, path, line) -> bool:
+    if not isinstance(value, bool):
+        raise BankError(path, line, f"{what} : booléen YAML attendu (true ou false), trouvé {value!r}")
+    return value
+
+
 def _placeholders(q: Question) -> set[str]:
     texts = [q.prompt, q.feedback, q.section, str(q.answer) if q.answer is not None else ""]
     texts += [c.text for c in q.choices] + [c.feedback for c in q.choices] + q.accept + q.items + q.distractors
@@ -214,7 +220,8 @@ def _question(raw, module: str, path: Path) -> Question:
             extra = set(c) - {"text", "correct", "feedback", "__line__"}
             if extra:
                 raise BankError(path, cl, f"question {qid} : champ(s) de choix inconnu(s) {', '.join(sorted(extra))}")
-            q.choices.append(Choice(_text(c.get("text"), "choix", path, cl), bool(c.get("correct", False)),
+            q.choices.append(Choice(_text(c.get("text"), "choix", path, cl),
+                                    _bool(c.get("correct", False), f"question {qid} : correct", path, cl),
                                     _text(c.get("feedback"), "feedback du choix", path, cl, required=False)))
         n_ok = sum(c.correct for c in q.choices)
         if qtype == "single" and n_ok != 1:
@@ -223,7 +230,7 @@ def _question(raw, module: str, path: Path) -> Question:
             err("type multiple : au moins un choix correct attendu (réponse manquante)")
         if len({c.text for c in q.choices}) != len(q.choices):
             err("choices : deux choix ont le même texte")
-        q.shuffle = bool(raw.get("shuffle", True))
+        q.shuffle = _bool(raw.get("shuffle", True), f"question {qid} : shuffle", path, line)
     elif qtype == "truefalse":
         if not isinstance(raw.get("answer"), bool):
             err(f"type truefalse : answer: true|false attendu, trouvé {raw.get('answer')!r} (réponse manquante ?)")
@@ -263,7 +270,7 @@ def _question(raw, module: str, path: Path) -> Question:
         q.distractors = [_text(d, "distractor", path, line) for d in distractors]
         if set(q.distractors) & {r for _, r in q.pairs}:
             err("distractors : un distracteur est aussi une bonne réponse")
-        q.shuffle = bool(raw.get("shuffle", True))
+        q.shuffle = _bool(raw.get("shuffle", True), f"question {qid} : shuffle", path, line)
     elif qtype == "ordering":
         items = raw.get("items")
         if not isinstance(items, list) or len(items) < 2:

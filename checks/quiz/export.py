@@ -232,11 +232,12 @@ def html(bank: Bank, secret: str, mode: str = "practice", variant_key: str = SHA
     bank: the part. secret: the exam secret (seeds the variant). mode: "practice" (keys embedded,
     graded in the browser) or "exam" (no key; the student downloads an answer file).
     variant_key: what the variant is drawn from (a student id, or SHARED_KEY for a file given to everyone).
-    student: pre-filled student id (read-only when given).
+    student: pre-filled student id (read-only when given); the answer file's digest is bound to it, or
+    valid under any student id when it is empty (a page shared by a group).
     """
     if mode not in ("practice", "exam"):
         raise ValueError(mode)
-    variant = draw(bank, variant_key, secret, count)
+    variant = draw(bank, variant_key, secret, count, student=student)
     data = {"module": bank.module, "title": bank.title, "mode": mode, "student": student,
             "variant": variant.describe(), "questions": [present(i) for i in variant.items]}
     keys = ""

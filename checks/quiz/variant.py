@@ -7,8 +7,12 @@ then for each drawn question its parameter set and the display order of its opti
 
 Answers are recorded in *display* positions of the variant (never in the bank's order, where the
 correct choice may well be written first): the grader recomputes the variant from the same key and
-secret to map them back. The answer file carries only a short fingerprint of the seed (`digest`),
-which lets the grader detect a different secret or a tampered file without revealing the secret.
+secret to map them back. The answer file carries only a short fingerprint (`digest`):
+HMAC-SHA256(seed, "popek-quiz-answers\\0<student>"), which binds the part, count, key and the student
+id the variant was drawn for, so that the grader detects a different secret, a tampered file, or a file
+handed in under another student's id, without revealing the secret. A variant shared by a group (the
+exam HTML file given to a whole class) is drawn for no particular student (student ""): its fingerprint
+is valid under any student id.
 """
 from __future__ import annotations
 
@@ -62,6 +66,12 @@ def seed(module: str, key: str, secret: str, count: int = 0) -> bytes:
     return hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).digest()
 
 
+def fingerprint(raw: bytes, student: str) -> str:
+    """The `digest` of a variant: its seed bound to the student id ("" for a variant shared by a group)."""
+    msg = "\0".join(("popek-quiz-answers", student)).encode("utf-8")
+    return hmac.new(raw, msg, hashlib.sha256).digest()[:8].hex()
+
+
 def _derangement_free_shuffle(rng: random.Random, n: int) -> list[int]:
     """A shuffled 0..n-1 that is never the identity when n > 1 (an ordering shown in order gives its key away)."""
     order = list(range(n))
@@ -71,11 +81,12 @@ def _derangement_free_shuffle(rng: random.Random, n: int) -> list[int]:
     return order
 
 
-def draw(bank: Bank, key: str, secret: str = DEFAULT_SECRET, count: int = 0) -> Variant:
+def draw(bank: Bank, key: str, secret: str = DEFAULT_SECRET, count: int = 0, student: str | None = None) -> Variant:
     """The variant of `bank` for `key` (a student id).
 
     bank: a loaded bank. key: the student id (or a key shared by a group). secret: the exam secret.
     count: how many questions to ask (pools drawn); 0 or more than the pools means one per pool.
+    student: the student id its digest is bound to (default: the key; "" for a variant shared by a group).
     """
     raw = seed(bank.module, key, secret, count)
     rng = random.Random(int.from_bytes(raw, "big"))
@@ -102,7 +113,7 @@ def draw(bank: Bank, key: str, secret: str = DEFAULT_SECRET, count: int = 0) -> 
         elif q.type == "ordering":
             order = _derangement_free_shuffle(rng, len(q.items))
         items.append(Item(q, params, tuple(order), tuple(right)))
-    return Variant(bank.module, key, count, raw[:8].hex(), tuple(items))
+    return Variant(bank.module, key, count, fingerprint(raw, key if student is None else student), tuple(items))
 
 
 #: French labels of the pgtable row and column ids the course uses; others are shown as written.

@@ -5,6 +5,7 @@ seeds the variants (which questions, options order, parameters); the answer file
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,18 @@ from popek import paths
 EXIT_INCOMPLETE = 3     # take: stdin closed before the end (answers saved, rerun resumes)
 EXIT_BAD_FILES = 4      # grade: some answer files could not be graded (the others were)
 EXIT_DISAGREE = 5       # verify: a key disagrees with reality
+MODE_FR = {"practice": "entraînement", "exam": "examen"}
+
+
+def _count(text: str) -> int:
+    """--count: a positive number of questions."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"nombre entier attendu, trouvé « {text} »") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"nombre de questions strictement positif attendu, trouvé {n}")
+    return n
 
 
 def register(sub):
@@ -23,13 +36,14 @@ def register(sub):
     def common(sp):
         sp.add_argument("--banks", default=None, help="folder of the quiz banks (default: popek's quizzes/)")
         sp.add_argument("--secret", default=None, help="exam secret (default: $POPEK_QUIZ_SECRET, else the practice secret)")
-        sp.add_argument("--count", type=int, default=0, help="questions per part (default: one per pool, all pools)")
+        sp.add_argument("--count", type=_count, default=0, help="questions per part (default: one per pool, all pools)")
 
     t = qs.add_parser("take", help="take a quiz in the terminal (French), resumable")
     t.add_argument("part", help="course part: virtualisation, cloud, openstack")
     t.add_argument("--student", required=True, help="student id")
-    t.add_argument("--mode", choices=("practice", "exam"), default="practice",
-                   help="practice: feedback at once; exam: nothing shown until grading")
+    t.add_argument("--mode", choices=("practice", "exam"), default=None,
+                   help="practice (default): feedback at once; exam: nothing shown until grading. "
+                        "A resumed answer file keeps the mode it was started in")
     t.add_argument("--answers", default=None, help="answer file (default ./popek-quiz-PART-STUDENT.json)")
     common(t)
     t.set_defaults(func=take)
@@ -96,23 +110,34 @@ def take(args) -> int:
     if not sheets.STUDENT_ID.match(args.student):
         raise UserError(f"identifiant d'étudiant invalide « {args.student} » (lettres, chiffres, . _ @ -)")
     secret = _secret(args)
-    if args.mode == "exam" and not (args.secret or os.environ.get("POPEK_QUIZ_SECRET")):
-        print("Attention : aucun secret d'examen donné (--secret ou $POPEK_QUIZ_SECRET) ; "
-              "la variante est celle de l'entraînement.", file=sys.stderr)
     path = Path(args.answers or f"popek-quiz-{bank.module}-{args.student}.json")
-    variant = draw(bank, args.student, secret, args.count)
-    if path.exists():
-        try:
-            sheet = sheets.load(path)
-            if sheet.student != args.student or sheet.part != bank.module:
-                raise sheets.AnswerFileError(path, f"appartient à {sheet.student} / {sheet.part}")
-            variant = sheets.variant_of(sheet, banks, secret, path)   # the file's variant (its own --count)
-        except sheets.AnswerFileError as exc:
-            raise UserError(f"impossible de reprendre : {exc}") from None
-    else:
-        sheet = sheets.new_sheet(args.student, variant, args.mode)
-        sheets.save(sheet, path)
-    complete = terminal.run(variant, sheet, path, args.mode, sys.stdin, sys.stdout)
+    mode = args.mode or "practice"
+    try:
+        if path.exists():
+            try:
+                sheet = sheets.load(path)
+                if sheet.student != args.student or sheet.part != bank.module:
+                    raise sheets.AnswerFileError(path, f"appartient à {sheet.student} / {sheet.part}")
+                variant = sheets.variant_of(sheet, banks, secret, path)   # the file's variant (its own --count)
+            except sheets.AnswerFileError as exc:
+                raise UserError(f"impossible de reprendre : {exc}") from None
+            # The file's mode wins: an exam file never becomes practice (feedback) on resume.
+            mode = sheet.mode = "practice" if sheet.mode == "practice" else "exam"
+            if args.mode and args.mode != mode:
+                print(f"popek: reprise en mode {MODE_FR[mode]}, celui du fichier {path} (--mode {args.mode} ignoré).",
+                      file=sys.stderr)
+        else:
+            variant = draw(bank, args.student, secret, args.count)
+            sheet = sheets.new_sheet(args.student, variant, mode)
+            sheets.save(sheet, path)
+        if mode == "exam" and not (args.secret or os.environ.get("POPEK_QUIZ_SECRET")):
+            print("Attention : aucun secret d'examen donné (--secret ou $POPEK_QUIZ_SECRET) ; "
+                  "la variante est celle de l'entraînement.", file=sys.stderr)
+        complete = terminal.run(variant, sheet, path, mode, sys.stdin, sys.stdout)
+    except BrokenPipeError:
+        raise                                   # stdout closed: popek.cli ends quietly
+    except OSError as exc:
+        raise UserError(f"fichier de réponses {path} : écriture impossible ({exc.strerror or exc})") from None
     return 0 if complete else EXIT_INCOMPLETE
 
 

@@ -51,6 +51,19 @@ def test_the_shipped_banks_load_and_cite_known_claims():
     (GOOD.replace("truefalse", "pgtable").replace("    answer: true\n", "    table:\n      emulation: {equivalence: OUI}\n"),
      4, "valeurs OK ou KO attendues"),
     (GOOD.replace("    answer: true\n", "    answer: true\n    colour: red\n"), 4, "champ(s) inconnu(s)"),
+    # `correct:` and `shuffle:` are YAML booleans, never any string read as true
+    (GOOD.replace("truefalse", "single").replace("    answer: true\n", "    choices:\n      - {text: a, correct: true}\n"
+                                                 "      - {text: b, correct: non}\n"),
+     11, "question x-one : correct : booléen YAML attendu (true ou false), trouvé 'non'"),
+    (GOOD.replace("truefalse", "multiple").replace("    answer: true\n", "    choices:\n      - {text: a, correct: \"false\"}\n"
+                                                   "      - {text: b, correct: true}\n"),
+     10, "correct : booléen YAML attendu (true ou false), trouvé 'false'"),
+    (GOOD.replace("truefalse", "single").replace("    answer: true\n", "    choices:\n      - {text: a, correct: 1}\n"
+                                                 "      - {text: b}\n"),
+     10, "trouvé 1"),
+    (GOOD.replace("truefalse", "single").replace("    answer: true\n", "    shuffle: non\n    choices:\n"
+                                                 "      - {text: a, correct: true}\n      - {text: b}\n"),
+     4, "shuffle : booléen YAML attendu"),
     (GOOD.replace('"Vrai ?"', '"Vrai en {annee} ?"').replace("    answer", "    params: [{an: 1}]\n    answer"),
      4, "paramètre(s) annee"),
 ])

@@ -2,9 +2,15 @@
 reported and the others are still graded; gradebook CSV, Gradescope results.json and statistics written."""
 import csv
 import json
+
+import pytest
+
+from popek.checks.quiz import export
 from popek.checks.quiz import gradebook as gb
+from popek.checks.quiz import sheet as sheets
 from popek.checks.quiz import synthetic
 from popek.checks.quiz.bank import load_banks
+from popek.checks.quiz.variant import draw
 from popek.cli import main
 from quiz_helpers import DATA
 
@@ -70,3 +76,41 @@ def test_gradebook_writers_serve_the_lab_grader_too(tmp_path):
     assert (tmp_path / "g.csv").read_text().splitlines()[1] == "alice,tp-openstack,2.5,3,83.3,2,0.5"
     res = json.loads((tmp_path / "gs" / "alice" / "results.json").read_text())
     assert res["score"] == 2.5 and res["tests"][1] == {"name": "t2", "score": 0.5, "max_score": 1.0, "output": "à moitié"}
+
+
+def test_a_copied_file_handed_in_under_another_id_is_rejected(tmp_path, capsys):
+    files, _ = write_class(tmp_path)
+    perfect = json.loads(files[0].read_text(encoding="utf-8"))          # etu000's perfect copy
+    renamed = dict(perfect, student="etu031")                           # only the student id edited
+    both = dict(perfect, student="etu031", variant=dict(perfect["variant"], key="etu031"))
+    (tmp_path / "renamed.json").write_text(json.dumps(renamed), encoding="utf-8")
+    (tmp_path / "both.json").write_text(json.dumps(both), encoding="utf-8")
+    code = main(["quiz", "grade", str(tmp_path / "renamed.json"), str(tmp_path / "both.json"), "--banks", str(DATA),
+                 "--secret", "exam-2026", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert "renamed.json: fichier de réponses de « etu000 » rendu sous l'identifiant « etu031 »" in err
+    assert "both.json: la variante ne correspond pas au secret d'examen ni à l'étudiant « etu031 »" in err
+    assert not (tmp_path / "o" / "gradebook.csv").exists()
+
+
+def test_the_fingerprint_binds_student_part_and_count():
+    bank = BANKS["demo"]
+    base = draw(bank, "alice", "s")
+    assert base.digest != draw(bank, "alice", "s", student="bob").digest != draw(bank, "alice", "s", count=3).digest
+    for student, count in (("bob", 0), ("alice", 3)):                   # edited id, or edited count
+        s = sheets.new_sheet("alice", base, "exam")
+        s.student, s.variant["count"] = student, count
+        with pytest.raises(sheets.AnswerFileError):
+            sheets.variant_of(s, BANKS, "s")
+    s = sheets.new_sheet("alice", base, "exam")
+    s.part = "cloud"
+    with pytest.raises(sheets.AnswerFileError, match="partie inconnue"):
+        sheets.variant_of(s, BANKS, "s")
+
+
+def test_a_variant_shared_by_a_class_is_valid_under_any_student_id():
+    shared = draw(BANKS["demo"], export.SHARED_KEY, "s", student="")  # the exam HTML file given to everyone
+    for student in ("carole", "david"):
+        s = sheets.new_sheet(student, shared, "exam")
+        assert sheets.variant_of(s, BANKS, "s").items == shared.items

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from popek.checks.quiz import export
+from popek.checks.quiz import sheet as sheets
 from popek.checks.quiz.bank import load_banks
 from popek.checks.quiz.grading import key
 from popek.checks.quiz.variant import draw
@@ -160,3 +161,17 @@ def test_html_data_cannot_close_its_script_element():
     assert page.count("</script>") == 2
     data = json.loads(re.search(r'id="quiz-data">(.*?)</script>', page, re.S).group(1))
     assert data["questions"][0]["prompt"] == "Que fait </script><!-- <b>ceci</b> ?"
+
+
+def test_an_exam_html_file_binds_its_student_unless_shared_by_the_class():
+    def sheet_of(page, student):
+        data = json.loads(re.search(r'id="quiz-data">(.*?)</script>', page, re.S).group(1))
+        return sheets.Sheet(student, data["module"], data["mode"], data["variant"], {})
+
+    own = export.html(BANK, "s", mode="exam", variant_key="alice", student="alice")
+    shared = export.html(BANK, "s", mode="exam")
+    banks = {BANK.module: BANK}
+    assert sheets.variant_of(sheet_of(own, "alice"), banks, "s").key == "alice"
+    with pytest.raises(sheets.AnswerFileError, match="rendu sous l'identifiant « bob »"):
+        sheets.variant_of(sheet_of(own, "bob"), banks, "s")       # the read-only id edited in the page
+    assert sheets.variant_of(sheet_of(shared, "bob"), banks, "s").key == export.SHARED_KEY

@@ -1,7 +1,10 @@
 """The terminal quiz driven through stdin, as a student would type: exam, resume, practice, no key shown."""
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from popek.checks.quiz.bank import load_bank
 from popek.checks.quiz.grading import key
@@ -90,3 +93,45 @@ def test_a_resumed_quiz_keeps_the_question_count_it_started_with(tmp_path):
     popek(*base, "--count", "3", stdin="-\n")
     again = popek(*base, stdin="-\n-\n")
     assert again.returncode == 0 and "3 questions" in again.stdout and "Reprise : 1/3" in again.stdout
+
+
+def test_an_exam_file_stays_an_exam_when_resumed_in_practice_mode(tmp_path):
+    answers = tmp_path / "d.json"
+    base = ["take", "demo", "--student", "dora", "--banks", str(DATA), "--secret", "s", "--answers", str(answers)]
+    v = draw(BANK, "dora", "s")
+    wrong = (key(v.items[0]) + 1) % len(present(v.items[0])["options"])
+    assert popek(*base, "--mode", "exam", stdin=LETTERS[wrong] + "\n").returncode == 3
+    again = popek(*base, "--mode", "practice", stdin="\n".join(key_lines("dora")[1:]) + "\n")
+    assert again.returncode == 0, again.stderr
+    assert "reprise en mode examen, celui du fichier" in again.stderr and "--mode practice ignoré" in again.stderr
+    assert "mode examen" in again.stdout and "La note sera donnée à la correction." in again.stdout
+    for leaked in ("Correct", "Incorrect", "Réponse attendue", "Voir le cours", "Score"):
+        assert leaked not in again.stdout
+    assert json.loads(answers.read_text())["mode"] == "exam"
+    quiet = popek(*base, stdin="")                       # no --mode given: the file's mode, no message
+    assert "reprise en mode" not in quiet.stderr and "mode examen" in quiet.stdout
+
+
+def test_an_unwritable_answer_file_or_a_non_positive_count_is_one_message(tmp_path):
+    for where in ("/proc/nope/x.json", str(tmp_path / "d.json" / "x.json")):
+        (tmp_path / "d.json").write_text("not a folder")
+        run = popek("take", "demo", "--student", "eve", "--banks", str(DATA), "--answers", where)
+        assert run.returncode == 2 and len(run.stderr.splitlines()) == 1, run.stderr
+        assert run.stderr.startswith(f"popek: fichier de réponses {where} : écriture impossible (")
+    for count in ("-3", "0", "deux"):
+        run = popek("take", "demo", "--student", "eve", "--banks", str(DATA), "--count", count,
+                    "--answers", str(tmp_path / "e.json"))
+        assert run.returncode == 2 and "argument --count" in run.stderr and "attendu" in run.stderr, run.stderr
+        assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.parametrize("command", [["claims"], ["claims", "--json"], ["quiz", "list"]])
+def test_a_closed_stdout_ends_quietly(command):
+    read, write = os.pipe()
+    os.close(read)                                       # like `| head` that has already exited
+    try:
+        run = subprocess.run([sys.executable, "-m", "popek", *command], stdout=write, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert run.stderr == "" and run.returncode == 141
