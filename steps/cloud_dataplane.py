@@ -60,6 +60,18 @@ def metadata_from_guest(guest, key, evidence):
     assert out.strip() == guest["server"].id, f"metadata : {out.strip()!r} (statut {status}), attendu {guest['server'].id}"
 
 
+@then("les metadata donnent aussi à l'instance son nom d'hôte et la clé publique de la paire")
+def metadata_hostname_and_key(guest, key, evidence):
+    def md(path):
+        return traffic.ssh_run(guest["address"], guest["user"], key["private"],
+                               compute.METADATA_GET.format(path=f"latest/meta-data/{path}"))[1].strip()
+    hostname, public = md("hostname"), md("public-keys/0/openssh-key")
+    evidence.text("hostname et clé publique lus dans l'instance", f"{hostname}\n{public}")
+    expected = compute.metadata_hostname(guest["server"])
+    assert hostname.split(".")[0].lower() == expected, f"hostname des metadata : {hostname!r}, attendu {expected!r}"
+    assert public.split()[:2] == key["public"].split()[:2], "la clé publique des metadata n'est pas celle de la paire"
+
+
 @when("je retire du groupe la règle SSH")
 def drop_ssh(conn, firewall):
     conn.network.delete_security_group_rule(firewall["ssh_rule"].id, ignore_missing=True)
@@ -111,6 +123,43 @@ def second_guest(conn, ledger, routed, key, firewall, guest):
     server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
                           routed["network"], key_name=key["keypair"].name, security_groups=[firewall["group"].name])
     return {"server": server, "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
+
+
+@given("une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première",
+       target_fixture="second")
+def second_guest_remote_group(conn, ledger, routed, key, firewall, guest):
+    group = secgroups.create_group(conn, ledger, "sg-distant")  # egress kept: DHCP, metadata
+    rule = secgroups.add_rule(conn, ledger, group, direction="ingress", ether_type="IPv4", protocol="tcp",
+                              port_range_min=22, port_range_max=22, remote_group_id=firewall["group"].id)
+    server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
+                          routed["network"], key_name=key["keypair"].name, security_groups=[group.name])
+    return {"server": server, "group": group, "rule": rule,
+            "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
+
+
+def _first_reaches_second(guest, key, second, timeout: float) -> bool:
+    return traffic.tcp_from_guest(guest["address"], guest["user"], key["private"], second["fixed"], timeout)
+
+
+@then("la première instance atteint le port SSH de la seconde")
+def first_reaches_second(guest, key, second):
+    # Also the proof that the second guest is up: its "blocked" below can then be believed.
+    assert traffic.wait_until(lambda: _first_reaches_second(guest, key, second, 3), SSH_BOOT_TIMEOUT, interval=2), \
+        f"la première instance n'atteint pas {second['fixed']}:22 malgré la règle à groupe distant"
+
+
+@when("la règle de la seconde désigne un autre groupe, dont la première n'est pas membre")
+def remote_group_elsewhere(conn, ledger, second):
+    other = secgroups.create_group(conn, ledger, "sg-autre")
+    secgroups.add_rule(conn, ledger, second["group"], direction="ingress", ether_type="IPv4", protocol="tcp",
+                       port_range_min=22, port_range_max=22, remote_group_id=other.id)
+    conn.network.delete_security_group_rule(second["rule"].id, ignore_missing=True)
+
+
+@then(parsers.parse("la première instance n'atteint plus le port SSH de la seconde (délai {timeout:d} s)"))
+def first_blocked_from_second(guest, key, second, timeout):
+    assert _blocked(lambda: _first_reaches_second(guest, key, second, timeout)), \
+        f"la première instance atteint toujours {second['fixed']}:22 sans être membre du groupe distant"
 
 
 @when("je déplace l'IP flottante vers la seconde instance")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Optional
 
 #: Glance property the embedded cloud sets on its SSH-ready initramfs image (no cloud-init inside).
@@ -165,6 +166,14 @@ def console_log(conn, server, length: int = 200) -> str:
     except Exception:  # some drivers do not implement it
         return ""
     return (out or {}).get("output") or ""
+
+
+def metadata_hostname(server) -> str:
+    """The host name Nova's metadata service gives `server`: its `hostname` attribute where the API shows
+    it (microversion 2.90+), else what Nova derives from the display name (lower case, other characters
+    as '-'), first label only."""
+    name = getattr(server, "hostname", None) or re.sub(r"[^a-z0-9-]+", "-", server.name.lower()).strip("-")
+    return name.split(".")[0].lower()
 
 
 #: Login of an image's default user when the image does not say (property os_admin_user).

@@ -68,6 +68,24 @@ def ssh_run(address: str, user: str, private_key: str, command: str, timeout: fl
         client.close()
 
 
+#: Shell run inside a guest: read the SSH banner of ADDRESS:22 (a new TCP connection each time), with
+#: whatever the guest has (busybox or OpenBSD nc, else bash's /dev/tcp). Prints the banner when it answers.
+GUEST_TCP_BANNER = (
+    "a={address}; if command -v nc >/dev/null; then nc -w {timeout} $a 22 </dev/null | head -c 40; "
+    "else timeout {timeout} bash -c \"exec 3<>/dev/tcp/$a/22; head -c 40 <&3\"; fi")
+
+
+def tcp_from_guest(address: str, user: str, private_key: str, target: str, timeout: float = 3.0) -> bool:
+    """True when the guest at `address` (over SSH) opens TCP/22 on `target` and reads an SSH banner.
+
+    The probe goes from guest to guest, across the cloud's own network: only a security group can stop it.
+    Raises (like ssh_run) when the first guest itself cannot be reached, so a dead prober is never
+    mistaken for a blocked target."""
+    command = GUEST_TCP_BANNER.format(address=target, timeout=max(1, int(round(timeout))))
+    _, out = ssh_run(address, user, private_key, command, timeout=timeout + 10)
+    return "SSH-" in out
+
+
 def ssh_refused(address: str, user: str, private_key: str, timeout: float = 10.0) -> Optional[str]:
     """None when the key is refused by an SSH server that answered; else what happened instead."""
     import paramiko

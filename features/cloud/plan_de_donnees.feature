@@ -15,6 +15,7 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
     Étant donné une instance joignable par SSH sur son IP flottante
     Alors une autre clé est refusée par le même serveur SSH
     Et depuis l'instance, http://169.254.169.254 donne l'identifiant de l'instance
+    Et les metadata donnent aussi à l'instance son nom d'hôte et la clé publique de la paire
 
   @claim:C25
   Scénario: Le groupe de sécurité bloque, puis laisse passer après l'ajout d'une règle
@@ -25,6 +26,14 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
     Alors le ping passe mais SSH reste bloqué (délai 3 s)
     Quand je remets la règle SSH
     Alors SSH passe de nouveau
+
+  @claim:C25
+  Scénario: Une règle à groupe distant ne laisse entrer que les membres de ce groupe
+    Étant donné une instance joignable par SSH sur son IP flottante
+    Et une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première
+    Alors la première instance atteint le port SSH de la seconde
+    Quand la règle de la seconde désigne un autre groupe, dont la première n'est pas membre
+    Alors la première instance n'atteint plus le port SSH de la seconde (délai 3 s)
 
   @claim:C24
   Scénario: L'IP flottante déplacée mène SSH sur l'autre instance
