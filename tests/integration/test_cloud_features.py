@@ -113,6 +113,25 @@ def test_ctrl_c_at_a_random_moment_leaves_nothing_behind(cloud, tmp_path):
     assert not left, f"pendant : {len(during)} ressource(s) ; après Ctrl-C il reste : {left}\n{out[-2000:]}"
 
 
+FAIL_INJECTOR = """
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
+    if "attache le volume à la première instance" in step.name:
+        raise AssertionError("échec provoqué par le test, ressources créées")
+"""
+
+
+def test_a_failing_run_leaves_nothing_behind(cloud, tmp_path):
+    """A scenario that fails mid-way (after two servers and an attached volume exist) still cleans up."""
+    (tmp_path / "popek_fail_injector.py").write_text(FAIL_INJECTOR)
+    before = leftovers(cloud)
+    proc = run_popek("run", "cloud", "--no-report", "--results", str(tmp_path / "r"), "-k", "volume",
+                     "--", "-p", "popek_fail_injector", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    failed = [r for r in allure_results(tmp_path / "r") if r["status"] in ("failed", "broken")]
+    assert failed and "échec provoqué" in str(failed[0].get("statusDetails")), proc.stdout[-3000:]
+    assert new_leftovers(before, leftovers(cloud)) == []
+
+
 @pytest.fixture
 def bad_password_yaml(cloud, tmp_path):
     if cloud.embedded_root is None:
