@@ -89,6 +89,26 @@ def last_statuses(allure_results: Path) -> dict[str, list[str]]:
     return out
 
 
+#: Result statuses that count against a claim (Allure's "broken": an error outside an assertion).
+FAILING = ("failed", "broken")
+
+
+def claim_status(statuses: list[str]) -> str:
+    """The verdict of one claim from the statuses of the scenarios that check it (their tags name it):
+    "failed" if any failed (or broke), else "passed" if at least one passed, else "skipped" if any ran
+    (every one skipped, or ended in another state: nothing was checked), else "" (never run).
+
+    A claim is RÉUSSI only when a scenario that checks it passed: a scenario must name a claim only if
+    it checks it, and a check that could not run here skips (pytest.skip with the reason) rather than
+    pass on what it could not measure.
+    """
+    if any(s in FAILING for s in statuses):
+        return "failed"
+    if "passed" in statuses:
+        return "passed"
+    return "skipped" if statuses else ""
+
+
 def coverage(features_dir: Path, questions: dict[str, list[str]], allure_results: Path | None = None) -> list[Coverage]:
     """Coverage of every claim.
 
@@ -104,7 +124,5 @@ def coverage(features_dir: Path, questions: dict[str, list[str]], allure_results
             rows[cid].questions.append(qid)
     statuses = last_statuses(allure_results) if allure_results else {}
     for cid, row in rows.items():
-        st = statuses.get(cid, [])
-        row.status = ("failed" if any(s in ("failed", "broken") for s in st)
-                      else "passed" if "passed" in st else "skipped" if st else "")
+        row.status = claim_status(statuses.get(cid, []))
     return list(rows.values())

@@ -4,7 +4,7 @@ import os
 
 from pytest_bdd import parsers, then, when
 
-from popek.checks.host import containers
+from popek.checks.host import containers, workload
 
 
 # --- isolation and equivalence ---------------------------------------------------------------------
@@ -67,6 +67,13 @@ def container_ratio(ct_timed, evidence):
     evidence.json("conteneur contre natif", {"natif": native.timing.as_dict(), "conteneur": inside.timing.as_dict(),
                                              "rapport": str(ratio)})
     assert inside.timing.median > 0 and native.timing.median > 0
+
+
+@then(parsers.parse("le conteneur tourne à moins de {bound:d} fois le temps du natif"))
+def container_near_native(ct_timed, bound):
+    _, _, ratio = ct_timed
+    failure = workload.not_near_native(ratio, bound)
+    assert failure is None, failure
 
 
 # --- control ---------------------------------------------------------------------------------------

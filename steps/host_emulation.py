@@ -115,6 +115,13 @@ def report_ratio(emu_timed, evidence):
     assert emulated.timing.median > 0 and native.timing.median > 0, (emulated.timing, native.timing)
 
 
+@then(parsers.parse("l'exécution émulée est au moins {bound:d} fois plus lente que le processeur"))
+def heavy_overhead(emu_timed, bound):
+    _, _, ratio = emu_timed
+    failure = workload.not_heavy_overhead(ratio, bound)
+    assert failure is None, failure
+
+
 # --- whole PC ----------------------------------------------------------------------------------------
 @when(parsers.parse("je démarre sous qemu-system-x86_64 (TCG) le secteur d'amorçage qui calcule la charge "
                     "de travail pour n = {n:d}"), target_fixture="emu_boot")

@@ -1,4 +1,4 @@
-"""The measured Popek–Goldberg table (C02, C06, C08, C09) beside the course's.
+"""The measured Popek–Goldberg table (C02; its rows: C06, C08, C09) beside the course's.
 
 Rows are the course's three techniques (emulation, hardware-assisted virtualisation, container),
 columns Popek & Goldberg's three conditions (equivalence, efficiency, control). Every cell is decided
@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from popek.checks import needs
+from popek.checks.host import workload
 from popek.checks.timing import Ratio
 
 TECHNIQUES = {"emulation": "Émulation", "assistee_materiel": "Virtualisation assistée par le matériel",
@@ -29,10 +30,14 @@ COURSE = {
 #: Popek & Goldberg's efficiency: "a statistically dominant subset of the virtual processor's
 #: instructions is executed directly by the real processor". Where the guest's bytes run directly
 #: (container, KVM guest), that shows as a time ratio of ×≈1: efficient means within this factor.
-#: For emulation the criterion is checked directly (who executes the guest's bytes, on its code pages),
-#: because the ratio depends on the workload: our loop is bound by the latency of its multiplication,
-#: and a modern CPU hides much of what TCG's translation adds (×1–4 here, ×10 on a 1-cycle loop).
-EFFICIENCY_LIMIT = 2.0
+#: For emulation the criterion is checked directly (who executes the guest's bytes, on its code pages);
+#: its time ratios (×6–8 here with the workload's mix of loads, stores, branches and flags) are judged
+#: against the same factor, in the cell's evidence, on the chart and in the C07 scenarios.
+EFFICIENCY_LIMIT = workload.EFFICIENCY_LIMIT
+#: Which side of EFFICIENCY_LIMIT the course puts each executor of the chart. The KVM guest's ring 0
+#: is not listed: it runs at native speed with VT-x/AMD-V but is emulated under PVM (information).
+EXPECTED_SIDE = {"conteneur": "efficace", "KVM invité ring 3": "efficace",
+                 "TCG utilisateur": "surcoût", "TCG système": "surcoût"}
 
 
 class Unmeasured(Exception):
@@ -138,6 +143,33 @@ class Table:
         return [(t, c, cell.evidence) for t, row in self.cells.items() for c, cell in row.items()
                 if cell.verdict is None]
 
+    def complete_rows(self) -> list[str]:
+        """The techniques whose three cells were all measured here."""
+        return [t for t, row in self.cells.items() if all(cell.verdict is not None for cell in row.values())]
+
+    def row_unmeasured(self, technique: str) -> list[tuple[str, str]]:
+        """(condition, reason) for every cell of `technique`'s row that could not be measured here."""
+        return [(c, cell.evidence) for c, cell in self.cells[technique].items() if cell.verdict is None]
+
+    def row_incomplete(self, technique: str) -> str:
+        """Why `technique`'s row cannot be checked here (French), or "" if its three cells were measured."""
+        by_reason: dict[str, list[str]] = {}
+        for c, reason in self.row_unmeasured(technique):
+            by_reason.setdefault(reason, []).append(CONDITIONS[c])
+        if not by_reason:
+            return ""
+        return (f"ligne « {TECHNIQUES[technique]} » incomplète : "
+                + " ; ".join(f"{', '.join(conds)} : {reason}" for reason, conds in by_reason.items()))
+
+    def row_disagreements(self, technique: str, reference: dict = COURSE) -> list[tuple[str, str, str, str]]:
+        """disagreements() restricted to `technique`'s row."""
+        return [d for d in self.disagreements(reference) if d[0] == technique]
+
+    def describe(self, disagreements) -> str:
+        """Disagreements (as returned by disagreements()) in French, one a line, with their evidence."""
+        return "\n".join(f"{TECHNIQUES[t]} / {CONDITIONS[c]} : mesuré {got}, le cours dit {want} — "
+                         f"{self.cells[t][c].evidence}" for t, c, got, want in disagreements)
+
     def text(self) -> str:
         """The table for a terminal: measured verdict, the course's in brackets, then the evidence."""
         width = max(len(v) for v in TECHNIQUES.values())
@@ -153,6 +185,14 @@ class Table:
         return "\n".join(lines)
 
 
+def technique(label: str) -> str:
+    """The key of a technique named as in the report ("émulation", "conteneur"…, any case)."""
+    for key, name in TECHNIQUES.items():
+        if name.casefold() == label.casefold():
+            return key
+    raise KeyError(f"technique inconnue : {label!r} (connues : {', '.join(TECHNIQUES.values())})")
+
+
 def _cell(fn) -> Cell:
     try:
         return fn()
@@ -161,7 +201,7 @@ def _cell(fn) -> Cell:
 
 
 def _efficiency(ratio: Ratio, what: str) -> Cell:
-    ok = ratio.value < EFFICIENCY_LIMIT
+    ok = workload.not_near_native(ratio, EFFICIENCY_LIMIT) is None
     return Cell("OK" if ok else "KO",
                 f"{what} : ×{ratio.value:.2f} par rapport au natif ({ratio.subject_ns:.2f} contre "
                 f"{ratio.reference_ns:.2f} ns par itération ; seuil ×{EFFICIENCY_LIMIT:g})")
@@ -178,13 +218,15 @@ def build(m: Measurements) -> Table:
     def emu_efficiency():
         native, qemu = m.emulation_code
         direct = qemu.program_executable
-        figures = []
+        figures, hidden = [], []
         for get in (lambda: m.emulation_user[2], lambda: m.emulation_system[2]):
             try:
                 r = get()
-                figures.append(f"{r.subject} ×{r.value:.2f}")
             except Unmeasured:
-                pass
+                continue
+            figures.append(f"{r.subject} ×{r.value:.2f}")
+            if workload.not_heavy_overhead(r, EFFICIENCY_LIMIT):
+                hidden.append(r.subject)
         return Cell("OK" if direct else "KO",
                     ("sous QEMU, la page de code du programme invité n'est pas exécutable "
                      f"({' '.join(x.perms for x in qemu.program_mappings)}) alors qu'en natif elle l'est "
@@ -192,8 +234,10 @@ def build(m: Measurements) -> Table:
                      f"instructions de l'invité, il exécute leur traduction par TCG "
                      f"({sum(x.size for x in qemu.executable_anonymous) >> 20} Mio de code traduit)"
                      if not direct else "sous QEMU, le processeur exécute directement le code de l'invité")
-                    + (f" ; temps relatif au natif : {', '.join(figures)} (boucle limitée par la latence d'une "
-                       "multiplication, qui masque une partie du coût de la traduction)" if figures else ""))
+                    + (f" ; temps relatif au natif : {', '.join(figures)} (seuil ×{EFFICIENCY_LIMIT:g} : "
+                       + (f"sous le seuil pour {', '.join(hidden)}, cette mesure ne montre pas le surcoût"
+                          if hidden else "au-dessus, le surcoût de la traduction se voit") + ")"
+                       if figures else ""))
 
     def emu_control():
         _, emu, _ = m.emulation_system
@@ -261,12 +305,25 @@ def efficiency_ratios(m: Measurements) -> list[Ratio]:
     return out
 
 
+def efficiency_disagreements(ratios: list[Ratio], bound: float = EFFICIENCY_LIMIT) -> list[str]:
+    """French messages for every ratio on the wrong side of `bound` (see EXPECTED_SIDE): a container
+    or KVM guest user code not within `bound` of native, an emulator not at least `bound` times slower."""
+    out = []
+    for r in ratios:
+        side = EXPECTED_SIDE.get(r.subject)
+        why = (workload.not_near_native(r, bound) if side == "efficace"
+               else workload.not_heavy_overhead(r, bound) if side == "surcoût" else None)
+        if why:
+            out.append(why)
+    return out
+
+
 def chart_svg(ratios: list[Ratio], title: str = "Efficacité : temps par itération, relatif au natif") -> str:
     """A horizontal bar chart of `ratios` (natif = 1) on a log scale, as a standalone SVG document."""
     rows = [("natif", 1.0)] + [(r.subject, r.value) for r in ratios]
     top = max(10.0, max(v for _, v in rows))
     decades = max(1, math.ceil(math.log10(top)))
-    left, bar_w, row_h, head = 190, 520, 30, 50
+    left, bar_w, row_h, head = 190, 520, 30, 64
     height = head + row_h * len(rows) + 40
 
     def x(v: float) -> float:
@@ -280,6 +337,10 @@ def chart_svg(ratios: list[Ratio], title: str = "Efficacité : temps par itérat
         gx = x(10.0 ** d)
         parts.append(f'<line x1="{gx:.1f}" y1="{head}" x2="{gx:.1f}" y2="{height - 30}" stroke="#ddd"/>')
         parts.append(f'<text x="{gx:.1f}" y="{height - 14}" text-anchor="middle" fill="#555">×{10.0 ** d:g}</text>')
+    lx = x(EFFICIENCY_LIMIT)
+    parts.append(f'<line x1="{lx:.1f}" y1="{head}" x2="{lx:.1f}" y2="{height - 30}" stroke="#555" '
+                 'stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{lx + 4:.1f}" y="{head - 4}" fill="#555">seuil ×{EFFICIENCY_LIMIT:g}</text>')
     for i, (name, value) in enumerate(rows):
         y = head + i * row_h
         colour = "#2e7d32" if value < EFFICIENCY_LIMIT else "#c62828"

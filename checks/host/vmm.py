@@ -33,7 +33,7 @@ from popek.checks.machine import MachineCode
 MEM_SIZE = 0x400000            # 4 MiB of guest RAM at guest-physical 0
 PML4, PDPT, PD = 0x1000, 0x2000, 0x3000
 CODE_ADDR = 0x10000
-STACK_TOP = 0x200000           # not used by the programs; a sane rsp anyway
+STACK_TOP = 0x200000           # rsp: the workload keeps its table in the 64 bytes below
 MMIO_ADDR = 0x10000000         # no memory slot there: loads and stores exit to the VMM
 DONE_PORT = 0xF4               # `out 0xf4, al`: the end-of-program marker
 DONE = bytes([0xE6, DONE_PORT])
@@ -525,7 +525,7 @@ class Efficiency:
     """The workload timed natively and in the guest at CPL 3 and CPL 0, with the ratios.
 
     kind: the kind of KVM (readiness.kind_of_kvm: "VT-x", "AMD-V", "PVM", …) that explains ring0.
-    expected: workload.reference(n) for each n used, computed once (in Python it costs ~90 ns per
+    expected: workload.reference(n) for each n used, computed once (in Python it costs ~0.3 µs per
         iteration: computing it per question would cost more than the measurements).
     """
     native: workload.WorkloadRun

@@ -24,6 +24,7 @@ Fonctionnalité: Les conteneurs ne sont pas de la virtualisation
     Quand je chronomètre la charge de travail sur l'hôte et dans un conteneur
     Alors le PID 1 du conteneur calcule le même résultat que l'hôte
     Et le rapport de temps conteneur / natif est rapporté
+    Et le conteneur tourne à moins de 2 fois le temps du natif
 
   @needs:unshare @needs:cgroup-pids
   Scénario: Conteneur, contrôle OK : le noyau refuse un processus de trop (cgroup pids)

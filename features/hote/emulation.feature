@@ -6,11 +6,13 @@ Fonctionnalité: L'émulation avec QEMU TCG
   par le processeur. Popek et Goldberg : équivalence OK, efficacité KO, contrôle OK ; ce n'est pas de la
   virtualisation. L'émulation permet en revanche à des architectures de processeur différentes de
   cohabiter. Les programmes sont écrits octet par octet par popek ; la charge de travail est la même
-  boucle de code machine qu'en natif, dans KVM et dans un conteneur.
-  Le surcoût mesuré dépend du processeur : le temps de cette boucle est fixé par la latence de sa
-  multiplication, et un processeur moderne exécute en parallèle une partie des instructions que la
-  traduction ajoute ; le critère de Popek et Goldberg (le processeur exécute-t-il lui-même les
-  instructions de l'invité ?) est vérifié directement sur les pages de code.
+  boucle de code machine qu'en natif, dans KVM et dans un conteneur. Elle mêle, comme du code
+  ordinaire, lectures et écritures en mémoire, branchements et opérations dont les drapeaux sont lus
+  ensuite (retenue, comparaison) : le coût de la traduction s'y voit.
+  Le surcoût est dit lourd quand l'émulation est au moins 2 fois plus lente que le processeur : c'est
+  le seuil au-dessous duquel le tableau de Popek et Goldberg et le graphique d'efficacité comptent
+  une exécution comme efficace. Le critère de Popek et Goldberg lui-même (le processeur exécute-t-il
+  les instructions de l'invité ?) est vérifié directement sur les pages de code.
 
   @claim:C06 @needs:qemu-user
   Scénario: Émulation en mode utilisateur, équivalence : le même programme x86-64 donne le même résultat sur le processeur et sous QEMU
@@ -34,10 +36,11 @@ Fonctionnalité: L'émulation avec QEMU TCG
     Et le résultat écrit est celui de référence
 
   @claim:C06 @claim:C07 @needs:qemu-user
-  Scénario: Émulation en mode utilisateur, surcoût : la charge de travail chronométrée en natif et sous TCG
+  Scénario: Émulation en mode utilisateur, surcoût lourd : la charge de travail est au moins 2 fois plus lente sous TCG qu'en natif
     Quand je chronomètre la charge de travail en natif et sous TCG en mode utilisateur
     Alors l'exécution émulée calcule le même résultat que le processeur
     Et le rapport de temps émulé / natif est rapporté
+    Et l'exécution émulée est au moins 2 fois plus lente que le processeur
 
   @claim:C06 @needs:qemu-system
   Scénario: Émulation d'un PC entier : notre secteur d'amorçage passe en mode long 64 bits et calcule le même résultat
@@ -47,10 +50,11 @@ Fonctionnalité: L'émulation avec QEMU TCG
     Et QEMU s'arrête avec le code 33 que l'invité a demandé sur le port 0xF4 : ses entrées-sorties vont à l'émulateur
 
   @claim:C06 @claim:C07 @needs:qemu-system
-  Scénario: Émulation d'un PC entier, surcoût : la charge de travail chronométrée en natif et sous TCG en mode système
+  Scénario: Émulation d'un PC entier, surcoût lourd : la charge de travail est au moins 2 fois plus lente sous TCG en mode système qu'en natif
     Quand je chronomètre la charge de travail en natif et sous TCG en mode système
     Alors l'exécution émulée calcule le même résultat que le processeur
     Et le rapport de temps émulé / natif est rapporté
+    Et l'exécution émulée est au moins 2 fois plus lente que le processeur
 
   @claim:C07 @needs:qemu-user
   Scénario: Émulation, architectures hétérogènes : un programme ARM64 tourne sur cet hôte x86-64

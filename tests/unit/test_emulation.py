@@ -95,13 +95,44 @@ def test_arm64_encodings_match_the_architecture_manual():
 
 @settings(database=None, max_examples=50)
 @h_given(U64)
-def test_arm64_program_loads_n_seed_and_multiplier(n):
+def test_arm64_program_loads_seed_and_n_then_runs_the_body(n):
     words = _words(emulation.aarch64_program(n))
 
     def value(ws):
         return sum(((w >> 5) & 0xFFFF) << (16 * ((w >> 21) & 3)) for w in ws)
     assert value(words[0:4]) == workload.SEED and value(words[4:8]) == n
-    assert value(words[8:10]) == workload.MULTIPLIER
+    assert tuple(words[8:8 + len(emulation._A64_BODY)]) == emulation._A64_BODY
+
+
+def _a64_branch_target(index: int, w: int) -> int | None:
+    """The word index an ARM64 branch at `index` jumps to (B, B.cond, CBZ/CBNZ, TBZ/TBNZ), else None."""
+    def signed(v, bits):
+        return v - (1 << bits) if v >> (bits - 1) else v
+    if w >> 26 == 0b000101:                       # B imm26
+        return index + signed(w & 0x3FFFFFF, 26)
+    if w >> 24 in (0x54, 0xB4, 0xB5):             # B.cond / CBZ / CBNZ imm19
+        return index + signed((w >> 5) & 0x7FFFF, 19)
+    if w >> 24 in (0x36, 0x37):                   # TBZ / TBNZ imm14
+        return index + signed((w >> 5) & 0x3FFF, 14)
+    return None
+
+
+def test_arm64_body_branches_land_on_their_labels():
+    body = emulation._A64_BODY
+    targets = {i: _a64_branch_target(i, w) for i, w in enumerate(body) if _a64_branch_target(i, w) is not None}
+    fill, loop, odd, nxt, done = 3, 10, 20, 21, 25       # see the comments of _A64_BODY
+    assert targets == {6: fill, 9: done, 17: odd, 19: nxt, 24: loop}
+    assert body[fill] == 0xF8257BE6 and body[loop] == 0x92400825 and body[done] == 0xCA030000
+
+
+def test_boot_sector_puts_the_workloads_table_in_a_page_without_code():
+    lm = emulation._LONG_MODE
+    at = lm.index(b"\xbc")                                # mov esp, imm32 (zero-extended into rsp)
+    assert int.from_bytes(lm[at + 1:at + 5], "little") == emulation.BOOT_STACK
+    low, high = emulation.BOOT_STACK - workload.STACK_BYTES, emulation.BOOT_STACK - 1
+    assert low >> 12 == high >> 12                         # one page…
+    assert low >> 12 != emulation._LOAD >> 12 and high < emulation._LOAD  # …not the code's
+    assert low >= 0x4000                                   # above the page tables (0x1000-0x3fff)
 
 
 def test_arm64_adr_points_at_the_greeting():

@@ -1,6 +1,8 @@
 """Decision logic of the measured Popek–Goldberg table, on fake measurements (pure logic)."""
 import types
 
+import pytest
+
 from popek.checks.host import pgtable
 from popek.checks.host.workload import WorkloadRun, reference
 from popek.checks.timing import Ratio, Timing
@@ -75,3 +77,60 @@ def test_a_cell_that_cannot_be_measured_stays_empty_with_its_reason():
 def test_chart_is_svg_with_one_bar_per_executor_plus_native():
     svg = pgtable.chart_svg([Ratio("conteneur", "natif", 1.0, 1.0), Ratio("KVM invité ring 0", "natif", 2100.0, 1.0)])
     assert svg.startswith("<svg") and svg.count("<rect") == 3 and "×2.1e+03" in svg
+
+
+def test_emulation_ratios_are_judged_against_the_same_threshold_as_the_chart():
+    cell = pgtable.build(FakeMeasurements()).cells["emulation"]["efficacite"]
+    assert "TCG utilisateur ×2.00, TCG système ×3.00" in cell.evidence and "au-dessus" in cell.evidence
+    fast_tcg = FakeMeasurements(emulation_user=(run("natif"), run("TCG utilisateur"), Ratio("TCG utilisateur", "natif", 1.0, 1.0)))
+    cell = pgtable.build(fast_tcg).cells["emulation"]["efficacite"]
+    assert "sous le seuil pour TCG utilisateur" in cell.evidence
+
+
+def test_a_row_is_complete_only_when_its_three_cells_were_measured():
+    class NoContainer(FakeMeasurements):
+        def __getattribute__(self, name):
+            if name.startswith("container"):
+                raise pgtable.Unmeasured("root : il faut être root (uid 0) pour cette vérification")
+            return super().__getattribute__(name)
+    table = pgtable.build(NoContainer())
+    assert table.complete_rows() == ["emulation", "assistee_materiel"]
+    assert table.row_incomplete("emulation") == ""
+    why = table.row_incomplete("conteneur")
+    assert why.startswith("ligne « Conteneur » incomplète : Équivalence, Efficacité, Contrôle : non mesuré ici")
+    assert why.count("il faut être root") == 1              # one reason, named once for its three cells
+    assert table.row_disagreements("conteneur") == []
+
+
+def test_a_row_disagreement_is_reported_for_that_row_only():
+    bad = FakeMeasurements(container_view=types.SimpleNamespace(same_kernel=False, container={"kernel_release": "x"}))
+    table = pgtable.build(bad)
+    assert table.row_disagreements("conteneur") == [("conteneur", "equivalence", "OK", "KO")]
+    assert table.row_disagreements("emulation") == []
+    assert "Conteneur / Équivalence : mesuré OK, le cours dit KO" in table.describe(table.row_disagreements("conteneur"))
+
+
+def test_techniques_are_named_as_in_the_report():
+    assert pgtable.technique("Émulation") == "emulation" == pgtable.technique("émulation")
+    assert pgtable.technique("Virtualisation assistée par le matériel") == "assistee_materiel"
+    with pytest.raises(KeyError):
+        pgtable.technique("paravirtualisation")
+
+
+@pytest.mark.parametrize("subject, value, wrong", [
+    ("conteneur", 1.01, False), ("conteneur", 2.5, True),
+    ("KVM invité ring 3", 1.0, False), ("KVM invité ring 3", 3.0, True),
+    ("TCG utilisateur", 5.8, False), ("TCG utilisateur", 0.99, True),
+    ("TCG système", 7.7, False), ("TCG système", 1.03, True),
+    ("KVM invité ring 0", 15000.0, False), ("KVM invité ring 0", 1.0, False),  # information only
+])
+def test_each_executor_is_expected_on_the_courses_side_of_the_threshold(subject, value, wrong):
+    found = pgtable.efficiency_disagreements([Ratio(subject, "natif", value, 1.0)])
+    assert bool(found) == wrong
+    if wrong:
+        assert f"×{value:.2f}" in found[0] and "×2" in found[0]
+
+
+def test_chart_draws_the_threshold():
+    svg = pgtable.chart_svg([Ratio("TCG système", "natif", 7.7, 1.0)])
+    assert f"seuil ×{pgtable.EFFICIENCY_LIMIT:g}" in svg and 'stroke-dasharray' in svg
