@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from popek.checks import claims as claims_mod
+from popek.checks import coverage
 from popek.checks import needs as needs_mod
 from popek.checks.secrets import REDACT
 
@@ -231,31 +232,54 @@ def pytest_sessionfinish(session):
         (path / name).write_text(json.dumps(figures, indent=2, default=str))
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Per-claim verdicts in French: a claim fails if any of its scenarios fails."""
-    per_claim: dict[str, list[tuple[str, str, str]]] = {}
-    for outcome in ("passed", "failed", "skipped"):
-        for report in terminalreporter.stats.get(outcome, []):
-            if report.when == "setup" and outcome == "passed":
-                continue
+def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:
+    """nodeid -> (status, claims, skip reasons) of every scenario that ran, from the terminal's stats.
+
+    Every phase counts: an error in setup or teardown (pytest's "error" reports: a fixture that broke,
+    the cloud cleanup ledger's assertion…) fails the scenario as a failed call does; a skip in any phase
+    (an unmet need, pytest.skip at setup) makes it skipped; else it passed if its call passed.
+    """
+    phases: dict[str, dict] = {}
+    for reports in stats.values():
+        for report in reports:
+            if not isinstance(report, pytest.TestReport):
+                continue  # collect reports, deselected items, warnings
+            entry = phases.setdefault(report.nodeid, {"outcomes": set(), "claims": set(), "reasons": set()})
             props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claims")
-            ids = [c for c in props.get("claims", "").split(",") if c]
-            reason = ""
-            if outcome == "skipped" and isinstance(report.longrepr, tuple):
-                reason = report.longrepr[2].removeprefix("Skipped: ")
-            for claim in ids:
-                per_claim.setdefault(claim, []).append((outcome, report.nodeid, reason))
+            entry["claims"].update(c for c in props.get("claims", "").split(",") if c)
+            if report.failed:
+                entry["outcomes"].add("failed")
+            elif report.skipped:
+                entry["outcomes"].add("skipped")
+                if isinstance(report.longrepr, tuple):
+                    entry["reasons"].add(report.longrepr[2].removeprefix("Skipped: "))
+            elif report.when == "call":
+                entry["outcomes"].add("passed")
+    out = {}
+    for nodeid, entry in phases.items():
+        outcomes = entry["outcomes"]
+        status = next((s for s in ("failed", "skipped", "passed") if s in outcomes), "")
+        out[nodeid] = (status, entry["claims"], entry["reasons"])
+    return out
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Per-claim verdicts in French (coverage.claim_status over the statuses of its scenarios)."""
+    per_claim: dict[str, list[tuple[str, set[str]]]] = {}
+    for status, ids, reasons in scenario_statuses(terminalreporter.stats).values():
+        for claim in ids:
+            per_claim.setdefault(claim, []).append((status, reasons))
     if not per_claim:
         return
     tr = terminalreporter
     tr.section("popek : verdict par claim du cours")
     for claim in sorted(per_claim):
-        outcomes = [o for o, _, _ in per_claim[claim]]
-        verdict = "failed" if "failed" in outcomes else "passed" if "passed" in outcomes else "skipped"
+        statuses = [s for s, _ in per_claim[claim]]
+        verdict = coverage.claim_status(statuses)
         text = claims_mod.CLAIMS[claim].text
-        tr.write_line(f"{claim}  {VERDICT_FR[verdict]:<8} {len(outcomes)} scénario(s)  {text[:70]}")
+        tr.write_line(f"{claim}  {VERDICT_FR[verdict]:<8} {len(statuses)} scénario(s)  {text[:70]}")
         if verdict == "skipped":
-            for reason in sorted({r for _, _, r in per_claim[claim] if r}):
+            for reason in sorted({r for _, rs in per_claim[claim] for r in rs if r}):
                 tr.write_line(f"        raison : {reason}")
     figures = [(r.nodeid, k[7:], v) for o in ("passed", "failed") for r in tr.stats.get(o, [])
                if r.when == "call" for k, v in getattr(r, "user_properties", []) if k.startswith("figure:")]

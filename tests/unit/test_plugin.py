@@ -92,3 +92,92 @@ def test_unknown_claim_tag_is_a_collection_error(pytester):
     out = pytester.runpytest("-p", "no:cacheprovider")
     assert out.ret != 0
     out.stdout.fnmatch_lines(["*C77*"])
+
+
+PHASES_FEATURE = textwrap.dedent("""\
+    # language: fr
+    Fonctionnalité: Phases
+      @claim:C05
+      Scénario: Réussit
+        Quand tout va bien
+        Alors c'est noté
+
+      @claim:C09
+      Scénario: Le nettoyage échoue au démontage
+        Quand je crée une ressource que le démontage ne sait pas supprimer
+        Alors c'est noté
+
+      @claim:C09
+      Scénario: Un autre réussit pour la même claim
+        Quand tout va bien
+        Alors c'est noté
+
+      @claim:C05 @claim:C06 @needs:never-met
+      Scénario: Ignoré faute de moyens
+        Quand tout va bien
+        Alors c'est noté
+    """)
+
+PHASES_STEPS = textwrap.dedent("""\
+    import pytest
+    from pytest_bdd import scenarios, then, when
+    from popek.checks.needs import requirement
+
+    requirement("never-met")(lambda: "ce besoin n'est jamais satisfait (essai)")
+    scenarios("phases.feature")
+
+    @pytest.fixture
+    def ledger():
+        book = []
+        yield book
+        assert not book, "nettoyage incomplet : " + ", ".join(book)  # like the cloud cleanup ledger
+
+    @when("tout va bien", target_fixture="noted")
+    def fine():
+        return True
+
+    @when("je crée une ressource que le démontage ne sait pas supprimer", target_fixture="noted")
+    def leak(ledger):
+        ledger.append("vm-1")
+        return True
+
+    @then("c'est noté")
+    def noted_ok(noted):
+        assert noted
+    """)
+
+
+def test_summary_counts_every_phase_through_claim_status(pytester):
+    """A teardown error fails its claim even if another scenario of it passed; all-skipped is IGNORÉ."""
+    pytester.makefile(".feature", phases=PHASES_FEATURE)
+    pytester.makepyfile(test_phases=PHASES_STEPS)
+    out = pytester.runpytest("-p", "no:cacheprovider")
+    out.assert_outcomes(passed=3, skipped=1, errors=1)
+    out.stdout.fnmatch_lines([
+        "*verdict par claim du cours*",
+        "C05  RÉUSSI   2 scénario(s)*",
+        "C06  IGNORÉ   1 scénario(s)*",
+        "*raison : never-met : ce besoin*",
+        "C09  ÉCHEC    2 scénario(s)*",
+    ])
+
+
+def test_scenario_statuses_cover_every_phase():
+    """An error in setup or teardown fails the scenario; a skip at setup skips it; a passed call passes."""
+    from popek.plugin import scenario_statuses
+
+    def report(nodeid, when, outcome, longrepr=None):
+        return pytest.TestReport(nodeid, ("f.py", 1, nodeid), {}, outcome, longrepr, when,
+                                 user_properties=[("claims", "C05")])
+
+    skip = ("f.py", 1, "Skipped: pas ici")
+    stats = {
+        "passed": [report("ok", "setup", "passed"), report("ok", "call", "passed"), report("ok", "teardown", "passed"),
+                   report("td", "setup", "passed"), report("td", "call", "passed"),
+                   report("su", "teardown", "passed")],
+        "error": [report("td", "teardown", "failed", "boom"), report("su", "setup", "failed", "boom")],
+        "skipped": [report("sk", "setup", "skipped", skip)],
+    }
+    got = {nodeid: status for nodeid, (status, _, _) in scenario_statuses(stats).items()}
+    assert got == {"ok": "passed", "td": "failed", "su": "failed", "sk": "skipped"}
+    assert scenario_statuses(stats)["sk"][2] == {"pas ici"}
