@@ -1,4 +1,5 @@
 """Glue for features/cloud/plan_de_donnees.feature -> popek.checks.cloud.traffic (real packets)."""
+import json
 import secrets
 import time
 
@@ -9,6 +10,7 @@ from popek.steps.cloud_common import bootable
 
 SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
+HEARTBEAT = "popek_heartbeat"  # image property: the prefix of the guest's console heartbeat
 
 
 @given("une paire de clés importée depuis une clé générée ici", target_fixture="key")
@@ -37,7 +39,12 @@ def _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=None, u
     started = time.monotonic()
     traffic.wait_ssh(address, user, key["private"], timeout=timeout)
     evidence.figure("ACTIVE → SSH prêt", round(time.monotonic() - started, 1), " s")
-    return {"server": server, "fip": fip, "address": address, "user": user, "image": image}
+    return {"server": server, "fip": fip, "address": address, "user": user, "image": image,
+            "alive": _liveness(conn, server, image)}
+
+
+def _liveness(conn, server, image) -> traffic.Liveness:
+    return traffic.Liveness(conn, server, (image.properties or {}).get(HEARTBEAT))
 
 
 @given("une instance joignable par SSH sur son IP flottante", target_fixture="guest")
@@ -52,24 +59,37 @@ def other_key_refused(guest):
     assert what is None, f"autre clé : {what}"
 
 
+def _meta_data(guest, key) -> dict:
+    """The instance's OpenStack metadata (openstack/latest/meta_data.json), fetched from inside it."""
+    if "meta_data" not in guest:
+        cmd = compute.METADATA_GET.format(path="openstack/latest/meta_data.json")
+        status, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], cmd)
+        try:
+            guest["meta_data"] = json.loads(out)
+        except ValueError:
+            raise AssertionError(f"metadata illisibles depuis l'instance (statut {status}) : {out[:300]!r}") from None
+    return guest["meta_data"]
+
+
 @then("depuis l'instance, http://169.254.169.254 donne l'identifiant de l'instance")
 def metadata_from_guest(guest, key, evidence):
-    cmd = compute.METADATA_GET.format(path="latest/meta-data/instance-id")
-    status, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], cmd)
-    evidence.text("instance-id lu dans l'instance", out)
-    assert out.strip() == guest["server"].id, f"metadata : {out.strip()!r} (statut {status}), attendu {guest['server'].id}"
+    md = _meta_data(guest, key)
+    evidence.json("metadata lues dans l'instance (openstack/latest/meta_data.json)",
+                  {k: md.get(k) for k in ("uuid", "name", "hostname", "availability_zone")})
+    assert md.get("uuid") == guest["server"].id, f"metadata : uuid {md.get('uuid')!r}, attendu {guest['server'].id}"
 
 
 @then("les metadata donnent aussi à l'instance son nom d'hôte et la clé publique de la paire")
 def metadata_hostname_and_key(guest, key, evidence):
-    def md(path):
-        return traffic.ssh_run(guest["address"], guest["user"], key["private"],
-                               compute.METADATA_GET.format(path=f"latest/meta-data/{path}"))[1].strip()
-    hostname, public = md("hostname"), md("public-keys/0/openssh-key")
-    evidence.text("hostname et clé publique lus dans l'instance", f"{hostname}\n{public}")
+    md = _meta_data(guest, key)
+    _, own = traffic.ssh_run(guest["address"], guest["user"], key["private"], "hostname")
+    evidence.text("nom d'hôte de l'instance (commande hostname)", own)
     expected = compute.metadata_hostname(guest["server"])
+    hostname = str(md.get("hostname", ""))
     assert hostname.split(".")[0].lower() == expected, f"hostname des metadata : {hostname!r}, attendu {expected!r}"
-    assert public.split()[:2] == key["public"].split()[:2], "la clé publique des metadata n'est pas celle de la paire"
+    assert own.strip().split(".")[0].lower() == expected, f"l'instance s'appelle {own.strip()!r}, pas {expected!r}"
+    keys = [k.split()[:2] for k in (md.get("public_keys") or {}).values()]
+    assert key["public"].split()[:2] in keys, "la clé publique de la paire n'est pas dans les metadata"
 
 
 @when("je retire du groupe la règle SSH")
@@ -77,20 +97,11 @@ def drop_ssh(conn, firewall):
     conn.network.delete_security_group_rule(firewall["ssh_rule"].id, ignore_missing=True)
 
 
-def _blocked(probe, grace: float = 30.0) -> bool:
-    """Blocked = the probe fails twice in a row within `grace` s (a rule change takes a moment to apply)."""
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not probe() and not probe():
-            return True
-    return False
-
-
 @then(parsers.parse("SSH et ping vers l'instance sont bloqués (délai {timeout:d} s)"))
 def both_blocked(guest, timeout):
     address = guest["address"]
-    assert _blocked(lambda: traffic.tcp_open(address, 22, timeout)), "SSH passe toujours"
-    assert _blocked(lambda: traffic.ping(address, timeout)), "le ping passe sans règle ICMP"
+    assert traffic.blocked(lambda: traffic.tcp_open(address, 22, timeout), guest["alive"]), "SSH passe toujours"
+    assert traffic.blocked(lambda: traffic.ping(address, timeout), guest["alive"]), "le ping passe sans règle ICMP"
 
 
 @when("j'ajoute au groupe une règle ICMP")
@@ -103,7 +114,7 @@ def allow_icmp(conn, ledger, firewall):
 def ping_only(guest, timeout):
     address = guest["address"]
     assert traffic.wait_until(lambda: traffic.ping(address, timeout), 60), "le ping reste bloqué malgré la règle ICMP"
-    assert _blocked(lambda: traffic.tcp_open(address, 22, timeout)), "SSH passe sans règle SSH"
+    assert traffic.blocked(lambda: traffic.tcp_open(address, 22, timeout), guest["alive"]), "SSH passe sans règle SSH"
 
 
 @when("je remets la règle SSH")
@@ -133,7 +144,7 @@ def second_guest_remote_group(conn, ledger, routed, key, firewall, guest):
                               port_range_min=22, port_range_max=22, remote_group_id=firewall["group"].id)
     server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
                           routed["network"], key_name=key["keypair"].name, security_groups=[group.name])
-    return {"server": server, "group": group, "rule": rule,
+    return {"server": server, "group": group, "rule": rule, "alive": _liveness(conn, server, guest["image"]),
             "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
 
 
@@ -158,7 +169,7 @@ def remote_group_elsewhere(conn, ledger, second):
 
 @then(parsers.parse("la première instance n'atteint plus le port SSH de la seconde (délai {timeout:d} s)"))
 def first_blocked_from_second(guest, key, second, timeout):
-    assert _blocked(lambda: _first_reaches_second(guest, key, second, timeout)), \
+    assert traffic.blocked(lambda: _first_reaches_second(guest, key, second, timeout), second["alive"]), \
         f"la première instance atteint toujours {second['fixed']}:22 sans être membre du groupe distant"
 
 

@@ -4,10 +4,11 @@ seen reachable in the same scenario: a timeout alone proves nothing (no false pa
 from __future__ import annotations
 
 import io
+import re
 import socket
 import subprocess
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 
 def ping(address: str, timeout: float = 2.0) -> bool:
@@ -36,6 +37,66 @@ def wait_until(probe, timeout: float, interval: float = 1.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+class GuestNotAlive(AssertionError):
+    """The guest a negative check targets is not proven alive: "no reply" proves nothing then."""
+
+
+def blocked(probe: Callable[[], bool], alive: Callable[[], bool], grace: float = 30.0) -> bool:
+    """True when `probe` fails twice in a row within `grace` s (a rule change takes a moment to apply) and
+    `alive()` then proves that the target still runs; False when the probe keeps succeeding.
+
+    Raises GuestNotAlive when the probe failed but the guest could not be proven alive afterwards: a dead
+    guest never passes a negative check (no false pass). `alive()` is also asked first, so that the proof
+    afterwards is a fresh one (a heartbeat newer than the probes)."""
+    if not alive():
+        raise GuestNotAlive("l'instance visée n'est pas prouvée vivante avant la vérification : "
+                            "« bloqué » ne peut pas être conclu")
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not probe() and not probe():
+            if not alive():
+                raise GuestNotAlive("aucune réponse, mais l'instance visée n'est pas prouvée vivante : "
+                                    "« bloqué » ne peut pas être conclu")
+            return True
+    return False
+
+
+class Liveness:
+    """Proof that a guest still runs, from the compute API (member credentials): the server is ACTIVE
+    and, where its image prints a heartbeat on the serial console (image property `popek_heartbeat`, the
+    embedded cloud's tiny image), a newer heartbeat than the last one seen appears in the console log.
+
+    conn: an openstack Connection; server: the server; marker: the heartbeat's prefix, or None."""
+
+    def __init__(self, conn, server, marker: Optional[str], period: float = 3.0):
+        self.conn, self.server, self.marker, self.period = conn, server, marker, period
+        self.last = self._beat()
+
+    def _beat(self) -> Optional[int]:
+        if not self.marker:
+            return None
+        try:
+            out = self.conn.compute.get_server_console_output(self.server, length=40) or {}
+        except Exception:  # a driver without console output: status only
+            return None
+        beats = re.findall(re.escape(self.marker) + r" (\d+)", out.get("output") or "")
+        return int(beats[-1]) if beats else None
+
+    def __call__(self) -> bool:
+        if self.conn.compute.get_server(self.server.id).status != "ACTIVE":
+            return False
+        if not self.marker:
+            return True  # an image without heartbeat: ACTIVE is all the API can say
+        deadline = time.monotonic() + 3 * self.period + 2
+        while time.monotonic() < deadline:
+            beat = self._beat()
+            if beat is not None and (self.last is None or beat > self.last):
+                self.last = beat
+                return True
+            time.sleep(1)
+        return False
 
 
 def _pkey(private_key: str):

@@ -104,13 +104,28 @@ def test_tiny_image_boots_to_ssh_under_qemu_tcg(tiny_image, tmp_path):
                                    console.read_text(errors="replace") if console.exists() else False, 180, 0.2)
         took = time.monotonic() - t0
         assert ready, console.read_text(errors="replace")[-2000:]
-        rc, out = _ssh_port(port, private)
+        rc, out = _ssh_port_when_up(port, private)
         assert rc == 0, out
         assert out.split() == ["tiny-under-test", "user-data-ran", "N"], out
         print(f"tiny image: ready {took:.1f} s after QEMU started")
     finally:
         qemu.kill()
         qemu.wait()
+
+
+def _ssh_port_when_up(port: int, private: str, timeout: float = 20.0) -> tuple[int, str]:
+    """"ready" is printed at the end of the guest's sysinit, just before init starts dropbear: QEMU's
+    hostfwd may accept a connection and reset it in that instant. Retry such resets a moment."""
+    import paramiko
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _ssh_port(port, private)
+        except (paramiko.SSHException, OSError, EOFError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _ssh_port(port: int, private: str) -> tuple[int, str]:
@@ -209,3 +224,42 @@ def test_floating_ip_ssh_metadata_and_security_group(guest):
     assert traffic.wait_until(lambda: traffic.tcp_open(addr, 22, timeout=2), 20, 0.5), "SSH toujours bloqué"
     conn.network.delete_security_group_rule(icmp)
     assert traffic.wait_until(lambda: not traffic.ping(addr, timeout=2), 20, 0.5), "ping passe après retrait"
+
+
+@pytest.mark.cloud
+def test_a_stopped_guest_never_passes_a_negative_check(guest):
+    """No false pass: the same negative checks the features use, against a guest first proven reachable,
+    then stopped (SHUTOFF) — and against one whose QEMU was frozen while the API still says ACTIVE: each
+    is refused as unprovable (GuestNotAlive), never reported "blocked"."""
+    import signal as sig
+
+    from popek.checks.cloud.traffic import GuestNotAlive, Liveness
+
+    conn, addr, key, user, server = guest["conn"], guest["fip"], guest["key"], guest["user"], guest["server"]
+    traffic.wait_ssh(addr, user, key, timeout=240)
+    image = conn.image.find_image("popek-tiny")
+    alive = Liveness(conn, server, (image.properties or {}).get("popek_heartbeat"))
+    assert alive(), "the running guest's heartbeat is not seen through the console log"
+    # 1. frozen guest, still ACTIVE for the API: only the heartbeat can tell
+    pid = _qemu_pid_of(server.id)
+    os.kill(pid, sig.SIGSTOP)
+    try:
+        with pytest.raises(GuestNotAlive):
+            traffic.blocked(lambda: traffic.tcp_open(addr, 22, 2), alive, grace=10)
+    finally:
+        os.kill(pid, sig.SIGCONT)
+    assert traffic.wait_until(lambda: traffic.tcp_open(addr, 22, 2), 30), "the guest did not come back"
+    # 2. stopped guest
+    conn.compute.stop_server(server)
+    conn.compute.wait_for_server(server, status="SHUTOFF", wait=60)
+    for probe in (lambda: traffic.tcp_open(addr, 22, 2), lambda: traffic.ping(addr, 2)):
+        with pytest.raises(GuestNotAlive):
+            traffic.blocked(probe, alive, grace=10)
+
+
+def _qemu_pid_of(server_id: str) -> int:
+    """The QEMU process running the server (its -uuid argument)."""
+    out = subprocess.run(["pgrep", "-f", f"qemu-system.*-uuid {server_id}"], capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    assert len(pids) == 1, f"QEMU of {server_id}: {pids}"
+    return pids[0]
