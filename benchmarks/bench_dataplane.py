@@ -223,7 +223,7 @@ def main() -> int:
             print("cleanup problems:", problems, file=sys.stderr)
 
     if args.tempest:
-        rows += run_tempest(state)
+        rows += run_traffic_suite_and_tempest(state)
 
     print("| measure | value |\n|---|---|")
     for k, v in rows:
@@ -239,7 +239,25 @@ TEMPEST_SCENARIOS = (r"^tempest\.scenario\.(test_network_basic_ops\.TestNetworkB
                      r"|test_security_groups_basic_ops\.TestSecurityGroupsBasicOps\.test_cross_tenant_traffic)")
 
 
-def run_tempest(state: CloudState) -> list[tuple[str, str]]:
+def run_traffic_suite_and_tempest(state: CloudState) -> list[tuple[str, str]]:
+    """popek's traffic scenarios (all five, and without the Debian 13 cloud-init boot) beside Tempest's two
+    network scenarios, on the same cloud in the same run, as ratios."""
+    sys.path.insert(0, str(HERE))
+    from bench_cloud_suite import DATAPLANE_SCENARIOS, run_popek_k
+
+    ours = {"popek run cloud — trafic (5 scénarios)": run_popek_k(DATAPLANE_SCENARIOS),
+            "popek run cloud — trafic sans cloud-init (4 scénarios)":
+                run_popek_k(f"({DATAPLANE_SCENARIOS}) and not cloudinit")}
+    rows = run_tempest(state)
+    tempest_wall = rows[-1][2] if rows and len(rows[-1]) == 3 else None
+    out = []
+    for label, (wall, info) in ours.items():
+        ratio = f", ×{wall / tempest_wall:.2f} de Tempest" if tempest_wall else ""
+        out.append((label, f"{wall:.0f} s ({info['summary']}){ratio}"))
+    return out + [r[:2] for r in rows]
+
+
+def run_tempest(state: CloudState) -> list[tuple]:
     """tempest.conf as bench_cloud_suite writes it, plus what the scenarios need to reach guests: the
     tiny image (root: busybox ping needs it inside the guest), SSH over floating IPs, short timeouts
     (a negative check waits its whole ping_timeout)."""
@@ -278,7 +296,8 @@ def run_tempest(state: CloudState) -> list[tuple[str, str]]:
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "dataplane_tempest.log").write_text(proc.stdout[-20000:] + proc.stderr[-5000:])
         out.append(("Tempest network scenarios (2 tests, concurrency 1)",
-                    f"{wall:.0f} s, {', '.join(totals) or 'exit ' + str(proc.returncode)}"))
+                    f"{wall:.0f} s, {', '.join(totals) or 'exit ' + str(proc.returncode)}",
+                    wall if proc.returncode == 0 else None))
     return out
 
 

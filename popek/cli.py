@@ -30,7 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `popek run … -- ARGS`: argparse cannot give a positional after options ("unrecognized arguments"),
+    # so what follows `--` is handed to the sub-command's pytest_args here.
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if extra:
+        if not hasattr(args, "pytest_args"):
+            parser.error(f"« -- » n'a pas de sens pour « popek {args.command} »")
+        args.pytest_args = list(args.pytest_args or []) + extra
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()                  # a closed pipe shows up here rather than at interpreter exit

@@ -37,7 +37,13 @@ def _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=None, u
     network.associate(conn, fip, network.server_port(conn, server))
     address, user = fip.floating_ip_address, compute.login_user(image)
     started = time.monotonic()
-    traffic.wait_ssh(address, user, key["private"], timeout=timeout)
+    try:
+        traffic.wait_ssh(address, user, key["private"], timeout=timeout)
+    except TimeoutError as exc:  # what the guest printed says why (no DHCP lease, no metadata, no key…)
+        console = compute.console_log(conn, server, length=60)
+        evidence.text("console de l'instance (SSH impossible)", console)
+        tail = "\n".join(console.strip().splitlines()[-8:]) or "(console vide)"
+        raise TimeoutError(f"{exc}\nFin de la console de l'instance :\n{tail}") from None
     evidence.figure("ACTIVE → SSH prêt", round(time.monotonic() - started, 1), " s")
     return {"server": server, "fip": fip, "address": address, "user": user, "image": image,
             "alive": _liveness(conn, server, image)}

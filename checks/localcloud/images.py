@@ -296,7 +296,8 @@ for i in $(seq 50); do
 done
 [ -n "$ifc" ] || { log "no network interface"; exit 0; }
 ip link set "$ifc" up
-udhcpc -i "$ifc" -s /etc/udhcpc.script -O staticroutes -t 20 -T 1 -A 1 -n -q || log "dhcp failed"
+# A port may be wired a moment after the guest starts (a cloud just up, a loaded host): ask for 90 s.
+udhcpc -i "$ifc" -s /etc/udhcpc.script -O staticroutes -t 90 -T 1 -A 1 -n -q || log "dhcp failed"
 # GET http://169.254.169.254/<path> through busybox nc; prints the body, fails unless 200.
 md() {
   printf 'GET /%s HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n' "$1" | nc -w 5 169.254.169.254 80 >/tmp/md.raw 2>/dev/null || return 1
