@@ -476,3 +476,45 @@ def resources(state: CloudState, image_specs) -> None:
     flavors(conn)
     images(state, conn, image_specs)
     networks(state, conn)
+
+
+# --- the dataplane proven with a real guest (dataplane mode) -------------------------------------
+
+#: What the tiny image prints once DHCP and the metadata service answered: "popek-tiny: ready NAME A.B.C.D/N".
+SMOKE_READY = r"popek-tiny: ready \S+ \d+\.\d+\.\d+\.\d+/\d+"
+
+
+def dataplane_smoke(state: CloudState, timeout: float = 150.0) -> float:
+    """Boot the tiny image on `private` as the member and wait until its console says it got an address
+    from Neutron's DHCP and its identity from the metadata service; delete it. The first guest after a
+    start also warms libvirt's image cache. Returns the seconds it took; raises CloudError with the end of
+    the guest's console when the dataplane does not deliver."""
+    import re
+    import secrets
+
+    conn = connect(state, "popek")
+    image, flavor = conn.image.find_image("popek-tiny"), conn.compute.find_flavor("tiny")
+    net = conn.network.find_network("private")
+    if image is None or flavor is None or net is None:
+        raise CloudError("plan de données : image popek-tiny, gabarit tiny ou réseau private absent")
+    t0 = time.monotonic()
+    server = conn.compute.create_server(name=f"popek-essai-{secrets.token_hex(3)}", image_id=image.id,
+                                        flavor_id=flavor.id, networks=[{"uuid": net.id}])
+    console = ""
+    try:
+        while time.monotonic() - t0 < timeout:
+            current = conn.compute.get_server(server.id)
+            if current.status == "ERROR":
+                raise CloudError(f"plan de données : l'instance d'essai est en ERROR "
+                                 f"({(current.fault or {}).get('message', '?')})")
+            if current.status == "ACTIVE":
+                console = (conn.compute.get_server_console_output(server, length=40) or {}).get("output") or ""
+                if re.search(SMOKE_READY, console) and "metadata instance-id" in console:
+                    return time.monotonic() - t0
+            time.sleep(1)
+        tail = "\n".join(console.strip().splitlines()[-6:]) or "(console vide)"
+        raise CloudError(f"plan de données : en {timeout:.0f} s l'instance d'essai n'a pas obtenu d'adresse et de "
+                         f"metadata ; fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
+    finally:
+        conn.compute.delete_server(server, ignore_missing=True)
+        conn.compute.wait_for_delete(server, wait=120)

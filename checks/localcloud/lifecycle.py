@@ -148,6 +148,9 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
                 specs = image_job.result()
             with progress.step("ressources du cours (gabarits, images, réseaux, groupes de sécurité)"):
                 bootstrap.resources(state, specs)
+            if mode["dataplane"]:
+                with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
+                    bootstrap.dataplane_smoke(state)
         except BaseException as exc:
             image_job.cancel()
             stop_all(state)
