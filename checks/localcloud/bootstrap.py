@@ -424,24 +424,24 @@ def flavors(conn) -> None:
             conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True)
 
 
-def uploaded_images(state: CloudState) -> set[str]:
-    """Names of the images Glance held after the last `resources` step."""
-    path = state.marker("images")
-    return set(path.read_text().splitlines()) if path.exists() else set()
+#: Glance property holding the hash of the recipe an image was built from (images.py).
+RECIPE_PROPERTY = "popek_recipe"
 
 
 def images(state: CloudState, conn, specs) -> None:
-    """Upload each built image (public) unless one of that name exists; remember what Glance holds."""
-    have = {i.name for i in conn.image.images()}
+    """Upload each built image (public) unless Glance holds it from the same recipe; an image of that
+    name from an older recipe is replaced (the new one uploaded first, then the old ones deleted)."""
     for spec in specs:
-        if spec.name in have:
+        same_name = [i for i in conn.image.images() if i.name == spec.name]
+        if any((i.properties or {}).get(RECIPE_PROPERTY) == spec.recipe for i in same_name):
             continue
         conn.image.create_image(name=spec.name, filename=str(spec.path), disk_format=spec.disk_format,
                                 container_format=spec.container_format, visibility="public",
                                 min_ram=getattr(spec, "min_ram", 0), min_disk=getattr(spec, "min_disk", 0),
-                                wait=True, **dict(spec.properties or {}))
-        have.add(spec.name)
-    state.marker("images").write_text("\n".join(sorted(have)) + "\n")
+                                wait=True, **{**dict(spec.properties or {}), RECIPE_PROPERTY: spec.recipe})
+        for old in same_name:
+            conn.image.delete_image(old, ignore_missing=True)
+    state.marker("images").write_text("\n".join(sorted(s.name for s in specs)) + "\n")
 
 
 def networks(state: CloudState, conn) -> None:
