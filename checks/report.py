@@ -1,6 +1,7 @@
 """The Allure 3 single-file HTML report (npm `allure`, no Java), in French, analytics removed."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,8 +21,15 @@ class ReportError(RuntimeError):
 def find_allure(candidates) -> str | None:
     """The first existing allure executable among `candidates` (paths or names on PATH)."""
     for c in candidates:
-        if c and (Path(c).is_file() or shutil.which(str(c))):
-            return str(Path(c)) if Path(c).is_file() else shutil.which(str(c))
+        if not c:
+            continue
+        try:
+            if Path(c).is_file() and os.access(c, os.X_OK):
+                return str(Path(c))
+        except OSError:  # under a directory this user may not enter (another user's home)
+            continue
+        if shutil.which(str(c)):
+            return shutil.which(str(c))
     return None
 
 
@@ -31,7 +39,11 @@ def install_allure(prefix: Path) -> str:
     if not npm:
         raise ReportError("npm introuvable : installez Node.js et npm (Debian : apt-get install nodejs npm) "
                           "pour produire le rapport HTML Allure")
-    prefix.mkdir(parents=True, exist_ok=True)
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"impossible d'installer Allure 3 dans {prefix} ({exc.strerror}) : choisissez un "
+                          "dossier à vous avec POPEK_HOME, ou un allure installé avec POPEK_ALLURE") from None
     proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", ALLURE_NPM],
                           capture_output=True, text=True)
     exe = prefix / "node_modules" / ".bin" / "allure"
