@@ -37,16 +37,25 @@ def _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=None, u
     network.associate(conn, fip, network.server_port(conn, server))
     address, user = fip.floating_ip_address, compute.login_user(image)
     started = time.monotonic()
+    _lease(conn, server, image, evidence)
     try:
         traffic.wait_ssh(address, user, key["private"], timeout=timeout)
     except TimeoutError as exc:  # what the guest printed says why (no DHCP lease, no metadata, no key…)
-        console = compute.console_log(conn, server, length=60)
+        console = compute.console_log(conn, server, length=400)
         evidence.text("console de l'instance (SSH impossible)", console)
-        tail = "\n".join(console.strip().splitlines()[-8:]) or "(console vide)"
+        tail = "\n".join([l for l in console.strip().splitlines() if " alive " not in l][-8:]) or "(console vide)"
         raise TimeoutError(f"{exc}\nFin de la console de l'instance :\n{tail}") from None
     evidence.figure("ACTIVE → SSH prêt", round(time.monotonic() - started, 1), " s")
     return {"server": server, "fip": fip, "address": address, "user": user, "image": image,
             "alive": _liveness(conn, server, image)}
+
+
+def _lease(conn, server, image, evidence) -> None:
+    """The tiny image says when it got (or missed) its DHCP lease: one hard reboot when it missed it."""
+    marker = (image.properties or {}).get(compute.TINY_MARKER)
+    note = compute.lease_or_reboot(conn, server, marker) if marker else None
+    if note:
+        evidence.text("incident du plan de données (contourné)", note)
 
 
 def _liveness(conn, server, image) -> traffic.Liveness:
@@ -136,20 +145,22 @@ def ssh_again(guest, key):
 
 
 @given("une seconde instance sur le même réseau", target_fixture="second")
-def second_guest(conn, ledger, routed, key, firewall, guest):
+def second_guest(conn, ledger, routed, key, firewall, guest, evidence):
     server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
                           routed["network"], key_name=key["keypair"].name, security_groups=[firewall["group"].name])
+    _lease(conn, server, guest["image"], evidence)
     return {"server": server, "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
 
 
 @given("une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première",
        target_fixture="second")
-def second_guest_remote_group(conn, ledger, routed, key, firewall, guest):
+def second_guest_remote_group(conn, ledger, routed, key, firewall, guest, evidence):
     group = secgroups.create_group(conn, ledger, "sg-distant")  # egress kept: DHCP, metadata
     rule = secgroups.add_rule(conn, ledger, group, direction="ingress", ether_type="IPv4", protocol="tcp",
                               port_range_min=22, port_range_max=22, remote_group_id=firewall["group"].id)
     server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
                           routed["network"], key_name=key["keypair"].name, security_groups=[group.name])
+    _lease(conn, server, guest["image"], evidence)
     return {"server": server, "group": group, "rule": rule, "alive": _liveness(conn, server, guest["image"]),
             "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
 

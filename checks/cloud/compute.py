@@ -198,3 +198,39 @@ METADATA_GET = (
     "sys.stdout.write(urllib.request.urlopen('http://169.254.169.254/'+sys.argv[1]).read().decode())\" $p; "
     "else printf 'GET /%s HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n\\r\\n' $p | nc -w 5 169.254.169.254 80 "
     "| sed '1,/^\\r*$/d'; fi")
+
+
+def lease_or_reboot(conn, server, ready_marker: str, timeout: float = 150.0) -> Optional[str]:
+    """For an image that prints `ready_marker` on its console once booted (the embedded cloud's tiny
+    image: "popek-tiny: ready NAME ADDRESS"): wait for that line; if it came without an address (no DHCP
+    lease), hard-reboot the server once and wait again. Returns what happened when a reboot was needed
+    (for the evidence), None otherwise.
+
+    Why: on the embedded cloud's userspace Open vSwitch, a guest's tap occasionally stays down on the
+    switch side ("sending Ethernet packet on tap…: Network is down" in ovs-vswitchd.log) and the guest
+    never hears DHCP; a hard reboot plugs a new tap. A cloud where that is not enough fails the scenario."""
+    import time
+
+    pattern = re.compile(re.escape(ready_marker) + r" \S+ ?(\S*)")
+
+    def ready_lines() -> list[str]:
+        return pattern.findall(console_log(conn, server, length=400))
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = ready_lines()
+        if seen:
+            if seen[-1]:
+                return None
+            before = len(seen)
+            conn.compute.reboot_server(server, "HARD")
+            wait_active(conn, server)
+            while time.monotonic() < deadline + timeout:
+                seen = ready_lines()
+                if len(seen) > before:
+                    return ("l'instance n'avait pas obtenu de bail DHCP (interface restée inactive côté commutateur) : "
+                            f"redémarrage forcé, puis {'adresse ' + seen[-1] if seen[-1] else 'toujours pas d’adresse'}")
+                time.sleep(2)
+            return "l'instance n'avait pas obtenu de bail DHCP ; après redémarrage forcé, pas de console"
+        time.sleep(2)
+    return None

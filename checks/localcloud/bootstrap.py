@@ -497,24 +497,25 @@ def dataplane_smoke(state: CloudState, timeout: float = 150.0) -> float:
     net = conn.network.find_network("private")
     if image is None or flavor is None or net is None:
         raise CloudError("plan de données : image popek-tiny, gabarit tiny ou réseau private absent")
+    from popek.checks.cloud import compute
+
     t0 = time.monotonic()
     server = conn.compute.create_server(name=f"popek-essai-{secrets.token_hex(3)}", image_id=image.id,
                                         flavor_id=flavor.id, networks=[{"uuid": net.id}])
-    console = ""
     try:
-        while time.monotonic() - t0 < timeout:
-            current = conn.compute.get_server(server.id)
-            if current.status == "ERROR":
-                raise CloudError(f"plan de données : l'instance d'essai est en ERROR "
-                                 f"({(current.fault or {}).get('message', '?')})")
-            if current.status == "ACTIVE":
-                console = (conn.compute.get_server_console_output(server, length=40) or {}).get("output") or ""
-                if re.search(SMOKE_READY, console) and "metadata instance-id" in console:
-                    return time.monotonic() - t0
-            time.sleep(1)
-        tail = "\n".join(console.strip().splitlines()[-6:]) or "(console vide)"
-        raise CloudError(f"plan de données : en {timeout:.0f} s l'instance d'essai n'a pas obtenu d'adresse et de "
-                         f"metadata ; fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
+        try:
+            compute.wait_active(conn, server, timeout)
+        except AssertionError as exc:
+            raise CloudError(f"plan de données : {exc}") from None
+        # one hard reboot when the guest's first boot got no lease (see compute.lease_or_reboot)
+        compute.lease_or_reboot(conn, server, "popek-tiny: ready", timeout)
+        console = compute.console_log(conn, server, length=400)
+        ready = re.findall(SMOKE_READY, console)
+        if ready and "metadata instance-id" in console:
+            return time.monotonic() - t0
+        tail = "\n".join([l for l in console.strip().splitlines() if "alive" not in l][-6:]) or "(console vide)"
+        raise CloudError(f"plan de données : l'instance d'essai n'a pas obtenu d'adresse et de metadata ; "
+                         f"fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
     finally:
         conn.compute.delete_server(server, ignore_missing=True)
         conn.compute.wait_for_delete(server, wait=120)
