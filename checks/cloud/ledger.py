@@ -66,9 +66,10 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, sdk_exc.ConflictException) or (isinstance(status, int) and (status == 409 or status >= 500))
 
 
-def ignore_gone(fn: Callable, *args, tries: int = 4, pause: float = 2.0, **kwargs):
+def ignore_gone(fn: Callable, *args, tries: int = 10, pause: float = 2.0, **kwargs):
     """Call fn; a 404 (SDK or tempest.lib) means the resource is already gone: fine. A 409 or 5xx is
-    retried `tries` times, `pause` seconds apart (the cloud is still releasing what held the resource)."""
+    retried `tries` times, `pause` seconds apart (the cloud is still releasing what held the resource: under
+    parallel runs on 2 cores, nova may take over 10 s to release a deleted server's ports)."""
     from tempest.lib.common.utils import test_utils
     for attempt in range(tries):
         try:

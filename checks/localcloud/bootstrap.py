@@ -155,6 +155,12 @@ def neutron_db_mariadb(state: CloudState) -> None:
 
 
 def cinder_db(state: CloudState) -> None:
+    """Cinder's schema on MariaDB: on sqlite, the API's quota reservations and cinder-volume's updates
+    collided under parallel runs ("database is locked", HTTP 500 on volume create)."""
+    pw = state.passwords()["mariadb_nova"].replace("'", "''")
+    run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], "cinder",
+        input=f"CREATE DATABASE IF NOT EXISTS cinder; CREATE USER IF NOT EXISTS 'nova'@'localhost' IDENTIFIED BY "
+              f"'{pw}'; GRANT ALL PRIVILEGES ON cinder.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
     run(state, [state.bin("cinder-manage"), "--config-file", str(state.etc("cinder") / "cinder.conf"), "db", "sync"],
         "cinder")
 
@@ -194,7 +200,7 @@ def swift_rings(state: CloudState) -> None:
 def databases(state: CloudState) -> None:
     """Every schema, two at a time (the machine has two cores); nova needs MariaDB running."""
     steps = {"db-keystone": keystone_db, "db-glance": glance_db, "db-placement": placement_db,
-             "db-neutron": neutron_db, "db-cinder": cinder_db, "db-nova": nova_db, "swift-rings": swift_rings}
+             "db-neutron": neutron_db, "db-cinder-mariadb": cinder_db, "db-nova": nova_db, "swift-rings": swift_rings}
     if neutron_connection(state).startswith("mysql"):
         del steps["db-neutron"]
         steps["db-neutron-mariadb"] = neutron_db_mariadb

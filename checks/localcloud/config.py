@@ -173,7 +173,7 @@ def generate(state: CloudState) -> Config:
             "enabled_backends": "fake", "state_path": str(state.data("cinder")), "host": "volume1",
             "api_paste_config": str(state.etc("cinder") / "api-paste.ini"), "use_stderr": True,
         },
-        "database": {"connection": sqlite(state, "cinder")},
+        "database": {"connection": mysql(state, "cinder", pw["mariadb_nova"])},  # see bootstrap.cinder_db
         "fake": {"volume_driver": "cinder.tests.fake_driver.FakeLoggingVolumeDriver", "volume_backend_name": "fake"},
         "keystone_authtoken": authtoken(state, "cinder", pw["cinder"]),
         "nova": ksa(state, "cinder", pw["cinder"]),
