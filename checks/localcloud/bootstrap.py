@@ -142,14 +142,19 @@ def neutron_connection(state: CloudState) -> str:
     return conf.get("database", "connection", fallback="")
 
 
+def mariadb_database(state: CloudState, name: str) -> None:
+    """Database `name` on the cloud's MariaDB, for its account `nova` (socket only, this cloud's own server)."""
+    pw = state.passwords()["mariadb_nova"].replace("'", "''")
+    run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], name,
+        input=f"CREATE DATABASE IF NOT EXISTS {name}; CREATE USER IF NOT EXISTS 'nova'@'localhost' IDENTIFIED BY "
+              f"'{pw}'; GRANT ALL PRIVILEGES ON {name}.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
+
+
 def neutron_db_mariadb(state: CloudState) -> None:
     """Neutron's schema on MariaDB (dataplane mode: the agents' RPC writes beside the API's lock sqlite,
     "database is locked"). A real `upgrade heads` there, default security-group templates included.
     Uses the MariaDB account of nova (socket only, this cloud's own server)."""
-    pw = state.passwords()["mariadb_nova"].replace("'", "''")
-    run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], "neutron",
-        input=f"CREATE DATABASE IF NOT EXISTS neutron; CREATE USER IF NOT EXISTS 'nova'@'localhost' IDENTIFIED BY "
-              f"'{pw}'; GRANT ALL PRIVILEGES ON neutron.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
+    mariadb_database(state, "neutron")
     run(state, [state.bin("neutron-db-manage"), "--config-file", str(state.etc("neutron") / "neutron.conf"),
                 "--config-file", str(state.etc("neutron") / "plugins/ml2/ml2_conf.ini"), "upgrade", "heads"], "neutron")
 
@@ -157,10 +162,7 @@ def neutron_db_mariadb(state: CloudState) -> None:
 def cinder_db(state: CloudState) -> None:
     """Cinder's schema on MariaDB: on sqlite, the API's quota reservations and cinder-volume's updates
     collided under parallel runs ("database is locked", HTTP 500 on volume create)."""
-    pw = state.passwords()["mariadb_nova"].replace("'", "''")
-    run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], "cinder",
-        input=f"CREATE DATABASE IF NOT EXISTS cinder; CREATE USER IF NOT EXISTS 'nova'@'localhost' IDENTIFIED BY "
-              f"'{pw}'; GRANT ALL PRIVILEGES ON cinder.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
+    mariadb_database(state, "cinder")
     run(state, [state.bin("cinder-manage"), "--config-file", str(state.etc("cinder") / "cinder.conf"), "db", "sync"],
         "cinder")
 
