@@ -75,13 +75,12 @@ class Liveness:
         self.last = self._beat()
 
     def _beat(self) -> Optional[int]:
+        from popek.checks.cloud.compute import console_log
+
         if not self.marker:
             return None
-        try:
-            out = self.conn.compute.get_server_console_output(self.server, length=40) or {}
-        except Exception:  # a driver without console output: status only
-            return None
-        beats = re.findall(re.escape(self.marker) + r" (\d+)", out.get("output") or "")
+        # a driver without console output gives "": no heartbeat, status only
+        beats = re.findall(re.escape(self.marker) + r" (\d+)", console_log(self.conn, self.server, length=40))
         return int(beats[-1]) if beats else None
 
     def __call__(self) -> bool:
@@ -131,8 +130,9 @@ def ssh_run(address: str, user: str, private_key: str, command: str, timeout: fl
 
 #: Shell run inside a guest: read the SSH banner of ADDRESS:22 (a new TCP connection each time), with
 #: whatever the guest has (busybox or OpenBSD nc, else bash's /dev/tcp). Prints the banner when it answers.
+#: `timeout` bounds the whole probe: busybox nc's -w does not bound a connect whose SYNs are dropped.
 GUEST_TCP_BANNER = (
-    "a={address}; if command -v nc >/dev/null; then nc -w {timeout} $a 22 </dev/null | head -c 40; "
+    "a={address}; if command -v nc >/dev/null; then timeout {timeout} nc -w {timeout} $a 22 </dev/null | head -c 40; "
     "else timeout {timeout} bash -c \"exec 3<>/dev/tcp/$a/22; head -c 40 <&3\"; fi")
 
 

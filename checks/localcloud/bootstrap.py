@@ -503,9 +503,11 @@ def dataplane_smoke(state: CloudState, timeout: float = 150.0) -> float:
     conn = connect(state, "popek")
     image, flavor = conn.image.find_image("popek-tiny"), conn.compute.find_flavor("tiny")
     net = conn.network.find_network("private")
-    if image is None or flavor is None or net is None:
-        raise CloudError("plan de données : image popek-tiny, gabarit tiny ou réseau private absent")
     from popek.checks.cloud import compute
+
+    marker = (image.properties or {}).get(compute.TINY_MARKER) if image is not None else None
+    if marker is None or flavor is None or net is None:
+        raise CloudError("plan de données : image popek-tiny (et son marqueur), gabarit tiny ou réseau private absent")
 
     t0 = time.monotonic()
     server = conn.compute.create_server(name=f"popek-essai-{secrets.token_hex(3)}", image_id=image.id,
@@ -516,7 +518,7 @@ def dataplane_smoke(state: CloudState, timeout: float = 150.0) -> float:
         except AssertionError as exc:
             raise CloudError(f"plan de données : {exc}") from None
         # one hard reboot when the guest's first boot got no lease (see compute.lease_or_reboot)
-        compute.lease_or_reboot(conn, server, "popek-tiny: ready", timeout)
+        compute.lease_or_reboot(conn, server, marker, timeout)
         console = compute.console_log(conn, server, length=400)
         ready = re.findall(SMOKE_READY, console)
         if ready and "metadata instance-id" in console:
