@@ -61,13 +61,15 @@ def ordering_violations(items) -> list[str]:
     return bad
 
 
-def pick_flavor(conn, image, min_ram: int = 0):
-    """The smallest flavor big enough for `image` (its min_ram/min_disk) and `min_ram` MiB."""
+def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
+    """The smallest flavor big enough for `image` (its min_ram/min_disk) and `min_ram` MiB, among those with
+    at least `vcpus` vCPUs when the cloud has one (else the smallest that fits)."""
     need_ram = max(image.min_ram or 0, min_ram)
     need_disk = image.min_disk or 0
     size_gib = ((image.size or 0) + 2**30 - 1) // 2**30
     fits = [f for f in flavors(conn) if f.ram >= need_ram and (f.disk >= max(need_disk, size_gib) or f.disk == 0)]
     fits = [f for f in fits if f.disk > 0] or fits  # disk 0 means "the image's size", fine but less telling
+    fits = [f for f in fits if f.vcpus >= vcpus] or fits
     if not fits:
         raise LookupError(f"aucun gabarit assez grand pour l'image {image.name} ({need_ram} Mio, {need_disk} Gio)")
     return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk))
@@ -206,9 +208,10 @@ def lease_or_reboot(conn, server, ready_marker: str, timeout: float = 150.0) -> 
     lease), hard-reboot the server once and wait again. Returns what happened when a reboot was needed
     (for the evidence), None otherwise.
 
-    Why: on the embedded cloud's userspace Open vSwitch, a guest's tap occasionally stays down on the
-    switch side ("sending Ethernet packet on tap…: Network is down" in ovs-vswitchd.log) and the guest
-    never hears DHCP; a hard reboot plugs a new tap. A cloud where that is not enough fails the scenario."""
+    Why: on a userspace (netdev) Open vSwitch, ovs-vswitchd can set a new guest tap down again while
+    turning promiscuous mode on (a flags race; checks/localcloud/dataplane.py QEMU_HOOK_TEXT says how);
+    the guest then never hears DHCP. The embedded cloud repairs that on the host with a libvirt hook; on
+    any other cloud a hard reboot plugs a new tap. A cloud where that is not enough fails the scenario."""
     import time
 
     pattern = re.compile(re.escape(ready_marker) + r" \S+ ?(\S*)")

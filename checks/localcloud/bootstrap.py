@@ -29,8 +29,10 @@ CATALOG = (
     ("volumev3", "cinderv3", "cinder", "/v3"),
     ("object-store", "swift", "swift", "/v1/AUTH_%(project_id)s"),
 )
-#: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB).
-FLAVORS = (("tiny", 1, 512, 1), ("small", 1, 2048, 10), ("medium", 4, 8192, 40), ("large", 8, 16384, 80))
+#: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB). `small`, the course's flavor for
+#: Debian 13, has two vCPUs: under TCG a cloud-init first boot takes ~45 s with two, 80+ s with one
+#: (QEMU's multi-threaded TCG uses both host cores; ../shared/research/dataplane.md).
+FLAVORS = (("tiny", 1, 512, 1), ("small", 2, 2048, 10), ("medium", 4, 8192, 40), ("large", 8, 16384, 80))
 # Not 203.0.113.0/24 (TEST-NET-3): on this machine type the package registries (apt, PyPI, npm) resolve to
 # 203.0.113.80, and the dataplane puts the public gateway address on the host (br-ex): that route would
 # cut the host off its registries. TEST-NET-2 is free here; dataplane.prepare() checks it stays so.
@@ -426,10 +428,16 @@ def default_sg_templates(conn) -> None:
 
 
 def flavors(conn) -> None:
-    have = {f.name for f in conn.compute.flavors()}
+    """The menu of FLAVORS. A flavor cannot be changed in Nova: one made by an older popek with other sizes
+    is deleted and made again (servers keep their own copy of the flavor they were booted with)."""
+    have = {f.name: f for f in conn.compute.flavors()}
     for name, vcpus, ram, disk in FLAVORS:
-        if name not in have:
-            conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True)
+        old = have.get(name)
+        if old is not None and (old.vcpus, old.ram, old.disk) == (vcpus, ram, disk):
+            continue
+        if old is not None:
+            conn.compute.delete_flavor(old)
+        conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True)
 
 
 #: Glance property holding the hash of the recipe an image was built from (images.py).

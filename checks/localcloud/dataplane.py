@@ -66,6 +66,39 @@ cgroup_controllers = [ ]
 stdio_handler = "file"
 """
 LIBVIRT_RUN = Path("/run/libvirt")
+#: libvirt runs this at each guest start (read once, when libvirtd starts).
+QEMU_HOOK = Path("/etc/libvirt/hooks/qemu")
+QEMU_HOOK_MARK = "# popek: guest tap re-up hook"
+#: Why the hook: nova plugs every VIF with delegate_create, so os-vif writes the OVS port row before the tap
+#: exists, and ovs-vswitchd (netdev datapath) grabs the tap the instant libvirt creates it. dpif-netdev's
+#: do_add_port reads the tap's flags (still down), opens its rx socket, then turns PROMISC on by writing
+#: back `cached flags | IFF_PROMISC` (netdev-linux.c update_flags). When libvirt's "link up" lands in that
+#: window, OVS silently sets the tap down again and nothing ever sets it up: the guest never hears DHCP,
+#: and ovs-vswitchd logs "Network is down" on every send for the guest's whole life (~1.4 % of boots here).
+#: For the first seconds of a guest's life the hook puts its taps back up when they are found down, and
+#: logs each repair. checks/cloud/compute.lease_or_reboot stays as the last resort, on any cloud.
+QEMU_HOOK_TEXT = """#!/bin/sh
+{mark} (written by popek's embedded cloud; removed by `popek cloud down`)
+# libvirt: $1 = domain, $2 = operation, domain XML on stdin. Must return at once; the watch runs detached.
+[ "$2" = started ] || exit 0
+taps=$(grep -o "<target dev=['\\"]tap[^'\\"]*" | cut -c14-)
+[ -n "$taps" ] || exit 0
+(
+  i=0
+  while [ $i -lt {polls} ]; do
+    for t in $taps; do
+      f=/sys/class/net/$t/flags
+      [ -r "$f" ] || continue
+      if [ $(( $(cat "$f") & 1 )) -eq 0 ] && ip link set "$t" up; then
+        echo "$(date -u +%FT%TZ) $1: $t found down after libvirt set it up (OVS flags race): set up again" >> "{log}"
+      fi
+    done
+    i=$((i + 1))
+    sleep 0.5
+  done
+) </dev/null >/dev/null 2>&1 &
+exit 0
+"""
 
 
 def ovs_dir(state: CloudState) -> Path:
@@ -293,6 +326,28 @@ def _ensure_libvirt_setup() -> None:
         QEMU_CONF.write_text(QEMU_CONF_TEXT)
 
 
+def qemu_hook_text(state: CloudState, seconds: int = 30) -> str:
+    return QEMU_HOOK_TEXT.format(mark=QEMU_HOOK_MARK, polls=seconds * 2, log=state.log("tap-repair"))
+
+
+def _ensure_qemu_hook(state: CloudState) -> bool:
+    """Install the tap re-up hook (QEMU_HOOK_TEXT says why) unless the machine has its own qemu hook,
+    which popek leaves alone (then lease_or_reboot alone covers the race). True when ours is in place."""
+    if QEMU_HOOK.exists() and QEMU_HOOK_MARK not in QEMU_HOOK.read_text(errors="replace"):
+        return False
+    QEMU_HOOK.parent.mkdir(parents=True, exist_ok=True)
+    text = qemu_hook_text(state)
+    if not QEMU_HOOK.exists() or QEMU_HOOK.read_text() != text:
+        QEMU_HOOK.write_text(text)
+    QEMU_HOOK.chmod(0o755)
+    return True
+
+
+def _remove_qemu_hook() -> None:
+    if QEMU_HOOK.exists() and QEMU_HOOK_MARK in QEMU_HOOK.read_text(errors="replace"):
+        QEMU_HOOK.unlink()
+
+
 def ovs_services(state: CloudState) -> list[Service]:
     """ovsdb-server and ovs-vswitchd in the foreground, with their files under `ovs_dir(state)`."""
     d = ovs_dir(state)
@@ -327,6 +382,7 @@ def prepare(state: CloudState) -> None:
     _ensure_libvirt_python(state)
     _instances_dir(state)
     _ensure_libvirt_setup()
+    _ensure_qemu_hook(state)  # before libvirtd starts: it reads its hooks once
     d = ovs_dir(state)
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "conf.db").exists():
@@ -444,6 +500,7 @@ def teardown(state: CloudState) -> None:
     # So are the ports neutron moved into its namespaces: deleting a namespace hands them back here.
     for link in (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev", *_neutron_taps()):
         subprocess.run(["ip", "link", "delete", link], capture_output=True)
+    _remove_qemu_hook()
 
 
 def loop_devices(state: CloudState) -> list[str]:
@@ -481,5 +538,8 @@ def status(state: CloudState) -> str:
         return f"plan de données arrêté : {', '.join(down)} ne tourne(nt) pas"
     if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
         return "plan de données en marche, MAIS le routage IP de l'hôte est actif (net.ipv4.ip_forward=1)"
+    repairs = state.log("tap-repair")
+    repaired = len(repairs.read_text().splitlines()) if repairs.exists() else 0
     return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirt "
-            f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}), agents Neutron openvswitch/dhcp/l3/metadata")
+            f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}), agents Neutron openvswitch/dhcp/l3/metadata"
+            + (f" ; {repaired} tap(s) d'instance remis up (course d'OVS, {repairs})" if repaired else ""))

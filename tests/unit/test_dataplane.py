@@ -79,3 +79,47 @@ def test_services_replace_nova_compute_and_add_ovs_libvirt_agents(state):
                  "neutron-rpc-server"):
         svc = next(s for s in table if s.name == name)
         assert svc.argv[0].endswith(name) and Path(svc.argv[2]).name == "neutron.conf"
+
+
+DOMAIN_XML = """<domain type='qemu'><devices>
+    <interface type='ethernet'>
+      <mac address='fa:16:3e:00:00:01'/>
+      <target dev='tap5adb3aee-21'/>
+    </interface>
+    <interface type="ethernet"><target dev="tap0123456789a-bc"/></interface>
+    <console type='pty'><target type='serial' port='0'/></console>
+</devices></domain>"""
+
+
+def test_the_qemu_hook_is_valid_sh_and_finds_every_guest_tap(state):
+    import subprocess
+
+    text = dataplane.qemu_hook_text(state, seconds=1)
+    assert subprocess.run(["sh", "-n"], input=text, text=True).returncode == 0
+    line = next(l for l in text.splitlines() if l.startswith("taps="))
+    out = subprocess.run(["sh", "-c", line + '\nprintf "%s\\n" $taps'], input=DOMAIN_XML, text=True,
+                         capture_output=True).stdout.split()
+    assert out == ["tap5adb3aee-21", "tap0123456789a-bc"]
+    assert str(state.log("tap-repair")) in text
+
+
+def test_the_qemu_hook_ignores_other_operations(state):
+    import subprocess
+
+    for op in ("prepare", "start", "stopped", "release"):
+        proc = subprocess.run(["sh", "-s", "dom", op, "begin", "-"], input=dataplane.qemu_hook_text(state, 1),
+                              text=True, capture_output=True, timeout=5)
+        assert proc.returncode == 0 and proc.stdout == ""
+
+
+def test_a_machines_own_qemu_hook_is_left_alone(state, tmp_path, monkeypatch):
+    hook = tmp_path / "hooks" / "qemu"
+    monkeypatch.setattr(dataplane, "QEMU_HOOK", hook)
+    assert dataplane._ensure_qemu_hook(state) is True
+    assert hook.read_text() == dataplane.qemu_hook_text(state) and hook.stat().st_mode & 0o111
+    dataplane._remove_qemu_hook()
+    assert not hook.exists()
+    hook.write_text("#!/bin/sh\n# the machine's own hook\n")
+    assert dataplane._ensure_qemu_hook(state) is False
+    dataplane._remove_qemu_hook()
+    assert hook.read_text() == "#!/bin/sh\n# the machine's own hook\n"
