@@ -500,6 +500,7 @@ def teardown(state: CloudState) -> None:
     # So are the ports neutron moved into its namespaces: deleting a namespace hands them back here.
     for link in (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev", *_neutron_taps()):
         subprocess.run(["ip", "link", "delete", link], capture_output=True)
+    subprocess.run(["pkill", "-f", f"^/bin/sh {QEMU_HOOK} "], capture_output=True)  # watches still running
     _remove_qemu_hook()
 
 

@@ -263,3 +263,75 @@ def _qemu_pid_of(server_id: str) -> int:
     pids = [int(p) for p in out.split()]
     assert len(pids) == 1, f"QEMU of {server_id}: {pids}"
     return pids[0]
+
+
+# --- 3. the tap flags race of userspace OVS, and the hook that repairs it ----------------------------
+
+TUNSETIFF, TUNSETPERSIST, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x400454CB, 0x0002, 0x1000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_PROMISC = 0x8913, 0x8914, 0x1, 0x100
+RACE_TAP = "tappopekrace"
+
+
+def _tap_flags(sock) -> int:
+    import fcntl
+    import struct
+
+    return struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH", RACE_TAP.encode(), 0)))[1]
+
+
+def _plug_like_nova(state, sock) -> int:
+    """nova/os-vif's order on the netdev datapath: the OVS port row first (delegate_create), then the
+    tap made and set up at once by ioctl, as libvirt does. Returns the tap's flags 0.5 s later."""
+    import fcntl
+    import struct
+
+    from popek.checks.localcloud import dataplane
+
+    dataplane._vsctl(state, "--may-exist", "add-port", dataplane.INT_BRIDGE, RACE_TAP, check=False)
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", RACE_TAP.encode(), IFF_TAP | IFF_NO_PI))
+        fcntl.ioctl(fd, TUNSETPERSIST, 1)
+    finally:
+        os.close(fd)
+    fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", RACE_TAP.encode(), _tap_flags(sock) | IFF_UP))
+    time.sleep(0.5)
+    return _tap_flags(sock)
+
+
+def _unplug(state) -> None:
+    from popek.checks.localcloud import dataplane
+
+    dataplane._vsctl(state, "--if-exists", "del-port", dataplane.INT_BRIDGE, RACE_TAP, check=False)
+    subprocess.run(["ip", "link", "delete", RACE_TAP], capture_output=True)
+
+
+@pytest.mark.cloud
+def test_the_qemu_hook_puts_back_up_a_tap_that_ovs_set_down(dp_cloud, record_property):
+    """The root cause of guests without DHCP: ovs-vswitchd, adding a port whose row exists before its
+    tap, writes back the tap's stale flags (without UP) with PROMISC. Reproduced here many times over;
+    the installed libvirt hook, run as libvirt runs it at a guest's start, leaves every tap up."""
+    from popek.checks.localcloud import dataplane
+
+    state = dp_cloud[0]
+    if not dataplane.QEMU_HOOK.exists() or dataplane.QEMU_HOOK_MARK not in dataplane.QEMU_HOOK.read_text():
+        pytest.skip(f"{dataplane.QEMU_HOOK} n'est pas celui de popek")
+    xml = f"<domain><devices><interface type='ethernet'><target dev='{RACE_TAP}'/></interface></devices></domain>"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    set_down, after_hook = 0, []
+    try:
+        for _ in range(15):
+            flags = _plug_like_nova(state, sock)
+            if not flags & IFF_UP:
+                set_down += 1
+                assert flags & IFF_PROMISC, f"{flags:#x}: down but not by OVS's PROMISC write"
+            subprocess.run([str(dataplane.QEMU_HOOK), "instance-race", "started", "begin", "-"], input=xml,
+                           text=True, check=True, timeout=10)
+            time.sleep(1.5)
+            after_hook.append(_tap_flags(sock))
+            _unplug(state)
+    finally:
+        _unplug(state)
+        sock.close()
+    record_property("taps set down by OVS (of 15)", set_down)
+    assert all(f & IFF_UP for f in after_hook), [hex(f) for f in after_hook]
