@@ -30,8 +30,9 @@ CATALOG = (
     ("object-store", "swift", "swift", "/v1/AUTH_%(project_id)s"),
 )
 #: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB). `small`, the course's flavor for
-#: Debian 13, has two vCPUs: under TCG a cloud-init first boot takes ~45 s with two, 80+ s with one
-#: (QEMU's multi-threaded TCG uses both host cores; ../shared/research/dataplane.md).
+#: Debian 13, has two vCPUs: QEMU's multi-threaded TCG then uses both host cores, the biggest lever on a
+#: cloud-init first boot (../shared/research/dataplane.md: 42 s with two, 59-66 s with one, bare QEMU;
+#: through nova here, create -> SSH 70 s with two).
 FLAVORS = (("tiny", 1, 512, 1), ("small", 2, 2048, 10), ("medium", 4, 8192, 40), ("large", 8, 16384, 80))
 # Not 203.0.113.0/24 (TEST-NET-3): on this machine type the package registries (apt, PyPI, npm) resolve to
 # 203.0.113.80, and the dataplane puts the public gateway address on the host (br-ex): that route would
