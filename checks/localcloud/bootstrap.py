@@ -448,8 +448,9 @@ RECIPE_PROPERTY = "popek_recipe"
 def images(state: CloudState, conn, specs) -> None:
     """Upload each built image (public) unless Glance holds it from the same recipe; an image of that
     name from an older recipe is replaced (the new one uploaded first, then the old ones deleted)."""
+    held = list(conn.image.images())
     for spec in specs:
-        same_name = [i for i in conn.image.images() if i.name == spec.name]
+        same_name = [i for i in held if i.name == spec.name]
         if any((i.properties or {}).get(RECIPE_PROPERTY) == spec.recipe for i in same_name):
             continue
         conn.image.create_image(name=spec.name, filename=str(spec.path), disk_format=spec.disk_format,

@@ -326,8 +326,9 @@ def _ensure_libvirt_setup() -> None:
         QEMU_CONF.write_text(QEMU_CONF_TEXT)
 
 
-def qemu_hook_text(state: CloudState, seconds: int = 30) -> str:
-    return QEMU_HOOK_TEXT.format(mark=QEMU_HOOK_MARK, polls=seconds * 2, log=state.log("tap-repair"))
+def qemu_hook_text(state: CloudState, seconds: int = 30, log: Path | None = None) -> str:
+    """The hook: watches a guest's taps for `seconds`, logs repairs to `log` (default: the cloud's log)."""
+    return QEMU_HOOK_TEXT.format(mark=QEMU_HOOK_MARK, polls=seconds * 2, log=log or state.log("tap-repair"))
 
 
 def _ensure_qemu_hook(state: CloudState) -> bool:

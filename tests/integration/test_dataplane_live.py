@@ -307,15 +307,21 @@ def _unplug(state) -> None:
 
 
 @pytest.mark.cloud
-def test_the_qemu_hook_puts_back_up_a_tap_that_ovs_set_down(dp_cloud, record_property):
+def test_the_qemu_hook_puts_back_up_a_tap_that_ovs_set_down(dp_cloud, record_property, tmp_path):
     """The root cause of guests without DHCP: ovs-vswitchd, adding a port whose row exists before its
     tap, writes back the tap's stale flags (without UP) with PROMISC. Reproduced here many times over;
-    the installed libvirt hook, run as libvirt runs it at a guest's start, leaves every tap up."""
+    the installed libvirt hook's text, run as libvirt runs it at a guest's start (its log kept apart from
+    the cloud's, which counts real guests' repairs), leaves every tap up and logs each repair."""
     from popek.checks.localcloud import dataplane
 
     state = dp_cloud[0]
     if not dataplane.QEMU_HOOK.exists() or dataplane.QEMU_HOOK_MARK not in dataplane.QEMU_HOOK.read_text():
         pytest.skip(f"{dataplane.QEMU_HOOK} n'est pas celui de popek")
+    assert dataplane.QEMU_HOOK.read_text() == dataplane.qemu_hook_text(state)
+    repairs = tmp_path / "tap-repair.log"
+    hook = tmp_path / "qemu"
+    hook.write_text(dataplane.qemu_hook_text(state, seconds=5, log=repairs))
+    hook.chmod(0o755)
     xml = f"<domain><devices><interface type='ethernet'><target dev='{RACE_TAP}'/></interface></devices></domain>"
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     set_down, after_hook = 0, []
@@ -325,7 +331,7 @@ def test_the_qemu_hook_puts_back_up_a_tap_that_ovs_set_down(dp_cloud, record_pro
             if not flags & IFF_UP:
                 set_down += 1
                 assert flags & IFF_PROMISC, f"{flags:#x}: down but not by OVS's PROMISC write"
-            subprocess.run([str(dataplane.QEMU_HOOK), "instance-race", "started", "begin", "-"], input=xml,
+            subprocess.run([str(hook), "instance-race", "started", "begin", "-"], input=xml,
                            text=True, check=True, timeout=10)
             time.sleep(1.5)
             after_hook.append(_tap_flags(sock))
@@ -335,3 +341,5 @@ def test_the_qemu_hook_puts_back_up_a_tap_that_ovs_set_down(dp_cloud, record_pro
         sock.close()
     record_property("taps set down by OVS (of 15)", set_down)
     assert all(f & IFF_UP for f in after_hook), [hex(f) for f in after_hook]
+    logged = repairs.read_text().splitlines() if repairs.exists() else []
+    assert len(logged) >= set_down, logged
