@@ -11,7 +11,7 @@ import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr
 
 from popek import paths
-from popek.checks.cloud import compute, connection, ledger as ledger_mod
+from popek.checks.cloud import compute, connection, ledger as ledger_mod, shared as shared_mod
 from popek.checks.cloud.needs import Unreachable
 from popek.checks.secrets import REDACT
 
@@ -94,6 +94,33 @@ def ledger(cloud, evidence):
         evidence.json("ressources créées puis supprimées", [
             {"type": e.kind, "nom": e.name, "id": e.id, "supprimée": e.done} for e in book.entries])
     assert not problems, "nettoyage incomplet : " + " ; ".join(problems)
+
+
+@pytest.fixture(scope="session")
+def run_ledger(cloud):
+    """The resources this worker's scenarios share (a routed network, two servers): named with the run's
+    prefix, deleted when the session ends, also after a failure or Ctrl-C (pytest tears session fixtures
+    down in its session finish); a deletion that fails is an error of the last scenario."""
+    book = ledger_mod.Ledger(cloud.conn, cloud.facts["prefix"])
+    try:
+        yield book
+    finally:
+        problems = book.cleanup()
+    assert not problems, "nettoyage incomplet des ressources partagées du run : " + " ; ".join(problems)
+
+
+@pytest.fixture(scope="session")
+def shared(cloud, run_ledger):
+    """popek.checks.cloud.shared.Shared: what the scenarios of this worker share, made on first use."""
+    return shared_mod.Shared(cloud.conn, run_ledger)
+
+
+def shared_pair(shared):
+    """The run's two ACTIVE servers, or skip when the cloud has nothing to boot."""
+    try:
+        return shared.pair()
+    except LookupError as exc:
+        pytest.skip(f"{exc} dans ce cloud : rien à démarrer")
 
 
 def bootable(conn, cloud_init: bool = False, min_ram: int = 0):

@@ -118,8 +118,10 @@ def drop_ssh(conn, firewall):
 @then(parsers.parse("SSH et ping vers l'instance sont bloqués (délai {timeout:d} s)"))
 def both_blocked(guest, timeout):
     address = guest["address"]
-    assert traffic.blocked(lambda: traffic.tcp_open(address, 22, timeout), guest["alive"]), "SSH passe toujours"
-    assert traffic.blocked(lambda: traffic.ping(address, timeout), guest["alive"]), "le ping passe sans règle ICMP"
+    verdict = traffic.blocked_each({"ssh": lambda: traffic.tcp_open(address, 22, timeout),
+                                    "ping": lambda: traffic.ping(address, timeout)}, guest["alive"])
+    assert verdict["ssh"], "SSH passe toujours"
+    assert verdict["ping"], "le ping passe sans règle ICMP"
 
 
 @when("j'ajoute au groupe une règle ICMP")

@@ -2,24 +2,21 @@
 import pytest
 from pytest_bdd import given, then, when
 
-from popek.checks.cloud import compute, network
-from popek.steps.cloud_common import bootable
+from popek.checks.cloud import network
+from popek.steps.cloud_common import shared_pair
 
 
 @given("un réseau relié au réseau externe par un routeur", target_fixture="routed")
-def routed(conn, ledger):
-    external = network.external_network(conn)
-    if external is None:
+def routed(shared):
+    found = shared.routed()  # one per run: scenarios only add ports to it
+    if found is None:
         pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante")
-    net, router = network.routed_network(conn, ledger, external)
-    return {"external": external, "network": net, "router": router}
+    return found
 
 
 @given("deux instances sur ce réseau", target_fixture="servers")
-def two_on_network(conn, ledger, routed):
-    image, flavor = bootable(conn)
-    made = [compute.boot(conn, ledger, "server", image, flavor, routed["network"], wait=False) for _ in range(2)]
-    return [compute.wait_active(conn, s) for s in made]
+def two_on_network(shared, routed):
+    return shared_pair(shared)  # on the run's routed network, since the cloud has one
 
 
 @when("je crée une IP flottante", target_fixture="fip")

@@ -3,8 +3,8 @@ import os
 
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import client, compute
-from popek.steps.cloud_common import bootable
+from popek.checks.cloud import client
+from popek.steps.cloud_common import shared_pair
 
 SDK_LISTS = {
     "instances": lambda conn: conn.compute.servers(),
@@ -13,10 +13,9 @@ SDK_LISTS = {
 }
 
 
-@given("une instance créée pour l'occasion", target_fixture="server")
-def one_server(conn, ledger):
-    image, flavor = bootable(conn)
-    return compute.boot(conn, ledger, "server", image, flavor, compute.project_network(conn, ledger))
+@given("une instance du run", target_fixture="server")
+def one_server(shared):
+    return shared_pair(shared)[0]
 
 
 @when("j'envoie GET /servers à l'API compute avec mon jeton", target_fixture="rest")

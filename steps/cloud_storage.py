@@ -4,17 +4,13 @@ import os
 
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import compute, storage
-from popek.steps.cloud_common import bootable
+from popek.checks.cloud import storage
+from popek.steps.cloud_common import shared_pair
 
 
-@given("deux instances créées pour l'occasion", target_fixture="servers")
-def two_servers(conn, ledger):
-    image, flavor = bootable(conn)
-    network = compute.project_network(conn, ledger)
-    first = compute.boot(conn, ledger, "server", image, flavor, network, wait=False)
-    second = compute.boot(conn, ledger, "server", image, flavor, network, wait=False)
-    return [compute.wait_active(conn, first), compute.wait_active(conn, second)]
+@given("deux instances du run", target_fixture="servers")
+def two_servers(shared):
+    return shared_pair(shared)
 
 
 @given(parsers.parse("un volume de {size:d} Gio"), target_fixture="volume")

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 
@@ -50,17 +51,31 @@ def blocked(probe: Callable[[], bool], alive: Callable[[], bool], grace: float =
     Raises GuestNotAlive when the probe failed but the guest could not be proven alive afterwards: a dead
     guest never passes a negative check (no false pass). `alive()` is also asked first, so that the proof
     afterwards is a fresh one (a heartbeat newer than the probes)."""
+    return blocked_each({"": probe}, alive, grace)[""]
+
+
+def blocked_each(probes: dict[str, Callable[[], bool]], alive: Callable[[], bool],
+                 grace: float = 30.0) -> dict[str, bool]:
+    """`blocked` for several probes of the same guest at once: {name: True when that probe failed twice in
+    a row within `grace` s}. The probes of a round run side by side, and the guest is proven alive once
+    before and once after them all: two checks of one guest cost one round of timeouts, not two."""
     if not alive():
         raise GuestNotAlive("l'instance visée n'est pas prouvée vivante avant la vérification : "
                             "« bloqué » ne peut pas être conclu")
+    streak = dict.fromkeys(probes, 0)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not probe() and not probe():
-            if not alive():
-                raise GuestNotAlive("aucune réponse, mais l'instance visée n'est pas prouvée vivante : "
-                                    "« bloqué » ne peut pas être conclu")
-            return True
-    return False
+    with ThreadPoolExecutor(max_workers=len(probes)) as pool:
+        while time.monotonic() < deadline:
+            pending = [name for name in probes if streak[name] < 2]
+            if not pending:
+                break
+            for name, answered in zip(pending, pool.map(lambda name: probes[name](), pending)):
+                streak[name] = 0 if answered else streak[name] + 1
+    verdict = {name: count >= 2 for name, count in streak.items()}
+    if any(verdict.values()) and not alive():
+        raise GuestNotAlive("aucune réponse, mais l'instance visée n'est pas prouvée vivante : "
+                            "« bloqué » ne peut pas être conclu")
+    return verdict
 
 
 class Liveness:

@@ -3,11 +3,12 @@
 Fonctionnalité: Stockage bloc (volumes) et stockage objet
   Un volume est un disque virtuel persistant, de bas niveau (un /dev/vdb pour l'instance), attachable
   et détachable d'une instance à l'autre comme un disque dur externe. Le stockage objet, de haut
-  niveau, s'utilise par une API HTTP.
+  niveau, s'utilise par une API HTTP. Les deux instances du run servent à plusieurs scénarios ; le volume,
+  lui, est créé et supprimé par son scénario.
 
   @claim:C15 @claim:C23
   Scénario: Un volume passe d'une instance à l'autre en gardant son identité
-    Étant donné deux instances créées pour l'occasion
+    Étant donné deux instances du run
     Et un volume de 1 Gio
     Quand j'attache le volume à la première instance
     Alors le volume est « in-use », vu comme le disque /dev/… de la première instance

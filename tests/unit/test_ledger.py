@@ -77,6 +77,21 @@ def test_already_gone_counts_as_deleted_and_a_failure_does_not_stop_the_rest():
     assert [e.done for e in book.entries] == [True, True, False]
 
 
+def test_every_server_is_asked_to_go_before_the_first_wait_so_their_deletions_overlap():
+    conn = Conn()
+    book = Ledger(conn, PREFIX)
+    book.record("server", "a", id="s1")
+    book.record("floating_ip", "f", id="fip")
+    book.record("server", "b", id="s2")
+    book.record("keypair", "k", id="key")
+    assert book.cleanup() == []
+    first_wait = conn.calls.index(("get_server", "s2"))
+    assert conn.calls[:first_wait] == [("delete_keypair", "key"), ("delete_server", "s1"), ("delete_server", "s2"),
+                                       ("delete_server", "s2")]
+    assert conn.calls.index(("delete_ip", "fip")) < conn.calls.index(("get_server", "s1"))
+    assert all(e.done for e in book.entries)
+
+
 def test_a_second_cleanup_only_retries_what_failed():
     conn = Conn(fail={"key"})
     book = Ledger(conn, PREFIX)

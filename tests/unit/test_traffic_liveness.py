@@ -27,6 +27,34 @@ def test_a_guest_that_dies_during_the_probes_is_never_blocked():
         traffic.blocked(lambda: False, lambda: next(answers), grace=1)
 
 
+def test_probes_of_one_guest_run_side_by_side_each_with_its_own_verdict():
+    import threading
+    import time
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def probe(answer):
+        def run():
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return answer
+        return run
+
+    verdict = traffic.blocked_each({"ssh": probe(False), "ping": probe(True)}, lambda: True, grace=0.5)
+    assert verdict == {"ssh": True, "ping": False}
+    assert peak[0] == 2
+
+
+def test_one_probe_blocked_on_a_dead_guest_is_never_a_pass():
+    answers = iter([True, False])
+    with pytest.raises(GuestNotAlive):
+        traffic.blocked_each({"ssh": lambda: False, "ping": lambda: True}, lambda: next(answers), grace=0.3)
+
+
 class FakeCompute:
     def __init__(self, status="ACTIVE", consoles=()):
         self.status, self.consoles = status, list(consoles)

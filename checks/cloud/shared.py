@@ -1,0 +1,64 @@
+"""Resources one run shares between its scenarios, made once on first use (Tempest's class-level
+`resource_setup`, per run instead of per class).
+
+A routed network and a pair of ACTIVE servers cost a router and two boots each time a scenario makes
+them; the scenarios that only *read* them (list the servers, attach a volume and detach it again, move a
+floating IP between their ports) can share one set. Everything is recorded in the run's own ledger
+(the run's prefix, deleted when the run ends, also after a failure or Ctrl-C); a scenario that changes
+what it uses records and undoes its changes in its own ledger.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from popek.checks.cloud import compute, network
+
+
+class Shared:
+    """Lazily made, run-wide resources of one cloud. `conn`: the member connection; `ledger`: the run's
+    ledger (cleaned up by whoever made it). A resource whose making failed is not tried again: every
+    scenario that asks for it gets the same error at once (a boot that failed would only fail slower)."""
+
+    def __init__(self, conn, ledger):
+        self.conn, self.ledger = conn, ledger
+        self._made: dict[str, tuple[object, BaseException | None]] = {}
+        self._lock = threading.RLock()  # pair() makes routed() inside its own making
+
+    def get(self, key: str, make: Callable[[], object]):
+        with self._lock:
+            if key not in self._made:
+                try:
+                    self._made[key] = (make(), None)
+                except Exception as exc:
+                    self._made[key] = (None, exc)
+            value, error = self._made[key]
+        if isinstance(error, LookupError):  # nothing to boot in this cloud: the caller skips
+            raise LookupError(str(error)) from error
+        if error is not None:
+            raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
+        return value
+
+    def routed(self) -> dict | None:
+        """{"external", "network", "router"}: a network of the run behind a router to the external
+        network, or None when the cloud has no external network (no floating IP can exist)."""
+        def make():
+            external = network.external_network(self.conn)
+            if external is None:
+                return None
+            net, router = network.routed_network(self.conn, self.ledger, external)
+            return {"external": external, "network": net, "router": router}
+        return self.get("routed", make)
+
+    def pair(self) -> list:
+        """Two ACTIVE servers of the smallest bootable image and flavor, on the routed network when there
+        is one (so their ports can take floating IPs), else on the project's network. LookupError when
+        the cloud has nothing to boot."""
+        def make():
+            image = compute.pick_image(self.conn)
+            flavor = compute.pick_flavor(self.conn, image)
+            routed = self.routed()
+            net = routed["network"] if routed else compute.project_network(self.conn, self.ledger)
+            made = [compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False) for _ in range(2)]
+            return [compute.wait_active(self.conn, s) for s in made]
+        return self.get("pair", make)
