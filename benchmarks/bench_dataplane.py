@@ -57,6 +57,8 @@ def session_pids(sid: int) -> list[int]:
 def qemu_pids() -> list[int]:
     pids = []
     for f in Path("/run/libvirt/qemu").glob("*.pid"):
+        if f.name == "driver.pid":  # libvirtd's own QEMU driver lock, not a guest
+            continue
         try:
             pids.append(int(f.read_text()))
         except (OSError, ValueError):
