@@ -67,11 +67,13 @@ def parallel_boots(state: CloudState, ids, n: int) -> tuple[float, int]:
     return (max(times) if times else float("nan")), ok
 
 
-def memory(state: CloudState) -> tuple[float, float, int, dict]:
-    """Sum of RSS and PSS (MiB) over every process of the cloud, their count, and PSS per command."""
+def memory(state: CloudState, extra_pids=()) -> tuple[float, float, int, dict]:
+    """Sum of RSS and PSS (MiB) over every process of the cloud and `extra_pids` (its guests' QEMU), their
+    count, and PSS per command. PSS is the fair sum: forked processes (gunicorn, cotyledon, the privsep
+    daemons) share pages that a sum of RSS counts once per process."""
     per: dict[str, float] = {}
     rss = pss = 0
-    pids = services.ours(state)
+    pids = sorted(set(services.ours(state)) | set(extra_pids))
     for pid in pids:
         r, p = services.process_rss_pss(pid)
         rss, pss = rss + r, pss + p

@@ -95,9 +95,9 @@ def sdk_script(conn) -> dict:
         made.append(lambda: conn.compute.delete_keypair(kp, ignore_missing=True))
         conn.compute.get_keypair(kp.name)
 
-        def boot(name, network):
+        def boot(name, network, **access):
             server = conn.compute.create_server(name=name, flavor_id=flavor.id, image_id=image.id,
-                                                networks=[{"uuid": network.id}])
+                                                networks=[{"uuid": network.id}], **access)
             made.append(lambda: (conn.compute.delete_server(server, ignore_missing=True),
                                  conn.compute.wait_for_delete(server, wait=120)))
             return server
@@ -116,7 +116,16 @@ def sdk_script(conn) -> dict:
         made.append(lambda: conn.network.delete_router(router, ignore_missing=True))
         conn.network.add_interface_to_router(router, subnet_id=sub.id)
         made.append(lambda: conn.network.remove_interface_from_router(router, subnet_id=sub.id))
-        s1, s2 = boot(f"{p}-s1", rnet), boot(f"{p}-s2", rnet)
+        # ... booted with the run's keypair, in its SSH-only group
+        run_kp = conn.compute.create_keypair(name=f"{p}-runkey", public_key=pub)
+        made.append(lambda: conn.compute.delete_keypair(run_kp, ignore_missing=True))
+        run_sg = conn.network.create_security_group(name=f"{p}-sg-ssh")
+        made.append(lambda: conn.network.delete_security_group(run_sg, ignore_missing=True))
+        conn.network.create_security_group_rule(security_group_id=run_sg.id, direction="ingress", ether_type="IPv4",
+                                                protocol="tcp", port_range_min=22, port_range_max=22,
+                                                remote_ip_prefix="0.0.0.0/0")
+        access = {"key_name": run_kp.name, "security_groups": [{"name": run_sg.name}]}
+        s1, s2 = boot(f"{p}-s1", rnet, **access), boot(f"{p}-s2", rnet, **access)
         s1, s2 = conn.compute.wait_for_server(s1, wait=300), conn.compute.wait_for_server(s2, wait=300)
         # list via REST and SDK, and the CLI lists
         token = conn.session.get_token()

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_cloud  # the sibling benchmark: this directory is on sys.path
 from popek import paths
 from popek.checks.cloud import compute, network, secgroups, traffic
 from popek.checks.cloud.ledger import Ledger, new_run_id
@@ -32,8 +33,6 @@ from popek.checks.localcloud import bootstrap, images, lifecycle, services
 from popek.checks.localcloud.state import CloudState
 
 HERE = Path(__file__).resolve().parent
-SSH_RULE = {"direction": "ingress", "ether_type": "IPv4", "protocol": "tcp", "port_range_min": 22,
-            "port_range_max": 22}
 DP_PROCESSES = ("ovsdb-server", "ovs-vswitchd", "libvirtd", "neutron-rpc-server", "neutron-openvswitch-agent",
                 "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent")
 
@@ -66,16 +65,6 @@ def qemu_pids() -> list[int]:
     return pids
 
 
-def cloud_memory(state: CloudState, guests: list[int]) -> tuple[float, float, int]:
-    """RSS and PSS (MiB) of every process of the cloud and of the guests' QEMU, and how many processes."""
-    pids = set(services.ours(state)) | set(guests)
-    rss = pss = 0
-    for pid in pids:
-        r, p = services.process_rss_pss(pid)
-        rss, pss = rss + r, pss + p
-    return rss / 1024, pss / 1024, len(pids)
-
-
 class Guests:
     """Boot guests with a floating IP each on one routed network, in one ledger."""
 
@@ -84,8 +73,7 @@ class Guests:
         self.ledger = Ledger(conn, f"popek-{new_run_id()}-bench")
         self.private, public = compute.ssh_keypair()
         self.key = compute.create_keypair(conn, self.ledger, public)
-        self.sg = secgroups.create_group(conn, self.ledger, "sg")
-        self.ssh_rule = secgroups.add_rule(conn, self.ledger, self.sg, **SSH_RULE)
+        self.sg, self.ssh_rule = secgroups.ssh_only_group(conn, self.ledger)
         self.external = network.external_network(conn)
         self.net, _ = network.routed_network(conn, self.ledger, self.external, cidr="10.80.0.0/24")
 
@@ -118,7 +106,7 @@ def bench_security_group(g: Guests, guest) -> dict:
     g.conn.network.delete_security_group_rule(g.ssh_rule)
     t["SSH rule removed -> TCP/22 blocked"] = _timed(
         lambda: traffic.wait_until(lambda: not traffic.tcp_open(addr, 22, 2), 30, 0.2))
-    g.ssh_rule = secgroups.add_rule(g.conn, g.ledger, g.sg, **SSH_RULE)
+    g.ssh_rule = secgroups.add_rule(g.conn, g.ledger, g.sg, **secgroups.SSH_IN)
     t["SSH rule back -> TCP/22 passes"] = _timed(
         lambda: traffic.wait_until(lambda: traffic.tcp_open(addr, 22, 2), 30, 0.2))
     g.conn.network.delete_security_group_rule(icmp)
@@ -209,7 +197,7 @@ def main() -> int:
                 dp_rss += rss_mib(session_pids(pid))
         figures["dataplane_rss_mib"] = dp_rss
         rows.append(("dataplane processes RSS (OVS, libvirtd, agents)", f"{dp_rss:.0f} MiB"))
-        whole = cloud_memory(state, qemu)
+        whole = bench_cloud.memory(state, qemu)[:3]
         figures["cloud_rss_mib"], figures["cloud_pss_mib"], figures["cloud_processes"] = whole
         rows.append((f"the whole cloud with {len(qemu)} tiny guests ({whole[2]} processes, QEMU included)",
                      f"RSS {whole[0]:.0f} MiB, PSS {whole[1]:.0f} MiB"))

@@ -6,7 +6,7 @@ import time
 from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import compute, network, secgroups, traffic
-from popek.steps.cloud_common import bootable
+from popek.steps.cloud_common import bootable, shared_pair
 
 SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
@@ -15,27 +15,20 @@ CLOUD_INIT_VCPUS = 2
 HEARTBEAT = "popek_heartbeat"  # image property: the prefix of the guest's console heartbeat
 
 
-@given("une paire de clés importée depuis une clé générée ici", target_fixture="key")
-def imported_key(conn, ledger):
-    private, public = compute.ssh_keypair()
-    return {"private": private, "public": public, "keypair": compute.create_keypair(conn, ledger, public)}
+@given("la paire de clés du run, importée depuis une clé générée ici", target_fixture="key")
+def run_key(shared):
+    return shared.access()  # {"private", "public", "keypair", "group": the run's SSH-only group}
 
 
 @given("un groupe de sécurité qui n'autorise en entrée que SSH", target_fixture="firewall")
 def ssh_only_group(conn, ledger):
-    group = secgroups.create_group(conn, ledger)  # keeps its egress rules: DHCP, metadata
-    rule = secgroups.add_rule(conn, ledger, group, direction="ingress", ether_type="IPv4", protocol="tcp",
-                              port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    group, rule = secgroups.ssh_only_group(conn, ledger)  # keeps its egress rules: DHCP, metadata
     return {"group": group, "ssh_rule": rule}
 
 
-def _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=None, user_data=None,
-                    timeout=SSH_BOOT_TIMEOUT, min_ram=0, vcpus=1):
-    image, flavor = ((image, compute.pick_flavor(conn, image, min_ram, vcpus)) if image
-                     else bootable(conn, min_ram=min_ram))
-    server = compute.boot(conn, ledger, "guest", image, flavor, routed["network"],
-                          key_name=key["keypair"].name, user_data=user_data,
-                          security_groups=[firewall["group"].name])
+def _reach(conn, ledger, routed, key, server, image, group, evidence, timeout=SSH_BOOT_TIMEOUT,
+           since="ACTIVE"):
+    """Give `server` a floating IP of this scenario and wait until SSH with the key logs in through it."""
     fip = network.create_floating_ip(conn, ledger, routed["external"])
     network.associate(conn, fip, network.server_port(conn, server))
     address, user = fip.floating_ip_address, compute.login_user(image)
@@ -48,9 +41,18 @@ def _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=None, u
         evidence.text("console de l'instance (SSH impossible)", console)
         tail = "\n".join([l for l in console.strip().splitlines() if " alive " not in l][-8:]) or "(console vide)"
         raise TimeoutError(f"{exc}\nFin de la console de l'instance :\n{tail}") from None
-    evidence.figure("ACTIVE → SSH prêt", round(time.monotonic() - started, 1), " s")
-    return {"server": server, "fip": fip, "address": address, "user": user, "image": image,
+    evidence.figure(f"{since} → SSH prêt", round(time.monotonic() - started, 1), " s")
+    return {"server": server, "fip": fip, "address": address, "user": user, "image": image, "group": group,
             "alive": _liveness(conn, server, image)}
+
+
+def _boot_reachable(conn, ledger, routed, key, group, evidence, image=None, user_data=None,
+                    timeout=SSH_BOOT_TIMEOUT, min_ram=0, vcpus=1):
+    image, flavor = ((image, compute.pick_flavor(conn, image, min_ram, vcpus)) if image
+                     else bootable(conn, min_ram=min_ram))
+    server = compute.boot(conn, ledger, "guest", image, flavor, routed["network"],
+                          key_name=key["keypair"].name, user_data=user_data, security_groups=[group.name])
+    return _reach(conn, ledger, routed, key, server, image, group, evidence, timeout)
 
 
 def _lease(conn, server, image, evidence) -> None:
@@ -65,9 +67,20 @@ def _liveness(conn, server, image) -> traffic.Liveness:
     return traffic.Liveness(conn, server, (image.properties or {}).get(HEARTBEAT))
 
 
-@given("une instance joignable par SSH sur son IP flottante", target_fixture="guest")
-def reachable_guest(conn, ledger, routed, key, firewall, evidence):
-    return _boot_reachable(conn, ledger, routed, key, firewall, evidence)
+def _image(conn, server):
+    return conn.image.get_image((server.image or {})["id"])
+
+
+@given("une instance du run, joignable par SSH sur une IP flottante", target_fixture="guest")
+def run_guest(conn, ledger, routed, key, shared, evidence):
+    first, _ = shared_pair(shared)  # booted with the run's key, in its SSH-only group
+    return _reach(conn, ledger, routed, key, first, _image(conn, first), key["group"], evidence,
+                  since="IP flottante associée")
+
+
+@given("une instance de ce groupe, joignable par SSH sur son IP flottante", target_fixture="guest")
+def group_guest(conn, ledger, routed, key, firewall, evidence):
+    return _boot_reachable(conn, ledger, routed, key, firewall["group"], evidence)
 
 
 @then("une autre clé est refusée par le même serveur SSH")
@@ -139,8 +152,7 @@ def ping_only(guest, timeout):
 
 @when("je remets la règle SSH")
 def allow_ssh(conn, ledger, firewall):
-    secgroups.add_rule(conn, ledger, firewall["group"], direction="ingress", ether_type="IPv4", protocol="tcp",
-                       port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    secgroups.add_rule(conn, ledger, firewall["group"], **secgroups.SSH_IN)
 
 
 @then("SSH passe de nouveau")
@@ -149,20 +161,18 @@ def ssh_again(guest, key):
     assert status == 0
 
 
-@given("une seconde instance sur le même réseau", target_fixture="second")
-def second_guest(conn, ledger, routed, key, firewall, guest, evidence):
-    server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
-                          routed["network"], key_name=key["keypair"].name, security_groups=[firewall["group"].name])
-    _lease(conn, server, guest["image"], evidence)
-    return {"server": server, "fixed": network.server_port(conn, server).fixed_ips[0]["ip_address"]}
+@given("la seconde instance du run, sur le même réseau", target_fixture="second")
+def run_second(conn, shared, guest, evidence):
+    _, second = shared_pair(shared)
+    _lease(conn, second, guest["image"], evidence)
+    return {"server": second, "fixed": network.server_port(conn, second).fixed_ips[0]["ip_address"]}
 
 
 @given("une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première",
        target_fixture="second")
-def second_guest_remote_group(conn, ledger, routed, key, firewall, guest, evidence):
+def second_guest_remote_group(conn, ledger, routed, key, guest, evidence):
     group = secgroups.create_group(conn, ledger, "sg-distant")  # egress kept: DHCP, metadata
-    rule = secgroups.add_rule(conn, ledger, group, direction="ingress", ether_type="IPv4", protocol="tcp",
-                              port_range_min=22, port_range_max=22, remote_group_id=firewall["group"].id)
+    rule = secgroups.add_rule(conn, ledger, group, **secgroups.ssh_in(remote_group_id=guest["group"].id))
     server = compute.boot(conn, ledger, "guest", guest["image"], compute.pick_flavor(conn, guest["image"]),
                           routed["network"], key_name=key["keypair"].name, security_groups=[group.name])
     _lease(conn, server, guest["image"], evidence)
@@ -184,8 +194,7 @@ def first_reaches_second(guest, key, second):
 @when("la règle de la seconde désigne un autre groupe, dont la première n'est pas membre")
 def remote_group_elsewhere(conn, ledger, second):
     other = secgroups.create_group(conn, ledger, "sg-autre")
-    secgroups.add_rule(conn, ledger, second["group"], direction="ingress", ether_type="IPv4", protocol="tcp",
-                       port_range_min=22, port_range_max=22, remote_group_id=other.id)
+    secgroups.add_rule(conn, ledger, second["group"], **secgroups.ssh_in(remote_group_id=other.id))
     conn.network.delete_security_group_rule(second["rule"].id, ignore_missing=True)
 
 
@@ -219,7 +228,7 @@ def lands_on_second(guest, second, key, evidence):
 
 @given("une instance d'une image avec cloud-init, démarrée avec des user data qui écrivent un fichier",
        target_fixture="guest")
-def cloud_init_guest(conn, ledger, routed, key, firewall, evidence):
+def cloud_init_guest(conn, ledger, routed, key, evidence):
     import pytest
     try:
         image = compute.pick_image(conn, cloud_init=True)
@@ -227,7 +236,7 @@ def cloud_init_guest(conn, ledger, routed, key, firewall, evidence):
         pytest.skip("aucune image avec cloud-init dans ce cloud")
     token = secrets.token_hex(8)
     user_data = f"#cloud-config\nwrite_files:\n  - path: /run/popek-cloud-init\n    content: \"{token}\\n\"\n"
-    guest = _boot_reachable(conn, ledger, routed, key, firewall, evidence, image=image, user_data=user_data,
+    guest = _boot_reachable(conn, ledger, routed, key, key["group"], evidence, image=image, user_data=user_data,
                             timeout=CLOUD_INIT_TIMEOUT, min_ram=512, vcpus=CLOUD_INIT_VCPUS)
     guest["token"] = token
     return guest

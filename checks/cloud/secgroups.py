@@ -12,6 +12,25 @@ FIELDS = {"direction": "direction", "ether_type": "ethertype", "protocol": "prot
           "port_range_min": "port_range_min", "port_range_max": "port_range_max",
           "remote_ip_prefix": "remote_ip_prefix", "description": "description"}
 
+#: TCP/22 in from anywhere (IPv4): the rule that lets this host SSH to a floating IP. `remote_ip_prefix`
+#: can be replaced by `remote_group_id` (SSH from the members of a group only).
+SSH_IN = {"direction": "ingress", "ether_type": "IPv4", "protocol": "tcp", "port_range_min": 22,
+          "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}
+
+
+def ssh_in(**change) -> dict:
+    """SSH_IN with some fields changed; remote_group_id=G drops the prefix (a rule has one remote)."""
+    fields = {**SSH_IN, **change}
+    if "remote_group_id" in change:
+        fields.pop("remote_ip_prefix")
+    return fields
+
+
+def ssh_only_group(conn, ledger, what: str = "sg"):
+    """A new group whose only ingress rule is SSH_IN (its egress rules kept: DHCP, metadata): (group, rule)."""
+    group = create_group(conn, ledger, what)
+    return group, add_rule(conn, ledger, group, **SSH_IN)
+
 
 def default_group(conn):
     """The project's `default` security group (Neutron creates it on the project's first call)."""

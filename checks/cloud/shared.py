@@ -3,7 +3,10 @@
 
 A routed network and a pair of ACTIVE servers cost a router and two boots each time a scenario makes
 them; the scenarios that only *read* them (list the servers, attach a volume and detach it again, move a
-floating IP between their ports) can share one set. Everything is recorded in the run's own ledger
+floating IP between their ports, log in over SSH through a floating IP of their own, read the metadata
+from inside) can share one set. The pair boots with the run's keypair and in the run's SSH-only
+security group (`access()`), so that on a cloud with a dataplane it is reachable once a scenario gives it
+a floating IP. Everything is recorded in the run's own ledger
 (the run's prefix, deleted when the run ends, also after a failure or Ctrl-C); a scenario that changes
 what it uses records and undoes its changes in its own ledger.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from popek.checks.cloud import compute, network
+from popek.checks.cloud import compute, network, secgroups
 
 
 class Shared:
@@ -50,15 +53,28 @@ class Shared:
             return {"external": external, "network": net, "router": router}
         return self.get("routed", make)
 
+    def access(self) -> dict:
+        """{"private", "public", "keypair", "group"}: the run's keypair (a key made here, the private half
+        kept in memory and redacted) and its security group that lets only SSH in."""
+        def make():
+            private, public = compute.ssh_keypair()
+            group, _rule = secgroups.ssh_only_group(self.conn, self.ledger, "sg-ssh")
+            return {"private": private, "public": public, "group": group,
+                    "keypair": compute.create_keypair(self.conn, self.ledger, public)}
+        return self.get("access", make)
+
     def pair(self) -> list:
-        """Two ACTIVE servers of the smallest bootable image and flavor, on the routed network when there
-        is one (so their ports can take floating IPs), else on the project's network. LookupError when
-        the cloud has nothing to boot."""
+        """Two ACTIVE servers of the smallest bootable image and flavor, with the run's `access()`, on the
+        routed network when there is one (so their ports can take floating IPs), else on the project's
+        network. LookupError when the cloud has nothing to boot."""
         def make():
             image = compute.pick_image(self.conn)
             flavor = compute.pick_flavor(self.conn, image)
             routed = self.routed()
             net = routed["network"] if routed else compute.project_network(self.conn, self.ledger)
-            made = [compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False) for _ in range(2)]
+            access = self.access()
+            made = [compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
+                                 key_name=access["keypair"].name, security_groups=[access["group"].name])
+                    for _ in range(2)]
             return [compute.wait_active(self.conn, s) for s in made]
         return self.get("pair", make)

@@ -5,21 +5,26 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
   tests « scenario » de Tempest. Un trafic n'est déclaré bloqué qu'après avoir vu la même instance
   répondre dans le même scénario : une absence de réponse seule ne prouve rien.
 
+  Les instances que les scénarios ne font que lire (se connecter, lire les metadata, recevoir une IP
+  flottante) sont les deux instances du run, démarrées une fois avec la paire de clés du run et dans son
+  groupe « SSH seul » ; chaque scénario leur donne sa propre IP flottante, retirée à la fin. Ce qu'un
+  scénario modifie (les règles d'un groupe, une instance qui doit en être membre) est à lui seul.
+
   Contexte:
-    Étant donné une paire de clés importée depuis une clé générée ici
+    Étant donné la paire de clés du run, importée depuis une clé générée ici
     Et un réseau relié au réseau externe par un routeur
-    Et un groupe de sécurité qui n'autorise en entrée que SSH
 
   @claim:C26 @claim:C18
   Scénario: La clé de la paire ouvre l'instance, une autre clé est refusée ; l'instance lit ses metadata
-    Étant donné une instance joignable par SSH sur son IP flottante
+    Étant donné une instance du run, joignable par SSH sur une IP flottante
     Alors une autre clé est refusée par le même serveur SSH
     Et depuis l'instance, http://169.254.169.254 donne l'identifiant de l'instance
     Et les metadata donnent aussi à l'instance son nom d'hôte et la clé publique de la paire
 
   @claim:C25
   Scénario: Le groupe de sécurité bloque, puis laisse passer après l'ajout d'une règle
-    Étant donné une instance joignable par SSH sur son IP flottante
+    Étant donné un groupe de sécurité qui n'autorise en entrée que SSH
+    Et une instance de ce groupe, joignable par SSH sur son IP flottante
     Quand je retire du groupe la règle SSH
     Alors SSH et ping vers l'instance sont bloqués (délai 3 s)
     Quand j'ajoute au groupe une règle ICMP
@@ -29,7 +34,7 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
 
   @claim:C25
   Scénario: Une règle à groupe distant ne laisse entrer que les membres de ce groupe
-    Étant donné une instance joignable par SSH sur son IP flottante
+    Étant donné une instance du run, joignable par SSH sur une IP flottante
     Et une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première
     Alors la première instance atteint le port SSH de la seconde
     Quand la règle de la seconde désigne un autre groupe, dont la première n'est pas membre
@@ -37,8 +42,8 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
 
   @claim:C24
   Scénario: L'IP flottante déplacée mène SSH sur l'autre instance
-    Étant donné une instance joignable par SSH sur son IP flottante
-    Et une seconde instance sur le même réseau
+    Étant donné une instance du run, joignable par SSH sur une IP flottante
+    Et la seconde instance du run, sur le même réseau
     Quand je déplace l'IP flottante vers la seconde instance
     Alors SSH sur la même adresse arrive sur la seconde instance
 

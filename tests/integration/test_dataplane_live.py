@@ -167,8 +167,6 @@ def test_neutron_agents_are_alive(dp_cloud):
         assert agents.get(kind) is True, agents
 
 
-SSH_RULE = {"direction": "ingress", "ether_type": "IPv4", "protocol": "tcp", "port_range_min": 22,
-            "port_range_max": 22}
 
 
 @pytest.fixture
@@ -183,8 +181,7 @@ def guest(dp_cloud):
     try:
         private, public = compute.ssh_keypair()
         kp = compute.create_keypair(conn, ledger, public)
-        sg = secgroups.create_group(conn, ledger, "sg")
-        ssh_rule = secgroups.add_rule(conn, ledger, sg, **SSH_RULE)
+        sg, ssh_rule = secgroups.ssh_only_group(conn, ledger)
         external = network.external_network(conn)
         net, _ = network.routed_network(conn, ledger, external, cidr="10.79.0.0/24")
         image = conn.image.find_image("popek-tiny")
@@ -220,7 +217,7 @@ def test_floating_ip_ssh_metadata_and_security_group(guest):
     conn.network.delete_security_group_rule(guest["ssh_rule"])
     assert traffic.wait_until(lambda: not traffic.tcp_open(addr, 22, timeout=2), 20, 0.5), "SSH passe sans règle"
     assert traffic.ping(addr, timeout=3), "le ping devrait toujours passer"
-    secgroups.add_rule(conn, guest["ledger"], sg, **SSH_RULE)
+    secgroups.add_rule(conn, guest["ledger"], sg, **secgroups.SSH_IN)
     assert traffic.wait_until(lambda: traffic.tcp_open(addr, 22, timeout=2), 20, 0.5), "SSH toujours bloqué"
     conn.network.delete_security_group_rule(icmp)
     assert traffic.wait_until(lambda: not traffic.ping(addr, timeout=2), 20, 0.5), "ping passe après retrait"

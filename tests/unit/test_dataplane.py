@@ -26,8 +26,18 @@ def test_overrides_switch_nova_to_libvirt_and_neutron_to_ovs_agents(state, monke
     assert nova["neutron"]["service_metadata_proxy"] is True
     secret = nova["neutron"]["metadata_proxy_shared_secret"]
     assert secret and cfg["neutron/metadata_agent.ini"]["DEFAULT"]["metadata_proxy_shared_secret"] == secret
+    # no sudo here: every privsep context asks its project's fork server (privsep_fork.py), with its config
     for section in ("nova_sys_admin", "vif_plug_ovs_privileged"):
-        assert "sudo" not in nova[section]["helper_command"] and "privsep-helper" in nova[section]["helper_command"]
+        command = nova[section]["helper_command"].split()
+        assert command[:4] == [state.python, "-I", "-S", str(dataplane.PRIVSEP_FORK_SCRIPT)]
+        assert command[4] == str(dataplane.privsep_socket(state, "nova")) and "--config-file" in command
+    for section in dataplane.NEUTRON_PRIVSEP_SECTIONS:
+        assert str(dataplane.privsep_socket(state, "neutron")) in cfg["neutron/neutron.conf"][section]["helper_command"]
+    fork_servers = {s.name: s for s in dataplane.services(state) if s.name.startswith("privsep-fork-")}
+    assert fork_servers["privsep-fork-neutron"].argv[2:] == ["serve", str(dataplane.privsep_socket(state, "neutron")),
+                                                             "neutron.privileged"]
+    # before the agents (stage 2) and nova-compute (stage 3) ask for their daemons
+    assert fork_servers["privsep-fork-neutron"].stage < 2 and fork_servers["privsep-fork-nova"].stage < 3
     ml2 = cfg["neutron/plugins/ml2/ml2_conf.ini"]
     assert ml2["ml2"]["mechanism_drivers"] == "openvswitch"
     assert ml2["ml2"]["tenant_network_types"] == "local"  # no dummy links here: no VXLAN tunnels
