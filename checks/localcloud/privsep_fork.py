@@ -38,7 +38,7 @@ def client(path: str, args: list[str]) -> int:
             return 1
         socket.send_fds(sock, [json.dumps(args).encode()], [0, 1, 2])
         sock.shutdown(socket.SHUT_WR)
-        reply = b""  # one line: the daemon the helper forks keeps no copy of this socket, but read to "\n"
+        reply = b""  # the status, one line ("0\n"); read to the newline, not to EOF
         while not reply.endswith(b"\n") and (chunk := sock.recv(64)):
             reply += chunk
     try:
@@ -81,7 +81,9 @@ def _run_helper(conn: socket.socket, listener: socket.socket) -> None:
         sys.argv = ["privsep-helper", *args]
         from oslo_privsep import daemon
 
-        daemon.helper_main()  # returns in the parent half of its own fork; the daemon never returns here
+        # Returns in the parent half of its own fork (code 0). The daemon half ends in sys.exit(), which
+        # lands in the SystemExit branch below: both halves leave through os._exit, never into serve().
+        daemon.helper_main()
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1

@@ -167,8 +167,6 @@ def test_neutron_agents_are_alive(dp_cloud):
         assert agents.get(kind) is True, agents
 
 
-
-
 @pytest.fixture
 def guest(dp_cloud):
     """A tiny guest on a routed project network with a floating IP and its own security group (ingress
