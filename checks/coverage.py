@@ -1,6 +1,7 @@
 """Claim coverage: which scenarios and quiz questions cover each claim, and their last status."""
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -126,3 +127,124 @@ def coverage(features_dir: Path, questions: dict[str, list[str]], allure_results
     for cid, row in rows.items():
         row.status = claim_status(statuses.get(cid, []))
     return list(rows.values())
+
+
+# --- Fault tests: the tests that show a claim's verdict can be ÉCHEC -----------------------------------
+
+@dataclass(frozen=True)
+class FaultTest:
+    test: str          # pytest node id relative to the tests folder's parent, e.g. tests/unit/test_x.py::test_y
+    fault: str | None  # the `fault=` text; None when it is not a literal string (the registry test refuses it)
+    claims: tuple[str, ...]
+
+
+class FaultTestError(ValueError):
+    """A test file that does not parse, or a falsifies mark that names no literal claim id."""
+
+
+def _is_falsifies(node: ast.AST) -> bool:
+    """`pytest.mark.falsifies(...)`, `mark.falsifies(...)` or any `<x>.falsifies(...)` call."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "falsifies"
+
+
+def _falsifies_marks(nodes, where: str) -> list[tuple[tuple[str, ...], str | None]]:
+    """(claims, fault) of every falsifies mark found anywhere inside `nodes` (decorators, pytestmark, params)."""
+    out = []
+    for top in nodes:
+        for node in ast.walk(top):
+            if not _is_falsifies(node):
+                continue
+            claims = []
+            for arg in node.args:
+                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                    raise FaultTestError(f"{where}:{node.lineno}: falsifies() veut des identifiants de claim "
+                                         f"littéraux (\"C18\"), pas {ast.unparse(arg)}")
+                claims.append(arg.value)
+            fault = None
+            for kw in node.keywords:
+                if kw.arg == "fault" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    fault = kw.value.value
+            out.append((tuple(claims), fault))
+    return out
+
+
+def _pytestmark(body) -> list[ast.AST]:
+    return [st.value for st in body if isinstance(st, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in st.targets)]
+
+
+def fault_tests(tests_dir: Path, prefix: str = "test") -> list[FaultTest]:
+    """Every test under `tests_dir` marked `@pytest.mark.falsifies(*claims, fault=...)`, read by AST.
+
+    Nothing is imported and pytest is not run: this reads the source of the `test_*.py` files. A mark
+    on a function, on its class, in a module's or a class's `pytestmark`, or inside one of its
+    `pytest.param(..., marks=...)` counts for that test (one entry per mark; a parametrized test is
+    named by its function). Node ids are relative to the parent of `tests_dir`, as pytest names
+    them from the repository root. `prefix`: the test function/method name prefix (pytest's default).
+    Raises FaultTestError for a file that does not parse or a claim id that is not a literal string.
+    """
+    out = []
+    root = tests_dir.parent
+    for path in sorted(tests_dir.rglob("test_*.py")):
+        if any(part.startswith(".") for part in path.relative_to(tests_dir).parts):
+            continue
+        rel = path.relative_to(root).as_posix()
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        except (SyntaxError, UnicodeDecodeError) as exc:
+            raise FaultTestError(f"{rel}: {exc}") from None
+        module_marks = _falsifies_marks(_pytestmark(tree.body), rel)
+
+        def add(fn, nodeid, inherited):
+            for claims, fault in inherited + _falsifies_marks(fn.decorator_list, rel):
+                out.append(FaultTest(nodeid, fault, claims))
+
+        for st in tree.body:
+            if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name.startswith(prefix):
+                add(st, f"{rel}::{st.name}", module_marks)
+            elif isinstance(st, ast.ClassDef) and st.name.startswith("Test"):
+                class_marks = module_marks + _falsifies_marks(st.decorator_list + _pytestmark(st.body), rel)
+                for fn in st.body:
+                    if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name.startswith(prefix):
+                        add(fn, f"{rel}::{st.name}::{fn.name}", class_marks)
+    return out
+
+
+def fault_tests_by_claim(tests: list[FaultTest]) -> dict[str, list[FaultTest]]:
+    """claim id -> the fault tests naming it, for every claim of the registry (empty list where none)."""
+    out: dict[str, list[FaultTest]] = {cid: [] for cid in CLAIMS}
+    for ft in tests:
+        for cid in ft.claims:
+            out.setdefault(cid, []).append(ft)
+    return out
+
+
+OUTCOME_FR = {"passed": "réussi", "failed": "échec", "error": "erreur", "skipped": "ignoré", "": "non lancé"}
+
+
+def fault_table_markdown(tests: list[FaultTest], rows: list[dict] | None) -> str:
+    """The README's table "claim → fault → verdict obtained → test", one line per (E claim, fault test).
+
+    tests: the fault tests found in the sources (fault_tests). rows: the `rows` of a fault-table.json
+    written by a test session (tests/conftest.py), or None when no session wrote one: the verdict
+    column then says "non lancé". An E claim with no fault test gets a line that says so.
+    """
+    ran: dict[tuple[str, str], list[dict]] = {}
+    for r in rows or []:  # a parametrized test's ids (test[a], test[b]) fold into its function's
+        ran.setdefault((r["claim"], r["test"].split("[", 1)[0]), []).append(r)
+    lines = ["| claim | faute injectée | verdict obtenu | test (issue) |", "|---|---|---|---|"]
+    by_claim = fault_tests_by_claim(tests)
+    for cid, claim in CLAIMS.items():
+        if "E" not in claim.how:
+            continue
+        found = by_claim.get(cid, [])
+        if not found:
+            lines.append(f"| {cid} | **aucun test de faute** | | |")
+        for ft in found:
+            got = ran.get((cid, ft.test), [])
+            verdict = "/".join(sorted({r["verdict"] or "-" for r in got})) or "non lancé"
+            outcome = next((o for o in ("error", "failed", "skipped", "passed") if any(r["outcome"] == o for r in got)), "")
+            outcome = OUTCOME_FR.get(outcome, outcome)
+            fault = (ft.fault or "").replace("|", "\\|")
+            lines.append(f"| {cid} | {fault} | {verdict} | `{ft.test}` ({outcome}) |")
+    return "\n".join(lines)

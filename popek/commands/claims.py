@@ -1,7 +1,10 @@
-"""`popek claims [--json]`: each claim, its E/Q mark, the scenarios and questions covering it, last status."""
+"""`popek claims [--json | --faults]`: each claim, its E/Q mark, the scenarios, questions and fault tests
+covering it, last status."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from popek import paths
 from popek.checks import coverage as cov
@@ -14,7 +17,36 @@ def register(sub):
     p = sub.add_parser("claims", help="claim coverage: scenarios and quiz questions per claim, last status")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--results", default=None, help="results directory for the last status (default ./popek-results)")
+    p.add_argument("--faults", action="store_true",
+                   help="the fault-test table (claim -> fault -> verdict obtained) as Markdown")
+    p.add_argument("--tests", default=None,
+                   help="popek's tests folder, where fault tests are found (default: the source tree's tests/)")
+    p.add_argument("--fault-table", default=None,
+                   help="fault-table.json written by a test session (default: $POPEK_FAULT_TABLE, "
+                        "else popek-results/fault-table.json beside the tests folder)")
     p.set_defaults(func=show)
+
+
+#: Why fault tests cannot be listed when popek runs without its source tree (an installed wheel).
+NO_TESTS = "dossier tests/ introuvable (popek installé sans ses sources) : tests de faute inconnus"
+
+
+def tests_dir(value: str | None) -> Path | None:
+    """The tests folder: --tests, else the source tree's (beside pyproject.toml), else None."""
+    if value:
+        return Path(value)
+    root = paths.PACKAGE_DIR.parent
+    return root / "tests" if (root / "pyproject.toml").is_file() and (root / "tests").is_dir() else None
+
+
+def fault_table_rows(value: str | None, tests: Path | None) -> list[dict] | None:
+    """The rows of the last fault-table.json, or None if there is none."""
+    path = Path(value or os.environ.get("POPEK_FAULT_TABLE") or
+                ((tests.parent if tests else Path.cwd()) / "popek-results" / "fault-table.json"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def question_claims() -> dict[str, list[str]]:
@@ -29,22 +61,46 @@ def show(args) -> int:
 
     try:
         rows = cov.coverage(paths.FEATURES_DIR, question_claims(), paths.results_dir(args.results) / "allure-results")
-    except (UnknownClaim, cov.FeatureError, BankError) as exc:
+        tests = tests_dir(args.tests)
+        if args.tests and not tests.is_dir():
+            raise UserError(f"--tests {args.tests} : ce dossier n'existe pas")
+        faults = cov.fault_tests_by_claim(cov.fault_tests(tests)) if tests else None
+    except (UnknownClaim, cov.FeatureError, BankError, cov.FaultTestError) as exc:
         raise UserError(str(exc)) from None
+    if args.faults:
+        if tests is None:
+            raise UserError(NO_TESTS)
+        found = [ft for fts in faults.values() for ft in fts]
+        print(cov.fault_table_markdown(list(dict.fromkeys(found)), fault_table_rows(args.fault_table, tests)))
+        return 0
     if args.json:
-        print(json.dumps([{"claim": r.claim, "how": r.how, "text": CLAIMS[r.claim].text,
-                           "scenarios": [f"{s.feature}:{s.line} {s.name}" for s in r.scenarios],
-                           "questions": r.questions, "status": r.status} for r in rows],
-                         indent=2, ensure_ascii=False))
+        out = []
+        for r in rows:
+            item = {"claim": r.claim, "how": r.how, "text": CLAIMS[r.claim].text,
+                    "scenarios": [f"{s.feature}:{s.line} {s.name}" for s in r.scenarios],
+                    "questions": r.questions, "status": r.status,
+                    "fault_tests": None if faults is None else
+                    [{"test": ft.test, "fault": ft.fault} for ft in faults.get(r.claim, [])]}
+            if faults is None:
+                item["fault_tests_unknown"] = NO_TESTS
+            out.append(item)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     missing = []
-    print(f"{'claim':<6}{'E/Q':<5}{'scén.':>6}{'quest.':>7}  dernier statut")
+    print(f"{'claim':<6}{'E/Q':<5}{'scén.':>6}{'quest.':>7}{'fautes':>7}  dernier statut")
     for r in rows:
         gaps = [k for k, ok in (("E", bool(r.scenarios)), ("Q", bool(r.questions))) if k in r.how and not ok]
         if gaps:
             missing.append(f"{r.claim}({'/'.join(gaps)})")
-        print(f"{r.claim:<6}{r.how:<5}{len(r.scenarios):>6}{len(r.questions):>7}  {STATUS_FR.get(r.status, r.status)}"
-              + (f"   MANQUE : {', '.join(gaps)}" if gaps else ""))
+        nfault = "?" if faults is None else (len(faults.get(r.claim, [])) if "E" in r.how else "")
+        print(f"{r.claim:<6}{r.how:<5}{len(r.scenarios):>6}{len(r.questions):>7}{nfault:>7}  "
+              f"{STATUS_FR.get(r.status, r.status)}" + (f"   MANQUE : {', '.join(gaps)}" if gaps else ""))
     print(f"\n{len(rows) - len(missing)}/{len(rows)} claims couverts comme le cours le demande"
           + (f" ; manquent : {' '.join(missing)}" if missing else ""))
+    if faults is None:
+        print(f"tests de faute : {NO_TESTS}")
+    else:
+        without = [c for c, claim in CLAIMS.items() if "E" in claim.how and not faults.get(c)]
+        print(f"tests de faute : {sum(1 for c, claim in CLAIMS.items() if 'E' in claim.how) - len(without)} claims E "
+              f"couverts" + (f" ; sans : {' '.join(without)}" if without else ""))
     return 0
