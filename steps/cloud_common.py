@@ -67,6 +67,7 @@ def cloud(request):
         return Unreachable(f"pas de cloud joignable : {exc}")
     run_id, worker = run_identity(request.config)
     found.facts.update(run=run_id, prefix=f"popek-{run_id}-{worker}")
+    ledger_mod.terminate_like_ctrl_c()      # CI cancelling the job (SIGTERM) cleans up as Ctrl-C does
     # Orphans of earlier runs (killed hard): gone before this run creates anything. Every worker of this
     # run shares its run id, so no worker sweeps another's resources; a run with anything younger than
     # AUTO_SWEEP_MIN_AGE may be alive elsewhere (another popek on the same project) and is left alone.
@@ -83,7 +84,7 @@ def conn(cloud):
 
 
 @pytest.fixture
-def ledger(cloud, evidence):
+def ledger(cloud, evidence, run_ledger):
     """This scenario's resources: named with the run's prefix, deleted in reverse order at the end
     (also on failure or Ctrl-C); a deletion that fails is reported as an error of the scenario."""
     book = ledger_mod.Ledger(cloud.conn, cloud.facts["prefix"])
@@ -100,12 +101,24 @@ def ledger(cloud, evidence):
 def run_ledger(cloud):
     """The resources this worker's scenarios share (a routed network, two servers): named with the run's
     prefix, deleted when the session ends, also after a failure or Ctrl-C (pytest tears session fixtures
-    down in its session finish); a deletion that fails is an error of the last scenario."""
+    down in its session finish); a deletion that fails is an error of the last scenario.
+    It holds the run's heartbeat (made first, deleted last), which tells other runs' sweeps that this
+    one is alive; at the end the worker sweeps whatever still carries its own prefix (a create
+    interrupted before the ledger learnt of it)."""
     book = ledger_mod.Ledger(cloud.conn, cloud.facts["prefix"])
+    heartbeat = None
+    try:
+        heartbeat = ledger_mod.Heartbeat(book)
+    except Exception:   # no heartbeat (quota…): other runs then judge this one by its dated resources
+        pass
     try:
         yield book
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         problems = book.cleanup()
+        if not problems:
+            _found, problems = ledger_mod.sweep(cloud.conn, cloud.facts["run"], prefix=cloud.facts["prefix"])
     assert not problems, "nettoyage incomplet des ressources partagées du run : " + " ; ".join(problems)
 
 

@@ -6,22 +6,28 @@ left but before its answer came back, the ledger has no id yet, and cleanup find
 name. The orphan sweep finds what an earlier run could not clean (killed hard, power loss) by the
 prefix pattern `popek-<8 hex>-`, skipping the current run.
 
-Names: `popek-<run id>-<worker>-<what>-<random>` (tempest's rand_name), e.g.
+Names: `popek-<run id>-<worker>-<what>-<random>` (the shape of tempest's rand_name), e.g.
 `popek-3f9a01bc-gw1-server-1804289383`. The worker part keeps pytest-xdist workers apart.
+
+Whether a run is alive is decided by its heartbeat (`Heartbeat`: a security group of the run whose
+`updated_at` the run refreshes every HEARTBEAT_EVERY seconds); a run without one (older popek, or killed
+before it made one) is judged by its youngest dated resource, and its undated resources (keypairs,
+containers) are kept unless its run is known dead. Waits use openstacksdk's own vocabulary
+(`openstack.utils.iterate_timeout`): a deletion still not done when the wait ends is a leftover,
+reported with its id, never counted as deleted.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import datetime
+import random
 import re
 import signal
 import threading
 import time
 import uuid
 from typing import Callable, Iterable, Optional
-
-from tempest.lib.common.utils import data_utils
 
 #: Names of every resource popek creates; group 1 is the run id.
 NAME_RE = re.compile(r"^popek-([0-9a-f]{8})-")
@@ -31,6 +37,11 @@ NAME_RE = re.compile(r"^popek-([0-9a-f]{8})-")
 #: The sweep at the start of a run leaves alone any run with a resource younger than this (seconds): another
 #: popek may be running against the same project right now (a class, a CI job, parallel sessions).
 AUTO_SWEEP_MIN_AGE = 30 * 60
+
+#: The run's heartbeat is refreshed this often (seconds); a run whose heartbeat is older than
+#: AUTO_SWEEP_MIN_AGE is dead (it would have refreshed it several times).
+HEARTBEAT_EVERY = 120
+HEARTBEAT_WHAT = "heartbeat"
 
 SWEEP_ORDER = ("server", "floating_ip", "router", "port", "subnet", "network", "security_group",
                "keypair", "volume", "image", "container")
@@ -52,10 +63,13 @@ class Entry:
     done: bool = False
 
 
+class Leftover(Exception):
+    """A deletion asked for but not finished when the wait ended: the resource is still there."""
+
+
 def _not_found(exc: BaseException) -> bool:
     from openstack import exceptions as sdk_exc
-    from tempest.lib import exceptions as tempest_exc
-    return isinstance(exc, (sdk_exc.NotFoundException, tempest_exc.NotFound))
+    return isinstance(exc, sdk_exc.NotFoundException)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -67,13 +81,12 @@ def _transient(exc: BaseException) -> bool:
 
 
 def ignore_gone(fn: Callable, *args, tries: int = 10, pause: float = 2.0, **kwargs):
-    """Call fn; a 404 (SDK or tempest.lib) means the resource is already gone: fine. A 409 or 5xx is
+    """Call fn; a 404 means the resource is already gone: fine. A 409 or 5xx is
     retried `tries` times, `pause` seconds apart (the cloud is still releasing what held the resource: under
     parallel runs on 2 cores, nova may take over 10 s to release a deleted server's ports)."""
-    from tempest.lib.common.utils import test_utils
     for attempt in range(tries):
         try:
-            return test_utils.call_and_ignore_notfound_exc(fn, *args, **kwargs)
+            return fn(*args, **kwargs)
         except Exception as exc:
             if _not_found(exc):
                 return None
@@ -129,56 +142,55 @@ def age_seconds(created_at: Optional[str], now: Optional[float] = None) -> Optio
     return (now if now is not None else time.time()) - stamp.timestamp()
 
 
-def _wait_gone(get: Callable[[], object], timeout: float) -> None:
-    """Poll `get` until it raises NotFound (or returns None), at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if get() is None:
-                return
-        except Exception as exc:
-            if _not_found(exc):
-                return
-            raise
-        time.sleep(0.5)
+def _until(done: Callable[[], bool], timeout: float, what: str, every: float = 0.5) -> None:
+    """Call `done` until it returns True (a 404 counts as True), at most `timeout` seconds; else Leftover.
+    openstacksdk's iterate_timeout paces the calls."""
+    from openstack import exceptions as sdk_exc
+    from openstack import utils as sdk_utils
+
+    try:
+        for _ in sdk_utils.iterate_timeout(timeout, what, wait=every):
+            try:
+                if done():
+                    return
+            except Exception as exc:
+                if _not_found(exc):
+                    return
+                raise
+    except sdk_exc.ResourceTimeout:
+        raise Leftover(f"{what} : toujours là après {timeout:.0f} s") from None
+
+
+def _wait_gone(get: Callable[[], object], timeout: float, what: str = "suppression") -> None:
+    """Poll `get` until it raises NotFound (or returns None), at most `timeout` seconds; else Leftover."""
+    _until(lambda: get() is None, timeout, what)
 
 
 def _delete_server(conn, e: Entry, timeout: float) -> None:
     ignore_gone(conn.compute.delete_server, e.id, ignore_missing=True)
     # ports and volumes are freed only once the server is really gone
-    _wait_gone(lambda: conn.compute.get_server(e.id), timeout)
+    _wait_gone(lambda: conn.compute.get_server(e.id), timeout, f"serveur {e.id} en cours de suppression")
 
 
 def _delete_attachment(conn, e: Entry, timeout: float) -> None:
     server_id, volume_id = e.extra["server_id"], e.extra["volume_id"]
     ignore_gone(conn.compute.delete_volume_attachment, server_id, volume_id, ignore_missing=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            volume = conn.block_storage.get_volume(volume_id)
-        except Exception as exc:
-            if _not_found(exc):
-                return
-            raise
-        if volume.status in ("available", "error"):
-            return
-        time.sleep(0.5)
+    _until(lambda: conn.block_storage.get_volume(volume_id).status in ("available", "error"), timeout,
+           f"volume {volume_id} en cours de détachement")
 
 
 def _delete_volume(conn, e: Entry, timeout: float) -> None:
-    # a volume still "in-use"/"detaching" (its server being deleted) cannot go yet: wait a little
-    deadline = time.monotonic() + timeout
-    while True:
+    # a volume still "in-use"/"detaching" (its server being deleted) cannot go yet: ask again a little later
+    def asked() -> bool:
         try:
             conn.block_storage.delete_volume(e.id, ignore_missing=True)
-            break
+            return True
         except Exception as exc:
             if _not_found(exc):
-                return
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-    _wait_gone(lambda: conn.block_storage.get_volume(e.id), timeout)
+                raise           # gone already: _until counts it as done
+            return False
+    _until(asked, timeout, f"volume {e.id} (suppression refusée tant qu'il est attaché)", every=1)
+    _wait_gone(lambda: conn.block_storage.get_volume(e.id), timeout, f"volume {e.id} en cours de suppression")
 
 
 def _delete_router(conn, e: Entry, timeout: float) -> None:
@@ -247,18 +259,35 @@ DELETERS: dict[str, Callable] = {
 
 @contextlib.contextmanager
 def _sigint_deferred():
-    """Let cleanup finish when a second Ctrl-C arrives during it: the interrupt is re-raised after."""
+    """Let cleanup finish when a second Ctrl-C (or a SIGTERM: CI cancelling the job) arrives during it:
+    the interrupt is re-raised after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    previous = {sig: signal.signal(sig, lambda *_: caught.append(True)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if caught:
         raise KeyboardInterrupt
+
+
+def terminate_like_ctrl_c() -> bool:
+    """Make SIGTERM (CI cancelling a job, `kill`) raise KeyboardInterrupt in the main thread, so that
+    cleanup runs as it does for Ctrl-C. Only when SIGTERM still has its default action (a program that
+    chose its own handler keeps it); returns True when installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+    return True
 
 
 class Ledger:
@@ -276,7 +305,7 @@ class Ledger:
 
     def name(self, what: str) -> str:
         """A fresh name for a resource of this run: `<prefix>-<what>-<random>`."""
-        return data_utils.rand_name(name=what, prefix=self.prefix)
+        return f"{self.prefix}-{what}-{random.randint(1, 0x7FFFFFFF)}"
 
     def record(self, kind: str, name: str = "", id: Optional[str] = None, **extra) -> Entry:
         """Record a resource (before creating it: name only; set `.id` once known)."""
@@ -332,20 +361,31 @@ class Ledger:
                         DELETERS[entry.kind](self.conn, dataclasses.replace(entry, id=one), self.timeout)
                     entry.done = True
                 except Exception as exc:
-                    problems.append(f"{entry.kind} {entry.name or entry.id}: {type(exc).__name__}: {exc}")
+                    problems.append(_problem(entry, exc))
                     self.log(problems[-1])
         return problems
 
 
+def _problem(entry: Entry, exc: BaseException) -> str:
+    """One line for a resource that could not be deleted: kind, name, id, cause (a leftover stays there)."""
+    ident = f"{entry.name} ({entry.id})" if entry.name and entry.id else (entry.name or entry.id)
+    if isinstance(exc, Leftover):
+        return f"{entry.kind} {ident}: laissée en place : {exc}"
+    return f"{entry.kind} {ident}: {type(exc).__name__}: {exc}"
+
+
 def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER, min_age: float = 0.0,
-            now: Optional[float] = None) -> list[Entry]:
+            now: Optional[float] = None, prefix: Optional[str] = None) -> list[Entry]:
     """Resources named `popek-<run>-…` by another run than `current_run` (None: every popek run).
 
-    min_age: seconds; a run counts as still alive (all its resources are kept) while any of its
-    resources is younger than that: another popek may be using this project right now."""
+    min_age: seconds; a run counts as alive (all its resources are kept) when its heartbeat (see
+    Heartbeat) is younger than that; a run without a heartbeat, when any of its dated resources is younger
+    than that, or when it has only undated resources (keypairs, containers: nothing says it is dead).
+    min_age=0 takes every other run. prefix: only names starting with `prefix-` (a worker's own, at exit;
+    then current_run is not skipped)."""
     from openstack import exceptions as sdk_exc
 
-    found, youngest = [], {}
+    found, youngest, dated, heartbeat_ids = [], {}, set(), set()
     for kind in kinds:
         try:
             listing = list_dated(conn, kind)
@@ -355,22 +395,78 @@ def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER
             raise
         for r_id, r_name, created in listing:
             match = NAME_RE.match(r_name or "")
-            if match and match.group(1) != current_run:
-                found.append(Entry(kind, r_name, r_id))
-                age = age_seconds(created, now)
-                if age is not None:
-                    run = match.group(1)
-                    youngest[run] = min(age, youngest.get(run, age))
-    alive = {run for run, age in youngest.items() if age < min_age}
+            if not match or (prefix is None and match.group(1) == current_run):
+                continue
+            if prefix is not None and not r_name.startswith(prefix + "-"):
+                continue
+            run = match.group(1)
+            found.append(Entry(kind, r_name, r_id))
+            age = age_seconds(created, now)
+            if kind == "security_group" and _is_heartbeat(r_name):
+                heartbeat_ids.add(r_id)
+            if age is not None:
+                dated.add(run)
+                youngest[run] = min(age, youngest.get(run, age))
+    if prefix is not None or min_age <= 0:
+        return found
+    runs = {NAME_RE.match(e.name).group(1) for e in found}
+    beats = heartbeat_ages(conn, now) if heartbeat_ids else {}
+    alive = {run for run in runs
+             if (beats[run] < min_age if run in beats else run not in dated or youngest[run] < min_age)}
     return [e for e in found if NAME_RE.match(e.name).group(1) not in alive]
 
 
+def _is_heartbeat(name: str) -> bool:
+    return name.split("-")[3:4] == [HEARTBEAT_WHAT]
+
+
+def heartbeat_ages(conn, now: Optional[float] = None) -> dict[str, float]:
+    """{run id: seconds since its freshest heartbeat was refreshed (Neutron's updated_at)}."""
+    ages: dict[str, float] = {}
+    for group in conn.network.security_groups(project_id=conn.current_project_id):
+        match = NAME_RE.match(group.name or "")
+        if match and _is_heartbeat(group.name):
+            age = age_seconds(getattr(group, "updated_at", None) or getattr(group, "created_at", None), now)
+            if age is not None:
+                ages[match.group(1)] = min(age, ages.get(match.group(1), age))
+    return ages
+
+
+class Heartbeat:
+    """A run's sign of life: a security group `<prefix>-heartbeat-<n>` made once, whose description (and
+    so Neutron's `updated_at`) is rewritten every `every` seconds by a daemon thread until stop().
+
+    ledger: the run's ledger (the group is recorded there, so it goes with the run); every: seconds."""
+
+    def __init__(self, ledger: "Ledger", every: float = HEARTBEAT_EVERY):
+        self.ledger, self.every = ledger, every
+        self.group = ledger.create("security_group", HEARTBEAT_WHAT, lambda name: ledger.conn.network.create_security_group(
+            name=name, description=self._stamp()))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="popek-heartbeat", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _stamp() -> str:
+        return "popek run heartbeat " + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(Exception):   # a missed beat is not fatal: the next one tries again
+                self.ledger.conn.network.update_security_group(self.group, description=self._stamp())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def sweep(conn, current_run: Optional[str], dry_run: bool = False, log: Callable[[str], None] = lambda s: None,
-          timeout: float = 60.0, min_age: float = 0.0) -> tuple[list[Entry], list[str]]:
-    """Delete the orphans of earlier runs (see orphans(), min_age included); returns (found, problems).
+          timeout: float = 60.0, min_age: float = 0.0, prefix: Optional[str] = None) -> tuple[list[Entry], list[str]]:
+    """Delete the orphans of earlier runs (see orphans(), min_age and prefix included); returns
+    (found, problems): a resource whose deletion failed or timed out is in problems (with its id).
 
     dry_run: only list them. Order: SWEEP_ORDER, so that servers free their ports and volumes first."""
-    found = orphans(conn, current_run, min_age=min_age)
+    found = orphans(conn, current_run, min_age=min_age, prefix=prefix)
     problems = []
     if dry_run:
         return found, problems
@@ -378,7 +474,8 @@ def sweep(conn, current_run: Optional[str], dry_run: bool = False, log: Callable
         for entry in found:
             try:
                 DELETERS[entry.kind](conn, entry, timeout)
+                entry.done = True
             except Exception as exc:
-                problems.append(f"{entry.kind} {entry.name}: {type(exc).__name__}: {exc}")
+                problems.append(_problem(entry, exc))
                 log(problems[-1])
     return found, problems

@@ -141,8 +141,9 @@ def add_sweep(cmds) -> None:
     sweep = cmds.add_parser("sweep", help="delete what earlier popek runs left in a cloud (names popek-<run id>-…); "
                                           "not while a popek run uses that cloud")
     sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
-    sweep.add_argument("--older-than", type=float, default=0, metavar="MINUTES",
-                       help="leave alone every run that created something in the last MINUTES (default 0: sweep all)")
+    sweep.add_argument("--older-than", type=float, default=30, metavar="MINUTES",
+                       help="leave alone every run whose heartbeat (else newest resource) is younger than MINUTES "
+                            "(default 30; 0 sweeps every run, also one running now)")
     sweep.add_argument("--os-cloud", default=None,
                        help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded cloud)")
     sweep.set_defaults(func=cmd_sweep)

@@ -72,7 +72,7 @@ def test_already_gone_counts_as_deleted_and_a_failure_does_not_stop_the_rest():
     book.record("security_group", "g", id="sg")
     book.record("keypair", "k", id="key")
     problems = book.cleanup()
-    assert len(problems) == 1 and problems[0].startswith("keypair k: RuntimeError")
+    assert len(problems) == 1 and problems[0].startswith("keypair k (key): RuntimeError")
     assert [c[1] for c in conn.calls] == ["key", "sg", "net"]
     assert [e.done for e in book.entries] == [True, True, False]
 
@@ -190,3 +190,92 @@ def test_api_timestamps_of_every_service_parse():
     assert ledger_mod.age_seconds("2026-11-25T11:36:59.000000") is not None
     assert ledger_mod.age_seconds("2026-11-25T11:36:59+00:00") is not None
     assert ledger_mod.age_seconds(None) is None and ledger_mod.age_seconds("garbage") is None
+
+
+def _stamp(now, age):
+    import datetime as dt
+    return dt.datetime.fromtimestamp(now - age, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_fresh_heartbeat_keeps_a_long_run_whose_resources_are_all_old(monkeypatch):
+    now = 1_800_000_000.0
+    names = {"network": [("n1", "popek-aaaaaaaa-gw0-net-1", _stamp(now, 7200)),
+                         ("n2", "popek-bbbbbbbb-gw0-net-2", _stamp(now, 7200))],
+             "security_group": [("h1", "popek-aaaaaaaa-gw0-heartbeat-3", _stamp(now, 7200)),
+                                ("h2", "popek-bbbbbbbb-gw0-heartbeat-4", _stamp(now, 7200))]}
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: names.get(kind, []))
+    # aaaaaaaa refreshed its heartbeat 2 minutes ago: alive; bbbbbbbb's stopped an hour ago: dead
+    monkeypatch.setattr(ledger_mod, "heartbeat_ages", lambda conn, now=None: {"aaaaaaaa": 120.0, "bbbbbbbb": 3600.0})
+    swept = ledger_mod.orphans(Conn(), None, min_age=1800, now=now)
+    assert sorted(e.id for e in swept) == ["h2", "n2"]
+
+
+def test_a_run_with_only_undated_resources_and_no_heartbeat_is_kept_unless_the_age_is_zero(monkeypatch):
+    names = {"keypair": [("popek-cccccccc-main-key-1", "popek-cccccccc-main-key-1", None)],
+             "container": [("popek-cccccccc-main-c-2", "popek-cccccccc-main-c-2", None)]}
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: names.get(kind, []))
+    assert ledger_mod.orphans(Conn(), None, min_age=1800) == []
+    assert len(ledger_mod.orphans(Conn(), None, min_age=0)) == 2
+
+
+def test_a_worker_sweeps_its_own_prefix_only_at_exit(monkeypatch):
+    names = {"network": [("a", "popek-0123abcd-gw0-net-1", None), ("b", "popek-0123abcd-gw1-net-2", None),
+                         ("c", "popek-ffffffff-gw0-net-3", None)]}
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: names.get(kind, []))
+    found = ledger_mod.orphans(Conn(), "0123abcd", prefix="popek-0123abcd-gw0")
+    assert [e.id for e in found] == ["a"]
+
+
+def test_a_deletion_that_times_out_is_a_leftover_with_its_id_never_deleted():
+    class Compute:
+        def delete_server(self, *a, **k):
+            return None
+
+        def get_server(self, server_id):
+            return object()             # never goes
+
+    conn = Conn()
+    conn.compute = Compute()
+    book = Ledger(conn, PREFIX, timeout=1)
+    book.record("server", "popek-0123abcd-gw0-server-1", id="srv-42")
+    problems = book.cleanup()
+    assert len(problems) == 1 and "srv-42" in problems[0] and "laissée en place" in problems[0]
+    assert book.entries[0].done is False
+
+
+def test_sigterm_interrupts_like_ctrl_c():
+    import os
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert ledger_mod.terminate_like_ctrl_c()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            import time
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_sigterm_during_cleanup_waits_for_the_cleanup_to_end():
+    import os
+    import signal
+
+    conn = Conn()
+    book = Ledger(conn, PREFIX)
+    book.record("network", "n", id="net")
+    book.record("keypair", "k", id="key")
+    deletions = conn.compute
+
+    class KilledWhileDeleting:
+        def __getattr__(self, method):
+            def call(*a, **k):
+                os.kill(os.getpid(), signal.SIGTERM)    # CI cancels the job mid-cleanup
+                return getattr(deletions, method)(*a, **k)
+            return call
+    conn.compute = KilledWhileDeleting()
+    with pytest.raises(KeyboardInterrupt):
+        book.cleanup()
+    assert [e.done for e in book.entries] == [True, True]
