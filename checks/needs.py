@@ -104,6 +104,14 @@ def _kvm_without_hardware_assist() -> Reason:
     return None
 
 
+@requirement("ring-1")
+@functools.cache
+def _ring_minus_one() -> Reason:
+    """VT-x/AMD-V offered by the CPU and used by /dev/kvm (C08's "ring -1"); PVM is not."""
+    from popek.checks.host import readiness
+    return readiness.without_ring_minus_one(readiness.gather())
+
+
 @requirement("unshare")
 @functools.cache
 def _unshare() -> Reason:

@@ -103,7 +103,16 @@ def ring0_equivalent(efficiency):
 
 @then(parsers.parse("le rapport invité ring 3 / natif est inférieur à {bound:d}"))
 def ring3_efficient(efficiency, bound):
-    assert efficiency.ratio3.value < bound, str(efficiency.ratio3)
+    assert efficiency.ratio3.value < bound, (f"code utilisateur de l'invité (ring 3) : {efficiency.ratio3}, "
+                                             f"attendu moins de ×{bound}")
+
+
+@then(parsers.parse("le rapport invité ring 0 / natif est inférieur à {bound:d}"))
+def ring0_near_native(efficiency, bound, evidence):
+    evidence.text("pourquoi ce rapport en ring 0", efficiency.explanation)
+    evidence.figure("rapport invité ring 0 / natif", efficiency.ratio0.value, "×")
+    assert efficiency.ratio0.value < bound, (f"code noyau de l'invité (ring 0) : {efficiency.ratio0} avec un KVM "
+                                             f"{efficiency.kind}, attendu moins de ×{bound}")
 
 
 @then("le rapport invité ring 0 / natif est rapporté avec son explication")

@@ -20,6 +20,13 @@ def flags_agree(virt_flags, evidence):
     assert seen["hypervisor"][0] == seen["hypervisor"][1], seen
 
 
+@then("CPUID annonce VT-x (VMX) ou AMD-V (SVM)")
+def hardware_assist(virt_flags, evidence):
+    evidence.figure("VT-x / AMD-V (CPUID)", virt_flags.hardware_assist or "aucun")
+    assert virt_flags.hardware_assist, (f"CPUID n'annonce ni VMX ni SVM (vendeur {virt_flags.vendor}, "
+                                        f"hyperviseur {virt_flags.hypervisor_name or 'aucun'})")
+
+
 @then("si le bit hyperviseur est levé, la feuille 0x40000000 nomme l'hyperviseur sous cet hôte")
 def hypervisor_named(virt_flags, evidence):
     evidence.figure("bit hyperviseur (CPUID.1:ECX[31])", int(virt_flags.hypervisor))

@@ -91,6 +91,12 @@ class Measurements:
         return vmm.measure_efficiency(readiness.kind_of_kvm(readiness.gather()), kvm_path=self.kvm_path)
 
     @functools.cached_property
+    def ring_minus_one(self) -> str | None:
+        """Why this host has no VT-x/AMD-V under /dev/kvm (French), or None when it has ring -1."""
+        from popek.checks.host import readiness
+        return readiness.without_ring_minus_one(readiness.gather())
+
+    @functools.cached_property
     def kvm_control(self):
         """vmm.ControlProbe: the exits our VMM saw."""
         _require("x86_64", "kvm")
@@ -251,13 +257,22 @@ def build(m: Measurements) -> Table:
         eff = m.kvm_efficiency
         ok = eff.equivalent(eff.ring3) and eff.equivalent(eff.native)
         return Cell("OK" if ok else "KO",
-                    f"la charge de travail donne {eff.ring3.result:#x} dans l'invité KVM (ring 3) et "
+                    f"la charge de travail donne {eff.ring3.result:#x} dans l'invité KVM ({eff.kind}, ring 3) et "
                     f"{eff.native.result:#x} sur le processeur (n = {eff.ring3.iterations})")
 
     def hw_efficiency():
+        # Ring -1 exists so that the guest's *kernel* runs unmodified at native speed: the cell is OK
+        # only when both the guest's user code (ring 3) and its kernel code (ring 0) run near native,
+        # and it is measured only where KVM rests on VT-x/AMD-V (a PVM KVM is not that technique).
         eff = m.kvm_efficiency
-        cell = _efficiency(eff.ratio3, "invité KVM, code utilisateur (ring 3)")
-        return Cell(cell.verdict, f"{cell.evidence}. {eff.explanation}")
+        user = _efficiency(eff.ratio3, "invité KVM, code utilisateur (ring 3)")
+        kernel = _efficiency(eff.ratio0, "invité KVM, code noyau (ring 0)")
+        missing = m.ring_minus_one
+        if missing:
+            raise Unmeasured(f"{missing} ; mesuré pour information avec ce KVM : {user.evidence} ; "
+                             f"{kernel.evidence}")
+        ok = user.verdict == kernel.verdict == "OK"
+        return Cell("OK" if ok else "KO", f"{user.evidence} ; {kernel.evidence}. {eff.explanation}")
 
     def hw_control():
         probe = m.kvm_control

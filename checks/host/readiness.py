@@ -156,6 +156,30 @@ def kind_of_kvm(f: HostFacts) -> str:
     return "sans assistance matérielle"
 
 
+def without_ring_minus_one(f: HostFacts) -> str | None:
+    """Why this host has no "ring -1" that KVM uses (French), or None when it has one.
+
+    Ring -1 (C08) is present when CPUID offers VT-x or AMD-V and /dev/kvm is backed by it (kvm_intel
+    or kvm_amd): then the guest's ring 0 runs on the processor. A /dev/kvm without it (PVM, a KVM
+    under a hypervisor that hides VMX/SVM) runs guest-kernel code by emulation: it is not ring -1.
+    """
+    assist = f.flags.hardware_assist if f.flags else None
+    if "vmx" in f.cpuinfo or "svm" in f.cpuinfo:
+        assist = assist or ("VT-x" if "vmx" in f.cpuinfo else "AMD-V")
+    kind = kind_of_kvm(f)
+    if not assist:
+        if kind == "aucun":
+            return "pas de VT-x/AMD-V (ni vmx ni svm dans CPUID et /proc/cpuinfo) et pas de /dev/kvm"
+        module = next((m for m in ("kvm_pvm",) if m in f.modules), "")
+        return (f"pas de VT-x/AMD-V (ni vmx ni svm dans CPUID et /proc/cpuinfo) : /dev/kvm est {kind}"
+                + (f" (module {module})" if module else "")
+                + ", un KVM sans assistance matérielle qui émule le code noyau de l'invité")
+    if kind not in ("VT-x", "AMD-V"):
+        return (f"le processeur annonce {assist}, mais /dev/kvm est {kind} : KVM ne s'appuie pas sur "
+                f"{assist} (module kvm_intel/kvm_amd absent, ou virtualisation désactivée dans le BIOS/UEFI)")
+    return None
+
+
 def evaluate(f: HostFacts) -> Readiness:
     """The checks for facts `f` (pure)."""
     checks = []

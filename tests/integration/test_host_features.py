@@ -136,3 +136,14 @@ def check_unprivileged_run(tmp_path):
     verdicts = expected_verdicts(tmp_path / "r")
     assert {c: shown[c] for c in HOST_CLAIMS} == {c: verdicts[c] for c in HOST_CLAIMS}
     assert shown["C09"] == "IGNORÉ", proc.stdout[-3000:]
+
+
+def test_c08_is_never_passed_on_a_kvm_without_vtx_or_amdv(host_run):
+    """On PVM (a /dev/kvm without VT-x/AMD-V) the ring -1 of C08 is absent: IGNORÉ with that reason."""
+    from popek.checks import needs
+    reason = needs.unmet("ring-1")
+    if reason is None:
+        pytest.skip("cet hôte a VT-x/AMD-V sous /dev/kvm : C08 y est vérifié")
+    proc, _ = host_run
+    assert claim_verdicts(proc.stdout)["C08"] == "IGNORÉ", proc.stdout[-3000:]
+    assert "pas de VT-x/AMD-V" in proc.stdout.split("popek : verdict par claim du cours", 1)[-1]

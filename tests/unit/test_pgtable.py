@@ -22,11 +22,12 @@ class FakeMeasurements:
         self.emulation_code = (types.SimpleNamespace(program_executable=True, program_mappings=[types.SimpleNamespace(perms="r-xp")]),
                                types.SimpleNamespace(program_executable=False, program_mappings=[mapping],
                                                      executable_anonymous=[mapping]))
-        eff = types.SimpleNamespace(native=native, ring3=run("KVM invité ring 3"), explanation="…",
+        eff = types.SimpleNamespace(native=native, ring3=run("KVM invité ring 3"), explanation="…", kind="VT-x",
                                     ratio3=Ratio("KVM invité ring 3", "natif", 1.01, 1.0),
                                     ratio0=Ratio("KVM invité ring 0", "natif", 1.2, 1.0))
         eff.equivalent = lambda r: r.result == reference(r.iterations)
         self.kvm_efficiency = eff
+        self.ring_minus_one = None
         self.kvm_control = types.SimpleNamespace(out=1, in_=1, mmio_write=1, hlt=1, in_value_seen=0xC0FFEE42)
         self.container = (native, run("conteneur"), Ratio("conteneur", "natif", 1.0, 1.0))
         self.container_view = types.SimpleNamespace(same_kernel=True, container={"kernel_release": "6.1"})
