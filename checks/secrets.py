@@ -42,6 +42,26 @@ class Redactor:
 REDACT = Redactor()
 
 
+def redact_data(obj, redactor: Redactor = REDACT):
+    """`obj` (dicts, lists, tuples, strings, as json/attrs.asdict make them) with every string redacted."""
+    if isinstance(obj, str):
+        return redactor(obj)
+    if isinstance(obj, dict):
+        return {redact_data(k, redactor): redact_data(v, redactor) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact_data(v, redactor) for v in obj)
+    return obj
+
+
+def redact_bytes(body: bytes, redactor: Redactor = REDACT) -> bytes:
+    """UTF-8 text redacted; anything else (an image) as it is: it cannot hold a secret as text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+    return redactor(text).encode("utf-8")
+
+
 class RedactingFilter(logging.Filter):
     """A logging filter that redacts every record's formatted message."""
 

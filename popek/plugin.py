@@ -5,7 +5,7 @@ One place for everything that turns the features into a run:
 - maps Gherkin tags: `@claim:C05` -> marker `claim("C05")` + Allure label `claim=C05`;
   `@needs:kvm` -> marker `needs("kvm")`, evaluated before the scenario runs (unmet -> skip, reason);
 - the `evidence` fixture: figures and attachments a scenario measured, for Allure and the terminal;
-- keeps secrets out of Allure step parameters;
+- keeps secrets out of what the run writes: Allure's results (a redacting writer), pytest's log handlers;
 - prints the per-claim verdicts in French at the end.
 """
 from __future__ import annotations
@@ -127,6 +127,76 @@ def pytest_bdd_before_scenario(request, feature, scenario):
     skip_unmet_needs(request)
 
 
+def redacting_allure_writer(inner):
+    """A writer of allure-results that masks secrets in everything it writes: results and containers
+    (step names, parameters, figures, status messages and traces), text attachments (captured stdout,
+    stderr and log, evidence) and attached text files. `inner` is Allure's own AllureFileLogger, whose
+    directory is kept. Redacting here, where the bytes are written, covers what Allure's listener
+    attaches before any pytest hook of ours could see it."""
+    import io
+    import os
+    import uuid
+
+    from allure_commons import hookimpl
+    from allure_commons.logger import AllureFileLogger
+    from attr import asdict
+
+    from popek.checks.secrets import redact_bytes, redact_data
+
+    class RedactingAllureWriter(AllureFileLogger):
+        def __init__(self):
+            self._report_dir = inner._report_dir
+
+        def _report_item(self, item):
+            data = redact_data(asdict(item, filter=lambda _, v: v or v is False), REDACT)
+            path = self._report_dir / item.file_pattern.format(prefix=uuid.uuid4())
+            with io.open(f"{path}.tmp", "w", encoding="utf8") as f:
+                json.dump(data, f, ensure_ascii=False)
+            os.replace(f"{path}.tmp", path)
+
+        @hookimpl
+        def report_attached_file(self, source, file_name):
+            self.report_attached_data(Path(source).read_bytes(), file_name)
+
+        @hookimpl
+        def report_attached_data(self, body, file_name):
+            body = body.encode("utf-8") if isinstance(body, str) else body
+            path = self._report_dir / file_name
+            Path(f"{path}.tmp").write_bytes(redact_bytes(body, REDACT))
+            os.replace(f"{path}.tmp", path)
+
+    return RedactingAllureWriter()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """Secrets out of what the run writes: Allure's file writer is swapped for the redacting one (put
+    back at the end, for allure-pytest-bdd's own cleanup), and every log handler of pytest's logging
+    plugin (captured log, --log-file, live log) redacts the records it receives."""
+    from popek.checks.secrets import RedactingFilter
+
+    logging_plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("caplog_handler", "report_handler", "log_file_handler", "log_cli_handler"):
+        handler = getattr(logging_plugin, name, None)
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(REDACT))
+    try:
+        import allure_commons
+        from allure_commons.logger import AllureFileLogger
+    except ImportError:  # pragma: no cover
+        return
+    for inner in [p for p in allure_commons.plugin_manager.get_plugins() if type(p) is AllureFileLogger]:
+        name = allure_commons.plugin_manager.get_name(inner)
+        allure_commons.plugin_manager.unregister(inner)
+        writer = redacting_allure_writer(inner)
+        allure_commons.plugin_manager.register(writer)
+
+        def put_back(inner=inner, name=name, writer=writer):
+            allure_commons.plugin_manager.unregister(writer)
+            allure_commons.plugin_manager.register(inner, name)
+        session.config.add_cleanup(put_back)
+
+
 def _allure_listener(config):
     """allure-pytest-bdd's listener (its lifecycle holds the results being written), or None."""
     return next((p for p in config.pluginmanager.get_plugins() if type(p).__name__ == "PytestBDDListener"), None)
@@ -176,7 +246,9 @@ class Evidence:
 
     def figure(self, key: str, value, unit: str = "") -> None:
         """Record one measured figure, e.g. figure("ratio syscall/call", 91.3, "×")."""
-        self.item.user_properties.append((f"figure:{key}", f"{value:.4g}{unit}" if isinstance(value, float) else f"{value}{unit}"))
+        key = REDACT(key)
+        self.item.user_properties.append((f"figure:{key}", REDACT(f"{value:.4g}{unit}" if isinstance(value, float)
+                                                                 else f"{value}{unit}")))
         self.item.config.stash[FIGURES_KEY].setdefault(self.item.nodeid, {})[key] = value
         try:
             import allure
@@ -229,7 +301,7 @@ def pytest_sessionfinish(session):
         worker = getattr(session.config, "workerinput", None)
         if worker:
             name = f"figures-{worker['workerid']}.json"
-        (path / name).write_text(json.dumps(figures, indent=2, default=str))
+        (path / name).write_text(REDACT(json.dumps(figures, indent=2, default=str)))
 
 
 def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:

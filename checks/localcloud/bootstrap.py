@@ -42,11 +42,15 @@ PRIVATE_CIDR = "10.0.0.0/24"
 
 
 def run(state: CloudState, argv: list[str], step: str, env: dict | None = None, input: str | None = None) -> None:
-    """Run one setup command of the cloud venv, its output appended to log/setup-<step>.log."""
+    """Run one setup command of the cloud venv, its output appended to log/setup-<step>.log (mode 0600;
+    the command line is written redacted, though no password is passed on one)."""
+    from popek.checks.secrets import REDACT
+
     log = state.log(f"setup-{step}")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(f"\n--- popek: {' '.join(argv)}\n".encode())
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(f"\n--- popek: {REDACT(' '.join(argv))}\n".encode())
         out.flush()
         rc = subprocess.run(argv, env=base_env(state) | (env or {}), stdout=out, stderr=subprocess.STDOUT,
                             cwd=str(state.root), input=input.encode() if input else None,
@@ -95,10 +99,9 @@ def init_rabbitmq(state: CloudState) -> None:
     (state.data("rabbitmq") / "log").mkdir(exist_ok=True)
     state.etc("rabbitmq").mkdir(parents=True, exist_ok=True)
     (state.etc("rabbitmq") / "enabled_plugins").write_text("[].\n")
-    conf = state.etc("rabbitmq") / "rabbitmq.conf"
-    conf.write_text(f"default_user = {RABBIT_USER}\ndefault_pass = {state.passwords()['rabbitmq']}\n"
-                    f"default_vhost = {RABBIT_VHOST}\ndisk_free_limit.absolute = 50MB\n")
-    conf.chmod(0o600)
+    _write_private(state.etc("rabbitmq") / "rabbitmq.conf",
+                   f"default_user = {RABBIT_USER}\ndefault_pass = {state.passwords()['rabbitmq']}\n"
+                   f"default_vhost = {RABBIT_VHOST}\ndisk_free_limit.absolute = 50MB\n")
 
 
 def keystone_db(state: CloudState) -> None:
@@ -181,10 +184,10 @@ def nova_db(state: CloudState) -> None:
            "GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'localhost'; FLUSH PRIVILEGES;\n")
     run(state, ["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot"], "nova", input=sql)
     manage = [state.bin("nova-manage"), "--config-file", str(state.etc("nova") / "nova.conf")]
-    from popek.checks.localcloud.config import mysql
     run(state, [*manage, "api_db", "sync"], "nova")
-    run(state, [*manage, "cell_v2", "map_cell0", "--database_connection",
-                mysql(state, "nova_cell0", state.passwords()["mariadb_nova"])], "nova")
+    # No --database_connection (its URL holds the password: every `ps` and the setup log would show it):
+    # nova-manage derives cell0's from nova.conf's [database] connection, `nova` -> `nova_cell0`.
+    run(state, [*manage, "cell_v2", "map_cell0"], "nova")
     run(state, [*manage, "cell_v2", "create_cell", "--name", "cell1"], "nova")
     run(state, [*manage, "db", "sync"], "nova")
 
@@ -237,10 +240,9 @@ def write_client_config(state: CloudState) -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
+    from popek.checks.localcloud.config import write_private
+
+    write_private(path, text)
 
 
 def connect(state: CloudState, cloud: str = "popek-admin"):
@@ -328,7 +330,7 @@ def forget_compute(state: CloudState) -> None:
         conn.compute.wait_for_delete(server, wait=60)
     for svc in computes:
         conn.compute.delete_service(svc)
-    _undefine_nova_domains()
+    _undefine_nova_domains(state)
     (state.data("nova") / "compute_id").unlink(missing_ok=True)
     state.marker("discover-hosts").unlink(missing_ok=True)
     # The member's private network was made with the other mode's project network type (vxlan for the
@@ -354,12 +356,15 @@ def utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _undefine_nova_domains() -> None:
-    """Remove the libvirt domains nova defined (`instance-*`) when libvirtd runs: a nova-compute that
-    finds domains but no service record of its own refuses to start ("existing instances")."""
-    if shutil.which("virsh") is None:
+def _undefine_nova_domains(state: CloudState) -> None:
+    """Remove the libvirt domains nova defined (`instance-*`) when popek's libvirtd runs: a nova-compute
+    that finds domains but no service record of its own refuses to start ("existing instances"). Only
+    popek's own libvirtd is asked (dataplane.libvirt_uri): a host's libvirt and its guests are not popek's."""
+    from popek.checks.localcloud import dataplane
+
+    if shutil.which("virsh") is None or not dataplane.libvirt_socket(state).exists():
         return
-    virsh = ["virsh", "-c", "qemu:///system"]
+    virsh = ["virsh", "-c", dataplane.libvirt_uri(state)]
     names = subprocess.run([*virsh, "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
     for name in names.stdout.split() if names.returncode == 0 else []:
         if name.startswith("instance-"):

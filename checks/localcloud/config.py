@@ -10,6 +10,7 @@ table redirects to one log file per process.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import quote
@@ -261,14 +262,25 @@ def render(path: str, sections: dict) -> str:
     return "\n".join(lines)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only, from the first byte: the file is created 0600
+    (never 0644 then chmod'ed) and an existing file loses its other modes before its new text lands."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def write(state: CloudState, cfg: Config) -> None:
-    """Write every file of `cfg` under `state.etc()` (mode 0600: they hold passwords)."""
+    """Write every file of `cfg` under `state.etc()` (mode 0600 from creation: they hold passwords)."""
     for rel, sections in cfg.items():
         path = state.etc() / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         text = render(rel, sections)
         if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+            write_private(path, text)
         path.chmod(0o600)
 
 

@@ -164,7 +164,8 @@ def start(state: CloudState, svc: Service) -> int:
     Path(svc.cwd).mkdir(parents=True, exist_ok=True)
     env = base_env(state) | svc.env
     argv = list(svc.argv)
-    with open(svc.log, "ab") as log:
+    with os.fdopen(os.open(svc.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+        os.fchmod(log.fileno(), 0o600)  # a service may log its configuration, passwords included
         log.write(f"\n--- popek: start {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, cwd=svc.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,

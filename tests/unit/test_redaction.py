@@ -114,3 +114,116 @@ def test_a_results_directory_holds_no_secret(pytester):
         assert PASSWORD not in text, path
         assert TOKEN not in text, path
         assert KEY_BODY not in text, path
+
+
+LEAKY_FEATURE = textwrap.dedent("""\
+    # language: fr
+    Fonctionnalité: Fuites
+      @claim:C34
+      Scénario: Une étape imprime, journalise et lève un secret
+        Étant donné un secret connu du masqueur
+        Quand une étape l'imprime, le journalise et le lève
+        Alors rien ne fuit
+    """)
+
+LEAKY_STEPS = textwrap.dedent(f"""\
+    import logging
+    import sys
+    import allure
+    from pytest_bdd import given, scenarios, then, when
+    from popek.checks.secrets import REDACT
+    scenarios("leaks.feature")
+
+    @given("un secret connu du masqueur")
+    def known():
+        REDACT.add("{PASSWORD}")
+
+    @when("une étape l'imprime, le journalise et le lève")
+    def leak(evidence):
+        print("stdout: the password is {PASSWORD}")
+        print("stderr: the token is {TOKEN}", file=sys.stderr)
+        logging.getLogger("some.library").warning("connecting with %s", "{PASSWORD}")  # no filter of its own
+        evidence.figure("mesure {PASSWORD}", 1.5, " s")
+        allure.dynamic.parameter("mot de passe", "{PASSWORD}")
+        with allure.step("une étape qui nomme {PASSWORD}"):
+            pass
+        allure.attach("raw attachment {PASSWORD}", name="brut {TOKEN}")
+        raise RuntimeError("refused for {PASSWORD}")
+
+    @then("rien ne fuit")
+    def nothing():
+        pass
+    """)
+
+
+def test_a_secret_printed_logged_and_raised_by_a_step_reaches_no_file_of_the_results(pytester):
+    pytester.makefile(".feature", leaks=LEAKY_FEATURE)
+    pytester.makepyfile(test_leaks=LEAKY_STEPS)
+    results = pytester.path / "results"
+    out = pytester.runpytest("-p", "no:cacheprovider", "--alluredir", str(results / "allure-results"),
+                             "--junitxml", str(results / "junit.xml"), "-o", "junit_logging=all", "--tb=long",
+                             "-o", "log_level=INFO", "--log-file", str(results / "pytest.log"))
+    out.assert_outcomes(failed=1)
+    assert PASSWORD not in out.stdout.str() and TOKEN not in out.stdout.str()
+    out.stdout.fnmatch_lines(["*RuntimeError: refused for ****"])  # the failure itself is still told
+    files = [p for p in results.rglob("*") if p.is_file()]
+    texts = {p.name: p.read_text(errors="replace") for p in files}
+    # what the step produced did reach the results, masked: stdout, stderr, log attachments and the trace
+    joined = "\n".join(texts.values())
+    for seen in ("stdout: the password is ***", "stderr: the token is ***", "connecting with ***",
+                 "refused for ***", "raw attachment ***"):
+        assert seen in joined, seen
+    for name, text in texts.items():
+        assert PASSWORD not in text, name
+        assert TOKEN not in text, name
+
+
+# --- secrets at rest: the embedded cloud's files and command lines ----------------------------------
+
+def test_a_config_file_holds_mode_0600_before_its_first_byte(tmp_path, monkeypatch):
+    import os
+
+    from popek.checks.localcloud import config
+
+    modes = []
+    real_write = os.write
+
+    def spy(fd, data):
+        modes.append(os.fstat(fd).st_mode & 0o777)
+        return real_write(fd, data)
+
+    old = tmp_path / "old.conf"
+    old.write_text("was world-readable\n")
+    old.chmod(0o644)
+    monkeypatch.setattr(os, "write", spy)
+    previous = os.umask(0)  # the most permissive umask: the mode must not come from it
+    try:
+        config.write_private(tmp_path / "new.conf", f"password = {PASSWORD}\n")
+        config.write_private(old, f"password = {PASSWORD}\n")
+    finally:
+        os.umask(previous)
+    assert modes == [0o600, 0o600]
+    assert (tmp_path / "new.conf").stat().st_mode & 0o777 == 0o600 and old.stat().st_mode & 0o777 == 0o600
+    assert old.read_text() == f"password = {PASSWORD}\n"
+
+
+def test_no_setup_command_line_nor_setup_log_holds_a_password(tmp_path, monkeypatch):
+    import subprocess
+
+    from popek.checks.localcloud import bootstrap
+    from popek.checks.localcloud.state import CloudState
+
+    state = CloudState(tmp_path / "cloud")
+    passwords = state.passwords()
+    argvs = []
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: (argvs.append(argv), subprocess.CompletedProcess(argv, 0))[1])
+    bootstrap.nova_db(state)
+    bootstrap.keystone_db(state)
+    assert any("map_cell0" in argv for argv in argvs)
+    for argv in argvs:
+        for value in passwords.values():
+            assert value not in " ".join(argv), argv
+    log = state.log("setup-nova")
+    assert log.stat().st_mode & 0o777 == 0o600
+    bootstrap.run(state, ["echo", f"--database_connection=mysql://nova:{passwords['mariadb_nova']}@h/db"], "nova")
+    assert passwords["mariadb_nova"] not in log.read_text() and "mysql://nova:***@h/db" in log.read_text()
