@@ -5,10 +5,15 @@ from pytest_bdd import given, parsers, then, when
 from popek.checks.host import sensitive
 
 
-@given("l'état d'UMIP sur ce processeur et ce noyau", target_fixture="umip")
-def umip(evidence):
+@given(parsers.re(r"UMIP (?P<wanted>est|n'est pas) actif sur ce processeur et ce noyau"), target_fixture="umip")
+def umip(wanted, evidence):
     state = sensitive.umip_state()
     evidence.figure("UMIP", state.describe())
+    if wanted == "est" and not state.active:
+        pytest.skip(f"{state.describe()} : ces instructions ne piègent pas ici (voir le scénario sans UMIP)")
+    if wanted == "n'est pas" and state.active:
+        pytest.skip(f"{state.describe()} : le noyau piège ces instructions, la vraie valeur ne peut pas fuir "
+                    "ici (voir le scénario avec UMIP)")
     return state
 
 
@@ -29,13 +34,27 @@ def no_visible_fault(sensitive_reading):
     assert r.outcome != sensitive.FAULTED, r.describe()
 
 
-@then("le rapport dit si le noyau l'a piégée et émulée ou si la vraie valeur a fui")
-def emulated_or_leaked(sensitive_reading, evidence):
-    r = sensitive_reading
+@then(parsers.re(r"elle a piégé vers le noyau, qui l'a émulée : elle coûte le prix d'une trappe "
+                 r"\(au moins (?P<ns>\d+) ns\) et rend la valeur factice de Linux"))
+def trapped_and_emulated(sensitive_reading, ns, evidence):
+    assert float(ns) == sensitive.TRAP_NS
+    check_reading(sensitive_reading, sensitive.EMULATED, evidence)
+
+
+@then(parsers.re(r"elle n'a pas piégé : elle coûte moins de (?P<ns>\d+) ns et rend la vraie valeur du registre"))
+def leaked(sensitive_reading, ns, evidence):
+    assert float(ns) == sensitive.TRAP_NS
+    check_reading(sensitive_reading, sensitive.NATIVE, evidence)
+
+
+def check_reading(r: sensitive.Reading, outcome: str, evidence) -> None:
+    """The reading is `outcome` (EMULATED or NATIVE), measured (timed), and consistent with it."""
     evidence.figure(f"{r.instruction.mnemonic} en ring 3", r.describe())
     if r.cost:
         evidence.figure(f"coût de {r.instruction.mnemonic} en ring 3", round(r.cost.median, 1), " ns")
-    assert r.outcome in (sensitive.EMULATED, sensitive.NATIVE) and not r.problems(), r.problems() or r.describe()
+    assert r.outcome == outcome, r.describe()
+    assert r.cost is not None, f"{r.instruction.mnemonic} : coût non mesuré, la trappe ne peut pas être établie"
+    assert not r.problems(), " ; ".join(r.problems())
 
 
 @when(parsers.parse("je demande à POPF d'inverser le drapeau {flag} en ring 3 dans un processus isolé"),

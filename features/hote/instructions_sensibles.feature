@@ -8,14 +8,31 @@ Fonctionnalité: Les instructions sensibles mais non privilégiées du x86
   piéger. C'est pourquoi le x86 ne respectait pas ces principes avant VT-x et AMD-V (2004).
   SGDT, SIDT, SLDT, STR et SMSW lisent des registres système. Depuis UMIP (Intel 2017, AMD Zen 2),
   le noyau peut les faire piéger et les émule avec des valeurs factices ; sans UMIP, la vraie valeur
-  fuit vers le ring 3. Dans les deux cas le programme ne voit aucune faute : le rapport dit lequel.
+  fuit vers le ring 3. Dans les deux cas le programme ne voit aucune faute ; chaque cas a son scénario,
+  et celui qui ne correspond pas à cet hôte est ignoré. Le coût mesuré de l'instruction dit s'il y a eu
+  trappe (environ 1 µs) ou non (quelques ns). Pour SLDT, STR et SMSW, Linux a choisi des valeurs
+  factices égales aux vraies : seul ce coût distingue les deux cas ; pour SGDT et SIDT la valeur aussi.
   POPF, lui, ignore toujours en silence un changement des drapeaux IF et IOPL : aucun piège.
 
-  Plan du scénario: <instruction> s'exécute en ring 3 sans faute visible du programme
-    Étant donné l'état d'UMIP sur ce processeur et ce noyau
+  Plan du scénario: Avec UMIP, <instruction> piège en ring 3 et le noyau l'émule : le programme reçoit une valeur factice
+    Étant donné qu'UMIP est actif sur ce processeur et ce noyau
     Quand j'exécute l'instruction sensible <instruction> en ring 3 dans un processus isolé
     Alors l'instruction sensible s'exécute sans faute visible du programme
-    Et le rapport dit si le noyau l'a piégée et émulée ou si la vraie valeur a fui
+    Et elle a piégé vers le noyau, qui l'a émulée : elle coûte le prix d'une trappe (au moins 200 ns) et rend la valeur factice de Linux
+
+    Exemples:
+      | instruction | ce qu'elle lit                                     |
+      | SGDT        | l'adresse de la table globale des descripteurs     |
+      | SIDT        | l'adresse de la table des interruptions            |
+      | SLDT        | le sélecteur de la table locale des descripteurs   |
+      | STR         | le sélecteur du segment d'état de tâche (TSS)      |
+      | SMSW        | les 16 bits bas du registre de contrôle CR0        |
+
+  Plan du scénario: Sans UMIP, <instruction> s'exécute en ring 3 sans piéger : la vraie valeur du registre fuit
+    Étant donné qu'UMIP n'est pas actif sur ce processeur et ce noyau
+    Quand j'exécute l'instruction sensible <instruction> en ring 3 dans un processus isolé
+    Alors l'instruction sensible s'exécute sans faute visible du programme
+    Et elle n'a pas piégé : elle coûte moins de 200 ns et rend la vraie valeur du registre
 
     Exemples:
       | instruction | ce qu'elle lit                                     |
