@@ -142,7 +142,7 @@ def _task(raw, path) -> LabTask:
         raise LabError(path, 0, f"une tâche doit être un dictionnaire, trouvé {raw!r}")
     line = raw.get("__line__", 0)
     tid = raw.get("id")
-    if not isinstance(tid, str) or not ID.match(tid):
+    if not isinstance(tid, str) or not ID.fullmatch(tid):
         raise LabError(path, line, f"tâche : id manquant ou invalide {tid!r} (attendu [a-z0-9-]+)")
     unknown = set(raw) - TASK_FIELDS - {"__line__"}
     if unknown:

@@ -51,7 +51,7 @@ def parse(text: str, where: str = "roster") -> tuple[list[Student], list[str]]:
             continue
         row = dict(zip(names, (c.strip() for c in cells)))
         sid = row.get("student_id", "")
-        if not STUDENT_ID.match(sid):
+        if not STUDENT_ID.fullmatch(sid):
             problems.append(f"{where}:{n}: identifiant d'étudiant invalide {sid!r} (lettres, chiffres, . _ @ -)")
             continue
         if sid in seen:

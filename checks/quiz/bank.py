@@ -16,10 +16,16 @@ One file per course part (`virtualisation.yaml`, `cloud.yaml`, `openstack.yaml`)
         prompt: "…"
         feedback: "…"                   # required
         verify: pg-table                # optional, for `popek quiz verify`
+        excludes: [virt-pg-annee]       # optional: questions never drawn with this one (they answer each other)
         # then, by type: choices (+shuffle) | answer | answer + tolerance + unit | accept
         #                | pairs + distractors | items | table
 
-A malformed bank raises BankError naming the file, the line and the problem.
+A malformed bank raises BankError naming the file, the line and the problem: a YAML error, a key
+written twice in one mapping (YAML would silently keep the last one: `answer: false` then
+`answer: true` flips the key), an unknown field or type, a missing answer, a parameter set whose value
+does not fit the answer's type (a numeric answer's parameter must be a number), options that become
+identical once a parameter set is substituted, an ordering item GIFT cannot carry (braces, a line
+break), an exclusion that names an unknown question or could leave a pool with nothing to draw.
 """
 from __future__ import annotations
 
@@ -33,10 +39,10 @@ import yaml
 from popek.checks.claims import UnknownClaim, check_ids
 
 TYPES = ("single", "multiple", "truefalse", "numeric", "matching", "ordering", "short", "pgtable")
-ID = re.compile(r"^[a-z0-9-]+$")
+ID = re.compile(r"[a-z0-9-]+")            # always fullmatch
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 OKKO = ("OK", "KO")
-COMMON = {"id", "type", "claims", "section", "points", "pool", "params", "prompt", "feedback", "verify"}
+COMMON = {"id", "type", "claims", "section", "points", "pool", "params", "prompt", "feedback", "verify", "excludes"}
 BY_TYPE = {
     "single": {"choices", "shuffle"},
     "multiple": {"choices", "shuffle"},
@@ -78,6 +84,7 @@ class Question:
     pool: str = ""
     params: list[dict] = field(default_factory=list)
     verify: str = ""
+    excludes: list[str] = field(default_factory=list)
     choices: list[Choice] = field(default_factory=list)
     shuffle: bool = True
     answer: object = None          # truefalse: bool; numeric: number or "{param}" text
@@ -116,6 +123,15 @@ class Bank:
     questions: list[Question]
     path: str = ""
 
+    def exclusions(self) -> dict[str, set[str]]:
+        """question id -> the ids never drawn with it (the bank's `excludes:`, made symmetric)."""
+        out: dict[str, set[str]] = {}
+        for q in self.questions:
+            for other in q.excludes:
+                out.setdefault(q.id, set()).add(other)
+                out.setdefault(other, set()).add(q.id)
+        return out
+
     def pools(self) -> dict[str, list[Question]]:
         """pool -> its questions, in bank order (the course's order)."""
         out: dict[str, list[Question]] = {}
@@ -129,6 +145,19 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    seen: dict = {}
+    for key_node, _ in node.value:
+        k = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(k)
+        except TypeError:       # an unhashable key: let SafeLoader report it
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"clé {k!r} écrite deux fois dans le même dictionnaire (déjà ligne {first}) : "
+                            "YAML garderait la dernière en silence", key_node.start_mark)
+        seen[k] = key_node.start_mark.line + 1
     mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
@@ -177,7 +206,7 @@ def _question(raw, module: str, path: Path) -> Question:
         raise BankError(path, line, f"question {raw.get('id', '?')} : {msg}")
 
     qid = raw.get("id")
-    if not isinstance(qid, str) or not ID.match(qid):
+    if not isinstance(qid, str) or not ID.fullmatch(qid):
         err(f"id manquant ou invalide {qid!r} (attendu [a-z0-9-]+)")
     qtype = raw.get("type")
     if qtype not in TYPES:
@@ -201,13 +230,22 @@ def _question(raw, module: str, path: Path) -> Question:
     params = [{k: v for k, v in p.items() if k != "__line__"} for p in params]
     if params and len({tuple(sorted(p)) for p in params}) != 1:
         err("params : chaque jeu de paramètres doit avoir les mêmes noms")
+    for p in params:
+        bad = {k: v for k, v in p.items() if isinstance(v, bool) or not isinstance(v, (str, int, float))}
+        if bad:
+            err(f"params : valeurs texte ou nombre attendues, trouvé {bad}")
+    excludes = raw.get("excludes") or []
+    if not isinstance(excludes, list) or not all(isinstance(x, str) and ID.fullmatch(x) for x in excludes):
+        err(f"excludes : liste d'identifiants de questions attendue, trouvé {excludes!r}")
+    if qid in excludes:
+        err("excludes : une question ne peut pas s'exclure elle-même")
     q = Question(
         id=qid, type=qtype, module=module, claims=[str(c) for c in claims],
         section=_text(raw.get("section"), "section", path, line),
         prompt=_text(raw.get("prompt"), "prompt", path, line),
         feedback=_text(raw.get("feedback"), "feedback (obligatoire)", path, line),
         points=float(points), pool=str(raw.get("pool") or ""), params=params,
-        verify=str(raw.get("verify") or ""), path=str(path), line=line)
+        verify=str(raw.get("verify") or ""), excludes=list(excludes), path=str(path), line=line)
 
     if qtype in ("single", "multiple"):
         choices = raw.get("choices")
@@ -278,6 +316,12 @@ def _question(raw, module: str, path: Path) -> Question:
         q.items = [_text(i, "item", path, line) for i in items]
         if len(set(q.items)) != len(q.items):
             err("items : deux items identiques")
+        for it in q.items:
+            # Moodle's ordering GIFT import reads one item per line, inside the braces, unescaped.
+            if any(ch in it for ch in "{}\n\r\\") or it.strip().startswith("//") or "####" in it \
+                    or it.strip() == "0":
+                err(f"item {it!r} : ni accolade, ni barre oblique inverse, ni saut de ligne, ni « // » en tête, "
+                    "ni « #### », ni « 0 » seul (l'import GIFT de Moodle ne saurait pas le lire)")
     elif qtype == "pgtable":
         table = raw.get("table")
         if not isinstance(table, dict) or not [k for k in table if k != "__line__"]:
@@ -302,7 +346,29 @@ def _question(raw, module: str, path: Path) -> Question:
         err(f"paramètre(s) {', '.join(sorted(missing))} utilisé(s) mais absent(s) de params")
     if qtype == "numeric" and isinstance(q.answer, str) and not params:
         err(f"answer {q.answer!r} nomme un paramètre mais la question n'a pas de params")
+    for p in params or [{}]:
+        _check_instance(q, p, err)
     return q
+
+
+def _check_instance(q: Question, params: dict, err) -> None:
+    """One parameter set substituted: the numeric answer is a finite number, options stay distinct."""
+    t = lambda s: substitute(s, params)  # noqa: E731
+    shown = f" (paramètres {params})" if params else ""
+    if q.type == "numeric":
+        try:
+            value = float(str(t(str(q.answer))).replace(",", "."))
+        except (ValueError, OverflowError):
+            value = math.nan
+        if not math.isfinite(value):
+            err(f"answer {q.answer!r} : nombre attendu une fois substitué, trouvé {t(str(q.answer))!r}{shown}")
+    groups = {"choices": [t(c.text) for c in q.choices], "items": [t(i) for i in q.items],
+              "pairs (gauche)": [t(left) for left, _ in q.pairs],
+              "distractors": [t(d) for d in q.distractors] + sorted({t(r) for _, r in q.pairs})}
+    for name, texts in groups.items():
+        if len(set(texts)) != len(texts):
+            dup = sorted({x for x in texts if texts.count(x) > 1})
+            err(f"{name} : options identiques une fois les paramètres substitués ({', '.join(dup)}){shown}")
 
 
 def load_bank(path: Path) -> Bank:
@@ -325,11 +391,27 @@ def load_bank(path: Path) -> Bank:
             raise BankError(path, q.line, f"id {q.id!r} en double (déjà ligne {seen[q.id]})")
         seen[q.id] = q.line
         questions.append(q)
+    bank = Bank(module, title, questions, str(path))
     # A pool's questions must be interchangeable: same points, else a variant's maximum would depend on the draw.
-    for pool, qs in Bank(module, title, questions).pools().items():
+    pools = bank.pools()
+    for pool, qs in pools.items():
         if len({q.points for q in qs}) > 1:
             raise BankError(path, qs[0].line, f"pool {pool!r} : toutes ses questions doivent valoir les mêmes points")
-    return Bank(module, title, questions, str(path))
+    # Exclusions: known ids of this bank, and never all of a pool (its draw would then have nothing to pick).
+    by_id = {q.id: q for q in questions}
+    for q in questions:
+        for other in q.excludes:
+            if other not in by_id:
+                raise BankError(path, q.line, f"question {q.id} : excludes nomme {other!r}, absente de cette banque")
+            if by_id[other].pool_key == q.pool_key:
+                raise BankError(path, q.line, f"question {q.id} : excludes {other!r} du même pool (jamais tirées ensemble)")
+    excl = bank.exclusions()
+    for q in questions:
+        for pool, qs in pools.items():
+            if pool != q.pool_key and all(o.id in excl.get(q.id, ()) for o in qs):
+                raise BankError(path, q.line, f"question {q.id} : excludes toutes les questions du pool {pool!r} ; "
+                                              "mettez-les dans un même pool (alternatives) plutôt")
+    return bank
 
 
 def load_banks(directory: Path) -> dict[str, Bank]:

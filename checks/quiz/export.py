@@ -15,7 +15,11 @@ Type mapping (Moodle XML / GIFT):
 - pgtable → matching: one sub-question per cell "Technique — condition" to match with OK or KO,
   graded as the fraction of correct cells, like popek.
 Parameters: one Moodle question per parameter set. Pools and parameter sets go to a sub-category
-"<part>/<pool>" so that a Moodle "random question" from it reproduces popek's draw.
+"<part>/<pool>" so that a Moodle "random question" from it draws one of them. Moodle draws uniformly
+among the category's questions, each parameter set counting as one question, whereas popek draws a
+question of the pool first and then one of its parameter sets: in a pool that mixes a plain question
+and a question with k parameter sets, Moodle shows the plain one with probability 1/(k+1), popek with
+1/2. Exclusions (`excludes:`) have no Moodle equivalent either.
 
 The HTML quiz: practice mode embeds the keys (base64, which hides nothing from a curious student:
 obfuscation is not security) and grades in the browser; exam mode embeds no key at all and only lets
@@ -191,9 +195,12 @@ def _gift_question(name: str, item: Item) -> str:
         body = "\n\t".join(f"={left} -> {right}" for left, right in pairs)
         return f"{head}{{\n\t{body}\n\t{general}\n}}"
     if q.type == "ordering":
-        # The ordering type's own GIFT syntax; it has no general-feedback slot.
-        items = "\n".join(e(i) for i in q.items)
-        return f"{head}{{>{len(q.items)} ALL VERTICAL RELATIVE_NEXT_EXCLUDE_LAST SHOW none\n{items}\n}}"
+        # The ordering type's own GIFT syntax. Moodle's GIFT reader hands the type the text between the
+        # braces, general feedback (####) already taken off and escapes already turned into placeholders
+        # that the type never turns back: items are written unescaped, one per line (load_bank refuses
+        # items that cannot be: braces, backslashes, line breaks, a leading "//", "####").
+        items = "\n".join(t(i) for i in q.items)
+        return f"{head}{{>{len(q.items)} ALL VERTICAL RELATIVE_NEXT_EXCLUDE_LAST SHOW none\n{items}\n{general}\n}}"
     raise AssertionError(q.type)
 
 
@@ -291,11 +298,15 @@ const L = "abcdefghijklmnopqrstuvwxyz";
 const el = (tag, attrs, ...kids) => { const e = document.createElement(tag); for (const [k, v] of Object.entries(attrs || {})) { if (k === "text") e.textContent = v; else e.setAttribute(k, v); } for (const k of kids) e.append(k); return e; };
 const TYPE_FR = {single: "choix unique", multiple: "choix multiples", truefalse: "vrai ou faux", numeric: "réponse numérique", short: "réponse courte", matching: "association", ordering: "remise en ordre", pgtable: "tableau de Popek et Goldberg"};
 const touched = {};
+const fr = x => String(Math.round(x * 100) / 100).replace(".", ",");   // French decimals: "0,33"
+// A class-wide exam page (no student id inside) stamps each copy with a random nonce: the grader
+// refuses two files carrying the same one under two ids (a classmate's copy handed in as one's own).
+const NONCE = (DATA.mode === "exam" && !DATA.student) ? [...crypto.getRandomValues(new Uint8Array(16))].map(b => b.toString(16).padStart(2, "0")).join("") : "";
 
 function render() {
   document.getElementById("title").textContent = "Quiz — " + DATA.title;
   const maxPts = DATA.questions.reduce((s, q) => s + q.points, 0);
-  document.getElementById("subtitle").textContent = (DATA.mode === "practice" ? "Entraînement : correction immédiate après « Valider »." : "Examen : vos réponses sont enregistrées dans un fichier à rendre ; la note sera donnée à la correction.") + " " + DATA.questions.length + " questions, " + maxPts + " points.";
+  document.getElementById("subtitle").textContent = (DATA.mode === "practice" ? "Entraînement : correction immédiate après « Valider »." : "Examen : vos réponses sont enregistrées dans un fichier à rendre ; la note sera donnée à la correction.") + " " + DATA.questions.length + " questions, " + fr(maxPts) + " points.";
   const st = document.getElementById("student");
   if (DATA.student) { st.value = DATA.student; st.readOnly = true; }
   if (DATA.mode === "practice") st.closest("p").hidden = true;   // practice grades itself: no id needed
@@ -304,7 +315,7 @@ function render() {
   DATA.questions.forEach((q, n) => {
     const name = "q-" + n;
     const sec = el("section", {class: "question", id: name, "data-qid": q.id, "data-type": q.type});
-    sec.append(el("h2", {text: "Question " + (n + 1) + " — " + TYPE_FR[q.type] + " (" + q.points + " pt)"}), el("div", {class: "prompt", text: q.prompt}));
+    sec.append(el("h2", {text: "Question " + (n + 1) + " — " + TYPE_FR[q.type] + " (" + fr(q.points) + " pt)"}), el("div", {class: "prompt", text: q.prompt}));
     if (q.type === "single" || q.type === "multiple") {
       q.options.forEach((o, i) => sec.append(el("label", {class: "opt"}, el("input", {type: q.type === "single" ? "radio" : "checkbox", name: name, value: String(i)}), " " + L[i] + ") " + o)));
     } else if (q.type === "truefalse") {
@@ -362,7 +373,9 @@ function fraction(q, k, a) {
 function sheet() {
   const answers = {};
   DATA.questions.forEach((q, n) => answers[q.id] = answerOf(q, n));
-  return {format: "popek-quiz-answers/1", student: document.getElementById("student").value.trim(), part: DATA.module, mode: DATA.mode, variant: DATA.variant, answers: answers};
+  const s = {format: "popek-quiz-answers/1", student: document.getElementById("student").value.trim(), part: DATA.module, mode: DATA.mode, variant: DATA.variant, answers: answers};
+  if (NONCE) s.nonce = NONCE;
+  return s;
 }
 
 function submit() {
@@ -375,14 +388,14 @@ function submit() {
       const k = keys[n], a = s.answers[q.id], f = fraction(q, k, a), pts = f * q.points;
       total += pts; max += q.points;
       const verdict = a === null ? "Sans réponse" : f >= 1 ? "Correct" : f > 0 ? "Partiellement correct" : "Incorrect";
-      const lines = [verdict + " : " + Math.round(pts * 100) / 100 + "/" + q.points + " pt."];
+      const lines = [verdict + " : " + fr(pts) + "/" + fr(q.points) + " pt."];
       if (k.choice_feedback && a !== null) for (const p of (q.type === "single" ? [a] : a)) if (k.choice_feedback[p]) lines.push("« " + q.options[p] + " » : " + k.choice_feedback[p]);
       if (f < 1) lines.push("Réponse attendue : " + k.expected);
       lines.push(k.feedback, "Voir le cours, section « " + k.section + " ».");
       const fb = document.querySelector("#q-" + n + " .fb");
       fb.textContent = lines.join("\n"); fb.className = "fb " + (f >= 1 ? "ok" : f > 0 ? "part" : "ko"); fb.hidden = false;
     });
-    score.textContent = "Score : " + Math.round(total * 100) / 100 + "/" + max + " (" + Math.round(100 * total / max) + " %)";
+    score.textContent = "Score : " + fr(total) + "/" + fr(max) + " pt (" + Math.round(100 * total / max) + " %)";
     score.dataset.score = String(total); score.dataset.max = String(max);
   } else {
     if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(s.student)) { score.textContent = "Indiquez votre identifiant étudiant (lettres, chiffres, . _ @ -) avant de valider."; return; }

@@ -77,24 +77,39 @@ def write_csv(path: Path, submissions: list[Submission]) -> Path:
     return path
 
 
-def gradescope_results(sub: Submission) -> dict:
-    """The results.json object of one submission (Gradescope autograder format)."""
+def _fr(x: float) -> str:
+    """French display of a score (decimal comma), for the text students read."""
+    return _num(round(x, 2)).replace(".", ",")
+
+
+#: Gradescope's `visibility` values (autograder specification): when students see the results.
+VISIBILITY = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def gradescope_results(sub: Submission, visibility: str = "after_published") -> dict:
+    """The results.json object of one submission (Gradescope autograder format).
+
+    visibility: when the student sees it (default: hidden until the teacher publishes the grades)."""
+    if visibility not in VISIBILITY:
+        raise ValueError(visibility)
     return {
         "score": round(sub.score, 4),
         "max_score": round(sub.max_score, 4),
-        "output": sub.output or f"{sub.assignment} : {_num(sub.score)}/{_num(sub.max_score)} ({sub.percent:.0f} %)",
+        "visibility": visibility,
+        "stdout_visibility": "hidden",
+        "output": sub.output or f"{sub.assignment} : {_fr(sub.score)}/{_fr(sub.max_score)} pt ({sub.percent:.0f} %)",
         "tests": [{"name": t.name or t.id, "score": round(t.score, 4), "max_score": round(t.max_score, 4),
                    "output": t.feedback} for t in sub.tasks],
     }
 
 
-def write_gradescope(directory: Path, submissions: list[Submission]) -> list[Path]:
+def write_gradescope(directory: Path, submissions: list[Submission], visibility: str = "after_published") -> list[Path]:
     """DIR/<student>/results.json for each submission."""
     paths = []
     for sub in submissions:
         p = Path(directory) / sub.student / "results.json"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(gradescope_results(sub), ensure_ascii=False, indent=1), encoding="utf-8")
+        p.write_text(json.dumps(gradescope_results(sub, visibility), ensure_ascii=False, indent=1), encoding="utf-8")
         paths.append(p)
     return paths
 

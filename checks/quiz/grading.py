@@ -31,6 +31,22 @@ class InvalidAnswer(ValueError):
     """An answer that does not fit its question (wrong type, position out of range)."""
 
 
+def fr(x: float, digits: int = 2) -> str:
+    """A number the French way, for every French UI: at most `digits` decimals and a decimal comma
+    ("0,33", "1", "12,5"); no thousands separator, so that years stay years ("2004")."""
+    text = f"{round(x, digits):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text.replace(".", ",")
+
+
+def _short(value, limit: int = 40) -> str:
+    """A bounded repr: an ill-formed answer is summarised in the feedback, never copied whole."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = "<imbrication trop profonde>"
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} caractères)"
+
+
 @dataclass(frozen=True)
 class Outcome:
     question: str
@@ -83,7 +99,7 @@ def expected_text(item: Item) -> str:
         return "vrai" if q.answer else "faux"
     if q.type == "numeric":
         v = numeric_value(item)
-        return f"{v:g}" + (f" {q.unit}" if q.unit else "") + (f" (± {q.tolerance:g})" if q.tolerance else "")
+        return fr(v, 6) + (f" {q.unit}" if q.unit else "") + (f" (± {fr(q.tolerance, 6)})" if q.tolerance else "")
     if q.type == "short":
         return " ou ".join(item.text(a) for a in q.accept)
     if q.type == "matching":
@@ -98,22 +114,22 @@ def expected_text(item: Item) -> str:
 
 def _position(value, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
-        raise InvalidAnswer(f"position {value!r} hors de 0..{n - 1}")
+        raise InvalidAnswer(f"position {_short(value)} hors de 0..{n - 1}")
     return value
 
 
 def parse_number(value) -> float:
     if isinstance(value, bool):
         raise InvalidAnswer("nombre attendu")
-    if isinstance(value, (int, float)):
-        x = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            x = float(value)
+        elif isinstance(value, str) and len(value) <= 40:
             x = float(value.strip().replace(" ", "").replace("\u202f", "").replace(",", "."))
-        except ValueError:
-            raise InvalidAnswer(f"nombre attendu, trouvé {value!r}") from None
-    else:
-        raise InvalidAnswer(f"nombre attendu, trouvé {value!r}")
+        else:
+            raise InvalidAnswer(f"nombre attendu, trouvé {_short(value)}")
+    except (ValueError, OverflowError):
+        raise InvalidAnswer(f"nombre attendu, trouvé {_short(value)}") from None
     if not math.isfinite(x):
         raise InvalidAnswer("nombre fini attendu")
     return x
@@ -176,7 +192,7 @@ def grade(item: Item, answer) -> Outcome:
         note = ""
     except InvalidAnswer as exc:
         f, verdict, note = 0.0, "Réponse invalide", f" ({exc})"
-    lines = [f"{verdict}{note} : {f * q.points:g}/{q.points:g} pt."]
+    lines = [f"{verdict}{note} : {fr(f * q.points)}/{fr(q.points)} pt."]
     if q.type in ("single", "multiple") and answer is not None and verdict != "Réponse invalide":
         chosen = [answer] if q.type == "single" else answer
         for p in chosen:

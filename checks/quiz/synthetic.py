@@ -49,11 +49,11 @@ def write_class(bank: Bank, secret: str, directory: Path, kinds: list[str], seed
             v = draw(bank, student, secret)
             s = sheets.new_sheet(student, v, "exam")
             if kind == "perfect":
-                s.answers = {i.id: key(i) for i in v.items}
+                s.answers = {i.ref: key(i) for i in v.items}
             elif kind == "random":
-                s.answers = {i.id: random_answer(rng, i) for i in v.items}
+                s.answers = {i.ref: random_answer(rng, i) for i in v.items}
             elif kind == "passed":
-                s.answers = {i.id: None for i in v.items}
+                s.answers = {i.ref: None for i in v.items}
             elif kind != "empty":
                 raise ValueError(kind)
             sheets.save(s, path)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from popek.checks.quiz import sheet as sheets
-from popek.checks.quiz.grading import InvalidAnswer, grade, parse_number
+from popek.checks.quiz.grading import InvalidAnswer, fr, grade, parse_number
 from popek.checks.quiz.variant import Item, Variant, present
 
 LETTERS = string.ascii_lowercase
@@ -85,7 +85,7 @@ def parse(view: dict, line: str):
 
 
 def _show(view: dict, number: int, total: int, out: TextIO) -> None:
-    print(f"\nQuestion {number}/{total} — {TYPE_FR[view['type']]} ({view['points']:g} pt)", file=out)
+    print(f"\nQuestion {number}/{total} — {TYPE_FR[view['type']]} ({fr(view['points'])} pt)", file=out)
     print(view["prompt"], file=out)
     t = view["type"]
     if t in ("single", "multiple"):
@@ -152,33 +152,33 @@ def run(variant: Variant, sheet: sheets.Sheet, path: Path, mode: str, inp: TextI
     Returns True when every question has an answer (or was passed), False if stdin closed first.
     """
     total = len(variant.items)
-    done = sum(1 for i in variant.items if i.id in sheet.answers)
+    done = sum(1 for i in variant.items if i.ref in sheet.answers)
     mode_fr = "entraînement" if mode == "practice" else "examen"
     print(f"Quiz « {variant.module} » — étudiant {sheet.student}, mode {mode_fr}, {total} questions "
-          f"({variant.max_score:g} pt).", file=out)
+          f"({fr(variant.max_score)} pt).", file=out)
     print(f"Les réponses sont enregistrées dans {path} après chaque question.", file=out)
     if done:
         print(f"Reprise : {done}/{total} questions déjà répondues.", file=out)
     try:
         for n, item in enumerate(variant.items, 1):
-            if item.id in sheet.answers:
+            if item.ref in sheet.answers:
                 continue
             answer = _ask(item, n, total, inp, out)
-            sheet.answers[item.id] = answer
+            sheet.answers[item.ref] = answer
             sheets.save(sheet, path)
             if mode == "practice":
                 print(grade(item, answer).feedback, file=out)
             else:
                 print("Réponse enregistrée.", file=out)
     except Interrupted:
-        answered = sum(1 for i in variant.items if i.id in sheet.answers)
+        answered = sum(1 for i in variant.items if i.ref in sheet.answers)
         print(f"\nQuiz interrompu : {answered}/{total} réponses enregistrées dans {path}. "
               "Relancez la même commande pour reprendre.", file=out)
         return False
     if mode == "practice":
         outcomes = sheets.grade_sheet(sheet, variant)
         score = sum(o.score for o in outcomes)
-        print(f"\nScore : {score:g}/{variant.max_score:g} ({100 * score / variant.max_score:.0f} %).", file=out)
+        print(f"\nScore : {fr(score)}/{fr(variant.max_score)} pt ({fr(100 * score / variant.max_score, 0)} %).", file=out)
     else:
         print(f"\nQuiz terminé : vos réponses sont enregistrées dans {path}. "
               "La note sera donnée à la correction.", file=out)

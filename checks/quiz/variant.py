@@ -13,6 +13,15 @@ id the variant was drawn for, so that the grader detects a different secret, a t
 handed in under another student's id, without revealing the secret. A variant shared by a group (the
 exam HTML file given to a whole class) is drawn for no particular student (student ""): its fingerprint
 is valid under any student id.
+
+Question ids never leave popek in a student's material: the page, the terminal and the answer file
+name each drawn question by an opaque reference, HMAC-SHA256(seed, "popek-quiz-ref\\0<id>") cut to
+10 hex digits, which the grader recomputes to map answers back (several ids, such as
+`cloud-bloc-cinder`, would give their answer away).
+
+A question may name others in `excludes:` (symmetric): questions that answer each other are never
+drawn into the same variant. Pools are drawn in the bank's order; a pool's questions excluded by
+those already drawn are left out of its draw (load_bank refuses exclusions that could empty a pool).
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ class Item:
     params: dict = field(default_factory=dict)
     order: tuple[int, ...] = ()        # display position -> bank index (choices, lefts, or items)
     right_order: tuple[int, ...] = ()  # matching: display position -> index in question.right_items()
+    ref: str = ""                      # opaque reference shown to the student instead of the id
 
     @property
     def id(self) -> str:
@@ -55,9 +65,12 @@ class Variant:
         return sum(i.question.points for i in self.items)
 
     def describe(self) -> dict:
-        """What an answer file records about the variant (no key, no secret)."""
+        """What an answer file records about the variant (no key, no secret, no question id)."""
         return {"key": self.key, "count": self.count, "digest": self.digest,
-                "questions": [i.id for i in self.items]}
+                "questions": [i.ref for i in self.items]}
+
+    def by_ref(self) -> dict[str, Item]:
+        return {i.ref: i for i in self.items}
 
 
 def seed(module: str, key: str, secret: str, count: int = 0) -> bytes:
@@ -72,6 +85,11 @@ def fingerprint(raw: bytes, student: str) -> str:
     return hmac.new(raw, msg, hashlib.sha256).digest()[:8].hex()
 
 
+def reference(raw: bytes, qid: str) -> str:
+    """The opaque reference of question `qid` in the variant of seed `raw`."""
+    return hmac.new(raw, f"popek-quiz-ref\0{qid}".encode("utf-8"), hashlib.sha256).hexdigest()[:10]
+
+
 def _derangement_free_shuffle(rng: random.Random, n: int) -> list[int]:
     """A shuffled 0..n-1 that is never the identity when n > 1 (an ordering shown in order gives its key away)."""
     order = list(range(n))
@@ -79,6 +97,17 @@ def _derangement_free_shuffle(rng: random.Random, n: int) -> list[int]:
     if n > 1 and order == sorted(order):
         order = order[1:] + order[:1]
     return order
+
+
+def _not_in_key_order(q: Question, order: list[int], right: list[int]) -> list[int]:
+    """Rotate the right column while the k-th left's match is shown k-th (the key in plain sight)."""
+    rights = q.right_items()
+    for _ in range(len(right)):
+        where = {rights[r]: p for p, r in enumerate(right)}
+        if [where[q.pairs[i][1]] for i in order] != list(range(len(order))):
+            break
+        right = right[1:] + right[:1]
+    return right
 
 
 def draw(bank: Bank, key: str, secret: str = DEFAULT_SECRET, count: int = 0, student: str | None = None) -> Variant:
@@ -91,7 +120,13 @@ def draw(bank: Bank, key: str, secret: str = DEFAULT_SECRET, count: int = 0, stu
     raw = seed(bank.module, key, secret, count)
     rng = random.Random(int.from_bytes(raw, "big"))
     pools = list(bank.pools().values())
-    chosen = [qs[rng.randrange(len(qs))] for qs in pools]
+    chosen: list[Question] = []
+    excluded: set[str] = set()
+    for qs in pools:
+        candidates = [q for q in qs if q.id not in excluded] or qs   # load_bank makes `or qs` unreachable
+        q = candidates[rng.randrange(len(candidates))]
+        chosen.append(q)
+        excluded.update(bank.exclusions().get(q.id, ()))
     if 0 < count < len(chosen):
         keep = sorted(rng.sample(range(len(chosen)), count))
         chosen = [chosen[i] for i in keep]
@@ -105,14 +140,17 @@ def draw(bank: Bank, key: str, secret: str = DEFAULT_SECRET, count: int = 0, stu
             if q.shuffle:
                 rng.shuffle(order)
         elif q.type == "matching":
+            # `shuffle: false` keeps the left column in the bank's order; the right column is always
+            # shuffled, and never left in the left column's order (that would show the key).
             order = list(range(len(q.pairs)))
             right = list(range(len(q.right_items())))
             if q.shuffle:
                 rng.shuffle(order)
-                rng.shuffle(right)
+            rng.shuffle(right)
+            right = _not_in_key_order(q, order, right)
         elif q.type == "ordering":
             order = _derangement_free_shuffle(rng, len(q.items))
-        items.append(Item(q, params, tuple(order), tuple(right)))
+        items.append(Item(q, params, tuple(order), tuple(right), reference(raw, q.id)))
     return Variant(bank.module, key, count, fingerprint(raw, key if student is None else student), tuple(items))
 
 
@@ -131,7 +169,7 @@ def label(name: str) -> str:
 def present(item: Item) -> dict:
     """What the student sees of `item`, with its parameters substituted and no key at all."""
     q = item.question
-    view = {"id": q.id, "type": q.type, "prompt": item.text(q.prompt), "points": q.points}
+    view = {"id": item.ref, "type": q.type, "prompt": item.text(q.prompt), "points": q.points}
     if q.type in ("single", "multiple"):
         view["options"] = [item.text(q.choices[i].text) for i in item.order]
     elif q.type == "numeric":

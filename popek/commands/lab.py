@@ -114,6 +114,11 @@ def grade(args) -> int:
         students = [args.student or args.os_cloud]
         environ = dict(os.environ)
         names = {students[0]: args.os_cloud}
+    from popek.checks.quiz.sheet import valid_student
+    bad = [s for s in students if not valid_student(s)]
+    if bad:   # ids name output files and CSV rows: "alice\n" or "../x" must never get that far
+        raise UserError(f"identifiant(s) d'étudiant invalide(s) : {', '.join(repr(s)[:40] for s in bad)} "
+                        "(1 à 64 lettres, chiffres, . _ @ -)")
 
     def open_conn(student):
         return connect(names[student], environ, embedded).conn

@@ -107,8 +107,9 @@ def take(args) -> int:
 
     banks = _banks(args)
     bank = _part(banks, args.part)
-    if not sheets.STUDENT_ID.match(args.student):
-        raise UserError(f"identifiant d'étudiant invalide « {args.student} » (lettres, chiffres, . _ @ -)")
+    if not sheets.valid_student(args.student):
+        raise UserError(f"identifiant d'étudiant invalide {sheets.shorten(args.student)} "
+                        "(1 à 64 lettres, chiffres, . _ @ -)")
     secret = _secret(args)
     path = Path(args.answers or f"popek-quiz-{bank.module}-{args.student}.json")
     mode = args.mode or "practice"
@@ -149,6 +150,8 @@ def grade(args) -> int:
     out = Path(args.out) if args.out else paths.results_dir() / "quiz"
     try:
         result = report.grade_files([Path(a) for a in args.answers], banks, _secret(args), out)
+    except report.OutputNotOurs as exc:
+        raise UserError(f"résultats non écrits : {exc}") from None
     except OSError as exc:
         raise UserError(f"écriture impossible dans {out} : {exc}") from None
     if args.details:
@@ -162,8 +165,16 @@ def grade(args) -> int:
 
 def export(args) -> int:
     from popek.checks.quiz import export as exporter
+    from popek.checks.quiz import sheet as sheets
+    from popek.checks.quiz.variant import DEFAULT_SECRET
     from popek.cli import UserError
 
+    if args.student is not None and not sheets.valid_student(args.student):
+        raise UserError(f"identifiant d'étudiant invalide {sheets.shorten(args.student)} "
+                        "(1 à 64 lettres, chiffres, . _ @ -)")
+    if args.format == "html" and args.mode == "exam" and _secret(args) == DEFAULT_SECRET:
+        raise UserError("--mode exam demande un secret d'examen (--secret ou $POPEK_QUIZ_SECRET) : avec le secret "
+                        "public d'entraînement, n'importe qui recalculerait les variantes")
     banks = _banks(args)
     if args.part:
         banks = {args.part: _part(banks, args.part)}

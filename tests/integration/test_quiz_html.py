@@ -15,7 +15,7 @@ from popek import paths
 from popek.checks.quiz import export
 from popek.checks.quiz import sheet as sheets
 from popek.checks.quiz.bank import load_banks
-from popek.checks.quiz.grading import grade, key
+from popek.checks.quiz.grading import fr, grade, key
 from popek.checks.quiz.variant import draw, present
 
 pytestmark = pytest.mark.integration
@@ -122,7 +122,7 @@ def test_practice_quiz_grades_itself_like_popek(page, tmp_path, part):
     expected = sum(grade(i, answers[i.id]).score for i in variant.items)
     score = page.locator("#score")
     assert float(score.get_attribute("data-score")) == pytest.approx(expected)
-    assert score.inner_text().startswith(f"Score : {round(expected, 2):g}/{variant.max_score:g}")
+    assert score.inner_text().startswith(f"Score : {fr(expected)}/{fr(variant.max_score)} pt")
     assert 0 < expected < variant.max_score
     for n, item in enumerate(variant.items):
         verdict = grade(item, answers[item.id]).verdict
@@ -163,5 +163,8 @@ def test_exam_quiz_holds_no_key_and_its_answer_file_grades_in_popek(page, tmp_pa
     assert s.student == "carole" and s.variant["key"] == export.SHARED_KEY
     outcomes = sheets.grade_sheet(s, sheets.variant_of(s, banks, "exam-secret", saved))
     assert [o.fraction for o in outcomes] == [1.0] * len(variant.items)
-    assert json.loads(saved.read_text())["answers"][variant.items[0].id] == key(variant.items[0])
+    saved_json = json.loads(saved.read_text())
+    assert saved_json["answers"][variant.items[0].ref] == key(variant.items[0])
+    assert variant.items[0].id not in saved.read_text() and variant.items[0].id not in text   # opaque refs only
+    assert len(saved_json["nonce"]) == 32 and s.nonce == saved_json["nonce"]   # class-wide page: per-copy nonce
     assert not page.errors, page.errors

@@ -76,6 +76,10 @@ def test_gradebook_writers_serve_the_lab_grader_too(tmp_path):
     assert (tmp_path / "g.csv").read_text().splitlines()[1] == "alice,tp-openstack,2.5,3,83.3,2,0.5"
     res = json.loads((tmp_path / "gs" / "alice" / "results.json").read_text())
     assert res["score"] == 2.5 and res["tests"][1] == {"name": "t2", "score": 0.5, "max_score": 1.0, "output": "à moitié"}
+    assert res["visibility"] == "after_published"          # hidden until the teacher publishes
+    gb.write_gradescope(tmp_path / "gs", [sub], visibility="visible")
+    assert json.loads((tmp_path / "gs" / "alice" / "results.json").read_text())["visibility"] == "visible"
+    assert "2,5/3 pt" in gb.gradescope_results(sub)["output"]
 
 
 def test_a_copied_file_handed_in_under_another_id_is_rejected(tmp_path, capsys):
