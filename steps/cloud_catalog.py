@@ -1,7 +1,9 @@
-"""Glue for features/cloud/catalogue.feature -> popek.checks.cloud.catalog / connection."""
+"""Glue for features/cloud/catalogue.feature -> popek.checks.cloud.catalog / client."""
+import os
+
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import catalog
+from popek.checks.cloud import catalog, client
 from popek.checks.secrets import REDACT
 
 
@@ -15,6 +17,40 @@ def credentials(cloud, evidence):
 def has_four_fields(auth):
     missing = [k for k, v in auth.items() if not v]
     assert not missing, f"il manque : {', '.join(missing)}"
+
+
+@when("j'écris ces quatre valeurs dans un fichier openrc, que je le charge et lance « openstack token issue »",
+      target_fixture="openrc_try")
+def openrc_token(cloud, conn, evidence):
+    four, domains = client.openrc_values(cloud.conn.config.config.get("auth") or {}, conn.current_project_id)
+    tried = {"variables": list(four), "résultat": client.token_issue_with_openrc(four, os.environ)}
+    if not tried["résultat"]["ok"] and domains:
+        # Keystone v3 puts users and projects in domains: say which more variables it needed, the user's
+        # domain alone first (the project is given by its id, as in the course)
+        user_only = {k: v for k, v in domains.items() if k.startswith("OS_USER_DOMAIN")}
+        for more in [user_only, domains] if user_only and user_only != domains else [domains]:
+            tried["en plus"] = list(more)
+            tried["avec les domaines"] = client.token_issue_with_openrc({**four, **more}, os.environ)
+            if tried["avec les domaines"]["ok"]:
+                break
+    evidence.json("openrc (sans mot de passe) et openstack token issue", tried)
+    return tried
+
+
+@then("Keystone délivre un jeton au client, sinon le verdict dit ce que Keystone v3 demande en plus")
+def token_issued(openrc_try, evidence):
+    first = openrc_try["résultat"]
+    if first["ok"]:
+        evidence.figure("variables de l'openrc suffisantes", ", ".join(openrc_try["variables"]))
+        return
+    second = openrc_try.get("avec les domaines")
+    if second and second["ok"]:
+        evidence.figure("openrc du cours seul", f"refusé : {first['erreur'][:120]}")
+        evidence.figure("variables exigées en plus par Keystone v3", ", ".join(openrc_try["en plus"]))
+        return
+    assert False, ("openstack token issue avec l'openrc du cours (" + ", ".join(openrc_try["variables"]) +
+                   f") échoue : {first['erreur']}" +
+                   (f" ; avec en plus {', '.join(openrc_try['en plus'])} : {second['erreur']}" if second else ""))
 
 
 @then("le mot de passe est masqué dans tout ce que popek écrit")
@@ -45,38 +81,61 @@ def has_catalog(entries, evidence):
     assert entries, "le jeton ne contient aucun catalogue"
 
 
-@then("le catalogue donne l'adresse d'au moins une autre API que Keystone")
-def other_apis(entries):
-    others = [e["type"] for e in entries if e["type"] != "identity" and e["endpoints"]]
+@then("chaque autre API que révèle le catalogue répond à l'adresse donnée par son document de versions")
+def other_apis(conn, entries, evidence):
+    others = [e for e in entries if e["type"] != "identity" and e["endpoints"]]
     assert others, "le catalogue ne révèle aucune autre API que Keystone"
+    found = {f"{e['name']} ({e['type']})": catalog.version_answer(conn.session, e) for e in others}
+    evidence.json("API révélées par le catalogue", found)
+    evidence.figure("API révélées qui répondent", sum(1 for f in found.values() if f["document"]))
+    silent = [catalog.answer_text(name, f) for name, f in found.items() if not f["document"]]
+    assert not silent, "le catalogue donne des adresses où l'API ne répond pas : " + " | ".join(silent)
 
 
-@then(parsers.parse('le catalogue contient le service de type "{service_type}"'), target_fixture="service")
-def has_service(entries, service_type):
+def _service(entries, service_type):
     aliases = {"volumev3": ("volumev3", "block-storage", "volume")}.get(service_type, (service_type,))
     found = [e for e in entries if e["type"] in aliases]
     assert found, f"pas de service {' / '.join(aliases)} au catalogue (types présents : {sorted(e['type'] for e in entries)})"
     return found[0]
 
 
-@then(parsers.parse("ce service, {project} (« {function} » dans le cours), répond à son adresse"))
-def service_answers(conn, service, project, function, evidence):
-    assert catalog.COURSE_NAMES[service["type"]] == (function, project)
-    url, status = catalog.answers(conn, service)
-    evidence.figure(f"{project} : statut HTTP de {url}", status)
-    assert status < 500, f"{project} ({url}) répond {status}"
+@then(parsers.parse('le catalogue contient le service de type "{service_type}"'), target_fixture="service")
+def has_service(entries, service_type):
+    return _service(entries, service_type)
 
 
-@then("le cloud offre de l'IaaS : calcul, images et réseau à la demande")
-def offers_iaas(entries):
-    types = {e["type"] for e in entries}
-    missing = [t for t in ("compute", "image", "network") if t not in types]
-    assert not missing, f"pas d'IaaS complet : il manque {', '.join(missing)}"
+@then(parsers.parse("ce service, {project}, répond à son adresse par son document de versions (HTTP 200 ou 300)"))
+def service_answers(conn, service, project, evidence):
+    found = catalog.version_answer(conn.session, service)
+    evidence.json(f"{project} : document de versions", found)
+    evidence.figure(f"{project} : statut HTTP", found["essais"][-1][1] if found["essais"] else "aucun")
+    assert found["document"], catalog.answer_text(project, found)
 
 
-@then("je relève quelles autres offres « as a service » du cours il expose")
+@then(parsers.parse('le service de type "{service_type}" porte dans le catalogue le nom du projet {project}'))
+def service_named(entries, service_type, project, evidence):
+    service = _service(entries, service_type)
+    evidence.figure(f"nom au catalogue du service {service['type']}", service["name"])
+    assert catalog.named_by_course(service, project), \
+        f"le service de type {service['type']} s'appelle « {service['name']} » dans le catalogue, le cours dit {project}"
+
+
+@then("le cloud offre de l'IaaS : les API de calcul, d'images et de réseau du catalogue répondent")
+def offers_iaas(conn, entries, evidence):
+    wanted = catalog.AS_A_SERVICE["IaaS (Infrastructure as a Service)"]
+    missing = [t for t in wanted if t not in {e["type"] for e in entries}]
+    assert not missing, f"pas d'IaaS : le catalogue n'a pas de service {', '.join(missing)}"
+    found = {t: catalog.version_answer(conn.session, _service(entries, t)) for t in wanted}
+    evidence.json("IaaS : API de calcul, d'images et de réseau", found)
+    silent = [catalog.answer_text(t, f) for t, f in found.items() if not f["document"]]
+    assert not silent, "pas d'IaaS à la demande : " + " | ".join(silent)
+
+
+@then("je relève lesquelles des autres offres « as a service » du cours il expose")
 def other_offers(conn, entries, evidence):
     offers = catalog.as_a_service(entries, catalog.network_extensions(conn))
-    evidence.json("offres « as a service »", {k: v or "absente" for k, v in offers.items()})
-    evidence.figure("offres « as a service » exposées", sum(1 for v in offers.values() if v))
-    assert offers["IaaS (Infrastructure as a Service)"], "IaaS absent"
+    shown = {k: v or ("non observable dans un catalogue" if not catalog.AS_A_SERVICE[k] else "absente")
+             for k, v in offers.items()}
+    evidence.json("offres « as a service »", shown)
+    evidence.figure("offres « as a service » exposées", ", ".join(k.split(" ")[0] for k, v in offers.items() if v)
+                    or "aucune")

@@ -25,9 +25,11 @@ OTHER_PROJECTS = {
 }
 
 #: "As a service" offers of the course (slide WHAT YOU WANT AS A SERVICE) -> service types revealing them.
+#: IaaS needs the three APIs an instance is made from; SaaS (an application) is never in a catalog.
 AS_A_SERVICE = {
-    "IaaS (Infrastructure as a Service)": ("compute",),
+    "IaaS (Infrastructure as a Service)": ("compute", "image", "network"),
     "PaaS (Platform as a Service)": ("container-infra", "application-catalog", "orchestration"),
+    "SaaS (Software as a Service)": (),
     "DBaaS (Database as a Service)": ("database",),
     "NaaS (Network as a Service)": ("network",),
     "FWaaS (Firewall as a Service)": ("network:fwaas_v2",),
@@ -86,9 +88,71 @@ def as_a_service(entries: list[dict], extensions: set[str]) -> dict[str, list[st
     return offered
 
 
-def answers(conn, service: dict) -> tuple[str, int]:
-    """GET the service's public endpoint with the token: (url, HTTP status). A connection error raises."""
+def public_url(service: dict) -> str | None:
+    """The service's public endpoint URL in the catalog (else its first one), None without endpoints."""
     endpoints = service["endpoints"]
-    url = next((e["url"] for e in endpoints if e["interface"] == "public"), None) or endpoints[0]["url"]
-    response = conn.session.get(url, raise_exc=False, headers={"Accept": "application/json"})
-    return url, response.status_code
+    if not endpoints:
+        return None
+    return next((e["url"] for e in endpoints if e["interface"] == "public"), None) or endpoints[0]["url"]
+
+
+def version_urls(service_type: str, url: str) -> list[str]:
+    """Where the version document of the API at catalog address `url` is, as clients discover it: the
+    address itself without a trailing project id, then its parent (Glance, Neutron, Cinder answer at their
+    root); Swift's discovery document is /info at its root."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    root = f"{parts.scheme}://{parts.netloc}/"
+    if service_type == "object-store":
+        return [root + "info"]
+    path = parts.path.rstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    if last.startswith("AUTH_") or (len(last) == 32 and all(c in "0123456789abcdef" for c in last)) or "%(" in last:
+        path = path.rsplit("/", 1)[0]
+    here = f"{parts.scheme}://{parts.netloc}{path}"
+    parent = f"{parts.scheme}://{parts.netloc}{path.rsplit('/', 1)[0]}/" if path else root
+    return list(dict.fromkeys([here or root, parent]))
+
+
+def version_answer(session, service: dict) -> dict:
+    """Ask the API at the service's catalog address for its version document, without a token, like a
+    client's discovery does. Returns {"url": catalog address, "essais": [[url, status or error]],
+    "document": the url that answered 200/300 with a version document, or None}."""
+    url = public_url(service)
+    out = {"url": url, "essais": [], "document": None}
+    if url is None:
+        return out
+    for candidate in version_urls(service["type"], url):
+        try:
+            response = session.get(candidate, authenticated=False, raise_exc=False, connect_retries=0,
+                                   headers={"Accept": "application/json"})
+        except Exception as exc:  # refused, timed out, DNS: what the client would meet
+            out["essais"].append([candidate, f"injoignable ({type(exc).__name__})"])
+            continue
+        out["essais"].append([candidate, response.status_code])
+        if response.status_code in (200, 300) and _is_version_document(response):
+            out["document"] = candidate
+            break
+    return out
+
+
+def _is_version_document(response) -> bool:
+    try:
+        doc = response.json()
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and bool({"version", "versions", "swift"} & set(doc))
+
+
+def answer_text(project: str, found: dict) -> str:
+    """French account of version_answer(): who answered where, for the report and the failure message."""
+    tries = " ; ".join(f"{u} → {s}" for u, s in found["essais"]) or "aucune adresse au catalogue"
+    if found["document"]:
+        return f"{project} répond à {found['document']} par son document de versions"
+    return f"{project} (adresse du catalogue {found['url']}) ne rend pas de document de versions : {tries}"
+
+
+def named_by_course(entry: dict, project: str) -> bool:
+    """Does the catalog's own `name` of this service say `project` (e.g. "nova", "cinderv3" for Cinder)?"""
+    return (entry.get("name") or "").lower().startswith(project.lower())

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -71,8 +74,6 @@ def openstack_cli(cloud, args: list[str], environ: Mapping[str, str], executable
     return json.loads(result.stdout or "[]")
 
 
-
-
 def consistent_pair(first, second, tries: int = 4):
     """(first(), second()) taken while `first` did not change around `second` (first, second, first
     again): other workers may create or delete resources in the same project meanwhile (pytest-xdist).
@@ -84,3 +85,61 @@ def consistent_pair(first, second, tries: int = 4):
         if first() == before:
             break
     return before, other
+
+
+#: The four variables of the course's openrc (slide EXEMPLE DE FICHIER OPENRC), in its order.
+COURSE_OPENRC = ("OS_AUTH_URL", "OS_TENANT_ID", "OS_USERNAME", "OS_PASSWORD")
+
+
+def openrc_values(auth: Mapping[str, object], project_id: str) -> tuple[dict, dict]:
+    """From an auth section (clouds.yaml / SDK config) and the token's project id: (the course's four
+    variables, the Keystone v3 domain variables these credentials carry besides)."""
+    four = {"OS_AUTH_URL": auth.get("auth_url"), "OS_TENANT_ID": project_id,
+            "OS_USERNAME": auth.get("username"), "OS_PASSWORD": auth.get("password")}
+    domains = {f"OS_{key.upper()}": auth[key] for key in
+               ("user_domain_name", "user_domain_id", "project_domain_name", "project_domain_id") if auth.get(key)}
+    return {k: str(v) for k, v in four.items() if v}, {k: str(v) for k, v in domains.items()}
+
+
+def openrc_text(values: Mapping[str, str]) -> str:
+    """An openrc file as the course shows it: one `export NAME="value"` per variable (shell-quoted)."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def token_issue_with_openrc(values: Mapping[str, str], environ: Mapping[str, str],
+                            executable: Optional[str] = None, timeout: float = 120) -> dict:
+    """Write `values` as an openrc (mode 0600, in a private temporary directory), source it in a shell
+    and run `openstack token issue` there: the password reaches the client through the environment the
+    openrc set, never a command line. environ: the caller's environment, from which every OS_* variable
+    is removed (only the openrc speaks), and HOME points at the empty directory (no user clouds.yaml).
+
+    Returns {"ok": bool, "jeton": {expires, project_id, user_id} or None, "erreur": redacted stderr}."""
+    from popek.checks.secrets import REDACT
+
+    exe = executable or str(Path(sys.executable).parent / "openstack")
+    REDACT.add(values.get("OS_PASSWORD"))
+    env = {k: v for k, v in environ.items() if not k.startswith("OS_")}
+    with tempfile.TemporaryDirectory(prefix="popek-openrc-") as tmp:
+        rc = Path(tmp) / "openrc"
+        fd = os.open(rc, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(openrc_text(values))
+        env["HOME"] = tmp
+        script = f'. ./openrc && exec {shlex.quote(exe)} token issue -f json -c expires -c project_id -c user_id'
+        result = subprocess.run(["bash", "-c", script], cwd=tmp, env=env, capture_output=True, text=True,
+                                timeout=timeout)
+    if result.returncode != 0:
+        return {"ok": False, "jeton": None, "erreur": REDACT(result.stderr.strip())[-600:] or f"code {result.returncode}"}
+    return {"ok": True, "jeton": json.loads(result.stdout or "{}"), "erreur": ""}
+
+
+#: The course's command (slide ETC.), verbatim but for the instance's name.
+COURSE_SERVER_CREATE = ("server", "create", "--flavor", "small", "--image", "Debian 13", "--net", "public")
+
+
+def server_create_cli(cloud, name: str, environ: Mapping[str, str], executable: Optional[str] = None) -> dict:
+    """Run the course's `openstack server create --flavor small --image 'Debian 13' --net public NAME`
+    (with the client's JSON output limited to id and status: the answer also holds the admin password).
+
+    Returns {"id", "status"}; AssertionError with the client's message when it fails."""
+    return openstack_cli(cloud, [*COURSE_SERVER_CREATE, name, "-c", "id", "-c", "status"], environ, executable)

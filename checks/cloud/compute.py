@@ -37,27 +37,22 @@ def flavors(conn) -> list:
 
 
 def flavor_table(items) -> list[dict]:
-    return [{"nom": f.name, "vcpus": f.vcpus, "ram (Mio)": f.ram, "disque (Gio)": f.disk}
+    """The flavors as the course defines them (vCPU, RAM, disk), by RAM; a disk of 0 is said for what it
+    is in Nova: no fixed root disk, the instance's disk takes the image's size."""
+    return [{"nom": f.name, "vcpus": f.vcpus, "ram (Mio)": f.ram,
+             "disque (Gio)": f.disk if f.disk else "0 (taille de l'image)"}
             for f in sorted(items, key=lambda f: (f.ram, f.vcpus, f.disk, f.name))]
 
 
-def family(name: str) -> str:
-    """The family of a flavor name: 'm1.small' -> 'm1' (flavors of one family grow together)."""
-    return name.split(".", 1)[0] if "." in name else ""
-
-
-def ordering_violations(items) -> list[str]:
-    """Within each family, sorted by RAM, vCPU and disk must not shrink: the pairs where they do."""
-    by_family: dict[str, list] = {}
-    for f in items:
-        by_family.setdefault(family(f.name), []).append(f)
+def flavor_defects(items) -> list[str]:
+    """The flavors that are not a size of CPU, RAM and disk: vCPU or RAM not a positive integer, disk
+    not an integer >= 0 (0 is Nova's "size of the image"). One French line each."""
     bad = []
-    for fam, group in by_family.items():
-        group = sorted(group, key=lambda f: (f.ram, f.vcpus, f.disk))
-        for small, big in zip(group, group[1:]):
-            if big.vcpus < small.vcpus or big.disk < small.disk:
-                bad.append(f"{small.name} ({small.vcpus} vCPU, {small.ram} Mio, {small.disk} Gio) > "
-                           f"{big.name} ({big.vcpus} vCPU, {big.ram} Mio, {big.disk} Gio)")
+    for f in items:
+        wrong = [what for what, value, low in (("vCPU", f.vcpus, 1), ("RAM", f.ram, 1), ("disque", f.disk, 0))
+                 if not isinstance(value, int) or isinstance(value, bool) or value < low]
+        if wrong:
+            bad.append(f"{f.name} ({f.vcpus} vCPU, {f.ram} Mio, {f.disk} Gio) : {', '.join(wrong)} invalide(s)")
     return bad
 
 
@@ -73,6 +68,19 @@ def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
     if not fits:
         raise LookupError(f"aucun gabarit assez grand pour l'image {image.name} ({need_ram} Mio, {need_disk} Gio)")
     return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk))
+
+
+def course_names_missing(conn) -> list[str]:
+    """Which of the course command's names (flavor small, image Debian 13, network public) this cloud
+    lacks, in French ("le gabarit « small »"…); [] when `server create` can run verbatim."""
+    missing = []
+    if conn.compute.find_flavor("small", ignore_missing=True) is None:
+        missing.append("le gabarit « small »")
+    if not [i for i in conn.image.images(name="Debian 13") if i.status == "active"]:
+        missing.append("l'image « Debian 13 »")
+    if conn.network.find_network("public", ignore_missing=True) is None:
+        missing.append("le réseau « public »")
+    return missing
 
 
 def ssh_keypair() -> tuple[str, str]:

@@ -1,13 +1,17 @@
-"""API versions and microversions a cloud reports, and the OpenStack release they suggest (C28).
+"""API versions and microversions a cloud reports, and the OpenStack release they designate (C28).
 
 The table comes from Nova's "REST API Version History" (nova/api/openstack/compute/
 rest_api_version_history.rst, e.g. "2.96 (Maximum in 2024.1 Caracal and 2024.2 Dalmatian)"): the
-maximum compute microversion of each release. A cloud's maximum tells the release of its Nova, or
-the range of releases when several share it.
+maximum compute microversion of each release. A released Nova stops at one of these maxima; a maximum
+between two of them is a development snapshot of Nova (no release of the calendar), and a maximum that
+is not 2.x is not Nova's compute API at all.
 """
 from __future__ import annotations
 
-#: Maximum compute microversion -> releases whose Nova stops there (upstream's own table).
+import re
+
+#: Maximum compute microversion -> releases whose Nova stops there (upstream's own table, read from
+#: rest_api_version_history.rst of nova 34.0.0).
 NOVA_MAX_MICROVERSION = (
     ((2, 60), "Queens"),
     ((2, 65), "Rocky"),
@@ -21,26 +25,75 @@ NOVA_MAX_MICROVERSION = (
     ((2, 96), "2024.1 Caracal / 2024.2 Dalmatian"),
     ((2, 100), "2025.1 Epoxy / 2025.2 Flamingo"),
     ((2, 103), "2026.1 Gazpacho"),
+    ((2, 104), "2026.2 Hibiscus"),
 )
+
+#: The releases the course names (slide HISTOIRE: "Cycle de 2 releases par an").
+COURSE_RELEASES = ("2025.1 Epoxy", "2025.2 Flamingo", "2026.1 Gazpacho")
+
+#: Since 2023, a release is named YEAR.N, N = 1 or 2: two releases a year.
+CALENDAR_NAME = re.compile(r"^(\d{4})\.([12]) [A-Z][a-z]+$")
 
 
 def parse(version: str) -> tuple[int, int]:
-    """'2.96' -> (2, 96)."""
-    major, minor = version.strip().split(".")
+    """'2.96' -> (2, 96); ValueError when `version` is not MAJOR.MINOR."""
+    major, minor = str(version).strip().split(".")
     return int(major), int(minor)
 
 
-def release_for(max_microversion: str) -> str:
-    """The release a Nova maximum microversion suggests (French sentence for the report)."""
-    mv = parse(max_microversion)
+def _label(top: tuple[int, int], name: str) -> str:
+    return f"{name} ({top[0]}.{top[1]})"
+
+
+def nova_release(max_microversion: str) -> tuple[str, str]:
+    """What a compute API's maximum microversion designates: (kind, French sentence).
+
+    kind: "release" (the maximum of a published release: the sentence names it), "between" (no release
+    stopped there: a development Nova), "newer" (past popek's table: cannot be named here), "older"
+    (before Queens), "not-nova" (not a 2.x compute microversion)."""
+    try:
+        mv = parse(max_microversion)
+    except ValueError:
+        return "not-nova", f"« {max_microversion} » n'est pas une microversion (MAJEURE.MINEURE)"
+    if mv[0] != 2:
+        return "not-nova", (f"{max_microversion} n'est pas une microversion de l'API compute de Nova (2.x) : "
+                            "ce n'est pas Nova qui répond à l'adresse compute du catalogue")
     for top, name in NOVA_MAX_MICROVERSION:
         if mv == top:
-            return name
-    newest_mv, newest = NOVA_MAX_MICROVERSION[-1]
+            return "release", name
+    (first_mv, first), (newest_mv, newest) = NOVA_MAX_MICROVERSION[0], NOVA_MAX_MICROVERSION[-1]
     if mv > newest_mv:
-        return f"postérieure à {newest} (version en développement ou plus récente que la table)"
-    older = [name for top, name in NOVA_MAX_MICROVERSION if top > mv]
-    return f"entre deux versions de la table, avant {older[0]}" if older else "inconnue"
+        return "newer", f"postérieure à {_label(newest_mv, newest)}, la plus récente que connaît popek"
+    if mv < first_mv:
+        return "older", f"antérieure à {_label(first_mv, first)}"
+    before = max((t, n) for t, n in NOVA_MAX_MICROVERSION if t < mv)
+    after = min((t, n) for t, n in NOVA_MAX_MICROVERSION if t > mv)
+    return "between", (f"{max_microversion} n'est le maximum d'aucune version publiée : entre "
+                       f"{_label(*before)} et {_label(*after)}, un Nova de développement")
+
+
+def release_for(max_microversion: str) -> str:
+    """The release (or the French sentence saying why none) a Nova maximum microversion designates."""
+    return nova_release(max_microversion)[1]
+
+
+def calendar_place(release: str) -> str:
+    """Where `release` (e.g. "2026.2 Hibiscus", or "2025.1 Epoxy / 2025.2 Flamingo") sits against the
+    course's list: named by the course, or how many releases (six months each) after its last one."""
+    names = [n.strip() for n in release.split("/")]
+    if any(n in COURSE_RELEASES for n in names):
+        return "citée par le cours"
+    dated = [CALENDAR_NAME.match(n) for n in names]
+    if not all(dated):
+        return "avant le nommage ANNÉE.N (2023), hors de la liste du cours"
+    def index(m) -> int:  # releases since 2000.1, two a year
+        return int(m[1]) * 2 + int(m[2])
+
+    first, last = (index(CALENDAR_NAME.match(r)) for r in (COURSE_RELEASES[0], COURSE_RELEASES[-1]))
+    mine = [index(m) for m in dated]
+    if min(mine) > last:
+        return f"{min(mine) - last} version(s) après {COURSE_RELEASES[-1]}, la dernière que cite le cours"
+    return f"{first - max(mine)} version(s) avant {COURSE_RELEASES[0]}, la première que cite le cours"
 
 
 def version_document(session, url: str) -> dict:
@@ -85,8 +138,9 @@ def report(conn) -> dict[str, list[dict]]:
 
 
 def compute_max_microversion(conn) -> str:
-    """The compute API's maximum microversion, from its version document (e.g. '2.104')."""
-    endpoint = conn.compute.get_endpoint()
+    """The maximum microversion the compute API of the catalog reports in its version document (e.g.
+    '2.104'); LookupError when it reports none."""
+    endpoint = conn.endpoint_for("compute")  # the catalog's address, without the SDK's own discovery
     for v in versions_of(version_document(conn.session, endpoint)):
         if v["version"]:
             return v["version"]

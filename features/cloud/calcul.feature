@@ -12,9 +12,11 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
 
   @claim:C22
   Scénario: Les gabarits sont des tailles prédéfinies de CPU, de RAM et de disque
+    Chaque gabarit doit donner un nombre de vCPU (au moins 1), une RAM (au moins 1 Mio) et un disque (en
+    Gio ; 0 veut dire pour Nova « la taille de l'image », relevé comme tel). Le prix (« plus c'est gros, plus
+    c'est cher ») ne se lit pas dans l'API : il n'est pas vérifié ici.
     Quand je liste les gabarits du cloud
     Alors chaque gabarit donne un nombre de vCPU, une RAM et un disque
-    Et dans une même famille, un gabarit plus gros en RAM n'a pas moins de vCPU ni de disque
 
   @claim:C26
   Scénario: Une paire de clés garde la clé publique, la clé privée reste ici
@@ -23,7 +25,16 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
     Alors le cloud garde la même clé publique, avec la même empreinte
     Et le cloud ne détient pas la clé privée
 
-  @claim:C21 @claim:C37 @claim:C20
+  @claim:C37 @claim:C33
+  Scénario: La commande du cours « openstack server create --flavor small --image 'Debian 13' --net public » démarre une instance
+    La commande est lancée telle quelle avec le client openstack (seul le nom de l'instance change) là où
+    le cloud a ces trois noms ; l'instance doit devenir ACTIVE, puis elle est supprimée sans attendre la
+    fin de son démarrage.
+    Étant donné le gabarit « small », l'image « Debian 13 » et le réseau « public » du cours
+    Quand je lance la commande du cours avec le client openstack
+    Alors l'instance créée par le client est ACTIVE, puis je la supprime aussitôt
+
+  @claim:C21 @claim:C20
   Scénario: server create avec un gabarit, une image et un réseau démarre une instance
     Quand je crée une instance avec un gabarit, une image et un réseau
     Alors l'instance est ACTIVE
