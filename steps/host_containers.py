@@ -19,7 +19,10 @@ def create(evidence):
 @then("son processus y porte le PID 1 et son /proc ne montre que lui")
 def pid_one(ct_views, evidence):
     evidence.figure("processus visibles : hôte / conteneur", f"{len(ct_views.host['processes'])} / {len(ct_views.container['processes'])}")
-    assert ct_views.container["pid"] == 1 and ct_views.container["processes"] == [1], ct_views.container
+    c = ct_views.container
+    assert c["pid"] == 1 and c["processes"] == [1], (
+        f"le processus du conteneur porte le PID {c['pid']} et son /proc montre {len(c['processes'])} "
+        f"processus ({', '.join(map(str, c['processes'][:8]))}{'…' if len(c['processes']) > 8 else ''})")
 
 
 @then(parsers.parse("son nom d'hôte est « {name} » tandis que celui de l'hôte est inchangé"))
@@ -31,18 +34,22 @@ def hostname(ct_views, name):
 @then(parsers.parse("sa seule interface réseau est {iface}"))
 def only_lo(ct_views, iface, evidence):
     evidence.figure("interfaces réseau : hôte / conteneur", f"{' '.join(ct_views.host['interfaces'])} / {' '.join(ct_views.container['interfaces'])}")
-    assert ct_views.container["interfaces"] == [iface], ct_views.container["interfaces"]
+    assert ct_views.container["interfaces"] == [iface], \
+        f"interfaces réseau du conteneur : {' '.join(ct_views.container['interfaces'])} (attendu : {iface} seule)"
 
 
 @then("ses cinq espaces de noms diffèrent de ceux de l'hôte")
 def namespaces_differ(ct_views):
-    assert sorted(ct_views.separate_namespaces) == sorted(n for _, n in containers.NAMESPACES), ct_views
+    shared = sorted({n for _, n in containers.NAMESPACES} - set(ct_views.separate_namespaces))
+    assert not shared, f"espaces de noms partagés avec l'hôte : {', '.join(shared)}"
 
 
 @then("le conteneur voit exactement le noyau de l'hôte (même version)")
 def same_kernel(ct_views, evidence):
     evidence.figure("noyau vu de l'hôte / du conteneur", f"{ct_views.host['kernel_release']} / {ct_views.container['kernel_release']}")
-    assert ct_views.same_kernel, (ct_views.host["kernel_version"], ct_views.container["kernel_version"])
+    h, c = ct_views.host, ct_views.container
+    assert ct_views.same_kernel, (f"le conteneur voit le noyau {c['kernel_release']} ({c['kernel_version']}), "
+                                  f"l'hôte {h['kernel_release']} ({h['kernel_version']})")
 
 
 # --- efficiency ------------------------------------------------------------------------------------
@@ -88,7 +95,10 @@ def pids(limit, evidence):
 
 @then(parsers.parse("fork échoue avec EAGAIN quand le cgroup compte {limit:d} processus"))
 def fork_refused(ct_control, limit):
-    assert ct_control["errno"] == errno.EAGAIN and ct_control["tasks_at_refusal"] == limit, ct_control
+    c = ct_control
+    assert c["errno"] == errno.EAGAIN and c["tasks_at_refusal"] == limit, (
+        f"cgroup pids.max = {limit} (cgroup v{c['cgroup_version']}) : {c['forks']} fork réussis, refus "
+        f"{errno.errorcode.get(c['errno'], c['errno']) if c['errno'] else 'aucun'} à {c['tasks_at_refusal']} processus")
 
 
 @when(parsers.parse("dans un conteneur un processus limité à {limit:d} Mio de mémoire écrit {size:d} Mio"),

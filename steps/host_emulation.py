@@ -65,7 +65,11 @@ def emulated_code_not_executable(emu_code_views, evidence):
     qemu = emu_code_views[1]
     evidence.figure("droits de la page de code sous QEMU", " ".join(m.perms for m in qemu.program_mappings))
     evidence.figure("cache de traduction de QEMU (zones anonymes exécutables)", sum(m.size for m in qemu.executable_anonymous) >> 20, " Mio")
-    assert not qemu.program_executable and qemu.executable_anonymous, qemu
+    assert not qemu.program_executable and qemu.executable_anonymous, (
+        f"sous {qemu.runner}, la page de code du programme est "
+        f"{' '.join(m.perms for m in qemu.program_mappings)} (exécutable : {qemu.program_executable}) et "
+        f"{sum(m.size for m in qemu.executable_anonymous) >> 20} Mio de code anonyme exécutable : le processeur "
+        "exécute lui-même les octets de l'invité, il n'y a pas de traduction")
 
 
 # --- control: the guest's system calls -------------------------------------------------------------
@@ -158,7 +162,10 @@ def direct(emu_program, evidence):
 
 @then("le noyau le refuse (format d'exécutable inconnu) ou le confie à un émulateur enregistré dans binfmt_misc")
 def refused_or_delegated(emu_direct):
-    assert emu_direct.errno == errno.ENOEXEC or "qemu" in emu_direct.binfmt_handler, emu_direct
+    d = emu_direct
+    assert d.errno == errno.ENOEXEC or "qemu" in d.binfmt_handler, (
+        f"le noyau de l'hôte n'a ni refusé le programme ARM64 (errno {d.errno}, {d.error or 'aucune erreur'}) ni "
+        f"confié à un émulateur de binfmt_misc ({d.binfmt_handler or 'aucun'}) : il l'a exécuté lui-même")
 
 
 @when("je l'exécute sous qemu-aarch64-static", target_fixture="emu_run")

@@ -41,7 +41,8 @@ def mmio_read(probe, address):
 
 @then("le VMM voit KVM_EXIT_HLT")
 def hlt(probe):
-    assert probe.hlt is not None, probe.as_dict()
+    seen = " → ".join(e.name for e in probe.exits) or "aucune"
+    assert probe.hlt is not None, f"le VMM n'a vu aucune sortie KVM_EXIT_HLT ; sorties vues : {seen}"
 
 
 @then("un HLT exécuté en ring 3 de l'invité arrête l'invité (KVM_EXIT_SHUTDOWN), pas l'hôte")

@@ -13,5 +13,5 @@ Fonctionnalité: Un système invité est un simple logiciel de l'hôte
     Alors l'invité a annoncé « popek: mode long »
     Et il a un PID dans /proc, sa ligne de commande est celle de qemu-system-x86_64 et son parent est popek
     Et son processeur virtuel est un thread de ce processus
-    Et son temps processeur (utime + stime) a augmenté pendant l'observation
+    Et son temps processeur (utime + stime) a augmenté pendant l'observation d'au moins 10 % du temps écoulé
     Et une fois arrêté comme n'importe quel processus, son PID a disparu

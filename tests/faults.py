@@ -1,0 +1,55 @@
+"""Helpers for fault tests (tests/conftest.py describes the convention): run a scenario's steps on a
+world where its claim is false and get the verdict the scenario would give.
+
+Steps are plain functions (pytest-bdd's decorators return them unchanged): a fault test calls them with
+the fixtures' values a real run would pass, after putting the fault in place (a real faulty world where
+the host allows it, else recorded or forged observations).
+"""
+from __future__ import annotations
+
+import pytest
+
+
+class Evidence:
+    """Stands for the plugin's `evidence` fixture: keeps what the steps report, attaches nothing."""
+
+    def __init__(self):
+        self.figures: dict = {}
+        self.attachments: dict = {}
+
+    def figure(self, key, value, unit=""):
+        self.figures[key] = f"{value}{unit}"
+
+    def json(self, name, obj):
+        self.attachments[name] = obj
+
+    def text(self, name, text):
+        self.attachments[name] = text
+
+    terminal = text
+
+    def svg(self, name, svg):
+        self.attachments[name] = svg
+
+
+def scenario_verdict(*steps) -> tuple[str, str]:
+    """Run `steps` (callables without arguments) in order, as pytest-bdd runs a scenario's steps.
+
+    Returns ("ÉCHEC", the assertion's message) at the first failed assertion, ("IGNORÉ", reason) at a
+    skip, else ("RÉUSSI", ""). Any other exception propagates: a fault test that breaks is an error,
+    not a verdict.
+    """
+    try:
+        for step in steps:
+            step()
+    except AssertionError as exc:  # the step's message, without pytest's rewritten "assert …" explanation
+        return "ÉCHEC", str(exc).split("\nassert ", 1)[0]
+    except pytest.skip.Exception as exc:
+        return "IGNORÉ", str(exc.msg)
+    return "RÉUSSI", ""
+
+
+def record(record_property, verdict: str, measure: str) -> None:
+    """Record the verdict obtained and its message (tests/conftest.py's table shows them)."""
+    record_property("verdict", verdict)
+    record_property("measure", measure)
