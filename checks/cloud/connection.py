@@ -1,21 +1,32 @@
 """Which cloud to check, and one clear message when it cannot be reached.
 
-Resolution, like the `openstack` client (and nothing popek-specific for credentials):
-  1. a cloud named explicitly (`--os-cloud NAME`), looked up in the standard clouds.yaml search path
-     and in the embedded cloud's clouds.yaml;
-  2. else `OS_CLOUD` from the environment, looked up the same way;
+The cloud is chosen by openstacksdk's own loader (`openstack.config.loader.OpenStackConfig`), exactly as
+the `openstack` client chooses it: its search path (`OS_CLIENT_CONFIG_FILE`, `./clouds.yaml`,
+`~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`, each also `.yml`/`.json`; the first that
+exists is read), `secure.yaml` merged in, `OS_CLOUD`, and the `OS_*` variables merged into a named entry
+the way the client's `--os-*` options are (`OpenStackConfig.register_argparse_arguments`, whose defaults
+are the `OS_*` variables: an entry without a password plus `OS_PASSWORD` works). The embedded cloud's
+entries (`popek`, `popek-admin`) are added *beside* the user's entries (a user's entry of the same name
+wins): openstacksdk reads only the first existing clouds.yaml, so a user's own file would otherwise hide them.
+
+Resolution:
+  1. a cloud named explicitly (`--os-cloud NAME`);
+  2. else `OS_CLOUD` from the environment;
   3. else an openrc loaded in the environment (`OS_AUTH_URL`, `OS_USERNAME`, `OS_PASSWORD`, project);
   4. else the embedded cloud (`popek cloud up`): entry `popek` of its clouds.yaml.
 Choices 1–3 are *named* by the user: if such a cloud is broken, that is an error to report. Choice 4 is
 popek's default: when it is absent, the cloud scenarios are skipped with the reason.
 
-Every failure (missing or broken clouds.yaml, unknown cloud, incomplete openrc, wrong password,
-unreachable endpoint) becomes one `CloudUnavailable` with a French message naming the cause; the CLI
-turns it into a user error and the pytest fixture into a skip (default cloud) or an error (named one).
-This module reads no environment itself: the caller passes `environ`.
+Every failure (missing or malformed clouds.yaml or entry, unknown cloud, incomplete openrc, wrong password,
+unreachable endpoint) becomes one `CloudUnavailable` with a French message naming the cause and the files
+actually read; the CLI turns it into a user error and the pytest fixture into a skip (default cloud) or an
+error (named one). popek's code reads no environment here: the caller passes `environ` (the process
+environment, at the edge); openstacksdk's loader and keystoneauth read the same process environment
+themselves, as they do for the `openstack` client.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 from pathlib import Path
@@ -43,7 +54,8 @@ class Choice:
     """Where the credentials come from.
 
     kind: "os-cloud" | "OS_CLOUD" | "openrc" | "embedded"; cloud: the clouds.yaml entry (None for an
-    openrc); files: the clouds.yaml files searched; named: chosen by the user (see module doc)."""
+    openrc); files: the clouds.yaml files searched, the embedded cloud's last; named: chosen by the user
+    (see module doc)."""
     kind: str
     cloud: Optional[str]
     files: tuple[Path, ...]
@@ -51,13 +63,13 @@ class Choice:
 
     def describe(self) -> str:
         if self.kind == "embedded":
-            return f"cloud embarqué de popek (entrée « {self.cloud} » de {self.files[0]})"
+            return f"cloud embarqué de popek (entrée « {self.cloud} » de {self.files[-1]})"
         return {"os-cloud": f"--os-cloud {self.cloud}", "OS_CLOUD": f"OS_CLOUD={self.cloud}",
                 "openrc": "openrc chargé dans l'environnement (OS_AUTH_URL…)"}[self.kind]
 
 
 def search_path(environ: Mapping[str, str], embedded_yaml: Path) -> tuple[Path, ...]:
-    """The clouds.yaml files the `openstack` client would read, then the embedded cloud's."""
+    """The clouds.yaml files the `openstack` client would look for, in its order, then the embedded cloud's."""
     from openstack.config import loader
 
     files = [Path(environ["OS_CLIENT_CONFIG_FILE"])] if environ.get("OS_CLIENT_CONFIG_FILE") else []
@@ -77,8 +89,8 @@ def resolve(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
     if environ.get("OS_CLOUD"):
         return Choice("OS_CLOUD", environ["OS_CLOUD"], files, True)
     if environ.get("OS_AUTH_URL"):
-        return Choice("openrc", None, (), True)
-    return Choice("embedded", EMBEDDED_MEMBER, (Path(embedded_yaml),), False)
+        return Choice("openrc", None, files, True)
+    return Choice("embedded", EMBEDDED_MEMBER, files, False)
 
 
 def openrc_missing(environ: Mapping[str, str]) -> list[str]:
@@ -102,54 +114,191 @@ def auth_fields(auth: Mapping[str, object]) -> dict[str, Optional[str]]:
             "projet": project or None}
 
 
-def _check_yaml(files, named: bool) -> None:
-    """The SDK silently skips a clouds.yaml it cannot parse ("Cloud x was not found"): say why."""
+def _yaml_problem(path: Path) -> Optional[str]:
+    """Why `path` (an existing clouds.yaml or secure.yaml) is unusable, in French with its line, or None.
+
+    openstacksdk skips a file it cannot parse (a warning, then the *next* file of the search path) and
+    fails late or with a traceback on a malformed entry: popek says what is wrong, where, instead."""
+    import json
+
     import yaml
 
-    for path in files:
-        if not path.is_file():
-            continue
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-            where = getattr(exc, "problem_mark", None)
-            line = f" ligne {where.line + 1}" if where is not None else ""
-            raise CloudUnavailable(f"clouds.yaml illisible : {path}{line} ({type(exc).__name__})", named) from None
-        if data is not None and not (isinstance(data, dict) and isinstance(data.get("clouds", {}), dict)):
-            raise CloudUnavailable(f"clouds.yaml mal formé : {path} (il faut une clé « clouds: » avec des entrées)", named)
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, ValueError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" ligne {where.line + 1}" if where is not None else (f" ligne {exc.lineno}" if hasattr(exc, "lineno") else "")
+        return f"clouds.yaml illisible : {path}{line} ({type(exc).__name__})"
+    if data is None:
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("clouds", {}), dict)):
+        return f"clouds.yaml mal formé : {path} (il faut une clé « clouds: » avec des entrées)"
+    for name, entry in (data.get("clouds") or {}).items():
+        if not isinstance(entry, dict):
+            return f"clouds.yaml mal formé : {path}, entrée « {name} » : il faut des clés (auth:, region_name:…), pas {entry!r}"
+        if "auth" in entry and not isinstance(entry["auth"], dict):
+            return f"clouds.yaml mal formé : {path}, entrée « {name} » : « auth: » doit contenir des clés (auth_url:, username:…)"
+    return None
 
 
-def load_config(choice: Choice, api_timeout: float = 15.0):
-    """The SDK's CloudRegion for `choice` (no network), or CloudUnavailable naming what is missing."""
+def _first_existing(candidates) -> Optional[Path]:
+    return next((Path(p) for p in candidates if Path(p).is_file()), None)
+
+
+def _embedded_entries(embedded_yaml: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(embedded_yaml).read_text()) or {}
+        return {k: v for k, v in (data.get("clouds") or {}).items() if k in (EMBEDDED_MEMBER, EMBEDDED_ADMIN)}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+
+
+@dataclasses.dataclass
+class Loaded:
+    """openstacksdk's loader with the embedded entries beside the user's, and what it read.
+
+    config: openstack.config.loader.OpenStackConfig; read: the files whose entries it holds (the user's
+    clouds.yaml and secure.yaml it actually read, then the embedded clouds.yaml when present)."""
+    config: object
+    read: tuple[Path, ...]
+
+    def known(self) -> list[str]:
+        names = self.config.get_cloud_names()
+        return [n for n in names if not (n == "defaults" and self.config.config_filename is None)]
+
+
+def open_config(environ: Mapping[str, str], embedded_yaml: Path, named: bool = True) -> Loaded:
+    """openstacksdk's OpenStackConfig over its normal search path and environment, plus the embedded
+    cloud's entries (see module doc); CloudUnavailable (French, with the file and line) when a file or an
+    entry is malformed."""
     from openstack import exceptions as sdk_exc
     from openstack.config import loader
 
-    if choice.kind == "openrc":
-        config = loader.OpenStackConfig(load_yaml_config=False, load_envvars=True)
-        name = "envvars"
-    else:
-        existing = [p for p in choice.files if p.is_file()]
-        if choice.kind == "embedded" and not existing:
-            raise CloudUnavailable(
-                "aucun cloud : ni --os-cloud, ni OS_CLOUD, ni openrc (OS_AUTH_URL) dans l'environnement, "
-                f"et le cloud embarqué n'est pas installé ({choice.files[0]} absent ; lancez « popek cloud up »)",
-                choice.named)
-        if not existing:
-            raise CloudUnavailable(
-                f"cloud « {choice.cloud} » ({choice.describe()}) : aucun fichier clouds.yaml trouvé "
-                f"(cherché : {', '.join(str(p) for p in choice.files)})", choice.named)
-        _check_yaml(existing, choice.named)
-        config = loader.OpenStackConfig(config_files=[str(p) for p in existing], load_envvars=False)
-        name = choice.cloud
-        known = config.get_cloud_names()
-        if name not in known:
-            raise CloudUnavailable(
-                f"cloud « {name} » introuvable dans clouds.yaml ({', '.join(str(p) for p in existing)}) ; "
-                f"clouds connus : {', '.join(sorted(known)) or 'aucun'}", choice.named)
+    config_files = ([environ["OS_CLIENT_CONFIG_FILE"]] if environ.get("OS_CLIENT_CONFIG_FILE") else []) + loader.CONFIG_FILES
+    secure_files = ([environ["OS_CLIENT_SECURE_FILE"]] if environ.get("OS_CLIENT_SECURE_FILE") else []) + loader.SECURE_FILES
+    for path in (_first_existing(config_files), _first_existing(secure_files)):
+        problem = _yaml_problem(path) if path else None
+        if problem:
+            raise CloudUnavailable(problem, named)
     try:
-        return config.get_one(name, api_timeout=api_timeout)
-    except (sdk_exc.ConfigException, KeyError, ValueError) as exc:
-        raise CloudUnavailable(f"configuration du cloud ({choice.describe()}) invalide : {exc}", choice.named) from None
+        config = _loader_class()(app_name="popek", environ=environ)
+    except (sdk_exc.ConfigException, TypeError, AttributeError, ValueError) as exc:
+        raise CloudUnavailable(f"configuration OpenStack invalide : {exc}", named) from None
+    read = [Path(f) for f in (config.config_filename, config.secure_config_filename) if f]
+    embedded = _embedded_entries(embedded_yaml)
+    if embedded:
+        clouds = config.cloud_config["clouds"]
+        if config.config_filename is None and set(clouds) == {"defaults"}:
+            clouds.clear()      # the loader's placeholder when it found nothing at all
+        for name, entry in embedded.items():
+            clouds.setdefault(name, entry)
+        read.append(Path(embedded_yaml))
+    return Loaded(config, tuple(read))
+
+
+def _loader_class():
+    """OpenStackConfig reading the environment it is given (`environ=`) instead of `os.environ`: the
+    same selectors (OS_CLOUD, OS_CLIENT_CONFIG_FILE…) and the same `envvars` entry from the OS_*
+    variables, so that popek's code passes its environment down instead of reading it."""
+    from openstack.config import loader
+
+    class Loader(loader.OpenStackConfig):
+        def __init__(self, *args, environ: Mapping[str, str], **kwargs):
+            self._environ = dict(environ)
+            super().__init__(*args, **kwargs)
+
+        def _get_envvar(self, key, default=None):
+            return self._environ.get(key, default) if self._load_envvars else default
+
+        def _get_os_environ(self, envvar_prefix=None):
+            # openstacksdk's rule: every OS_* variable (but oslotest's and infra's) becomes a key of the
+            # `envvars` entry, unless only selectors are set
+            prefix = envvar_prefix or "OS_"
+            keys = [k for k in self._environ if (k.startswith("OS_") or k.startswith(prefix))
+                    and not k.startswith(("OS_TEST", "OS_STD", "OS_LOG"))]
+            selectors = {"OS_CLOUD", "OS_REGION_NAME", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE", "OS_CLOUD_NAME"}
+            if not set(keys) - selectors:
+                return None
+            ret = self._defaults_module.get_defaults()
+            ret.update({k.split("_", 1)[-1].lower(): self._environ[k] for k in keys})
+            return ret
+    return Loader
+
+
+def _cloud_options(config, name: str, environ: Mapping[str, str]):
+    """The argparse namespace the `openstack` client would have for `--os-cloud name` and no other
+    option: every `--os-*` option of the entry's auth plugin, defaulting to its `OS_*` variable."""
+    parser = argparse.ArgumentParser(add_help=False)
+    config.register_argparse_arguments(parser, ["--os-cloud", name])
+    options, _ = parser.parse_known_args(["--os-cloud", name])
+    # keystoneauth took each option's default from the process environment; popek's is `environ`
+    for action in parser._actions:
+        var = "OS_" + action.dest[3:].upper() if action.dest.startswith("os_") else None
+        if var and action.dest != "os_cloud":
+            setattr(options, action.dest, environ.get(var) or None)
+    # only what the loader's options mean (the `openstack` client passes its own options as well)
+    return argparse.Namespace(**{k: v for k, v in vars(options).items()
+                                 if (k.startswith("os_") or k == "insecure") and v not in (None, False, "")})
+
+
+def load_config(choice: Choice, api_timeout: float = 15.0, environ: Optional[Mapping[str, str]] = None,
+                embedded_yaml: Optional[Path] = None):
+    """The SDK's CloudRegion for `choice` (no network), or CloudUnavailable naming what is missing.
+
+    environ: the process environment (default: none of its OS_* selectors); embedded_yaml: the embedded
+    cloud's clouds.yaml (default: the last file of choice.files)."""
+    environ = environ if environ is not None else {}
+    embedded_yaml = Path(embedded_yaml or choice.files[-1])
+    if choice.kind == "embedded" and not embedded_yaml.is_file():
+        raise CloudUnavailable(
+            "aucun cloud : ni --os-cloud, ni OS_CLOUD, ni openrc (OS_AUTH_URL) dans l'environnement, "
+            f"et le cloud embarqué n'est pas installé ({embedded_yaml} absent ; lancez « popek cloud up »)",
+            choice.named)
+    if choice.kind == "embedded":     # popek's own default: the embedded file alone, no user file or OS_* variable
+        from openstack.config import loader
+        config = loader.OpenStackConfig(config_files=[str(embedded_yaml)], secure_files=[], vendor_files=[],
+                                        load_envvars=False, app_name="popek")
+        loaded = Loaded(config, (embedded_yaml,))
+    else:
+        loaded = open_config(environ, embedded_yaml, choice.named)
+        config = loaded.config
+    if choice.kind == "openrc":
+        name, options = config.envvar_key, None
+    else:
+        name = choice.cloud
+        if not loaded.read:
+            raise CloudUnavailable(
+                f"cloud « {name} » ({choice.describe()}) : aucun fichier clouds.yaml trouvé "
+                f"(cherché : {', '.join(str(p) for p in choice.files)})", choice.named)
+        if name not in loaded.known():
+            raise CloudUnavailable(
+                f"cloud « {name} » introuvable dans clouds.yaml (lus : {', '.join(str(p) for p in loaded.read)}) ; "
+                f"clouds connus : {', '.join(sorted(loaded.known())) or 'aucun'}", choice.named)
+        options = None
+    try:
+        if choice.kind in ("os-cloud", "OS_CLOUD"):
+            options = _cloud_options(config, name, environ)
+        return config.get_one(name, argparse=options, api_timeout=api_timeout)
+    except Exception as exc:  # the loader and keystoneauth raise many kinds for a malformed entry
+        raise CloudUnavailable(f"configuration du cloud ({choice.describe()}) invalide : {_config_error(exc)}",
+                               choice.named) from None
+
+
+def _config_error(exc: BaseException) -> str:
+    """The cause of a configuration error in French when popek knows it, else the library's words."""
+    from keystoneauth1 import exceptions as ks
+
+    if isinstance(exc, ks.NoMatchingPlugin):
+        return f"auth_type « {exc.name} » inconnu"
+    if isinstance(exc, ks.MissingRequiredOptions):
+        return "paramètres d'authentification manquants : " + ", ".join(o.dest for o in exc.options)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "invalid auth-type" in text:
+        return "auth_type inconnu (" + text + ")"
+    return text
 
 
 def explain_auth_failure(exc: BaseException, auth_url: str, user: str) -> str:
@@ -235,7 +384,7 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         missing = openrc_missing(environ)
         if missing:
             raise CloudUnavailable(f"openrc incomplet dans l'environnement : il manque {', '.join(missing)}", True)
-    region = load_config(choice, api_timeout)
+    region = load_config(choice, api_timeout, environ, embedded_yaml)
     conn = _authenticate(region, choice)
     access = conn.session.auth.get_access(conn.session)
     roles = sorted(access.role_names or [])
@@ -248,8 +397,8 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         cloud.admin = conn
     elif is_embedded:
         try:
-            admin_choice = dataclasses.replace(choice, cloud=EMBEDDED_ADMIN, files=(embedded_yaml,))
-            cloud.admin = _authenticate(load_config(admin_choice, api_timeout), admin_choice)
+            admin_choice = Choice("embedded", EMBEDDED_ADMIN, (embedded_yaml,), choice.named)
+            cloud.admin = _authenticate(load_config(admin_choice, api_timeout, environ, embedded_yaml), admin_choice)
         except CloudUnavailable as exc:
             cloud.admin_reason = f"identifiants admin du cloud embarqué inutilisables : {exc}"
     else:
