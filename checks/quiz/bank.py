@@ -405,12 +405,15 @@ def load_bank(path: Path) -> Bank:
                 raise BankError(path, q.line, f"question {q.id} : excludes nomme {other!r}, absente de cette banque")
             if by_id[other].pool_key == q.pool_key:
                 raise BankError(path, q.line, f"question {q.id} : excludes {other!r} du même pool (jamais tirées ensemble)")
-    excl = bank.exclusions()
-    for q in questions:
-        for pool, qs in pools.items():
-            if pool != q.pool_key and all(o.id in excl.get(q.id, ()) for o in qs):
-                raise BankError(path, q.line, f"question {q.id} : excludes toutes les questions du pool {pool!r} ; "
-                                              "mettez-les dans un même pool (alternatives) plutôt")
+    # Pools are drawn in the bank's order: a question drawn from a pool must leave every later pool
+    # something to draw.
+    excl, order = bank.exclusions(), list(pools)
+    for i, earlier in enumerate(order):
+        for q in pools[earlier]:
+            for later in order[i + 1:]:
+                if all(o.id in excl.get(q.id, ()) for o in pools[later]):
+                    raise BankError(path, q.line, f"question {q.id} : exclut toutes les questions du pool {later!r}, "
+                                                  "tiré après elle ; ajoutez une alternative à ce pool ou reformulez")
     return bank
 
 
