@@ -183,3 +183,39 @@ def greeting(emu_run, text, code, evidence):
 def arm_result(emu_run, emu_program, evidence):
     evidence.figure("résultat ARM64", hex(emu_run.result or 0))
     assert emu_run.result == workload.reference(emu_program["n"])
+
+
+# --- isolation -------------------------------------------------------------------------------------------
+@when("je démarre sous qemu-system-x86_64 (TCG) un invité qui fouille octet par octet ses 16 Mio de mémoire à la "
+      "recherche d'une marque placée dans sa mémoire et d'une autre placée dans celle du processus QEMU",
+      target_fixture="emu_isolation")
+def isolation(evidence):
+    probe = emulation.isolation_probe()
+    evidence.figure("isolation de la mémoire de l'invité", probe.describe())
+    return probe
+
+
+@then("l'invité trouve la marque placée dans sa propre mémoire : sa fouille fonctionne")
+def own_mark_found(emu_isolation):
+    p = emulation_run_ok(emu_isolation)
+    assert p.own_found and p.own_found >= 1, f"{p.describe()} : la fouille ne trouve même pas sa propre marque"
+
+
+@then("la marque de l'hôte était dans la mémoire du processus QEMU pendant la fouille")
+def host_mark_in_qemu(emu_isolation):
+    assert emu_isolation.host_mark_in_qemu, (f"{emu_isolation.describe()} : la marque de l'hôte n'a pas été vue "
+                                             "dans /proc/PID/environ de QEMU, l'épreuve ne prouve rien")
+
+
+@then("l'invité ne trouve pas la marque de l'hôte : sa mémoire est un espace à part")
+def host_mark_not_found(emu_isolation):
+    p = emulation_run_ok(emu_isolation)
+    assert p.host_found == 0, f"{p.describe()} : l'invité lit la mémoire de l'hôte"
+
+
+def emulation_run_ok(probe):
+    """The probe's QEMU ended as the guest asked (code 33) with both counts, else the step fails with its output."""
+    assert probe.run.returncode == emulation.EXIT_STATUS and probe.host_found is not None, (
+        f"QEMU s'est terminé avec le code {probe.run.returncode} (attendu {emulation.EXIT_STATUS}), sortie "
+        f"{probe.run.output[:64]!r}, erreurs {probe.run.stderr[-300:]!r}")
+    return probe

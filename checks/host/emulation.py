@@ -499,3 +499,131 @@ def _u64(n: int) -> bytes:
     if not 0 <= n < 1 << 64:
         raise ValueError(f"n = {n} is not an unsigned 64-bit integer")
     return n.to_bytes(8, "little")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Isolation (C07): what an emulated guest can reach of the memory of the host process that emulates it
+
+#: Guest RAM of system_command ("-m 16"): the guest searches all of it.
+GUEST_RAM = 16 << 20
+# Long mode, CPL 0, after the common prologue (rdi = a random mask). Assembled with GNU as (.code64) and
+# checked with objdump. It maps the 16 MiB of RAM (PD[0..7], 2 MiB pages), then reads the 8 bytes at
+# every byte address of it and counts the two marks: r9 = own mark (in its own RAM, the positive
+# control), r10 = the host's mark. Neither is in the code: only mark XOR mask is, the mask comes in rdi.
+# It sends the own count on port 0xE9, then leaves the host count in rax for the epilogue.
+_SCAN = bytes.fromhex(
+    "4989f8"            # 00 mov r8,rdi                  ; mask
+    "be00300000"        # 03 mov esi,0x3000              ; the page directory
+    "b883000000"        # 08 mov eax,0x83                ; 2 MiB page at 0, present+writable
+    "b908000000"        # 0d mov ecx,8
+    "488906"            # 12 mov [rsi],rax               ; PD[i] = i * 2 MiB
+    "480500002000"      # 15 add rax,0x200000
+    "4883c608"          # 1b add rsi,8
+    "e2f1"              # 1f loop 0x12
+    "0f20d8" "0f22d8"   # 21 mov rax,cr3 ; mov cr3,rax    ; flush the TLB
+    "49b9")             # 27 movabs r9, own mark ^ mask  (imm64 follows)
+_SCAN_HOST = bytes.fromhex(
+    "4d31c1"            # 31 xor r9,r8
+    "49ba")             # 34 movabs r10, host mark ^ mask  (imm64 follows)
+_SCAN_LOOP = bytes.fromhex(
+    "4d31c2"            # 3e xor r10,r8
+    "31db" "31ed" "31f6"  # 41 xor ebx,ebx ; xor ebp,ebp ; xor esi,esi   ; counts, address
+    "41bb") + (GUEST_RAM - 7).to_bytes(4, "little") + bytes.fromhex(  # 47 mov r11d, last address
+    "488b06"            # 4d mov rax,[rsi]               ; 8 bytes at every byte address
+    "4c39c8" "7503" "48ffc3"  # 50 cmp rax,r9 ; jne +3 ; inc rbx
+    "4c39d0" "7503" "48ffc5"  # 58 cmp rax,r10 ; jne +3 ; inc rbp
+    "48ffc6"            # 60 inc rsi
+    "4c39de" "72e5"     # 63 cmp rsi,r11 ; jb 0x4d
+    "4889d8"            # 68 mov rax,rbx
+    "b908000000"        # 6b mov ecx,8
+    "e6e9" "48c1e808" "e2f8"  # 70 out 0xe9,al ; shr rax,8 ; loop 0x70   ; own count
+    "4889e8")           # 78 mov rax,rbp                 ; host count, sent by the epilogue
+#: Offsets in the boot sector where the marks are put (odd: the search is byte by byte, not aligned).
+OWN_MARK_AT, LEAK_MARK_AT = 401, 451
+#: The environment variable through which the host's mark lives in QEMU's own memory.
+HOST_MARK_ENV = "POPEK_MARQUE_HOTE"
+
+
+def isolation_sector(own: bytes, host: bytes, mask: int, leak: bool = False) -> bytes:
+    """The boot sector of the isolation probe: own mark at OWN_MARK_AT, and (leak=True, the fault
+    that shows the probe can fail) the host's mark at LEAK_MARK_AT, as if it had leaked into the guest."""
+    k1 = int.from_bytes(own, "little") ^ mask
+    k2 = int.from_bytes(host, "little") ^ mask
+    code = (_REAL_MODE + _LONG_MODE + _u64(mask) + _SCAN + _u64(k1) + _SCAN_HOST + _u64(k2) + _SCAN_LOOP
+            + _EPILOGUE)
+    if len(code) > OWN_MARK_AT:
+        raise ValueError(f"isolation code is {len(code)} bytes, it would overlap the marks")
+    sector = bytearray(code + bytes(510 - len(code)) + b"\x55\xaa")
+    sector[OWN_MARK_AT:OWN_MARK_AT + 8] = own
+    if leak:
+        sector[LEAK_MARK_AT:LEAK_MARK_AT + 8] = host
+    return bytes(sector)
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What the isolation probe saw.
+
+    own_found: how many times the guest found its own mark in its RAM (>= 1: the search works);
+    host_found: how many times it found the host's mark (0: isolated); host_mark_in_qemu: the host's
+    mark was in QEMU's process memory during the search (read from /proc/PID/environ); run: the run;
+    searched: bytes of guest RAM searched.
+    """
+    own_found: int | None
+    host_found: int | None
+    host_mark_in_qemu: bool
+    searched: int
+    leak: bool
+    run: ProgramRun
+
+    def describe(self) -> str:
+        return (f"l'invité a fouillé {self.searched >> 20} Mio de sa mémoire octet par octet : sa propre marque "
+                f"trouvée {self.own_found} fois, la marque de l'hôte {self.host_found} fois (présente dans la "
+                f"mémoire du processus QEMU : {'oui' if self.host_mark_in_qemu else 'non'}"
+                + (", et copiée exprès dans la mémoire de l'invité)" if self.leak else ")"))
+
+
+def isolation_probe(qemu: str = QEMU_SYSTEM, leak: bool = False, timeout: float = 60.0) -> Isolation:
+    """Boot the isolation sector under TCG with a fresh random mark in QEMU's own memory (its environment).
+
+    qemu: the qemu-system binary; leak: also copy the host's mark into the guest's RAM (the fault);
+    timeout: seconds before the run is abandoned.
+    """
+    import secrets
+    own, host = (secrets.token_hex(4).encode() for _ in range(2))
+    mask = int.from_bytes(secrets.token_bytes(8), "little")
+    with tempfile.TemporaryDirectory(prefix="popek-emu-") as tmp:
+        path = os.path.join(tmp, "secteur-amorcage.img")
+        with open(path, "wb") as f:
+            f.write(isolation_sector(own, host, mask, leak))
+        cmd = system_command(path, _which(qemu))
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, HOST_MARK_ENV: host.decode()})
+        try:
+            in_qemu = _environ_has(proc, f"{HOST_MARK_ENV}={host.decode()}".encode())
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    run = ProgramRun(tuple(cmd), proc.returncode, out, err.decode("utf-8", "replace")[-2000:])
+    body = out[len(BANNER):]
+    own_found = int.from_bytes(body[:8], "little") if len(body) >= 16 else None
+    host_found = int.from_bytes(body[8:16], "little") if len(body) >= 16 else None
+    return Isolation(own_found, host_found, in_qemu, GUEST_RAM, leak, run)
+
+
+def _environ_has(proc: subprocess.Popen, entry: bytes, timeout: float = 2.0) -> bool:
+    """Whether `entry` is in the running `proc`'s environment, read from its memory (/proc/PID/environ).
+    Right after the spawn the file can still read empty (the new program not yet set up): retry."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        if data:
+            return entry in data.split(b"\0")
+        time.sleep(0.005)
+    return False

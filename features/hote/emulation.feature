@@ -64,3 +64,14 @@ Fonctionnalité: L'émulation avec QEMU TCG
     Quand je l'exécute sous qemu-aarch64-static
     Alors il écrit « bonjour de aarch64 » et se termine avec le code 0
     Et son résultat, calculé avec des instructions ARM, est celui de référence
+
+  # L'isolation vérifiée ici est celle de la mémoire d'une machine entière émulée (qemu-system) : l'invité
+  # ne peut lire que sa propre mémoire, pas celle du processus qui l'émule. Ni les périphériques ni les
+  # fichiers ne sont vérifiés ; et en mode utilisateur (qemu-x86_64), l'invité partage au contraire les
+  # fichiers et les appels système de l'hôte : cette isolation-là n'est pas celle de l'émulation d'un PC.
+  @claim:C07 @needs:qemu-system
+  Scénario: Émulation, isolation : l'invité ne lit que sa propre mémoire, pas celle du processus QEMU qui l'émule
+    Quand je démarre sous qemu-system-x86_64 (TCG) un invité qui fouille octet par octet ses 16 Mio de mémoire à la recherche d'une marque placée dans sa mémoire et d'une autre placée dans celle du processus QEMU
+    Alors l'invité trouve la marque placée dans sa propre mémoire : sa fouille fonctionne
+    Et la marque de l'hôte était dans la mémoire du processus QEMU pendant la fouille
+    Et l'invité ne trouve pas la marque de l'hôte : sa mémoire est un espace à part

@@ -167,3 +167,14 @@ def test_this_kvm_without_hardware_assist_judged_as_ring_minus_one_fails_c08(rec
     verdict, msg = scenario_verdict(lambda: host_kvm.all_equivalent(eff),
                                     lambda: host_kvm.ring0_near_native(eff, 2, Evidence()))
     expect_failure(record_property, verdict, msg, "code noyau de l'invité (ring 0)", f"KVM {eff.kind}")
+
+
+@pytest.mark.falsifies("C07", fault="la marque que l'hôte garde dans la mémoire du processus QEMU copiée aussi dans "
+                                    "la mémoire de l'invité (une fuite), que l'invité fouille pour de vrai")
+def test_a_host_mark_leaked_into_the_guest_fails_c07(record_property):
+    need("x86_64", "linux", "qemu-system")
+    probe = emulation.isolation_probe(leak=True)
+    verdict, msg = scenario_verdict(lambda: host_emulation.own_mark_found(probe),
+                                    lambda: host_emulation.host_mark_in_qemu(probe),
+                                    lambda: host_emulation.host_mark_not_found(probe))
+    expect_failure(record_property, verdict, msg, "la marque de l'hôte 1 fois", "l'invité lit la mémoire de l'hôte")

@@ -178,3 +178,16 @@ def test_proc_stat_parses_names_with_spaces_and_parentheses(tmp_path):
     path.write_text("1234 (CPU 0/TCG (x)) " + " ".join(fields) + "\n")
     st_ = guest_process.ProcStat.read(str(path))
     assert (st_.comm, st_.state, st_.ppid, st_.cpu_ns) == ("CPU 0/TCG (x)", "R", 42, 10 * guest_process._TICK_NS)
+
+
+def test_the_isolation_sector_holds_its_own_mark_and_the_hosts_only_when_leaked():
+    own, host, mask = b"a1b2c3d4", b"e5f6a7b8", 0x0123456789ABCDEF
+    sector = emulation.isolation_sector(own, host, mask)
+    assert len(sector) == 512 and sector.endswith(b"\x55\xaa")
+    assert sector.count(own) == 1 and sector.index(own) == emulation.OWN_MARK_AT
+    assert host not in sector  # only host XOR mask is in the code
+    leaked = emulation.isolation_sector(own, host, mask, leak=True)
+    assert leaked.index(host) == emulation.LEAK_MARK_AT and leaked[:emulation.OWN_MARK_AT] == sector[:emulation.OWN_MARK_AT]
+    # the scan reads up to the last 8 bytes of the 16 MiB of RAM that system_command gives the guest
+    assert "16" == emulation.system_command("x")[emulation.system_command("x").index("-m") + 1]
+    assert emulation.GUEST_RAM == 16 << 20
