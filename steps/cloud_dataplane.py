@@ -5,7 +5,7 @@ import time
 
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import compute, network, secgroups, traffic
+from popek.checks.cloud import compute, diagnosis, hypervisor, network, secgroups, traffic
 from popek.steps.cloud_common import bootable, shared_pair
 
 SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
@@ -27,32 +27,92 @@ def ssh_only_group(conn, ledger):
 
 
 def _reach(conn, ledger, routed, key, server, image, group, evidence, timeout=SSH_BOOT_TIMEOUT,
-           since="ACTIVE"):
-    """Give `server` a floating IP of this scenario and wait until SSH with the key logs in through it."""
+           since="ACTIVE", cloud=None):
+    """Give `server` a floating IP of this scenario and wait until SSH with the key logs in through it.
+
+    The wait ends as soon as the guest's console (and, on the cloud's network node, a probe of its fixed
+    address) shows which component failed: the scenario then fails naming it, with the console and the
+    Neutron agents' state as evidence (diagnosis.watch)."""
     fip = network.create_floating_ip(conn, ledger, routed["external"])
     network.associate(conn, fip, network.server_port(conn, server))
     address, user = fip.floating_ip_address, compute.login_user(image)
     started = time.monotonic()
-    _lease(conn, server, image, evidence)
+    console = _ConsoleSince(conn, server)
+    obs = _observer(conn, server, image, address, user, key["private"], console)
     try:
-        traffic.wait_ssh(address, user, key["private"], timeout=timeout)
-    except TimeoutError as exc:  # what the guest printed says why (no DHCP lease, no metadata, no key…)
-        console = compute.console_log(conn, server, length=400)
-        evidence.text("console de l'instance (SSH impossible)", console)
-        tail = "\n".join([l for l in console.strip().splitlines() if " alive " not in l][-8:]) or "(console vide)"
-        raise TimeoutError(f"{exc}\nFin de la console de l'instance :\n{tail}") from None
+        try:
+            diagnosis.watch(obs, timeout)
+        except diagnosis.Unreachable as exc:
+            if exc.component != "dhcp" or obs.kind != "tiny":
+                raise
+            # userspace OVS can leave a new tap down (compute.lease_or_reboot says how): one hard reboot
+            evidence.text("incident du plan de données (contourné)", f"{exc}\n→ redémarrage forcé de l'instance")
+            console.mark()
+            conn.compute.reboot_server(server, "HARD")
+            compute.wait_active(conn, server)
+            diagnosis.watch(obs, timeout)
+    except diagnosis.Unreachable as exc:
+        evidence.text("console de l'instance (SSH impossible)", console.full())
+        _agent_state(cloud, evidence)
+        raise AssertionError(f"{exc} [constaté {time.monotonic() - started:.0f} s après : {since}]") from None
     evidence.figure(f"{since} → SSH prêt", round(time.monotonic() - started, 1), " s")
     return {"server": server, "fip": fip, "address": address, "user": user, "image": image, "group": group,
             "alive": _liveness(conn, server, image)}
 
 
+class _ConsoleSince:
+    """The server's whole console log, or what it printed since `mark()` (after a reboot)."""
+
+    def __init__(self, conn, server):
+        self.conn, self.server, self.offset = conn, server, 0
+
+    def full(self) -> str:
+        return compute.console_log(self.conn, self.server, length=None)
+
+    def mark(self) -> None:
+        self.offset = len(self.full())
+
+    def __call__(self) -> str:
+        return self.full()[self.offset:]
+
+
+def _observer(conn, server, image, address, user, private, console) -> diagnosis.Observer:
+    port = network.server_port(conn, server)
+    fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
+
+    def status():
+        now = conn.compute.get_server(server.id)
+        return now.status, (getattr(now, "fault", None) or {}).get("message", "")
+
+    return diagnosis.Observer(
+        ssh=lambda: traffic.ssh_attempt(address, user, private),
+        console=console, status=status,
+        # on the cloud's network node: does the guest answer from Neutron's DHCP namespace of its network?
+        fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
+        kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address)
+
+
+def _agent_state(cloud, evidence) -> None:
+    """The Neutron agents as the admin API shows them (alive or not), when popek has admin credentials."""
+    admin = getattr(cloud, "admin", None)
+    if admin is None:
+        return
+    try:
+        agents = [{"agent": a.agent_type, "binaire": a.binary, "hôte": a.host, "vivant": a.is_alive,
+                   "activé": a.is_admin_state_up, "dernier signe": a.last_heartbeat_at}
+                  for a in admin.network.agents()]
+    except Exception as exc:  # evidence only: never hide the scenario's own failure
+        agents = [{"erreur": f"{type(exc).__name__}: {exc}"}]
+    evidence.json("agents Neutron (état vu par l'API admin)", agents)
+
+
 def _boot_reachable(conn, ledger, routed, key, group, evidence, image=None, user_data=None,
-                    timeout=SSH_BOOT_TIMEOUT, min_ram=0, vcpus=1):
+                    timeout=SSH_BOOT_TIMEOUT, min_ram=0, vcpus=1, cloud=None):
     image, flavor = ((image, compute.pick_flavor(conn, image, min_ram, vcpus)) if image
                      else bootable(conn, min_ram=min_ram))
     server = compute.boot(conn, ledger, "guest", image, flavor, routed["network"],
                           key_name=key["keypair"].name, user_data=user_data, security_groups=[group.name])
-    return _reach(conn, ledger, routed, key, server, image, group, evidence, timeout)
+    return _reach(conn, ledger, routed, key, server, image, group, evidence, timeout, cloud=cloud)
 
 
 def _lease(conn, server, image, evidence) -> None:
@@ -72,15 +132,15 @@ def _image(conn, server):
 
 
 @given("une instance du run, joignable par SSH sur une IP flottante", target_fixture="guest")
-def run_guest(conn, ledger, routed, key, shared, evidence):
+def run_guest(cloud, conn, ledger, routed, key, shared, evidence):
     first, _ = shared_pair(shared)  # booted with the run's key, in its SSH-only group
     return _reach(conn, ledger, routed, key, first, _image(conn, first), key["group"], evidence,
-                  since="IP flottante associée")
+                  since="IP flottante associée", cloud=cloud)
 
 
 @given("une instance de ce groupe, joignable par SSH sur son IP flottante", target_fixture="guest")
-def group_guest(conn, ledger, routed, key, firewall, evidence):
-    return _boot_reachable(conn, ledger, routed, key, firewall["group"], evidence)
+def group_guest(cloud, conn, ledger, routed, key, firewall, evidence):
+    return _boot_reachable(conn, ledger, routed, key, firewall["group"], evidence, cloud=cloud)
 
 
 @then("une autre clé est refusée par le même serveur SSH")
@@ -228,7 +288,7 @@ def lands_on_second(guest, second, key, evidence):
 
 @given("une instance d'une image avec cloud-init, démarrée avec des user data qui écrivent un fichier",
        target_fixture="guest")
-def cloud_init_guest(conn, ledger, routed, key, evidence):
+def cloud_init_guest(cloud, conn, ledger, routed, key, evidence):
     import pytest
     try:
         image = compute.pick_image(conn, cloud_init=True)
@@ -237,7 +297,7 @@ def cloud_init_guest(conn, ledger, routed, key, evidence):
     token = secrets.token_hex(8)
     user_data = f"#cloud-config\nwrite_files:\n  - path: /run/popek-cloud-init\n    content: \"{token}\\n\"\n"
     guest = _boot_reachable(conn, ledger, routed, key, key["group"], evidence, image=image, user_data=user_data,
-                            timeout=CLOUD_INIT_TIMEOUT, min_ram=512, vcpus=CLOUD_INIT_VCPUS)
+                            timeout=CLOUD_INIT_TIMEOUT, min_ram=512, vcpus=CLOUD_INIT_VCPUS, cloud=cloud)
     guest["token"] = token
     return guest
 
@@ -248,3 +308,31 @@ def cloud_init_file(guest, key):
         _, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], "cat /run/popek-cloud-init")
         return out.strip() == guest["token"]
     assert traffic.wait_until(read, 120, interval=3), "cloud-init n'a pas écrit le fichier des user data"
+
+
+@when("je lis dans l'instance la signature CPUID de son hyperviseur (feuilles 0x40000000 et 0x40000100)",
+      target_fixture="cpuid")
+def guest_cpuid(guest, key, evidence):
+    status, out = traffic.ssh_run(guest["address"], guest["user"], key["private"], hypervisor.guest_command())
+    evidence.text("sonde CPUID dans l'instance (od -tx1 : 0x40000000, 0x40000100, ECX de la feuille 1)", out)
+    measured = hypervisor.parse_output(out)
+    evidence.json("hyperviseur mesuré dans l'instance",
+                  {"signature 0x40000000": measured.signature, "signature 0x40000100": measured.signature_100,
+                   "bit hyperviseur (CPUID.1:ECX[31])": measured.hypervisor_bit, "hyperviseur": measured.hypervisor})
+    return measured
+
+
+@then("l'instance tourne sous QEMU/KVM, et sous ce que Nova annonce quand on peut le lui demander")
+def runs_under_kvm(cloud, guest, cpuid, evidence):
+    import pytest
+
+    announced = None
+    if cloud.admin is not None:  # Nova's own account: the server's diagnostics (admin, microversion 2.48)
+        diag = cloud.admin.compute.get_server_diagnostics(guest["server"].id)
+        announced = diag.hypervisor
+        evidence.json("diagnostics Nova de l'instance (admin)", {"driver": diag.driver, "hypervisor": diag.hypervisor})
+    status, reason = hypervisor.verdict(cpuid, announced)
+    evidence.text("verdict C14", reason)
+    if status == "skipped":
+        pytest.skip(reason)
+    assert status == "passed", reason

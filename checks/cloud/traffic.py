@@ -162,6 +162,19 @@ def tcp_from_guest(address: str, user: str, private_key: str, target: str, timeo
     return "SSH-" in out
 
 
+def ssh_attempt(address: str, user: str, private_key: str, timeout: float = 8.0) -> str:
+    """One SSH login: "ok", "key-refused" (a server answered and refused the key) or "no-answer"."""
+    import paramiko
+
+    try:
+        ssh_run(address, user, private_key, "true", timeout)
+        return "ok"
+    except paramiko.AuthenticationException:
+        return "key-refused"
+    except (OSError, paramiko.SSHException, EOFError):
+        return "no-answer"
+
+
 def ssh_refused(address: str, user: str, private_key: str, timeout: float = 10.0) -> Optional[str]:
     """None when the key is refused by an SSH server that answered; else what happened instead."""
     import paramiko

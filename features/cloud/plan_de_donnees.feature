@@ -47,6 +47,12 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
     Quand je déplace l'IP flottante vers la seconde instance
     Alors SSH sur la même adresse arrive sur la seconde instance
 
+  @claim:C14
+  Scénario: L'hyperviseur qui exécute les instances, mesuré depuis une instance (signature CPUID)
+    Étant donné une instance du run, joignable par SSH sur une IP flottante
+    Quand je lis dans l'instance la signature CPUID de son hyperviseur (feuilles 0x40000000 et 0x40000100)
+    Alors l'instance tourne sous QEMU/KVM, et sous ce que Nova annonce quand on peut le lui demander
+
   @claim:C19 @claim:C18
   Scénario: cloud-init applique les user data
     Étant donné une instance d'une image avec cloud-init, démarrée avec des user data qui écrivent un fichier

@@ -1,0 +1,216 @@
+"""Why a guest cannot be reached over SSH: the failing component named from its evidence, as soon as the
+evidence is conclusive (issue #20, "a broken cloud is named, fast").
+
+A guest that does not answer SSH through its floating IP can be stuck at any of the steps between
+nova-compute and sshd: it never boots (compute), it asks DHCP and hears nothing (DHCP agent / switch),
+it has its address but the metadata service at 169.254.169.254 does not answer (so no key), it is ready
+but the floating IP does not lead to it (L3 agent / NAT), or its SSH server refuses the keypair. What the
+guest printed on its serial console (the compute API's console log, member credentials) tells these apart;
+where popek runs on the cloud's own network node, a probe of the fixed address from Neutron's DHCP
+namespace tells "the floating IP does not lead there" from "the guest does not answer at all".
+
+`watch()` polls these observations and stops at the first conclusive one, instead of a fixed 300–600 s
+SSH timeout that ends in "SSH impossible". Everything it needs comes in as callables (no cloud, no
+clock of its own beyond `time.monotonic`), so that the rules are unit-tested on recorded consoles.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import time
+from typing import Callable, Optional
+
+#: Seconds a guest may stay silent on its console after ACTIVE before "it does not boot" is concluded
+#: (a kernel under QEMU TCG prints within ~10 s; ten times that is generous).
+BOOT_GRACE = 90.0
+#: Seconds after the kernel's first line without any DHCP lease before DHCP is named. The tiny image's
+#: udhcpc asks for 90 s; cloud-init's first boot under TCG shows its address after 40–70 s.
+DHCP_GRACE = {"tiny": 75.0, "cloud-init": 170.0}
+#: Seconds after the lease without any answer of the metadata service: the tiny image asks it at once
+#: (answers in ~1 s); cloud-init asks it within seconds of its network stage.
+METADATA_GRACE = {"tiny": 25.0, "cloud-init": 60.0}
+#: Seconds the guest may say it is ready while SSH through its floating IP does not answer.
+SSH_GRACE = 60.0
+
+
+@dataclasses.dataclass
+class Console:
+    """What a console log says, as far as reaching the guest goes (None: not said)."""
+    booted: bool = False           # the kernel printed something
+    lease: Optional[str] = None    # the IPv4 address the guest got from DHCP
+    dhcp_failed: bool = False      # the guest said it gave up on DHCP
+    metadata_ok: bool = False      # the guest read something from the metadata service
+    metadata_failed: Optional[str] = None  # a line where the guest says the metadata service failed
+    ready: bool = False            # the guest says it finished booting (SSH server up)
+    lines: tuple = ()              # the console's lines that matter, for the message
+
+
+_KERNEL = re.compile(r"Linux version|\[\s*\d+\.\d+\]|Booting|popek-tiny:")
+_UDHCPC_LEASE = re.compile(r"udhcpc: lease of (\d+\.\d+\.\d+\.\d+) obtained")
+_TINY_READY = re.compile(r"popek-tiny: ready \S+ (\d+\.\d+\.\d+\.\d+)/\d+")
+_CI_ADDR = re.compile(r"ci-info: \|\s*(?!lo\b)\S+\s*\|\s*True\s*\|\s*(\d+\.\d+\.\d+\.\d+)\s*\|")
+_CI_MD_FAIL = re.compile(r"(?:url_helper|DataSource\w*)\.py\[WARNING\].*169\.254\.169\.254.*")
+_NO_NETWORK = re.compile(r"Network is unreachable|No route to host|Name or service not known")
+
+
+def read_console(text: str) -> Console:
+    """The facts a console log gives (the tiny image's own lines, busybox udhcpc's, cloud-init's)."""
+    seen = Console()
+    keep = []
+    for line in text.splitlines():
+        if " alive " in line:  # the tiny image's heartbeat: proof of life, not news
+            seen.booted = True
+            continue
+        if _KERNEL.search(line):
+            seen.booted = True
+        m = _UDHCPC_LEASE.search(line) or _TINY_READY.search(line) or _CI_ADDR.search(line)
+        if m and not m.group(1).startswith(("127.", "169.254.")):
+            seen.lease = m.group(1)
+            keep.append(line)
+        if "popek-tiny: dhcp failed" in line:
+            seen.dhcp_failed = True
+            keep.append(line)
+        if "popek-tiny: metadata instance-id" in line:
+            seen.metadata_ok = True
+            keep.append(line)
+        if "popek-tiny: no metadata service" in line:
+            seen.metadata_failed = line.strip()
+            keep.append(line)
+        if _CI_MD_FAIL.search(line) and not _NO_NETWORK.search(line):
+            short = re.sub(r".*?(Calling '[^']*' failed.*)", r"\1", line.strip())
+            seen.metadata_failed = seen.metadata_failed or short
+            keep.append(short)
+        if "Cloud-init v." in line and " finished at " in line:
+            seen.metadata_ok = seen.metadata_ok or seen.metadata_failed is None
+            seen.ready = True
+            keep.append(line)
+        if "popek-tiny: ready" in line or re.search(r"\blogin: *$", line):
+            seen.ready = True
+            keep.append(line)
+    seen.lines = tuple(dict.fromkeys(keep))[-6:]
+    return seen
+
+
+class Unreachable(AssertionError):
+    """A guest could not be reached; `component` names what failed, the message says from what evidence."""
+
+    def __init__(self, component: str, message: str):
+        super().__init__(message)
+        self.component = component
+
+
+@dataclasses.dataclass
+class Observer:
+    """How `watch` looks at one guest. Every member is a callable so that the rules can be fed
+    recorded observations.
+
+    ssh: one SSH attempt: "ok", "key-refused" (the server answered and refused the key) or "no-answer";
+    console: the console log's text; status: the server's status (ACTIVE, ERROR…) and Nova's fault
+    message, if any; fixed_answers: whether the guest's fixed address answers TCP/22 from inside the
+    cloud (Neutron's DHCP namespace), None when that cannot be probed from here;
+    kind: "tiny" (popek's initramfs image, which says each step on its console) or "cloud-init";
+    address: the floating IP (for the messages)."""
+    ssh: Callable[[], str]
+    console: Callable[[], str]
+    status: Callable[[], tuple[str, str]]
+    fixed_answers: Callable[[], Optional[bool]] = lambda: None
+    kind: str = "tiny"
+    address: str = "?"
+
+
+def _quote(lines) -> str:
+    return " | ".join(line.strip()[:240] for line in lines) or "(rien de significatif)"
+
+
+def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[float],
+          since_lease: Optional[float], since_ready: Optional[float], last_ssh: str) -> Optional[Unreachable]:
+    """The conclusive failure given the observations so far (None: keep waiting). `elapsed`: seconds since
+    the watch began (the server was ACTIVE); `since_*`: seconds since the console first showed that
+    (None: not yet); `last_ssh`: the last SSH attempt's outcome."""
+    kind = obs.kind if obs.kind in DHCP_GRACE else "cloud-init"
+    if not seen.booted:
+        if elapsed > BOOT_GRACE:
+            return Unreachable("compute", f"l'instance ne démarre pas (calcul) : sa console est vide {elapsed:.0f} s "
+                                          "après ACTIVE (aucune ligne du noyau)")
+        return None
+    if seen.lease is None and seen.metadata_failed is None:  # a metadata timeout means the network is up
+        if seen.dhcp_failed or (since_boot is not None and since_boot > DHCP_GRACE[kind]):
+            return Unreachable("dhcp", f"pas de bail DHCP : l'instance a démarré il y a {since_boot or 0:.0f} s et n'a "
+                                       f"obtenu aucune adresse (agent DHCP ?) ; console : {_quote(seen.lines)}")
+        return None
+    if not seen.metadata_ok:
+        if seen.metadata_failed or (since_lease is not None and since_lease > METADATA_GRACE[kind]):
+            lease = (f"son bail DHCP ({seen.lease}) depuis {since_lease or 0:.0f} s" if seen.lease
+                     else "du réseau (ses requêtes expirent au lieu d'échouer faute de route)")
+            return Unreachable("metadata", "le service de metadata ne répond pas (169.254.169.254) : l'instance a "
+                                           f"{lease}, sans réponse des metadata ; console : {_quote(seen.lines)}")
+        return None
+    if since_ready is not None and since_ready > SSH_GRACE:
+        if last_ssh == "key-refused":
+            return Unreachable("keypair", f"la clé de la paire est refusée par l'instance, prête depuis "
+                                          f"{since_ready:.0f} s (le serveur SSH de {obs.address} répond)")
+        fixed = obs.fixed_answers()
+        where = f"l'instance est prête depuis {since_ready:.0f} s (console : {_quote(seen.lines[-2:])})"
+        if fixed is True:
+            return Unreachable("l3", f"l'IP flottante {obs.address} ne mène pas à l'instance (L3/NAT) : son adresse "
+                                     f"fixe {seen.lease} répond sur le port 22 depuis l'espace de noms DHCP ; {where}")
+        if fixed is False:
+            return Unreachable("network", f"l'instance ne répond ni sur l'IP flottante {obs.address} ni sur son adresse "
+                                          f"fixe {seen.lease} (depuis l'espace de noms DHCP) ; {where}")
+        return Unreachable("l3", f"l'IP flottante {obs.address} ne répond pas en SSH (L3/NAT ?) alors que {where}")
+    return None
+
+
+def watch(obs: Observer, timeout: float, interval: float = 2.0,
+          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Wait until SSH through the floating IP works; returns the seconds it took.
+
+    Raises Unreachable as soon as the observations are conclusive (see `judge`), or after `timeout`
+    seconds with what was last seen. A server in ERROR is a compute failure at once."""
+    start = clock()
+    first: dict[str, float] = {}
+    last_ssh, seen = "no-answer", Console()
+    while True:
+        now = clock()
+        last_ssh = obs.ssh()
+        if last_ssh == "ok":
+            return now - start
+        status, fault = obs.status()
+        if status == "ERROR":
+            raise Unreachable("compute", f"l'instance est passée en ERROR (calcul) : {fault or 'sans message de Nova'}")
+        seen = read_console(obs.console())
+        for fact, there in (("boot", seen.booted), ("lease", seen.lease), ("ready", seen.ready)):
+            if there and fact not in first:
+                first[fact] = now
+        ago = {fact: now - t for fact, t in first.items()}
+        verdict = judge(obs, seen, now - start, ago.get("boot"), ago.get("lease"), ago.get("ready"), last_ssh)
+        if verdict is not None:
+            raise verdict
+        if now - start > timeout:
+            raise Unreachable("ssh", f"SSH vers {obs.address} impossible en {timeout:.0f} s (dernière tentative : "
+                                     f"{last_ssh}) ; console : {_quote(seen.lines)}")
+        sleep(interval)
+
+
+def netns_tcp(namespace: str, address: str, port: int = 22, timeout: float = 3.0) -> Optional[bool]:
+    """Whether address:port accepts a TCP connection from inside network namespace `namespace` (e.g.
+    Neutron's qdhcp-<network id>); None when that namespace cannot be entered from here (not root, not
+    the cloud's network node)."""
+    try:
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if namespace not in namespaces.split():
+        return None
+    probe = (f"import socket,sys\ntry:\n socket.create_connection(('{address}',{int(port)}),{timeout}).close()\n"
+             "except OSError:\n sys.exit(1)")
+    import sys
+    try:
+        done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", probe],
+                              capture_output=True, timeout=timeout + 10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode not in (0, 1):
+        return None
+    return done.returncode == 0

@@ -1,0 +1,111 @@
+"""diagnosis.watch names the failing component from recorded consoles, as soon as the evidence is
+conclusive, and never fails a guest that is merely slow (forged observations, a fake clock)."""
+import pytest
+
+from popek.checks.cloud import diagnosis
+
+BOOT = "[    0.000000] Linux version 6.12.38+deb13-cloud-amd64\n[    1.2] virtio_net virtio0 eth0: renamed\n"
+LEASE = "udhcpc: started, v1.37.0\nudhcpc: broadcasting discover\nudhcpc: lease of 10.78.0.23 obtained from 10.78.0.2, lease time 86400\n"
+NO_LEASE = "udhcpc: started, v1.37.0\n" + "udhcpc: broadcasting discover\n" * 20
+METADATA = "popek-tiny: metadata instance-id 2b1c\n"
+READY = "popek-tiny: ready popek-x 10.78.0.23/24\n"
+ALIVE = "".join(f"popek-tiny: alive {n}\n" for n in range(5, 60, 3))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def run(consoles, ssh="no-answer", status="ACTIVE", fixed=None, kind="tiny", timeout=600):
+    """Watch a guest whose console is consoles(t) at time t; returns (seconds or the Unreachable, t)."""
+    clock = Clock()
+    obs = diagnosis.Observer(ssh=(lambda: ssh(clock.now)) if callable(ssh) else (lambda: ssh),
+                             console=lambda: consoles(clock.now), status=lambda: (status, "No valid host"),
+                             fixed_answers=lambda: fixed, kind=kind, address="198.51.100.42")
+    try:
+        return diagnosis.watch(obs, timeout, clock=clock, sleep=clock.sleep), clock.now
+    except diagnosis.Unreachable as exc:
+        return exc, clock.now
+
+
+def test_lease_without_metadata_names_the_metadata_service_within_half_a_minute():
+    got, t = run(lambda t: BOOT + LEASE + (ALIVE if t > 10 else ""))
+    assert isinstance(got, diagnosis.Unreachable) and got.component == "metadata"
+    assert "le service de metadata ne répond pas (169.254.169.254)" in str(got) and "10.78.0.23" in str(got)
+    assert t <= diagnosis.METADATA_GRACE["tiny"] + 4
+
+
+def test_the_guest_giving_up_on_metadata_is_conclusive_at_once():
+    got, t = run(lambda t: BOOT + LEASE + "popek-tiny: no metadata service\n")
+    assert got.component == "metadata" and t < 5
+
+
+def test_no_lease_names_dhcp():
+    got, t = run(lambda t: BOOT + NO_LEASE)
+    assert got.component == "dhcp" and "pas de bail DHCP" in str(got)
+    assert t <= diagnosis.DHCP_GRACE["tiny"] + 4
+
+
+def test_an_empty_console_names_compute():
+    got, t = run(lambda t: "")
+    assert got.component == "compute" and "console est vide" in str(got)
+    assert t <= diagnosis.BOOT_GRACE + 4
+
+
+def test_a_server_in_error_names_compute_at_once():
+    got, t = run(lambda t: "", status="ERROR")
+    assert got.component == "compute" and "No valid host" in str(got) and t == 0
+
+
+def test_ready_guest_whose_fixed_address_answers_names_l3():
+    got, t = run(lambda t: BOOT + LEASE + METADATA + READY, fixed=True)
+    assert got.component == "l3" and "L3/NAT" in str(got) and "espace de noms DHCP" in str(got)
+    assert t <= diagnosis.SSH_GRACE + 4
+
+
+def test_ready_guest_that_answers_nowhere_is_not_blamed_on_l3():
+    got, _ = run(lambda t: BOOT + LEASE + METADATA + READY, fixed=False)
+    assert got.component == "network"
+
+
+def test_a_refused_key_is_named():
+    got, _ = run(lambda t: BOOT + LEASE + METADATA + READY, ssh="key-refused")
+    assert got.component == "keypair" and "clé de la paire est refusée" in str(got)
+
+
+def test_a_slow_but_healthy_guest_is_waited_for():
+    """Each step comes late, but within its grace: no verdict, SSH works at 150 s."""
+    def console(t):
+        out = BOOT if t > 60 else ""
+        out += LEASE if t > 60 + diagnosis.DHCP_GRACE["tiny"] - 10 else ""
+        out += METADATA + READY if t > 60 + diagnosis.DHCP_GRACE["tiny"] + 10 else ""
+        return out
+    got, t = run(console, ssh=lambda t: "ok" if t > 150 else "no-answer")
+    assert got == pytest.approx(t) and t > 150
+
+
+def test_cloud_init_console_with_metadata_warnings_names_metadata():
+    console = BOOT + ("[   40.1] cloud-init[512]: 2026-12-06 06:00:01,000 - url_helper.py[WARNING]: Calling "
+                      "'http://169.254.169.254/openstack' failed [10/-1s]: request error [HTTPConnectionPool("
+                      "host='169.254.169.254', port=80): Read timed out. (read timeout=10.0)]\n")
+    got, t = run(lambda t: console, kind="cloud-init")
+    assert got.component == "metadata" and "Read timed out" in str(got) and t < 5
+
+
+def test_cloud_init_network_unreachable_is_not_a_metadata_failure():
+    console = BOOT + ("cloud-init[512]: url_helper.py[WARNING]: Calling 'http://169.254.169.254/openstack' failed "
+                      "[0/-1s]: request error [Failed to establish a new connection: [Errno 101] Network is unreachable]\n")
+    got, _ = run(lambda t: console, kind="cloud-init")
+    assert got.component == "dhcp"
+
+
+def test_the_heartbeat_is_proof_of_boot_not_of_a_lease():
+    seen = diagnosis.read_console(ALIVE)
+    assert seen.booted and seen.lease is None and not seen.ready
