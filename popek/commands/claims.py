@@ -60,19 +60,19 @@ def show(args) -> int:
     from popek.checks.quiz.bank import BankError
 
     try:
-        rows = cov.coverage(paths.FEATURES_DIR, question_claims(), paths.results_dir(args.results) / "allure-results")
         tests = tests_dir(args.tests)
         if args.tests and not tests.is_dir():
             raise UserError(f"--tests {args.tests} : ce dossier n'existe pas")
-        faults = cov.fault_tests_by_claim(cov.fault_tests(tests)) if tests else None
+        found = cov.fault_tests(tests) if tests else None
+        if args.faults:  # the fault table needs neither the features nor the quiz banks
+            if found is None:
+                raise UserError(NO_TESTS)
+            print(cov.fault_table_markdown(found, fault_table_rows(args.fault_table, tests)))
+            return 0
+        faults = cov.fault_tests_by_claim(found) if found is not None else None
+        rows = cov.coverage(paths.FEATURES_DIR, question_claims(), paths.results_dir(args.results) / "allure-results")
     except (UnknownClaim, cov.FeatureError, BankError, cov.FaultTestError) as exc:
         raise UserError(str(exc)) from None
-    if args.faults:
-        if tests is None:
-            raise UserError(NO_TESTS)
-        found = [ft for fts in faults.values() for ft in fts]
-        print(cov.fault_table_markdown(list(dict.fromkeys(found)), fault_table_rows(args.fault_table, tests)))
-        return 0
     if args.json:
         out = []
         for r in rows:

@@ -212,7 +212,7 @@ def test_a_pids_cgroup_that_refuses_nothing_fails_c09(record_property):
 
 
 # --- C14 (host part): KVM on this host ----------------------------------------------------------------
-@pytest.mark.falsifies("C14", fault="/dev/kvm répond la version d'API 11 (observation de cet hôte modifiée)")
+@pytest.mark.falsifies("C14", fault="/dev/kvm répond la version d'API 11 (observation forgée)")
 def test_a_kvm_api_of_another_version_fails_c14(record_property):
     verdict, msg = scenario_verdict(lambda: host_virt.api_version_is({"version": 11, "caps": {}}, 12))
     expect_failure(record_property, verdict, msg, "KVM_GET_API_VERSION = 11, attendu 12")
