@@ -13,6 +13,12 @@ Fonctionnalité: L'émulation avec QEMU TCG
   le seuil au-dessous duquel le tableau de Popek et Goldberg et le graphique d'efficacité comptent
   une exécution comme efficace. Le critère de Popek et Goldberg lui-même (le processeur exécute-t-il
   les instructions de l'invité ?) est vérifié directement sur les pages de code.
+  Ce que ces scénarios vérifient du claim C06 : l'émulation par QEMU TCG a les trois propriétés que lui
+  donne le cours (équivalence OK, efficacité KO, contrôle OK). Ce qu'ils ne vérifient pas : que tout
+  hyperviseur qui fait tourner son invité en ring 3 l'émule. popek mesure au contraire que le code
+  utilisateur d'un invité KVM tourne à la vitesse du processeur (seules les instructions privilégiées ou
+  sensibles piègent) ; sur un KVM sans VT-x/AMD-V (PVM), c'est le code noyau de l'invité, privé de son
+  ring 0, qui est émulé (popek_goldberg_kvm.feature, scénario « sans ring -1 »).
 
   @claim:C06 @needs:qemu-user
   Scénario: Émulation en mode utilisateur, équivalence : le même programme x86-64 donne le même résultat sur le processeur et sous QEMU
