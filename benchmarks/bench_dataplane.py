@@ -29,7 +29,7 @@ import bench_cloud  # the sibling benchmark: this directory is on sys.path
 from popek import paths
 from popek.checks.cloud import compute, network, secgroups, traffic
 from popek.checks.cloud.ledger import Ledger, new_run_id
-from popek.checks.localcloud import bootstrap, images, lifecycle, services
+from popek.checks.localcloud import bootstrap, dataplane, images, lifecycle, services
 from popek.checks.localcloud.state import CloudState
 
 HERE = Path(__file__).resolve().parent
@@ -53,9 +53,9 @@ def session_pids(sid: int) -> list[int]:
     return out
 
 
-def qemu_pids() -> list[int]:
+def qemu_pids(state) -> list[int]:
     pids = []
-    for f in Path("/run/libvirt/qemu").glob("*.pid"):
+    for f in (dataplane.libvirt_dir(state, "run") / "qemu").glob("*.pid"):
         if f.name == "driver.pid":  # libvirtd's own QEMU driver lock, not a guest
             continue
         try:
@@ -186,7 +186,7 @@ def main() -> int:
         figures["tiny_active_s"], figures["tiny_ssh_ready_s"] = act, ssh
         rows.append(("popek-tiny create -> ACTIVE", f"{statistics.median(act):.1f} s (min {min(act):.1f}, max {max(act):.1f})"))
         rows.append(("popek-tiny create -> SSH-ready (FIP)", f"{statistics.median(ssh):.1f} s (min {min(ssh):.1f}, max {max(ssh):.1f})"))
-        qemu = qemu_pids()
+        qemu = qemu_pids(state)
         figures["qemu_rss_per_guest_mib"] = rss_mib(qemu) / max(1, len(qemu))
         rows.append((f"QEMU RSS per guest ({len(qemu)} guests running, tiny)",
                      f"{figures['qemu_rss_per_guest_mib']:.0f} MiB"))
@@ -216,7 +216,7 @@ def main() -> int:
             rows.append(("Debian 13 create -> SSH-ready (FIP, cloud-init)", f"{deb['ssh_ready_s']:.1f} s"))
             admin = bootstrap.connect(state, "popek-admin")
             domain = admin.compute.get_server(deb["server"].id).instance_name
-            pidfile = Path("/run/libvirt/qemu") / f"{domain}.pid"
+            pidfile = dataplane.libvirt_dir(state, "run") / "qemu" / f"{domain}.pid"
             figures["qemu_rss_debian_mib"] = rss_mib([int(pidfile.read_text())]) if pidfile.exists() else None
             rows.append(("QEMU RSS, the Debian 13 guest (tb-cache capped)", f"{figures['qemu_rss_debian_mib']:.0f} MiB"))
         except (LookupError, TimeoutError, AssertionError) as exc:

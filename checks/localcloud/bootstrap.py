@@ -330,7 +330,7 @@ def forget_compute(state: CloudState) -> None:
         conn.compute.wait_for_delete(server, wait=60)
     for svc in computes:
         conn.compute.delete_service(svc)
-    _undefine_nova_domains()
+    _undefine_nova_domains(state)
     (state.data("nova") / "compute_id").unlink(missing_ok=True)
     state.marker("discover-hosts").unlink(missing_ok=True)
     # The member's private network was made with the other mode's project network type (vxlan for the
@@ -356,12 +356,15 @@ def utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _undefine_nova_domains() -> None:
-    """Remove the libvirt domains nova defined (`instance-*`) when libvirtd runs: a nova-compute that
-    finds domains but no service record of its own refuses to start ("existing instances")."""
-    if shutil.which("virsh") is None:
+def _undefine_nova_domains(state: CloudState) -> None:
+    """Remove the libvirt domains nova defined (`instance-*`) when popek's libvirtd runs: a nova-compute
+    that finds domains but no service record of its own refuses to start ("existing instances"). Only
+    popek's own libvirtd is asked (dataplane.libvirt_uri): a host's libvirt and its guests are not popek's."""
+    from popek.checks.localcloud import dataplane
+
+    if shutil.which("virsh") is None or not dataplane.libvirt_socket(state).exists():
         return
-    virsh = ["virsh", "-c", "qemu:///system"]
+    virsh = ["virsh", "-c", dataplane.libvirt_uri(state)]
     names = subprocess.run([*virsh, "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
     for name in names.stdout.split() if names.returncode == 0 else []:
         if name.startswith("instance-"):

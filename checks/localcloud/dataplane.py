@@ -6,6 +6,19 @@ agents; `prepare` installs the packages, starts Open vSwitch and makes the exter
 adds libvirtd, Open vSwitch and the Neutron agents to the process table; `teardown` removes what the
 processes leave behind (guests, namespaces, bridges); `status` says why the dataplane runs or not.
 
+A good guest on the user's machine (issue #18): nothing of the host's own is touched.
+- libvirtd is popek's own instance: it runs in a mount namespace of its own (`unshare --mount`) where
+  popek's directories under `<state>/libvirt/` replace /etc/libvirt, /run/libvirt, /var/lib/libvirt,
+  /var/log/libvirt and /var/cache/libvirt, so its qemu.conf, hook, socket, domains and logs are popek's;
+  nova reaches it at `libvirt_uri(state)`. A host libvirtd, its guests and its qemu.conf are never seen.
+  No virtlogd or virtlockd is needed (`stdio_handler = "file"`, no lock manager); the `libvirt-qemu`
+  user the QEMU driver resolves at start exists only in that namespace's /etc/passwd when the host has none.
+- Links (bridges, the datapath port) are named popek's own and written down in `state.host_record`
+  before they are made; a host link of the same name is refused with one message. `teardown` kills
+  only the QEMUs running a disk of this cloud, deletes only the namespaces of this cloud's routers and
+  networks (neutron's own records under its state path), only the links of the host record or of this
+  cloud's Open vSwitch database, and only the loop devices of its volumes.
+
 Facts of this machine type that shaped it (shared/research/dataplane.md):
 - no Open vSwitch kernel module: every bridge uses the userspace datapath (`datapath_type=netdev`);
   its checksum trap is defused in the guests (`virtio_net.csum=0 gso=0`, see images.py);
@@ -42,11 +55,17 @@ DATAPLANE_APT = (
     "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "qemu-utils",
     # libvirt-python is built from PyPI against the installed libvirt:
     "libvirt-dev", "pkg-config", "gcc",
+    "nftables",  # the guests' fence (fence.py)
 )
 #: The Python binding nova's libvirt driver imports, pinned to the libvirt of Debian 12.
 LIBVIRT_PYTHON = "libvirt-python==9.0.0"
 
-PHYSNET, EXT_BRIDGE, INT_BRIDGE = "public", "br-ex", "br-int"
+PHYSNET = "public"
+#: popek's own bridge names (br-int/br-ex are those of any Neutron or DevStack on the machine). The netdev
+#: datapath's own port is named by Open vSwitch after the datapath type and cannot be renamed.
+EXT_BRIDGE, INT_BRIDGE, DATAPATH_PORT = "popek-ex", "popek-int", "ovs-netdev"
+#: the bridge names of popek before it had its own (taken out of its OVS database by `prepare`)
+LEGACY_BRIDGES = ("br-int", "br-ex")
 #: oslo.privsep contexts (config sections) of neutron's agents and of nova-compute (with os-vif, os-brick).
 NEUTRON_PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "privsep_namespace",
                             "privsep_conntrack", "privsep_link")
@@ -55,8 +74,25 @@ NOVA_PRIVSEP_SECTIONS = ("nova_sys_admin", "vif_plug_ovs_privileged", "vif_plug_
 #: QEMU's TCG translation cache per guest, MiB (QEMU's default 1 GiB made a Debian guest reach 1.46 GB).
 TB_CACHE_MIB = 128
 OPENFLOW_PORT = 6633
-QEMU_CONF = Path("/etc/libvirt/qemu.conf")
-QEMU_CONF_TEXT = """# Written by popek (embedded cloud dataplane). No cgroups, no security driver, QEMU as root:
+#: libvirt's fixed directories, each replaced in popek's libvirtd's mount namespace by `<state>/libvirt/<key>`
+#: (all that libvirtd 9.0 and its QEMU driver write as root: config, sockets and pid files, domain state,
+#: logs, capabilities cache).
+LIBVIRT_DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
+                "log": "/var/log/libvirt", "cache": "/var/cache/libvirt"}
+QEMU_CONF_TEXT = """# popek's own libvirtd (embedded cloud dataplane): this file is /etc/libvirt/qemu.conf only inside its
+# mount namespace. No cgroups, no security driver, QEMU as root: this machine may have neither systemd nor
+# the users and labels libvirt would otherwise need.
+user = "root"
+group = "root"
+security_driver = "none"
+cgroup_controllers = [ ]
+# no virtlogd: libvirt writes QEMU's logs and the serial console log itself (nor virtlockd: no lock manager)
+stdio_handler = "file"
+"""
+#: What popek wrote to the host's own /etc/libvirt/qemu.conf before it had its own libvirtd; `prepare` and
+#: `teardown` put the host's back (its `.before-popek` copy, or no file when there was none).
+LEGACY_QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+LEGACY_QEMU_CONF_TEXT = """# Written by popek (embedded cloud dataplane). No cgroups, no security driver, QEMU as root:
 # this machine has neither systemd nor the users and labels libvirt would otherwise need.
 user = "root"
 group = "root"
@@ -65,9 +101,7 @@ cgroup_controllers = [ ]
 # no virtlogd here: libvirt writes QEMU's logs and the serial console log itself
 stdio_handler = "file"
 """
-LIBVIRT_RUN = Path("/run/libvirt")
-#: libvirt runs this at each guest start (read once, when libvirtd starts).
-QEMU_HOOK = Path("/etc/libvirt/hooks/qemu")
+LEGACY_QEMU_HOOK = Path("/etc/libvirt/hooks/qemu")
 QEMU_HOOK_MARK = "# popek: guest tap re-up hook"
 #: Why the hook: nova plugs every VIF with delegate_create, so os-vif writes the OVS port row before the tap
 #: exists, and ovs-vswitchd (netdev datapath) grabs the tap the instant libvirt creates it. dpif-netdev's
@@ -78,9 +112,11 @@ QEMU_HOOK_MARK = "# popek: guest tap re-up hook"
 #: For the first seconds of a guest's life the hook puts its taps back up when they are found down, and
 #: logs each repair. checks/cloud/compute.lease_or_reboot stays as the last resort, on any cloud.
 QEMU_HOOK_TEXT = """#!/bin/sh
-{mark} (written by popek's embedded cloud; removed by `popek cloud down`)
+{mark} (popek's own libvirtd: /etc/libvirt/hooks/qemu inside its mount namespace only)
 # libvirt: $1 = domain, $2 = operation, domain XML on stdin. Must return at once; the watch runs detached.
 [ "$2" = started ] || exit 0
+# libvirt gives hooks a clean environment: the watch carries the cloud's mark, so `down` finds it (services.ours)
+[ -n "$POPEK_CLOUD" ] || exec env POPEK_CLOUD='{root}' /bin/sh "$0" "$@"
 taps=$(grep -o "<target dev=['\\"]tap[^'\\"]*" | cut -c14-)
 [ -n "$taps" ] || exit 0
 (
@@ -114,6 +150,41 @@ def ovs_env(state: CloudState) -> dict[str, str]:
 
 def ovsdb_socket(state: CloudState) -> str:
     return f"unix:{ovs_dir(state) / 'db.sock'}"
+
+
+def libvirt_dir(state: CloudState, key: str = "") -> Path:
+    """popek's libvirt directories: `<state>/libvirt/<key>` is `LIBVIRT_DIRS[key]` for its libvirtd."""
+    return state.root / "libvirt" / key if key else state.root / "libvirt"
+
+
+def libvirt_socket(state: CloudState) -> Path:
+    return libvirt_dir(state, "run") / "libvirt-sock"
+
+
+def libvirt_uri(state: CloudState) -> str:
+    """The URI of popek's libvirtd (nova's `[libvirt] connection_uri`, `virsh -c`)."""
+    return f"qemu+unix:///system?socket={libvirt_socket(state)}"
+
+
+def _serving_libvirt_socket(state: CloudState) -> Path:
+    """Where the running libvirtd of this cloud answers: popek's socket, or for a cloud started by a popek
+    older than its own libvirtd (on the host's /run/libvirt) that one's, until its `down`."""
+    import json
+
+    try:
+        argv = json.loads(state.pidfile("libvirtd").read_text()).get("argv", [])
+    except (OSError, ValueError, AttributeError):
+        argv = []
+    return Path("/run/libvirt/libvirt-sock") if argv[:1] == ["/usr/sbin/libvirtd"] else libvirt_socket(state)
+
+
+def qemu_hook_path(state: CloudState) -> Path:
+    """The hook as the host sees it (libvirtd sees it as /etc/libvirt/hooks/qemu)."""
+    return libvirt_dir(state, "etc") / "hooks" / "qemu"
+
+
+def libvirtd_script(state: CloudState) -> Path:
+    return libvirt_dir(state) / "libvirtd-namespace.sh"
 
 
 def metadata_secret(state: CloudState) -> str:
@@ -231,10 +302,11 @@ def config_overrides(state: CloudState) -> dict:
                 "force_raw_images": False,
             },
             "libvirt": {
-                "virt_type": virt_type, "tb_cache_size": TB_CACHE_MIB, "connection_uri": "qemu:///system",
+                "virt_type": virt_type, "tb_cache_size": TB_CACHE_MIB, "connection_uri": libvirt_uri(state),
                 "images_type": "qcow2",
             },
-            "neutron": {"service_metadata_proxy": True, "metadata_proxy_shared_secret": secret},
+            "neutron": {"service_metadata_proxy": True, "metadata_proxy_shared_secret": secret,
+                        "ovs_bridge": INT_BRIDGE},
             "os_vif_ovs": {"ovsdb_connection": db, "ovsdb_interface": "native"},
             **{section: nova_helper for section in NOVA_PRIVSEP_SECTIONS},
         },
@@ -312,43 +384,99 @@ def _ensure_libvirt_python(state: CloudState) -> None:
         raise CloudError(f"plan de données : pip install {LIBVIRT_PYTHON} a échoué ; voir {state.log('pip')}")
 
 
-def _ensure_libvirt_setup() -> None:
-    # libvirt's QEMU driver resolves this user before it reads qemu.conf (research: libvirt).
-    if subprocess.run(["getent", "group", "libvirt-qemu"], capture_output=True).returncode != 0:
-        _run(["groupadd", "-r", "libvirt-qemu"])
-    if subprocess.run(["getent", "passwd", "libvirt-qemu"], capture_output=True).returncode != 0:
-        _run(["useradd", "-r", "-g", "libvirt-qemu", "-d", "/var/lib/libvirt", "-s", "/usr/sbin/nologin",
-              "libvirt-qemu"])
-    QEMU_CONF.parent.mkdir(parents=True, exist_ok=True)
-    if QEMU_CONF.exists() and QEMU_CONF.read_text() != QEMU_CONF_TEXT:
-        backup = QEMU_CONF.with_suffix(".conf.before-popek")
-        if not backup.exists():
-            shutil.copy2(QEMU_CONF, backup)
-    if not QEMU_CONF.exists() or QEMU_CONF.read_text() != QEMU_CONF_TEXT:
-        QEMU_CONF.write_text(QEMU_CONF_TEXT)
+def _free_system_id(*files: Path) -> int:
+    """A system id (below 1000) that no entry of the passwd/group `files` uses."""
+    used = set()
+    for f in files:
+        for line in f.read_text().splitlines():
+            parts = line.split(":")
+            if len(parts) > 2 and parts[2].isdigit():
+                used.add(int(parts[2]))
+    return next(i for i in range(999, 100, -1) if i not in used)
+
+
+def libvirtd_script_text(state: CloudState, own_passwd: bool) -> str:
+    """The shell that `unshare --mount` runs: popek's directories over libvirt's fixed ones, then libvirtd.
+    `own_passwd`: also this namespace's own /etc/passwd and /etc/group, with a `libvirt-qemu` entry."""
+    lines = ["# popek: libvirtd in a mount namespace of its own; nothing mounted here is seen by the host",
+             "set -e"]
+    for key, target in LIBVIRT_DIRS.items():
+        lines.append(f"mount --bind '{libvirt_dir(state, key)}' '{target}'")
+    if own_passwd:
+        for name in ("passwd", "group"):
+            lines.append(f"mount --bind '{libvirt_dir(state, name)}' '/etc/{name}'")
+    lines.append(f"exec /usr/sbin/libvirtd --pid-file='{libvirt_dir(state) / 'libvirtd.pid'}'")
+    return "\n".join(lines) + "\n"
+
+
+def _libvirt_tree(state: CloudState) -> None:
+    """popek's libvirt directories, qemu.conf, hook and namespace script; the mount points libvirt's
+    package did not make on this host are made here and written down (teardown removes them)."""
+    for key, target in LIBVIRT_DIRS.items():
+        libvirt_dir(state, key).mkdir(parents=True, exist_ok=True)
+        if not Path(target).is_dir():
+            missing = [p for p in [Path(target), *Path(target).parents] if not p.exists()]
+            for d in reversed(missing):
+                state.host_record.add("dir", str(d))
+                d.mkdir()
+    (libvirt_dir(state, "etc") / "qemu.conf").write_text(QEMU_CONF_TEXT)
+    hook = qemu_hook_path(state)
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(qemu_hook_text(state))
+    hook.chmod(0o755)
+    # libvirt's QEMU driver resolves its default user before it reads qemu.conf (research: libvirt)
+    own_passwd = any(subprocess.run(["getent", db, "libvirt-qemu"], capture_output=True).returncode != 0
+                     for db in ("passwd", "group"))
+    if own_passwd:
+        passwd, group = Path("/etc/passwd"), Path("/etc/group")
+        uid = _free_system_id(passwd, group)
+        libvirt_dir(state, "passwd").write_text(
+            passwd.read_text().rstrip("\n") + f"\nlibvirt-qemu:x:{uid}:{uid}::/var/lib/libvirt:/usr/sbin/nologin\n")
+        libvirt_dir(state, "group").write_text(group.read_text().rstrip("\n") + f"\nlibvirt-qemu:x:{uid}:\n")
+    libvirtd_script(state).write_text(libvirtd_script_text(state, own_passwd))
+
+
+def _forget_legacy_host_setup() -> None:
+    """Give the host back what popek wrote to its /etc/libvirt before it had its own libvirtd: its
+    qemu.conf (the `.before-popek` copy, or none when popek had made it) and popek's qemu hook."""
+    conf = LEGACY_QEMU_CONF
+    try:
+        if conf.read_text() == LEGACY_QEMU_CONF_TEXT:
+            backup = conf.with_suffix(".conf.before-popek")
+            if backup.exists():
+                os.replace(backup, conf)
+            else:
+                conf.unlink()
+    except OSError:
+        pass
+    try:
+        if QEMU_HOOK_MARK in LEGACY_QEMU_HOOK.read_text(errors="replace"):
+            LEGACY_QEMU_HOOK.unlink()
+    except OSError:
+        pass
 
 
 def qemu_hook_text(state: CloudState, seconds: int = 30, log: Path | None = None) -> str:
     """The hook: watches a guest's taps for `seconds`, logs repairs to `log` (default: the cloud's log)."""
-    return QEMU_HOOK_TEXT.format(mark=QEMU_HOOK_MARK, polls=seconds * 2, log=log or state.log("tap-repair"))
+    return QEMU_HOOK_TEXT.format(mark=QEMU_HOOK_MARK, polls=seconds * 2, log=log or state.log("tap-repair"),
+                                 root=state.root)
 
 
-def _ensure_qemu_hook(state: CloudState) -> bool:
-    """Install the tap re-up hook (QEMU_HOOK_TEXT says why) unless the machine has its own qemu hook,
-    which popek leaves alone (then lease_or_reboot alone covers the race). True when ours is in place."""
-    if QEMU_HOOK.exists() and QEMU_HOOK_MARK not in QEMU_HOOK.read_text(errors="replace"):
-        return False
-    QEMU_HOOK.parent.mkdir(parents=True, exist_ok=True)
-    text = qemu_hook_text(state)
-    if not QEMU_HOOK.exists() or QEMU_HOOK.read_text() != text:
-        QEMU_HOOK.write_text(text)
-    QEMU_HOOK.chmod(0o755)
-    return True
+def _link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
 
 
-def _remove_qemu_hook() -> None:
-    if QEMU_HOOK.exists() and QEMU_HOOK_MARK in QEMU_HOOK.read_text(errors="replace"):
-        QEMU_HOOK.unlink()
+def check_link_names(state: CloudState, names=(INT_BRIDGE, EXT_BRIDGE, DATAPATH_PORT)) -> None:
+    """Refuse (one French message naming them) the links of `names` that exist on the host and are not
+    popek's (not in its host record): Open vSwitch would take them over or fail on them."""
+    from popek.checks.localcloud.errors import CloudError
+
+    ours = set(state.host_record.names("link"))
+    clash = [n for n in names if n not in ours and _link_exists(n)]
+    if clash:
+        raise CloudError("plan de données : cette machine a déjà une interface réseau " + ", ".join(clash)
+                         + " qui n'est pas celle de popek (un autre Open vSwitch ou Neutron ?) ; popek n'y "
+                         "touche pas et ne démarre pas le sien à côté : arrêtez-le ou supprimez-la")
 
 
 def ovs_services(state: CloudState) -> list[Service]:
@@ -370,22 +498,24 @@ def _vsctl(state: CloudState, *args: str, check: bool = True) -> subprocess.Comp
     return _run(["ovs-vsctl", "--timeout=10", *args], env=ovs_env(state), check=check)
 
 
-def prepare(state: CloudState) -> None:
-    """Packages, libvirt's setup, Open vSwitch running with br-int and br-ex, the host's address on
-    br-ex. Idempotent: a second call finds everything in place and changes nothing."""
+def prepare(state: CloudState, log=lambda line: None) -> None:
+    """Packages (what apt will install goes to `log` first), popek's libvirt tree, Open vSwitch running
+    with its two bridges, the host's address on the external one. Idempotent: a second call finds
+    everything in place and changes nothing. A host link with one of popek's names is refused."""
     from popek.checks.localcloud import images
     from popek.checks.localcloud import services as svcmod
     from popek.checks.localcloud.errors import CloudError
 
     if os.geteuid() != 0:
         raise CloudError("plan de données : il faut être root (Open vSwitch, libvirt, espaces de noms)")
-    images.ensure_apt(DATAPLANE_APT, log=lambda line: None)
+    images.ensure_apt(DATAPLANE_APT, log=log)
     dnsmasq_conf(state).parent.mkdir(parents=True, exist_ok=True)
     dnsmasq_conf(state).write_text(DNSMASQ_CONF)
     _ensure_libvirt_python(state)
     _instances_dir(state)
-    _ensure_libvirt_setup()
-    _ensure_qemu_hook(state)  # before libvirtd starts: it reads its hooks once
+    if svcmod.read_pid(state, "libvirtd") is None:
+        _forget_legacy_host_setup()
+        _libvirt_tree(state)  # before libvirtd starts: it reads its hooks once
     d = ovs_dir(state)
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "conf.db").exists():
@@ -398,6 +528,12 @@ def prepare(state: CloudState) -> None:
     _vsctl(state, "--no-wait", "init")
     for svc in ovs[1:]:
         if svcmod.read_pid(state, svc.name) is None:
+            # ovs-vswitchd makes a link for each bridge of the database as it starts: popek's names only
+            for br in LEGACY_BRIDGES:
+                _vsctl(state, "--no-wait", "--if-exists", "del-br", br)
+            check_link_names(state)
+            for name in (DATAPATH_PORT, INT_BRIDGE, EXT_BRIDGE):
+                state.host_record.add("link", name)
             svcmod.start(state, svc)
     svcmod.wait_healthy(state, ovs[1:], timeout=30)
     for br in (INT_BRIDGE, EXT_BRIDGE):
@@ -463,10 +599,11 @@ def services(state: CloudState) -> list[Service]:
         name, [state.bin(name), *conf(*files)], env=env, log=str(state.log(name)), stage=2)
     return [
         *ovs_services(state),
-        # its own pid file: /run/libvirtd.pid is the machine's (a second cloud in its own namespaces shares /run)
-        Service("libvirtd", ["/usr/sbin/libvirtd", f"--pid-file={ovs_dir(state) / 'libvirtd.pid'}"], env=env,
-                log=str(state.log("libvirtd")),
-                health=f"unix://{LIBVIRT_RUN / 'libvirt-sock'}", stage=0),
+        # popek's own libvirtd, in a mount namespace of its own (libvirtd_script_text); slave propagation:
+        # a namespace the host deletes (its /run/netns mount) goes from this namespace's view too
+        Service("libvirtd", ["/usr/bin/unshare", "--mount", "--propagation", "slave", "/bin/sh",
+                             str(libvirtd_script(state))], env=env, log=str(state.log("libvirtd")),
+                health=f"unix://{_serving_libvirt_socket(state)}", stage=0),
         # Stage 1, before the agents: their first RPC calls go to queues the server declares when it starts
         # consuming; sent earlier, they are lost and each agent waits out a 60 s timeout (measured).
         dataclasses.replace(agent("neutron-rpc-server", "plugins/ml2/ml2_conf.ini"), stage=1),
@@ -483,35 +620,114 @@ def services(state: CloudState) -> list[Service]:
     ]
 
 
+def fence_interfaces() -> tuple[str, ...]:
+    """The cloud's own interfaces in the host's namespace, fenced by fence.py (lifecycle applies it once
+    prepare made them, removes it after teardown)."""
+    return (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev")
+
+
 # --- teardown and status -------------------------------------------------------------------------
 
-def _qemu_pids() -> list[int]:
-    """QEMU processes libvirt started (its pid files under /run/libvirt/qemu)."""
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def our_qemu_pids(state: CloudState) -> list[int]:
+    """The QEMUs of this cloud's guests: a qemu-system process whose command line names a file of this
+    cloud's state directory (its disk, its console log). A host's own guests never do."""
+    root = str(state.root) + "/"
     pids = []
-    for f in (LIBVIRT_RUN / "qemu").glob("*.pid"):
-        try:
-            pids.append(int(f.read_text().strip()))
-        except (OSError, ValueError):
-            continue
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            argv = _cmdline(int(entry.name))
+            if argv and "qemu-system" in Path(argv[0]).name and any(root in a for a in argv[1:]):
+                pids.append(int(entry.name))
     return pids
 
 
-def _namespaces() -> list[str]:
+def ovs_interfaces(state: CloudState) -> set[str]:
+    """Names of every interface of this cloud's Open vSwitch database (bridges, neutron's qr-/qg-/tap
+    ports, guests' taps), read from the database file itself once ovsdb-server has stopped."""
+    import json
+
+    db = ovs_dir(state) / "conf.db"
+    if not db.exists():
+        return set()
+    query = json.dumps(["Open_vSwitch", {"op": "select", "table": "Interface", "where": [], "columns": ["name"]}])
+    proc = subprocess.run(["ovsdb-tool", "query", str(db), query], capture_output=True, text=True)
+    if proc.returncode != 0:  # still served: ask the server
+        proc = subprocess.run(["ovs-vsctl", "--timeout=5", "--bare", "--columns=name", "list", "Interface"],
+                              env={**os.environ, **ovs_env(state)}, capture_output=True, text=True)
+        return set(proc.stdout.split())
+    try:
+        return {row["name"] for row in json.loads(proc.stdout)[0]["rows"]}
+    except (ValueError, KeyError, IndexError, TypeError):
+        return set()
+
+
+def neutron_ids(state: CloudState) -> set[str]:
+    """Ids of the networks and routers this cloud's agents served, from their own records under
+    neutron's state path (dhcp/<network>/, external/pids/<router or network>.pid.haproxy, ha_confs/)."""
+    data = state.data("neutron")
+    ids = {p.name for p in (data / "dhcp").glob("*-*-*-*-*")}
+    ids |= {p.name.split(".")[0] for p in (data / "external" / "pids").glob("*-*-*-*-*.pid*")}
+    ids |= {p.name for p in (data / "ha_confs").glob("*-*-*-*-*")}
+    return ids
+
+
+def our_namespaces(state: CloudState, interfaces: set[str] | None = None) -> list[str]:
+    """This cloud's network namespaces: `qrouter-<id>`/`qdhcp-<id>` whose id is one of `neutron_ids`, or
+    that hold an interface of this cloud's Open vSwitch (`interfaces`). A host's own are never listed."""
+    ids = neutron_ids(state)
+    interfaces = ovs_interfaces(state) if interfaces is None else interfaces
+    found = []
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines()
-            if line.split() and line.split()[0].startswith(("qrouter-", "qdhcp-"))]
+    for line in out.splitlines():
+        ns = line.split()[0] if line.split() else ""
+        if not ns.startswith(("qrouter-", "qdhcp-")):
+            continue
+        if ns.split("-", 1)[1] in ids:
+            found.append(ns)
+            continue
+        links = subprocess.run(["ip", "-n", ns, "-o", "link", "show"], capture_output=True, text=True).stdout
+        if any(l.split(":")[1].strip().split("@")[0] in interfaces for l in links.splitlines() if ":" in l):
+            found.append(ns)
+    return found
+
+
+def _tun_links() -> set[str]:
+    import json
+
+    out = subprocess.run(["ip", "-j", "-d", "link", "show"], capture_output=True, text=True).stdout or "[]"
+    return {link["ifname"] for link in json.loads(out) if link.get("linkinfo", {}).get("info_kind") == "tun"}
+
+
+def our_links(state: CloudState, interfaces: set[str] | None = None) -> list[str]:
+    """The host's links that are this cloud's: written down in its host record, or a tap of its Open
+    vSwitch (the netdev datapath's ports and neutron's are persistent taps that outlive ovs-vswitchd)."""
+    interfaces = ovs_interfaces(state) if interfaces is None else interfaces
+    recorded = state.host_record.names("link")
+    return recorded + sorted((interfaces & _tun_links()) - set(recorded))
 
 
 def teardown(state: CloudState) -> None:
-    """After the processes are stopped: kill the guests libvirt left running, kill what the agents
-    spawned in their namespaces (dnsmasq, haproxy), delete the namespaces, drop the host's address.
-    Tolerates "already gone" everywhere."""
-    for pid in _qemu_pids():
+    """After the processes are stopped: kill this cloud's guests, what its agents spawned in its
+    namespaces (dnsmasq, haproxy), delete those namespaces, its loop devices, its links, the mount points
+    it made. Only what is this cloud's (see the module docstring); tolerates "already gone" everywhere."""
+    for pid in our_qemu_pids(state):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for ns in _namespaces():
+    for name in ("ovs-vswitchd", "ovsdb-server"):
+        ctl = ovs_dir(state) / f"{name}.ctl"
+        if ctl.exists():
+            subprocess.run(["ovs-appctl", "-t", str(ctl), "exit"], capture_output=True, timeout=10)
+    interfaces = ovs_interfaces(state)
+    for ns in our_namespaces(state, interfaces):
         pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
         for pid in pids:
             try:
@@ -521,17 +737,28 @@ def teardown(state: CloudState) -> None:
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
     for dev in loop_devices(state):  # attached volumes: the guests holding them are gone
         subprocess.run(["losetup", "-d", dev], capture_output=True)
-    for name in ("ovs-vswitchd", "ovsdb-server"):
-        ctl = ovs_dir(state) / f"{name}.ctl"
-        if ctl.exists():
-            subprocess.run(["ovs-appctl", "-t", str(ctl), "exit"], capture_output=True, timeout=10)
     # The netdev datapath's bridge ports are persistent taps: they outlive ovs-vswitchd (the database
     # keeps the bridges for the next `up`). Taps libvirt made for guests go with QEMU.
     # So are the ports neutron moved into its namespaces: deleting a namespace hands them back here.
-    for link in (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev", *_neutron_taps()):
+    for link in our_links(state, interfaces):
         subprocess.run(["ip", "link", "delete", link], capture_output=True)
-    subprocess.run(["pkill", "-f", f"^/bin/sh {QEMU_HOOK} "], capture_output=True)  # watches still running
-    _remove_qemu_hook()
+        if not _link_exists(link):
+            state.host_record.discard("link", link)
+    remove_recorded_dirs(state)
+    _forget_legacy_host_setup()
+
+
+def remove_recorded_dirs(state: CloudState) -> None:
+    """rmdir the directories of the host record (mount points popek made), deepest first; one that is no
+    longer empty (someone else's files now) is kept, and stays recorded."""
+    for d in reversed(state.host_record.names("dir")):
+        try:
+            Path(d).rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        state.host_record.discard("dir", d)
 
 
 def loop_devices(state: CloudState) -> list[str]:
@@ -541,17 +768,6 @@ def loop_devices(state: CloudState) -> list[str]:
     out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True).stdout
     where = str(state.data("cinder") / "loop-volumes") + "/"
     return [line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].startswith(where)]
-
-
-def _neutron_taps() -> list[str]:
-    """Persistent tap devices named like neutron's ports (qr-/qg-/tap + the port id's first 11 chars)."""
-    import json
-    import re
-
-    out = subprocess.run(["ip", "-j", "-d", "link", "show"], capture_output=True, text=True).stdout or "[]"
-    return [link["ifname"] for link in json.loads(out)
-            if re.fullmatch(r"(qr-|qg-|tap)[0-9a-f]{8}-[0-9a-f]{2}", link.get("ifname", ""))
-            and link.get("linkinfo", {}).get("info_kind") == "tun"]
 
 
 def status(state: CloudState) -> str:
@@ -571,6 +787,6 @@ def status(state: CloudState) -> str:
         return "plan de données en marche, MAIS le routage IP de l'hôte est actif (net.ipv4.ip_forward=1)"
     repairs = state.log("tap-repair")
     repaired = len(repairs.read_text().splitlines()) if repairs.exists() else 0
-    return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirt "
-            f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}), agents Neutron openvswitch/dhcp/l3/metadata"
+    return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirtd de popek "
+            f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}, {libvirt_socket(state)}), agents Neutron openvswitch/dhcp/l3/metadata"
             + (f" ; {repaired} tap(s) d'instance remis up (course d'OVS, {repairs})" if repaired else ""))

@@ -102,23 +102,23 @@ def missing_apt(packages: Iterable[str]) -> list[str]:
 
 
 def ensure_apt(packages: Iterable[str], log: Log = print) -> float:
-    """Install the missing ones of `packages` with the machine's apt (as root, no recommends).
+    """Install the missing ones of `packages` with the machine's apt, through popek's one apt helper
+    (install.apt_install: the list shown first, nothing removed, no service started or enabled).
 
-    Returns the seconds spent (0.0 when nothing was missing). Raises ImageBuildError when not root.
+    Returns the seconds spent (0.0 when nothing was missing). Raises ImageBuildError when it cannot.
     """
-    missing = missing_apt(packages)
-    if not missing:
+    from popek.checks.localcloud.errors import CloudError
+    from popek.checks.localcloud.install import apt_install
+
+    if not missing_apt(packages):
         return 0.0
-    if os.geteuid() != 0:
-        raise ImageBuildError(f"apt packages missing and not root: {' '.join(missing)}")
     t0 = time.monotonic()
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-        _run(["apt-get", "update"], env=env)
-        _run(cmd, env=env)
+    try:
+        installed = apt_install(packages, log)
+    except CloudError as exc:
+        raise ImageBuildError(str(exc)) from None
     took = time.monotonic() - t0
-    log(f"apt: installed {' '.join(missing)} in {took:.1f} s")
+    log(f"apt: installed {' '.join(installed)} in {took:.1f} s")
     return took
 
 

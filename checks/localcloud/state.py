@@ -5,6 +5,8 @@ Layout under `root` (`popek.paths.embedded_cloud_dir()`):
   etc/<service>/   generated configuration           data/<service>/  databases, images, volumes
   log/<name>.log   one log per process               run/<name>.pid   one pid file per process
   secrets.json     generated passwords (mode 0600)   clouds.yaml, openrc-*  the client side
+  host-record.json what popek made on the host outside this directory (links, mount points), each
+                   written down before it is made, so that `down` removes those and nothing else
 Built images and the services' wheels are cached beside it (`<root>/../cache`): they are not cloud
 state, and `destroy` keeps them so that a cold `up` neither rebuilds a Debian nor needs PyPI.
 """
@@ -35,6 +37,43 @@ RABBIT_USER = RABBIT_VHOST = "popek"
 #: RabbitMQ's are made by their own initialisation (a stray directory in MariaDB's would be a database).
 DATA_DIRS = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "swift")
 ADMIN_PROJECT, MEMBER_PROJECT, MEMBER_USER = "admin", "demo", "demo"
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """What popek made on the host outside its state directory, by kind ("link", "dir"…): each name is
+    added *before* the thing is made (a crash in between leaves a name of nothing, never a thing of no
+    name), and discarded once it is gone again."""
+
+    path: Path
+
+    def load(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def names(self, kind: str) -> list[str]:
+        return list(self.load().get(kind, []))
+
+    def _save(self, data: dict[str, list[str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: v for k, v in data.items() if v}, indent=1))
+        os.replace(tmp, self.path)
+
+    def add(self, kind: str, name: str) -> None:
+        data = self.load()
+        if name not in data.get(kind, []):
+            data.setdefault(kind, []).append(name)
+            self._save(data)
+
+    def discard(self, kind: str, name: str) -> None:
+        data = self.load()
+        if name in data.get(kind, []):
+            data[kind].remove(name)
+            self._save(data)
 
 
 @dataclass(frozen=True)
@@ -94,6 +133,10 @@ class CloudState:
     def marker(self, step: str) -> Path:
         """A file whose presence says a one-time step (db sync, bootstrap) already succeeded."""
         return self.root / "run" / "done" / step
+
+    @property
+    def host_record(self) -> HostRecord:
+        return HostRecord(self.root / "host-record.json")
 
     @property
     def secrets_file(self) -> Path:

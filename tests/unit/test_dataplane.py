@@ -42,7 +42,7 @@ def test_overrides_switch_nova_to_libvirt_and_neutron_to_ovs_agents(state, monke
     assert ml2["ml2"]["mechanism_drivers"] == "openvswitch"
     assert ml2["ml2"]["tenant_network_types"] == "local"  # no dummy links here: no VXLAN tunnels
     agent = cfg["neutron/plugins/ml2/openvswitch_agent.ini"]
-    assert agent["ovs"]["datapath_type"] == "netdev" and agent["ovs"]["bridge_mappings"] == "public:br-ex"
+    assert agent["ovs"]["datapath_type"] == "netdev" and agent["ovs"]["bridge_mappings"] == "public:popek-ex"
     assert agent["securitygroup"]["firewall_driver"] == "openvswitch"
     assert cfg["neutron/neutron.conf"]["agent"]["root_helper"] == ""
     for agent_file in ("dhcp_agent.ini", "l3_agent.ini"):
@@ -122,14 +122,109 @@ def test_the_qemu_hook_ignores_other_operations(state):
         assert proc.returncode == 0 and proc.stdout == ""
 
 
-def test_a_machines_own_qemu_hook_is_left_alone(state, tmp_path, monkeypatch):
-    hook = tmp_path / "hooks" / "qemu"
-    monkeypatch.setattr(dataplane, "QEMU_HOOK", hook)
-    assert dataplane._ensure_qemu_hook(state) is True
+def test_nova_reaches_popeks_own_libvirtd_in_its_own_mount_namespace(state):
+    cfg = dataplane.config_overrides(state)["nova/nova.conf"]
+    sock = dataplane.libvirt_socket(state)
+    assert cfg["libvirt"]["connection_uri"] == f"qemu+unix:///system?socket={sock}"
+    assert str(sock).startswith(str(state.root) + "/")  # never the host's /run/libvirt/libvirt-sock
+    assert cfg["neutron"]["ovs_bridge"] == dataplane.INT_BRIDGE
+    libvirtd = next(s for s in dataplane.services(state) if s.name == "libvirtd")
+    assert libvirtd.argv[:3] == ["/usr/bin/unshare", "--mount", "--propagation"]
+    assert libvirtd.argv[-1] == str(dataplane.libvirtd_script(state)) and libvirtd.health == f"unix://{sock}"
+    script = dataplane.libvirtd_script_text(state, own_passwd=False)
+    for key, target in dataplane.LIBVIRT_DIRS.items():
+        assert f"mount --bind '{dataplane.libvirt_dir(state, key)}' '{target}'" in script
+    assert "/etc/passwd" not in script and script.splitlines()[-1].startswith("exec /usr/sbin/libvirtd")
+    assert "mount --bind '%s' '/etc/passwd'" % dataplane.libvirt_dir(state, "passwd") in \
+        dataplane.libvirtd_script_text(state, own_passwd=True)
+    import subprocess
+
+    assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+
+
+def test_a_cloud_of_an_older_popek_is_still_answered_on_its_libvirtd_socket(state):
+    import json
+
+    state.pidfile("libvirtd").write_text(json.dumps({"pid": 1, "start": "0", "argv": ["/usr/sbin/libvirtd", "-x"]}))
+    libvirtd = next(s for s in dataplane.services(state) if s.name == "libvirtd")
+    assert libvirtd.health == "unix:///run/libvirt/libvirt-sock"
+
+
+def test_libvirt_tree_is_popeks_and_the_mount_points_it_made_are_recorded(state, tmp_path, monkeypatch):
+    host = tmp_path / "host"
+    (host / "etc/libvirt").mkdir(parents=True)
+    dirs = {"etc": str(host / "etc/libvirt"), "log": str(host / "var/log/libvirt")}
+    monkeypatch.setattr(dataplane, "LIBVIRT_DIRS", dirs)
+    dataplane._libvirt_tree(state)
+    assert (dataplane.libvirt_dir(state, "etc") / "qemu.conf").read_text() == dataplane.QEMU_CONF_TEXT
+    hook = dataplane.qemu_hook_path(state)
     assert hook.read_text() == dataplane.qemu_hook_text(state) and hook.stat().st_mode & 0o111
-    dataplane._remove_qemu_hook()
-    assert not hook.exists()
+    assert list((host / "etc/libvirt").iterdir()) == []  # the host's own: nothing written there
+    assert state.host_record.names("dir") == [str(host / "var"), str(host / "var/log"), str(host / "var/log/libvirt")]
+    dataplane.remove_recorded_dirs(state)
+    assert not (host / "var").exists() and (host / "etc/libvirt").is_dir() and state.host_record.names("dir") == []
+
+
+def test_a_mount_point_that_is_no_longer_empty_is_kept(state, tmp_path):
+    d = tmp_path / "made"
+    state.host_record.add("dir", str(d))
+    d.mkdir()
+    (d / "someone's").write_text("x")
+    dataplane.remove_recorded_dirs(state)
+    assert d.is_dir() and state.host_record.names("dir") == [str(d)]
+
+
+def test_what_an_older_popek_wrote_to_the_hosts_libvirt_is_given_back(tmp_path, monkeypatch):
+    conf, hook = tmp_path / "qemu.conf", tmp_path / "hooks" / "qemu"
+    monkeypatch.setattr(dataplane, "LEGACY_QEMU_CONF", conf)
+    monkeypatch.setattr(dataplane, "LEGACY_QEMU_HOOK", hook)
+    hook.parent.mkdir()
+    conf.write_text(dataplane.LEGACY_QEMU_CONF_TEXT)  # popek made it: there was none
+    hook.write_text(f"#!/bin/sh\n{dataplane.QEMU_HOOK_MARK}\n")
+    dataplane._forget_legacy_host_setup()
+    assert not conf.exists() and not hook.exists()
+    conf.write_text(dataplane.LEGACY_QEMU_CONF_TEXT)  # popek kept the host's as .before-popek
+    conf.with_suffix(".conf.before-popek").write_text("user = 'qemu'\n")
+    dataplane._forget_legacy_host_setup()
+    assert conf.read_text() == "user = 'qemu'\n" and not conf.with_suffix(".conf.before-popek").exists()
     hook.write_text("#!/bin/sh\n# the machine's own hook\n")
-    assert dataplane._ensure_qemu_hook(state) is False
-    dataplane._remove_qemu_hook()
-    assert hook.read_text() == "#!/bin/sh\n# the machine's own hook\n"
+    dataplane._forget_legacy_host_setup()  # the host's own files: untouched
+    assert conf.read_text() == "user = 'qemu'\n" and hook.read_text() == "#!/bin/sh\n# the machine's own hook\n"
+
+
+def test_a_host_link_with_one_of_popeks_names_is_refused_by_name(state, monkeypatch):
+    monkeypatch.setattr(dataplane, "_link_exists", lambda name: name in ("popek-ex", "ovs-netdev"))
+    with pytest.raises(CloudError, match="popek-ex, ovs-netdev"):
+        dataplane.check_link_names(state)
+    for name in ("popek-ex", "ovs-netdev"):  # popek's own, from a run that did not end with `down`
+        state.host_record.add("link", name)
+    dataplane.check_link_names(state)
+
+
+def test_only_this_clouds_links_namespaces_and_guests_are_its_own(state, monkeypatch):
+    import subprocess
+    import sys
+
+    state.host_record.add("link", "popek-int")
+    monkeypatch.setattr(dataplane, "_tun_links", lambda: {"tap0123abcd-ef", "qr-11111111-22", "tapdeadbeef-00", "popek-int"})
+    assert dataplane.our_links(state, {"tap0123abcd-ef", "qr-11111111-22", "int-popek-ex"}) == \
+        ["popek-int", "qr-11111111-22", "tap0123abcd-ef"]  # tapdeadbeef-00 is the host's
+    net, router = "12db321a-3376-4f4f-a854-15eb5006010f", "5874f578-cf11-4bd0-8811-94517fe66369"
+    (state.data("neutron") / "dhcp" / net).mkdir(parents=True)
+    (state.data("neutron") / "external" / "pids").mkdir(parents=True)
+    (state.data("neutron") / "external" / "pids" / f"{router}.pid.haproxy").write_text("1")
+    assert dataplane.neutron_ids(state) == {net, router}
+    fake = [sys.executable, "-c", "import time; time.sleep(30)"]
+    ours = subprocess.Popen(["qemu-system-x86_64", *fake[1:], f"file={state.root}/data/nova/instances/x/disk"],
+                            executable=sys.executable)
+    hosts = subprocess.Popen(["qemu-system-x86_64", *fake[1:], "file=/var/lib/libvirt/images/vm.qcow2"],
+                             executable=sys.executable)
+    try:
+        import time
+
+        time.sleep(0.2)
+        pids = dataplane.our_qemu_pids(state)
+        assert ours.pid in pids and hosts.pid not in pids
+    finally:
+        ours.kill()
+        hosts.kill()
