@@ -309,6 +309,51 @@ def stop(state: CloudState, names: list[str], grace: float = 20.0) -> list[int]:
     return left
 
 
+def session_members(sid: int) -> list[int]:
+    """Live processes of session `sid` (a service and every child it forked)."""
+    return _scan(lambda pid, s, entry: s == sid)
+
+
+def stopped_members(sid: int) -> list[int]:
+    """Processes of session `sid` in the stopped state (T: SIGSTOP, t: traced): a frozen service."""
+    found = []
+    for pid in session_members(sid):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def kill_now(state: CloudState, names: list[str], timeout: float = 10.0) -> list[int]:
+    """SIGKILL services `names` with their whole sessions at once (a frozen process never handles
+    SIGTERM); waits until they are gone, forgets their pid files. Returns the pids still alive."""
+    sids = {pid for pid in (read_pid(state, n) for n in names) if pid is not None}
+    members = lambda: _scan(lambda pid, sid, entry: sid in sids)  # noqa: E731
+    _kill(members(), signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while members() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for name in names:
+        state.pidfile(name).unlink(missing_ok=True)
+    return members()
+
+
+def log_tail(path: str, lines: int = 12) -> str:
+    """The last `lines` lines of a service's log, redacted (for an error message)."""
+    from popek.checks.secrets import REDACT
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(journal illisible : {exc.strerror})"
+    return REDACT("\n".join(text.splitlines()[-lines:]))
+
+
 def sweep(state: CloudState) -> list[int]:
     """SIGKILL whatever of ours is still alive after the services were stopped; returns what survived."""
     _kill(ours(state), signal.SIGKILL)

@@ -1,0 +1,130 @@
+"""The guests' fence: an nftables table of popek's own (`table inet popek`) in the host's network namespace.
+
+What guests of the embedded cloud need from this host is nothing: their routers, DHCP servers and metadata
+proxies live in Neutron's namespaces (qrouter-, qdhcp-), which reach nova's metadata API over a unix socket
+(the metadata agent's), never through the host's addresses. The host itself only *opens* connections to
+them (the runner's SSH and ping towards floating IPs, through its address on the external bridge). So:
+
+- input: a packet that enters the host's own stack from the cloud — through one of its bridges (the host
+  holds the public gateway address on the external one), or from a Neutron MAC address (a guest's frames
+  also enter the host's stack as ingress on its tap, whose link-local IPv6 address is the host's) — is
+  accepted only as part of a connection the host opened (conntrack established/related), else dropped;
+- forward: nothing is routed from or to the cloud's bridges nor from a Neutron MAC address, even on a
+  host with `net.ipv4.ip_forward=1` (a VPN, LXD, a router): the guests stay inside the cloud.
+
+Matching Neutron's MAC prefix rather than tap names leaves the host's own guests alone (libvirt's
+52:54:00, a user's taps): the table touches nothing but traffic of the cloud. ARP is not IP (`inet`
+does not see it), so the host still answers ARP for its gateway address and reaches floating IPs.
+
+One transaction replaces the whole table (apply is idempotent); `remove` deletes it. The table is
+popek's alone: no other table, chain or rule of the host is read or changed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+TABLE = "popek"
+#: Neutron's default base_mac: every port it makes (guests, routers, DHCP) has this prefix.
+NEUTRON_MAC_PREFIX = "fa:16:3e:00:00:00"
+NEUTRON_MAC_MASK = "ff:ff:ff:00:00:00"
+#: The package that brings `nft` (Debian).
+APT = ("nftables",)
+
+
+class FenceError(Exception):
+    """nft refused the table (the message says why, in French)."""
+
+
+def ruleset(bridges: tuple[str, ...], mac_prefix: str = NEUTRON_MAC_PREFIX) -> str:
+    """The nft script that (re)creates `table inet popek` in one transaction.
+
+    bridges: the cloud's interfaces in the host's namespace (its OVS bridges' internal ports);
+    mac_prefix: Neutron's base MAC (ports of the cloud: guests, routers, DHCP), masked on its first 3 bytes.
+    """
+    if not bridges:
+        raise ValueError("bridges: at least one interface of the cloud")
+    names = ", ".join(json.dumps(b) for b in bridges)
+    neutron = f"ether saddr & {NEUTRON_MAC_MASK} == {mac_prefix}"
+    # `table inet popek` then `delete table` first: creates it when absent, so the delete never fails;
+    # the whole file is one transaction (no moment without the fence when it is replaced).
+    return f"""table inet {TABLE}
+delete table inet {TABLE}
+table inet {TABLE} {{
+    comment "popek: guests of the embedded cloud reach nothing of this host (popek cloud down removes it)"
+    set cloud_ifaces {{
+        type ifname
+        elements = {{ {names} }}
+    }}
+    chain input {{
+        type filter hook input priority filter - 5; policy accept;
+        iifname @cloud_ifaces ct state established,related accept
+        iifname @cloud_ifaces counter name refused_input drop
+        {neutron} ct state established,related accept
+        {neutron} counter name refused_input drop
+    }}
+    chain forward {{
+        type filter hook forward priority filter - 5; policy accept;
+        iifname @cloud_ifaces counter name refused_forward drop
+        oifname @cloud_ifaces counter name refused_forward drop
+        {neutron} counter name refused_forward drop
+    }}
+    counter refused_input {{ }}
+    counter refused_forward {{ }}
+}}
+"""
+
+
+def available() -> bool:
+    return shutil.which("nft") is not None
+
+
+def _nft(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["nft", *args], input=script, capture_output=True, text=True, timeout=30)
+
+
+def apply(bridges: tuple[str, ...], mac_prefix: str = NEUTRON_MAC_PREFIX) -> str:
+    """Put the fence in place (or replace it); returns the one line `up` prints. Raises FenceError."""
+    if not available():
+        raise FenceError("clôture des instances impossible : commande nft absente (paquet nftables)")
+    proc = _nft("-f", "-", script=ruleset(bridges, mac_prefix))
+    if proc.returncode != 0:
+        raise FenceError(f"clôture des instances refusée par nft : {proc.stderr.strip()[-400:]}")
+    return (f"clôture des instances : table nftables inet {TABLE} en place — depuis {', '.join(bridges)} et les "
+            "ports Neutron, seules les réponses aux connexions ouvertes par l'hôte entrent, rien n'est routé")
+
+
+def remove() -> bool:
+    """Delete the table; True when there was one. Tolerates "already gone" and a missing nft."""
+    if not available() or not present():
+        return False
+    return _nft("delete", "table", "inet", TABLE).returncode == 0
+
+
+def present() -> bool:
+    return available() and _nft("list", "table", "inet", TABLE).returncode == 0
+
+
+def counters() -> dict[str, int]:
+    """Packets dropped so far: {"refused_input": n, "refused_forward": n} ({} without the table)."""
+    proc = _nft("-j", "list", "counters", "table", "inet", TABLE) if available() else None
+    if proc is None or proc.returncode != 0:
+        return {}
+    found = {}
+    for item in json.loads(proc.stdout or "{}").get("nftables", []):
+        counter = item.get("counter")
+        if counter:
+            found[counter["name"]] = int(counter.get("packets", 0))
+    return found
+
+
+def status() -> str:
+    """One French line for `popek cloud status`."""
+    if not available():
+        return "clôture des instances absente : commande nft absente (paquet nftables)"
+    if not present():
+        return f"clôture des instances ABSENTE : pas de table nftables inet {TABLE}"
+    c = counters()
+    return (f"clôture des instances en place (table nftables inet {TABLE}) : "
+            f"{c.get('refused_input', 0)} paquet(s) vers l'hôte et {c.get('refused_forward', 0)} à router refusés")
