@@ -45,6 +45,8 @@ def test_installed_popek_runs_outside_the_repo(installed, tmp_path):
     assert claims.returncode == 0, claims.stderr
     rows = {r["claim"]: r for r in json.loads(claims.stdout)}
     assert rows["C05"]["scenarios"], "C05 has no scenario in the installed package"
+    # without the source tree, fault tests are unknown (null and why), never claimed absent ([])
+    assert rows["C05"]["fault_tests"] is None and "sans ses sources" in rows["C05"]["fault_tests_unknown"]
     run = subprocess.run([sys.executable, "-m", "popek", "run", "host", "--claim", "C05", "--no-report",
                           "--results", str(tmp_path / "r")], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
