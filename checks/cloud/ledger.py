@@ -43,8 +43,8 @@ AUTO_SWEEP_MIN_AGE = 30 * 60
 HEARTBEAT_EVERY = 120
 HEARTBEAT_WHAT = "heartbeat"
 
-SWEEP_ORDER = ("server", "floating_ip", "router", "port", "subnet", "network", "security_group",
-               "keypair", "volume", "image", "container")
+SWEEP_ORDER = ("server", "server_group", "floating_ip", "router", "port", "subnet", "network", "security_group",
+               "keypair", "volume_backup", "volume_snapshot", "volume", "image", "container")
 
 
 def new_run_id(seed: Optional[str] = None) -> str:
@@ -114,6 +114,12 @@ def list_dated(conn, kind: str) -> list[tuple[str, str, Optional[str]]]:
         return [(s.id, s.name, when(s)) for s in conn.compute.servers()]
     if kind == "volume":
         return [(v.id, v.name or "", when(v)) for v in conn.block_storage.volumes()]
+    if kind == "volume_snapshot":
+        return [(s.id, s.name or "", when(s)) for s in conn.block_storage.snapshots()]
+    if kind == "volume_backup":
+        return [(b.id, b.name or "", when(b)) for b in conn.block_storage.backups()]
+    if kind == "server_group":
+        return [(g.id, g.name or "", None) for g in conn.compute.server_groups()]
     if kind == "floating_ip":
         return [(f.id, f.description or "", when(f)) for f in conn.network.ips(project_id=conn.current_project_id)]
     if kind in ("router", "port", "subnet", "network", "security_group"):
@@ -193,6 +199,15 @@ def _delete_volume(conn, e: Entry, timeout: float) -> None:
     _wait_gone(lambda: conn.block_storage.get_volume(e.id), timeout, f"volume {e.id} en cours de suppression")
 
 
+def _delete_and_wait(method: str, getter: str, what: str) -> Callable:
+    """A block-storage deleter that waits for the resource to be gone (a volume cannot go while one of
+    its snapshots or backups is still being deleted)."""
+    def delete(conn, e: Entry, timeout: float) -> None:
+        ignore_gone(getattr(conn.block_storage, method), e.id, ignore_missing=True)
+        _wait_gone(lambda: getattr(conn.block_storage, getter)(e.id), timeout, f"{what} {e.id} en cours de suppression")
+    return delete
+
+
 def _delete_router(conn, e: Entry, timeout: float) -> None:
     try:
         router = conn.network.get_router(e.id)
@@ -241,6 +256,9 @@ DELETERS: dict[str, Callable] = {
     "server": _delete_server,
     "volume_attachment": _delete_attachment,
     "volume": _delete_volume,
+    "volume_snapshot": _delete_and_wait("delete_snapshot", "get_snapshot", "instantané"),
+    "volume_backup": _delete_and_wait("delete_backup", "get_backup", "sauvegarde"),
+    "server_group": _simple("delete_server_group", "compute"),
     "floating_ip": _simple("delete_ip", "network"),
     "floating_ip_association": _delete_fip_association,
     "router": _delete_router,

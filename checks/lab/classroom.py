@@ -11,10 +11,17 @@ provision(admin, students, out, quota):
   each project so that teardown can empty it (Swift containers are reachable only from inside).
   Passwords are never printed (and are fed to the redactor).
 teardown(admin, students, dry_run):
-  lists, then deletes (dry_run=False), every resource of each student's project (servers first,
-  see ledger.SWEEP_ORDER; the user's keypairs), then the user and the project. Only projects tagged
-  `popek-class` are touched. A project already gone is a no-op. The dry run deletes nothing (listing
-  a project's security groups does make Neutron create its `default` group if it had none).
+  lists, then deletes (dry_run=False), every resource of each student's project, then the user and the
+  project. Deleting is openstacksdk's `Connection.project_cleanup` on the student's project (servers and
+  server groups; volume backups, snapshots and volumes in that order; floating IPs, security groups,
+  networks with their routers, subnets and ports; containers and objects; images; stacks, zones… when the
+  cloud has them), then a second pass with the ledger's listers and deleters for what project_cleanup
+  leaves by design or after an error it only logs: a router with no interface left, ports still bound,
+  the project's `default` security group; then the user's keypairs (they belong to the user, not the
+  project), the user and the project. A project that still holds something after both passes is kept
+  (the problem names what is left) so that a second teardown can finish it. Only projects tagged
+  `popek-class` are touched. A project already gone is a no-op. The dry run deletes nothing (listing a
+  project's security groups does make Neutron create its `default` group if it had none).
 Calls are retried on transient cloud errors (retry.py): provisioning a student is idempotent.
 Resources are found and deleted with the cleanup ledger's own listers and deleters (ledger.py).
 """
@@ -319,6 +326,7 @@ class Plan:
     keypairs: list[str] = dataclasses.field(default_factory=list)
     problem: str = ""
     note: str = ""
+    cleaned: int = 0        # resources openstacksdk's project_cleanup handled
 
 
 def _find_owned(admin, student: Student, prefix: str, domain_id: str):
@@ -342,17 +350,51 @@ def _scoped(admin, project, teacher: str, admin_role, assign: bool):
     return admin.connect_as_project({"id": project.id, "name": project.name, "domain_id": project.domain_id})
 
 
+def _listed(conn, kind: str) -> list[tuple[str, str]]:
+    """(id, name) of the resources of `kind` in the project; none when the cloud lacks the service."""
+    from openstack import exceptions as sdk_exc
+    try:
+        return ledger.list_named(conn, kind)
+    except (sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException, sdk_exc.NotSupported):
+        return []
+
+
 def _list_all(conn) -> list[tuple[str, str, str]]:
-    found = []
-    for kind in TEARDOWN_ORDER:
-        try:
-            found += [(kind, r_id, r_name) for r_id, r_name in ledger.list_named(conn, kind)]
-        except Exception as exc:
-            from openstack import exceptions as sdk_exc
-            if isinstance(exc, sdk_exc.EndpointNotFound):
-                continue
-            raise
-    return found
+    return [(kind, r_id, r_name) for kind in TEARDOWN_ORDER for r_id, r_name in _listed(conn, kind)]
+
+
+def _forget_failed_snapshots(conn, timeout: float) -> int:
+    """Volume snapshots of the project whose creation failed (status `error`, or `error_deleting` after a
+    deletion the driver refused): they hold no data, yet block their volume's deletion and a driver that
+    could not make them often cannot delete them either (NotImplementedError → error_deleting for ever).
+    They are removed from Cinder's books with the admin's `os-unmanage`. Returns how many."""
+    from openstack import exceptions as sdk_exc
+
+    try:
+        failed = [s for s in conn.block_storage.snapshots() if s.status in ("error", "error_deleting")]
+    except (sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException, sdk_exc.NotSupported):
+        return 0
+    for snap in failed:
+        if snap.status != "error":
+            ledger.ignore_gone(conn.block_storage.reset_snapshot_status, snap, "error")
+        ledger.ignore_gone(conn.block_storage.unmanage_snapshot, snap)
+    for snap in failed:
+        ledger.ignore_gone(conn.block_storage.wait_for_delete, snap, interval=1, wait=timeout)
+    return len(failed)
+
+
+def _project_cleanup(conn, timeout: float) -> int:
+    """openstacksdk's project_cleanup of `conn`'s project (see module doc); returns how many resources it
+    handled. It logs the errors of a service's cleanup instead of raising them: the second pass and the
+    final listing of teardown_one find what it left."""
+    import queue
+
+    handled: "queue.Queue" = queue.Queue()
+    try:
+        conn.project_cleanup(dry_run=False, wait_timeout=timeout, status_queue=handled)
+    except Exception:   # a timeout of one service's cleanup: the second pass takes over
+        pass
+    return handled.qsize()
 
 
 def teardown_one(admin, student: Student, prefix: str, domain_id: str, roles: dict, dry_run: bool,
@@ -376,14 +418,22 @@ def teardown_one(admin, student: Student, prefix: str, domain_id: str, roles: di
         found = _list_all(scoped)
         plan.resources = [(kind, name or r_id) for kind, r_id, name in found]
         if not dry_run:
+            failed = _forget_failed_snapshots(scoped, timeout)
+            if failed:
+                plan.note = (f"{failed} instantané(s) en erreur retiré(s) des registres de Cinder (unmanage) : "
+                             "leur création avait échoué, le pilote ne sait pas les supprimer")
+            plan.cleaned = _project_cleanup(scoped, timeout)
             problems = []
-            kinds = [k for k in TEARDOWN_ORDER if any(kind == k for kind, _, _ in found)]
-            for kind in kinds:    # re-listed kind by kind: deleting a server frees its ports
-                for r_id, r_name in ledger.list_named(scoped, kind):
+            for kind in TEARDOWN_ORDER:    # re-listed kind by kind: deleting a server frees its ports
+                for r_id, r_name in _listed(scoped, kind):
                     try:
                         retry(ledger.DELETERS[kind], scoped, ledger.Entry(kind, r_name, r_id), timeout)
                     except Exception as exc:
-                        problems.append(f"{kind} {r_name or r_id}: {type(exc).__name__}: {exc}")
+                        problems.append(f"{kind} {r_name or r_id} ({r_id}): {type(exc).__name__}: {exc}")
+            # counted by the admin, not listed in the project (that would make Neutron create a new default group)
+            left = [f"{n} {kind}" for kind, n in residue(admin, project.id).items() if n and kind != "keypairs"]
+            if left and not problems:
+                problems.append("toujours présent(s) après suppression : " + ", ".join(left))
             if problems:
                 plan.problem = "; ".join(problems)
     finally:
@@ -444,21 +494,34 @@ def describe(plan: Plan, dry_run: bool) -> str:
 
 def residue(admin, project_id: str, user_id: str = "") -> dict[str, int]:
     """How many resources the admin still sees for this project (and user's keypairs): all zero after
-    a complete teardown. Works after the project itself is gone (filters by id)."""
+    a complete teardown. Works after the project itself is gone (filters by id). A service the cloud does
+    not have counts 0. (Swift containers are not visible from outside the project: teardown_one deletes
+    them from inside.)"""
+    from openstack import exceptions as sdk_exc
+
     pid = {"project_id": project_id}
-    counts = {
-        "servers": len(list(admin.compute.servers(all_projects=True, **pid))),
-        "volumes": len(list(admin.block_storage.volumes(all_projects=True, **pid))),
-        "networks": len(list(admin.network.networks(**pid))),
-        "subnets": len(list(admin.network.subnets(**pid))),
-        "ports": len(list(admin.network.ports(**pid))),
-        "routers": len(list(admin.network.routers(**pid))),
-        "floating_ips": len(list(admin.network.ips(**pid))),
+    listers = {
+        "servers": lambda: admin.compute.servers(all_projects=True, **pid),
+        "server_groups": lambda: (g for g in admin.compute.server_groups(all_projects=True) if g.project_id == project_id),
+        "volumes": lambda: admin.block_storage.volumes(all_projects=True, **pid),
+        "snapshots": lambda: admin.block_storage.snapshots(all_projects=True, **pid),
+        "backups": lambda: admin.block_storage.backups(all_projects=True, **pid),
+        "networks": lambda: admin.network.networks(**pid),
+        "subnets": lambda: admin.network.subnets(**pid),
+        "ports": lambda: admin.network.ports(**pid),
+        "routers": lambda: admin.network.routers(**pid),
+        "floating_ips": lambda: admin.network.ips(**pid),
         # Neutron *creates* a project's default security group when its groups or rules are listed with
         # that project_id filter: list them all and filter here, so that counting creates nothing.
-        "security_groups": sum(g.project_id == project_id for g in admin.network.security_groups()),
-        "security_group_rules": sum(r.project_id == project_id for r in admin.network.security_group_rules()),
-        "images": len(list(admin.image.images(owner=project_id))),
+        "security_groups": lambda: (g for g in admin.network.security_groups() if g.project_id == project_id),
+        "security_group_rules": lambda: (r for r in admin.network.security_group_rules() if r.project_id == project_id),
+        "images": lambda: admin.image.images(owner=project_id),
+        "keypairs": lambda: admin.compute.keypairs(user_id=user_id) if user_id else (),
     }
-    counts["keypairs"] = len(list(admin.compute.keypairs(user_id=user_id))) if user_id else 0
+    counts = {}
+    for kind, listing in listers.items():
+        try:
+            counts[kind] = sum(1 for _ in listing())
+        except (sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException, sdk_exc.NotSupported):
+            counts[kind] = 0
     return counts

@@ -22,7 +22,9 @@ def register(sub):
     cs = p.add_subparsers(dest="class_command", metavar="ACTION", required=True)
 
     def common(sp):
-        sp.add_argument("roster", help="CSV: student_id,nom,prenom,email (header required)")
+        sp.add_argument("roster", help="CSV with a header: student_id,nom,prenom,email, or Moodle's participants "
+                                       "download (Prénom/First name, Nom/Last name, Adresse de courriel/Email address, "
+                                       "Numéro d'identification/ID number or Nom d'utilisateur/Username)")
         sp.add_argument("--os-cloud", required=True, help="clouds.yaml entry with the admin role (e.g. popek-admin)")
         sp.add_argument("--prefix", default="tp", help="project and user names: PREFIX-STUDENT_ID (default tp)")
         sp.add_argument("--workers", type=int, default=4, help="students handled at once (default 4)")

@@ -27,20 +27,54 @@ def test_roster_keeps_good_lines_and_reports_bad_ones_with_their_number():
     assert students[1] == Student("etu03", "Durand", "Léa", "", 6)
     assert students[2].nom == "Le Gall"
     assert problems == [
-        "classe.csv:5: identifiant d'étudiant invalide 'etu 02' (lettres, chiffres, . _ @ -)",
+        "classe.csv:5: identifiant d'étudiant invalide 'etu 02' (lettres, chiffres, . _ @ -, 55 caractères au plus)",
         "classe.csv:7: étudiant etu01 en double (déjà ligne 2)",
         "classe.csv:8: adresse électronique invalide 'pas-une-adresse' pour etu04",
         "classe.csv:9: 5 colonnes pour 4 dans l'en-tête"]
 
 
 def test_roster_without_header_or_empty_is_refused(tmp_path):
-    with pytest.raises(roster.RosterError, match=r"classe.csv:1: en-tête sans colonne student_id"):
+    with pytest.raises(roster.RosterError, match=r"classe.csv:1: colonne manquante « student_id »"):
         roster.parse("etu01,Dupont\n", "classe.csv")
     with pytest.raises(roster.RosterError, match="vide"):
         roster.parse("\n# rien\n", "classe.csv")
     p = tmp_path / "bom.csv"
     p.write_bytes("\ufeffstudent_id,nom\netu01,Dupont\n".encode("utf-8"))   # spreadsheet export
     assert [s.id for s in roster.read(p)[0]] == ["etu01"]
+
+
+# Moodle's participants download (user/action_redir.php: "First name", "Last name", then the site's identity
+# fields), as a French and an English site write it.
+MOODLE_FR = ('"Prénom","Nom","Adresse de courriel","Numéro d\'identification"\n'
+             '"Zoé","Dupont","zoe.dupont@univ.example","21901234"\n'
+             '"Yann","Le Gall","yann.legall@univ.example","21905678"\n')
+MOODLE_EN = ("First name,Last name,Email address,ID number\n"
+             "Zoé,Dupont,zoe.dupont@univ.example,21901234\n")
+
+
+@pytest.mark.parametrize("text", [MOODLE_FR, MOODLE_EN, MOODLE_FR.replace(",", ";")],
+                         ids=["fr", "en", "fr-semicolons"])
+def test_a_moodle_participants_list_is_read_by_column_names(text):
+    students, problems = roster.parse(text, "participants.csv")
+    assert problems == []
+    assert students[0] == Student("21901234", "Dupont", "Zoé", "zoe.dupont@univ.example", 2)
+
+
+def test_a_moodle_list_without_id_number_uses_the_username():
+    text = "First name,Last name,Username,Email address\nZoé,Dupont,zdupont,zoe@univ.example\n"
+    assert [s.id for s in roster.parse(text, "p.csv")[0]] == ["zdupont"]
+
+
+def test_a_moodle_list_without_any_id_column_names_the_missing_column():
+    with pytest.raises(roster.RosterError) as exc:
+        roster.parse('"Prénom","Nom","Adresse de courriel"\n"Zoé","Dupont","zoe@univ.example"\n', "p.csv")
+    assert "Numéro d'identification" in str(exc.value) and "p.csv:1" in str(exc.value)
+
+
+@pytest.mark.parametrize("bad", ["..", ".hidden", "a/b", "é", "x" * 56, "-rf"])
+def test_ids_that_keystone_or_a_file_name_cannot_hold_are_refused_before_anything(bad):
+    students, problems = roster.parse(f"student_id\n{bad}\nok1\n", "r.csv")
+    assert [s.id for s in students] == ["ok1"] and len(problems) == 1 and "r.csv:2" in problems[0]
 
 
 def test_quota_defaults_and_overrides():
