@@ -98,8 +98,11 @@ def copy_text(sub: gb.Submission) -> str:
     return "\n".join(lines)
 
 
-def grade_files(files: list[Path], banks: dict[str, Bank], secret: str, out: Path | None) -> ClassResult:
-    """Grade every file; write the class outputs under `out` (nothing written when out is None)."""
+def grade_files(files: list[Path], banks: dict[str, Bank], secret: str, out: Path | None,
+                visibility: str = "after_published") -> ClassResult:
+    """Grade every file; write the class outputs under `out` (nothing written when out is None).
+
+    visibility: Gradescope's `visibility` of each results.json (default: hidden until published)."""
     result = ClassResult(out=out)
     if out is not None:
         prepare_out(out)
@@ -141,7 +144,7 @@ def grade_files(files: list[Path], banks: dict[str, Bank], secret: str, out: Pat
         where = Path(out) if len(parts) == 1 else Path(out) / part
         gb.write_csv(where / "gradebook.csv", subs)
         gb.write_statistics(where / "statistics.csv", result.stats[part])
-        gb.write_gradescope(where / "gradescope", subs)
+        gb.write_gradescope(where / "gradescope", subs, visibility)
         for s in subs:
             copy = where / "copies" / f"{s.student}.txt"
             copy.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,9 @@ def register(sub):
     g.add_argument("answers", nargs="+", help="answer files written by `quiz take` or the HTML quiz")
     g.add_argument("--out", default=None, help="output folder (default ./popek-results/quiz)")
     g.add_argument("--details", action="store_true", help="also print every graded copy (feedback per question)")
+    g.add_argument("--gradescope-visibility", default="after_published",
+                   choices=("hidden", "after_due_date", "after_published", "visible"),
+                   help="when students see their Gradescope results (default: after_published, once the teacher publishes)")
     common(g)
     g.set_defaults(func=grade)
 
@@ -149,7 +152,8 @@ def grade(args) -> int:
     banks = _banks(args)
     out = Path(args.out) if args.out else paths.results_dir() / "quiz"
     try:
-        result = report.grade_files([Path(a) for a in args.answers], banks, _secret(args), out)
+        result = report.grade_files([Path(a) for a in args.answers], banks, _secret(args), out,
+                                    visibility=args.gradescope_visibility)
     except report.OutputNotOurs as exc:
         raise UserError(f"résultats non écrits : {exc}") from None
     except OSError as exc:

@@ -256,6 +256,10 @@ def test_a_regrade_empties_popeks_previous_results_and_refuses_foreign_folders(t
     assert main(["quiz", "grade", str(files[0]), "--banks", str(DATA), "--secret", SECRET, "--out", str(out)]) == 0
     assert [p.name for p in (out / "copies").iterdir()] == ["etu000.txt"]
     assert [p.name for p in (out / "gradescope").iterdir()] == ["etu000"]
+    assert json.loads((out / "gradescope" / "etu000" / "results.json").read_text())["visibility"] == "after_published"
+    assert main(["quiz", "grade", str(files[0]), "--banks", str(DATA), "--secret", SECRET, "--out", str(out),
+                 "--gradescope-visibility", "visible"]) == 0
+    assert json.loads((out / "gradescope" / "etu000" / "results.json").read_text())["visibility"] == "visible"
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("à garder")
@@ -294,3 +298,28 @@ def test_french_numbers_everywhere():
     from popek.checks.quiz.grading import grade, key
     partial = key(item)[:1]
     assert "/1 pt." in grade(item, partial).feedback and "." not in grade(item, partial).feedback.split(" pt.")[0].split(":")[-1]
+
+
+def test_a_matching_question_in_bank_order_still_hides_its_key(tmp_path):
+    bank = load_bank(bank_file(tmp_path, """\
+      - id: x-match
+        type: matching
+        claims: [C03]
+        section: "Historique"
+        prompt: "Associez chaque année à son événement."
+        shuffle: false
+        pairs:
+          - {left: "1946", right: "ENIAC"}
+          - {left: "1972", right: "VM/370"}
+          - {left: "1999", right: "VMware Workstation"}
+        distractors: ["Docker"]
+        feedback: "Voilà."
+    """))
+    from popek.checks.quiz.grading import key
+    seen = set()
+    for n in range(200):
+        item = draw(bank, f"s{n}", "k").items[0]
+        assert item.order == (0, 1, 2)                        # the left column stays in the bank's order
+        assert key(item) != [0, 1, 2]                          # the right column never in the key's order
+        seen.add(item.right_order)
+    assert len(seen) > 6                                      # and is shuffled
