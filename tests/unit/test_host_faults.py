@@ -191,6 +191,10 @@ def test_on_pvm_c08_is_never_passed_the_row_is_not_measured_with_the_reason():
     vtx = dataclasses.replace(facts, flags=dataclasses.replace(facts.flags, vmx=True),
                               cpuinfo=frozenset({"vmx"}), modules=frozenset({"kvm", "kvm_intel"}))
     assert readiness.without_ring_minus_one(vtx) is None
+    unused = dataclasses.replace(vtx, modules=frozenset({"kvm", "kvm_pvm"}))  # VT-x offered, KVM not on it
+    assert "mais /dev/kvm est PVM" in readiness.without_ring_minus_one(unused)
+    none = dataclasses.replace(facts, dev_kvm_exists=False)
+    assert readiness.without_ring_minus_one(none).endswith("et pas de /dev/kvm")
 
 
 # --- C09: containers ---------------------------------------------------------------------------------
