@@ -156,6 +156,11 @@ def _check_shape(data) -> None:
             stack.extend((c, depth + 1) for c in children)
 
 
+# A string, or an unterminated one up to the end: it always matches from a quote, so blanking is linear.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*+\\?(?:"|\Z)', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def parse_bounded(raw: bytes):
     """Decode an answer file's bytes as bounded JSON (raise ValueError with a French reason)."""
     try:
@@ -163,24 +168,12 @@ def parse_bounded(raw: bytes):
     except UnicodeDecodeError:
         raise ValueError("ce n'est pas du texte UTF-8 (fichier binaire ?)") from None
     # Nesting deeper than MAX_DEPTH is refused before decoding: json's C decoder recurses once per level.
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ValueError(f"imbrication de plus de {MAX_DEPTH} niveaux")
-        elif ch in "]}":
-            depth -= 1
+    # Strings are blanked first (their brackets do not nest), then only the brackets are walked.
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"imbrication de plus de {MAX_DEPTH} niveaux")
     try:
         data = json.loads(text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant)
     except RecursionError:
