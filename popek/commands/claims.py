@@ -21,9 +21,10 @@ def register(sub):
                    help="the fault-test table (claim -> fault -> verdict obtained) as Markdown")
     p.add_argument("--tests", default=None,
                    help="popek's tests folder, where fault tests are found (default: the source tree's tests/)")
-    p.add_argument("--fault-table", default=None,
-                   help="fault-table.json written by a test session (default: $POPEK_FAULT_TABLE, "
-                        "else popek-results/fault-table.json beside the tests folder)")
+    p.add_argument("--fault-table", action="append", default=[],
+                   help="fault-table.json written by a test session, repeatable: later files win for the "
+                        "same test (default: $POPEK_FAULT_TABLE, else popek-results/fault-table.json beside "
+                        "the tests folder)")
     p.set_defaults(func=show)
 
 
@@ -39,14 +40,22 @@ def tests_dir(value: str | None) -> Path | None:
     return root / "tests" if (root / "pyproject.toml").is_file() and (root / "tests").is_dir() else None
 
 
-def fault_table_rows(value: str | None, tests: Path | None) -> list[dict] | None:
-    """The rows of the last fault-table.json, or None if there is none."""
-    path = Path(value or os.environ.get("POPEK_FAULT_TABLE") or
-                ((tests.parent if tests else Path.cwd()) / "popek-results" / "fault-table.json"))
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def fault_table_rows(values: list[str], tests: Path | None) -> list[dict] | None:
+    """The rows of the fault-table.json files `values` (merged, later ones win), or None if none is there."""
+    paths_ = [Path(v) for v in values] or [Path(os.environ.get("POPEK_FAULT_TABLE") or (
+        (tests.parent if tests else Path.cwd()) / "popek-results" / "fault-table.json"))]
+    merged: dict[tuple[str, str], dict] = {}
+    for path in paths_:
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if values:  # a file the user named must be there and be a fault table
+                from popek.cli import UserError
+                why = exc.strerror if isinstance(exc, OSError) else "pas une table de tests de faute (JSON, « rows »)"
+                raise UserError(f"--fault-table {path} : {why}") from None
+            continue
+        merged.update({(r["claim"], r["test"]): r for r in rows})
+    return list(merged.values()) if merged else None
 
 
 def question_claims() -> dict[str, list[str]]:

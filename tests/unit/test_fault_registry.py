@@ -205,3 +205,12 @@ def test_popek_claims_faults_prints_the_markdown_table(tmp_path, capsys):
     assert "| C09 | conteneur sans espace PID | non lancé | `tests/test_faults.py::test_check_did_not_fail` (non lancé) |" in lines
     assert "| C01 | **aucun test de faute** | | |" in lines
     assert len(lines) == 2 + len(E_CLAIMS)  # one line per E claim here: each has at most one fault test
+
+
+def test_popek_claims_faults_refuses_a_named_table_that_is_not_one(tmp_path, capsys):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "bad.json").write_text("[]")
+    for table, why in ((tmp_path / "absent.json", "No such file"), (tmp_path / "bad.json", "pas une table")):
+        assert cli.main(["claims", "--faults", "--tests", str(tmp_path / "tests"), "--fault-table", str(table)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err
