@@ -32,6 +32,31 @@ def embedded_cloud_dir() -> Path:
     return state_home() / "cloud"
 
 
+def course_names() -> dict[str, str]:
+    """{course name: this cloud's name} (checks/cloud/names.py): `course-names:` of ./popek.yaml (or of
+    $POPEK_CONFIG), overridden by `popek run --flavor/--image/--net` (passed down as $POPEK_COURSE_NAMES,
+    JSON, so that every pytest-xdist worker sees them). ValueError (French) for a malformed file."""
+    import json
+
+    import yaml
+
+    from popek.checks.cloud import names
+
+    path = Path(os.environ.get("POPEK_CONFIG") or "popek.yaml")
+    mapping = {}
+    if path.is_file() or os.environ.get("POPEK_CONFIG"):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ValueError(f"{path}{f' ligne {mark.line + 1}' if mark else ''} : illisible ({type(exc).__name__})") from None
+        mapping = names.parse(data, str(path))
+    given = os.environ.get("POPEK_COURSE_NAMES")
+    if given:
+        mapping.update(json.loads(given))
+    return mapping
+
+
 def embedded_clouds_yaml() -> Path:
     """clouds.yaml written by `popek cloud up`, with entries `popek` (member) and `popek-admin`."""
     return embedded_cloud_dir() / "clouds.yaml"

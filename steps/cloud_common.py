@@ -65,6 +65,10 @@ def cloud(request):
         if exc.named:
             pytest.fail(str(exc), pytrace=False)
         return Unreachable(f"pas de cloud joignable : {exc}")
+    try:
+        found.names = paths.course_names()     # the course's names as this cloud calls them (popek.yaml, --image…)
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)
     run_id, worker = run_identity(request.config)
     found.facts.update(run=run_id, prefix=f"popek-{run_id}-{worker}")
     ledger_mod.terminate_like_ctrl_c()      # CI cancelling the job (SIGTERM) cleans up as Ctrl-C does

@@ -6,7 +6,7 @@ import time
 import pytest
 from pytest_bdd import given, then, when
 
-from popek.checks.cloud import client, compute, probe
+from popek.checks.cloud import client, compute, names, probe
 from popek.steps.cloud_common import bootable
 
 
@@ -66,21 +66,23 @@ def no_private_key(conn, keypair):
     assert not getattr(stored, "private_key", None), "le cloud renvoie une clé privée"
 
 
-@given("le gabarit « small », l'image « Debian 13 » et le réseau « public » du cours")
-def course_names(conn, evidence):
-    missing = compute.course_names_missing(conn)
-    evidence.json("noms de la commande du cours", {"absents de ce cloud": missing})
+@given("le gabarit « small », l'image « Debian 13 » et le réseau « public » du cours", target_fixture="course_names")
+def course_names(cloud, evidence):
+    chosen, missing = names.resolve(cloud.conn, cloud.names)
+    evidence.json("noms de la commande du cours", {"noms de ce cloud": chosen, "absents de ce cloud": missing})
     if missing:
-        pytest.skip("ce cloud n'a pas " + ", ".join(missing) + " : la commande du cours ne s'y lance pas telle quelle")
+        pytest.skip(" ; ".join(missing))
+    return chosen
 
 
 @when("je lance la commande du cours avec le client openstack", target_fixture="course_server")
-def course_command(cloud, ledger, evidence):
-    line = "openstack " + " ".join(shlex.quote(a) for a in client.COURSE_SERVER_CREATE)
+def course_command(cloud, ledger, evidence, course_names):
+    args = names.server_create_args(course_names)
+    line = "openstack " + " ".join(shlex.quote(a) for a in args)
     entry = ledger.record("server", ledger.name("cours"))
     evidence.figure("commande", f"{line} {entry.name}")
     started = time.monotonic()
-    created = client.server_create_cli(cloud, entry.name, os.environ)
+    created = client.openstack_cli(cloud, [*args, entry.name, "-c", "id", "-c", "status"], os.environ)
     entry.id = created["id"]
     server = compute.wait_active(cloud.conn, cloud.conn.compute.get_server(entry.id), timeout=300)
     evidence.figure("création → ACTIVE", time.monotonic() - started, " s")

@@ -51,8 +51,11 @@ def cli_env(cloud, environ: Mapping[str, str]) -> dict:
     env = dict(environ)
     if cloud.choice.kind == "openrc":
         return env
-    for key in [k for k in env if k.startswith("OS_")]:
-        del env[key]
+    if cloud.choice.kind == "embedded":     # popek's default ignores the OS_* variables: so does its client
+        for key in [k for k in env if k.startswith("OS_")]:
+            del env[key]
+    # a named cloud keeps its OS_* variables: the client merges them into the entry as popek's loader did
+    # (an entry without password plus OS_PASSWORD); the file is the one that defines the entry
     path = config_file_for(cloud.choice.files, cloud.choice.cloud)
     if path is not None:
         env["OS_CLIENT_CONFIG_FILE"] = str(path)

@@ -341,6 +341,7 @@ class Cloud:
     admin_reason: Optional[str] = None
     embedded_root: Optional[Path] = None
     facts: dict = dataclasses.field(default_factory=dict)  # probes done once per session (dataplane…)
+    names: dict = dataclasses.field(default_factory=dict)  # {course name: this cloud's name} (names.py)
 
     @property
     def name(self) -> str:

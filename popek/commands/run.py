@@ -13,7 +13,12 @@ def register(sub):
     p = sub.add_parser("run", help="run the features (host, cloud, or both) and write the results")
     p.add_argument("area", nargs="?", choices=sorted(AREA_MODULES), help="only this area (default: all)")
     p.add_argument("--results", default=None, help="results directory (default ./popek-results)")
-    p.add_argument("--os-cloud", default=None, help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded cloud)")
+    p.add_argument("--os-cloud", default=None, help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded "
+                   "cloud); every other --os-* option of the openstack client is accepted too (--os-password…)")
+    p.add_argument("--flavor", default=None, help="this cloud's name for the course's flavor 'small'")
+    p.add_argument("--image", default=None, help="this cloud's name for the course's image 'Debian 13'")
+    p.add_argument("--net", default=None, help="this cloud's name for the course's network 'public' "
+                   "(or course-names: in ./popek.yaml)")
     p.add_argument("-n", dest="workers", default=None, help="parallel workers (pytest-xdist), e.g. 2 or auto")
     p.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this expression")
     p.add_argument("--claim", action="append", default=[], help="only scenarios tagged with this claim (repeatable)")
@@ -57,6 +62,23 @@ def check_named_cloud(os_cloud) -> None:
         raise UserError(str(exc), 2) from None
 
 
+def check_names(args) -> None:
+    """The course's names as this cloud calls them: --flavor/--image/--net handed down to the pytest
+    workers ($POPEK_COURSE_NAMES), and popek.yaml read once here so that a malformed one is one message."""
+    import json
+
+    from popek.checks.cloud import names
+    from popek.cli import UserError
+
+    given = names.from_options(args.flavor, args.image, args.net)
+    if given:
+        os.environ["POPEK_COURSE_NAMES"] = json.dumps(given)
+    try:
+        paths.course_names()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def ensure_embedded_cloud(args) -> str | None:
     """Start popek's embedded cloud when the cloud features will run against it (no cloud named by
     --os-cloud, OS_CLOUD or an openrc). Returns why it could not start, or None."""
@@ -98,6 +120,7 @@ def run(args) -> int:
     for stale in results.glob("figures*.json"):
         stale.unlink()
     if args.area in (None, "cloud"):
+        check_names(args)
         check_named_cloud(args.os_cloud)
     cloud_error = ensure_embedded_cloud(args)
     argv = pytest_args(args, results)

@@ -66,11 +66,14 @@ def test_the_embedded_cloud_is_found_beside_a_users_clouds_yaml(home, named):
     assert passed(results) >= 2
 
 
-def test_an_entry_without_password_takes_os_password(home, member):
+@pytest.mark.parametrize("how", ["OS_PASSWORD", "--os-password"])
+def test_an_entry_without_password_takes_os_password(home, member, how):
     results = home[0] / "r"
     secret = member["auth"]["password"]
-    proc = popek(home, "run", "cloud", "--os-cloud", "nopw", "-k", FEW, "--no-report", "--results", str(results),
-                 env={"OS_PASSWORD": secret})
+    given = {"env": {"OS_PASSWORD": secret}} if how == "OS_PASSWORD" else {}
+    options = ["--os-password", secret] if how == "--os-password" else []
+    proc = popek(home, "run", "cloud", "--os-cloud", "nopw", *options, "-k", FEW, "--no-report", "--results",
+                 str(results), **given)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert passed(results) >= 2
     written = "".join(p.read_text(errors="replace") for p in results.rglob("*") if p.is_file())
