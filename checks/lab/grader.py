@@ -113,12 +113,14 @@ class ClassGrading:
 
 
 def grade_class(lab: Lab, students: list[str], connect: Callable[[str], object], workers: int = 8,
-                explain: Callable[[BaseException], str] = lambda e: f"{type(e).__name__}: {e}") -> ClassGrading:
+                explain: Callable[[BaseException], str] = lambda e: f"{type(e).__name__}: {e}",
+                done: Callable[[str], None] = lambda student: None) -> ClassGrading:
     """Grade every student concurrently, each through its own connection.
 
     students: ids; connect(student) -> an authenticated Connection (raises when credentials fail);
     workers: threads (the cloud's APIs, not this CPU, are the limit); explain: the French reason of
-    a failure. A student who fails is in `errors`; the others are graded."""
+    a failure; done(student): called as each student is finished (progress). A student who fails is in
+    `errors`; the others are graded."""
     result = ClassGrading()
     t0 = time.perf_counter()
 
@@ -137,6 +139,7 @@ def grade_class(lab: Lab, students: list[str], connect: Callable[[str], object],
                 result.graded.append(fut.result())
             except Exception as exc:  # one student's broken credentials or project must not stop the class
                 result.errors[student] = explain(exc)
+            done(student)
     result.graded.sort(key=lambda g: g.submission.student)
     result.seconds = time.perf_counter() - t0
     return result

@@ -36,7 +36,11 @@ class Progress:
     @contextmanager
     def step(self, label: str):
         start = time.monotonic()
-        yield
+        getattr(self.log, "begin", lambda _label: None)(label)
+        try:
+            yield
+        finally:
+            getattr(self.log, "end", lambda _label: None)(label)
         self.log(f"[{time.monotonic() - self.t0:6.1f} s] {label} ({time.monotonic() - start:.1f} s)")
 
 

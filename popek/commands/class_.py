@@ -82,7 +82,10 @@ def provision(args) -> int:
         raise UserError(str(exc)) from None
     students, bad = _roster(args)
     admin = _admin(args)
-    report = classroom.provision(admin, students, Path(args.out), quota, args.prefix, args.workers, log=print)
+    from popek.progress import Counter
+
+    with Counter(len(students), "étudiants") as log:
+        report = classroom.provision(admin, students, Path(args.out), quota, args.prefix, args.workers, log=log)
     done = len(students) - len(report.problems)
     print(f"{done}/{len(students)} étudiant(s) prêts en {report.seconds:.1f} s ; identifiants dans {Path(args.out).resolve()} "
           f"(un dossier par étudiant ; clouds.yaml de la classe pour « popek lab grade --class »)")
@@ -96,7 +99,10 @@ def teardown(args) -> int:
     students, bad = _roster(args)
     admin = _admin(args)
     dry = not args.yes
-    plans, seconds = classroom.teardown(admin, students, args.prefix, dry_run=dry, workers=args.workers, log=print)
+    from popek.progress import Counter
+
+    with Counter(len(students), "étudiants") as log:
+        plans, seconds = classroom.teardown(admin, students, args.prefix, dry_run=dry, workers=args.workers, log=log)
     failed = [p for p in plans if p.problem]
     if dry:
         print(f"simulation : rien n'a été supprimé ({len(plans)} étudiant(s)) ; relancez avec --yes pour supprimer")

@@ -50,7 +50,10 @@ def cmd_up(args) -> int:
 
     state = _state()
     print(f"popek cloud up : état dans {state.root}", flush=True)
-    lifecycle.up(state, dataplane=not args.no_dataplane, log=lambda line: print(line, flush=True))
+    from popek.progress import Steps
+
+    with Steps() as log:        # a terminal shows each long step running (venv, image builds, databases)
+        lifecycle.up(state, dataplane=not args.no_dataplane, log=log)
     print(f"popek cloud up : `popek cloud env` pour s'en servir", flush=True)
     return 0
 

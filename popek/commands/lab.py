@@ -126,7 +126,10 @@ def grade(args) -> int:
     def explain(exc):
         return REDACT(str(exc) if isinstance(exc, CloudUnavailable) else f"{type(exc).__name__}: {exc}")
 
-    result = grader.grade_class(lab, students, open_conn, workers=args.workers, explain=explain)
+    from popek.progress import Counter
+
+    with Counter(len(students), "étudiants notés", count_lines=False) as bar:
+        result = grader.grade_class(lab, students, open_conn, workers=args.workers, explain=explain, done=bar.advance)
     out = Path(args.out) if args.out else paths.results_dir() / "lab" / lab.id
     try:
         written = grader.write_outputs(out, result)

@@ -152,8 +152,11 @@ def grade(args) -> int:
     banks = _banks(args)
     out = Path(args.out) if args.out else paths.results_dir() / "quiz"
     try:
-        result = report.grade_files([Path(a) for a in args.answers], banks, _secret(args), out,
-                                    visibility=args.gradescope_visibility)
+        from popek.progress import Counter
+
+        with Counter(len(args.answers), "copies corrigées", count_lines=False) as bar:
+            result = report.grade_files(bar.iterate([Path(a) for a in args.answers]), banks, _secret(args), out,
+                                        visibility=args.gradescope_visibility)
     except report.OutputNotOurs as exc:
         raise UserError(f"résultats non écrits : {exc}") from None
     except OSError as exc:
