@@ -3,7 +3,11 @@
 Install (apt, venv) and the image builds run side by side; then configuration (data, see config.py),
 the process table (services.py) stage by stage, the one-time setup steps (bootstrap.py) in between.
 A dataplane module, when present and asked for, changes the configuration and adds processes through
-the hooks documented in services.py.
+the hooks documented in services.py; its guests are fenced off the host by fence.py.
+
+`up` on a cloud that runs (any of its processes alive) repairs it in place: only the services found
+dead, frozen or not answering are restarted, in stage order, and a failure stops nothing else. Only
+`down` and `destroy` stop a cloud.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
-from popek.checks.localcloud import bootstrap, config, install, services
+from popek.checks.localcloud import bootstrap, config, fence, install, services
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.services import STAGES, Service
 from popek.checks.localcloud.state import CloudState
@@ -112,27 +116,36 @@ def _build_images(state: CloudState, log):
     return images.build_images(state.image_cache, log=lambda line: log(f"  images: {line}"))
 
 
-def up(state: CloudState, dataplane: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Bring the cloud up (install on first use); a no-op returning quickly when it already runs.
+def up(state: CloudState, dataplane: bool | None = True, log: Callable[[str], None] = print,
+       force: bool = False) -> dict:
+    """Bring the cloud up (install on first use); on a cloud that runs, repair it in place (`repair`).
 
-    state: where the cloud lives; dataplane: use checks/localcloud/dataplane.py when it exists;
-    log: receives one progress line per step. Returns the mode ({"dataplane": bool, "reason": str}).
-    On a failure every process started is stopped and CloudError names the culprit and its log.
+    state: where the cloud lives; dataplane: use checks/localcloud/dataplane.py when it exists (None:
+    the mode the cloud last ran in); log: receives one progress line per step; force: let a mode switch
+    delete servers popek did not make (else refused, naming them). Returns the mode ({"dataplane": bool,
+    "reason": str}). On a failure CloudError names the culprit and its log; every process this call
+    started is stopped then, unless the cloud was running before: a running cloud is never stopped.
     """
     with exclusive(state, log):
-        return _up(state, dataplane, log)
+        if dataplane is None:
+            dataplane = read_mode(state).get("dataplane", True)
+        return _up(state, dataplane, log, force)
 
 
-def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
+def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: bool = False) -> dict:
     mod, mode = _choose_mode(dataplane)
     current = read_mode(state)
+    was_running = False
     if current and state.venv.exists():
-        svc = table(state, dataplane_module() if current.get("dataplane") else None)
-        if running(state, svc):
-            if current.get("dataplane") != mode["dataplane"]:
-                raise CloudError(f"le cloud tourne déjà ({mode_label(current)}) ; `popek cloud down` d'abord "
-                                 "pour changer de mode")
-            log(f"le cloud tourne déjà ({mode_label(current)}) : rien à faire")
+        current_mod = dataplane_module() if current.get("dataplane") else None
+        svc = table(state, current_mod)
+        was_running = any(services.read_pid(state, s.name) is not None for s in svc)
+        if was_running and current.get("dataplane") != mode["dataplane"]:
+            raise CloudError(f"le cloud tourne déjà ({mode_label(current)}) ; `popek cloud down` d'abord "
+                             "pour changer de mode")
+        if was_running and state.marker("compute-mode").exists():
+            repair(state, current_mod, svc, log, label=mode_label(current))
+            _fence_up(current_mod, log)
             return current
     progress = Progress(log)
     state.mkdirs()
@@ -145,7 +158,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
         try:
             with progress.step("environnement Python des services (venv)"):
                 install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse)
-            _start_all(state, mod, mode, progress, log)
+            _start_all(state, mod, mode, progress, log, force)
             with progress.step("images (construction ou cache)"):
                 specs = image_job.result()
             with progress.step("ressources du cours (gabarits, images, réseaux, groupes de sécurité)"):
@@ -155,7 +168,10 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
                     bootstrap.dataplane_smoke(state)
         except BaseException as exc:
             image_job.cancel()
-            stop_all(state)
+            if was_running:  # someone's running cloud, only partly started: left as it is
+                log("échec : le cloud tournait déjà, il est laissé tel quel (seul `popek cloud down` l'arrête)")
+            else:
+                stop_all(state)
             from openstack import exceptions as sdk_exc
 
             if isinstance(exc, sdk_exc.SDKException):  # an API call of the setup failed: say which, no trace
@@ -166,7 +182,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None]) -> dict:
     return mode
 
 
-def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> None:
+def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, force: bool = False) -> None:
     with progress.step("configuration"):
         cfg = config.generate(state)
         if mod is not None:
@@ -180,6 +196,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
     if mod is not None:
         with progress.step("plan de données : préparation"):
             mod.prepare(state)
+        _fence_up(mod, log)
     svc = table(state, mod)
     nova = cfg["nova/nova.conf"]["DEFAULT"]
     for stage in STAGES:
@@ -187,7 +204,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log) -> N
         if stage == 2:
             since = bootstrap.utcnow()
         if stage == 3:
-            since = _before_compute(state, mode, nova, progress, since)
+            since = _before_compute(state, mode, nova, progress, since, force)
         with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
             for s in group:
                 if services.read_pid(state, s.name) is None:
@@ -210,7 +227,7 @@ def _compute_mode(mode: dict) -> str:
     return "dataplane" if mode["dataplane"] else "fake"
 
 
-def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progress, since):
+def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progress, since, force: bool = False):
     """What nova-compute needs before it starts: conductor and scheduler consuming their queues, a clean
     compute host after a mode switch (the marker says which mode compute last came up in), the fake
     driver's identity file. Returns the time from which its heartbeat counts."""
@@ -218,11 +235,106 @@ def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progres
         bootstrap.wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
     last = state.marker("compute-mode")
     if last.exists() and last.read_text().strip() != _compute_mode(mode):
+        foreign = servers_not_made_by_popek(state)
+        if foreign and not force:
+            raise CloudError(
+                f"changement de mode ({last.read_text().strip()} -> {_compute_mode(mode)}) refusé : il supprimerait "
+                f"{len(foreign)} instance(s) que popek n'a pas créées : {', '.join(foreign)} ; relancez avec "
+                "--force pour les supprimer, ou `popek cloud up` dans l'autre mode pour les garder")
         with progress.step("changement de mode : anciennes instances et hôte de calcul oubliés"):
             bootstrap.forget_compute(state)
     if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
         bootstrap.fake_compute_identity(state, nova["host"])
     return bootstrap.utcnow()
+
+
+def servers_not_made_by_popek(state: CloudState) -> list[str]:
+    """Servers of every project whose name is not popek's (`popek-…`): "name (id, projet …)"."""
+    conn = bootstrap.connect(state)
+    return [f"{s.name} ({s.id}, projet {s.project_id})" for s in conn.compute.servers(all_projects=True)
+            if not (s.name or "").startswith("popek-")]
+
+
+def _fence_up(mod, log) -> None:
+    """The guests' fence (fence.py) around the dataplane's interfaces; one line says it is in place."""
+    if mod is None:
+        return
+    try:
+        log(fence.apply(mod.fence_interfaces()))
+    except fence.FenceError as exc:
+        raise CloudError(str(exc)) from None
+
+
+#: How long a restarted service has to answer its health check during a repair.
+REPAIR_TIMEOUT = 60.0
+NOVA_RPC = ("nova-conductor", "nova-scheduler", "nova-compute")
+
+
+def diagnose(state: CloudState, svc: list[Service], probes: int = 3, timeout: float = 5.0) -> dict[str, str]:
+    """The services of `svc` that need a restart, with why (French): not running, frozen (a process of
+    its session is stopped, e.g. SIGSTOP: its listening socket still accepts, so only its state tells),
+    or not answering its health check `probes` times in a row, `timeout` s each (a one-worker API busy
+    with a long request answers late, not never: it must not be killed under a client's feet)."""
+    sick = {}
+    for s in svc:
+        pid = services.read_pid(state, s.name)
+        if pid is None:
+            sick[s.name] = "arrêté"
+        elif services.stopped_members(pid):
+            sick[s.name] = "figé (processus stoppé)"
+        elif not _answers(s, probes, timeout):
+            sick[s.name] = f"ne répond pas ({s.health})"
+    return sick
+
+
+def _answers(svc: Service, probes: int, timeout: float) -> bool:
+    for i in range(probes):
+        if services.healthy(svc, timeout):
+            return True
+        if i < probes - 1:
+            time.sleep(1.0)
+    return False
+
+
+def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> list[str]:
+    """Restart the services of a running cloud that `diagnose` finds sick, and only those: a frozen or
+    hung one is killed first (its whole session), then each is started again in stage order and must
+    answer its health check (nova's RPC services: report "up") before the next stage. Every other process,
+    and every guest, is left as it was. Returns the names restarted.
+
+    Raises CloudError naming the service that did not come back, with its log's last lines; that
+    service alone is stopped again (it is the one half-started), nothing else."""
+    sick = diagnose(state, svc)
+    if not sick:
+        log(f"le cloud tourne déjà ({label}) : rien à faire")
+        return []
+    t0 = time.monotonic()
+    log("cloud dégradé : " + ", ".join(f"{n} {why}" for n, why in sick.items())
+        + " ; réparation sur place (les autres processus et les instances ne sont pas touchés)")
+    services.kill_now(state, [n for n in sick if services.read_pid(state, n) is not None])
+    for stage in STAGES:
+        group = [s for s in svc if s.stage == stage and s.name in sick]
+        if not group:
+            continue
+        since = bootstrap.utcnow()
+        for s in group:
+            _check_port_free(s)
+            services.start(state, s)
+        try:
+            services.wait_healthy(state, group, timeout=REPAIR_TIMEOUT)
+            nova = {s.name: _alive(state, s.name) for s in group if s.name in NOVA_RPC}
+            if nova:
+                bootstrap.wait_nova(state, nova, since, timeout=REPAIR_TIMEOUT)
+        except CloudError as exc:
+            bad = [s for s in group if services.read_pid(state, s.name) is None or not services.healthy(s, 1.0)]
+            bad = bad or group
+            services.stop(state, [s.name for s in bad], grace=5)
+            raise CloudError(f"réparation impossible : {', '.join(s.name for s in bad)} ne redémarre pas ({exc}) ; "
+                             "les autres services tournent toujours.\n"
+                             + "\n".join(f"--- dernières lignes de {s.log} :\n{services.log_tail(s.log)}" for s in bad)) from None
+        log(f"[{time.monotonic() - t0:6.1f} s] redémarré(s) : {', '.join(s.name for s in group)}")
+    log(f"[{time.monotonic() - t0:6.1f} s] cloud réparé : {', '.join(sick)} ; {label}")
+    return list(sick)
 
 
 def _alive(state: CloudState, name: str):
@@ -247,6 +359,7 @@ def stop_all(state: CloudState) -> list[int]:
     left = services.sweep(state)
     if mod is not None:
         mod.teardown(state)
+    fence.remove()  # after the guests are gone; also when the mode was lost (a table of ours left behind)
     return left
 
 

@@ -9,9 +9,12 @@ from popek import paths
 def register(sub):
     p = sub.add_parser("cloud", help="the embedded OpenStack cloud (up, down, status, env, destroy)")
     cmds = p.add_subparsers(dest="cloud_command", metavar="ACTION", required=True)
-    up = cmds.add_parser("up", help="install on first use, then start every service (idempotent)")
+    up = cmds.add_parser("up", help="install on first use, then start every service; on a running cloud, restart "
+                                    "only the services that are down or do not answer (nothing else is stopped)")
     up.add_argument("--no-dataplane", action="store_true",
                     help="API-only cloud (fake compute driver) even when the dataplane module is present")
+    up.add_argument("--force", action="store_true",
+                    help="let a mode switch delete servers popek did not make (refused otherwise, naming them)")
     up.set_defaults(func=cmd_up)
     cmds.add_parser("down", help="stop every process of the embedded cloud").set_defaults(func=cmd_down)
     cmds.add_parser("status", help="each service: pid, health, log").set_defaults(func=cmd_status)
@@ -53,7 +56,7 @@ def cmd_up(args) -> int:
     from popek.progress import Steps
 
     with Steps() as log:        # a terminal shows each long step running (venv, image builds, databases)
-        lifecycle.up(state, dataplane=not args.no_dataplane, log=log)
+        lifecycle.up(state, dataplane=not args.no_dataplane, log=log, force=args.force)
     print(f"popek cloud up : `popek cloud env` pour s'en servir", flush=True)
     return 0
 
@@ -87,6 +90,10 @@ def cmd_status(args) -> int:
     mod = lifecycle.dataplane_module()
     if mod is not None and hasattr(mod, "status"):
         print(f"plan de données : {mod.status(state)}")
+    if mode.get("dataplane"):
+        from popek.checks.localcloud import fence
+
+        print(fence.status())
     if not rows:
         print("aucun service démarré (`popek cloud up`)")
         return 3

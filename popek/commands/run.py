@@ -97,7 +97,9 @@ def ensure_embedded_cloud(args) -> str | None:
     from popek.checks.localcloud.state import CloudState
 
     try:
-        lifecycle.up(CloudState(paths.embedded_cloud_dir()), log=lambda line: print(f"popek cloud up : {line}", flush=True))
+        # dataplane=None: the mode the cloud last ran in (a running cloud is repaired, never switched)
+        lifecycle.up(CloudState(paths.embedded_cloud_dir()), dataplane=None,
+                     log=lambda line: print(f"popek cloud up : {line}", flush=True))
     except CloudError as exc:
         print(f"popek: le cloud embarqué n'a pas démarré : {exc}", flush=True)
         return str(exc)
