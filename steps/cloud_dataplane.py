@@ -12,7 +12,10 @@ SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, 
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
 #: A cloud-init first boot under TCG: two vCPUs halve it (importing cloud-init's Python dominates).
 CLOUD_INIT_VCPUS = 2
-HEARTBEAT = "popek_heartbeat"  # image property: the prefix of the guest's console heartbeat
+HEARTBEAT = "popek_heartbeat"
+#: Seconds a floating IP may keep leading to its old instance after the API moved it (the L3 agent
+#: rewrites its NAT within seconds).
+MOVE_GRACE = 60  # image property: the prefix of the guest's console heartbeat
 
 
 @given("la paire de clés du run, importée depuis une clé générée ici", target_fixture="key")
@@ -204,10 +207,33 @@ def allow_icmp(conn, ledger, firewall):
 
 
 @then(parsers.parse("le ping passe mais SSH reste bloqué (délai {timeout:d} s)"))
-def ping_only(guest, timeout):
+def ping_only(conn, firewall, guest, timeout, evidence):
     address = guest["address"]
-    assert traffic.wait_until(lambda: traffic.ping(address, timeout), 60), "le ping reste bloqué malgré la règle ICMP"
+    if not traffic.wait_until(lambda: traffic.ping(address, timeout), 60):
+        raise AssertionError("le ping reste bloqué malgré la règle ICMP (60 s) ; "
+                             + _why_no_ping(conn, firewall["group"], guest, evidence))
     assert traffic.blocked(lambda: traffic.tcp_open(address, 22, timeout), guest["alive"]), "SSH passe sans règle SSH"
+
+
+def _why_no_ping(conn, group, guest, evidence) -> str:
+    """Where a ping that a rule allows is lost: the guest itself (not alive), the group (its rules as the
+    API has them), or the way to its floating IP (the fixed address answers from the DHCP namespace)."""
+    rules = secgroups.rules_of(conn, group)
+    evidence.json("règles du groupe au moment de l'échec", rules)
+    icmp = [r for r in rules if r["direction"] == "ingress" and r["protocol"] in ("icmp", "1")]
+    port = network.server_port(conn, guest["server"])
+    fixed = port.fixed_ips[0]["ip_address"]
+    inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)
+    evidence.text("console de l'instance", compute.console_log(conn, guest["server"], length=60))
+    alive = guest["alive"]()
+    said = [f"règle ICMP en entrée dans le groupe : {'oui' if icmp else 'NON'}",
+            f"instance {'vivante (battement de cœur récent)' if alive else 'NON prouvée vivante'}"]
+    if inside is True:
+        said.append(f"son adresse fixe {fixed} répond au ping depuis l'espace de noms DHCP : le groupe laisse passer, "
+                    f"c'est le chemin vers l'IP flottante {guest['address']} qui perd le ping (L3/NAT)")
+    elif inside is False:
+        said.append(f"son adresse fixe {fixed} ne répond pas non plus depuis l'espace de noms DHCP")
+    return " ; ".join(said)
 
 
 @when("je remets la règle SSH")
@@ -271,7 +297,7 @@ def move_fip(conn, guest, second):
 
 @then("SSH sur la même adresse arrive sur la seconde instance")
 def lands_on_second(guest, second, key, evidence):
-    seen = []
+    seen, elsewhere = [], []
 
     def on_second():
         try:
@@ -280,7 +306,13 @@ def lands_on_second(guest, second, key, evidence):
             seen.append(type(exc).__name__)
             return False
         seen.append(out)
-        return f" {second['fixed']}/" in out
+        if f" {second['fixed']}/" in out:
+            return True
+        elsewhere.append(time.monotonic())  # SSH answers, from another guest: the move did not happen
+        if elsewhere[-1] - elsewhere[0] > MOVE_GRACE:
+            raise AssertionError(f"SSH via {guest['address']} arrive toujours, {MOVE_GRACE} s après le déplacement, "
+                                 f"sur une autre instance que la seconde ({second['fixed']}) : {out.strip()[:300]}")
+        return False
     assert traffic.wait_until(on_second, SSH_BOOT_TIMEOUT, interval=2), \
         f"SSH via {guest['address']} n'arrive pas sur {second['fixed']} (dernier vu : {seen[-1:]})"
     evidence.text("adresses vues par SSH après le déplacement", seen[-1])

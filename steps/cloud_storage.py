@@ -1,16 +1,51 @@
 """Glue for features/cloud/stockage.feature -> popek.checks.cloud.storage."""
 import hashlib
 import os
+import shlex
 
+import pytest
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import storage
+from popek.checks.cloud import storage, traffic
 from popek.steps.cloud_common import shared_pair
+from popek.steps.cloud_dataplane import _image, _reach
 
 
-@given("deux instances du run", target_fixture="servers")
-def two_servers(shared):
-    return shared_pair(shared)
+@given("deux instances du run, joignables par SSH sur une IP flottante", target_fixture="servers")
+def two_servers(cloud, conn, ledger, shared, evidence):
+    pair = shared_pair(shared)
+    routed, access = shared.routed(), shared.access()
+    if routed is None:
+        pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante pour entrer dans les instances")
+    guests = [_reach(conn, ledger, routed, access, s, _image(conn, s), access["group"], evidence,
+                     since="IP flottante associée", cloud=cloud) for s in pair]
+    for guest in guests:
+        guest["run"] = _root_shell(guest, access["private"])
+    return _Pair(pair, guests)
+
+
+class _Pair(list):
+    """The run's two servers, with their SSH access (`guests`, one dict each) and what was written."""
+
+    def __init__(self, servers, guests):
+        super().__init__(servers)
+        self.guests, self.written = guests, None
+
+
+def _root_shell(guest, private):
+    """Run a command as root in the guest: as its user when that is root or has sudo, else as root (the
+    embedded cloud's tiny image has no sudo and takes the key for root too)."""
+    user = [guest["user"]]
+
+    def run(command: str) -> str:
+        wrapped = (f"if [ \"$(id -u)\" = 0 ]; then sh -c {shlex.quote(command)}; elif command -v sudo >/dev/null; "
+                   f"then sudo -n sh -c {shlex.quote(command)}; else exit 97; fi")
+        status, out = traffic.ssh_run(guest["address"], user[0], private, wrapped, timeout=60)
+        if status == 97 and user[0] != "root":
+            user[0] = "root"
+            return run(command)
+        return out
+    return run
 
 
 @given(parsers.parse("un volume de {size:d} Gio"), target_fixture="volume")
@@ -32,6 +67,20 @@ def in_use_first(conn, servers, volume, attached):
     assert str(attached["device"]).startswith("/dev/"), f"périphérique {attached['device']!r}"
     seen = storage.wait_attachment_listed(conn, servers[0], volume.id)
     assert volume.id in [a.volume_id for a in seen], "Nova ne liste pas le volume parmi les disques de l'instance"
+
+
+@then("la première instance voit un disque brut de la taille du volume")
+def guest_sees_disk(servers, volume, evidence):
+    name, size = storage.guest_disk(servers.guests[0]["run"], volume.id)
+    servers.guests[0]["disk"] = name
+    evidence.json("disque vu dans la 1re instance", {"périphérique": f"/dev/{name}", "taille (octets)": size})
+    assert size == volume.size * 2**30, f"/dev/{name} fait {size} octets, le volume {volume.size} Gio"
+
+
+@when(parsers.parse("j'écris depuis la première instance {mib:d} Mio de données aléatoires sur ce disque"))
+def write_data(servers, volume, mib, evidence):
+    servers.written = (storage.write_random(servers.guests[0]["run"], servers.guests[0]["disk"], mib), mib)
+    evidence.figure("SHA-256 écrit par la 1re instance", servers.written[0])
 
 
 @when("je détache le volume")
@@ -57,6 +106,19 @@ def same_volume(conn, servers, volume, attached, evidence):
                              "attachements": storage.attachments(conn, volume)})
     assert (again.id, again.size, again.name) == (volume.id, volume.size, volume.name)
     assert [a["server_id"] for a in storage.attachments(conn, volume)] == [servers[1].id]
+
+
+@then("la seconde instance relit sur son disque les données écrites par la première")
+def read_back(servers, volume, evidence):
+    run = servers.guests[1]["run"]
+    name, size = storage.guest_disk(run, volume.id)
+    digest, mib = servers.written
+    got = storage.read_digest(run, name, mib)
+    evidence.json("relu par la 2de instance", {"périphérique": f"/dev/{name}", "taille (octets)": size,
+                                              "SHA-256": got, "attendu": digest})
+    assert got == digest, (f"la seconde instance relit sur /dev/{name} d'autres données que celles écrites par la "
+                           f"première : SHA-256 {got[:16]}… au lieu de {digest[:16]}… ({mib} Mio)")
+    assert size == volume.size * 2**30, f"/dev/{name} fait {size} octets dans la seconde instance"
 
 
 @given("un conteneur créé par une requête HTTP PUT", target_fixture="bucket")

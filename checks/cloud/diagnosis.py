@@ -32,6 +32,9 @@ DHCP_GRACE = {"tiny": 75.0, "cloud-init": 170.0}
 METADATA_GRACE = {"tiny": 25.0, "cloud-init": 60.0}
 #: Seconds the guest may say it is ready while SSH through its floating IP does not answer.
 SSH_GRACE = 60.0
+#: Seconds the guest may say it is ready while its SSH server refuses the pair's key (the key is in place
+#: before the guest says it is ready: only a moment for the SSH server to start).
+KEY_GRACE = 15.0
 
 
 @dataclasses.dataclass
@@ -146,10 +149,10 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
             return Unreachable("metadata", "le service de metadata ne répond pas (169.254.169.254) : l'instance a "
                                            f"{lease}, sans réponse des metadata ; console : {_quote(seen.lines)}")
         return None
-    if since_ready is not None and since_ready > SSH_GRACE:
-        if last_ssh == "key-refused":
-            return Unreachable("keypair", f"la clé de la paire est refusée par l'instance, prête depuis "
-                                          f"{since_ready:.0f} s (le serveur SSH de {obs.address} répond)")
+    if since_ready is not None and since_ready > KEY_GRACE and last_ssh == "key-refused":
+        return Unreachable("keypair", f"la clé de la paire est refusée par l'instance, prête depuis "
+                                      f"{since_ready:.0f} s (le serveur SSH de {obs.address} répond)")
+    if since_ready is not None and since_ready > SSH_GRACE and last_ssh != "key-refused":
         fixed = obs.fixed_answers()
         where = f"l'instance est prête depuis {since_ready:.0f} s (console : {_quote(seen.lines[-2:])})"
         if fixed is True:
@@ -193,24 +196,35 @@ def watch(obs: Observer, timeout: float, interval: float = 2.0,
         sleep(interval)
 
 
-def netns_tcp(namespace: str, address: str, port: int = 22, timeout: float = 3.0) -> Optional[bool]:
-    """Whether address:port accepts a TCP connection from inside network namespace `namespace` (e.g.
-    Neutron's qdhcp-<network id>); None when that namespace cannot be entered from here (not root, not
-    the cloud's network node)."""
+def _in_netns(namespace: str, argv: list[str], timeout: float) -> Optional[int]:
+    """Exit status of `argv` run inside network namespace `namespace`; None when that namespace cannot
+    be entered from here (not root, not the cloud's network node) or the command could not run."""
     try:
         namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     if namespace not in namespaces.split():
         return None
-    probe = (f"import socket,sys\ntry:\n socket.create_connection(('{address}',{int(port)}),{timeout}).close()\n"
-             "except OSError:\n sys.exit(1)")
-    import sys
     try:
-        done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", probe],
-                              capture_output=True, timeout=timeout + 10)
+        return subprocess.run(["ip", "netns", "exec", namespace, *argv], capture_output=True,
+                              timeout=timeout + 10).returncode
     except (OSError, subprocess.SubprocessError):
         return None
-    if done.returncode not in (0, 1):
-        return None
-    return done.returncode == 0
+
+
+def netns_tcp(namespace: str, address: str, port: int = 22, timeout: float = 3.0) -> Optional[bool]:
+    """Whether address:port accepts a TCP connection from inside network namespace `namespace` (e.g.
+    Neutron's qdhcp-<network id>); None when that cannot be probed from here."""
+    import sys
+
+    probe = (f"import socket,sys\ntry:\n socket.create_connection(('{address}',{int(port)}),{timeout}).close()\n"
+             "except OSError:\n sys.exit(1)")
+    status = _in_netns(namespace, [sys.executable, "-c", probe], timeout)
+    return None if status not in (0, 1) else status == 0
+
+
+def netns_ping(namespace: str, address: str, timeout: float = 2.0) -> Optional[bool]:
+    """Whether `address` answers one ICMP echo from inside network namespace `namespace`; None when that
+    cannot be probed from here."""
+    status = _in_netns(namespace, ["ping", "-n", "-c", "1", "-W", str(max(1, int(timeout))), address], timeout)
+    return None if status not in (0, 1) else status == 0

@@ -49,6 +49,55 @@ def wait_attachment_listed(conn, server, volume_id: str, timeout: float = 30) ->
         time.sleep(0.5)
 
 
+#: Shell run inside a guest: "NAME SECTORS" of the block device whose serial is SERIAL (virtio-blk shows the
+#: first 20 characters of the Cinder volume id as /sys/block/vdX/serial), nothing while it is not there.
+GUEST_FIND_DISK = ("for d in /sys/block/*; do [ \"$(cat $d/serial 2>/dev/null)\" = '{serial}' ] && "
+                   "echo ${{d##*/}} $(cat $d/size); done; true")
+#: Every block device of the guest: "NAME SECTORS SERIAL" (for a failure's message).
+GUEST_LIST_DISKS = "for d in /sys/block/*; do echo ${d##*/} $(cat $d/size) $(cat $d/serial 2>/dev/null); done"
+#: Write `blocks` × 64 KiB of random bytes at the start of /dev/DEV, flushed to the device, then hash what
+#: the device holds there (read back from the device, not from memory of what was written).
+GUEST_WRITE = ("dd if=/dev/urandom of=/dev/{dev} bs=65536 count={blocks} conv=fsync 2>/dev/null && sync && "
+               "echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; dd if=/dev/{dev} bs=65536 count={blocks} 2>/dev/null "
+               "| sha256sum")
+GUEST_READ = "dd if=/dev/{dev} bs=65536 count={blocks} 2>/dev/null | sha256sum"
+
+
+def guest_disk(run, volume_id: str, timeout: float = 60.0) -> tuple[str, int]:
+    """The guest's block device for `volume_id`: (name, size in bytes), once the hot-plugged disk shows up.
+
+    run: runs a shell command in the guest and returns its output (SSH). Raises AssertionError when the
+    guest sees no disk with that serial within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = run(GUEST_FIND_DISK.format(serial=volume_id[:20])).split()
+        if len(out) >= 2 and out[1].isdigit():
+            return out[0], int(out[1]) * 512
+        if time.monotonic() > deadline:
+            seen = run(GUEST_LIST_DISKS).strip().replace("\n", " ; ")
+            raise AssertionError(f"l'instance ne voit aucun disque de numéro de série {volume_id[:20]} "
+                                 f"({timeout:.0f} s après l'attachement) ; ses disques : {seen or 'aucun'}")
+        time.sleep(2)
+
+
+def _digest(out: str) -> str:
+    token = (out.split() or [""])[0]
+    if len(token) != 64:
+        raise AssertionError(f"empreinte SHA-256 illisible depuis l'instance : {out[:200]!r}")
+    return token
+
+
+def write_random(run, device: str, mib: int = 1) -> str:
+    """Write `mib` MiB of random bytes at the start of /dev/<device> from inside the guest; returns the
+    SHA-256 of what the device then holds there."""
+    return _digest(run(GUEST_WRITE.format(dev=device, blocks=16 * mib)))
+
+
+def read_digest(run, device: str, mib: int = 1) -> str:
+    """SHA-256 of the first `mib` MiB of /dev/<device>, read inside the guest."""
+    return _digest(run(GUEST_READ.format(dev=device, blocks=16 * mib)))
+
+
 class ObjectStore:
     """Swift spoken in plain HTTP with `requests` (the course: "accessible via une API HTTP").
 

@@ -264,7 +264,9 @@ def _extlinux_conf(kernel: str, initrd: str, append: str) -> str:
 TINY_PACKAGES = ("busybox-static", "dropbear-bin", "libc6", "libcrypt1", "libtomcrypt1", "libtommath1",
                  "libgmp10", "zlib1g")
 #: Modules /init loads (with their dependencies); the rest of virtio is built into the cloud kernel.
-TINY_MODULES = ("virtio_net",)
+#: virtio_blk: the boot disk needs none (extlinux hands the kernel its initramfs), but an attached Cinder
+#: volume must show up as /dev/vdX for the guest to write and read it (C15, C23).
+TINY_MODULES = ("virtio_net", "virtio_blk")
 
 TINY_INIT = r"""#!/bin/busybox sh
 # popek-tiny: network up by DHCP, identity and key from the metadata service, then dropbear.
