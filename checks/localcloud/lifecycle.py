@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 from popek.checks.localcloud import bootstrap, config, fence, install, services
@@ -132,8 +133,26 @@ def up(state: CloudState, dataplane: bool | None = True, log: Callable[[str], No
         return _up(state, dataplane, log, force)
 
 
+def protect_logs(state: CloudState) -> None:
+    """The log directory readable by its owner only, and no password left in a setup log: an install made
+    by an older popek logged nova-manage's command line, MariaDB password included, in a 0644 file."""
+    logs = state.root / "log"
+    if not logs.is_dir():
+        return
+    logs.chmod(0o700)
+    values = [v for v in state.passwords().values() if v] if state.secrets_file.exists() else []
+    for path in logs.glob("setup-*.log"):
+        text = path.read_text(errors="replace")
+        if any(v in text for v in values):
+            from popek.checks.secrets import REDACT
+
+            config.write_private(path, REDACT(text))
+        path.chmod(0o600)
+
+
 def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: bool = False) -> dict:
     mod, mode = _choose_mode(dataplane)
+    protect_logs(state)
     current = read_mode(state)
     was_running = False
     if current and state.venv.exists():
@@ -316,7 +335,9 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
         group = [s for s in svc if s.stage == stage and s.name in sick]
         if not group:
             continue
-        since = bootstrap.utcnow()
+        # A nova heartbeat counts from the second after the restart (nova stores whole seconds and
+        # wait_nova allows 2 s of slack for it): the killed process's last one must not pass for the new one's.
+        since = bootstrap.utcnow().replace(microsecond=0) + timedelta(seconds=3)
         for s in group:
             _check_port_free(s)
             services.start(state, s)

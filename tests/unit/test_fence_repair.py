@@ -56,7 +56,7 @@ def test_diagnose_tells_alive_frozen_dead_and_deaf_apart(state):
     os.kill(services.read_pid(state, "frozen"), signal.SIGSTOP)
     os.kill(services.read_pid(state, "dead"), signal.SIGKILL)
     time.sleep(0.3)
-    sick = lifecycle.diagnose(state, table, probes=2)
+    sick = lifecycle.diagnose(state, table, probes=2, timeout=0.5)
     assert set(sick) == {"frozen", "dead", "deaf", "never"}
     assert sick["frozen"].startswith("figé") and sick["dead"] == "arrêté" and sick["never"] == "arrêté"
     assert sick["deaf"].startswith("ne répond pas")
@@ -74,3 +74,15 @@ def test_log_tail_is_short_and_redacted(state):
     log.write_text("".join(f"line {i}\n" for i in range(100)) + "password=tail-secret-8812\n")
     tail = services.log_tail(str(log), lines=3)
     assert tail.splitlines() == ["line 98", "line 99", "password=***"]
+
+
+def test_an_old_setup_log_loses_its_password_and_its_other_readers(tmp_path):
+    state = CloudState(tmp_path / "cloud")
+    state.mkdirs()
+    password = state.passwords()["mariadb_nova"]
+    old = state.log("setup-nova")
+    old.write_text(f"--- popek: nova-manage cell_v2 map_cell0 --database_connection mysql://nova:{password}@x/y\nok\n")
+    old.chmod(0o644)
+    lifecycle.protect_logs(state)
+    assert password not in old.read_text() and "mysql://nova:***@x/y" in old.read_text()
+    assert old.stat().st_mode & 0o777 == 0o600 and (state.root / "log").stat().st_mode & 0o777 == 0o700
