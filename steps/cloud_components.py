@@ -15,7 +15,11 @@ def read_wiring(cloud, evidence):
 def nova_on_mariadb(wiring, evidence):
     dbs = [r for r in wiring if r["service"] == "nova" and r["rôle"] == "base de données"]
     assert dbs and all(r["scheme"].startswith("mysql") for r in dbs), f"bases de Nova : {dbs}"
-    version = components.mysql_greeting(dbs[0]["socket"], dbs[0]["host"], dbs[0]["port"] or 3306)
+    where = dbs[0]["socket"] or f"{dbs[0]['host']}:{dbs[0]['port'] or 3306}"
+    try:
+        version = components.mysql_greeting(dbs[0]["socket"], dbs[0]["host"], dbs[0]["port"] or 3306)
+    except OSError as exc:
+        raise AssertionError(f"la base de Nova ne répond pas à {where} : {type(exc).__name__} {exc}") from None
     evidence.figure("serveur SQL de Nova", version)
     assert "mariadb" in version.lower(), f"le serveur SQL se présente comme {version!r}"
 
@@ -24,7 +28,11 @@ def nova_on_mariadb(wiring, evidence):
 def rabbit(wiring, evidence):
     buses = [r for r in wiring if r["rôle"] == "bus de messages"]
     assert buses and all(r["scheme"] == "rabbit" for r in buses), f"bus : {buses}"
-    hello = components.amqp_greeting(buses[0]["host"], buses[0]["port"] or 5672)
+    host, port = buses[0]["host"], buses[0]["port"] or 5672
+    try:
+        hello = components.amqp_greeting(host, port)
+    except OSError as exc:
+        raise AssertionError(f"le bus de messages ne répond pas à {host}:{port} : {type(exc).__name__} {exc}") from None
     evidence.figure("bus de messages", f"{hello.get('product')} {hello.get('version')}")
     assert hello.get("product") == "RabbitMQ", f"le broker se présente comme {hello}"
 

@@ -13,8 +13,16 @@ TINY_MARKER = "popek_ready_marker"
 
 
 def images(conn) -> list:
-    """Active images the project can boot."""
-    return [i for i in conn.image.images() if i.status == "active"]
+    """Active images the project can boot; AssertionError naming the image API's catalog address when
+    it does not answer (the SDK alone says "exists but does not have any supported versions")."""
+    from keystoneauth1 import exceptions as ks
+    from openstack import exceptions as sdk_exc
+
+    try:
+        return [i for i in conn.image.images() if i.status == "active"]
+    except (sdk_exc.NotSupported, ks.ConnectFailure, ks.ConnectTimeout, ks.DiscoveryFailure) as exc:
+        raise AssertionError(f"le service d'images (Glance) ne répond pas à son adresse du catalogue "
+                             f"{conn.endpoint_for('image')} : {type(exc).__name__} : {exc}") from None
 
 
 def pick_image(conn, cloud_init: bool = False):
@@ -142,7 +150,11 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
         kwargs["user_data"] = base64.b64encode(user_data.encode()).decode()
     if security_groups:
         kwargs["security_groups"] = [{"name": g} for g in security_groups]
-    server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
+    from openstack import exceptions as sdk_exc
+    try:
+        server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
+    except sdk_exc.HttpException as exc:  # refused by the API (quota, policy, bad request): the verdict says why
+        raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {exc.details or exc}") from None
     if wait:
         server = wait_active(conn, server, timeout)
     return server
