@@ -67,6 +67,13 @@ class Leftover(Exception):
     """A deletion asked for but not finished when the wait ended: the resource is still there."""
 
 
+def _service_absent(exc: BaseException) -> bool:
+    """The cloud has no such service: not in its catalog, or disabled by its configuration."""
+    from openstack import exceptions as sdk_exc
+    return isinstance(exc, (sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException, sdk_exc.NotSupported)) \
+        or "endpoint" in str(exc).lower()
+
+
 def _not_found(exc: BaseException) -> bool:
     from openstack import exceptions as sdk_exc
     return isinstance(exc, sdk_exc.NotFoundException)
@@ -374,7 +381,12 @@ class Ledger:
                     servers_asked = True
                     self._ask_servers_gone()
                 try:
-                    ids = [entry.id] if entry.id else (_find(self.conn, entry.kind, entry.name) if entry.name else [])
+                    try:
+                        ids = [entry.id] if entry.id else (_find(self.conn, entry.kind, entry.name) if entry.name else [])
+                    except Exception as exc:
+                        if not _service_absent(exc):
+                            raise
+                        ids = []    # recorded, but its service is absent: nothing was created
                     for one in ids:
                         DELETERS[entry.kind](self.conn, dataclasses.replace(entry, id=one), self.timeout)
                     entry.done = True
@@ -408,8 +420,8 @@ def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER
         try:
             listing = list_dated(conn, kind)
         except Exception as exc:
-            if isinstance(exc, sdk_exc.EndpointNotFound) or "endpoint" in str(exc).lower():
-                continue  # this cloud has no such service
+            if _service_absent(exc):
+                continue  # this cloud has no such service (or its configuration disables it)
             raise
         for r_id, r_name, created in listing:
             match = NAME_RE.match(r_name or "")

@@ -1,4 +1,5 @@
-"""The cloud's needs (`@needs:cloud`, `@needs:admin`, `@needs:dataplane`, `@needs:embedded`): each takes the
+"""The cloud's needs (`@needs:cloud`, `@needs:admin`, `@needs:dataplane`, `@needs:embedded`, `@needs:volume`,
+`@needs:object-store`): each takes the
 `cloud` fixture's value, a `connection.Cloud` or an `Unreachable`, and returns None or the French reason.
 
 Registered in popek.checks.needs' table when this module is imported (popek.checks.needs imports it)."""
@@ -51,3 +52,29 @@ def need_dataplane(cloud):
         except Exception as exc:  # the probe itself could not run: that is the reason, once for the session
             cloud.facts["dataplane"] = f"plan de données impossible à établir : {type(exc).__name__}: {str(exc)[:160]}"
     return cloud.facts["dataplane"]
+
+
+def _service(cloud, service_type: str, label: str):
+    """None when the cloud offers `service_type`, else why not: disabled in its configuration (clouds.yaml
+    `has_block_storage: false`…) or absent from its catalog (a cloud without Cinder or Swift)."""
+    if _unreachable(cloud):
+        return _unreachable(cloud)
+    if not cloud.conn.config.has_service(service_type):
+        return f"le service {label} ({service_type}) est désactivé dans la configuration du cloud ({cloud.choice.describe()})"
+    try:
+        url = cloud.conn.endpoint_for(service_type)
+    except Exception:  # keystoneauth's EndpointNotFound and kin: no such service to use
+        url = None
+    if not url:
+        return f"le catalogue de ce cloud n'a pas de service {label} ({service_type})"
+    return None
+
+
+@requirement("volume")
+def need_volume(cloud):
+    return _service(cloud, "block-storage", "de volumes (Cinder)")
+
+
+@requirement("object-store")
+def need_object_store(cloud):
+    return _service(cloud, "object-store", "de stockage objet (Swift)")

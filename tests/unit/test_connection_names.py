@@ -98,3 +98,16 @@ def test_a_malformed_popek_yaml_is_one_line(isolated):
     proc = run_popek("run", "cloud", "--results", str(tmp / "r"), "--no-cloud-up", cwd=tmp, env=env)
     assert proc.returncode != 0 and "« tiny » n'est pas un nom du cours" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_service_disabled_or_absent_is_a_true_skip_reason():
+    from popek.checks.cloud import needs
+    from popek.checks.cloud.connection import Choice
+
+    def cloud(enabled, url):
+        conn = types.SimpleNamespace(config=types.SimpleNamespace(has_service=lambda t: enabled),
+                                     endpoint_for=lambda t: url)
+        return types.SimpleNamespace(conn=conn, choice=Choice("os-cloud", "x", (), True))
+    assert "désactivé" in needs.need_volume(cloud(False, "http://v"))
+    assert "n'a pas de service de stockage objet" in needs.need_object_store(cloud(True, None))
+    assert needs.need_volume(cloud(True, "http://cinder/v3")) is None

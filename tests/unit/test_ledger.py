@@ -279,3 +279,15 @@ def test_a_sigterm_during_cleanup_waits_for_the_cleanup_to_end():
     with pytest.raises(KeyboardInterrupt):
         book.cleanup()
     assert [e.done for e in book.entries] == [True, True]
+
+
+def test_a_disabled_service_is_no_leftover_for_the_cleanup_nor_the_sweep(monkeypatch):
+    def listing(conn, kind):
+        if kind == "volume":
+            raise sdk_exc.ServiceDisabledException("Service 'block-storage' is disabled")
+        return []
+    monkeypatch.setattr(ledger_mod, "list_dated", listing)
+    book = Ledger(Conn(), PREFIX)
+    book.record("volume", PREFIX + "-vol-1")        # recorded before a create that could not happen
+    assert book.cleanup() == [] and book.entries[0].done
+    assert ledger_mod.orphans(Conn(), None) == []
