@@ -86,3 +86,25 @@ def test_an_old_setup_log_loses_its_password_and_its_other_readers(tmp_path):
     lifecycle.protect_logs(state)
     assert password not in old.read_text() and "mysql://nova:***@x/y" in old.read_text()
     assert old.stat().st_mode & 0o777 == 0o600 and (state.root / "log").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_mode_switch_that_would_delete_foreign_servers_refuses_unless_forced(tmp_path, monkeypatch):
+    from popek.checks.localcloud import bootstrap
+    from popek.checks.localcloud.errors import CloudError
+
+    state = CloudState(tmp_path / "cloud")
+    state.mkdirs()
+    state.marker("compute-mode").write_text("fake\n")
+    forgotten = []
+    monkeypatch.setattr(bootstrap, "wait_nova", lambda *a, **k: None)
+    monkeypatch.setattr(bootstrap, "forget_compute", lambda st: forgotten.append(st))
+    monkeypatch.setattr(lifecycle, "servers_not_made_by_popek", lambda st: ["vm-de-prof (1234, projet demo)"])
+    progress = lifecycle.Progress(lambda line: None)
+    with pytest.raises(CloudError) as refused:
+        lifecycle._before_compute(state, {"dataplane": True}, {"compute_driver": "libvirt.LibvirtDriver"}, progress,
+                                  None, force=False)
+    assert "vm-de-prof (1234, projet demo)" in str(refused.value) and "--force" in str(refused.value)
+    assert forgotten == []
+    lifecycle._before_compute(state, {"dataplane": True}, {"compute_driver": "libvirt.LibvirtDriver"}, progress,
+                              None, force=True)
+    assert forgotten == [state]
