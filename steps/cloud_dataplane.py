@@ -46,7 +46,7 @@ def _reach(conn, ledger, routed, key, server, image, group, evidence, timeout=SS
         try:
             diagnosis.watch(obs, timeout)
         except diagnosis.Unreachable as exc:
-            if exc.component != "dhcp" or obs.kind != "tiny":
+            if exc.component != "dhcp" or obs.kind != "tiny" or "neutron-dhcp-agent" in _dead_agents(cloud):
                 raise
             # userspace OVS can leave a new tap down (compute.lease_or_reboot says how): one hard reboot
             evidence.text("incident du plan de données (contourné)", f"{exc}\n→ redémarrage forcé de l'instance")
@@ -57,7 +57,9 @@ def _reach(conn, ledger, routed, key, server, image, group, evidence, timeout=SS
     except diagnosis.Unreachable as exc:
         evidence.text("console de l'instance (SSH impossible)", console.full())
         _agent_state(cloud, evidence)
-        raise AssertionError(f"{exc} [constaté {time.monotonic() - started:.0f} s après : {since}]") from None
+        dead = _dead_agents(cloud)
+        said = f" ; agents Neutron hors service (API admin) : {', '.join(dead)}" if dead else ""
+        raise AssertionError(f"{exc}{said} [constaté {time.monotonic() - started:.0f} s après : {since}]") from None
     evidence.figure(f"{since} → SSH prêt", round(time.monotonic() - started, 1), " s")
     return {"server": server, "fip": fip, "address": address, "user": user, "image": image, "group": group,
             "alive": _liveness(conn, server, image)}
@@ -93,6 +95,17 @@ def _observer(conn, server, image, address, user, private, console) -> diagnosis
         # on the cloud's network node: does the guest answer from Neutron's DHCP namespace of its network?
         fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
         kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address)
+
+
+def _dead_agents(cloud) -> list[str]:
+    """The binaries of the Neutron agents the admin API shows as not alive ([] without admin)."""
+    admin = getattr(cloud, "admin", None)
+    if admin is None:
+        return []
+    try:
+        return sorted({a.binary for a in admin.network.agents() if not a.is_alive})
+    except Exception:  # evidence only
+        return []
 
 
 def _agent_state(cloud, evidence) -> None:

@@ -84,8 +84,14 @@ def read_console(text: str) -> Console:
             short = re.sub(r".*?(Calling '[^']*' failed.*)", r"\1", line.strip())
             seen.metadata_failed = seen.metadata_failed or short
             keep.append(short)
+        if "Used fallback datasource" in line:  # cloud-init found no metadata service: DataSourceNone
+            seen.metadata_failed = seen.metadata_failed or line.strip()[-200:]
+            keep.append(line)
         if "Cloud-init v." in line and " finished at " in line:
-            seen.metadata_ok = seen.metadata_ok or seen.metadata_failed is None
+            if "DataSourceNone" in line:
+                seen.metadata_failed = seen.metadata_failed or line.strip()[-200:]
+            else:
+                seen.metadata_ok = seen.metadata_ok or seen.metadata_failed is None
             seen.ready = True
             keep.append(line)
         if "popek-tiny: ready" in line or re.search(r"\blogin: *$", line):

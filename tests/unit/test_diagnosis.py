@@ -109,3 +109,18 @@ def test_cloud_init_network_unreachable_is_not_a_metadata_failure():
 def test_the_heartbeat_is_proof_of_boot_not_of_a_lease():
     seen = diagnosis.read_console(ALIVE)
     assert seen.booted and seen.lease is None and not seen.ready
+
+
+def test_cloud_init_falling_back_to_no_datasource_names_metadata():
+    console = BOOT + ("[   61.2] cloud-init[640]: 2026-12-06 06:40:01,000 - util.py[WARNING]: Used fallback datasource\n"
+                      "ci-info: |  ens3  | True |  10.78.0.31 | 255.255.255.0 | global | fa:16:3e:00:00:01 |\n")
+    got, t = run(lambda t: console, kind="cloud-init")
+    assert got.component == "metadata" and "fallback" in str(got) and t < 5
+
+
+def test_cloud_init_finished_with_its_datasource_is_ready():
+    console = BOOT + ("ci-info: |  ens3  | True |  10.78.0.31 | 255.255.255.0 | global | fa:16:3e:00:00:01 |\n"
+                      "cloud-init[700]: Cloud-init v. 25.1 finished at Sun, 06 Dec 2026 06:41:00 +0000. "
+                      "Datasource DataSourceOpenStackLocal [net,ver=2].  Up 95.10 seconds\n")
+    seen = diagnosis.read_console(console)
+    assert seen.ready and seen.metadata_ok and seen.lease == "10.78.0.31"
