@@ -386,6 +386,7 @@ def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) 
     conn = connect(state)
     deadline = time.monotonic() + timeout
     pending = dict(binaries)
+    last_error = ""
     while pending:
         for binary, alive in list(pending.items()):
             log = state.log(binary)
@@ -394,13 +395,16 @@ def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) 
             try:
                 fresh = [s for s in conn.compute.services(binary=binary)
                          if s.state == "up" and s.updated_at and datetime.fromisoformat(s.updated_at[:19]) >= since]
-            except Exception:  # noqa: BLE001 - APIs still warming up; the deadline decides
+            except Exception as exc:  # noqa: BLE001 - APIs still warming up; the deadline decides
+                # a connection whose first discovery failed keeps failing: the next try starts afresh
+                last_error = f" ; dernière erreur de l'API : {type(exc).__name__}: {str(exc)[:200]}"
+                conn = connect(state)
                 fresh = []
             if fresh:
                 del pending[binary]
         if pending and time.monotonic() > deadline:
             binary = next(iter(pending))
-            raise CloudError(f"{binary} n'est pas « up » après {timeout:.0f} s ; voir {state.log(binary)}")
+            raise CloudError(f"{binary} n'est pas « up » après {timeout:.0f} s ; voir {state.log(binary)}{last_error}")
         if pending:
             time.sleep(0.5)
 
