@@ -40,7 +40,7 @@ KEY_GRACE = 15.0
 @dataclasses.dataclass
 class Console:
     """What a console log says, as far as reaching the guest goes (None: not said)."""
-    booted: bool = False           # the kernel printed something
+    booted: bool = False           # the guest printed something
     lease: Optional[str] = None    # the IPv4 address the guest got from DHCP
     dhcp_failed: bool = False      # the guest said it gave up on DHCP
     metadata_ok: bool = False      # the guest read something from the metadata service
@@ -49,7 +49,6 @@ class Console:
     lines: tuple = ()              # the console's lines that matter, for the message
 
 
-_KERNEL = re.compile(r"Linux version|\[\s*\d+\.\d+\]|Booting|popek-tiny:")
 _UDHCPC_LEASE = re.compile(r"udhcpc: lease of (\d+\.\d+\.\d+\.\d+) obtained")
 _TINY_READY = re.compile(r"popek-tiny: ready \S+ (\d+\.\d+\.\d+\.\d+)/\d+")
 _CI_ADDR = re.compile(r"ci-info: \|\s*(?!lo\b)\S+\s*\|\s*True\s*\|\s*(\d+\.\d+\.\d+\.\d+)\s*\|")
@@ -62,11 +61,10 @@ def read_console(text: str) -> Console:
     seen = Console()
     keep = []
     for line in text.splitlines():
+        if line.strip():  # whatever the guest printed (a quiet kernel prints nothing before userspace)
+            seen.booted = True
         if " alive " in line:  # the tiny image's heartbeat: proof of life, not news
-            seen.booted = True
             continue
-        if _KERNEL.search(line):
-            seen.booted = True
         m = _UDHCPC_LEASE.search(line) or _TINY_READY.search(line) or _CI_ADDR.search(line)
         if m and not m.group(1).startswith(("127.", "169.254.")):
             seen.lease = m.group(1)
@@ -141,7 +139,7 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
     if not seen.booted:
         if elapsed > BOOT_GRACE:
             return Unreachable("compute", f"l'instance ne démarre pas (calcul) : sa console est vide {elapsed:.0f} s "
-                                          "après ACTIVE (aucune ligne du noyau)")
+                                          "après ACTIVE")
         return None
     if seen.lease is None and seen.metadata_failed is None:  # a metadata timeout means the network is up
         if seen.dhcp_failed or (since_boot is not None and since_boot > DHCP_GRACE[kind]):

@@ -124,3 +124,10 @@ def test_cloud_init_finished_with_its_datasource_is_ready():
                       "Datasource DataSourceOpenStackLocal [net,ver=2].  Up 95.10 seconds\n")
     seen = diagnosis.read_console(console)
     assert seen.ready and seen.metadata_ok and seen.lease == "10.78.0.31"
+
+
+def test_a_quiet_kernel_with_only_udhcpc_lines_has_booted():
+    """Seen with nova-metadata frozen: the tiny image's console held udhcpc's four lines and nothing else
+    (its kernel is quiet; its own lines come once the metadata loop ends)."""
+    got, t = run(lambda t: LEASE)
+    assert got.component == "metadata" and t <= diagnosis.METADATA_GRACE["tiny"] + 4
