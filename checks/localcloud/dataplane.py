@@ -56,7 +56,6 @@ DATAPLANE_APT = (
     # libvirt-python is built from PyPI against the installed libvirt:
     "libvirt-dev", "pkg-config", "gcc",
     "nftables",  # the guests' fence (fence.py)
-    "nftables",  # the guests' fence (fence.py)
 )
 #: The Python binding nova's libvirt driver imports, pinned to the libvirt of Debian 12.
 LIBVIRT_PYTHON = "libvirt-python==9.0.0"
@@ -619,12 +618,6 @@ def services(state: CloudState) -> list[Service]:
         Service("nova-compute", [state.bin("nova-compute"), "--config-file", str(state.etc("nova") / "nova.conf")],
                 env=env, log=str(state.log("nova-compute")), stage=3),
     ]
-
-
-def fence_interfaces() -> tuple[str, ...]:
-    """The cloud's own interfaces in the host's namespace, fenced by fence.py (lifecycle applies it once
-    prepare made them, removes it after teardown)."""
-    return (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev")
 
 
 def fence_interfaces() -> tuple[str, ...]:
