@@ -1,0 +1,291 @@
+"""Fault tests of the dataplane claims (issue #20): each puts the real embedded cloud in a state where a
+claim is false, runs the claim's real scenarios with `popek run cloud` as a user would, and asserts that
+their verdict is ÉCHEC with the measurement (and the failing component) in the message — then restores
+the cloud and checks that it is healthy again.
+
+| fault | claims | what the scenario must say |
+|---|---|---|
+| nova-metadata frozen (SIGSTOP) | C18, C19 (C26) | "le service de metadata ne répond pas (169.254.169.254)", in minutes |
+| neutron-l3-agent frozen (SIGSTOP) once the guests are up | C24 | the floating IP does not lead to the guest while its fixed address answers (L3/NAT) |
+| neutron-dhcp-agent frozen (SIGSTOP) | C18, C26 | no DHCP lease |
+| the keypair's public key replaced through the API before the guests boot | C26 | the pair's key is refused |
+| an allow-all ingress rule added behind the scenario's back | C25 | SSH still passes without a rule |
+| the volume's data overwritten on the storage backend while detached | C15, C23 | other data read back |
+
+Faults at the scenario's own steps are injected by a small pytest plugin (`pytest_bdd_after_step`) given to
+`popek run` after `--`, as tests/integration/test_cloud_features.py does to fail a run mid-way.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import textwrap
+import time
+import urllib.request
+
+import pytest
+
+from popek import paths
+from popek.checks.localcloud import services
+from popek.checks.localcloud.state import CloudState
+
+from helpers import allure_results, run_popek
+
+pytestmark = [pytest.mark.integration, pytest.mark.cloud]
+
+#: A named ÉCHEC must come within this many seconds of the scenario's start (issue #20: under 5 minutes).
+NAMED_WITHIN = 300
+
+
+@pytest.fixture(scope="module")
+def state():
+    """The embedded cloud, running in dataplane mode (the faults need its processes and its guests)."""
+    from popek.checks.localcloud import lifecycle
+
+    st = CloudState(paths.embedded_cloud_dir())
+    if os.geteuid() != 0:
+        pytest.skip("il faut être root pour geler les services du cloud embarqué")
+    mode, rows = lifecycle.status(st)
+    if not mode.get("dataplane") or not any(r.name == "nova-compute" and r.pid for r in rows):
+        pytest.skip("le cloud embarqué ne tourne pas avec son plan de données")
+    return st
+
+
+@contextlib.contextmanager
+def frozen(state: CloudState, name: str):
+    """SIGSTOP every process of service `name` (its process group: it was started as a session leader),
+    SIGCONT them in the end whatever happens."""
+    pid = services.read_pid(state, name)
+    assert pid is not None, f"{name} ne tourne pas"
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    """The service at `url` answers (< 500) again within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} ne répond plus après la restauration"
+        time.sleep(1)
+
+
+def wait_agents_alive(timeout: float = 120.0) -> None:
+    """Every Neutron agent is alive again for the admin API (a thawed agent reports within ~30 s)."""
+    from popek.checks.cloud import connection
+
+    cloud = connection.connect("popek-admin", {}, paths.embedded_clouds_yaml())
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = [a.binary for a in cloud.conn.network.agents() if not a.is_alive]
+        if not dead:
+            return
+        assert time.monotonic() < deadline, f"agents Neutron toujours hors service après la restauration : {dead}"
+        time.sleep(3)
+
+
+def run_scenarios(tmp_path, *keywords: str, plugin: str | None = None, workers: int = 1) -> dict[str, dict]:
+    """`popek run cloud -k …` as a user would (plus an optional fault plugin; `workers` > 1: side by side,
+    for scenarios that do not share a guest); {scenario name: Allure result}."""
+    env, extra = {}, ["-n", str(workers)] if workers > 1 else []
+    if plugin:
+        (tmp_path / "popek_fault_plugin.py").write_text(textwrap.dedent(plugin))
+        env["PYTHONPATH"] = str(tmp_path)
+        extra += ["--", "-p", "popek_fault_plugin"]
+    results = tmp_path / "r"
+    # --no-cloud-up: `popek run` would otherwise repair the cloud it finds sick (a frozen service is
+    # restarted) before running anything, and the fault would be gone
+    proc = run_popek("run", "cloud", "--no-report", "--no-cloud-up", "--results", str(results),
+                     "-k", " or ".join(keywords), *extra, cwd=tmp_path, env=env)
+    found = {r["name"]: r for r in allure_results(results)}
+    assert found, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return found
+
+
+def failed_with(result: dict, *needles: str) -> str:
+    """The result's message, once it is an ÉCHEC (failed) whose message holds every needle."""
+    message = (result.get("statusDetails") or {}).get("message") or ""
+    assert result["status"] == "failed", f"{result['name']}: {result['status']} ({message[:500]})"
+    for needle in needles:
+        assert needle in message, f"{result['name']}: « {needle} » absent du message : {message[:800]}"
+    return message
+
+
+def seconds(result: dict) -> float:
+    return (result["stop"] - result["start"]) / 1000
+
+
+def claims_of(result: dict) -> set[str]:
+    return {label["value"] for label in result["labels"] if label["name"] == "claim"}
+
+
+def pick(found: dict, claim: str) -> dict:
+    matching = [r for r in found.values() if claim in claims_of(r)]
+    assert matching, f"aucun scénario de {claim} n'a tourné : {list(found)}"
+    return matching[0]
+
+
+@pytest.mark.falsifies("C18", "C19", fault="service de metadata gelé (SIGSTOP sur nova-metadata)")
+def test_metadata_frozen_is_named_within_minutes(state, tmp_path, record_property):
+    with frozen(state, "nova-metadata"):
+        found = run_scenarios(tmp_path, "ouvre_linstance", "cloudinit", workers=2)
+    wait_http("http://127.0.0.1:8775/")
+    measures = []
+    for claim in ("C18", "C19"):
+        result = pick(found, claim)
+        measures.append(failed_with(result, "le service de metadata ne répond pas (169.254.169.254)"))
+        assert seconds(result) < NAMED_WITHIN, f"{result['name']}: ÉCHEC nommé en {seconds(result):.0f} s"
+    for result in found.values():  # every scenario that needed the metadata failed, naming it
+        failed_with(result, "metadata")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", " // ".join(f"{r['name']} ({seconds(r):.0f} s) : {m[:300]}"
+                                           for r, m in zip(found.values(), measures)))
+
+
+#: Freezes the L3 agent once the run's two guests are up (their metadata came through the router, so the
+#: router is in place) and before the scenario gives the first one a floating IP: the NAT of that floating
+#: IP is never written. Thawed at the session's end (and by the test, whatever happens).
+FREEZE_L3 = """
+import os, re, signal, time
+
+def _pid():
+    from popek import paths
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+    return services.read_pid(CloudState(paths.embedded_cloud_dir()), "neutron-l3-agent")
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func):
+    if step.name != "une instance du run, joignable par SSH sur une IP flottante":
+        return
+    from popek.checks.cloud import compute
+    conn = request.getfixturevalue("conn")
+    pair = request.getfixturevalue("shared").pair()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not all(
+            "popek-tiny: metadata instance-id" in compute.console_log(conn, s, length=None) for s in pair):
+        time.sleep(2)
+    os.killpg(_pid(), signal.SIGSTOP)
+
+def pytest_sessionfinish(session):
+    pid = _pid()
+    if pid:
+        os.killpg(pid, signal.SIGCONT)
+"""
+
+
+@pytest.mark.falsifies("C24", fault="agent L3 de Neutron gelé (SIGSTOP sur neutron-l3-agent) une fois les "
+                       "instances démarrées, avant l'association de l'IP flottante")
+def test_l3_agent_frozen_fails_the_floating_ip(state, tmp_path, record_property):
+    pid = services.read_pid(state, "neutron-l3-agent")
+    try:
+        found = run_scenarios(tmp_path, "déplacée_mène", plugin=FREEZE_L3)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)
+        wait_agents_alive()
+    result = pick(found, "C24")
+    message = failed_with(result, "L3/NAT", "répond sur le port 22 depuis l'espace de noms DHCP")
+    assert seconds(result) < NAMED_WITHIN, f"ÉCHEC nommé en {seconds(result):.0f} s"
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
+
+
+@pytest.mark.falsifies("C26", fault="agent DHCP de Neutron gelé (SIGSTOP sur neutron-dhcp-agent)")
+@pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
+                    reason="faute lente (~3 min : nova attend 60 s l'événement vif-plugged, puis le bail) : "
+                           "POPEK_SLOW_FAULTS=1 pour la lancer ; C26 a sa faute propre (clé remplacée)")
+def test_dhcp_agent_frozen_is_named(state, tmp_path, record_property):
+    try:
+        with frozen(state, "neutron-dhcp-agent"):
+            found = run_scenarios(tmp_path, "ouvre_linstance")
+    finally:
+        wait_agents_alive()
+    result = pick(found, "C26")
+    message = failed_with(result, "pas de bail DHCP")
+    assert seconds(result) < NAMED_WITHIN, f"ÉCHEC nommé en {seconds(result):.0f} s"
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
+
+
+#: Replaces the run's keypair (same name, another public key) right after the scenario imported it: the
+#: run's guests then boot with a key that is not the one popek holds.
+REPLACE_KEYPAIR = """
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
+    if "la paire de clés du run" not in step.name:
+        return
+    from popek.checks.cloud import compute
+    conn, key = request.getfixturevalue("conn"), request.getfixturevalue("key")
+    name = key["keypair"].name
+    if getattr(conn, "_popek_replaced", None) == name:
+        return
+    _, other_public = compute.ssh_keypair()
+    conn.compute.delete_keypair(name, ignore_missing=False)
+    conn.compute.create_keypair(name=name, public_key=other_public)
+    conn._popek_replaced = name
+"""
+
+
+@pytest.mark.falsifies("C26", fault="clé publique de la paire remplacée par l'API (même nom, autre clé)")
+def test_replaced_keypair_is_refused(state, tmp_path, record_property):
+    found = run_scenarios(tmp_path, "ouvre_linstance", plugin=REPLACE_KEYPAIR)
+    result = pick(found, "C26")
+    message = failed_with(result, "la clé de la paire est refusée")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
+
+
+#: Two faults in one run, each at its own scenario's step: an allow-all ingress rule slipped into the
+#: group right after the scenario removed its SSH rule (C25), and the volume's first MiB overwritten in
+#: its backing file on the storage host while it is detached (C15, C23).
+BEHIND_THE_BACK = """
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
+    if step.name == "je retire du groupe la règle SSH":
+        conn, firewall = request.getfixturevalue("conn"), request.getfixturevalue("firewall")
+        conn.network.create_security_group_rule(security_group_id=firewall["group"].id, direction="ingress",
+                                                ether_type="IPv4", remote_ip_prefix="0.0.0.0/0")
+    if step.name == "je détache le volume":
+        import glob, os
+        from popek import paths
+        volume = request.getfixturevalue("volume")
+        files = glob.glob(str(paths.embedded_cloud_dir() / "**" / f"volume-{volume.id}"), recursive=True)
+        assert files, "fichier du volume introuvable"
+        with open(files[0], "r+b") as f:
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+"""
+
+
+@pytest.fixture(scope="module")
+def behind_the_back(state, tmp_path_factory) -> dict[str, dict]:
+    """One run for both faults of BEHIND_THE_BACK (each hits its own scenario)."""
+    return run_scenarios(tmp_path_factory.mktemp("behind"), "bloque_puis", "garde_ses_données", plugin=BEHIND_THE_BACK)
+
+
+@pytest.mark.falsifies("C25", fault="règle « tout autoriser » en entrée ajoutée au groupe dans le dos du scénario, "
+                       "juste après qu'il a retiré sa règle SSH")
+def test_rule_added_behind_the_back_fails_the_firewall(behind_the_back, record_property):
+    message = failed_with(pick(behind_the_back, "C25"), "SSH passe toujours")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", message[:400])
+
+
+@pytest.mark.falsifies("C15", "C23", fault="données du volume réécrites sur son stockage (fichier du volume) "
+                       "pendant qu'il est détaché, entre les deux instances")
+def test_volume_data_altered_behind_the_back(behind_the_back, record_property):
+    message = failed_with(pick(behind_the_back, "C23"), "d'autres données que celles écrites par la première")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", message[:400])
