@@ -23,6 +23,7 @@ E_CLAIMS = {cid for cid, c in CLAIMS.items() if "E" in c.how}
 #: Add a claim here in the commit that adds its first fault test.
 COVERED_AT_LEAST = {
     "C01", "C02", "C05", "C06", "C07", "C08", "C09", "C14",   # host (tests/unit/test_host_faults.py, live)
+    "C15", "C18", "C19", "C23", "C24", "C25", "C26",          # cloud dataplane (test_faults_dataplane.py)
 }
 
 
