@@ -75,7 +75,10 @@ def cloud(request):
     # Orphans of earlier runs (killed hard): gone before this run creates anything. Every worker of this
     # run shares its run id, so no worker sweeps another's resources; a run with anything younger than
     # AUTO_SWEEP_MIN_AGE may be alive elsewhere (another popek on the same project) and is left alone.
-    swept, problems = ledger_mod.sweep(found.conn, run_id, min_age=ledger_mod.AUTO_SWEEP_MIN_AGE)
+    try:
+        swept, problems = ledger_mod.sweep(found.conn, run_id, min_age=ledger_mod.AUTO_SWEEP_MIN_AGE)
+    except Exception as exc:  # one service down (Swift, Glance…): its scenarios fail and say so, the others run
+        swept, problems = [], [f"balayage incomplet : {type(exc).__name__} : {REDACT(str(exc))[:300]}"]
     found.facts["sweep"] = {"trouvés": [f"{e.kind} {e.name}" for e in swept], "problèmes": problems}
     request.config.stash[SWEEP_KEY] = found.facts["sweep"]
     return found

@@ -1,0 +1,354 @@
+"""Fault tests of the API-level cloud claims (issue #20): each puts the real embedded cloud in a state
+where claims are false, runs those claims' real scenarios with `popek run cloud --claim …` as a user
+would, and asserts that their verdict is ÉCHEC with the measurement in the message — then restores the
+cloud (restart, admin API) and checks that it answers again, so later tests are unaffected.
+
+| fault | claims | what the scenario must say |
+|---|---|---|
+| swift-proxy stopped | C16 | the object store's address does not answer |
+| glance-api stopped | C20, C27, C36 | Glance's address (9292) does not answer; Nova, Neutron… still do |
+| nova-api stopped | C17, C33, C36, C37 | the compute API (8774) does not answer, to HTTP and to the client |
+| catalog altered (admin API): compute's address → Placement, network's → a closed port, image renamed | C11, C27, C28, C30, C35 | 1.x is no Nova microversion; Neutron's address does not answer; "images" is not Glance |
+| a flavor with 0 vCPU (written in Nova's database) | C22 | the flavor is not a CPU/RAM/disk size |
+| the project's instance quota set to 0 (admin API) | C21, C37 | the course's command is refused: quota |
+| the member's password changed in Keystone while the run holds its token | C34 | the openrc gets a 401 |
+| RabbitMQ frozen (SIGSTOP) | C31 | the bus does not greet |
+| the venv's swift recorded as installed by another tool (INSTALLER) | C32 | not installed by pip |
+
+Run serially (CI) or under `flock -x /tmp/popek-cloud.lock` (these faults change the cloud for everyone).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import textwrap
+import time
+
+import pytest
+import yaml
+
+from popek import paths
+from popek.checks.localcloud import lifecycle, services
+from popek.checks.localcloud.state import CloudState
+
+from helpers import allure_results, run_popek
+
+pytestmark = [pytest.mark.integration, pytest.mark.cloud]
+
+
+@pytest.fixture(scope="module")
+def state():
+    """The embedded cloud, running (its processes are what the faults stop)."""
+    st = CloudState(paths.embedded_cloud_dir())
+    if os.geteuid() != 0:
+        pytest.skip("il faut être root pour arrêter les services du cloud embarqué")
+    if not paths.embedded_clouds_yaml().is_file():
+        pytest.skip("pas de cloud embarqué (popek cloud up)")
+    _, rows = lifecycle.status(st)
+    if not any(r.name == "nova-api" and r.pid for r in rows):
+        pytest.skip("le cloud embarqué ne tourne pas")
+    return st
+
+
+@pytest.fixture(scope="module")
+def admin(state):
+    from popek.checks.cloud import connection
+
+    return connection.connect(connection.EMBEDDED_ADMIN, {}, paths.embedded_clouds_yaml()).conn
+
+
+def service(state: CloudState, name: str) -> services.Service:
+    mod = lifecycle.dataplane_module() if lifecycle.read_mode(state).get("dataplane") else None
+    return next(s for s in lifecycle.table(state, mod) if s.name == name)
+
+
+@contextlib.contextmanager
+def stopped(state: CloudState, name: str):
+    """Service `name` stopped (SIGTERM to its session), started again and answering in the end."""
+    svc = service(state, name)
+    assert services.read_pid(state, name) is not None, f"{name} ne tourne pas"
+    left = services.stop(state, [name])
+    assert not left, f"{name} survit à l'arrêt : {left}"
+    try:
+        yield svc
+    finally:
+        if services.read_pid(state, name) is None:  # (unless something restarted it meanwhile)
+            services.start(state, svc)
+        services.wait_healthy(state, [svc], timeout=120)
+
+
+@contextlib.contextmanager
+def frozen(state: CloudState, name: str):
+    """SIGSTOP every process of service `name` (its process group), SIGCONT in the end."""
+    pid = services.read_pid(state, name)
+    assert pid is not None, f"{name} ne tourne pas"
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+def run_claims(tmp_path, *claims: str, plugin: str | None = None) -> dict[str, dict]:
+    """`popek run cloud --claim …` as a user would (plus an optional fault plugin): {scenario name: result}."""
+    env, extra = {}, []
+    if plugin:
+        (tmp_path / "popek_fault_plugin.py").write_text(textwrap.dedent(plugin))
+        env["PYTHONPATH"] = str(tmp_path)
+        extra = ["--", "-p", "popek_fault_plugin"]
+    results = tmp_path / "r"
+    args = [a for c in claims for a in ("--claim", c)]
+    # --no-cloud-up: `popek run` would otherwise restart the service the fault stopped before the scenarios
+    proc = run_popek("run", "cloud", "--no-report", "--no-cloud-up", "--results", str(results), *args, *extra,
+                     cwd=tmp_path, env=env)
+    found = {r["uuid"]: r for r in allure_results(results)}  # outline rows share a name
+    assert found, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return found
+
+
+def label(result: dict) -> str:
+    """A scenario's name and its outline row's values (e.g. "… chacun répond object-store Swift")."""
+    return " ".join([result["name"], *(str(p["value"]) for p in result.get("parameters") or [])])
+
+
+def claims_of(result: dict) -> set[str]:
+    return {label["value"] for label in result["labels"] if label["name"] == "claim"}
+
+
+def message(result: dict) -> str:
+    return (result.get("statusDetails") or {}).get("message") or ""
+
+
+#: Allure statuses popek reports as ÉCHEC: an assertion of the check ("failed"), or the cloud that stops
+#: answering mid-scenario ("broken": a connection error, which popek's verdict also counts as ÉCHEC).
+ECHEC = ("failed", "broken")
+
+
+def failed(found: dict, claim: str, *needles: str, name_has: str = "") -> str:
+    """The message of the scenario of `claim` (whose name holds `name_has`) that ended ÉCHEC; every
+    needle is in it. At least one such scenario must exist."""
+    mine = [r for r in found.values() if claim in claims_of(r) and name_has in label(r)]
+    assert mine, f"aucun scénario de {claim} ({name_has!r}) n'a tourné : {[label(r) for r in found.values()]}"
+    bad = [r for r in mine if r["status"] in ECHEC]
+    assert bad, f"{claim} : aucun ÉCHEC : {[(label(r), r['status'], message(r)[:300]) for r in mine]}"
+    text = " | ".join(message(r) for r in bad)
+    for needle in needles:
+        assert needle in text, f"{claim} : « {needle} » absent du message : {text[:1500]}"
+    return text
+
+
+def record(record_property, found: dict, *claims: str, **needles) -> None:
+    """Record the verdict each claim got and its message (the conftest's fault table shows them),
+    before asserting: a claim that did not say ÉCHEC still shows what it said."""
+    statuses = {c: sorted({r["status"] for r in found.values() if c in claims_of(r)}) for c in claims}
+    verdict = "ÉCHEC" if all(set(ECHEC) & set(s) for s in statuses.values()) else \
+        " ; ".join(f"{c} : {'/'.join(s) or 'absent'}" for c, s in statuses.items())
+    record_property("verdict", verdict)
+    record_property("measure", " | ".join(f"{c} : {message(r)[:300]}" for c in claims for r in found.values()
+                                           if c in claims_of(r) and r["status"] in ECHEC)[:2000])
+
+
+def passed(found: dict, claim: str, name_has: str = "") -> None:
+    """A scenario the fault does not touch still passes (the fault is named, not everything fails)."""
+    mine = [r for r in found.values() if claim in claims_of(r) and name_has in label(r)]
+    assert mine and all(r["status"] == "passed" for r in mine), \
+        [(label(r), r["status"], message(r)[:300]) for r in mine]
+
+
+# --- services stopped ------------------------------------------------------------------------------
+
+@pytest.mark.falsifies("C16", fault="proxy Swift arrêté (swift-proxy)")
+def test_swift_proxy_stopped_fails_c16(state, tmp_path, record_property):
+    with stopped(state, "swift-proxy"):
+        found = run_claims(tmp_path, "C16")
+    record(record_property, found, "C16")
+    failed(found, "C16", "8080")
+
+
+@pytest.mark.falsifies("C20", "C27", "C36", fault="service d'images arrêté (glance-api)")
+def test_glance_stopped_fails_c20_c27_c36(state, tmp_path, record_property):
+    with stopped(state, "glance-api"):
+        found = run_claims(tmp_path, "C20", "C27", "C36")
+    record(record_property, found, "C20", "C27", "C36")
+    failed(found, "C20", "9292", name_has="images")
+    failed(found, "C27", "Glance", "9292")
+    failed(found, "C36", "openstack image list", name_has="image")
+    passed(found, "C27", name_has="Nova")
+    passed(found, "C36", name_has="network")
+
+
+@pytest.mark.falsifies("C17", "C33", "C36", "C37", fault="API compute arrêtée (nova-api)")
+def test_nova_api_stopped_fails_c17_c33_c36_c37(state, tmp_path, record_property):
+    with stopped(state, "nova-api"):
+        found = run_claims(tmp_path, "C17", "C33", "C36", "C37")
+    record(record_property, found, "C17", "C33", "C36", "C37")
+    failed(found, "C17", "8774")
+    failed(found, "C36", "8774", name_has="server list")
+    failed(found, "C37", "8774")
+
+
+# --- the catalog altered through the admin API ---------------------------------------------------
+
+@contextlib.contextmanager
+def catalog_altered(admin):
+    """compute's public address -> Placement's (a real API, not Nova); network's -> a closed port; the
+    image service renamed "images". Everything put back in the end."""
+    ident = admin.identity
+
+    def public(service_type):
+        svc = next(iter(ident.services(type=service_type)))
+        return svc, next(iter(ident.endpoints(service_id=svc.id, interface="public")))
+
+    # the SDK updates the resource objects it is given in place: keep the original values as strings
+    _, compute_ep = public("compute")
+    _, network_ep = public("network")
+    image, _ = public("image")
+    compute_url, network_url, image_name = compute_ep.url, network_ep.url, image.name
+    placement_url = public("placement")[1].url
+    undo = []
+    try:
+        undo.append(lambda: ident.update_endpoint(compute_ep.id, url=compute_url))
+        ident.update_endpoint(compute_ep.id, url=placement_url)
+        undo.append(lambda: ident.update_endpoint(network_ep.id, url=network_url))
+        ident.update_endpoint(network_ep.id, url="http://127.0.0.1:1")
+        undo.append(lambda: ident.update_service(image.id, name=image_name))
+        ident.update_service(image.id, name="images")
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
+        assert (public("compute")[1].url, public("network")[1].url) == (compute_url, network_url)
+        assert next(iter(ident.services(type="image"))).name == image_name
+
+
+@pytest.mark.falsifies("C11", "C27", "C28", "C30", "C35",
+                       fault="catalogue altéré par l'API admin : l'adresse compute mène à Placement, celle du réseau "
+                             "à un port fermé, le service d'images renommé « images »")
+def test_catalog_altered_fails_c11_c27_c28_c30_c35(admin, tmp_path, record_property):
+    with catalog_altered(admin):
+        found = run_claims(tmp_path, "C11", "C27", "C28", "C30", "C35")
+    record(record_property, found, "C11", "C27", "C28", "C30", "C35")
+    failed(found, "C28", "pas une microversion de l'API compute")
+    failed(found, "C27", "Neutron", "127.0.0.1:1")
+    failed(found, "C35", "127.0.0.1:1")
+    failed(found, "C11", "network", "127.0.0.1:1")
+    failed(found, "C30", "« images »", "Glance")
+    passed(found, "C30", name_has="Nova")
+    passed(found, "C27", name_has="Swift")
+
+
+# --- resources altered -----------------------------------------------------------------------------
+
+def nova_api_sql(state: CloudState, statement: str) -> None:
+    """Run `statement` on Nova's API database (MariaDB, through its unix socket, as root)."""
+    import subprocess
+
+    sock = state.run_dir / "mysqld.sock"
+    subprocess.run(["mariadb", "--socket", str(sock), "-u", "root", "nova_api", "-e", statement], check=True,
+                   capture_output=True, timeout=30)
+
+
+@pytest.mark.falsifies("C22", fault="un gabarit à 0 vCPU (écrit dans la base de Nova, que l'API refuserait)")
+def test_flavor_without_cpu_fails_c22(state, admin, tmp_path, record_property):
+    name = f"popek-fault-{secrets.token_hex(4)}-flavor"
+    flavor = admin.compute.create_flavor(name=name, vcpus=1, ram=64, disk=1, is_public=True)
+    try:
+        nova_api_sql(state, f"UPDATE flavors SET vcpus = 0 WHERE flavorid = '{flavor.id}'")
+        found = run_claims(tmp_path, "C22")
+    finally:
+        admin.compute.delete_flavor(flavor.id, ignore_missing=True)
+    record(record_property, found, "C22")
+    failed(found, "C22", name, "0 vCPU")
+
+
+def quota_instances(admin, project_id: str) -> int:
+    return admin.compute.get_quota_set(project_id).instances
+
+
+@pytest.mark.falsifies("C21", "C37", fault="quota d'instances du projet mis à 0 (API admin)")
+def test_zero_instance_quota_fails_c21_c37(admin, tmp_path, record_property):
+    project = admin.identity.find_project("demo")
+    before = quota_instances(admin, project.id)
+    admin.compute.update_quota_set(project.id, instances=0)
+    try:
+        found = run_claims(tmp_path, "C21", "C37")
+    finally:
+        admin.compute.update_quota_set(project.id, instances=before)
+    assert quota_instances(admin, project.id) == before
+    record(record_property, found, "C21", "C37")
+    failed(found, "C37", "openstack server create", "uota")
+    failed(found, "C21", "uota")
+
+
+PASSWORD_CHANGER = """
+import yaml
+from popek import paths
+from popek.checks.cloud import connection
+
+def _set_password(password):
+    conn = connection.connect(connection.EMBEDDED_ADMIN, {}, paths.embedded_clouds_yaml()).conn
+    user = conn.identity.find_user("demo", domain_id="default")
+    conn.identity.update_user(user, password=password)
+
+def _member_password():
+    return yaml.safe_load(paths.embedded_clouds_yaml().read_text())["clouds"]["popek"]["auth"]["password"]
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func):
+    if "fichier openrc" in step.name:   # the fault lasts this step only
+        _set_password(open("NEWPW").read())
+
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
+    if "fichier openrc" in step.name:
+        _set_password(_member_password())
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
+    if "fichier openrc" in step.name:
+        _set_password(_member_password())
+"""
+
+
+@pytest.mark.falsifies("C34", fault="mot de passe du membre changé dans Keystone pendant le run : l'openrc écrit "
+                                    "depuis les identifiants a un mot de passe faux")
+def test_password_changed_fails_c34(admin, tmp_path, record_property):
+    from popek.checks.cloud import connection
+
+    old = yaml.safe_load(paths.embedded_clouds_yaml().read_text())["clouds"][connection.EMBEDDED_MEMBER]["auth"]["password"]
+    newpw = tmp_path / "newpw"
+    fd = os.open(newpw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(18))
+    user = admin.identity.find_user("demo", domain_id="default")
+    try:
+        found = run_claims(tmp_path, "C34", plugin=PASSWORD_CHANGER.replace("NEWPW", str(newpw)))
+    finally:
+        admin.identity.update_user(user, password=old)
+    connection.connect(None, {}, paths.embedded_clouds_yaml())  # the member authenticates again
+    record(record_property, found, "C34")
+    text = failed(found, "C34", "openstack token issue", "401")
+    assert old not in text and newpw.read_text() not in text
+
+
+# --- the embedded cloud's own parts ----------------------------------------------------------------
+
+@pytest.mark.falsifies("C31", fault="bus RabbitMQ gelé (SIGSTOP)")
+def test_rabbitmq_frozen_fails_c31(state, tmp_path, record_property):
+    with frozen(state, "rabbitmq"):
+        found = run_claims(tmp_path, "C31")
+    record(record_property, found, "C31")
+    failed(found, "C31", "5672")
+
+
+@pytest.mark.falsifies("C32", fault="swift enregistré dans le venv du cloud comme installé par un autre outil "
+                                    "(fichier INSTALLER)")
+def test_not_installed_by_pip_fails_c32(state, tmp_path, record_property):
+    installer = next(state.venv.glob("lib/python3*/site-packages/swift-*.dist-info/INSTALLER"))
+    before = installer.read_text()
+    installer.write_text("uv\n")
+    try:
+        found = run_claims(tmp_path, "C32")
+    finally:
+        installer.write_text(before)
+    record(record_property, found, "C32")
+    failed(found, "C32", "swift", "uv")
