@@ -24,6 +24,8 @@ E_CLAIMS = {cid for cid, c in CLAIMS.items() if "E" in c.how}
 COVERED_AT_LEAST = {
     "C01", "C02", "C05", "C06", "C07", "C08", "C09", "C14",   # host (tests/unit/test_host_faults.py, live)
     "C15", "C18", "C19", "C23", "C24", "C25", "C26",          # cloud dataplane (test_faults_dataplane.py)
+    "C11", "C16", "C17", "C20", "C21", "C22", "C27", "C28",   # cloud API (test_faults_api.py)
+    "C30", "C31", "C32", "C33", "C34", "C35", "C36", "C37",
 }
 
 
