@@ -107,7 +107,8 @@ def host_up(log=print) -> dict:
     if _virsh("dominfo", HOST_VM, check=False).returncode != 0:
         HOST_DISK.parent.mkdir(parents=True, exist_ok=True)
         disk = bytearray(1 << 20)
-        disk[0:2], disk[510:512] = b"\xeb\xfe", b"\x55\xaa"  # jmp $ : a boot sector that spins forever
+        # cli; hlt; jmp back to hlt: a boot sector that sleeps forever (a `jmp $` would burn a core under TCG)
+        disk[0:4], disk[510:512] = b"\xfa\xf4\xeb\xfd", b"\x55\xaa"
         HOST_DISK.write_bytes(bytes(disk))
         xml = STATE_FILE.with_suffix(".xml")
         xml.write_text(HOST_VM_XML)
