@@ -118,7 +118,20 @@ def host_up(log=print) -> dict:
     if HOST_VM not in _virsh("list", "--name").stdout.split():
         _virsh("start", HOST_VM)
     STATE_FILE.write_text(json.dumps(made))
+    _settle()
     return made
+
+
+def _settle(timeout: float = 20.0) -> None:
+    """Wait until the host's new links are settled (IPv6 duplicate address detection over, their local
+    routes in place), so that a snapshot taken now is not the middle of the host's own setup."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        now = (_links(), _text("ip", "route", "show", "table", "all"))
+        if now == last and not _run("ip", "-6", "-o", "addr", "show", "tentative").stdout.strip():
+            return
+        last = now
+        time.sleep(1)
 
 
 def host_down() -> None:
