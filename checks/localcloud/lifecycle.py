@@ -169,7 +169,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
     progress = Progress(log)
     state.mkdirs()
     with progress.step("paquets Debian (rabbitmq-server, mariadb-server)"):
-        installed = install.ensure_apt()
+        installed = install.ensure_apt(log=lambda line: log(f"  {line}"))
     if installed:
         log(f"  installés : {' '.join(installed)}")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -214,7 +214,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
         (state.run_dir / "mode.json").write_text(json.dumps(mode))
     if mod is not None:
         with progress.step("plan de données : préparation"):
-            mod.prepare(state)
+            mod.prepare(state, log=lambda line: log(f"  {line}"))
         _fence_up(mod, log)
     svc = table(state, mod)
     nova = cfg["nova/nova.conf"]["DEFAULT"]
