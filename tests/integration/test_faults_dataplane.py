@@ -47,6 +47,9 @@ def state():
     if os.geteuid() != 0:
         pytest.skip("il faut être root pour geler les services du cloud embarqué")
     mode, rows = lifecycle.status(st)
+    if not all(r.ok for r in rows):  # down or sick: up starts or repairs it (the faults come after)
+        run_popek("cloud", "up")
+        mode, rows = lifecycle.status(st)
     if not mode.get("dataplane") or not any(r.name == "nova-compute" and r.pid for r in rows):
         pytest.skip("le cloud embarqué ne tourne pas avec son plan de données")
     return st
