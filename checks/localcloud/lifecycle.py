@@ -32,7 +32,9 @@ API_ONLY = "API seulement (pilote fake)"
 
 
 class Progress:
-    """One line per long step: elapsed time since `up` began, the step, and its own duration."""
+    """One line per long step: elapsed time since `up` began, the step, and its own duration. A `log`
+    with `begin(label)`/`end(label)` methods (popek.progress.Steps) is also told when each step starts
+    and ends, so that a terminal shows the step running (the venv takes minutes on a first `up`)."""
 
     def __init__(self, log: Callable[[str], None]):
         self.log = log
