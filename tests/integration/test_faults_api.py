@@ -146,8 +146,9 @@ def record(record_property, found: dict, *claims: str, **needles) -> None:
     verdict = "ÉCHEC" if all(set(ECHEC) & set(s) for s in statuses.values()) else \
         " ; ".join(f"{c} : {'/'.join(s) or 'absent'}" for c, s in statuses.items())
     record_property("verdict", verdict)
-    record_property("measure", " | ".join(f"{c} : {message(r)[:300]}" for c in claims for r in found.values()
-                                           if c in claims_of(r) and r["status"] in ECHEC)[:2000])
+    first = {c: next((message(r) for r in found.values() if c in claims_of(r) and r["status"] in ECHEC), "")
+             for c in claims}  # one message per claim, so that each claim's row shows its own
+    record_property("measure", " | ".join(f"{c} : {m[:1800 // len(claims)]}" for c, m in first.items() if m))
 
 
 def passed(found: dict, claim: str, name_has: str = "") -> None:
