@@ -208,7 +208,7 @@ def test_l3_agent_frozen_fails_the_floating_ip(state, tmp_path, record_property)
 
 @pytest.mark.falsifies("C26", fault="agent DHCP de Neutron gelé (SIGSTOP sur neutron-dhcp-agent)")
 @pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                    reason="faute lente (~3 min : nova attend 60 s l'événement vif-plugged, puis le bail) : "
+                    reason="faute en plus (~2 min, mesuré : ÉCHEC « pas de bail DHCP » en 107 s) hors du budget CI : "
                            "POPEK_SLOW_FAULTS=1 pour la lancer ; C26 a sa faute propre (clé remplacée)")
 def test_dhcp_agent_frozen_is_named(state, tmp_path, record_property):
     try:
