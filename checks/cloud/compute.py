@@ -234,26 +234,23 @@ def lease_or_reboot(conn, server, ready_marker: str, timeout: float = 150.0) -> 
     any other cloud a hard reboot plugs a new tap. A cloud where that is not enough fails the scenario."""
     import time
 
+    from popek.checks.cloud.waits import poll
+
     pattern = re.compile(re.escape(ready_marker) + r" \S+ ?(\S*)")
 
     def ready_lines() -> list[str]:
         return pattern.findall(console_log(conn, server, length=400))
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = ready_lines()
-        if seen:
-            if seen[-1]:
-                return None
-            before = len(seen)
-            conn.compute.reboot_server(server, "HARD")
-            wait_active(conn, server)
-            while time.monotonic() < deadline + timeout:
-                seen = ready_lines()
-                if len(seen) > before:
-                    return ("l'instance n'avait pas obtenu de bail DHCP (interface restée inactive côté commutateur) : "
-                            f"redémarrage forcé, puis {'adresse ' + seen[-1] if seen[-1] else 'toujours pas d’adresse'}")
-                time.sleep(2)
-            return "l'instance n'avait pas obtenu de bail DHCP ; après redémarrage forcé, pas de console"
-        time.sleep(2)
-    return None
+    seen = poll(ready_lines, bool, timeout, 2)
+    if not seen or seen[-1]:
+        return None
+    before = len(seen)
+    conn.compute.reboot_server(server, "HARD")
+    wait_active(conn, server)
+    # the reboot's wait ends `timeout` s after the first wait's deadline
+    seen = poll(ready_lines, lambda lines: len(lines) > before, deadline + timeout - time.monotonic(), 2) or []
+    if len(seen) > before:
+        return ("l'instance n'avait pas obtenu de bail DHCP (interface restée inactive côté commutateur) : "
+                f"redémarrage forcé, puis {'adresse ' + seen[-1] if seen[-1] else 'toujours pas d’adresse'}")
+    return "l'instance n'avait pas obtenu de bail DHCP ; après redémarrage forcé, pas de console"

@@ -1,9 +1,8 @@
 """Neutron: routed project networks and floating IPs (C24), the course's "numéro de téléphone portable"."""
 from __future__ import annotations
 
-import time
-
 from popek.checks.cloud import compute
+from popek.checks.cloud.waits import poll
 
 
 def external_network(conn):
@@ -25,14 +24,10 @@ def routed_network(conn, ledger, external, cidr: str = "10.78.0.0/24"):
 
 def server_port(conn, server, timeout: float = 30):
     """The server's first port (Neutron creates it during the boot)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ports = list(conn.network.ports(device_id=server.id))
-        if ports or time.monotonic() > deadline:
-            if not ports:
-                raise LookupError(f"l'instance {server.name} n'a pas de port")
-            return ports[0]
-        time.sleep(0.5)
+    ports = poll(lambda: list(conn.network.ports(device_id=server.id)), bool, timeout, 0.5, final_look=True)
+    if not ports:
+        raise LookupError(f"l'instance {server.name} n'a pas de port")
+    return ports[0]
 
 
 def create_floating_ip(conn, ledger, external):
@@ -56,10 +51,7 @@ def fip_target(conn, fip) -> dict:
 
 def wait_server_address(conn, server, address: str, timeout: float = 30) -> bool:
     """True once Nova lists `address` among the server's addresses (network info cache refreshed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        addrs = conn.compute.get_server(server.id).addresses or {}
-        if any(a.get("addr") == address for net in addrs.values() for a in net):
-            return True
-        time.sleep(1)
-    return False
+    def listed(addrs: dict) -> bool:
+        return any(a.get("addr") == address for net in addrs.values() for a in net)
+
+    return listed(poll(lambda: conn.compute.get_server(server.id).addresses or {}, listed, timeout, 1) or {})

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 FAKE_CONSOLE = "FAKE CONSOLE OUTPUT"
@@ -24,19 +23,14 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
     """Boot a probe instance as the member and read its console: the reason if it is a fake guest."""
     from popek.checks.cloud import compute
     from popek.checks.cloud.ledger import Ledger
+    from popek.checks.cloud.waits import poll
 
     ledger = Ledger(cloud.conn, cloud.facts["prefix"])
     try:
         image = compute.pick_image(cloud.conn)
         server = compute.boot(cloud.conn, ledger, "probe", image, compute.pick_flavor(cloud.conn, image),
                               compute.project_network(cloud.conn, ledger))
-        deadline = time.monotonic() + timeout
-        log = ""
-        while time.monotonic() < deadline:
-            log = compute.console_log(cloud.conn, server)
-            if log:
-                break
-            time.sleep(3)
+        log = poll(lambda: compute.console_log(cloud.conn, server), bool, timeout, 3) or ""
         if FAKE_CONSOLE in log:
             return "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
         if not log:

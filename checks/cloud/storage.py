@@ -1,7 +1,7 @@
 """Block storage (Cinder volumes, C15, C23) and object storage (Swift over plain HTTP, C16)."""
 from __future__ import annotations
 
-import time
+from popek.checks.cloud.waits import poll
 
 
 def create_volume(conn, ledger, size_gib: int = 1, timeout: float = 120):
@@ -41,12 +41,8 @@ def attachments(conn, volume) -> list[dict]:
 
 def wait_attachment_listed(conn, server, volume_id: str, timeout: float = 30) -> list:
     """Nova's view: the server's volume attachments, once `volume_id` is among them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = list(conn.compute.volume_attachments(server))
-        if any(a.volume_id == volume_id for a in found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+    return poll(lambda: list(conn.compute.volume_attachments(server)),
+                lambda found: any(a.volume_id == volume_id for a in found), timeout, 0.5, final_look=True)
 
 
 #: Shell run inside a guest: "NAME SECTORS" of the block device whose serial is SERIAL (virtio-blk shows the
@@ -68,16 +64,16 @@ def guest_disk(run, volume_id: str, timeout: float = 60.0) -> tuple[str, int]:
 
     run: runs a shell command in the guest and returns its output (SSH). Raises AssertionError when the
     guest sees no disk with that serial within `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = run(GUEST_FIND_DISK.format(serial=volume_id[:20])).split()
-        if len(out) >= 2 and out[1].isdigit():
-            return out[0], int(out[1]) * 512
-        if time.monotonic() > deadline:
-            seen = run(GUEST_LIST_DISKS).strip().replace("\n", " ; ")
-            raise AssertionError(f"l'instance ne voit aucun disque de numéro de série {volume_id[:20]} "
-                                 f"({timeout:.0f} s après l'attachement) ; ses disques : {seen or 'aucun'}")
-        time.sleep(2)
+    def found(out: list[str]) -> bool:
+        return len(out) >= 2 and out[1].isdigit()
+
+    out = poll(lambda: run(GUEST_FIND_DISK.format(serial=volume_id[:20])).split(), found, timeout, 2,
+               final_look=True)
+    if found(out):
+        return out[0], int(out[1]) * 512
+    seen = run(GUEST_LIST_DISKS).strip().replace("\n", " ; ")
+    raise AssertionError(f"l'instance ne voit aucun disque de numéro de série {volume_id[:20]} "
+                         f"({timeout:.0f} s après l'attachement) ; ses disques : {seen or 'aucun'}")
 
 
 def _digest(out: str) -> str:

@@ -11,6 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
+from popek.checks.cloud.waits import poll
+
 
 def ping(address: str, timeout: float = 2.0) -> bool:
     """One ICMP echo to `address`, answered within `timeout` seconds (uses the `ping` binary)."""
@@ -31,13 +33,7 @@ def tcp_open(address: str, port: int = 22, timeout: float = 2.0) -> bool:
 
 def wait_until(probe, timeout: float, interval: float = 1.0) -> bool:
     """Call `probe()` until it returns True or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if probe():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
+    return bool(poll(probe, bool, timeout, interval, final_look=True))
 
 
 class GuestNotAlive(AssertionError):
@@ -103,13 +99,13 @@ class Liveness:
             return False
         if not self.marker:
             return True  # an image without heartbeat: ACTIVE is all the API can say
-        deadline = time.monotonic() + 3 * self.period + 2
-        while time.monotonic() < deadline:
-            beat = self._beat()
-            if beat is not None and (self.last is None or beat > self.last):
-                self.last = beat
-                return True
-            time.sleep(1)
+        def newer(beat: Optional[int]) -> bool:
+            return beat is not None and (self.last is None or beat > self.last)
+
+        beat = poll(self._beat, newer, 3 * self.period + 2, 1)
+        if newer(beat):
+            self.last = beat
+            return True
         return False
 
 
