@@ -1,6 +1,8 @@
 """Shared helpers for popek's own tests (importable as `helpers`: pytest adds tests/ to sys.path)."""
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +22,19 @@ def run_popek(*args, cwd=None, env=None, user=None, timeout=900) -> subprocess.C
 def allure_results(results_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (results_dir / "allure-results").glob("*-result.json")]
 
+
+
+@contextlib.contextmanager
+def frozen(state, name: str):
+    """SIGSTOP every process of the embedded cloud's service `name` (its process group: it was started as a
+    session leader), SIGCONT them in the end whatever happens."""
+    from popek.checks.localcloud import services
+
+    pid = services.read_pid(state, name)
+    assert pid is not None, f"{name} ne tourne pas"
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)

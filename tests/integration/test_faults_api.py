@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import textwrap
-import time
 
 import pytest
 import yaml
@@ -33,7 +31,7 @@ from popek import paths
 from popek.checks.localcloud import lifecycle, services
 from popek.checks.localcloud.state import CloudState
 
-from helpers import allure_results, run_popek
+from helpers import allure_results, frozen, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
@@ -77,18 +75,6 @@ def stopped(state: CloudState, name: str):
         if services.read_pid(state, name) is None:  # (unless something restarted it meanwhile)
             services.start(state, svc)
         services.wait_healthy(state, [svc], timeout=120)
-
-
-@contextlib.contextmanager
-def frozen(state: CloudState, name: str):
-    """SIGSTOP every process of service `name` (its process group), SIGCONT in the end."""
-    pid = services.read_pid(state, name)
-    assert pid is not None, f"{name} ne tourne pas"
-    os.killpg(pid, signal.SIGSTOP)
-    try:
-        yield pid
-    finally:
-        os.killpg(pid, signal.SIGCONT)
 
 
 def run_claims(tmp_path, *claims: str, plugin: str | None = None) -> dict[str, dict]:

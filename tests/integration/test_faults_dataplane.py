@@ -30,7 +30,7 @@ from popek import paths
 from popek.checks.localcloud import services
 from popek.checks.localcloud.state import CloudState
 
-from helpers import allure_results, run_popek
+from helpers import allure_results, frozen, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
@@ -53,20 +53,6 @@ def state():
     if not mode.get("dataplane") or not any(r.name == "nova-compute" and r.pid for r in rows):
         pytest.skip("le cloud embarqué ne tourne pas avec son plan de données")
     return st
-
-
-@contextlib.contextmanager
-def frozen(state: CloudState, name: str):
-    """SIGSTOP every process of service `name` (its process group: it was started as a session leader),
-    SIGCONT them in the end whatever happens."""
-    pid = services.read_pid(state, name)
-    assert pid is not None, f"{name} ne tourne pas"
-    os.killpg(pid, signal.SIGSTOP)
-    try:
-        yield pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGCONT)
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
