@@ -53,6 +53,13 @@ _UDHCPC_LEASE = re.compile(r"udhcpc: lease of (\d+\.\d+\.\d+\.\d+) obtained")
 _TINY_READY = re.compile(r"popek-tiny: ready \S+ (\d+\.\d+\.\d+\.\d+)/\d+")
 _CI_ADDR = re.compile(r"ci-info: \|\s*(?!lo\b)\S+\s*\|\s*True\s*\|\s*(\d+\.\d+\.\d+\.\d+)\s*\|")
 _CI_MD_FAIL = re.compile(r"(?:url_helper|DataSource\w*)\.py\[WARNING\].*169\.254\.169\.254.*")
+#: cloud-init reached 169.254.169.254 and got an HTTP 5xx (Neutron's proxy answers 503 when nova-metadata is
+#: down): the network path works, the metadata service does not. cloud-init retries every ~1.2 s and does not
+#: repeat the URL on these lines.
+_CI_MD_HTTP = re.compile(r"url_helper\.py\[WARNING\]: Endpoint returned a (5\d\d) error")
+#: How many such answers in a row are conclusive: ~25 s of 5xx, which a healthy but loaded metadata
+#: service does not give (a transient 503 now and then is retried by cloud-init and is not a failure).
+MD_HTTP_ERRORS = 20
 _NO_NETWORK = re.compile(r"Network is unreachable|No route to host|Name or service not known")
 
 
@@ -60,6 +67,7 @@ def read_console(text: str) -> Console:
     """The facts a console log gives (the tiny image's own lines, busybox udhcpc's, cloud-init's)."""
     seen = Console()
     keep = []
+    http_errors = 0
     for line in text.splitlines():
         if line.strip():  # whatever the guest printed (a quiet kernel prints nothing before userspace)
             seen.booted = True
@@ -82,6 +90,14 @@ def read_console(text: str) -> Console:
             short = re.sub(r".*?(Calling '[^']*' failed.*)", r"\1", line.strip())
             seen.metadata_failed = seen.metadata_failed or short
             keep.append(short)
+        m = _CI_MD_HTTP.search(line)
+        if m:
+            http_errors += 1
+            if http_errors == MD_HTTP_ERRORS:
+                said = (f"{MD_HTTP_ERRORS} réponses HTTP {m.group(1)} de suite de 169.254.169.254 "
+                        "(le proxy de metadata de Neutron répond, le service de metadata non)")
+                seen.metadata_failed = seen.metadata_failed or said
+                keep.append(said)
         if "Used fallback datasource" in line:  # cloud-init found no metadata service: DataSourceNone
             seen.metadata_failed = seen.metadata_failed or line.strip()[-200:]
             keep.append(line)
@@ -149,7 +165,7 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
     if not seen.metadata_ok:
         if seen.metadata_failed or (since_lease is not None and since_lease > METADATA_GRACE[kind]):
             lease = (f"son bail DHCP ({seen.lease}) depuis {since_lease or 0:.0f} s" if seen.lease
-                     else "du réseau (ses requêtes expirent au lieu d'échouer faute de route)")
+                     else "du réseau (ses requêtes atteignent 169.254.169.254 ou y expirent, sans erreur de route)")
             return Unreachable("metadata", "le service de metadata ne répond pas (169.254.169.254) : l'instance a "
                                            f"{lease}, sans réponse des metadata ; console : {_quote(seen.lines)}")
         return None

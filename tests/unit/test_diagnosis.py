@@ -106,6 +106,24 @@ def test_cloud_init_network_unreachable_is_not_a_metadata_failure():
     assert got.component == "dhcp"
 
 
+def _http_errors(n: int) -> str:
+    return "".join(f"[   {36 + i}.4] cloud-init[383]: 2026-12-06 07:41:56,954 - url_helper.py[WARNING]: Endpoint "
+                   "returned a 503 error. HTTP endpoint is overloaded. Retrying.\n" for i in range(n))
+
+
+def test_cloud_init_answered_503_again_and_again_names_metadata():
+    # measured: nova-metadata stopped, Debian 13's init-local stage gets only 503s from Neutron's proxy and
+    # prints no address nor URL (was misnamed "pas de bail DHCP" after 171 s)
+    console = BOOT + _http_errors(diagnosis.MD_HTTP_ERRORS)
+    got, t = run(lambda t: console, kind="cloud-init")
+    assert got.component == "metadata" and "HTTP 503" in str(got) and t < 5
+
+
+def test_a_few_transient_503_are_not_a_failure():
+    seen = diagnosis.read_console(BOOT + _http_errors(diagnosis.MD_HTTP_ERRORS - 1))
+    assert seen.metadata_failed is None
+
+
 def test_the_heartbeat_is_proof_of_boot_not_of_a_lease():
     seen = diagnosis.read_console(ALIVE)
     assert seen.booted and seen.lease is None and not seen.ready
