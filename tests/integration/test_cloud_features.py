@@ -162,9 +162,12 @@ def test_sweep_removes_what_a_hard_killed_run_left(cloud):
     orphan = ledger.Ledger(cloud.conn, "popek-0badc0de-gw9")
     orphan.create("security_group", "sg", lambda name: cloud.conn.network.create_security_group(name=name))
     assert any("popek-0badc0de-gw9" in r for r in leftovers(cloud))
-    listed = run_popek("cloud", "sweep", "--dry-run")
+    listed = run_popek("cloud", "sweep", "--dry-run", "--older-than", "0")
     assert listed.returncode == 0 and "popek-0badc0de-gw9-sg" in listed.stdout
     assert any("popek-0badc0de-gw9" in r for r in leftovers(cloud))  # dry run deleted nothing
-    done = run_popek("cloud", "sweep")
+    kept = run_popek("cloud", "sweep")  # the default age (30 min) keeps a run this young: it may be alive
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert any("popek-0badc0de-gw9" in r for r in leftovers(cloud))
+    done = run_popek("cloud", "sweep", "--older-than", "0")  # the user knows it is dead
     assert done.returncode == 0, done.stdout + done.stderr
     assert not any("popek-0badc0de-gw9" in r for r in leftovers(cloud))
