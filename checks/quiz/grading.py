@@ -38,8 +38,8 @@ def fr(x: float, digits: int = 2) -> str:
     return "0" if text in ("-0", "") else text.replace(".", ",")
 
 
-def _short(value, limit: int = 40) -> str:
-    """A bounded repr: an ill-formed answer is summarised in the feedback, never copied whole."""
+def shorten(value, limit: int = 60) -> str:
+    """A bounded repr for messages and feedback: an ill-formed answer is summarised, never copied whole."""
     try:
         text = repr(value)
     except RecursionError:
@@ -114,7 +114,7 @@ def expected_text(item: Item) -> str:
 
 def _position(value, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
-        raise InvalidAnswer(f"position {_short(value)} hors de 0..{n - 1}")
+        raise InvalidAnswer(f"position {shorten(value, 40)} hors de 0..{n - 1}")
     return value
 
 
@@ -127,9 +127,9 @@ def parse_number(value) -> float:
         elif isinstance(value, str) and len(value) <= 40:
             x = float(value.strip().replace(" ", "").replace("\u202f", "").replace(",", "."))
         else:
-            raise InvalidAnswer(f"nombre attendu, trouvé {_short(value)}")
+            raise InvalidAnswer(f"nombre attendu, trouvé {shorten(value, 40)}")
     except (ValueError, OverflowError):
-        raise InvalidAnswer(f"nombre attendu, trouvé {_short(value)}") from None
+        raise InvalidAnswer(f"nombre attendu, trouvé {shorten(value, 40)}") from None
     if not math.isfinite(x):
         raise InvalidAnswer("nombre fini attendu")
     return x

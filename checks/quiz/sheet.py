@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from popek.checks.quiz.bank import Bank
-from popek.checks.quiz.grading import Outcome, grade
+from popek.checks.quiz.grading import Outcome, grade, shorten
 from popek.checks.quiz.variant import Variant, draw, fingerprint, seed
 
 FORMAT = "popek-quiz-answers/1"
@@ -41,15 +41,6 @@ MAX_ITEMS = 1000             # entries per list or object
 def valid_student(student) -> bool:
     """A student id popek accepts: letters, digits, . _ @ -, 1 to 64 characters, nothing else (no newline)."""
     return isinstance(student, str) and STUDENT_ID.fullmatch(student) is not None
-
-
-def shorten(value, limit: int = 60) -> str:
-    """A bounded repr for messages: an ill-formed answer is summarised, never copied into the outputs."""
-    try:
-        text = repr(value)
-    except RecursionError:
-        text = "<imbrication trop profonde>"
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} caractères)"
 
 
 class AnswerFileError(ValueError):
