@@ -38,3 +38,21 @@ def frozen(state, name: str):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGCONT)
+
+
+def running_cloud(dataplane: bool = False, why_not_whole: str = "ne tourne pas"):
+    """The embedded cloud's state when every service of it runs (and, with `dataplane`, in dataplane mode);
+    else the calling test is skipped with the reason."""
+    import pytest
+
+    from popek import paths
+    from popek.checks.localcloud import lifecycle
+    from popek.checks.localcloud.state import CloudState
+
+    state = CloudState(paths.embedded_cloud_dir())
+    mode, rows = lifecycle.status(state)
+    if not rows or not all(r.ok for r in rows):
+        pytest.skip(f"le cloud embarqué {why_not_whole} (`popek cloud up`)")
+    if dataplane and not mode.get("dataplane"):
+        pytest.skip(f"le cloud embarqué tourne sans plan de données ({lifecycle.mode_label(mode)})")
+    return state

@@ -22,8 +22,10 @@ import pytest
 
 from popek import paths
 from popek.checks.cloud import traffic
-from popek.checks.localcloud import images, lifecycle
+from popek.checks.localcloud import images
 from popek.checks.localcloud.state import CloudState
+
+from helpers import running_cloud
 
 pytestmark = [pytest.mark.integration]
 
@@ -148,12 +150,7 @@ def _ssh_port(port: int, private: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def dp_cloud():
-    state = CloudState(paths.embedded_cloud_dir())
-    mode, rows = lifecycle.status(state)
-    if not rows or not all(r.ok for r in rows):
-        pytest.skip("le cloud embarqué ne tourne pas (`popek cloud up`)")
-    if not mode.get("dataplane"):
-        pytest.skip(f"le cloud embarqué tourne sans plan de données ({lifecycle.mode_label(mode)})")
+    state = running_cloud(dataplane=True)
     from popek.checks.localcloud import bootstrap
 
     return state, bootstrap.connect(state, "popek-admin"), bootstrap.connect(state, "popek")

@@ -18,15 +18,14 @@ import secrets
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from popek import paths
 from popek.checks.cloud import traffic
-from popek.checks.localcloud import fence, lifecycle
-from popek.checks.localcloud.state import CloudState
+from popek.checks.localcloud import fence
+
+from helpers import running_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
@@ -36,12 +35,7 @@ GUEST_TIMEOUT = 3
 
 @pytest.fixture(scope="module")
 def dp_cloud():
-    state = CloudState(paths.embedded_cloud_dir())
-    mode, rows = lifecycle.status(state)
-    if not rows or not all(r.ok for r in rows):
-        pytest.skip("le cloud embarqué ne tourne pas (`popek cloud up`)")
-    if not mode.get("dataplane"):
-        pytest.skip(f"le cloud embarqué tourne sans plan de données ({lifecycle.mode_label(mode)})")
+    state = running_cloud(dataplane=True)
     from popek.checks.localcloud import bootstrap
 
     return state, bootstrap.connect(state, "popek")

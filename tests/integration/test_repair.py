@@ -15,20 +15,18 @@ import time
 
 import pytest
 
-from popek import paths
 from popek.checks.localcloud import lifecycle, services
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.state import CloudState
+
+from helpers import running_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
 
 @pytest.fixture(scope="module")
 def state():
-    state = CloudState(paths.embedded_cloud_dir())
-    mode, rows = lifecycle.status(state)
-    if not rows or not all(r.ok for r in rows):
-        pytest.skip("le cloud embarqué ne tourne pas en entier (`popek cloud up`)")
+    state = running_cloud(why_not_whole="ne tourne pas en entier")
     if os.geteuid() != 0:
         pytest.skip("il faut être root (les services du cloud sont à root)")
     return state
