@@ -244,6 +244,11 @@ def _why_no_ping(conn, group, guest, evidence) -> str:
     if inside is True:
         said.append(f"son adresse fixe {fixed} répond au ping depuis l'espace de noms DHCP : le groupe laisse passer, "
                     f"c'est le chemin vers l'IP flottante {guest['address']} qui perd le ping (L3/NAT)")
+        fip = conn.network.get_ip(guest["fip"].id)
+        facts = diagnosis.fip_path(guest["address"], fixed, port.mac_address, fip.router_id or "")
+        if facts:
+            evidence.json("chemin vers l'IP flottante", facts)
+            said.extend(diagnosis.fip_findings(facts))
     elif inside is False:
         said.append(f"son adresse fixe {fixed} ne répond pas non plus depuis l'espace de noms DHCP")
     return " ; ".join(said)

@@ -248,3 +248,86 @@ def netns_ping(namespace: str, address: str, timeout: float = 2.0) -> Optional[b
     cannot be probed from here."""
     status = _in_netns(namespace, ["ping", "-n", "-c", "1", "-W", str(max(1, int(timeout))), address], timeout)
     return None if status not in (0, 1) else status == 0
+
+
+def _ip_json(argv: list[str]) -> list:
+    import json
+
+    try:
+        out = subprocess.run(["ip", "-j", *argv], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    try:
+        return json.loads(out.stdout or "[]") if out.returncode == 0 else []
+    except ValueError:
+        return []
+
+
+def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
+    """Facts on the way from this host to floating IP `fip` (DNATed by router `router_id` to `fixed`, the
+    port whose MAC is `port_mac`), read where popek runs on the cloud's network node: which MAC this host
+    sends `fip` to, which routers' namespaces hold `fip` and with which gateway MAC, whether the router
+    has the DNAT rule, which MAC the router sends `fixed` to, and whether `fixed` answers from the router.
+    Empty when the namespaces cannot be read from here."""
+    try:
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    routers = [w for w in names.split() if w.startswith("qrouter-")]
+    ours = f"qrouter-{router_id}"
+    if ours not in routers:
+        return {}
+    facts: dict = {"host_neighbour": [{k: n.get(k) for k in ("dev", "lladdr", "state")}
+                                      for n in _ip_json(["neigh", "show", "to", fip])],
+                   "holders": {}}
+    for ns in routers:
+        for link in _ip_json(["-n", ns, "addr", "show"]):
+            if any(a.get("local") == fip for a in link.get("addr_info", [])):
+                facts["holders"][ns] = {"dev": link.get("ifname"), "mac": link.get("address")}
+    try:
+        nat = subprocess.run(["ip", "netns", "exec", ours, "iptables-save", "-t", "nat"], capture_output=True,
+                             text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        nat = ""
+    facts["dnat"] = any(f"-d {fip}/32" in line and f"--to-destination {fixed}" in line for line in nat.splitlines())
+    facts["router_neighbour"] = [{k: n.get(k) for k in ("dev", "lladdr", "state")}
+                                 for n in _ip_json(["-n", ours, "neigh", "show", "to", fixed])]
+    facts["router_pings_fixed"] = netns_ping(ours, fixed)
+    facts["router"], facts["fip"], facts["fixed"], facts["port_mac"] = ours, fip, fixed, port_mac
+    return facts
+
+
+def fip_findings(facts: dict) -> list[str]:
+    """What `fip_path()`'s facts say, in French, most conclusive first: a floating IP held by another
+    router too, this host sending it to a MAC that is not our router's gateway, a missing DNAT rule, a
+    stale neighbour entry in the router for the fixed address."""
+    if not facts:
+        return []
+    said = []
+    fip, fixed, ours = facts["fip"], facts["fixed"], facts["router"]
+    holders = facts["holders"]
+    others = sorted(ns for ns in holders if ns != ours)
+    if others:
+        said.append(f"l'IP flottante {fip} est aussi portée par {', '.join(others)} (agent L3 : adresse non retirée "
+                    f"d'un autre routeur)")
+    if ours not in holders:
+        said.append(f"le routeur {ours} ne porte pas l'IP flottante {fip} sur sa passerelle (agent L3)")
+    gateway = holders.get(ours, {}).get("mac")
+    sent_to = [n.get("lladdr") for n in facts["host_neighbour"] if n.get("lladdr")]
+    if gateway and sent_to and gateway not in sent_to:
+        owner = [ns for ns, h in holders.items() if h.get("mac") in sent_to]
+        said.append(f"cet hôte envoie {fip} à la MAC {sent_to[0]}"
+                    f"{' (' + owner[0] + ')' if owner else ''}, pas à la passerelle du routeur ({gateway}) : "
+                    f"entrée ARP de l'hôte périmée")
+    if not facts["dnat"]:
+        said.append(f"le routeur n'a pas de règle DNAT {fip} → {fixed} (agent L3, NAT)")
+    seen = [n.get("lladdr") for n in facts["router_neighbour"] if n.get("lladdr")]
+    if seen and facts["port_mac"] and facts["port_mac"].lower() not in [s.lower() for s in seen]:
+        said.append(f"le routeur envoie {fixed} à la MAC {seen[0]}, pas à celle du port ({facts['port_mac']}) : "
+                    f"entrée ARP du routeur périmée")
+    if facts["router_pings_fixed"] is False:
+        said.append(f"{fixed} ne répond pas au ping depuis le routeur")
+    elif facts["router_pings_fixed"] is True and not said:
+        said.append(f"{fixed} répond au ping depuis le routeur, qui porte l'IP flottante et sa règle DNAT : "
+                    f"la perte est entre cet hôte et la passerelle du routeur")
+    return said

@@ -149,3 +149,37 @@ def test_a_quiet_kernel_with_only_udhcpc_lines_has_booted():
     (its kernel is quiet; its own lines come once the metadata loop ends)."""
     got, t = run(lambda t: LEASE)
     assert got.component == "metadata" and t <= diagnosis.METADATA_GRACE["tiny"] + 4
+
+
+def _fip_facts(**over):
+    facts = {"fip": "198.51.100.6", "fixed": "10.78.0.9", "port_mac": "fa:16:3e:00:00:09",
+             "router": "qrouter-a", "holders": {"qrouter-a": {"dev": "qg-1", "mac": "fa:16:3e:aa:aa:aa"}},
+             "host_neighbour": [{"dev": "popek-ex", "lladdr": "fa:16:3e:aa:aa:aa", "state": "REACHABLE"}],
+             "dnat": True, "router_neighbour": [{"dev": "qr-1", "lladdr": "fa:16:3e:00:00:09", "state": "PERMANENT"}],
+             "router_pings_fixed": True}
+    facts.update(over)
+    return facts
+
+
+def test_a_floating_ip_held_by_two_routers_and_a_stale_host_entry_are_named():
+    facts = _fip_facts(holders={"qrouter-a": {"dev": "qg-1", "mac": "fa:16:3e:aa:aa:aa"},
+                                "qrouter-b": {"dev": "qg-2", "mac": "fa:16:3e:bb:bb:bb"}},
+                       host_neighbour=[{"dev": "popek-ex", "lladdr": "fa:16:3e:bb:bb:bb", "state": "STALE"}])
+    said = diagnosis.fip_findings(facts)
+    assert "aussi portée par qrouter-b" in said[0]
+    assert "fa:16:3e:bb:bb:bb (qrouter-b)" in said[1] and "périmée" in said[1]
+
+
+def test_a_missing_dnat_and_a_stale_router_entry_are_named():
+    said = diagnosis.fip_findings(_fip_facts(dnat=False, router_pings_fixed=False,
+                                             router_neighbour=[{"lladdr": "fa:16:3e:00:00:01"}]))
+    assert any("DNAT" in s for s in said)
+    assert any("entrée ARP du routeur périmée" in s for s in said)
+    assert any("ne répond pas au ping depuis le routeur" in s for s in said)
+
+
+def test_a_sound_path_says_where_the_loss_is_left():
+    said = diagnosis.fip_findings(_fip_facts())
+    assert said == ["10.78.0.9 répond au ping depuis le routeur, qui porte l'IP flottante et sa règle DNAT : "
+                    "la perte est entre cet hôte et la passerelle du routeur"]
+    assert diagnosis.fip_findings({}) == []
