@@ -9,14 +9,7 @@ import pkgutil
 import sys
 
 import popek.commands
-
-
-class UserError(Exception):
-    """A user's mistake (bad input, missing prerequisite): one message, exit code `code`, no traceback."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
+from popek.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ def fault_table_rows(values: list[str], tests: Path | None) -> list[dict] | None
             rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if values:  # a file the user named must be there and be a fault table
-                from popek.cli import UserError
+                from popek.errors import UserError
                 why = exc.strerror if isinstance(exc, OSError) else "pas une table de tests de faute (JSON, « rows »)"
                 raise UserError(f"--fault-table {path} : {why}") from None
             continue
@@ -64,7 +64,7 @@ def question_claims() -> dict[str, list[str]]:
 
 
 def show(args) -> int:
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     from popek.checks.quiz.bank import BankError
 

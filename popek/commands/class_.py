@@ -48,7 +48,7 @@ def register(sub):
 
 def _roster(args):
     from popek.checks.lab import roster
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         students, problems = roster.read(Path(args.roster))
     except roster.RosterError as exc:
@@ -62,7 +62,7 @@ def _roster(args):
 
 def _admin(args):
     from popek.checks.cloud.connection import CloudUnavailable, connect
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         cloud = connect(args.os_cloud, os.environ, paths.embedded_clouds_yaml())
     except CloudUnavailable as exc:
@@ -75,7 +75,7 @@ def _admin(args):
 
 def provision(args) -> int:
     from popek.checks.lab import classroom
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         quota = classroom.parse_quota(args.quota)
     except ValueError as exc:

@@ -38,7 +38,7 @@ def _user_errors(fn):
     """CloudError (a message for the user) becomes popek's UserError: one line, exit code 1."""
     def wrapper(args):
         from popek.checks.localcloud.errors import CloudError
-        from popek.cli import UserError
+        from popek.errors import UserError
 
         try:
             return fn(args)
@@ -163,7 +163,7 @@ def cmd_sweep(args) -> int:
     import os
 
     from popek.checks.cloud import connection, ledger
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     try:
         cloud = connection.connect(args.os_cloud, os.environ, paths.embedded_clouds_yaml())

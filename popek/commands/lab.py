@@ -46,7 +46,7 @@ def register(sub):
 
 def _lab(args):
     from popek.checks.lab.definition import LabError, find_lab
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         return find_lab(args.lab, labs_dir(args))
     except LabError as exc:
@@ -55,7 +55,7 @@ def _lab(args):
 
 def list_labs(args) -> int:
     from popek.checks.lab.definition import LabError, load_labs
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         labs = load_labs(labs_dir(args))
     except LabError as exc:
@@ -84,7 +84,7 @@ def list_checks(args) -> int:
 def _class_entries(path: Path) -> list[str]:
     """The student ids of a class clouds.yaml (its entry names)."""
     import yaml
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -99,7 +99,7 @@ def grade(args) -> int:
     from popek.checks.cloud.connection import CloudUnavailable, connect
     from popek.checks.lab import grader
     from popek.checks.secrets import REDACT
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     lab = _lab(args)
     embedded = paths.embedded_clouds_yaml()

@@ -80,7 +80,7 @@ def register(sub):
 
 def _banks(args):
     from popek.checks.quiz.bank import BankError, load_banks
-    from popek.cli import UserError
+    from popek.errors import UserError
     try:
         banks = load_banks(Path(args.banks) if args.banks else paths.QUIZZES_DIR)
     except BankError as exc:
@@ -96,7 +96,7 @@ def _secret(args) -> str:
 
 
 def _part(banks, part):
-    from popek.cli import UserError
+    from popek.errors import UserError
     if part not in banks:
         raise UserError(f"partie inconnue « {part} » (connues : {', '.join(sorted(banks))})")
     return banks[part]
@@ -106,7 +106,7 @@ def take(args) -> int:
     from popek.checks.quiz import sheet as sheets
     from popek.checks.quiz import terminal
     from popek.checks.quiz.variant import draw
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     banks = _banks(args)
     bank = _part(banks, args.part)
@@ -147,7 +147,7 @@ def take(args) -> int:
 
 def grade(args) -> int:
     from popek.checks.quiz import report
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     banks = _banks(args)
     out = Path(args.out) if args.out else paths.results_dir() / "quiz"
@@ -174,7 +174,7 @@ def export(args) -> int:
     from popek.checks.quiz import export as exporter
     from popek.checks.quiz import sheet as sheets
     from popek.checks.quiz.variant import DEFAULT_SECRET
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     if args.student is not None and not sheets.valid_student(args.student):
         raise UserError(f"identifiant d'étudiant invalide {sheets.shorten(args.student)} "

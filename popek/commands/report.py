@@ -15,7 +15,7 @@ def register(sub):
 
 def allure_executable() -> str:
     """Allure 3 from $POPEK_ALLURE, popek's state directory, or PATH; installed with npm on first use."""
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     prefix = paths.state_home() / "node"
     found = report_mod.find_allure([os.environ.get("POPEK_ALLURE"), prefix / "node_modules" / ".bin" / "allure"])
@@ -29,7 +29,7 @@ def allure_executable() -> str:
 
 
 def write_report(results) -> str:
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     try:
         return str(report_mod.generate(allure_executable(), results / "allure-results", results / "report"))

@@ -52,7 +52,7 @@ def check_named_cloud(os_cloud) -> None:
     """A cloud the user named (--os-cloud, OS_CLOUD, an openrc) must answer: else one message, nothing runs.
     (popek's default, the embedded cloud, may be absent: its scenarios are then skipped with the reason.)"""
     from popek.checks.cloud import connection
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     if not connection.resolve(os_cloud, os.environ, paths.embedded_clouds_yaml()).named:
         return
@@ -68,7 +68,7 @@ def check_names(args) -> None:
     import json
 
     from popek.checks.cloud import names
-    from popek.cli import UserError
+    from popek.errors import UserError
 
     given = names.from_options(args.flavor, args.image, args.net)
     if given:
@@ -109,7 +109,7 @@ def ensure_embedded_cloud(args) -> str | None:
 def run(args) -> int:
     import pytest
 
-    from popek.cli import UserError
+    from popek.errors import UserError
     from popek.commands.report import write_report
 
     results = paths.results_dir(args.results)
