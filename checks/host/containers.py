@@ -224,7 +224,7 @@ def run_workload(iterations: int = 20_000_000, samples: int = 5) -> workload.Wor
     The clock is the thread's CPU time (time.thread_time_ns): compare with
     workload.run_native(..., clock=time.thread_time_ns) on the host.
     """
-    from popek.checks.timing import Timing
+    from popek.checks.host.timing import Timing
     out = run_in_container(lambda: _workload_inside(iterations, samples))
     return workload.WorkloadRun("conteneur", iterations, int(out["result"]), Timing(tuple(out["samples"])),
                                 "le code tourne directement sur le processeur, dans des espaces de noms",
@@ -236,7 +236,7 @@ def against_native(iterations: int = 20_000_000, samples: int = 5):
 
     Returns (native run, container run, timing.Ratio container / native).
     """
-    from popek.checks.timing import Ratio
+    from popek.checks.host.timing import Ratio
     native = workload.run_native(iterations, samples, clock=time.thread_time_ns)
     inside = run_workload(iterations, samples)
     return native, inside, Ratio(inside.executor, native.executor, inside.timing.median, native.timing.median)

@@ -15,7 +15,7 @@ import ctypes
 import functools
 from dataclasses import dataclass
 
-from popek.checks.machine import MachineCode
+from popek.checks.host.machine import MachineCode
 
 # void cpuid(u32 leaf, u32 subleaf, u32 out[4])
 #   push rbx ; mov r8, rdx ; mov eax, edi ; mov ecx, esi ; cpuid

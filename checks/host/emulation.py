@@ -12,7 +12,7 @@ Three programs of our own, written as bytes (no assembler, no compiler at run ti
   greeting in French; run by `qemu-aarch64-static` on this x86 host (heterogeneous architectures coexist).
 
 Timing: QEMU's start-up (tens of ms) dwarfs a loop, so each measurement runs two processes, one with n
-and one with n/10 iterations, and keeps the difference (checks.timing.ns_per_iteration). The clock is
+and one with n/10 iterations, and keeps the difference (checks.host.timing.ns_per_iteration). The clock is
 the CPU time of our finished child processes (getrusage(RUSAGE_CHILDREN)), so that the other jobs
 sharing this machine's cores do not inflate the figure.
 
@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 
 from popek.checks.host import elf, workload
-from popek.checks.timing import ns_per_iteration
+from popek.checks.host.timing import ns_per_iteration
 
 QEMU_USER_X86 = "qemu-x86_64-static"
 QEMU_USER_AARCH64 = "qemu-aarch64-static"
@@ -344,7 +344,7 @@ def against_native(run_emulated, iterations: int = 20_000_000, samples: int = 5)
     time (time.thread_time_ns), the emulated side with its processes' CPU time: both count only the
     time a core actually worked for them. Returns (native run, emulated run, timing.Ratio).
     """
-    from popek.checks.timing import Ratio
+    from popek.checks.host.timing import Ratio
     native = workload.run_native(iterations, samples, clock=time.thread_time_ns)
     emulated = run_emulated(iterations, samples)
     return native, emulated, Ratio(emulated.executor, native.executor, emulated.timing.median, native.timing.median)

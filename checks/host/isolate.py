@@ -24,7 +24,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from popek.checks.machine import MachineCode
+from popek.checks.host.machine import MachineCode
 
 SI_KERNEL = 0x80  # si_code of a signal sent by the kernel for a CPU exception without a finer code
 SA_SIGINFO = 0x4

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from popek.checks import needs
 from popek.checks.host import workload
-from popek.checks.timing import Ratio
+from popek.checks.host.timing import Ratio
 
 TECHNIQUES = {"emulation": "Émulation", "assistee_materiel": "Virtualisation assistée par le matériel",
               "conteneur": "Conteneur"}

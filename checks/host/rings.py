@@ -12,8 +12,8 @@ import functools
 from dataclasses import dataclass
 
 from popek.checks.host.isolate import Fault, run_isolated
-from popek.checks.machine import MachineCode
-from popek.checks.timing import Ratio, iterations_for, ns_per_iteration
+from popek.checks.host.machine import MachineCode
+from popek.checks.host.timing import Ratio, iterations_for, ns_per_iteration
 
 # mov eax, cs ; and eax, 3 ; ret   -> the current privilege level (CPL) is CS's two low bits.
 # MOV r, CS is itself sensitive but unprivileged (checks/host/sensitive.py): any code can learn its ring.

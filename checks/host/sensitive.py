@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from popek.checks.host import cpuid
 from popek.checks.host.isolate import Fault, run_isolated
 from popek.checks.host.rings import READ_CPL, loop
-from popek.checks.machine import MachineCode
-from popek.checks.timing import Timing, iterations_for, ns_per_iteration
+from popek.checks.host.machine import MachineCode
+from popek.checks.host.timing import Timing, iterations_for, ns_per_iteration
 
 EMULATED, NATIVE, FAULTED = "emulated", "native", "faulted"
 FILL = 0x5A  # the scratch area is filled with this byte, so that bytes the instruction did not store show

@@ -26,9 +26,9 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from popek.checks import timing
+from popek.checks.host import timing
 from popek.checks.host import kvm, workload
-from popek.checks.machine import MachineCode
+from popek.checks.host.machine import MachineCode
 
 MEM_SIZE = 0x400000            # 4 MiB of guest RAM at guest-physical 0
 PML4, PDPT, PD = 0x1000, 0x2000, 0x3000
@@ -458,7 +458,7 @@ def run_workload(iterations: int | None, cpl: int = 3, samples: int = 5, kvm_pat
     clock: nanosecond clock of the timing (default time.perf_counter_ns). time.thread_time_ns works
         too: KVM_RUN runs the vCPU in this thread, so guest time is this thread's CPU time.
     The loop runs inside the guest; each run is KVM_SET_REGS (rdi = n) + KVM_RUN to the end marker,
-    and checks.timing cancels that fixed cost by timing two counts.
+    and checks.host.timing cancels that fixed cost by timing two counts.
     """
     with Guest(kvm_path) as g:
         entry = g.load(workload.BODY + DONE)

@@ -141,7 +141,7 @@ def reference(n: int) -> int:
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from popek.checks.timing import Ratio, Timing  # noqa: E402
+from popek.checks.host.timing import Ratio, Timing  # noqa: E402
 
 #: One threshold for every time ratio against native (scenarios, Popek–Goldberg table, chart): below
 #: it an executor runs the guest's instructions at the CPU's speed (efficiency OK: container, KVM guest
@@ -202,8 +202,8 @@ def run_native(iterations: int, samples: int = 5, timed: bool = True, clock=None
     """
     import time
 
-    from popek.checks.machine import MachineCode
-    from popek.checks.timing import ns_per_iteration
+    from popek.checks.host.machine import MachineCode
+    from popek.checks.host.timing import ns_per_iteration
     routine = MachineCode(CODE)
     result = int(routine(iterations))
     return WorkloadRun("natif", iterations, result,

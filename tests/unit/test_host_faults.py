@@ -16,7 +16,7 @@ from faults import Evidence, record, scenario_verdict
 from popek.checks.host import cpuid, pgtable, readiness, sensitive, vmm
 from popek.checks.host.isolate import Fault
 from popek.checks.host.workload import WorkloadRun, reference
-from popek.checks.timing import Ratio, Timing
+from popek.checks.host.timing import Ratio, Timing
 from popek.steps import (host_containers, host_emulation, host_guest_process, host_kvm, host_pgtable,
                          host_rings, host_sensitive, host_virt)
 from test_pgtable import FakeMeasurements

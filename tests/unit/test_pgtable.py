@@ -5,7 +5,7 @@ import pytest
 
 from popek.checks.host import pgtable
 from popek.checks.host.workload import WorkloadRun, reference
-from popek.checks.timing import Ratio, Timing
+from popek.checks.host.timing import Ratio, Timing
 
 
 def run(executor, n=1000, result=None, ns=1.0):

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from popek.checks.host import kvm, vmm, workload
-from popek.checks.timing import Timing
+from popek.checks.host.timing import Timing
 
 # The values of the kernel headers (linux/kvm.h, asm/kvm.h), printed by a C program on x86-64.
 HEADER_IOCTLS = {"KVM_GET_API_VERSION": 0xAE00, "KVM_CREATE_VM": 0xAE01, "KVM_CHECK_EXTENSION": 0xAE03,

@@ -10,7 +10,7 @@ from hypothesis import settings, strategies as st
 from popek import paths
 from popek.checks import coverage
 from popek.checks.host import pgtable, workload
-from popek.checks.timing import Ratio
+from popek.checks.host.timing import Ratio
 
 x86_64 = pytest.mark.skipif(platform.machine() != "x86_64", reason="runs x86-64 machine code")
 
