@@ -20,10 +20,14 @@ import pytest
 from popek.checks import claims as claims_mod
 from popek.checks import coverage
 from popek.checks import needs as needs_mod
+from popek.checks.cloud import needs as cloud_needs
+from popek.checks.host import needs as host_needs
 from popek.checks.secrets import REDACT
 
 VERDICT_FR = {"passed": "RÉUSSI", "failed": "ÉCHEC", "skipped": "IGNORÉ"}
 FIGURES_KEY = pytest.StashKey[dict]()
+#: Importing them registers the host's and the cloud's needs in needs_mod's table (it imports neither).
+NEED_MODULES = (host_needs, cloud_needs)
 
 
 def pytest_addoption(parser):

@@ -2,7 +2,7 @@
 `@needs:object-store`): each takes the
 `cloud` fixture's value, a `connection.Cloud` or an `Unreachable`, and returns None or the French reason.
 
-Registered in popek.checks.needs' table when this module is imported (popek.checks.needs imports it)."""
+Registered in popek.checks.needs' table when this module is imported (the plugin imports it)."""
 from __future__ import annotations
 
 import dataclasses

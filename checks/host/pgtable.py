@@ -14,8 +14,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from popek.checks import needs
-from popek.checks.host import workload
+from popek.checks.host import needs, workload
 from popek.checks.host.timing import Ratio
 
 TECHNIQUES = {"emulation": "Émulation", "assistee_materiel": "Virtualisation assistée par le matériel",

@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from faults import Evidence, record, scenario_verdict
-from popek.checks import needs
+from popek.checks.host import needs
 from popek.checks.host import containers, emulation, guest_process, readiness, rings, vmm
 from popek.steps import host_containers, host_emulation, host_guest_process, host_kvm, host_rings
 

@@ -95,7 +95,7 @@ def test_unprivileged_run_skips_what_it_cannot_do_with_the_reason_and_exits_0():
 
 def unmet_needs_as(user: int, names: set[str]) -> dict[str, str]:
     """need -> its French reason, for the needs in `names` that `user` does not meet (evaluated as that user)."""
-    code = ("import json, sys; from popek.checks import needs; "
+    code = ("import json, sys; from popek.checks.host import needs; "
             "print(json.dumps({n: needs.unmet(n) for n in sys.argv[1:]}))")
     proc = subprocess.run(["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups",
                            str(VENV_BIN / "python"), "-c", code, *sorted(names)],
@@ -140,7 +140,7 @@ def check_unprivileged_run(tmp_path):
 
 def test_c08_is_never_passed_on_a_kvm_without_vtx_or_amdv(host_run):
     """On PVM (a /dev/kvm without VT-x/AMD-V) the ring -1 of C08 is absent: IGNORÉ with that reason."""
-    from popek.checks import needs
+    from popek.checks.host import needs
     reason = needs.unmet("ring-1")
     if reason is None:
         pytest.skip("cet hôte a VT-x/AMD-V sous /dev/kvm : C08 y est vérifié")

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis import given as h_given
 
-from popek.checks import needs
+from popek.checks.host import needs
 from popek.checks.host import vmm, workload
 
 pytestmark = [pytest.mark.integration,
