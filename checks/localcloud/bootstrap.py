@@ -450,7 +450,7 @@ def flavors(conn) -> None:
         conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True)
 
 
-#: Glance property holding the hash of the recipe an image was built from (images.py).
+#: Glance property holding the hash of the recipe an image was built from (images/).
 RECIPE_PROPERTY = "popek_recipe"
 
 

@@ -21,7 +21,7 @@ A good guest on the user's machine (issue #18): nothing of the host's own is tou
 
 Facts of this machine type that shaped it (shared/research/dataplane.md):
 - no Open vSwitch kernel module: every bridge uses the userspace datapath (`datapath_type=netdev`);
-  its checksum trap is defused in the guests (`virtio_net.csum=0 gso=0`, see images.py);
+  its checksum trap is defused in the guests (`virtio_net.csum=0 gso=0`, see images/shared.py);
 - no dummy links, so no VXLAN: the public network is flat (physnet `public` on `br-ex`) and project
   networks are of type `local` (one host: every port is on br-int);
 - no sudo, no systemd: root_helper is empty, privsep helpers come from the cloud venv, and the daemons
@@ -45,6 +45,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from popek.checks.localcloud import apt
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.services import Service
 from popek.checks.localcloud.state import HOST, PORTS, CloudState
@@ -502,13 +503,12 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     """Packages (what apt will install goes to `log` first), popek's libvirt tree, Open vSwitch running
     with its two bridges, the host's address on the external one. Idempotent: a second call finds
     everything in place and changes nothing. A host link with one of popek's names is refused."""
-    from popek.checks.localcloud import images
     from popek.checks.localcloud import services as svcmod
     from popek.checks.localcloud.errors import CloudError
 
     if os.geteuid() != 0:
         raise CloudError("plan de données : il faut être root (Open vSwitch, libvirt, espaces de noms)")
-    images.ensure_apt(DATAPLANE_APT, log=log)
+    apt.install(DATAPLANE_APT, log=log)
     dnsmasq_conf(state).parent.mkdir(parents=True, exist_ok=True)
     dnsmasq_conf(state).write_text(DNSMASQ_CONF)
     _ensure_libvirt_python(state)
@@ -772,12 +772,11 @@ def loop_devices(state: CloudState) -> list[str]:
 
 def status(state: CloudState) -> str:
     """Why the dataplane runs or not, in French, one line."""
-    from popek.checks.localcloud import images
     from popek.checks.localcloud import services as svcmod
 
     if os.geteuid() != 0:
         return "plan de données indisponible : il faut être root"
-    missing = images.missing_apt(DATAPLANE_APT)
+    missing = apt.missing(DATAPLANE_APT)
     if missing:
         return f"plan de données non installé : paquets manquants {' '.join(missing)}"
     down = [s.name for s in services(state) if svcmod.read_pid(state, s.name) is None]

@@ -8,15 +8,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
-import shutil
 import subprocess
 import sys
-import threading
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 from popek.checks.localcloud.errors import CloudError
 
@@ -25,144 +20,22 @@ REQUIREMENTS = Path(__file__).with_name("cloud-requirements.txt")
 APT_PACKAGES = ("rabbitmq-server", "mariadb-server")
 DRIVER_DIST = "popek_alwaysbind"
 DRIVER_VERSION = "1.1"
-#: popek's own modules for the cloud venv, shipped in the one driver wheel: the always-bind ML2 driver and
-#: the dataplane's loop-device Cinder driver (module name in the venv -> source file beside this one).
-DRIVER_MODULES = {DRIVER_DIST: "alwaysbind.py", "popek_loopvolume": "loopvolume.py"}
+#: popek's own modules for the cloud venv, shipped in the one driver wheel: the always-bind ML2 driver,
+#: the dataplane's loop-device Cinder driver and the fork-time gc.freeze (module name in the venv -> source
+#: file beside this one).
+DRIVER_MODULES = {DRIVER_DIST: "alwaysbind.py", "popek_loopvolume": "loopvolume.py",
+                  "popek_forkfreeze": "forkfreeze.py"}
+#: a .pth line that starts with "import" runs at every start of the venv's interpreter (site.py)
+FORKFREEZE_PTH = b"import popek_forkfreeze; popek_forkfreeze.install()\n"
 
 
 def _driver_sources() -> dict[str, bytes]:
     return {f"{mod}.py": Path(__file__).with_name(src).read_bytes() for mod, src in DRIVER_MODULES.items()}
 
 
-def missing_packages(packages=APT_PACKAGES) -> list[str]:
-    """The Debian packages of `packages` that dpkg does not report as installed."""
-    if shutil.which("dpkg-query") is None:
-        return list(packages)
-    missing = []
-    for pkg in packages:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
-        if "install ok installed" not in out.stdout:
-            missing.append(pkg)
-    return missing
-
-
-#: Debian's protocol for "no service may be started now": invoke-rc.d and deb-systemd-invoke ask
-#: /usr/sbin/policy-rc.d, and exit status 101 means "action forbidden". popek's apt runs install packages
-#: whose daemons it runs itself, on 127.0.0.1 and private state directories: Debian must not start (nor
-#: enable) the machine-wide ones, listening on every interface.
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
-POLICY_RC_D_TEXT = ("#!/bin/sh\n# popek: no service is started by a package popek installs "
-                    "(this file goes when popek's apt run ends)\nexit 101\n")
-#: Where Debian's maintainer scripts enable a service: systemd's wants links and sysvinit's start links.
-ENABLED_GLOBS = ("/etc/systemd/system/*.wants/*", "/etc/rc[2-5].d/S*")
-#: One apt run at a time: the image builds and the dataplane install from two threads (dpkg's own lock
-#: would fail the second one).
-_APT_LOCK = threading.Lock()
-
-
-@contextmanager
-def services_held_back(path: Path = POLICY_RC_D):
-    """For the duration, `path` forbids every service start; afterwards the machine's own policy-rc.d is
-    back byte for byte with its mode, or there is none if there was none."""
-    before = path.read_bytes() if path.is_file() else None
-    mode = path.stat().st_mode & 0o7777 if before is not None else None
-    tmp = path.with_name(path.name + ".popek-tmp")
-    tmp.write_text(POLICY_RC_D_TEXT)
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
-    try:
-        yield
-    finally:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            tmp.write_bytes(before)
-            tmp.chmod(mode)
-            os.replace(tmp, path)
-
-
-def enabled_links(globs=ENABLED_GLOBS) -> set[str]:
-    """The links by which services are enabled at boot (systemd wants, sysvinit rc2-5 start links)."""
-    import glob
-
-    return {p for g in globs for p in glob.glob(g)}
-
-
-def planned_installs(simulation: str) -> list[str]:
-    """The packages `apt-get install -s` (its stdout, `simulation`) would install or upgrade."""
-    return [line.split()[1] for line in simulation.splitlines() if line.startswith("Inst ")]
-
-
-def disable_new(before: set[str], log: Callable[[str], None], globs=ENABLED_GLOBS) -> list[str]:
-    """Disable, the Debian way, every service a package script enabled since `before` was taken
-    (deb-systemd-helper for systemd units, update-rc.d for init scripts). Returns their names."""
-    names = []
-    for link in sorted(enabled_links(globs) - before):
-        name = Path(link).name
-        if "/systemd/" in link:
-            cmd = ["deb-systemd-helper", "disable", name] if shutil.which("deb-systemd-helper") else None
-        else:
-            name = name[3:]  # S01foo -> foo
-            cmd = ["update-rc.d", name, "disable"] if shutil.which("update-rc.d") else None
-        if name in names:
-            continue
-        if cmd is None or subprocess.run(cmd, capture_output=True).returncode != 0:
-            Path(link).unlink(missing_ok=True)
-        names.append(name)
-    if names:
-        log(f"apt : services désactivés au démarrage de la machine (popek lance les siens) : {' '.join(names)}")
-    return names
-
-
-def _apt_plan(missing: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", "--no-remove", *missing],
-                          env=env, capture_output=True, text=True)
-
-
-def apt_install(packages, log: Callable[[str], None] = print) -> list[str]:
-    """Install the missing ones of `packages` with the machine's apt, changing nothing else: what will be
-    installed (dependencies included) is shown first, no package is removed (`--no-remove`), no recommends,
-    no service is started (policy-rc.d) nor left enabled at boot. Returns the packages installed.
-
-    Raises CloudError (one French sentence) when not root, without apt, or when apt refuses."""
-    missing = missing_packages(packages)
-    if not missing:
-        return []
-    if shutil.which("apt-get") is None:
-        raise CloudError(f"paquets Debian manquants : {' '.join(missing)} ; apt-get est introuvable sur cette "
-                         "machine, installez-les autrement")
-    if os.geteuid() != 0:
-        raise CloudError(f"paquets Debian manquants : {' '.join(missing)} ; relancez en root ou installez-les : "
-                         f"apt-get install --no-install-recommends {' '.join(missing)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    with _APT_LOCK:
-        plan = _apt_plan(missing, env)
-        if plan.returncode != 0:  # stale package lists: refresh once, then plan again
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-            plan = _apt_plan(missing, env)
-        if plan.returncode != 0:
-            raise CloudError(f"apt-get install {' '.join(missing)} impossible sans retirer de paquet ou "
-                             f"autrement : {(plan.stderr or plan.stdout).strip()[-400:]}")
-        installs = planned_installs(plan.stdout)
-        log(f"apt : installation de {len(installs)} paquet(s) : {' '.join(installs)}")
-        enabled = enabled_links()
-        with services_held_back():
-            run = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "--no-remove", *missing],
-                                 env=env, capture_output=True, text=True)
-            disable_new(enabled, log)
-    if run.returncode != 0:
-        raise CloudError(f"apt-get install {' '.join(missing)} a échoué : {run.stderr.strip()[-400:]}")
-    return installs
-
-
-def ensure_apt(packages=APT_PACKAGES, log: Callable[[str], None] = lambda line: None) -> list[str]:
-    """The API-only cloud's packages (MariaDB, RabbitMQ) through `apt_install`."""
-    return apt_install(packages, log)
-
-
 def requirements_digest() -> str:
     """What the venv was built from: the pinned requirements and the drivers' sources."""
-    return hashlib.sha256(REQUIREMENTS.read_bytes() + b"".join(_driver_sources().values())).hexdigest()
+    return hashlib.sha256(REQUIREMENTS.read_bytes() + b"".join(_driver_sources().values()) + FORKFREEZE_PTH).hexdigest()
 
 
 def venv_ready(venv: Path) -> bool:
@@ -228,8 +101,9 @@ def alwaysbind_wheel(dest: Path) -> Path:
     dist_info = f"{DRIVER_DIST}-{DRIVER_VERSION}.dist-info"
     files = {
         **_driver_sources(),
+        "popek_forkfreeze.pth": FORKFREEZE_PTH,
         f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: {DRIVER_DIST}\nVersion: {DRIVER_VERSION}\n"
-                                  "Summary: popek's always-bind ML2 driver and loop-device Cinder driver\n").encode(),
+                                  "Summary: popek's always-bind ML2 driver, loop-device Cinder driver, fork-time gc.freeze\n").encode(),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: popek\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{dist_info}/entry_points.txt": (f"[neutron.ml2.mechanism_drivers]\n"
                                           f"{DRIVER_DIST} = {DRIVER_DIST}:AlwaysBindDriver\n").encode(),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-from popek.checks.localcloud import bootstrap, config, fence, install, services
+from popek.checks.localcloud import apt, bootstrap, config, fence, install, services
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.services import STAGES, Service
 from popek.checks.localcloud.state import CloudState
@@ -111,7 +111,7 @@ def running(state: CloudState, svc: list[Service]) -> bool:
 
 
 def _build_images(state: CloudState, log):
-    """The images of images.py, built or taken from the cache (a cache hit costs nothing; a recipe that
+    """The images of images/, built or taken from the cache (a cache hit costs nothing; a recipe that
     changed with popek's code is rebuilt once, and `resources` replaces the image in Glance)."""
     from popek.checks.localcloud import images
 
@@ -171,7 +171,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
     progress = Progress(log)
     state.mkdirs()
     with progress.step("paquets Debian (rabbitmq-server, mariadb-server)"):
-        installed = install.ensure_apt(log=lambda line: log(f"  {line}"))
+        installed = apt.install(install.APT_PACKAGES, log=lambda line: log(f"  {line}"))
     if installed:
         log(f"  installés : {' '.join(installed)}")
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -75,14 +75,14 @@ def host_up(log=print) -> dict:
     """Debian's libvirt-daemon-system (through popek's apt helper: no service started by the install),
     its virtlogd and libvirtd started from the system's configuration, the host's VM on the host's bridge,
     the host's namespace. Returns (and records) what was started here."""
-    from popek.checks.localcloud import dataplane, images, install
+    from popek.checks.localcloud import apt, dataplane, images, install
 
     # what popek's own `up` would install on first use, installed first: between the two snapshots only
     # popek's up and down act (a package install is a change the user asked for, and `up` lists it)
-    install.apt_install([*install.APT_PACKAGES, *dataplane.DATAPLANE_APT, *images.IMAGE_BUILD_APT], log=log)
+    apt.install([*install.APT_PACKAGES, *dataplane.DATAPLANE_APT, *images.IMAGE_BUILD_APT], log=log)
     # on a machine without systemd, the sysv flavour (apt's first choice would bring systemd in)
-    sysv = ["libvirt-daemon-system-sysv"] if install.missing_packages(["systemd-sysv"]) else []
-    install.apt_install(["libvirt-daemon-system", *sysv, "qemu-system-x86"], log=log)
+    sysv = ["libvirt-daemon-system-sysv"] if apt.missing(["systemd-sysv"]) else []
+    apt.install(["libvirt-daemon-system", *sysv, "qemu-system-x86"], log=log)
     try:  # a host-up before this one: what it made stays to be removed
         made = json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):
@@ -252,7 +252,7 @@ def snapshot() -> dict:
     """What popek could touch on the machine: long-lived processes, links (kind, flags, addresses),
     routes, namespaces, mounts, loop devices, every file of /etc and policy-rc.d, network sysctls,
     nftables and iptables rules, services enabled at boot; and the host VM's QEMU process."""
-    from popek.checks.localcloud import install
+    from popek.checks.localcloud import apt
 
     mounts = sorted(l.split()[4] for l in Path("/proc/self/mountinfo").read_text().splitlines())
     vm = host_vm_qemu()
@@ -267,7 +267,7 @@ def snapshot() -> dict:
         "sysctls": _sysctls(),
         "nft ruleset": _text("nft", "list", "ruleset"),
         "iptables": _text("iptables-save") + _text("ip6tables-save"),
-        "enabled at boot": sorted(install.enabled_links()),
+        "enabled at boot": sorted(apt.enabled_links()),
         "host VM QEMU": f"{vm[0]} {vm[1]}" if vm else "absent",
     }
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from popek import paths
-from popek.checks.localcloud import bootstrap, dataplane, install, lifecycle, services
+from popek.checks.localcloud import apt, bootstrap, dataplane, install, lifecycle, services
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.state import CloudState
 
@@ -31,7 +31,7 @@ def cloud_state():
     state = CloudState(paths.embedded_cloud_dir())
     was_running = _running(state)
     if not was_running:
-        missing = install.missing_packages()
+        missing = apt.missing(install.APT_PACKAGES)
         if missing and os.geteuid() != 0:
             pytest.skip(f"paquets {' '.join(missing)} absents et pas root : le cloud embarqué ne peut pas démarrer")
         lifecycle.up(state, dataplane=True, log=lambda line: None)

@@ -1,6 +1,7 @@
 """The built wheel works outside the repository: features and quiz banks shipped as package data."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,11 +13,24 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
+def source_tree(dest: Path) -> Path:
+    """A copy of the repository's files (tracked and new, not ignored) in `dest`: pip builds in the tree,
+    and a `build/` left in the repository by an earlier build would bring back modules since deleted."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The wheel built from the repo, unpacked into a folder that shadows the editable install."""
+    """The wheel built from the repo's files, unpacked into a folder that shadows the editable install."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO),
+    src = source_tree(tmp_path_factory.mktemp("src"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src),
                     "-w", str(out)], check=True, capture_output=True)
     wheel = next(out.glob("popek-*.whl"))
     site = out / "site"
@@ -32,6 +46,9 @@ def test_wheel_ships_features_quizzes_and_steps(installed):
     assert any(n.startswith("popek/steps/") and n.endswith(".py") for n in names)
     assert any(n.startswith("popek/checks/") and n.endswith(".py") for n in names)
     assert not any(n.startswith(("tests/", "checks/", "steps/")) for n in names)
+    # every module shipped is one of the repository's (none of an old build)
+    shipped = {n.removeprefix("popek/checks/") for n in names if n.startswith("popek/checks/") and n.endswith(".py")}
+    assert shipped == {p.relative_to(REPO / "checks").as_posix() for p in (REPO / "checks").rglob("*.py")}
 
 
 def test_installed_popek_runs_outside_the_repo(installed, tmp_path):
@@ -51,3 +68,19 @@ def test_installed_popek_runs_outside_the_repo(installed, tmp_path):
                           "--results", str(tmp_path / "r")], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert str(site) in run.stdout  # the scenarios ran from the installed copy
+
+
+def test_installed_image_recipes_are_the_repos(installed, tmp_path):
+    """The tiny image's initramfs scripts are package data: an installed wheel holds them, and its image
+    recipes hash as the repository's (same image file names: a cache built by one serves the other)."""
+    from popek.checks.localcloud import images
+
+    wheel, site = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("init", "rc", "udhcpc.script", "inittab", "heartbeat"):
+        assert f"popek/checks/localcloud/images/initramfs/{name}" in names
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = subprocess.run([sys.executable, "-c", "import json; from popek.checks.localcloud import images; "
+                            "print(json.dumps({r.name: r.digest() for r in images.RECIPES}))"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(probe.stdout) == {r.name: r.digest() for r in images.RECIPES}

@@ -1,8 +1,8 @@
-"""popek's one apt helper (install.apt_install) changes nothing else on the machine: no service started
+"""popek's one apt helper (apt.install) changes nothing else on the machine: no service started
 (policy-rc.d during the run, the machine's own back byte for byte), nothing removed, the plan shown first."""
 import os
 
-from popek.checks.localcloud import install
+from popek.checks.localcloud import apt
 
 SIMULATION = """NOTE: This is only a simulation!
 Reading package lists...
@@ -14,8 +14,8 @@ Conf libvirt-daemon-system (9.0.0-4+deb12u2 Debian:12.12/stable [amd64])
 
 
 def test_the_plan_lists_every_package_apt_would_install():
-    assert install.planned_installs(SIMULATION) == ["libvirt-daemon-system-systemd", "libvirt-daemon-system"]
-    assert install.planned_installs("") == []
+    assert apt.planned_installs(SIMULATION) == ["libvirt-daemon-system-systemd", "libvirt-daemon-system"]
+    assert apt.planned_installs("") == []
 
 
 def test_no_service_starts_during_the_run_and_the_machines_policy_comes_back(tmp_path):
@@ -24,7 +24,7 @@ def test_no_service_starts_during_the_run_and_the_machines_policy_comes_back(tmp
     policy = tmp_path / "policy-rc.d"
     policy.write_bytes(b"#!/bin/sh\n# the machine's own\nexit 0\n")
     policy.chmod(0o700)
-    with install.services_held_back(policy):
+    with apt.services_held_back(policy):
         assert subprocess.run([str(policy), "rabbitmq-server", "start"]).returncode == 101  # action forbidden
     assert policy.read_bytes() == b"#!/bin/sh\n# the machine's own\nexit 0\n"
     assert policy.stat().st_mode & 0o7777 == 0o700 and os.listdir(tmp_path) == ["policy-rc.d"]
@@ -33,8 +33,8 @@ def test_no_service_starts_during_the_run_and_the_machines_policy_comes_back(tmp
 def test_a_machine_without_a_policy_is_left_without_one_even_when_apt_fails(tmp_path):
     policy = tmp_path / "policy-rc.d"
     try:
-        with install.services_held_back(policy):
-            assert policy.read_text() == install.POLICY_RC_D_TEXT
+        with apt.services_held_back(policy):
+            assert policy.read_text() == apt.POLICY_RC_D_TEXT
             raise RuntimeError("apt failed")
     except RuntimeError:
         pass
@@ -47,5 +47,5 @@ def test_the_links_that_enable_services_are_listed(tmp_path):
     (tmp_path / "rc2.d" / "S01mariadb").symlink_to("../init.d/mariadb")
     (tmp_path / "multi-user.target.wants" / "ovs.service").symlink_to("/lib/systemd/system/ovs.service")
     globs = (str(tmp_path / "*.wants" / "*"), str(tmp_path / "rc[2-5].d" / "S*"))
-    assert install.enabled_links(globs) == {str(tmp_path / "rc2.d" / "S01mariadb"),
+    assert apt.enabled_links(globs) == {str(tmp_path / "rc2.d" / "S01mariadb"),
                                             str(tmp_path / "multi-user.target.wants" / "ovs.service")}

@@ -1,18 +1,18 @@
 """Pure logic of the guest image builder: MBR layout, newc cpio, module dependencies, recipe hashing."""
-import io
 import struct
 import subprocess
 
 import pytest
 
 from popek.checks.localcloud import images
+from popek.checks.localcloud.images import disk, tiny, trixie
 
 
 def test_mbr_has_one_active_linux_partition_after_the_boot_code(tmp_path, monkeypatch):
     code = tmp_path / "mbr.bin"
     code.write_bytes(b"\xeb" * 440)
-    monkeypatch.setattr(images, "MBR_BIN", code)
-    mbr = images._mbr(64 << 20, 1 << 20)
+    monkeypatch.setattr(disk, "MBR_BIN", code)
+    mbr = disk._mbr(64 << 20, 1 << 20)
     assert len(mbr) == 512 and mbr[510:] == b"\x55\xaa" and mbr[:440] == b"\xeb" * 440
     status, ptype = mbr[446], mbr[450]
     start, count = struct.unpack("<II", mbr[454:462])
@@ -28,7 +28,7 @@ def test_cpio_newc_is_read_back_by_cpio(tmp_path):
     (root / "bin" / "busybox").chmod(0o755)
     (root / "bin" / "sh").symlink_to("busybox")
     (root / "init").write_text("#!/bin/sh\n")
-    archive = images._cpio_newc(root)
+    archive = tiny._cpio_newc(root)
     assert len(archive) % 512 == 0
     out = tmp_path / "out"
     out.mkdir()
@@ -41,9 +41,9 @@ def test_cpio_newc_is_read_back_by_cpio(tmp_path):
 
 def test_module_depends_reads_modinfo():
     ko = b"\0license=GPL\0depends=failover,net_failover\0vermagic=6.12\0"
-    assert images._module_depends(ko) == ["failover", "net_failover"]
-    assert images._module_depends(b"\0depends=\0") == []
-    assert images._module_depends(b"nothing") == []
+    assert tiny._module_depends(ko) == ["failover", "net_failover"]
+    assert tiny._module_depends(b"\0depends=\0") == []
+    assert tiny._module_depends(b"nothing") == []
 
 
 def test_recipe_digest_is_stable_and_follows_the_recipe():
@@ -61,7 +61,7 @@ def test_every_image_boots_with_the_ovs_checksum_fix():
 
 
 def test_machine_debian_mirror_reads_deb822_and_one_line_sources(tmp_path, monkeypatch):
-    real_path = images.Path
+    real_path = trixie.Path
     files = {"/etc/apt/sources.list": "deb [arch=amd64] http://mirror.example/debian bookworm main\n"}
 
     class FakePath(type(real_path())):
@@ -73,7 +73,7 @@ def test_machine_debian_mirror_reads_deb822_and_one_line_sources(tmp_path, monke
         def glob(self, pattern):
             return iter(())
 
-    monkeypatch.setattr(images, "Path", FakePath)
+    monkeypatch.setattr(trixie, "Path", FakePath)
     assert images.machine_debian_mirror() == "http://mirror.example/debian"
     files["/etc/apt/sources.list"] = "Types: deb\nURIs: http://other.example/debian/\nSuites: bookworm\n"
     assert images.machine_debian_mirror() == "http://other.example/debian"
