@@ -5,7 +5,8 @@ One place for everything that turns the features into a run:
 - maps Gherkin tags: `@claim:C05` -> marker `claim("C05")` + Allure label `claim=C05`;
   `@needs:kvm` -> marker `needs("kvm")`, evaluated before the scenario runs (unmet -> skip, reason);
 - the `evidence` fixture: figures and attachments a scenario measured, for Allure and the terminal;
-- keeps secrets out of what the run writes: Allure's results (a redacting writer), pytest's log handlers;
+- keeps secrets out of what the run writes: Allure's results (a redacting writer), pytest's log handlers,
+  every scenario's failure text and captured output (host and cloud alike: one report hook);
 - prints the per-claim verdicts in French at the end.
 """
 from __future__ import annotations
@@ -21,11 +22,14 @@ from popek.checks import claims as claims_mod
 from popek.checks import coverage
 from popek.checks import needs as needs_mod
 from popek.checks.cloud import needs as cloud_needs
+from popek.checks.cloud.connection import stopped_answering
 from popek.checks.host import needs as host_needs
 from popek.checks.secrets import REDACT
 
 VERDICT_FR = {"passed": "RÉUSSI", "failed": "ÉCHEC", "skipped": "IGNORÉ"}
 FIGURES_KEY = pytest.StashKey[dict]()
+#: What the cloud fixture's sweep of earlier runs' orphans found: {"trouvés": [...], "problèmes": [...]}.
+SWEEP_KEY = pytest.StashKey[dict]()
 #: Importing them registers the host's and the cloud's needs in needs_mod's table (it imports neither).
 NEED_MODULES = (host_needs, cloud_needs)
 
@@ -201,16 +205,24 @@ def pytest_sessionstart(session):
         session.config.add_cleanup(put_back)
 
 
-def _allure_listener(config):
+def allure_listener(config):
     """allure-pytest-bdd's listener (its lifecycle holds the results being written), or None."""
     return next((p for p in config.pluginmanager.get_plugins() if type(p).__name__ == "PytestBDDListener"), None)
+
+
+def allure_test_result(item):
+    """The Allure test result being written for `item`, or None (no Allure, or not one of its scenarios)."""
+    listener = allure_listener(item.config)
+    if listener is None or item.nodeid not in listener.nodeid_to_uuid:
+        return None
+    return listener.lifecycle._get_item(uuid=listener.nodeid_to_uuid[item.nodeid])
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, step_func_args):
     """Allure records every step argument by repr(), fixtures included (stack.md): keep only plain
     values parsed from the step text, redacted; drop fixtures (connections, credentials)."""
-    listener = _allure_listener(request.config)
+    listener = allure_listener(request.config)
     if listener is None:
         return
     from allure_pytest_bdd.steps import get_step_uuid
@@ -226,20 +238,54 @@ def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, ste
     result.parameters = kept
 
 
+class Crash:
+    """The crash line of a failure (path, line, message): what junit.xml's message and the short summary show."""
+
+    def __init__(self, path: str, lineno: int, message: str):
+        self.path, self.lineno, self.message = path, lineno, message
+
+
+class RedactedRepr:
+    """A failure's text with secrets masked; keeps the crash line (junit.xml's message) redacted too.
+
+    pytest reads a report's longrepr by duck typing: `toterminal` (terminal, longreprtext), `reprcrash`
+    (junit.xml, short summary) and str() (what pytest-xdist's workers send)."""
+
+    def __init__(self, longrepr, short: str | None = None):
+        self.text = REDACT(short or str(longrepr))
+        crash = getattr(longrepr, "reprcrash", None)
+        if crash is not None:
+            self.reprcrash = Crash(crash.path, crash.lineno, REDACT(short or crash.message))
+
+    def toterminal(self, tw) -> None:
+        tw.line(self.text)
+
+    def __str__(self) -> str:
+        return self.text.strip()
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
-    """A skip is a verdict with a reason, not an error: drop Allure's trace and the "Skipped: " prefix."""
+    """What a scenario's report says, for every scenario (host and cloud):
+    - pytest's long tracebacks print every frame's arguments: a token handed to a function (a request's
+      headers) would reach the terminal, junit.xml and Allure's trace. Failure texts and captured output
+      are redacted with what REDACT knows (loaded passwords and tokens, Fernet-looking strings, private
+      keys); a cloud that stopped answering mid-scenario is told in one French line instead of its frames;
+    - a skip is a verdict with a reason, not an error: Allure's trace and the "Skipped: " prefix go.
+    tryfirst: runs after Allure's listener filled in its status details, which are redacted too."""
     outcome = yield
     report = outcome.get_result()
-    if not report.skipped:
+    if report.longrepr is not None and not report.skipped:
+        report.longrepr = RedactedRepr(report.longrepr, stopped_answering(call.excinfo and call.excinfo.value))
+    report.sections = [(name, REDACT(text)) for name, text in report.sections]
+    details = getattr(allure_test_result(item), "statusDetails", None)
+    if details is None:
         return
-    listener = _allure_listener(item.config)
-    if listener is None or item.nodeid not in listener.nodeid_to_uuid:
-        return
-    result = listener.lifecycle._get_item(uuid=listener.nodeid_to_uuid[item.nodeid])
-    if result is not None and result.statusDetails is not None:
-        result.statusDetails.trace = None
-        result.statusDetails.message = (result.statusDetails.message or "").removeprefix("Skipped: ")
+    if report.skipped:
+        details.trace = None
+        details.message = (details.message or "").removeprefix("Skipped: ")
+    details.message = REDACT(details.message) if details.message else details.message
+    details.trace = REDACT(details.trace) if details.trace else details.trace
 
 
 class Evidence:
@@ -339,8 +385,15 @@ def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:
     return out
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Per-claim verdicts in French (coverage.claim_status over the statuses of its scenarios)."""
+def pytest_terminal_summary(terminalreporter, config):
+    """What the sweep of earlier runs removed (when a cloud was swept), then the per-claim verdicts in French
+    (coverage.claim_status over the statuses of its scenarios)."""
+    sweep = config.stash.get(SWEEP_KEY, None)
+    if sweep is not None:
+        terminalreporter.write_line(f"popek : balayage des runs précédents : {len(sweep['trouvés'])} ressource(s) "
+                                    f"orpheline(s) supprimée(s), {len(sweep['problèmes'])} échec(s)")
+        for line in sweep["trouvés"] + sweep["problèmes"]:
+            terminalreporter.write_line(f"    {line}")
     per_claim: dict[str, list[tuple[str, set[str]]]] = {}
     for status, ids, reasons in scenario_statuses(terminalreporter.stats).values():
         for claim in ids:

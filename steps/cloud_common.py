@@ -8,44 +8,12 @@ a cloud the user *named* that is broken is an error instead (the scenarios error
 import os
 
 import pytest
-from _pytest._code.code import ReprFileLocation, TerminalRepr
 
 from popek import paths
 from popek.checks.cloud import compute, connection, ledger as ledger_mod, shared as shared_mod
 from popek.checks.cloud.needs import Unreachable
 from popek.checks.secrets import REDACT
-
-SWEEP_KEY = pytest.StashKey[dict]()
-
-
-class RedactedRepr(TerminalRepr):
-    """A failure's text with secrets masked; keeps the crash line (junit.xml's message) redacted too."""
-
-    def __init__(self, longrepr, short: str | None = None):
-        self.text = REDACT(short or str(longrepr))
-        crash = getattr(longrepr, "reprcrash", None)
-        if crash is not None:
-            self.reprcrash = ReprFileLocation(crash.path, crash.lineno, REDACT(short or crash.message))
-
-    def toterminal(self, tw) -> None:
-        tw.line(self.text)
-
-
-def unreachable(excinfo) -> str | None:
-    """A short French verdict when a scenario failed because the cloud stopped answering (a service
-    down mid-run): pages of urllib3 frames would hide the one fact that matters."""
-    if excinfo is None:
-        return None
-    from keystoneauth1 import exceptions as ks
-    import requests
-
-    seen = excinfo.value
-    while seen is not None:
-        if isinstance(seen, (ks.ConnectFailure, ks.ConnectTimeout, requests.ConnectionError)):
-            where = getattr(getattr(seen, "request", None), "url", None) or str(seen).split(": ", 1)[0]
-            return f"le cloud ne répond plus pendant le scénario ({type(seen).__name__}) : {where}"
-        seen = seen.__cause__ or seen.__context__
-    return None
+from popek.plugin import SWEEP_KEY
 
 
 def run_identity(config) -> tuple[str, str]:
@@ -150,36 +118,3 @@ def bootable(conn, cloud_init: bool = False, min_ram: int = 0):
         return image, compute.pick_flavor(conn, image, min_ram)
     except LookupError as exc:
         pytest.skip(f"{exc} dans ce cloud : rien à démarrer")
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    """Say what the orphan sweep removed at the start of the run (nothing, usually)."""
-    sweep = config.stash.get(SWEEP_KEY, None)
-    if sweep is None:
-        return
-    terminalreporter.write_line(f"popek : balayage des runs précédents : {len(sweep['trouvés'])} ressource(s) "
-                                f"orpheline(s) supprimée(s), {len(sweep['problèmes'])} échec(s)")
-    for line in sweep["trouvés"] + sweep["problèmes"]:
-        terminalreporter.write_line(f"    {line}")
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    """pytest's long tracebacks print every frame's arguments: a token handed to a function (a request's
-    headers) would reach the terminal, junit.xml and Allure's trace. Redact failure texts and captured
-    output with what REDACT knows (loaded passwords and tokens, Fernet-looking strings, private keys).
-    tryfirst: runs after Allure's listener filled in its status details, which are redacted too."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.longrepr is not None and not report.skipped:
-        report.longrepr = RedactedRepr(report.longrepr, unreachable(call.excinfo))
-    report.sections = [(name, REDACT(text)) for name, text in report.sections]
-    from popek.plugin import _allure_listener
-    listener = _allure_listener(item.config)
-    if listener is None or item.nodeid not in listener.nodeid_to_uuid:
-        return
-    result = listener.lifecycle._get_item(uuid=listener.nodeid_to_uuid[item.nodeid])
-    details = getattr(result, "statusDetails", None)
-    if details is not None:
-        details.message = REDACT(details.message) if details.message else details.message
-        details.trace = REDACT(details.trace) if details.trace else details.trace

@@ -425,3 +425,21 @@ def _same_auth_url(region, embedded_yaml: Path, entry: str) -> bool:
 def embedded_state_file(cloud: Cloud, *parts: str) -> Optional[Path]:
     """A path inside the embedded cloud's state directory, or None when this is not the embedded cloud."""
     return cloud.embedded_root.joinpath(*parts) if cloud.embedded_root else None
+
+
+def stopped_answering(exc: Optional[BaseException]) -> Optional[str]:
+    """A short French verdict when a scenario failed because the cloud stopped answering (a service down
+    mid-run), found along the exception's causes; else None. Pages of urllib3 frames would hide the one
+    fact that matters."""
+    if exc is None:
+        return None
+    from keystoneauth1 import exceptions as ks
+    import requests
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (ks.ConnectFailure, ks.ConnectTimeout, requests.ConnectionError)):
+            where = getattr(getattr(seen, "request", None), "url", None) or str(seen).split(": ", 1)[0]
+            return f"le cloud ne répond plus pendant le scénario ({type(seen).__name__}) : {where}"
+        seen = seen.__cause__ or seen.__context__
+    return None

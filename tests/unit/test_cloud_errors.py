@@ -118,15 +118,15 @@ def test_the_cli_says_one_line_and_exits_non_zero(isolated, argv, expected):
 def test_a_cloud_that_stops_answering_mid_scenario_is_one_short_verdict():
     from keystoneauth1 import exceptions as ks
 
-    from popek.steps.cloud_common import unreachable
+    from popek.checks.cloud.connection import stopped_answering
 
     with pytest.raises(RuntimeError) as info:
         try:
             raise ks.ConnectFailure("Unable to establish connection to http://127.0.0.1:9696/v2.0/ports: refused")
         except ks.ConnectFailure as exc:
             raise RuntimeError("wrapped") from exc
-    verdict = unreachable(info)
+    verdict = stopped_answering(info.value)
     assert verdict.startswith("le cloud ne répond plus pendant le scénario (ConnectFailure)")
     with pytest.raises(AssertionError) as other:
         assert 1 == 2
-    assert unreachable(other) is None
+    assert stopped_answering(other.value) is None

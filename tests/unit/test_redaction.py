@@ -178,6 +178,68 @@ def test_a_secret_printed_logged_and_raised_by_a_step_reaches_no_file_of_the_res
         assert TOKEN not in text, name
 
 
+HOST_FEATURE = textwrap.dedent("""\
+    # language: fr
+    Fonctionnalité: Hôte
+      @claim:C05
+      Scénario: Une mesure de l'hôte échoue avec un secret en argument
+        Quand une mesure de l'hôte échoue
+    """)
+
+HOST_STEPS = textwrap.dedent(f"""\
+    from pytest_bdd import scenarios, when
+    from popek.checks.secrets import REDACT
+    scenarios("hote/mesure.feature")
+
+    def measure(secret):
+        raise RuntimeError("the probe failed with " + secret)
+
+    @when("une mesure de l'hôte échoue")
+    def fail():
+        REDACT.add("{PASSWORD}")
+        measure("{PASSWORD}")
+    """)
+
+
+def test_a_host_scenario_failure_is_redacted_without_the_cloud_steps(pytester):
+    """The redaction is the plugin's, for every scenario: a host scenario's traceback (its frames' arguments)
+    and junit.xml's message are masked even with the cloud step modules kept out of the run."""
+    (pytester.path / "hote").mkdir()
+    (pytester.path / "hote" / "mesure.feature").write_text(HOST_FEATURE)
+    pytester.makepyfile(test_host_secret=HOST_STEPS)
+    junit = pytester.path / "junit.xml"
+    out = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:popek.steps.cloud_common", "--tb=long",
+                             "--junitxml", str(junit))
+    out.assert_outcomes(failed=1)
+    assert PASSWORD not in out.stdout.str()
+    out.stdout.fnmatch_lines(["*RuntimeError: the probe failed with ****"])
+    text = junit.read_text()
+    assert PASSWORD not in text
+    assert 'message="RuntimeError: the probe failed with ***' in text, text
+
+
+def test_a_redacted_failure_reads_the_same_everywhere_pytest_reads_it():
+    """Terminal (toterminal), junit.xml and the short summary (reprcrash), pytest-xdist's workers (str)."""
+    from popek.plugin import Crash, RedactedRepr
+
+    REDACT.add(PASSWORD)
+
+    class Longrepr:
+        reprcrash = Crash("/x.py", 3, f"RuntimeError: refused for {PASSWORD}")
+
+        def __str__(self):
+            return f"frames with {PASSWORD}\nRuntimeError: refused for {PASSWORD}\n"
+
+    seen = RedactedRepr(Longrepr())
+    lines = []
+    seen.toterminal(type("Writer", (), {"line": lambda self, text: lines.append(text)})())
+    assert lines == ["frames with ***\nRuntimeError: refused for ***\n"]
+    assert str(seen) == "frames with ***\nRuntimeError: refused for ***"
+    assert (seen.reprcrash.path, seen.reprcrash.lineno, seen.reprcrash.message) == ("/x.py", 3, "RuntimeError: refused for ***")
+    short = RedactedRepr(Longrepr(), "le cloud ne répond plus")
+    assert str(short) == short.reprcrash.message == "le cloud ne répond plus"
+
+
 # --- secrets at rest: the embedded cloud's files and command lines ----------------------------------
 
 def test_a_config_file_holds_mode_0600_before_its_first_byte(tmp_path, monkeypatch):
