@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import yaml
 
-from popek.checks.localcloud.errors import CloudError
-from popek.checks.localcloud.services import base_env
-from popek.checks.localcloud.state import ADMIN_PROJECT, HOST, MEMBER_PROJECT, MEMBER_USER, REGION, CloudState
+from popek.checks.localcloud import runcmd
+from popek.checks.localcloud.config import write_private
+from popek.checks.localcloud.services import base_env, read_pid
+from popek.checks.localcloud.state import (ADMIN_PROJECT, HOST, MEMBER_PROJECT, MEMBER_USER, PORTS, RABBIT_USER,
+                                          RABBIT_VHOST, REGION, CloudState)
 
 SERVICE_USERS = ("glance", "placement", "nova", "neutron", "cinder", "swift")
 #: (type, name, URL path) of each catalog entry besides identity (keystone-manage bootstrap makes that one).
@@ -44,19 +44,8 @@ PRIVATE_CIDR = "10.0.0.0/24"
 def run(state: CloudState, argv: list[str], step: str, env: dict | None = None, input: str | None = None) -> None:
     """Run one setup command of the cloud venv, its output appended to log/setup-<step>.log (mode 0600;
     the command line is written redacted, though no password is passed on one)."""
-    from popek.checks.secrets import REDACT
-
-    log = state.log(f"setup-{step}")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(f"\n--- popek: {REDACT(' '.join(argv))}\n".encode())
-        out.flush()
-        rc = subprocess.run(argv, env=base_env(state) | (env or {}), stdout=out, stderr=subprocess.STDOUT,
-                            cwd=str(state.root), input=input.encode() if input else None,
-                            stdin=None if input else subprocess.DEVNULL).returncode
-    if rc != 0:
-        raise CloudError(f"étape {step} en échec (code {rc}) ; voir {log}")
+    runcmd.run(argv, env=base_env(state) | (env or {}), inherit_env=False, cwd=state.root, input=input,
+               log=state.log(f"setup-{step}"), what=f"étape {step} : ")
 
 
 def once(state: CloudState, step: str, fn, *args) -> bool:
@@ -89,17 +78,13 @@ def init_rabbitmq(state: CloudState) -> None:
     fresh node creates the configured default user and vhost (ours, with this install's password,
     instead of guest), so that any other cloud started on this machine cannot consume our topics.
     """
-    from popek.checks.localcloud.state import RABBIT_USER, RABBIT_VHOST
-
-    from popek.checks.localcloud.services import read_pid
-
     if read_pid(state, "rabbitmq") is None:  # never under a running node
         shutil.rmtree(state.data("rabbitmq") / "mnesia", ignore_errors=True)
     state.data("rabbitmq").mkdir(parents=True, exist_ok=True)
     (state.data("rabbitmq") / "log").mkdir(exist_ok=True)
     state.etc("rabbitmq").mkdir(parents=True, exist_ok=True)
     (state.etc("rabbitmq") / "enabled_plugins").write_text("[].\n")
-    _write_private(state.etc("rabbitmq") / "rabbitmq.conf",
+    write_private(state.etc("rabbitmq") / "rabbitmq.conf",
                    f"default_user = {RABBIT_USER}\ndefault_pass = {state.passwords()['rabbitmq']}\n"
                    f"default_vhost = {RABBIT_VHOST}\ndisk_free_limit.absolute = 50MB\n")
 
@@ -194,8 +179,6 @@ def nova_db(state: CloudState) -> None:
 
 def swift_rings(state: CloudState) -> None:
     """One-replica rings of one device each, on 127.0.0.1 (account, container, object)."""
-    from popek.checks.localcloud.state import PORTS
-
     (state.data("swift") / "d1").mkdir(parents=True, exist_ok=True)
     builder = state.bin("swift-ring-builder")
     for kind in ("account", "container", "object"):
@@ -235,14 +218,8 @@ def write_client_config(state: CloudState) -> None:
               f"export OS_PASSWORD='{password}'\nexport OS_PROJECT_NAME={project}\n"
               "export OS_USER_DOMAIN_NAME=Default\nexport OS_PROJECT_DOMAIN_NAME=Default\n"
               f"export OS_IDENTITY_API_VERSION=3\nexport OS_REGION_NAME={REGION}\nunset OS_CLOUD\n")
-        _write_private(state.openrc(cloud), rc)
-    _write_private(state.clouds_yaml, yaml.safe_dump({"clouds": clouds}, sort_keys=False))
-
-
-def _write_private(path: Path, text: str) -> None:
-    from popek.checks.localcloud.config import write_private
-
-    write_private(path, text)
+        write_private(state.openrc(cloud), rc)
+    write_private(state.clouds_yaml, yaml.safe_dump({"clouds": clouds}, sort_keys=False))
 
 
 def connect(state: CloudState, cloud: str = "popek-admin"):
@@ -308,121 +285,6 @@ def fake_compute_identity(state: CloudState, host: str) -> None:
     path = state.data("nova") / "compute_id"
     if not path.exists():
         path.write_text(str(uuid.uuid5(uuid.NAMESPACE_DNS, host)))
-
-
-def forget_compute(state: CloudState) -> None:
-    """Forget the compute host (and the private network) of the other mode (fake ↔ libvirt) before
-    nova-compute starts again.
-
-    nova-compute refuses a compute node whose hypervisor name changed ("possible rename"), and the fake
-    servers of the API-only mode mean nothing to libvirt (nor libvirt's to the fake driver): delete every
-    server, then the nova-compute service records (nova drops their nodes and resource providers).
-    """
-    conn = connect(state)
-    computes = list(conn.compute.services(binary="nova-compute"))
-    # nova-compute is stopped: marked forced-down, its servers are deleted by the API itself at once
-    # (otherwise the deletion waits for a compute that will never answer).
-    for svc in computes:
-        conn.compute.update_service_forced_down(svc, forced=True)
-    for server in list(conn.compute.servers(all_projects=True)):
-        conn.compute.delete_server(server, force=True)
-    for server in list(conn.compute.servers(all_projects=True)):
-        conn.compute.wait_for_delete(server, wait=60)
-    for svc in computes:
-        conn.compute.delete_service(svc)
-    _undefine_nova_domains(state)
-    (state.data("nova") / "compute_id").unlink(missing_ok=True)
-    state.marker("discover-hosts").unlink(missing_ok=True)
-    # The member's private network was made with the other mode's project network type (vxlan for the
-    # API-only cloud, which a dataplane without tunnels cannot bind): `resources` makes it again.
-    member = connect(state, "popek")
-    net = member.network
-    router = net.find_router("router", project_id=member.current_project_id)
-    private = net.find_network("private", project_id=member.current_project_id)
-    if router is not None:
-        for port in net.ports(device_id=router.id, device_owner="network:router_interface"):
-            net.remove_interface_from_router(router, port_id=port.id)
-        net.delete_router(router)
-    if private is not None:
-        for port in net.ports(network_id=private.id):
-            net.delete_port(port)
-        net.delete_network(private)
-
-
-def utcnow():
-    """Naive UTC now, as nova stores its heartbeats."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _undefine_nova_domains(state: CloudState) -> None:
-    """Remove the libvirt domains nova defined (`instance-*`) when popek's libvirtd runs: a nova-compute
-    that finds domains but no service record of its own refuses to start ("existing instances"). Only
-    popek's own libvirtd is asked (dataplane.libvirt_uri): a host's libvirt and its guests are not popek's."""
-    from popek.checks.localcloud import dataplane
-
-    if shutil.which("virsh") is None or not dataplane.libvirt_socket(state).exists():
-        return
-    virsh = ["virsh", "-c", dataplane.libvirt_uri(state)]
-    names = subprocess.run([*virsh, "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
-    for name in names.stdout.split() if names.returncode == 0 else []:
-        if name.startswith("instance-"):
-            subprocess.run([*virsh, "destroy", name], capture_output=True, timeout=30)
-            subprocess.run([*virsh, "undefine", "--nvram", name], capture_output=True, timeout=30)
-
-
-def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) -> None:
-    """Wait until each nova service of `binaries` reports `up` with a heartbeat newer than `since`.
-
-    binaries: {binary: alive} where alive() tells whether its process still runs (a stale `up` from
-    before a restart must not count, nor a process that died after its first heartbeat); since: naive
-    UTC datetime. Why wait for conductor and scheduler before nova-compute starts: a message sent to a
-    topic before its consumer's queue exists is dropped, and the caller then waits out the 60 s RPC timeout.
-    """
-    from datetime import datetime, timedelta
-
-    since = since - timedelta(seconds=2)
-    conn = connect(state)
-    deadline = time.monotonic() + timeout
-    pending = dict(binaries)
-    last_error = ""
-    while pending:
-        for binary, alive in list(pending.items()):
-            log = state.log(binary)
-            if not alive():
-                raise CloudError(f"le service {binary} s'est arrêté au démarrage ; voir {log}")
-            try:
-                fresh = [s for s in conn.compute.services(binary=binary)
-                         if s.state == "up" and s.updated_at and datetime.fromisoformat(s.updated_at[:19]) >= since]
-            except Exception as exc:  # noqa: BLE001 - APIs still warming up; the deadline decides
-                # a connection whose first discovery failed keeps failing: the next try starts afresh
-                last_error = f" ; dernière erreur de l'API : {type(exc).__name__}: {str(exc)[:200]}"
-                conn = connect(state)
-                fresh = []
-            if fresh:
-                del pending[binary]
-        if pending and time.monotonic() > deadline:
-            binary = next(iter(pending))
-            raise CloudError(f"{binary} n'est pas « up » après {timeout:.0f} s ; voir {state.log(binary)}{last_error}")
-        if pending:
-            time.sleep(0.5)
-
-
-def wait_compute(state: CloudState, alive, since, timeout: float = 120.0) -> None:
-    """Wait for nova-compute (see wait_nova) and its resource provider, then map its host into cell1
-    (discover_hosts, once)."""
-    wait_nova(state, {"nova-compute": alive}, since, timeout)
-    conn = connect(state)
-    deadline = time.monotonic() + timeout
-    while not list(conn.placement.resource_providers()):
-        if time.monotonic() > deadline:
-            raise CloudError(f"nova-compute n'a pas de fournisseur de ressources (placement) ; voir "
-                             f"{state.log('nova-compute')}")
-        time.sleep(0.5)
-    once(state, "discover-hosts", run, state, [state.bin("nova-manage"), "--config-file",
-                                               str(state.etc("nova") / "nova.conf"), "cell_v2", "discover_hosts"],
-         "nova")
 
 
 def default_sg_templates(conn) -> None:
@@ -503,48 +365,3 @@ def resources(state: CloudState, image_specs) -> None:
     flavors(conn)
     images(state, conn, image_specs)
     networks(state, conn)
-
-
-# --- the dataplane proven with a real guest (dataplane mode) -------------------------------------
-
-#: What the tiny image prints once DHCP and the metadata service answered: "popek-tiny: ready NAME A.B.C.D/N".
-SMOKE_READY = r"popek-tiny: ready \S+ \d+\.\d+\.\d+\.\d+/\d+"
-
-
-def dataplane_smoke(state: CloudState, timeout: float = 150.0) -> float:
-    """Boot the tiny image on `private` as the member and wait until its console says it got an address
-    from Neutron's DHCP and its identity from the metadata service; delete it. The first guest after a
-    start also warms libvirt's image cache. Returns the seconds it took; raises CloudError with the end of
-    the guest's console when the dataplane does not deliver."""
-    import re
-    import secrets
-
-    conn = connect(state, "popek")
-    image, flavor = conn.image.find_image("popek-tiny"), conn.compute.find_flavor("tiny")
-    net = conn.network.find_network("private")
-    from popek.checks.cloud import compute
-
-    marker = (image.properties or {}).get(compute.TINY_MARKER) if image is not None else None
-    if marker is None or flavor is None or net is None:
-        raise CloudError("plan de données : image popek-tiny (et son marqueur), gabarit tiny ou réseau private absent")
-
-    t0 = time.monotonic()
-    server = conn.compute.create_server(name=f"popek-essai-{secrets.token_hex(3)}", image_id=image.id,
-                                        flavor_id=flavor.id, networks=[{"uuid": net.id}])
-    try:
-        try:
-            compute.wait_active(conn, server, timeout)
-        except AssertionError as exc:
-            raise CloudError(f"plan de données : {exc}") from None
-        # one hard reboot when the guest's first boot got no lease (see compute.lease_or_reboot)
-        compute.lease_or_reboot(conn, server, marker, timeout)
-        console = compute.console_log(conn, server, length=400)
-        ready = re.findall(SMOKE_READY, console)
-        if ready and "metadata instance-id" in console:
-            return time.monotonic() - t0
-        tail = "\n".join([l for l in console.strip().splitlines() if "alive" not in l][-6:]) or "(console vide)"
-        raise CloudError(f"plan de données : l'instance d'essai n'a pas obtenu d'adresse et de metadata ; "
-                         f"fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
-    finally:
-        conn.compute.delete_server(server, ignore_missing=True)
-        conn.compute.wait_for_delete(server, wait=120)

@@ -36,17 +36,24 @@ gateway address on it (so it reaches floating IPs); the host's own IP forwarding
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from popek.checks.localcloud import apt
+from popek.checks.cloud import compute
+from popek.checks.secrets import REDACT
+from popek.checks.localcloud import apt, bootstrap, images, runcmd
+from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
+from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.services import Service
 from popek.checks.localcloud.state import HOST, PORTS, CloudState
 
@@ -190,8 +197,6 @@ def libvirtd_script(state: CloudState) -> Path:
 
 def metadata_secret(state: CloudState) -> str:
     """The neutron metadata proxy's shared secret, derived from this install's neutron password."""
-    from popek.checks.secrets import REDACT
-
     secret = hmac.new(state.passwords()["neutron"].encode(), b"metadata-proxy", hashlib.sha256).hexdigest()[:32]
     REDACT.add(secret)
     return secret
@@ -211,8 +216,6 @@ def _addresses_the_host_needs() -> dict[str, str]:
     PyPI), its nameservers and its default gateway. name -> IPv4 address."""
     import socket
     from urllib.parse import urlparse
-
-    from popek.checks.localcloud import images
 
     needed = {}
     hosts = ["pypi.org", "files.pythonhosted.org"]
@@ -245,8 +248,6 @@ def check_public_cidr(cidr: str, needed: dict[str, str]) -> None:
     into the isolated bridge instead of the uplink."""
     import ipaddress
 
-    from popek.checks.localcloud.errors import CloudError
-
     net = ipaddress.ip_network(cidr, strict=False)
     clash = {name: addr for name, addr in needed.items() if ipaddress.ip_address(addr) in net}
     if clash:
@@ -257,9 +258,7 @@ def check_public_cidr(cidr: str, needed: dict[str, str]) -> None:
 
 def public_gateway_cidr() -> str:
     """The public subnet's gateway as host address on br-ex, e.g. 203.0.113.1/24 (bootstrap's choice)."""
-    from popek.checks.localcloud.bootstrap import PUBLIC_CIDR, PUBLIC_GATEWAY
-
-    return f"{PUBLIC_GATEWAY}/{PUBLIC_CIDR.split('/')[1]}"
+    return f"{bootstrap.PUBLIC_GATEWAY}/{bootstrap.PUBLIC_CIDR.split('/')[1]}"
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -363,26 +362,15 @@ def config_overrides(state: CloudState) -> dict:
 
 # --- preparation ---------------------------------------------------------------------------------
 
-def _run(argv: list[str], env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        from popek.checks.localcloud.errors import CloudError
-
-        raise CloudError(f"plan de données : `{' '.join(argv)}` a échoué ({proc.returncode}) : "
-                         f"{(proc.stderr or proc.stdout).strip()[-400:]}")
-    return proc
+#: Run one command of the dataplane's setup; on failure CloudError with the end of its output.
+_run = functools.partial(runcmd.run, what="plan de données : ")
 
 
 def _ensure_libvirt_python(state: CloudState) -> None:
     if subprocess.run([state.python, "-c", "import libvirt"], capture_output=True).returncode == 0:
         return
-    with open(state.log("pip"), "ab") as log:
-        rc = subprocess.run([state.bin("pip"), "install", "--disable-pip-version-check", LIBVIRT_PYTHON],
-                            stdout=log, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        from popek.checks.localcloud.errors import CloudError
-
-        raise CloudError(f"plan de données : pip install {LIBVIRT_PYTHON} a échoué ; voir {state.log('pip')}")
+    runcmd.run([state.bin("pip"), "install", "--disable-pip-version-check", LIBVIRT_PYTHON], log=state.log("pip"),
+               what="plan de données : ")
 
 
 def _free_system_id(*files: Path) -> int:
@@ -470,8 +458,6 @@ def _link_exists(name: str) -> bool:
 def check_link_names(state: CloudState, names=(INT_BRIDGE, EXT_BRIDGE, DATAPATH_PORT)) -> None:
     """Refuse (one French message naming them) the links of `names` that exist on the host and are not
     popek's (not in its host record): Open vSwitch would take them over or fail on them."""
-    from popek.checks.localcloud.errors import CloudError
-
     ours = set(state.host_record.names("link"))
     clash = [n for n in names if n not in ours and _link_exists(n)]
     if clash:
@@ -503,9 +489,6 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     """Packages (what apt will install goes to `log` first), popek's libvirt tree, Open vSwitch running
     with its two bridges, the host's address on the external one. Idempotent: a second call finds
     everything in place and changes nothing. A host link with one of popek's names is refused."""
-    from popek.checks.localcloud import services as svcmod
-    from popek.checks.localcloud.errors import CloudError
-
     if os.geteuid() != 0:
         raise CloudError("plan de données : il faut être root (Open vSwitch, libvirt, espaces de noms)")
     apt.install(DATAPLANE_APT, log=log)
@@ -558,8 +541,6 @@ def _wait_link(name: str, timeout: float = 10.0) -> None:
     # `ip link`, not /sys/class/net: sysfs shows the network namespace that mounted it, not ours.
     while subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
-            from popek.checks.localcloud.errors import CloudError
-
             raise CloudError(f"plan de données : l'interface {name} n'apparaît pas (ovs-vswitchd ?)")
         time.sleep(0.1)
 
@@ -772,7 +753,6 @@ def loop_devices(state: CloudState) -> list[str]:
 
 def status(state: CloudState) -> str:
     """Why the dataplane runs or not, in French, one line."""
-    from popek.checks.localcloud import services as svcmod
 
     if os.geteuid() != 0:
         return "plan de données indisponible : il faut être root"
@@ -789,3 +769,43 @@ def status(state: CloudState) -> str:
     return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirtd de popek "
             f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}, {libvirt_socket(state)}), agents Neutron openvswitch/dhcp/l3/metadata"
             + (f" ; {repaired} tap(s) d'instance remis up (course d'OVS, {repairs})" if repaired else ""))
+
+
+# --- the dataplane proven with a real guest ----------------------------------------------------------
+
+#: What the tiny image prints once DHCP and the metadata service answered: "popek-tiny: ready NAME A.B.C.D/N".
+SMOKE_READY = r"popek-tiny: ready \S+ \d+\.\d+\.\d+\.\d+/\d+"
+
+
+def smoke(state: CloudState, timeout: float = 150.0) -> float:
+    """Boot the tiny image on `private` as the member and wait until its console says it got an address
+    from Neutron's DHCP and its identity from the metadata service; delete it. The first guest after a
+    start also warms libvirt's image cache. Returns the seconds it took; raises CloudError with the end of
+    the guest's console when the dataplane does not deliver."""
+    conn = bootstrap.connect(state, "popek")
+    image, flavor = conn.image.find_image("popek-tiny"), conn.compute.find_flavor("tiny")
+    net = conn.network.find_network("private")
+    marker = (image.properties or {}).get(compute.TINY_MARKER) if image is not None else None
+    if marker is None or flavor is None or net is None:
+        raise CloudError("plan de données : image popek-tiny (et son marqueur), gabarit tiny ou réseau private absent")
+
+    t0 = time.monotonic()
+    server = conn.compute.create_server(name=f"popek-essai-{secrets.token_hex(3)}", image_id=image.id,
+                                        flavor_id=flavor.id, networks=[{"uuid": net.id}])
+    try:
+        try:
+            compute.wait_active(conn, server, timeout)
+        except AssertionError as exc:
+            raise CloudError(f"plan de données : {exc}") from None
+        # one hard reboot when the guest's first boot got no lease (see compute.lease_or_reboot)
+        compute.lease_or_reboot(conn, server, marker, timeout)
+        console = compute.console_log(conn, server, length=400)
+        ready = re.findall(SMOKE_READY, console)
+        if ready and "metadata instance-id" in console:
+            return time.monotonic() - t0
+        tail = "\n".join([l for l in console.strip().splitlines() if "alive" not in l][-6:]) or "(console vide)"
+        raise CloudError(f"plan de données : l'instance d'essai n'a pas obtenu d'adresse et de metadata ; "
+                         f"fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
+    finally:
+        conn.compute.delete_server(server, ignore_missing=True)
+        conn.compute.wait_for_delete(server, wait=120)

@@ -2,7 +2,7 @@
 
 Install (apt, venv) and the image builds run side by side; then configuration (data, see config.py),
 the process table (services.py) stage by stage, the one-time setup steps (bootstrap.py) in between.
-A dataplane module, when present and asked for, changes the configuration and adds processes through
+The dataplane module (dataplane.py), when asked for, changes the configuration and adds processes through
 the hooks documented in services.py; its guests are fenced off the host by fence.py.
 
 `up` on a cloud that runs (any of its processes alive) repairs it in place: only the services found
@@ -11,23 +11,22 @@ dead, frozen or not answering are restarted, in stage order, and a failure stops
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import shutil
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from popek.checks.localcloud import apt, bootstrap, config, fence, install, services
+from popek.checks.localcloud import apt, bootstrap, config, fence, images, install, services
+from popek.checks.localcloud import dataplane as dataplane_hooks  # `dataplane` is up()'s flag
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.services import STAGES, Service
 from popek.checks.localcloud.state import CloudState
 
-DATAPLANE_MODULE = "popek.checks.localcloud.dataplane"
 API_ONLY = "API seulement (pilote fake)"
 
 
@@ -70,10 +69,8 @@ def exclusive(state: CloudState, log: Callable[[str], None] = print):
 
 
 def dataplane_module():
-    """The dataplane hook module, or None when it is not in the tree."""
-    if importlib.util.find_spec(DATAPLANE_MODULE) is None:
-        return None
-    return importlib.import_module(DATAPLANE_MODULE)
+    """The dataplane's hook module (dataplane.py), for the callers that hold a mode's module or None."""
+    return dataplane_hooks
 
 
 def read_mode(state: CloudState) -> dict:
@@ -95,14 +92,9 @@ def table(state: CloudState, dataplane_mod) -> list[Service]:
 
 
 def _choose_mode(dataplane: bool):
-    mod = dataplane_module() if dataplane else None
     if not dataplane:
-        reason = "plan de données désactivé (--no-dataplane)"
-    elif mod is None:
-        reason = "module dataplane absent (checks/localcloud/dataplane.py)"
-    else:
-        reason = ""
-    return mod, {"dataplane": mod is not None, "reason": reason}
+        return None, {"dataplane": False, "reason": "plan de données désactivé (--no-dataplane)"}
+    return dataplane_hooks, {"dataplane": True, "reason": ""}
 
 
 def running(state: CloudState, svc: list[Service]) -> bool:
@@ -113,8 +105,6 @@ def running(state: CloudState, svc: list[Service]) -> bool:
 def _build_images(state: CloudState, log):
     """The images of images/, built or taken from the cache (a cache hit costs nothing; a recipe that
     changed with popek's code is rebuilt once, and `resources` replaces the image in Glance)."""
-    from popek.checks.localcloud import images
-
     state.image_cache.mkdir(parents=True, exist_ok=True)
     return images.build_images(state.image_cache, log=lambda line: log(f"  images: {line}"))
 
@@ -123,7 +113,7 @@ def up(state: CloudState, dataplane: bool | None = True, log: Callable[[str], No
        force: bool = False) -> dict:
     """Bring the cloud up (install on first use); on a cloud that runs, repair it in place (`repair`).
 
-    state: where the cloud lives; dataplane: use checks/localcloud/dataplane.py when it exists (None:
+    state: where the cloud lives; dataplane: use checks/localcloud/dataplane.py (None:
     the mode the cloud last ran in); log: receives one progress line per step; force: let a mode switch
     delete servers popek did not make (else refused, naming them). Returns the mode ({"dataplane": bool,
     "reason": str}). On a failure CloudError names the culprit and its log; every process this call
@@ -158,7 +148,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
     current = read_mode(state)
     was_running = False
     if current and state.venv.exists():
-        current_mod = dataplane_module() if current.get("dataplane") else None
+        current_mod = dataplane_hooks if current.get("dataplane") else None
         svc = table(state, current_mod)
         was_running = any(services.read_pid(state, s.name) is not None for s in svc)
         if was_running and current.get("dataplane") != mode["dataplane"]:
@@ -186,7 +176,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
                 bootstrap.resources(state, specs)
             if mode["dataplane"]:
                 with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
-                    bootstrap.dataplane_smoke(state)
+                    mod.smoke(state)
         except BaseException as exc:
             image_job.cancel()
             if was_running:  # someone's running cloud, only partly started: left as it is
@@ -223,7 +213,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     for stage in STAGES:
         group = [s for s in svc if s.stage == stage]
         if stage == 2:
-            since = bootstrap.utcnow()
+            since = utcnow()
         if stage == 3:
             since = _before_compute(state, mode, nova, progress, since, force)
         with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
@@ -239,7 +229,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
             with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                 bootstrap.once(state, "identity", bootstrap.identity, state)
     with progress.step("nova-compute « up » et découverte de l'hôte"):
-        bootstrap.wait_compute(state, _alive(state, "nova-compute"), since)
+        wait_compute(state, _alive(state, "nova-compute"), since)
     state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
 
@@ -253,7 +243,7 @@ def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progres
     compute host after a mode switch (the marker says which mode compute last came up in), the fake
     driver's identity file. Returns the time from which its heartbeat counts."""
     with progress.step("nova-conductor et nova-scheduler « up »"):
-        bootstrap.wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
+        wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
     last = state.marker("compute-mode")
     if last.exists() and last.read_text().strip() != _compute_mode(mode):
         foreign = servers_not_made_by_popek(state)
@@ -263,10 +253,121 @@ def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progres
                 f"{len(foreign)} instance(s) que popek n'a pas créées : {', '.join(foreign)} ; relancez avec "
                 "--force pour les supprimer, ou `popek cloud up` dans l'autre mode pour les garder")
         with progress.step("changement de mode : anciennes instances et hôte de calcul oubliés"):
-            bootstrap.forget_compute(state)
+            forget_compute(state)
     if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
         bootstrap.fake_compute_identity(state, nova["host"])
-    return bootstrap.utcnow()
+    return utcnow()
+
+
+# --- runtime waits: nova's services up, the other mode's compute host forgotten --------------------
+
+def utcnow():
+    """Naive UTC now, as nova stores its heartbeats."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def forget_compute(state: CloudState) -> None:
+    """Forget the compute host (and the private network) of the other mode (fake ↔ libvirt) before
+    nova-compute starts again.
+
+    nova-compute refuses a compute node whose hypervisor name changed ("possible rename"), and the fake
+    servers of the API-only mode mean nothing to libvirt (nor libvirt's to the fake driver): delete every
+    server, then the nova-compute service records (nova drops their nodes and resource providers).
+    """
+    conn = bootstrap.connect(state)
+    computes = list(conn.compute.services(binary="nova-compute"))
+    # nova-compute is stopped: marked forced-down, its servers are deleted by the API itself at once
+    # (otherwise the deletion waits for a compute that will never answer).
+    for svc in computes:
+        conn.compute.update_service_forced_down(svc, forced=True)
+    for server in list(conn.compute.servers(all_projects=True)):
+        conn.compute.delete_server(server, force=True)
+    for server in list(conn.compute.servers(all_projects=True)):
+        conn.compute.wait_for_delete(server, wait=60)
+    for svc in computes:
+        conn.compute.delete_service(svc)
+    _undefine_nova_domains(state)
+    (state.data("nova") / "compute_id").unlink(missing_ok=True)
+    state.marker("discover-hosts").unlink(missing_ok=True)
+    # The member's private network was made with the other mode's project network type (vxlan for the
+    # API-only cloud, which a dataplane without tunnels cannot bind): `resources` makes it again.
+    member = bootstrap.connect(state, "popek")
+    net = member.network
+    router = net.find_router("router", project_id=member.current_project_id)
+    private = net.find_network("private", project_id=member.current_project_id)
+    if router is not None:
+        for port in net.ports(device_id=router.id, device_owner="network:router_interface"):
+            net.remove_interface_from_router(router, port_id=port.id)
+        net.delete_router(router)
+    if private is not None:
+        for port in net.ports(network_id=private.id):
+            net.delete_port(port)
+        net.delete_network(private)
+
+
+def _undefine_nova_domains(state: CloudState) -> None:
+    """Remove the libvirt domains nova defined (`instance-*`) when popek's libvirtd runs: a nova-compute
+    that finds domains but no service record of its own refuses to start ("existing instances"). Only
+    popek's own libvirtd is asked (dataplane.libvirt_uri): a host's libvirt and its guests are not popek's."""
+    if shutil.which("virsh") is None or not dataplane_hooks.libvirt_socket(state).exists():
+        return
+    virsh = ["virsh", "-c", dataplane_hooks.libvirt_uri(state)]
+    names = subprocess.run([*virsh, "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
+    for name in names.stdout.split() if names.returncode == 0 else []:
+        if name.startswith("instance-"):
+            subprocess.run([*virsh, "destroy", name], capture_output=True, timeout=30)
+            subprocess.run([*virsh, "undefine", "--nvram", name], capture_output=True, timeout=30)
+
+
+def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) -> None:
+    """Wait until each nova service of `binaries` reports `up` with a heartbeat newer than `since`.
+
+    binaries: {binary: alive} where alive() tells whether its process still runs (a stale `up` from
+    before a restart must not count, nor a process that died after its first heartbeat); since: naive
+    UTC datetime. Why wait for conductor and scheduler before nova-compute starts: a message sent to a
+    topic before its consumer's queue exists is dropped, and the caller then waits out the 60 s RPC timeout.
+    """
+    since = since - timedelta(seconds=2)
+    conn = bootstrap.connect(state)
+    deadline = time.monotonic() + timeout
+    pending = dict(binaries)
+    last_error = ""
+    while pending:
+        for binary, alive in list(pending.items()):
+            log = state.log(binary)
+            if not alive():
+                raise CloudError(f"le service {binary} s'est arrêté au démarrage ; voir {log}")
+            try:
+                fresh = [s for s in conn.compute.services(binary=binary)
+                         if s.state == "up" and s.updated_at and datetime.fromisoformat(s.updated_at[:19]) >= since]
+            except Exception as exc:  # noqa: BLE001 - APIs still warming up; the deadline decides
+                # a connection whose first discovery failed keeps failing: the next try starts afresh
+                last_error = f" ; dernière erreur de l'API : {type(exc).__name__}: {str(exc)[:200]}"
+                conn = bootstrap.connect(state)
+                fresh = []
+            if fresh:
+                del pending[binary]
+        if pending and time.monotonic() > deadline:
+            binary = next(iter(pending))
+            raise CloudError(f"{binary} n'est pas « up » après {timeout:.0f} s ; voir {state.log(binary)}{last_error}")
+        if pending:
+            time.sleep(0.5)
+
+
+def wait_compute(state: CloudState, alive, since, timeout: float = 120.0) -> None:
+    """Wait for nova-compute (see wait_nova) and its resource provider, then map its host into cell1
+    (discover_hosts, once)."""
+    wait_nova(state, {"nova-compute": alive}, since, timeout)
+    conn = bootstrap.connect(state)
+    deadline = time.monotonic() + timeout
+    while not list(conn.placement.resource_providers()):
+        if time.monotonic() > deadline:
+            raise CloudError(f"nova-compute n'a pas de fournisseur de ressources (placement) ; voir "
+                             f"{state.log('nova-compute')}")
+        time.sleep(0.5)
+    bootstrap.once(state, "discover-hosts", bootstrap.run, state,
+                   [state.bin("nova-manage"), "--config-file", str(state.etc("nova") / "nova.conf"), "cell_v2",
+                    "discover_hosts"], "nova")
 
 
 def servers_not_made_by_popek(state: CloudState) -> list[str]:
@@ -339,7 +440,7 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
             continue
         # A nova heartbeat counts from the second after the restart (nova stores whole seconds and
         # wait_nova allows 2 s of slack for it): the killed process's last one must not pass for the new one's.
-        since = bootstrap.utcnow().replace(microsecond=0) + timedelta(seconds=3)
+        since = utcnow().replace(microsecond=0) + timedelta(seconds=3)
         for s in group:
             _check_port_free(s)
             services.start(state, s)
@@ -347,7 +448,7 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
             services.wait_healthy(state, group, timeout=REPAIR_TIMEOUT)
             nova = {s.name: _alive(state, s.name) for s in group if s.name in NOVA_RPC}
             if nova:
-                bootstrap.wait_nova(state, nova, since, timeout=REPAIR_TIMEOUT)
+                wait_nova(state, nova, since, timeout=REPAIR_TIMEOUT)
         except CloudError as exc:
             bad = [s for s in group if services.read_pid(state, s.name) is None or not services.healthy(s, 1.0)]
             bad = bad or group
@@ -375,7 +476,7 @@ def stop_all(state: CloudState) -> list[int]:
     """Stop every process we started: OpenStack services first, then the bus and the database."""
     names = sorted(p.stem for p in state.run_dir.glob("*.pid"))
     mode = read_mode(state)
-    mod = dataplane_module() if mode.get("dataplane") else None
+    mod = dataplane_hooks if mode.get("dataplane") else None
     stage_of = {s.name: s.stage for s in table(state, mod)} if state.venv.exists() else {}
     services.stop(state, [n for n in names if stage_of.get(n, 2) > 0])
     services.stop(state, [n for n in names if stage_of.get(n, 2) == 0])
@@ -416,10 +517,8 @@ def status(state: CloudState) -> tuple[dict, list[Row]]:
     """The mode and one Row per service of the table (pid, health probe answered or not, log path)."""
     mode = read_mode(state)
     if not mode:
-        mod_avail = dataplane_module()
-        return {"dataplane": False, "reason": "jamais démarré" if mod_avail else
-                "module dataplane absent (checks/localcloud/dataplane.py)"}, []
-    mod = dataplane_module() if mode.get("dataplane") else None
+        return {"dataplane": False, "reason": "jamais démarré"}, []
+    mod = dataplane_hooks if mode.get("dataplane") else None
     rows = []
     for s in table(state, mod):
         pid = services.read_pid(state, s.name)

@@ -30,17 +30,19 @@ def shown(argv: list[str], words: int = 6) -> str:
 
 
 def run(argv: list[str], error: type[Exception] = CloudError, *, what: str = "", check: bool = True,
-        env: Optional[dict] = None, cwd: Optional[Path | str] = None, input: Optional[str] = None,
-        log: Optional[Path] = None, timeout: Optional[float] = None) -> subprocess.CompletedProcess:
+        env: Optional[dict] = None, inherit_env: bool = True, cwd: Optional[Path | str] = None,
+        input: Optional[str] = None, log: Optional[Path] = None,
+        timeout: Optional[float] = None) -> subprocess.CompletedProcess:
     """Run `argv` and return its CompletedProcess (text mode).
 
     error: the exception raised when it exits non-zero (and `check`); what: the message's opening
-    words (e.g. "plan de données : "); env: variables added to this process's environment; cwd, input,
+    words (e.g. "plan de données : "); env: variables added to this process's environment, or the whole
+    environment when not `inherit_env` (the services' own tools: no OS_* of the caller leaks); cwd, input,
     timeout: as for subprocess.run; log: append stdout and stderr to this file (mode 0600, its command
     line written first) instead of capturing them, and name it in the message. Known passwords are
     redacted from what is written or raised (none should be on a command line anyway).
     """
-    full_env = {**os.environ, **env} if env else None
+    full_env = ({**os.environ, **env} if env else None) if inherit_env else dict(env or {})
     stdin = None if input is not None else subprocess.DEVNULL
     if log is None:
         proc = subprocess.run(argv, env=full_env, cwd=cwd, input=input, stdin=stdin, capture_output=True,

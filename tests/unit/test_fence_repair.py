@@ -89,15 +89,14 @@ def test_an_old_setup_log_loses_its_password_and_its_other_readers(tmp_path):
 
 
 def test_a_mode_switch_that_would_delete_foreign_servers_refuses_unless_forced(tmp_path, monkeypatch):
-    from popek.checks.localcloud import bootstrap
     from popek.checks.localcloud.errors import CloudError
 
     state = CloudState(tmp_path / "cloud")
     state.mkdirs()
     state.marker("compute-mode").write_text("fake\n")
     forgotten = []
-    monkeypatch.setattr(bootstrap, "wait_nova", lambda *a, **k: None)
-    monkeypatch.setattr(bootstrap, "forget_compute", lambda st: forgotten.append(st))
+    monkeypatch.setattr(lifecycle, "wait_nova", lambda *a, **k: None)
+    monkeypatch.setattr(lifecycle, "forget_compute", lambda st: forgotten.append(st))
     monkeypatch.setattr(lifecycle, "servers_not_made_by_popek", lambda st: ["vm-de-prof (1234, projet demo)"])
     progress = lifecycle.Progress(lambda line: None)
     with pytest.raises(CloudError) as refused:
