@@ -1,6 +1,7 @@
 """Where popek's shipped data and its state live. Settings are read here and in the CLI only."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -22,9 +23,47 @@ def state_home() -> Path:
     return Path(data) / "popek"
 
 
-def results_dir(value: str | os.PathLike | None = None) -> Path:
-    """The one results directory: allure-results/, junit.xml, report/ (default ./popek-results)."""
-    return Path(value or os.environ.get("POPEK_RESULTS") or "popek-results").resolve()
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """The one results folder and every path in it (the README's "Reading a verdict" lists them)."""
+
+    root: Path
+
+    @property
+    def allure(self) -> Path:
+        """allure-pytest-bdd's results, which the HTML report is made from."""
+        return self.root / "allure-results"
+
+    @property
+    def junit(self) -> Path:
+        return self.root / "junit.xml"
+
+    @property
+    def figures(self) -> Path:
+        """Every figure the scenarios measured: {scenario node id: {figure: value}}."""
+        return self.root / "figures.json"
+
+    @property
+    def report(self) -> Path:
+        """The folder of the single-file HTML report (index.html)."""
+        return self.root / "report"
+
+    @property
+    def fault_table(self) -> Path:
+        """popek's own test session's table claim → fault → verdict (tests/conftest.py)."""
+        return self.root / "fault-table.json"
+
+    @property
+    def quiz(self) -> Path:
+        return self.root / "quiz"
+
+    def lab(self, lab_id: str) -> Path:
+        return self.root / "lab" / lab_id
+
+
+def results(value: str | os.PathLike | None = None) -> Results:
+    """The results folder named by --results, else $POPEK_RESULTS, else ./popek-results."""
+    return Results(Path(value or os.environ.get("POPEK_RESULTS") or "popek-results").resolve())
 
 
 def embedded_cloud_dir() -> Path:

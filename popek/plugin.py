@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from popek import paths
 from popek.checks import claims as claims_mod
 from popek.checks import coverage
 from popek.checks import needs as needs_mod
@@ -342,16 +343,25 @@ def evidence(request) -> Evidence:
 
 
 def pytest_sessionfinish(session):
-    out = session.config.getoption("popek_results", None)
+    """figures.json in the results folder: every figure of the run. A pytest-xdist worker hands its own
+    figures to the controller (workeroutput, merged in pytest_testnodedown), which writes the one file."""
     figures = session.config.stash.get(FIGURES_KEY, {})
+    worker = getattr(session.config, "workeroutput", None)
+    if worker is not None:
+        worker["popek_figures"] = json.loads(json.dumps(figures, default=str))  # plain JSON values cross execnet
+        return
+    out = session.config.getoption("popek_results", None)
     if out and figures:
-        path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
-        name = "figures.json"
-        worker = getattr(session.config, "workerinput", None)
-        if worker:
-            name = f"figures-{worker['workerid']}.json"
-        (path / name).write_text(REDACT(json.dumps(figures, indent=2, default=str)))
+        results = paths.Results(Path(out))
+        results.root.mkdir(parents=True, exist_ok=True)
+        results.figures.write_text(REDACT(json.dumps(figures, indent=2, default=str)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """A pytest-xdist worker is done: its figures join the controller's (see pytest_sessionfinish)."""
+    figures = getattr(node, "workeroutput", {}).get("popek_figures") or {}
+    node.config.stash.setdefault(FIGURES_KEY, {}).update(figures)
 
 
 def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:

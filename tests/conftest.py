@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from popek import paths
 from popek.checks.claims import CLAIMS
 from popek.checks.secrets import REDACT
 
@@ -114,7 +115,7 @@ def fault_rows(table: dict) -> list[dict]:
 
 def table_path(config) -> Path:
     env = os.environ.get("POPEK_FAULT_TABLE")
-    return Path(env) if env else Path(config.rootpath) / "popek-results" / "fault-table.json"
+    return Path(env) if env else paths.Results(Path(config.rootpath) / "popek-results").fault_table
 
 
 def write_table(tr, rows: list[dict], path: Path) -> None:

@@ -43,7 +43,7 @@ def tests_dir(value: str | None) -> Path | None:
 def fault_table_rows(values: list[str], tests: Path | None) -> list[dict] | None:
     """The rows of the fault-table.json files `values` (merged, later ones win), or None if none is there."""
     paths_ = [Path(v) for v in values] or [Path(os.environ.get("POPEK_FAULT_TABLE") or (
-        (tests.parent if tests else Path.cwd()) / "popek-results" / "fault-table.json"))]
+        paths.Results((tests.parent if tests else Path.cwd()) / "popek-results").fault_table))]
     merged: dict[tuple[str, str], dict] = {}
     for path in paths_:
         try:
@@ -79,7 +79,7 @@ def show(args) -> int:
             print(cov.fault_table_markdown(found, fault_table_rows(args.fault_table, tests)))
             return 0
         faults = cov.fault_tests_by_claim(found) if found is not None else None
-        rows = cov.coverage(paths.FEATURES_DIR, question_claims(), paths.results_dir(args.results) / "allure-results")
+        rows = cov.coverage(paths.FEATURES_DIR, question_claims(), paths.results(args.results).allure)
     except (UnknownClaim, cov.FeatureError, BankError, cov.FaultTestError) as exc:
         raise UserError(str(exc)) from None
     if args.json:

@@ -130,7 +130,7 @@ def grade(args) -> int:
 
     with Counter(len(students), "étudiants notés", count_lines=False) as bar:
         result = grader.grade_class(lab, students, open_conn, workers=args.workers, explain=explain, done=bar.advance)
-    out = Path(args.out) if args.out else paths.results_dir() / "lab" / lab.id
+    out = Path(args.out) if args.out else paths.results().lab(lab.id)
     try:
         written = grader.write_outputs(out, result)
     except OSError as exc:

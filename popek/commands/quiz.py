@@ -150,7 +150,7 @@ def grade(args) -> int:
     from popek.errors import UserError
 
     banks = _banks(args)
-    out = Path(args.out) if args.out else paths.results_dir() / "quiz"
+    out = Path(args.out) if args.out else paths.results().quiz
     try:
         from popek.progress import Counter
 

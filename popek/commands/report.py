@@ -10,7 +10,7 @@ from popek.checks import report as report_mod
 def register(sub):
     p = sub.add_parser("report", help="write the single-file HTML report (Allure 3, French) from the results")
     p.add_argument("--results", default=None, help="results directory (default ./popek-results)")
-    p.set_defaults(func=lambda args: print(write_report(paths.results_dir(args.results))))
+    p.set_defaults(func=lambda args: print(write_report(paths.results(args.results))))
 
 
 def allure_executable() -> str:
@@ -28,10 +28,10 @@ def allure_executable() -> str:
         raise UserError(str(exc)) from None
 
 
-def write_report(results) -> str:
+def write_report(results: paths.Results) -> str:
     from popek.errors import UserError
 
     try:
-        return str(report_mod.generate(allure_executable(), results / "allure-results", results / "report"))
+        return str(report_mod.generate(allure_executable(), results.allure, results.report))
     except report_mod.ReportError as exc:
         raise UserError(str(exc)) from None

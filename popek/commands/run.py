@@ -29,14 +29,14 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def pytest_args(args, results) -> list[str]:
+def pytest_args(args, results: paths.Results) -> list[str]:
     areas = [args.area] if args.area else sorted(AREA_MODULES)
     argv = [str(paths.STEPS_DIR / AREA_MODULES[a]) for a in areas]
     argv += ["-c", os.devnull, "--rootdir", os.path.commonpath([paths.STEPS_DIR, paths.FEATURES_DIR]), "-p", "no:cacheprovider",
              "-p", "no:allure_pytest", "--strict-markers", "-ra",
-             "--alluredir", str(results / "allure-results"), "--clean-alluredir",
-             "--junitxml", str(results / "junit.xml"), "-o", "junit_family=xunit2",
-             "--popek-results", str(results)]
+             "--alluredir", str(results.allure), "--clean-alluredir",
+             "--junitxml", str(results.junit), "-o", "junit_family=xunit2",
+             "--popek-results", str(results.root)]
     if args.os_cloud:
         argv += ["--os-cloud", args.os_cloud]
     if args.workers:
@@ -112,15 +112,14 @@ def run(args) -> int:
     from popek.errors import UserError
     from popek.commands.report import write_report
 
-    results = paths.results_dir(args.results)
+    results = paths.results(args.results)
     try:
-        results.mkdir(parents=True, exist_ok=True)
-        (results / ".write-test").touch()
-        (results / ".write-test").unlink()
+        results.root.mkdir(parents=True, exist_ok=True)
+        (results.root / ".write-test").touch()
+        (results.root / ".write-test").unlink()
     except OSError as exc:
-        raise UserError(f"dossier de résultats inutilisable : {results} ({exc.strerror})") from None
-    for stale in results.glob("figures*.json"):
-        stale.unlink()
+        raise UserError(f"dossier de résultats inutilisable : {results.root} ({exc.strerror})") from None
+    results.figures.unlink(missing_ok=True)
     if args.area in (None, "cloud"):
         check_names(args)
         check_named_cloud(args.os_cloud)
@@ -136,7 +135,7 @@ def run(args) -> int:
             print(f"popek: rapport HTML : {write_report(results)}")
         except UserError as exc:
             print(f"popek: pas de rapport HTML : {exc}")
-    print(f"popek: résultats dans {results}")
+    print(f"popek: résultats dans {results.root}")
     if cloud_error and code == 0:
         print("popek: code de sortie 1 : le cloud embarqué n'a pas démarré (voir plus haut)")
         return 1

@@ -132,7 +132,7 @@ def test_practice_quiz_grades_itself_like_popek(page, tmp_path, part):
     page.screenshot(path=str(shot))          # the viewport: title, score, first feedbacks
     assert shot.stat().st_size > 10_000
     if os.environ.get("POPEK_QUIZ_SCREENSHOT") and part == "virtualisation":
-        dest = paths.results_dir() / "quiz-screenshot.png"
+        dest = paths.results().root / "quiz-screenshot.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, dest)
     assert all(u.startswith(("file:", "data:")) for u in page.requests), page.requests

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from popek import cli
+from popek import cli, paths
 from popek.commands import run
 
 
@@ -15,7 +15,7 @@ def test_arguments_after_double_dash_reach_pytest(monkeypatch):
     assert cli.main(["run", "cloud", "-k", "volume", "--", "-p", "plugin_x", "-x"]) == 0
     args = seen["args"]
     assert (args.area, args.keyword, args.pytest_args) == ("cloud", "volume", ["-p", "plugin_x", "-x"])
-    assert run.pytest_args(args, Path("/tmp/r"))[-5:] == ["-k", "volume", "-p", "plugin_x", "-x"]
+    assert run.pytest_args(args, paths.Results(Path("/tmp/r")))[-5:] == ["-k", "volume", "-p", "plugin_x", "-x"]
 
 
 def test_double_dash_elsewhere_is_a_usage_error(capsys):
