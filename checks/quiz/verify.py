@@ -26,6 +26,10 @@ class Finding:
     message: str     # French
 
 
+class NoCloud(Exception):
+    """No cloud to verify against: the message is the French reason."""
+
+
 @dataclass
 class Context:
     """Where reality is: `cloud` named on the command line (or None), `environ` for OS_CLOUD or an openrc,
@@ -34,7 +38,7 @@ class Context:
     environ: dict = field(default_factory=dict)
     clouds_yaml: Path | None = None
     _conn: object = None
-    _conn_error: str = ""
+    _no_cloud: str = ""
     _pg: object = None
 
     def pg_table(self) -> dict:
@@ -44,14 +48,16 @@ class Context:
         return self._pg
 
     def connection(self):
-        """An authenticated openstacksdk connection, or None with `_conn_error` set to the reason."""
-        if self._conn is not None or self._conn_error:
-            return self._conn
-        from popek.checks.cloud import connection
-        try:
-            self._conn = connection.connect(self.cloud, self.environ, Path(self.clouds_yaml or "/nonexistent")).conn
-        except connection.CloudUnavailable as exc:
-            self._conn_error = f"cloud indisponible : {exc}"
+        """An authenticated openstacksdk connection, made once per verification run; NoCloud with the
+        reason when there is none (tried once too)."""
+        if self._conn is None and not self._no_cloud:
+            from popek.checks.cloud import connection
+            try:
+                self._conn = connection.connect(self.cloud, self.environ, Path(self.clouds_yaml or "/nonexistent")).conn
+            except connection.CloudUnavailable as exc:
+                self._no_cloud = f"cloud indisponible : {exc}"
+        if self._conn is None:
+            raise NoCloud(self._no_cloud)
         return self._conn
 
 
@@ -88,7 +94,9 @@ def measure_pg_table():
     return table.verdicts() if hasattr(table, "verdicts") else table
 
 
-def check_pg_table(q: Question, ctx: "Context") -> Finding:
+def check_pg_table(q: Question, ctx: Context) -> Finding:
+    if q.type != "pgtable":
+        return Finding(q.id, q.verify, "skip", f"pg-table attend une question pgtable, pas {q.type}")
     try:
         measured = ctx.pg_table()
     except LookupError as exc:
@@ -131,9 +139,10 @@ ROLE_SYNONYMS = {
 def check_catalog_services(q: Question, ctx: Context) -> Finding:
     if q.type != "matching":
         return Finding(q.id, q.verify, "skip", f"catalog-services attend une question matching, pas {q.type}")
-    conn = ctx.connection()
-    if conn is None:
-        return Finding(q.id, q.verify, "skip", ctx._conn_error)
+    try:
+        conn = ctx.connection()
+    except NoCloud as exc:
+        return Finding(q.id, q.verify, "skip", str(exc))
     from popek.checks.cloud import catalog
     try:
         entries = catalog.catalog(conn)
@@ -170,9 +179,10 @@ def compare_catalog(q: Question, entries: list[dict], course_names: dict) -> Fin
 def check_flavor_order(q: Question, ctx: Context) -> Finding:
     if q.type != "ordering":
         return Finding(q.id, q.verify, "skip", f"flavor-order attend une question ordering, pas {q.type}")
-    conn = ctx.connection()
-    if conn is None:
-        return Finding(q.id, q.verify, "skip", ctx._conn_error)
+    try:
+        conn = ctx.connection()
+    except NoCloud as exc:
+        return Finding(q.id, q.verify, "skip", str(exc))
     try:
         flavors = {normalise(f.name): f for f in conn.compute.flavors()}
     except Exception as exc:
@@ -206,20 +216,14 @@ def compare_flavors(q: Question, flavors: list[tuple[str, int, int, int]]) -> Fi
     return Finding(q.id, q.verify, "ok", f"{len(matched)} gabarits dans l'ordre de taille du cloud")
 
 
+#: The `verify:` keys a question may name, each with its checker (the module docstring says what each checks).
+CHECKERS = {"pg-table": check_pg_table, "catalog-services": check_catalog_services, "flavor-order": check_flavor_order}
+
+
+def unknown_key(q: Question, ctx: Context) -> Finding:
+    return Finding(q.id, q.verify, "skip", f"clé de vérification inconnue « {q.verify} »")
+
+
 def verify_banks(banks: dict[str, Bank], ctx: Context) -> list[Finding]:
     """One finding per question that has a `verify:` key."""
-    out = []
-    for bank in banks.values():
-        for q in bank.questions:
-            if not q.verify:
-                continue
-            if q.verify == "pg-table":
-                out.append(check_pg_table(q, ctx) if q.type == "pgtable" else
-                           Finding(q.id, q.verify, "skip", f"pg-table attend une question pgtable, pas {q.type}"))
-            elif q.verify == "catalog-services":
-                out.append(check_catalog_services(q, ctx))
-            elif q.verify == "flavor-order":
-                out.append(check_flavor_order(q, ctx))
-            else:
-                out.append(Finding(q.id, q.verify, "skip", f"clé de vérification inconnue « {q.verify} »"))
-    return out
+    return [CHECKERS.get(q.verify, unknown_key)(q, ctx) for bank in banks.values() for q in bank.questions if q.verify]

@@ -16,9 +16,10 @@ import yaml
 from popek import paths
 from popek.checks.claims import CLAIMS, check_ids
 from popek.checks.quiz.bank import normalise
+from popek.checks.quiz.verify import CHECKERS
 
 KINDS = {"single", "multiple", "truefalse", "numeric", "matching", "ordering", "short", "pgtable"}
-VERIFY = {"pg-table", "catalog-services", "flavor-order"}
+VERIFY = set(CHECKERS)  # every `verify:` key popek can check
 ID = re.compile(r"^[a-z0-9-]+$")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys whose values are identifiers, never shown as text with parameters substituted.
