@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import StatisticsError, correlation
 
 
 @dataclass(frozen=True)
@@ -123,15 +124,12 @@ class TaskStats:
     point_biserial: float   # correlation of the task's fraction with the rest of the score; nan if undefined
 
 
-def _pearson(xs: list[float], ys: list[float]) -> float:
-    n = len(xs)
-    if n < 2:
+def _correlation(xs: list[float], ys: list[float]) -> float:
+    """Pearson's correlation (statistics.correlation); nan when undefined (fewer than two values, or constant)."""
+    try:
+        return correlation(xs, ys)
+    except StatisticsError:
         return math.nan
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
 
 
 def statistics(submissions: list[Submission]) -> list[TaskStats]:
@@ -159,7 +157,7 @@ def statistics(submissions: list[Submission]) -> list[TaskStats]:
             disc = sum(d[0] for d in ranked[-k:]) / k - sum(d[0] for d in ranked[:k]) / k
         else:
             disc = math.nan
-        out.append(TaskStats(tid, n, success, disc, _pearson([d[0] for d in data], [d[2] for d in data])))
+        out.append(TaskStats(tid, n, success, disc, _correlation([d[0] for d in data], [d[2] for d in data])))
     return out
 
 
