@@ -50,7 +50,7 @@ from pathlib import Path
 
 from popek.checks.cloud import compute
 from popek.checks.secrets import REDACT
-from popek.checks.localcloud import apt, bootstrap, images, runcmd
+from popek.checks.localcloud import apt, bootstrap, images, install, runcmd
 from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
@@ -369,8 +369,8 @@ _run = functools.partial(runcmd.run, what="plan de données : ")
 def _ensure_libvirt_python(state: CloudState) -> None:
     if subprocess.run([state.python, "-c", "import libvirt"], capture_output=True).returncode == 0:
         return
-    runcmd.run([state.bin("pip"), "install", "--disable-pip-version-check", LIBVIRT_PYTHON], log=state.log("pip"),
-               what="plan de données : ")
+    install.venv_install(state.venv, [LIBVIRT_PYTHON], state.log("pip"), f"plan de données : {LIBVIRT_PYTHON}",
+                         cache=install.uv_cache(state.wheelhouse))
 
 
 def _free_system_id(*files: Path) -> int:
