@@ -1,4 +1,4 @@
-"""The course's claims C01–C39 (../shared/course/claims.md), the ids every scenario and question cites.
+"""The course's claims C01–C39, the ids every scenario and question cites (CLAIMS below is their one list).
 
 `how` holds the marks of the claims table: "E" (checked against a host or a cloud), "Q" (a graded
 quiz question), or both. `where` says, for E claims, whether the host or the cloud checks it.

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 ALLURE_NPM = "allure@3.18.0"
-# Every Allure 3.18 index.html embeds Google Tag Manager (stack.md): remove it so that a report opened
-# on a connected machine sends nothing anywhere.
+# Every Allure 3.18 index.html (awesome, classic and dashboard alike) embeds a Google Tag Manager <script>
+# with hard-coded analytics: remove it so that a report opened on a connected machine sends nothing anywhere.
 _GTM = (re.compile(r"<script[^>]*googletagmanager[^>]*>\s*</script>", re.I),
         re.compile(r"<script>\s*window\.dataLayer[^<]*</script>", re.I))
 

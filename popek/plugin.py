@@ -221,8 +221,9 @@ def allure_test_result(item):
 
 @pytest.hookimpl(trylast=True)
 def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, step_func_args):
-    """Allure records every step argument by repr(), fixtures included (stack.md): keep only plain
-    values parsed from the step text, redacted; drop fixtures (connections, credentials)."""
+    """allure-pytest-bdd records every argument of a step function as a parameter, by repr(), fixtures
+    included: keep only plain values parsed from the step text, redacted; drop fixtures (connections,
+    credentials)."""
     listener = allure_listener(request.config)
     if listener is None:
         return

@@ -8,7 +8,7 @@ One file per course part (`virtualisation.yaml`, `cloud.yaml`, `openstack.yaml`)
       - id: virt-pg-conditions          # unique across all banks, [a-z0-9-]+
         type: single                    # single | multiple | truefalse | numeric | matching
                                         # | ordering | short | pgtable
-        claims: [C02]                   # claim ids of ../shared/course/claims.md
+        claims: [C02]                   # claim ids, C01–C39 (popek.checks.claims)
         section: "…"                    # course section cited in the feedback
         points: 1                       # optional
         pool: pg-conditions             # optional: questions of one pool are alternatives

@@ -33,7 +33,7 @@ PG_TABLE = {
     "conteneur": {"equivalence": "KO", "efficacite": "OK", "controle": "OK"},
 }
 
-# Every heading of virtualisation-et-openstack.md (levels 1 and 2), without "#" and "**", as written.
+# Every heading of the course text (levels 1 and 2), without "#" and "**", as written.
 # `section` must be one of them, compared without case (the banks write them in sentence case).
 COURSE_HEADINGS = (
     "VIRTUALISATION ET OPENSTACK", "OBJECTIFS", "VIRTUALISATION", "DÉFINITION",
@@ -231,7 +231,8 @@ def test_pools_are_fair_alternatives():
 
 def test_every_quiz_claim_has_at_least_two_questions():
     count = Counter(c for _, q in QUESTIONS for c in q.get("claims", []))
-    # Every claim of claims.md carries a Q mark, so every one needs questions (variants draw alternatives).
+    # Every claim of the course carries a Q mark (checks/claims.py: how), so every one needs questions
+    # (variants draw alternatives).
     thin = {c: count[c] for c in CLAIMS if count[c] < 2}
     assert not thin, f"claims couverts par moins de 2 questions : {thin}"
 
