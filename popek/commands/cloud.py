@@ -57,7 +57,7 @@ def cmd_up(args) -> int:
 
     with Steps() as log:        # a terminal shows each long step running (venv, image builds, databases)
         lifecycle.up(state, dataplane=not args.no_dataplane, log=log, force=args.force)
-    print(f"popek cloud up : `popek cloud env` pour s'en servir", flush=True)
+    print("popek cloud up : `popek cloud env` pour s'en servir", flush=True)
     return 0
 
 

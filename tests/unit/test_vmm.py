@@ -1,7 +1,6 @@
 """The VMM's logic without /dev/kvm: ioctl numbers and layouts, guest page tables and segments,
 the tiny assembler and the native harness (bytes only), and the efficiency explanation."""
 import ctypes
-import random
 import shutil
 import struct
 import subprocess
