@@ -6,7 +6,6 @@ import re
 import shutil
 import time
 import uuid
-
 from pathlib import Path
 
 from popek.checks.localcloud.images.disk import _extlinux_conf, make_boot_disk
