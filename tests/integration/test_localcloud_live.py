@@ -26,17 +26,25 @@ def _running(state: CloudState) -> bool:
     return bool(rows) and all(r.ok for r in rows)
 
 
+def _started(state: CloudState) -> bool:
+    """Whether someone started the cloud (any of its services has a process), healthy or not: such a
+    cloud is repaired in place by `up` and never stopped by this module (a service that did not answer
+    `status` for a moment under load once made the fixture take a running cloud for its own)."""
+    _mode, rows = lifecycle.status(state)
+    return any(r.pid for r in rows)
+
+
 @pytest.fixture(scope="session")
 def cloud_state():
     state = CloudState(paths.embedded_cloud_dir())
-    was_running = _running(state)
-    if not was_running:
+    started_here = not _started(state)
+    if not _running(state):
         missing = apt.missing(install.APT_PACKAGES)
         if missing and os.geteuid() != 0:
             pytest.skip(f"paquets {' '.join(missing)} absents et pas root : le cloud embarqué ne peut pas démarrer")
-        lifecycle.up(state, dataplane=True, log=lambda line: None)
+        lifecycle.up(state, dataplane=True, log=lambda line: None)  # starts it, or repairs it in place
     yield state
-    if not was_running:
+    if started_here:
         lifecycle.down(state)
 
 
