@@ -5,7 +5,6 @@ The session fixture brings the cloud up when it is not running and leaves it as 
 POPEK_CLOUD_DOWN_TEST=1, since other work may be using the cloud at that moment.
 """
 import os
-import time
 import uuid
 
 import pytest
