@@ -54,27 +54,40 @@ def need_dataplane(cloud):
     return cloud.facts["dataplane"]
 
 
-def _service(cloud, service_type: str, label: str):
+#: The services a cloud may go without (one without Cinder or Swift is still an OpenStack cloud): service
+#: type -> what it offers, in the skip reasons' words.
+OPTIONAL_SERVICES = {"block-storage": "de volumes (Cinder)", "object-store": "de stockage objet (Swift)"}
+
+
+def not_in_catalog(service_type: str, *shown_as: str) -> str:
+    """Why a scenario about optional `service_type` skips on a cloud whose catalog lacks it (the types it
+    looked for: `shown_as`, default the type itself)."""
+    return (f"le catalogue de ce cloud n'a pas de service {OPTIONAL_SERVICES[service_type]} "
+            f"({' / '.join(shown_as or (service_type,))})")
+
+
+def _service(cloud, service_type: str):
     """None when the cloud offers `service_type`, else why not: disabled in its configuration (clouds.yaml
     `has_block_storage: false`…) or absent from its catalog (a cloud without Cinder or Swift)."""
     if _unreachable(cloud):
         return _unreachable(cloud)
     if not cloud.conn.config.has_service(service_type):
-        return f"le service {label} ({service_type}) est désactivé dans la configuration du cloud ({cloud.choice.describe()})"
+        return (f"le service {OPTIONAL_SERVICES[service_type]} ({service_type}) est désactivé dans la "
+                f"configuration du cloud ({cloud.choice.describe()})")
     try:
         url = cloud.conn.endpoint_for(service_type)
     except Exception:  # keystoneauth's EndpointNotFound and kin: no such service to use
         url = None
     if not url:
-        return f"le catalogue de ce cloud n'a pas de service {label} ({service_type})"
+        return not_in_catalog(service_type)
     return None
 
 
 @requirement("volume")
 def need_volume(cloud):
-    return _service(cloud, "block-storage", "de volumes (Cinder)")
+    return _service(cloud, "block-storage")
 
 
 @requirement("object-store")
 def need_object_store(cloud):
-    return _service(cloud, "object-store", "de stockage objet (Swift)")
+    return _service(cloud, "object-store")

@@ -5,6 +5,7 @@ Fonctionnalité: Les identifiants et le catalogue de Keystone
   passe et d'un projet (fichier openrc ou clouds.yaml). La première requête demande à Keystone un jeton,
   dont la réponse contient le catalogue : il révèle les autres API du cloud, chacune par son type (sa
   fonction), son nom (son projet) et son adresse, où l'API répond par son document de versions.
+  Un cloud peut se passer de Cinder ou de Swift : leurs lignes sont alors ignorées, avec cette raison.
 
   @claim:C34
   Scénario: Un fichier openrc avec l'URL de Keystone, un login, un mot de passe et un projet suffit au client

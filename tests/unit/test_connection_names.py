@@ -111,3 +111,18 @@ def test_a_service_disabled_or_absent_is_a_true_skip_reason():
     assert "désactivé" in needs.need_volume(cloud(False, "http://v"))
     assert "n'a pas de service de stockage objet" in needs.need_object_store(cloud(True, None))
     assert needs.need_volume(cloud(True, "http://cinder/v3")) is None
+
+
+def test_a_catalog_without_cinder_or_swift_skips_their_rows_and_fails_without_nova():
+    """The catalog scenarios (C27, C30): an optional service absent is IGNORÉ with the reason, not ÉCHEC;
+    a core one absent is still ÉCHEC (issue #19)."""
+    from popek.steps import cloud_catalog
+
+    entries = [{"type": t, "name": n, "endpoints": []} for t, n in (("identity", "keystone"), ("image", "glance"))]
+    with pytest.raises(pytest.skip.Exception, match=r"n'a pas de service de stockage objet \(Swift\) \(object-store\)"):
+        cloud_catalog.has_service(entries, "object-store")
+    with pytest.raises(pytest.skip.Exception, match=r"de volumes \(Cinder\) \(volumev3 / block-storage / volume\)"):
+        cloud_catalog.service_named(entries, "volumev3", "Cinder", None)
+    with pytest.raises(AssertionError, match="pas de service compute au catalogue"):
+        cloud_catalog.has_service(entries, "compute")
+    assert cloud_catalog.has_service(entries, "image")["name"] == "glance"
