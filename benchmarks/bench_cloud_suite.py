@@ -5,17 +5,28 @@ and with `-n 2`, Tempest with concurrency 1 and 2.
 Prints a markdown table of wall times and ratios to the SDK script, writes benchmarks/results/cloud_suite.json.
 Usage: .venv/bin/python benchmarks/bench_cloud_suite.py [--os-cloud NAME] [--skip-tempest]
 Without --os-cloud: the embedded cloud (`popek cloud up`); Tempest is configured with its admin entry.
+
+With --traffic (embedded cloud in dataplane mode; each run takes `/tmp/popek-cloud.lock` exclusively for
+itself, so that it has an idle cloud and others may use it between runs; --no-lock when the caller holds it): popek's
+five traffic scenarios (C18, C19, C24, C25, C26: serial, then -n 2) and Tempest's two network scenario classes
+(TestNetworkBasicOps, TestSecurityGroupsBasicOps, whole) one after the other on the same cloud, with the ratio
+of each popek run to Tempest's, each run's verdicts, and what each run left behind in the cloud (must be
+nothing). Writes benchmarks/results/traffic_vs_tempest.json and the Tempest log beside it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +70,22 @@ def run_popek_k(keyword: str, workers: int | None = None, os_cloud: str | None =
         argv += ["--os-cloud", os_cloud] if os_cloud else []
         wall, proc = timed(subprocess.run, argv, cwd=tmp, capture_output=True, text=True)
         tail = [l for l in proc.stdout.splitlines() if " in " in l and ("passed" in l or "failed" in l)]
-        return wall, {"exit": proc.returncode, "summary": tail[-1].strip("= ") if tail else proc.stdout[-300:]}
+        return wall, {"exit": proc.returncode, "summary": tail[-1].strip("= ") if tail else proc.stdout[-300:],
+                      "tests": junit_verdicts(Path(tmp) / "junit.xml")}
+
+
+def junit_verdicts(path: Path) -> dict:
+    """{test name: [verdict, seconds]} from a JUnit XML file (empty when there is none)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    out = {}
+    for case in root.iter("testcase"):
+        verdict = ("ÉCHEC" if case.find("failure") is not None or case.find("error") is not None
+                   else "IGNORÉ" if case.find("skipped") is not None else "RÉUSSI")
+        out[case.get("name", "?")] = [verdict, round(float(case.get("time") or 0), 1)]
+    return out
 
 
 def sdk_script(conn) -> dict:
@@ -195,7 +221,7 @@ def tempest_conf(workspace: Path, admin: dict, conn) -> Path:
     external = next(iter(conn.network.networks(is_router_external=True)))
     conf = workspace / "etc" / "tempest.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(textwrap.dedent(f"""\
+    write_private(conf, textwrap.dedent(f"""\
         [DEFAULT]
         log_dir = {workspace}/logs
         log_file = tempest.log
@@ -243,18 +269,163 @@ def tempest_conf(workspace: Path, admin: dict, conn) -> Path:
     return conf
 
 
-def run_tempest(workspace: Path, concurrency: int) -> tuple[float, dict]:
-    argv = [str(VENV_BIN / "tempest"), "run", "--regex", TEMPEST_REGEX, "--concurrency", str(concurrency)]
+def write_private(path: Path, text: str) -> None:
+    """Write `text` (it holds the admin password) readable by its owner only, from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the file may have existed with wider rights
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def tempest_traffic_conf(workspace: Path, admin: dict, admin_conn) -> Path:
+    """tempest.conf as tempest_conf writes it, plus what the network scenarios need to reach guests: the tiny
+    image (root: busybox ping needs it inside the guest), SSH over floating IPs, short timeouts. The timeouts
+    only bound the positive checks: Tempest 47's negative ping returns at the first unanswered ping
+    (`ping_ip_address`: `(returncode == 0) == should_succeed` under `call_until_true`)."""
+    tiny = admin_conn.image.find_image("popek-tiny")
+    flavor = admin_conn.compute.find_flavor("tiny")
+    if tiny is None or flavor is None:
+        raise LookupError("image popek-tiny ou gabarit tiny absent : le cloud embarqué n'est pas en mode plan de données")
+    conf = tempest_conf(workspace, admin, admin_conn)
+    text = conf.read_text().replace("run_validation = false\n", "")
+    for key in ("image_ref", "image_ref_alt"):
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {tiny.id}", text)
+    for key in ("flavor_ref", "flavor_ref_alt"):
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {flavor.id}", text)
+    text += ("[validation]\nrun_validation = true\nimage_ssh_user = root\nconnect_method = floating\n"
+             "auth_method = keypair\nip_version_for_ssh = 4\nping_timeout = 20\nconnect_timeout = 20\n"
+             "ssh_timeout = 120\n[network-feature-enabled]\nport_security = true\n")
+    write_private(conf, text)
+    return conf
+
+
+def run_tempest(workspace: Path, concurrency: int, regex: str = TEMPEST_REGEX) -> tuple[float, dict]:
+    argv = [str(VENV_BIN / "tempest"), "run", "--regex", regex, "--concurrency", str(concurrency)]
     wall, proc = timed(subprocess.run, argv, cwd=workspace, capture_output=True, text=True)
     totals = [l.strip() for l in proc.stdout.splitlines() if l.strip().startswith(("- Passed", "- Skipped", "- Failed"))]
-    return wall, {"exit": proc.returncode, "summary": ", ".join(totals) or proc.stdout[-500:] + proc.stderr[-500:]}
+    # subunit-trace: "{0} tempest.scenario.….test_x [78.1s] ... ok" (or "... SKIPPED: reason", "... FAILED")
+    tests = {}
+    for m in re.finditer(r"(?m)^\{\d+\} (\S+?)(?:\[[^\]]*\])? \[([\d.]+)s\] \.\.\. (\w+)", proc.stdout):
+        tests[m.group(1).rsplit(".", 1)[-1]] = [m.group(3), float(m.group(2))]
+    for m in re.finditer(r"(?m)^\{\d+\} (\S+?)(?:\[[^\]]*\])? \.\.\. SKIPPED: (.*)$", proc.stdout):
+        tests[m.group(1).rsplit(".", 1)[-1]] = ["SKIPPED", m.group(2)[:120]]
+    return wall, {"exit": proc.returncode, "summary": ", ".join(totals) or proc.stdout[-500:] + proc.stderr[-500:],
+                  "tests": tests, "log": proc.stdout[-40000:] + proc.stderr[-5000:]}
+
+
+#: Tempest's two network scenario classes, whole (tests the configuration cannot run skip, and say why).
+TEMPEST_TRAFFIC_REGEX = (r"^tempest\.scenario\.(test_network_basic_ops\.TestNetworkBasicOps"
+                         r"|test_security_groups_basic_ops\.TestSecurityGroupsBasicOps)\.")
+
+
+def cloud_resources(admin_conn) -> set[tuple[str, str, str]]:
+    """(kind, id, name) of every resource a traffic run creates, in every project: what a run leaves behind
+    is the difference of two snapshots (the cloud is idle meanwhile: run under flock -x)."""
+    found = set()
+    listings = {
+        "server": lambda: admin_conn.compute.servers(all_projects=True),
+        "network": admin_conn.network.networks, "subnet": admin_conn.network.subnets,
+        "router": admin_conn.network.routers, "port": admin_conn.network.ports,
+        "floating_ip": admin_conn.network.ips, "security_group": admin_conn.network.security_groups,
+        "volume": lambda: admin_conn.block_storage.volumes(all_projects=True),
+        "project": admin_conn.identity.projects, "user": admin_conn.identity.users,
+    }
+    for kind, listing in listings.items():
+        for r in listing():
+            if kind == "security_group" and r.name == "default":
+                continue  # Neutron makes one per project on first look; it goes with its project
+            found.add((kind, r.id, r.name or getattr(r, "floating_ip_address", "") or ""))
+    return found
+
+
+@contextlib.contextmanager
+def exclusive(lock: str | None):
+    """Hold `lock` exclusively (flock) for the block; None: the caller holds it."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"attente du verrou exclusif {lock} (le cloud est utilisé)…", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def traffic(args) -> int:
+    """popek's traffic scenarios, then Tempest's two network scenario classes, on the embedded cloud."""
+    import yaml
+
+    from popek import paths
+    from popek.checks.localcloud import bootstrap, lifecycle
+    from popek.checks.localcloud.state import CloudState
+
+    state = CloudState(paths.embedded_cloud_dir())
+    if not lifecycle.read_mode(state).get("dataplane"):
+        print("le cloud embarqué ne tourne pas en mode plan de données : `popek cloud up` d'abord", file=sys.stderr)
+        return 2
+    admin_conn = bootstrap.connect(state, "popek-admin")
+    admin = yaml.safe_load(state.clouds_yaml.read_text())["clouds"]["popek-admin"]["auth"]
+    rows: dict[str, tuple[float, dict]] = {}
+
+    def leaving(label, fn, *a, **kw):
+        with exclusive(None if args.no_lock else args.lock):
+            sick = lifecycle.diagnose(state, lifecycle.table(state, lifecycle.dataplane_module()))
+            if sick:  # a cloud someone stopped or broke meanwhile: no figure from it
+                raise SystemExit(f"le cloud embarqué n'est pas en état : {sick} ; rien n'est mesuré")
+            before = cloud_resources(admin_conn)
+            wall, info = fn(*a, **kw)
+            info["left_behind"] = sorted(f"{k} {n or i}" for k, i, n in cloud_resources(admin_conn) - before)
+        rows[label] = (wall, info)
+        print(f"{label}: {wall:.0f} s, {info['summary']}, laissé : {len(info['left_behind'])}", file=sys.stderr)
+
+    leaving("popek run cloud — trafic, 5 scénarios (série)", run_popek_k, DATAPLANE_SCENARIOS)
+    leaving("popek run cloud -n 2 — trafic, 5 scénarios", run_popek_k, DATAPLANE_SCENARIOS, workers=2)
+    with tempfile.TemporaryDirectory(prefix="popek-bench-tempest-traffic-") as tmp:
+        ws = Path(tmp)  # 0700, deleted with the 0600 tempest.conf in it
+        subprocess.run([str(VENV_BIN / "tempest"), "init", str(ws)], capture_output=True, text=True, check=True)
+        tempest_traffic_conf(ws, admin, admin_conn)
+        leaving(f"tempest run — TestNetworkBasicOps + TestSecurityGroupsBasicOps (concurrence {args.concurrency})",
+                run_tempest, ws, args.concurrency, TEMPEST_TRAFFIC_REGEX)
+    tlabel = list(rows)[-1]
+    twall, tinfo = rows[tlabel]
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "traffic_vs_tempest.log").write_text(tinfo.pop("log", "").replace(admin["password"], "***"))
+
+    print(f"Trafic réel, popek contre Tempest, un seul run sur le même cloud ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    print("| exécution | durée (s) | ratio / Tempest | verdicts | laissé dans le cloud |\n|---|---:|---:|---|---|")
+    for label, (wall, info) in rows.items():
+        left = ", ".join(info["left_behind"]) or "rien"
+        print(f"| {label} | {wall:.0f} | {wall / twall:.2f} | {info['summary']} (code {info['exit']}) | {left} |")
+    print("\n| test | verdict | s |\n|---|---|---:|")
+    for label, (_, info) in rows.items():
+        for name, (verdict, secs) in info["tests"].items():
+            print(f"| {label.split(' — ')[0]} : {name} | {verdict} | {secs} |")
+    (out / "traffic_vs_tempest.json").write_text(json.dumps(
+        {k: {"wall_s": w, "ratio_to_tempest": w / twall, "info": i} for k, (w, i) in rows.items()},
+        indent=2, ensure_ascii=False, default=str))
+    return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--os-cloud", default=None, help="cloud of clouds.yaml (default: the embedded cloud)")
     parser.add_argument("--skip-tempest", action="store_true")
+    parser.add_argument("--traffic", action="store_true",
+                        help="popek's traffic scenarios vs Tempest's network scenario classes (embedded cloud)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="Tempest's concurrency with --traffic (default 2: tempest run's own default here, "
+                             "one worker per core)")
+    parser.add_argument("--lock", default="/tmp/popek-cloud.lock", help="the cloud lock taken for each run (--traffic)")
+    parser.add_argument("--no-lock", action="store_true", help="the caller already holds the cloud lock exclusively")
     args = parser.parse_args(argv)
+    if args.traffic:
+        return traffic(args)
 
     import openstack
     import yaml
@@ -287,6 +458,9 @@ def main(argv=None) -> int:
             tempest_conf(ws, admin, conn)
             rows["tempest run (API équivalentes, concurrence 1)"] = run_tempest(ws, 1)
             rows["tempest run (API équivalentes, concurrence 2)"] = run_tempest(ws, 2)
+    for _, info in rows.values():
+        info.pop("log", None)
+        info.pop("tests", None)
 
     sdk_wall, sdk_info = rows["script openstacksdk (mêmes appels, série)"]
     base = sdk_wall if sdk_info.get("exit") == 0 else None  # a failing baseline is no baseline

@@ -7,7 +7,9 @@ Measures, against the embedded cloud running in dataplane mode (`popek cloud up`
 - the floating IP moved from one guest to another, until SSH lands on the second;
 - resident memory of the dataplane (OVS, libvirtd, agents) and of QEMU with two tiny guests running;
 - with --updown: `down` then a warm `up` of the whole cloud with its dataplane (disruptive: other work
-  using the cloud sees it go away for a minute).
+  using the cloud sees it go away for a minute);
+- with --memory-only: only the whole cloud's PSS with two tiny guests running (per command, QEMU included),
+  nothing else booted or timed (run it on an idle cloud: `flock -x /tmp/popek-cloud.lock`).
 
 Prints a markdown table, writes benchmarks/results/dataplane.json (and dataplane_tempest.log).
 Measured once (isolated copy of the cloud, 2 shared cores): both Tempest scenarios passed with the tiny
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -148,12 +149,16 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1, help="tiny guests booted for the boot-time figure")
     ap.add_argument("--tempest", action="store_true",
                     help="also run Tempest's test_network_basic_ops and test_security_groups_basic_ops")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the whole cloud's PSS with two tiny guests (idle cloud)")
     args = ap.parse_args()
     state = CloudState(paths.embedded_cloud_dir())
     mode = lifecycle.read_mode(state)
     if not mode.get("dataplane"):
         print(f"le cloud embarqué ne tourne pas en mode plan de données ({lifecycle.mode_label(mode)})")
         return 2
+    if args.memory_only:
+        return memory_with_two_guests(state)
     rows: list[tuple[str, str]] = []
     figures: dict = {}
 
@@ -238,6 +243,31 @@ def main() -> int:
     return 0
 
 
+def memory_with_two_guests(state: CloudState) -> int:
+    """The whole cloud's RSS/PSS with two tiny guests up and answering SSH, per command, then cleanup."""
+    g = Guests(bootstrap.connect(state, "popek"))
+    try:
+        g.boot("popek-tiny"), g.boot("popek-tiny")
+        time.sleep(10)  # the agents' and QEMUs' first-minute work settled a little
+        qemu = qemu_pids(state)
+        rss, pss, count, per = bench_cloud.memory(state, qemu)
+    finally:
+        problems = g.cleanup()
+        if problems:
+            print("cleanup problems:", problems, file=sys.stderr)
+    print(f"le cloud entier, {len(qemu)} invités tiny (QEMU compris, {count} processus) : RSS {rss:.0f} MiB, "
+          f"PSS {pss:.0f} MiB ({pss / 1024:.2f} GiB) — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("| commande | PSS (MiB) |\n|---|---:|")
+    for name, mib in per.items():
+        if mib >= 5:
+            print(f"| {name} | {mib:.0f} |")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "memory.json").write_text(json.dumps(
+        {"rss_mib": rss, "pss_mib": pss, "processes": count, "guests": len(qemu), "per_command_pss_mib": per},
+        indent=1))
+    return 0
+
+
 #: Tempest's two network scenarios, run against the same cloud with the tiny image.
 TEMPEST_SCENARIOS = (r"^tempest\.scenario\.(test_network_basic_ops\.TestNetworkBasicOps\.test_network_basic_ops"
                      r"|test_security_groups_basic_ops\.TestSecurityGroupsBasicOps\.test_cross_tenant_traffic)")
@@ -263,36 +293,22 @@ def run_traffic_suite_and_tempest(state: CloudState) -> list[tuple[str, str]]:
 
 
 def run_tempest(state: CloudState) -> list[tuple]:
-    """tempest.conf as bench_cloud_suite writes it, plus what the scenarios need to reach guests: the
-    tiny image (root: busybox ping needs it inside the guest), SSH over floating IPs, short timeouts.
-    The timeouts only bound the positive checks: Tempest's negative ping returns at the first unanswered
-    ping (`ping_ip_address`: `(returncode == 0) == should_succeed` under `call_until_true`)."""
+    """Tempest's two network scenarios with bench_cloud_suite's traffic tempest.conf (0600, temp dir)."""
     import subprocess
 
     import yaml
 
     sys.path.insert(0, str(HERE))
-    from bench_cloud_suite import tempest_conf
+    from bench_cloud_suite import tempest_traffic_conf
 
     admin_conn = bootstrap.connect(state, "popek-admin")
     admin = yaml.safe_load(state.clouds_yaml.read_text())["clouds"]["popek-admin"]["auth"]
-    tiny = admin_conn.image.find_image("popek-tiny")
-    flavor = admin_conn.compute.find_flavor("tiny")
     bin_dir = Path(sys.executable).parent
     out = []
     with tempfile.TemporaryDirectory(prefix="popek-bench-tempest-dp-") as tmp:
         ws = Path(tmp)
         subprocess.run([str(bin_dir / "tempest"), "init", str(ws)], capture_output=True, text=True, check=True)
-        conf = tempest_conf(ws, admin, admin_conn)
-        text = conf.read_text().replace("run_validation = false\n", "")
-        for key in ("image_ref", "image_ref_alt"):
-            text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {tiny.id}", text)
-        for key in ("flavor_ref", "flavor_ref_alt"):
-            text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {flavor.id}", text)
-        text += ("[validation]\nrun_validation = true\nimage_ssh_user = root\nconnect_method = floating\n"
-                 "auth_method = keypair\nip_version_for_ssh = 4\nping_timeout = 20\nconnect_timeout = 20\n"
-                 "ssh_timeout = 120\n[network-feature-enabled]\nport_security = true\n")
-        conf.write_text(text)
+        tempest_traffic_conf(ws, admin, admin_conn)
         t0 = time.monotonic()
         proc = subprocess.run([str(bin_dir / "tempest"), "run", "--regex", TEMPEST_SCENARIOS, "--concurrency", "1"],
                               cwd=ws, capture_output=True, text=True)
