@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
+from popek.checks.localcloud import runcmd
 from popek.checks.localcloud.errors import CloudError
 
 
@@ -101,9 +102,13 @@ def disable_new(before: set[str], log: Callable[[str], None], globs=ENABLED_GLOB
     return names
 
 
-def _apt_plan(packages: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", "--no-remove", *packages],
-                          env=env, capture_output=True, text=True)
+#: apt-get asks nothing (no debconf prompt).
+NONINTERACTIVE = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def _apt_plan(packages: list[str]) -> subprocess.CompletedProcess:
+    return runcmd.run(["apt-get", "install", "-s", "--no-install-recommends", "--no-remove", *packages],
+                      env=NONINTERACTIVE, check=False)
 
 
 def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list[str]:
@@ -121,12 +126,11 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list
     if os.geteuid() != 0:
         raise AptError(f"paquets Debian manquants : {' '.join(absent)} ; relancez en root ou installez-les : "
                        f"apt-get install --no-install-recommends {' '.join(absent)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     with _APT_LOCK:
-        plan = _apt_plan(absent, env)
+        plan = _apt_plan(absent)
         if plan.returncode != 0:  # stale package lists: refresh once, then plan again
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-            plan = _apt_plan(absent, env)
+            runcmd.run(["apt-get", "update"], env=NONINTERACTIVE, check=False)
+            plan = _apt_plan(absent)
         if plan.returncode != 0:
             raise AptError(f"apt-get install {' '.join(absent)} impossible sans retirer de paquet ou "
                            f"autrement : {(plan.stderr or plan.stdout).strip()[-400:]}")
@@ -134,9 +138,9 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list
         log(f"apt : installation de {len(installs)} paquet(s) : {' '.join(installs)}")
         enabled = enabled_links()
         with services_held_back():
-            run = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "--no-remove", *absent],
-                                 env=env, capture_output=True, text=True)
-            disable_new(enabled, log)
-    if run.returncode != 0:
-        raise AptError(f"apt-get install {' '.join(absent)} a échoué : {run.stderr.strip()[-400:]}")
+            try:
+                runcmd.run(["apt-get", "install", "-y", "--no-install-recommends", "--no-remove", *absent], AptError,
+                           env=NONINTERACTIVE, what="apt : ")
+            finally:
+                disable_new(enabled, log)
     return installs

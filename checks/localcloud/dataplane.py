@@ -369,8 +369,7 @@ _run = functools.partial(runcmd.run, what="plan de données : ")
 def _ensure_libvirt_python(state: CloudState) -> None:
     if subprocess.run([state.python, "-c", "import libvirt"], capture_output=True).returncode == 0:
         return
-    install.venv_install(state.venv, [LIBVIRT_PYTHON], state.log("pip"), f"plan de données : {LIBVIRT_PYTHON}",
-                         cache=install.uv_cache(state.wheelhouse))
+    install.venv_install(state.venv, [LIBVIRT_PYTHON], state.log("pip"), f"plan de données : {LIBVIRT_PYTHON}")
 
 
 def _free_system_id(*files: Path) -> int:

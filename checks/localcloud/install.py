@@ -2,20 +2,20 @@
 go through apt.py).
 
 The venv is rebuilt only when `cloud-requirements.txt` changes (its hash is kept in the venv), so a
-second `up` costs one file read here. Packages go into it with uv when popek's environment has it (PyPI
-package `uv`, a dependency of popek): from the wheelhouse, 13 s instead of pip's 59 s on this machine type
-(benchmarks/README.md); with the venv's own pip otherwise.
+second `up` costs one file read here.
+
+The services go in with the venv's own pip, not uv, though uv fills it several times faster
+(benchmarks/bench_install.py): claim C32 is that the cloud is installed by `pip install`, and the embedded
+cloud is its evidence (each distribution's INSTALLER file says which tool installed it).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
-import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 from popek.checks.localcloud import runcmd
 
@@ -47,42 +47,15 @@ def venv_ready(venv: Path) -> bool:
     return stamp.exists() and stamp.read_text().strip() == requirements_digest()
 
 
-def uv_binary() -> Optional[str]:
-    """The uv of popek's own environment (PyPI package `uv`), else one on PATH; None when there is none."""
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        return shutil.which("uv")
-    try:
-        return find_uv_bin()
-    except FileNotFoundError:
-        return shutil.which("uv")
+def venv_install(venv: Path, args: list[str], log: Path, what: str, reinstall: bool = False) -> None:
+    """pip-install `args` (requirements and index options) into `venv`, output appended to `log`; raises
+    CloudError naming `what` and the log. reinstall: even when the same version is there.
 
-
-def venv_install(venv: Path, args: list[str], log: Path, what: str, cache: Optional[Path] = None,
-                 reinstall: bool = False, uv: bool = True) -> None:
-    """Install `args` (pip's requirement and index options) into `venv`, output appended to `log`.
-
-    uv: use uv when there is one (uv_binary()), else the venv's pip; False: pip. Nothing is compiled
-    to bytecode (uv's default, pip's `--no-compile`): most of what is installed (the services' own test
-    suites above all) is never imported; what is gets compiled at its first import. cache: uv's cache
-    directory (popek's, beside the wheelhouse; uv's default when None); reinstall: reinstall even when the
-    same version is there. Raises CloudError naming `what` and the log.
+    `--no-compile`: most of what is installed (the services' own test suites above all) is never imported;
+    what is gets compiled at its first import.
     """
-    uv_bin = uv_binary() if uv else None
-    if uv_bin:
-        argv = [uv_bin, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                *(["--reinstall"] if reinstall else []), *args]
-        runcmd.run(argv, log=log, what=f"{what} (uv) : ", env={"UV_CACHE_DIR": str(cache)} if cache else None)
-    else:
-        argv = [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", "--no-compile",
-                *(["--force-reinstall"] if reinstall else []), *args]
-        runcmd.run(argv, log=log, what=f"{what} (pip) : ")
-
-
-def uv_cache(wheelhouse: Path) -> Path:
-    """uv's cache directory: in popek's cache, beside the wheelhouse (not the user's ~/.cache/uv)."""
-    return wheelhouse.parent / "uv"
+    runcmd.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", "--no-compile",
+                *(["--force-reinstall"] if reinstall else []), *args], log=log, what=f"{what} : ")
 
 
 def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path) -> None:
@@ -101,12 +74,9 @@ def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path) -> None:
     stamp.write_text(digest + "\n")
 
 
-def ensure_venv(venv: Path, log: Path, wheelhouse: Path, uv: bool = True) -> bool:
+def ensure_venv(venv: Path, log: Path, wheelhouse: Path) -> bool:
     """Create `venv` and install the pinned services into it from `wheelhouse` (filled on first use);
-    False when it was already up to date. The installers' output goes to `log`.
-
-    uv: install with uv when there is one (see venv_install); False: with the venv's pip.
-    """
+    False when it was already up to date. pip's output goes to `log`."""
     if venv_ready(venv):
         return False
     if not (venv / "bin" / "python").exists():
@@ -114,8 +84,8 @@ def ensure_venv(venv: Path, log: Path, wheelhouse: Path, uv: bool = True) -> boo
     log.parent.mkdir(parents=True, exist_ok=True)
     ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log)
     venv_install(venv, ["--no-index", "--find-links", str(wheelhouse), "-r", str(REQUIREMENTS)], log,
-                 "installation des services", cache=uv_cache(wheelhouse), uv=uv)
-    install_alwaysbind(venv, log, cache=uv_cache(wheelhouse), uv=uv)
+                 "installation des services")
+    install_alwaysbind(venv, log)
     (venv / "popek-requirements.sha256").write_text(requirements_digest() + "\n")
     return True
 
@@ -152,8 +122,8 @@ def alwaysbind_wheel(dest: Path) -> Path:
     return path
 
 
-def install_alwaysbind(venv: Path, log: Path, cache: Optional[Path] = None, uv: bool = True) -> None:
+def install_alwaysbind(venv: Path, log: Path) -> None:
     """Install popek's driver wheel into the cloud venv (reinstalled each time: it is tiny)."""
     wheel = alwaysbind_wheel(venv / "popek-wheels")
     venv_install(venv, ["--no-deps", "--no-index", str(wheel)], log, "installation des pilotes popek (ML2, Cinder)",
-                 cache=cache, reinstall=True, uv=uv)
+                 reinstall=True)

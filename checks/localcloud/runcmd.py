@@ -24,9 +24,10 @@ def tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
     return "\n".join((text or "").strip().splitlines()[-lines:])[-chars:]
 
 
-def shown(argv: list[str], words: int = 6) -> str:
-    """`argv` as one line for a message, cut after `words` words."""
-    return " ".join(argv[:words]) + (" …" if len(argv) > words else "")
+def shown(argv: list[str], chars: int = 300) -> str:
+    """`argv` as one line for a message, cut after `chars` characters (a long mmdebstrap line)."""
+    line = " ".join(argv)
+    return line if len(line) <= chars else line[:chars] + " …"
 
 
 def run(argv: list[str], error: type[Exception] = CloudError, *, what: str = "", check: bool = True,

@@ -49,3 +49,34 @@ def test_the_links_that_enable_services_are_listed(tmp_path):
     globs = (str(tmp_path / "*.wants" / "*"), str(tmp_path / "rc[2-5].d" / "S*"))
     assert apt.enabled_links(globs) == {str(tmp_path / "rc2.d" / "S01mariadb"),
                                             str(tmp_path / "multi-user.target.wants" / "ovs.service")}
+
+
+def test_a_refused_install_is_one_apt_error_with_apts_words_and_the_plan_shown_first(tmp_path, monkeypatch):
+    """apt.install against a fake apt-get/dpkg-query (on PATH): the plan is logged, the failure is an AptError
+    (a CloudError: one French message, no traceback) quoting apt, and the enabled links are still swept."""
+    import contextlib
+
+    import pytest
+
+    from popek.checks.localcloud.errors import CloudError
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dpkg-query").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "apt-get").write_text('#!/bin/sh\ncase "$2" in -s) echo "Inst popek-demo (1.0 Debian:12 [all])";; '
+                                  '-y) echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100;; '
+                                  'esac\n')
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setattr(apt.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(apt, "services_held_back", contextlib.nullcontext)
+    swept, lines = [], []
+    monkeypatch.setattr(apt, "disable_new", lambda before, log: swept.append(before))
+    with pytest.raises(apt.AptError) as refused:
+        apt.install(["popek-demo"], lines.append)
+    assert isinstance(refused.value, CloudError)
+    assert lines == ["apt : installation de 1 paquet(s) : popek-demo"] and len(swept) == 1
+    message = str(refused.value)
+    assert "apt-get install -y --no-install-recommends --no-remove popek-demo" in message
+    assert "code 100" in message and "dpkg returned an error code" in message

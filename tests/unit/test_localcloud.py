@@ -1,4 +1,5 @@
 """Pure logic of the embedded cloud: configuration as data, the process table, the driver's wheel."""
+import hashlib
 import zipfile
 
 from hypothesis import given as h_given, settings, strategies as st
@@ -87,35 +88,23 @@ def test_alwaysbind_wheel_declares_the_ml2_entry_point(tmp_path):
     assert all(n in record for n in names)
 
 
-def test_uv_installs_the_driver_wheel_into_a_venv_without_pip(tmp_path):
-    """uv fills the cloud venv when popek's environment has it: the driver wheel's modules and the gc.freeze
-    .pth land in site-packages, and the reinstall every venv rebuild does succeeds (real uv, real venv)."""
-    import subprocess
-    import sys
-
-    uv = install.uv_binary()
-    assert uv, "uv is a dependency of popek (pyproject.toml)"
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    log = tmp_path / "pip.log"
-    for _ in range(2):
-        install.install_alwaysbind(venv, log, cache=tmp_path / "uv-cache")
-    site = next(venv.glob("lib/python*/site-packages"))
-    assert {"popek_alwaysbind.py", "popek_loopvolume.py", "popek_forkfreeze.py", "popek_forkfreeze.pth"} <= {
-        p.name for p in site.iterdir()}
-    ran = [line.split()[2:4] for line in log.read_text().splitlines() if line.startswith("--- popek: ")]
-    assert ran == [[uv, "pip"]] * 2
-    assert (tmp_path / "uv-cache").is_dir()  # popek's cache, not the user's ~/.cache/uv
-
-
-def test_without_uv_the_venvs_own_pip_installs(tmp_path, monkeypatch):
+def test_the_services_venv_is_filled_by_its_own_pip(tmp_path, monkeypatch):
+    """C32: the embedded cloud is the evidence that OpenStack installs with `pip install` (INSTALLER files);
+    the services, the drivers' wheel and libvirt-python all go through the venv's pip."""
     from popek.checks.localcloud import runcmd
 
     ran = []
     monkeypatch.setattr(runcmd, "run", lambda argv, **kw: ran.append(argv))
-    install.venv_install(tmp_path / "v", ["-r", "req.txt"], tmp_path / "log", "services", uv=False)
-    monkeypatch.setattr(install, "uv_binary", lambda: None)
-    install.venv_install(tmp_path / "v", ["x.whl"], tmp_path / "log", "pilotes", reinstall=True)
-    pip = str(tmp_path / "v" / "bin" / "pip")
-    assert ran == [[pip, "install", "--disable-pip-version-check", "-q", "--no-compile", "-r", "req.txt"],
-                   [pip, "install", "--disable-pip-version-check", "-q", "--no-compile", "--force-reinstall", "x.whl"]]
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    (wheelhouse / "popek-requirements.sha256").write_text(
+        hashlib.sha256(install.REQUIREMENTS.read_bytes()).hexdigest() + "\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    assert install.ensure_venv(venv, tmp_path / "pip.log", wheelhouse)
+    pip = str(venv / "bin" / "pip")
+    assert [argv[:2] for argv in ran] == [[pip, "install"]] * 2
+    assert ran[0][-4:] == ["--find-links", str(wheelhouse), "-r", str(install.REQUIREMENTS)] and "--no-index" in ran[0]
+    assert "--force-reinstall" in ran[1] and ran[1][-1].endswith("-py3-none-any.whl")
+    assert install.venv_ready(venv)
