@@ -68,12 +68,10 @@ def popek_venv(work: Path, tool: str) -> float:
     extra at constraints.txt), caches empty, from a copy of the repository's files."""
     src = work / "src"
     if not src.exists():
-        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                               capture_output=True, text=True).stdout.split("\0")
-        for rel in filter(None, files):
-            if (REPO / rel).is_file():
-                (src / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(REPO / rel, src / rel)
+        sys.path.insert(0, str(REPO / "tests"))
+        from helpers import source_tree  # the packaging test's copy of the repository's files
+
+        source_tree(src)
     venv, caches = work / f"popek-{tool}", work / f"caches-{tool}"
     shutil.rmtree(venv, ignore_errors=True)
     shutil.rmtree(caches, ignore_errors=True)

@@ -2,12 +2,26 @@
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def source_tree(dest: Path) -> Path:
+    """A copy of the repository's files (tracked and new, not ignored) in `dest`: pip builds in the tree,
+    and a `build/` left in the repository by an earlier build would bring back modules since deleted."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    return dest
 
 
 def run_popek(*args, cwd=None, env=None, user=None, timeout=900) -> subprocess.CompletedProcess:

@@ -1,7 +1,6 @@
 """The built wheel works outside the repository: features and quiz banks shipped as package data."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -9,20 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import source_tree
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-
-
-def source_tree(dest: Path) -> Path:
-    """A copy of the repository's files (tracked and new, not ignored) in `dest`: pip builds in the tree,
-    and a `build/` left in the repository by an earlier build would bring back modules since deleted."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
-    for rel in filter(None, files):
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    return dest
 
 
 @pytest.fixture(scope="module")
