@@ -24,6 +24,7 @@ from typing import Callable
 from popek.checks.localcloud import apt, bootstrap, config, fence, images, install, services
 from popek.checks.localcloud import dataplane as dataplane_hooks  # `dataplane` is up()'s flag
 from popek.checks.localcloud.errors import CloudError
+from popek.checks.secrets import REDACT
 from popek.checks.localcloud.services import STAGES, Service
 from popek.checks.localcloud.state import CloudState
 
@@ -136,8 +137,6 @@ def protect_logs(state: CloudState) -> None:
     for path in logs.glob("setup-*.log"):
         text = path.read_text(errors="replace")
         if any(v in text for v in values):
-            from popek.checks.secrets import REDACT
-
             config.write_private(path, REDACT(text))
         path.chmod(0o600)
 

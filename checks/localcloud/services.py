@@ -37,6 +37,7 @@ from pathlib import Path
 
 from popek.checks.localcloud import config
 from popek.checks.localcloud.errors import CloudError
+from popek.checks.secrets import REDACT
 from popek.checks.localcloud.state import HOST, PORTS, CloudState
 
 #: Start order. 0: databases and message bus; 1: identity; 2: the other services (their service
@@ -342,8 +343,6 @@ def kill_now(state: CloudState, names: list[str], timeout: float = 10.0) -> list
 
 def log_tail(path: str, lines: int = 12) -> str:
     """The last `lines` lines of a service's log, redacted (for an error message)."""
-    from popek.checks.secrets import REDACT
-
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)

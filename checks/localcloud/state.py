@@ -18,6 +18,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from popek.checks.secrets import REDACT
+
 #: Accounts whose passwords are generated per install. `admin` and `member` are people; the rest
 #: are service users (keystone_authtoken, service tokens), the MariaDB account of nova and the RabbitMQ
 #: user (another cloud on this machine, with the same ports, must not consume our RPC topics).
@@ -147,8 +149,6 @@ class CloudState:
 
         Every value is fed to popek's redactor so that it never reaches a report or a log popek writes.
         """
-        from popek.checks.secrets import REDACT
-
         path = self.secrets_file
         stored = json.loads(path.read_text()) if path.exists() else {}
         missing = [a for a in ACCOUNTS if a not in stored]
