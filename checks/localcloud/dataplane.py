@@ -3,8 +3,9 @@
 `lifecycle.up(state, dataplane=True)` calls the hooks of this module (contract in services.py):
 `config_overrides` switches nova to libvirt/QEMU and neutron to the openvswitch mechanism driver with its
 agents; `prepare` installs the packages, starts Open vSwitch and makes the external bridge; `services`
-adds libvirtd, Open vSwitch and the Neutron agents to the process table; `teardown` removes what the
-processes leave behind (guests, namespaces, bridges); `status` says why the dataplane runs or not.
+adds libvirtd, Open vSwitch and the Neutron agents to the process table; `smoke` boots the tiny image
+and waits for its address and metadata; `teardown` removes what the processes leave behind (guests,
+namespaces, bridges); `status` says why the dataplane runs or not.
 
 A good guest on the user's machine (issue #18): nothing of the host's own is touched.
 - libvirtd is popek's own instance: it runs in a mount namespace of its own (`unshare --mount`) where

@@ -1,7 +1,9 @@
-"""`up`, `down`, `status`, `destroy` of the embedded cloud: the order of things, nothing else.
+"""`up`, `down`, `status`, `destroy` of the embedded cloud: the order of things, and the waits between them.
 
-Install (apt, venv) and the image builds run side by side; then configuration (data, see config.py),
-the process table (services.py) stage by stage, the one-time setup steps (bootstrap.py) in between.
+Install (apt.py, install.py) and the image builds (images/) run side by side; then configuration (data,
+see config.py), the process table (services.py) stage by stage, the one-time setup steps (bootstrap.py)
+in between, and the runtime waits (nova's services "up" before the next stage; after a mode switch, the
+other mode's compute host forgotten).
 The dataplane module (dataplane.py), when asked for, changes the configuration and adds processes through
 the hooks documented in services.py; its guests are fenced off the host by fence.py.
 

@@ -1,8 +1,8 @@
 """The embedded cloud's process table (data), and starting, watching and stopping its processes.
 
-Hook contract for a dataplane (`popek.checks.localcloud.dataplane`, optional module)
------------------------------------------------------------------------------------
-`lifecycle.up(state, dataplane=True)` imports that module when it exists and calls, in this order:
+Hook contract for a dataplane (`popek.checks.localcloud.dataplane`)
+-------------------------------------------------------------------
+`lifecycle.up(state, dataplane=True)` calls, in this order:
 
 - `config_overrides(state) -> {file: {section: {key: value}}}`: laid over `config.generate(state)`
   key by key before anything is written (file paths relative to `state.etc()`, e.g.
@@ -13,6 +13,8 @@ Hook contract for a dataplane (`popek.checks.localcloud.dataplane`, optional mod
 - `services(state) -> list[Service]`: more processes, started with the core ones of the same `stage`
   (see STAGES); a returned Service whose name equals a core one REPLACES it (e.g. a nova-compute with
   another environment). Each is started, watched, reported and stopped exactly like the core ones.
+- `smoke(state) -> float`: once the course's resources exist, a real guest proves the dataplane
+  (raises CloudError with what the guest said when it does not deliver).
 - `teardown(state) -> None`: after every process is stopped by `down` (remove taps, bridges…).
   Must tolerate "already gone".
 
