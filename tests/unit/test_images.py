@@ -1,6 +1,7 @@
 """Pure logic of the guest image builder: MBR layout, newc cpio, module dependencies, recipe hashing."""
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,15 @@ def test_machine_debian_mirror_reads_deb822_and_one_line_sources(tmp_path, monke
     assert images.machine_debian_mirror() == "http://mirror.example/debian"
     files["/etc/apt/sources.list"] = "Types: deb\nURIs: http://other.example/debian/\nSuites: bookworm\n"
     assert images.machine_debian_mirror() == "http://other.example/debian"
+
+
+def test_the_tiny_guests_scripts_are_the_package_data_files_as_they_are():
+    """Each file of images/initramfs/ goes into the tiny image's initramfs byte for byte (and is hashed into
+    its recipe through TINY_FILES); none lies there unused."""
+    folder = Path(tiny.__file__).with_name("initramfs")
+    used = {rel.rsplit("/", 1)[-1]: text for rel, (text, _mode) in tiny.TINY_FILES.items()}
+    for path in folder.iterdir():
+        assert used.get(path.name) == path.read_text(), path.name
+    assert tiny.TINY_FILES["init"][0].startswith("#!/bin/busybox sh\n")
+    assert {rel: mode for rel, (_text, mode) in tiny.TINY_FILES.items() if mode == 0o755} == {
+        "etc/heartbeat": 0o755, "etc/rc": 0o755, "etc/udhcpc.script": 0o755, "init": 0o755}
