@@ -31,7 +31,7 @@ CATALOG = (
 )
 #: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB). `small`, the course's flavor for
 #: Debian 13, has two vCPUs: QEMU's multi-threaded TCG then uses both host cores, the biggest lever on a
-#: cloud-init first boot (../shared/research/dataplane.md: 42 s with two, 59-66 s with one, bare QEMU;
+#: cloud-init first boot (bare QEMU on this machine type: 42 s with two, 59-66 s with one;
 #: through nova here, create -> SSH 70 s with two).
 FLAVORS = (("tiny", 1, 512, 1), ("small", 2, 2048, 10), ("medium", 4, 8192, 40), ("large", 8, 16384, 80))
 # Not 203.0.113.0/24 (TEST-NET-3): on this machine type the package registries (apt, PyPI, npm) resolve to

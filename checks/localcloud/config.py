@@ -4,7 +4,7 @@
 overrides on top (a value of None deletes a key); `write()` renders INI files. Paste files that ship
 in the service wheels are copied by `copy_shipped()`. Nothing listens outside 127.0.0.1.
 
-Choices that matter (shared/research/local-cloud.md): nova on MariaDB (sqlite locks on parallel boots),
+Choices that matter, measured on this machine type: nova on MariaDB (sqlite locks on parallel boots),
 the rest on sqlite; service users send service tokens; everything logs to stderr, which the process
 table redirects to one log file per process.
 """

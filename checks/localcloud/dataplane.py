@@ -20,7 +20,7 @@ A good guest on the user's machine (issue #18): nothing of the host's own is tou
   networks (neutron's own records under its state path), only the links of the host record or of this
   cloud's Open vSwitch database, and only the loop devices of its volumes.
 
-Facts of this machine type that shaped it (shared/research/dataplane.md):
+Facts of this machine type, measured on it, that shaped it:
 - no Open vSwitch kernel module: every bridge uses the userspace datapath (`datapath_type=netdev`);
   its checksum trap is defused in the guests (`virtio_net.csum=0 gso=0`, see images/shared.py);
 - no dummy links, so no VXLAN: the public network is flat (physnet `public` on `br-ex`) and project

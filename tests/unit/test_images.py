@@ -56,7 +56,7 @@ def test_recipe_digest_is_stable_and_follows_the_recipe():
 
 
 def test_every_image_boots_with_the_ovs_checksum_fix():
-    # The OVS userspace datapath does not complete partial checksums (research/dataplane.md).
+    # The OVS userspace datapath does not complete partial checksums: the guests must not leave them to it.
     assert "virtio_net.csum=0" in images.TINY_CMDLINE and "virtio_net.gso=0" in images.TINY_CMDLINE
     assert "virtio_net.csum=0" in images.DEBIAN_CMDLINE and "console=ttyS0" in images.DEBIAN_CMDLINE
 

@@ -1,5 +1,6 @@
 """The Debian 13 image: a real minimal trixie (mmdebstrap) with cloud-init, systemd-networkd,
-systemd-resolved and openssh-server, trimmed for first boot under TCG (see shared/research/dataplane.md)."""
+systemd-resolved and openssh-server, trimmed for first boot under TCG: cloud-init's locale, apt-configure and
+keys-to-console modules cost seconds there, and only the ed25519 host key is made (first boot under bare QEMU, 2 vCPUs: 40-43 s)."""
 from __future__ import annotations
 
 import re
