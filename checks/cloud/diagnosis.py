@@ -293,8 +293,38 @@ def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
     facts["router_neighbour"] = [{k: n.get(k) for k in ("dev", "lladdr", "state")}
                                  for n in _ip_json(["-n", ours, "neigh", "show", "to", fixed])]
     facts["router_pings_fixed"] = netns_ping(ours, fixed)
+    # one more ping of the floating IP from here, with what a host firewall dropped meanwhile (popek's own
+    # fence counts the cloud's packets it refuses; None where there is none)
+    before = _fence_refused()
+    facts["host_pings_fip"] = _ping(fip)
+    after = _fence_refused()
+    facts["fence_refused_during_ping"] = None if before is None or after is None else after - before
     facts["router"], facts["fip"], facts["fixed"], facts["port_mac"] = ours, fip, fixed, port_mac
     return facts
+
+
+def _ping(address: str, timeout: int = 2) -> Optional[bool]:
+    try:
+        return subprocess.run(["ping", "-n", "-c", "1", "-W", str(timeout), address], capture_output=True,
+                              timeout=timeout + 10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _fence_refused() -> Optional[int]:
+    """Packets popek's fence (`table inet popek`, counter `refused_input`) has refused so far; None
+    without that table."""
+    import json
+
+    try:
+        out = subprocess.run(["nft", "-j", "list", "counter", "inet", "popek", "refused_input"],
+                             capture_output=True, text=True, timeout=10)
+        for item in json.loads(out.stdout or "{}").get("nftables", []):
+            if "counter" in item:
+                return int(item["counter"].get("packets", 0))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return None
 
 
 def fip_findings(facts: dict) -> list[str]:
@@ -325,6 +355,12 @@ def fip_findings(facts: dict) -> list[str]:
     if seen and facts["port_mac"] and facts["port_mac"].lower() not in [s.lower() for s in seen]:
         said.append(f"le routeur envoie {fixed} à la MAC {seen[0]}, pas à celle du port ({facts['port_mac']}) : "
                     f"entrée ARP du routeur périmée")
+    refused = facts.get("fence_refused_during_ping")
+    if refused:
+        said.append(f"pendant un ping de {fip}, la clôture de popek (nft table inet popek) a refusé {refused} "
+                    f"paquet(s) entrant(s) : la réponse revient sans être reconnue comme une connexion de l'hôte")
+    if facts.get("host_pings_fip") is True:
+        said.append(f"{fip} répond de nouveau au ping depuis cet hôte au moment du diagnostic (perte passagère)")
     if facts["router_pings_fixed"] is False:
         said.append(f"{fixed} ne répond pas au ping depuis le routeur")
     elif facts["router_pings_fixed"] is True and not said:
