@@ -383,7 +383,8 @@ def traffic(args) -> int:
         rows[label] = (wall, info)
         print(f"{label}: {wall:.0f} s, {info['summary']}, laissé : {len(info['left_behind'])}", file=sys.stderr)
 
-    leaving("popek run cloud — trafic, 5 scénarios (série)", run_popek_k, DATAPLANE_SCENARIOS)
+    if not args.no_serial:
+        leaving("popek run cloud — trafic, 5 scénarios (série)", run_popek_k, DATAPLANE_SCENARIOS)
     leaving("popek run cloud -n 2 — trafic, 5 scénarios", run_popek_k, DATAPLANE_SCENARIOS, workers=2)
     with tempfile.TemporaryDirectory(prefix="popek-bench-tempest-traffic-") as tmp:
         ws = Path(tmp)  # 0700, deleted with the 0600 tempest.conf in it
@@ -423,6 +424,7 @@ def main(argv=None) -> int:
                              "one worker per core)")
     parser.add_argument("--lock", default="/tmp/popek-cloud.lock", help="the cloud lock taken for each run (--traffic)")
     parser.add_argument("--no-lock", action="store_true", help="the caller already holds the cloud lock exclusively")
+    parser.add_argument("--no-serial", action="store_true", help="with --traffic: popek with -n 2 only")
     args = parser.parse_args(argv)
     if args.traffic:
         return traffic(args)
