@@ -21,7 +21,7 @@ def two_on_network(shared, routed):
 
 @when("je crée une IP flottante", target_fixture="fip")
 def create_fip(conn, ledger, routed, evidence):
-    fip = network.create_floating_ip(conn, ledger, routed["external"])
+    fip = network.create_floating_ip(conn, ledger, routed.external)
     evidence.figure("IP flottante", fip.floating_ip_address)
     return fip
 

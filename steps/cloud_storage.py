@@ -8,7 +8,7 @@ from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import storage, traffic
 from popek.steps.cloud_common import shared_pair
-from popek.steps.cloud_dataplane import _image, _reach
+from popek.steps.cloud_dataplane import run_guest_reached
 
 
 @given("deux instances du run, joignables par SSH sur une IP flottante", target_fixture="servers")
@@ -17,30 +17,28 @@ def two_servers(cloud, conn, ledger, shared, evidence):
     routed, access = shared.routed(), shared.access()
     if routed is None:
         pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante pour entrer dans les instances")
-    guests = [_reach(conn, ledger, routed, access, s, _image(conn, s), access["group"], evidence,
-                     since="IP flottante associée", cloud=cloud) for s in pair]
-    for guest in guests:
-        guest["run"] = _root_shell(guest, access["private"])
-    return _Pair(pair, guests)
+    return _Pair(pair, [run_guest_reached(cloud, conn, ledger, routed, access, s, evidence) for s in pair])
 
 
 class _Pair(list):
-    """The run's two servers, with their SSH access (`guests`, one dict each) and what was written."""
+    """The run's two servers, with a root shell in each (`shells`, from their SSH access), the disk the
+    first one sees and what was written."""
 
     def __init__(self, servers, guests):
         super().__init__(servers)
-        self.guests, self.written = guests, None
+        self.shells = [_root_shell(guest) for guest in guests]
+        self.disk, self.written = None, None
 
 
-def _root_shell(guest, private):
-    """Run a command as root in the guest: as its user when that is root or has sudo, else as root (the
-    embedded cloud's tiny image has no sudo and takes the key for root too)."""
-    user = [guest["user"]]
+def _root_shell(guest):
+    """Run a command as root in the guest (guest.ReachableGuest): as its user when that is root or has
+    sudo, else as root (the embedded cloud's tiny image has no sudo and takes the key for root too)."""
+    user = [guest.user]
 
     def run(command: str) -> str:
         wrapped = (f"if [ \"$(id -u)\" = 0 ]; then sh -c {shlex.quote(command)}; elif command -v sudo >/dev/null; "
                    f"then sudo -n sh -c {shlex.quote(command)}; else exit 97; fi")
-        status, out = traffic.ssh_run(guest["address"], user[0], private, wrapped, timeout=60)
+        status, out = traffic.ssh_run(guest.address, user[0], guest.key, wrapped, timeout=60)
         if status == 97 and user[0] != "root":
             user[0] = "root"
             return run(command)
@@ -71,15 +69,15 @@ def in_use_first(conn, servers, volume, attached):
 
 @then("la première instance voit un disque brut de la taille du volume")
 def guest_sees_disk(servers, volume, evidence):
-    name, size = storage.guest_disk(servers.guests[0]["run"], volume.id)
-    servers.guests[0]["disk"] = name
+    name, size = storage.guest_disk(servers.shells[0], volume.id)
+    servers.disk = name
     evidence.json("disque vu dans la 1re instance", {"périphérique": f"/dev/{name}", "taille (octets)": size})
     assert size == volume.size * 2**30, f"/dev/{name} fait {size} octets, le volume {volume.size} Gio"
 
 
 @when(parsers.parse("j'écris depuis la première instance {mib:d} Mio de données aléatoires sur ce disque"))
 def write_data(servers, volume, mib, evidence):
-    servers.written = (storage.write_random(servers.guests[0]["run"], servers.guests[0]["disk"], mib), mib)
+    servers.written = (storage.write_random(servers.shells[0], servers.disk, mib), mib)
     evidence.figure("SHA-256 écrit par la 1re instance", servers.written[0])
 
 
@@ -110,7 +108,7 @@ def same_volume(conn, servers, volume, attached, evidence):
 
 @then("la seconde instance relit sur son disque les données écrites par la première")
 def read_back(servers, volume, evidence):
-    run = servers.guests[1]["run"]
+    run = servers.shells[1]
     name, size = storage.guest_disk(run, volume.id)
     digest, mib = servers.written
     got = storage.read_digest(run, name, mib)

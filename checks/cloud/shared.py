@@ -12,10 +12,29 @@ what it uses records and undoes its changes in its own ledger.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Callable
 
 from popek.checks.cloud import compute, network, secgroups
+
+
+@dataclasses.dataclass(frozen=True)
+class Routed:
+    """A network of the run behind a router to the external network (floating IPs come from `external`)."""
+    external: object
+    network: object
+    router: object
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """The run's keypair (a key made here: `private` kept in memory only, redacted; `public`; `keypair`,
+    Nova's copy) and its security group `group`, which lets only SSH in."""
+    private: str = dataclasses.field(repr=False)
+    public: str
+    keypair: object
+    group: object
 
 
 class Shared:
@@ -42,25 +61,25 @@ class Shared:
             raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
         return value
 
-    def routed(self) -> dict | None:
-        """{"external", "network", "router"}: a network of the run behind a router to the external
-        network, or None when the cloud has no external network (no floating IP can exist)."""
+    def routed(self) -> Routed | None:
+        """The run's network behind a router to the external network, or None when the cloud has no
+        external network (no floating IP can exist)."""
         def make():
             external = network.external_network(self.conn)
             if external is None:
                 return None
             net, router = network.routed_network(self.conn, self.ledger, external)
-            return {"external": external, "network": net, "router": router}
+            return Routed(external=external, network=net, router=router)
         return self.get("routed", make)
 
-    def access(self) -> dict:
-        """{"private", "public", "keypair", "group"}: the run's keypair (a key made here, the private half
-        kept in memory and redacted) and its security group that lets only SSH in."""
+    def access(self) -> Access:
+        """The run's keypair (a key made here, the private half kept in memory and redacted) and its
+        security group that lets only SSH in."""
         def make():
             private, public = compute.ssh_keypair()
             group, _rule = secgroups.ssh_only_group(self.conn, self.ledger, "sg-ssh")
-            return {"private": private, "public": public, "group": group,
-                    "keypair": compute.create_keypair(self.conn, self.ledger, public)}
+            return Access(private=private, public=public, group=group,
+                          keypair=compute.create_keypair(self.conn, self.ledger, public))
         return self.get("access", make)
 
     def pair(self) -> list:
@@ -71,10 +90,10 @@ class Shared:
             image = compute.pick_image(self.conn)
             flavor = compute.pick_flavor(self.conn, image)
             routed = self.routed()
-            net = routed["network"] if routed else compute.project_network(self.conn, self.ledger)
+            net = routed.network if routed else compute.project_network(self.conn, self.ledger)
             access = self.access()
             made = [compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
-                                 key_name=access["keypair"].name, security_groups=[access["group"].name])
+                                 key_name=access.keypair.name, security_groups=[access.group.name])
                     for _ in range(2)]
             return [compute.wait_active(self.conn, s) for s in made]
         return self.get("pair", make)

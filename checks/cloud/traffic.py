@@ -40,6 +40,10 @@ class GuestNotAlive(AssertionError):
     """The guest a negative check targets is not proven alive: "no reply" proves nothing then."""
 
 
+#: Seconds between two rounds of probes in `blocked_each` (a blocked probe's round lasts its own timeout).
+ROUND_PAUSE = 0.1
+
+
 def blocked(probe: Callable[[], bool], alive: Callable[[], bool], grace: float = 30.0) -> bool:
     """True when `probe` fails twice in a row within `grace` s (a rule change takes a moment to apply) and
     `alive()` then proves that the target still runs; False when the probe keeps succeeding.
@@ -59,14 +63,16 @@ def blocked_each(probes: dict[str, Callable[[], bool]], alive: Callable[[], bool
         raise GuestNotAlive("l'instance visée n'est pas prouvée vivante avant la vérification : "
                             "« bloqué » ne peut pas être conclu")
     streak = dict.fromkeys(probes, 0)
-    deadline = time.monotonic() + grace
+
+    def one_round() -> dict[str, int]:
+        pending = [name for name in probes if streak[name] < 2]
+        for name, answered in zip(pending, pool.map(lambda name: probes[name](), pending)):
+            streak[name] = 0 if answered else streak[name] + 1
+        return streak
+
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
-        while time.monotonic() < deadline:
-            pending = [name for name in probes if streak[name] < 2]
-            if not pending:
-                break
-            for name, answered in zip(pending, pool.map(lambda name: probes[name](), pending)):
-                streak[name] = 0 if answered else streak[name] + 1
+        # a probe that keeps answering is asked again until `grace` is over: a negative check waits it out
+        poll(one_round, lambda counts: all(n >= 2 for n in counts.values()), grace, ROUND_PAUSE)
     verdict = {name: count >= 2 for name, count in streak.items()}
     if any(verdict.values()) and not alive():
         raise GuestNotAlive("aucune réponse, mais l'instance visée n'est pas prouvée vivante : "
@@ -189,12 +195,16 @@ def wait_ssh(address: str, user: str, private_key: str, timeout: float = 180.0, 
     import paramiko
 
     deadline = time.monotonic() + timeout
-    last: Exception = TimeoutError("jamais tenté")
-    while time.monotonic() < deadline:
+
+    def attempt():
         try:
             return ssh_run(address, user, private_key, command, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
         except (OSError, paramiko.SSHException, EOFError) as exc:
             # AuthenticationException (an SSHException) too: sshd may answer before cloud-init installed the key
-            last = exc
-            time.sleep(2)
+            return exc
+
+    last = poll(attempt, lambda got: not isinstance(got, BaseException), timeout, 2)
+    if last is not None and not isinstance(last, BaseException):
+        return last
+    last = last or TimeoutError("jamais tenté")
     raise TimeoutError(f"SSH vers {address} impossible en {timeout:.0f} s ({type(last).__name__}: {last})")

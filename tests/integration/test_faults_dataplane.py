@@ -217,7 +217,7 @@ def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func
         return
     from popek.checks.cloud import compute
     conn, key = request.getfixturevalue("conn"), request.getfixturevalue("key")
-    name = key["keypair"].name
+    name = key.keypair.name
     if getattr(conn, "_popek_replaced", None) == name:
         return
     _, other_public = compute.ssh_keypair()
@@ -243,7 +243,7 @@ BEHIND_THE_BACK = """
 def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
     if step.name == "je retire du groupe la règle SSH":
         conn, firewall = request.getfixturevalue("conn"), request.getfixturevalue("firewall")
-        conn.network.create_security_group_rule(security_group_id=firewall["group"].id, direction="ingress",
+        conn.network.create_security_group_rule(security_group_id=firewall.group.id, direction="ingress",
                                                 ether_type="IPv4", remote_ip_prefix="0.0.0.0/0")
     if step.name == "je détache le volume":
         import glob, os

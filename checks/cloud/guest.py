@@ -1,0 +1,306 @@
+"""A guest this host reaches over SSH through a floating IP of its own (the dataplane scenarios, C14,
+C18, C19, C24, C25, C26): give a server a floating IP, wait until the run's key logs in through it —
+naming the failing component as soon as its console shows it (diagnosis.watch) — and keep what the
+checks then need in one `ReachableGuest`: the server, the floating IP, the address, the user, the image,
+the security group, the key and a liveness proof (traffic.Liveness) for the negative checks.
+
+A library, like the rest of checks/: connections, ledgers and values come in as arguments. What a
+scenario should keep as evidence goes through `attach(title, value)` (a str is text, anything else
+JSON), a callable the caller gives; nothing here knows pytest or the report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Callable, Optional
+
+from popek.checks.cloud import compute, diagnosis, network, secgroups, traffic
+
+SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
+#: Seconds a floating IP may keep leading to its old instance after the API moved it (the L3 agent
+#: rewrites its NAT within seconds).
+MOVE_GRACE = 60
+HEARTBEAT = "popek_heartbeat"  # image property: the prefix of the guest's console heartbeat
+#: Where the user data of the cloud-init scenario (C19) write their token.
+CLOUD_INIT_FILE = "/run/popek-cloud-init"
+
+#: attach(title, value): keep `value` as evidence of the scenario (a str as text, anything else as JSON).
+Attach = Callable[[str, object], None]
+
+
+@dataclasses.dataclass
+class ReachableGuest:
+    """A server that answered SSH with the run's key through its floating IP `address`.
+
+    alive: proof that it still runs (traffic.Liveness), asked by every negative check;
+    ready_after: seconds from the moment the wait started (ACTIVE, or the floating IP associated) to SSH;
+    token: what its user data wrote in CLOUD_INIT_FILE, when they wrote something."""
+    server: object
+    fip: object
+    address: str
+    user: str
+    image: object
+    group: object
+    alive: Callable[[], bool]
+    key: str = dataclasses.field(repr=False)  # the private half of the run's key (redacted)
+    ready_after: float = 0.0
+    token: Optional[str] = None
+    _meta_data: Optional[dict] = dataclasses.field(default=None, repr=False)
+
+    def run(self, command: str, timeout: float = 10.0) -> tuple[int, str]:
+        """(exit status, output) of `command` run in the guest over SSH with the run's key."""
+        return traffic.ssh_run(self.address, self.user, self.key, command, timeout=timeout)
+
+    def meta_data(self) -> dict:
+        """The instance's OpenStack metadata (openstack/latest/meta_data.json), fetched from inside it
+        once (AssertionError, in French, when the guest cannot read them)."""
+        if self._meta_data is None:
+            status, out = self.run(compute.METADATA_GET.format(path="openstack/latest/meta_data.json"))
+            try:
+                self._meta_data = json.loads(out)
+            except ValueError:
+                raise AssertionError(f"metadata illisibles depuis l'instance (statut {status}) : {out[:300]!r}") from None
+        return self._meta_data
+
+    def reaches(self, target: str, timeout: float) -> bool:
+        """True when this guest opens TCP/22 on `target` (another guest's fixed address) and reads an SSH
+        banner; raises when this guest itself cannot be reached (traffic.tcp_from_guest)."""
+        return traffic.tcp_from_guest(self.address, self.user, self.key, target, timeout)
+
+
+@dataclasses.dataclass
+class Neighbour:
+    """A second guest on the same network, without a floating IP: reached from the first one only.
+    group/rule: its own security group and SSH rule, when the scenario made them; alive: its liveness."""
+    server: object
+    fixed: str
+    group: object = None
+    rule: object = None
+    alive: Optional[Callable[[], bool]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Firewall:
+    """A security group of the scenario that lets only SSH in, and that SSH rule (to remove it later)."""
+    group: object
+    ssh_rule: object
+
+
+class ConsoleSince:
+    """The server's whole console log, or what it printed since `mark()` (after a reboot)."""
+
+    def __init__(self, conn, server):
+        self.conn, self.server, self.offset = conn, server, 0
+
+    def full(self) -> str:
+        return compute.console_log(self.conn, self.server, length=None)
+
+    def mark(self) -> None:
+        self.offset = len(self.full())
+
+    def __call__(self) -> str:
+        return self.full()[self.offset:]
+
+
+def image_of(conn, server):
+    """The Glance image `server` booted from."""
+    return conn.image.get_image((server.image or {})["id"])
+
+
+def liveness(conn, server, image) -> traffic.Liveness:
+    """The liveness proof of `server`: ACTIVE, and a newer console heartbeat where its image prints one."""
+    return traffic.Liveness(conn, server, (image.properties or {}).get(HEARTBEAT))
+
+
+def fixed_address(conn, server) -> str:
+    """The first fixed address of `server`'s port."""
+    return network.server_port(conn, server).fixed_ips[0]["ip_address"]
+
+
+def observer(conn, server, image, address, user, private, console) -> diagnosis.Observer:
+    """What diagnosis.watch looks at while `server` is not reachable yet: SSH through `address`, its
+    console, its status, and its fixed address probed from the DHCP namespace (on the network node)."""
+    port = network.server_port(conn, server)
+    fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
+
+    def status():
+        now = conn.compute.get_server(server.id)
+        return now.status, (getattr(now, "fault", None) or {}).get("message", "")
+
+    return diagnosis.Observer(
+        ssh=lambda: traffic.ssh_attempt(address, user, private),
+        console=console, status=status,
+        # on the cloud's network node: does the guest answer from Neutron's DHCP namespace of its network?
+        fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
+        kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address)
+
+
+def dead_agents(admin) -> list[str]:
+    """The binaries of the Neutron agents the admin API shows as not alive ([] without admin).
+    admin: an admin connection, or None."""
+    if admin is None:
+        return []
+    try:
+        return sorted({a.binary for a in admin.network.agents() if not a.is_alive})
+    except Exception:  # evidence only
+        return []
+
+
+def agent_state(admin) -> Optional[list[dict]]:
+    """The Neutron agents as the admin API shows them (alive or not); None without admin."""
+    if admin is None:
+        return None
+    try:
+        return [{"agent": a.agent_type, "binaire": a.binary, "hôte": a.host, "vivant": a.is_alive,
+                 "activé": a.is_admin_state_up, "dernier signe": a.last_heartbeat_at}
+                for a in admin.network.agents()]
+    except Exception as exc:  # evidence only: never hide the scenario's own failure
+        return [{"erreur": f"{type(exc).__name__}: {exc}"}]
+
+
+def reach(conn, ledger, external, access, server, image, group, attach: Attach,
+          timeout: float = SSH_BOOT_TIMEOUT, since: str = "ACTIVE", admin=None) -> ReachableGuest:
+    """Give `server` a floating IP on `external` (recorded in `ledger`) and wait until SSH with the key
+    of `access` (shared.Access) logs in through it.
+
+    The wait ends as soon as the guest's console (and, on the cloud's network node, a probe of its fixed
+    address) shows which component failed: AssertionError then names it (and the dead Neutron agents,
+    with `admin`), and the console and the agents' state are attached. since: what the wait counts from,
+    in the message. admin: an admin connection or None."""
+    fip = network.create_floating_ip(conn, ledger, external)
+    network.associate(conn, fip, network.server_port(conn, server))
+    address, user = fip.floating_ip_address, compute.login_user(image)
+    started = time.monotonic()
+    console = ConsoleSince(conn, server)
+    obs = observer(conn, server, image, address, user, access.private, console)
+    try:
+        try:
+            diagnosis.watch(obs, timeout)
+        except diagnosis.Unreachable as exc:
+            if exc.component != "dhcp" or obs.kind != "tiny" or "neutron-dhcp-agent" in dead_agents(admin):
+                raise
+            # userspace OVS can leave a new tap down (compute.lease_or_reboot says how): one hard reboot
+            attach("incident du plan de données (contourné)", f"{exc}\n→ redémarrage forcé de l'instance")
+            console.mark()
+            conn.compute.reboot_server(server, "HARD")
+            compute.wait_active(conn, server)
+            diagnosis.watch(obs, timeout)
+    except diagnosis.Unreachable as exc:
+        attach("console de l'instance (SSH impossible)", console.full())
+        agents = agent_state(admin)
+        if agents is not None:
+            attach("agents Neutron (état vu par l'API admin)", agents)
+        dead = dead_agents(admin)
+        said = f" ; agents Neutron hors service (API admin) : {', '.join(dead)}" if dead else ""
+        raise AssertionError(f"{exc}{said} [constaté {time.monotonic() - started:.0f} s après : {since}]") from None
+    ready_after = round(time.monotonic() - started, 1)
+    return ReachableGuest(server=server, fip=fip, address=address, user=user, image=image, group=group,
+                          alive=liveness(conn, server, image), key=access.private, ready_after=ready_after)
+
+
+def boot_reachable(conn, ledger, routed, access, group, attach: Attach, image, flavor, user_data=None,
+                   timeout: float = SSH_BOOT_TIMEOUT, admin=None) -> ReachableGuest:
+    """Boot a guest of `image`/`flavor` on `routed`'s network (shared.Routed) with the key of `access`, in
+    `group`, and `reach()` it (its wait counts from ACTIVE)."""
+    server = compute.boot(conn, ledger, "guest", image, flavor, routed.network, key_name=access.keypair.name,
+                          user_data=user_data, security_groups=[group.name])
+    return reach(conn, ledger, routed.external, access, server, image, group, attach, timeout, admin=admin)
+
+
+def lease(conn, server, image, attach: Attach) -> None:
+    """The tiny image says when it got (or missed) its DHCP lease: one hard reboot when it missed it."""
+    marker = (image.properties or {}).get(compute.TINY_MARKER)
+    note = compute.lease_or_reboot(conn, server, marker) if marker else None
+    if note:
+        attach("incident du plan de données (contourné)", note)
+
+
+def neighbour(conn, server, image, attach: Attach) -> Neighbour:
+    """`server`, a guest of `image` already booted on the first guest's network, once it has its lease."""
+    lease(conn, server, image, attach)
+    return Neighbour(server=server, fixed=fixed_address(conn, server))
+
+
+def boot_behind_remote_group(conn, ledger, routed, access, first: ReachableGuest, attach: Attach) -> Neighbour:
+    """A second guest of `first`'s image in a group of its own whose only ingress rule lets SSH in from
+    the members of `first`'s group (egress kept: DHCP, metadata), once it has its lease."""
+    group = secgroups.create_group(conn, ledger, "sg-distant")
+    rule = secgroups.add_rule(conn, ledger, group, **secgroups.ssh_in(remote_group_id=first.group.id))
+    server = compute.boot(conn, ledger, "guest", first.image, compute.pick_flavor(conn, first.image),
+                          routed.network, key_name=access.keypair.name, security_groups=[group.name])
+    lease(conn, server, first.image, attach)
+    return Neighbour(server=server, fixed=fixed_address(conn, server), group=group, rule=rule,
+                     alive=liveness(conn, server, first.image))
+
+
+def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
+    """Where a ping that a rule allows is lost: the guest itself (not alive), the group (its rules as the
+    API has them), or the way to its floating IP (the fixed address answers from the DHCP namespace, and
+    then what the network node holds for that floating IP: diagnosis.fip_path)."""
+    rules = secgroups.rules_of(conn, group)
+    attach("règles du groupe au moment de l'échec", rules)
+    icmp = [r for r in rules if r["direction"] == "ingress" and r["protocol"] in ("icmp", "1")]
+    port = network.server_port(conn, guest.server)
+    fixed = port.fixed_ips[0]["ip_address"]
+    inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)
+    attach("console de l'instance", compute.console_log(conn, guest.server, length=60))
+    alive = guest.alive()
+    said = [f"règle ICMP en entrée dans le groupe : {'oui' if icmp else 'NON'}",
+            f"instance {'vivante (battement de cœur récent)' if alive else 'NON prouvée vivante'}"]
+    if inside is True:
+        said.append(f"son adresse fixe {fixed} répond au ping depuis l'espace de noms DHCP : le groupe laisse passer, "
+                    f"c'est le chemin vers l'IP flottante {guest.address} qui perd le ping (L3/NAT)")
+        fip = conn.network.get_ip(guest.fip.id)
+        facts = diagnosis.fip_path(guest.address, fixed, port.mac_address, fip.router_id or "")
+        if facts:
+            attach("chemin vers l'IP flottante", facts)
+            said.extend(diagnosis.fip_findings(facts))
+    elif inside is False:
+        said.append(f"son adresse fixe {fixed} ne répond pas non plus depuis l'espace de noms DHCP")
+    return " ; ".join(said)
+
+
+def ping_lost(conn, group, guest: ReachableGuest, attach: Attach, timeout: float, within: float = 60) -> Optional[str]:
+    """None once a ping of `timeout` s reaches `guest` within `within` s; else where it is lost (why_no_ping)."""
+    if traffic.wait_until(lambda: traffic.ping(guest.address, timeout), within):
+        return None
+    return why_no_ping(conn, group, guest, attach)
+
+
+def lands_on(guest: ReachableGuest, fixed: str, timeout: float = SSH_BOOT_TIMEOUT) -> tuple[bool, list[str]]:
+    """Whether SSH through `guest.address` arrives, within `timeout` s, on the guest whose fixed address is
+    `fixed` (the floating IP was moved there): (arrived, what SSH saw, oldest first).
+
+    AssertionError at once when SSH keeps arriving on another guest MOVE_GRACE s after the first such
+    answer: the move did not happen."""
+    seen, elsewhere = [], []
+
+    def on_target():
+        try:
+            _, out = guest.run("ip -4 -o addr show", timeout=5)
+        except Exception as exc:  # the target may still be booting
+            seen.append(type(exc).__name__)
+            return False
+        seen.append(out)
+        if f" {fixed}/" in out:
+            return True
+        elsewhere.append(time.monotonic())  # SSH answers, from another guest: the move did not happen
+        if elsewhere[-1] - elsewhere[0] > MOVE_GRACE:
+            raise AssertionError(f"SSH via {guest.address} arrive toujours, {MOVE_GRACE} s après le déplacement, "
+                                 f"sur une autre instance que la seconde ({fixed}) : {out.strip()[:300]}")
+        return False
+    return traffic.wait_until(on_target, timeout, interval=2), seen
+
+
+def cloud_init_user_data(token: str) -> str:
+    """#cloud-config user data that write `token` into CLOUD_INIT_FILE."""
+    return f"#cloud-config\nwrite_files:\n  - path: {CLOUD_INIT_FILE}\n    content: \"{token}\\n\"\n"
+
+
+def wrote_token(guest: ReachableGuest, timeout: float = 120) -> bool:
+    """True once CLOUD_INIT_FILE in the guest holds its `token` (within `timeout` s)."""
+    def read():
+        _, out = guest.run(f"cat {CLOUD_INIT_FILE}")
+        return out.strip() == guest.token
+    return traffic.wait_until(read, timeout, interval=3)
