@@ -14,6 +14,10 @@ cloud (restart, admin API) and checks that it answers again, so later tests are 
 | the member's password changed in Keystone while the run holds its token | C34 | the openrc gets a 401 |
 | RabbitMQ frozen (SIGSTOP) | C31 | the bus does not greet |
 | the venv's swift recorded as installed by another tool (INSTALLER) | C32 | not installed by pip |
+| Neutron stores each rule one port wider than asked (a MariaDB trigger on its rule table) | C25 | the rule read back is not the one given |
+
+And one state where a claim must NOT fail (issue #19): Swift and Cinder disabled in Keystone (a real
+catalog without them) — their scenarios say IGNORÉ with the true reason, never ÉCHEC nor RÉUSSI.
 
 Run serially (CI) or under `flock -x /tmp/popek-cloud.lock` (these faults change the cloud for everyone).
 """
@@ -77,13 +81,14 @@ def stopped(state: CloudState, name: str):
         services.wait_healthy(state, [svc], timeout=120)
 
 
-def run_claims(tmp_path, *claims: str, plugin: str | None = None) -> dict[str, dict]:
-    """`popek run cloud --claim …` as a user would (plus an optional fault plugin): {scenario name: result}."""
-    env, extra = {}, []
+def run_claims(tmp_path, *claims: str, plugin: str | None = None, keyword: str | None = None) -> dict[str, dict]:
+    """`popek run cloud --claim …` as a user would (plus an optional fault plugin, and `-k keyword` to run
+    only some of the claims' scenarios): {scenario name: result}."""
+    env, extra = {}, ["-k", keyword] if keyword else []
     if plugin:
         (tmp_path / "popek_fault_plugin.py").write_text(textwrap.dedent(plugin))
         env["PYTHONPATH"] = str(tmp_path)
-        extra = ["--", "-p", "popek_fault_plugin"]
+        extra += ["--", "-p", "popek_fault_plugin"]
     results = tmp_path / "r"
     args = [a for c in claims for a in ("--claim", c)]
     # --no-cloud-up: `popek run` would otherwise restart the service the fault stopped before the scenarios
@@ -228,13 +233,14 @@ def test_catalog_altered_fails_c11_c27_c28_c30_c35(admin, tmp_path, record_prope
 
 # --- resources altered -----------------------------------------------------------------------------
 
-def nova_api_sql(state: CloudState, statement: str) -> None:
-    """Run `statement` on Nova's API database (MariaDB, through its unix socket, as root)."""
+def sql(state: CloudState, database: str, statement: str) -> str:
+    """Run `statement` on one of the cloud's databases (MariaDB, through its unix socket, as root): its
+    output (tab-separated, no header)."""
     import subprocess
 
     sock = state.run_dir / "mysqld.sock"
-    subprocess.run(["mariadb", "--socket", str(sock), "-u", "root", "nova_api", "-e", statement], check=True,
-                   capture_output=True, timeout=30)
+    return subprocess.run(["mariadb", "--socket", str(sock), "-u", "root", "-N", database, "-e", statement],
+                          check=True, capture_output=True, text=True, timeout=30).stdout
 
 
 @pytest.mark.falsifies("C22", fault="un gabarit à 0 vCPU (écrit dans la base de Nova, que l'API refuserait)")
@@ -242,7 +248,7 @@ def test_flavor_without_cpu_fails_c22(state, admin, tmp_path, record_property):
     name = f"popek-fault-{secrets.token_hex(4)}-flavor"
     flavor = admin.compute.create_flavor(name=name, vcpus=1, ram=64, disk=1, is_public=True)
     try:
-        nova_api_sql(state, f"UPDATE flavors SET vcpus = 0 WHERE flavorid = '{flavor.id}'")
+        sql(state, "nova_api", f"UPDATE flavors SET vcpus = 0 WHERE flavorid = '{flavor.id}'")
         found = run_claims(tmp_path, "C22")
     finally:
         admin.compute.delete_flavor(flavor.id, ignore_missing=True)
@@ -340,3 +346,99 @@ def test_not_installed_by_pip_fails_c32(state, tmp_path, record_property):
         installer.write_text(before)
     record(record_property, found, "C32")
     failed(found, "C32", "swift", "uv")
+
+
+# --- Neutron stores another rule than the one asked ---------------------------------------------------
+
+#: A MariaDB trigger (popek's prefix) on Neutron's rule table: every rule with a port range is stored one
+#: port wider than asked. The API checks run before the row is written, so Neutron accepts the rule and
+#: answers the POST with what it was given; what it keeps, and reads back, opens one more port.
+WIDER_RULES = "popek_fault_wider_rules"
+
+
+@contextlib.contextmanager
+def rules_stored_wider(state: CloudState):
+    """Neutron stores TCP 22 as 22-23 (and every range one port wider) while this lasts; the trigger is
+    dropped in the end and its absence checked."""
+    sql(state, "neutron", f"CREATE TRIGGER {WIDER_RULES} BEFORE INSERT ON securitygrouprules FOR EACH ROW "
+                          "SET NEW.port_range_max = NEW.port_range_max + 1")
+    try:
+        yield
+    finally:
+        sql(state, "neutron", f"DROP TRIGGER IF EXISTS {WIDER_RULES}")
+        left = sql(state, "information_schema", "SELECT trigger_name FROM triggers WHERE trigger_schema = 'neutron'")
+        assert not left.strip(), f"déclencheur resté dans la base de Neutron : {left}"
+
+
+@pytest.mark.falsifies("C25", fault="Neutron enregistre chaque règle un port plus large que demandé (déclencheur "
+                                    "MariaDB sur sa table des règles) : TCP 22 ouvre 22-23")
+def test_rules_stored_wider_fail_c25(state, tmp_path, record_property):
+    with rules_stored_wider(state):
+        # the two API scenarios that read a rule back; not the dataplane's (instances), not the refusals
+        found = run_claims(tmp_path, "C25", keyword="ajoutée or relit")
+    record(record_property, found, "C25")
+    failed(found, "C25", "'port_range_max': 23", name_has="ajoutée")
+    failed(found, "C25", "règle relue différente", "port_range_max: créé avec", name_has="relit")
+
+
+# --- a real catalog without Swift and Cinder: IGNORÉ, never ÉCHEC (issue #19) -------------------------
+
+#: The services a cloud may go without (checks/cloud/needs.py OPTIONAL_SERVICES), as the embedded
+#: cloud's catalog names them.
+OPTIONAL = ("volumev3", "object-store")
+
+
+def keystone_catalog(admin) -> list[tuple]:
+    """Every service and endpoint Keystone holds, ids included (what the restore must give back)."""
+    ident = admin.identity
+    return sorted([("service", s.id, s.type, s.name, s.is_enabled, s.description) for s in ident.services()] +
+                  [("endpoint", e.id, e.service_id, e.interface, e.region_id, e.url, e.is_enabled)
+                   for e in ident.endpoints()], key=str)
+
+
+def member_catalog() -> list[dict]:
+    """The catalog of a fresh token of the run's member (a new session: nothing cached), in a stable order."""
+    from popek.checks.cloud import catalog, connection
+
+    entries = catalog.catalog(connection.connect(None, {}, paths.embedded_clouds_yaml()).conn)
+    return sorted(({**e, "endpoints": sorted(e["endpoints"], key=str)} for e in entries), key=str)
+
+
+@contextlib.contextmanager
+def services_disabled(admin, *service_types: str):
+    """The services of these types disabled in Keystone (`enabled: false`: every new token's catalog leaves
+    them out, their ids and endpoints untouched); enabled again in the end, and Keystone's services and
+    endpoints, and a new token's catalog, checked equal to what they were."""
+    ident = admin.identity
+    before, tokens_before = keystone_catalog(admin), member_catalog()
+    ids = [s.id for t in service_types for s in ident.services(type=t)]
+    assert len(ids) == len(service_types), f"services attendus {service_types}, trouvés {ids}"
+    done = []
+    try:
+        for sid in ids:
+            done.append(sid)
+            ident.update_service(sid, is_enabled=False)
+        shown = {e["type"] for e in member_catalog()}
+        assert not shown & set(service_types), f"toujours au catalogue d'un nouveau jeton : {sorted(shown)}"
+        yield
+    finally:
+        for sid in done:
+            ident.update_service(sid, is_enabled=True)
+        assert keystone_catalog(admin) == before
+        assert member_catalog() == tokens_before
+
+
+def test_a_catalog_without_swift_and_cinder_skips_their_scenarios(admin, tmp_path):
+    with services_disabled(admin, *OPTIONAL):
+        found = run_claims(tmp_path, "C15", "C16", "C23", "C27", "C30")
+    storage = [r for r in found.values() if claims_of(r) & {"C15", "C16", "C23"}]
+    rows = [r for r in found.values() if claims_of(r) & {"C27", "C30"} and any(t in label(r) for t in OPTIONAL)]
+    assert len(storage) == 2 and len(rows) == 4, [label(r) for r in found.values()]
+    for r in storage + rows:
+        said = (label(r), r["status"], message(r)[:300])
+        assert r["status"] == "skipped", said
+        assert "le catalogue de ce cloud n'a pas de service" in message(r), said
+        swift = "C16" in claims_of(r) or "object-store" in label(r)
+        assert ("Swift" if swift else "Cinder") in message(r), said
+    passed(found, "C27", name_has="Nova")  # the services still there are still checked
+    passed(found, "C30", name_has="Neutron")
