@@ -84,7 +84,8 @@ def course_command(cloud, ledger, evidence, course_names):
     started = time.monotonic()
     created = client.openstack_cli(cloud, [*args, entry.name, "-c", "id", "-c", "status"], os.environ)
     entry.id = created["id"]
-    server = compute.wait_active(cloud.conn, cloud.conn.compute.get_server(entry.id), timeout=300)
+    server = compute.wait_active(cloud.conn, cloud.conn.compute.get_server(entry.id), timeout=300,
+                                 admin=cloud.admin, admin_reason=cloud.admin_reason)
     evidence.figure("création → ACTIVE", time.monotonic() - started, " s")
     return server
 
@@ -97,11 +98,12 @@ def course_active(conn, ledger, course_server):
 
 
 @when("je crée une instance avec un gabarit, une image et un réseau", target_fixture="booted")
-def create_server(conn, ledger, evidence):
+def create_server(cloud, conn, ledger, evidence):
     image, flavor = bootable(conn)
     network = compute.project_network(conn, ledger)
     evidence.json("server create", {"--flavor": flavor.name, "--image": image.name, "--net": network.name})
-    server = compute.boot(conn, ledger, "server", image, flavor, network)
+    server = compute.boot(conn, ledger, "server", image, flavor, network, admin=cloud.admin,
+                          admin_reason=cloud.admin_reason)
     return {"server": server, "image": image, "flavor": flavor}
 
 

@@ -139,8 +139,9 @@ def create_network(conn, ledger, cidr: str = "10.77.0.0/24"):
 
 def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str] = None,
          user_data: Optional[str] = None, security_groups: Optional[list[str]] = None,
-         wait: bool = True, timeout: float = 300):
-    """`openstack server create --flavor F --image I --net N NAME` (C37) through the SDK; waits for ACTIVE.
+         wait: bool = True, timeout: float = 300, admin=None, admin_reason: Optional[str] = None):
+    """`openstack server create --flavor F --image I --net N NAME` (C37) through the SDK; waits for ACTIVE
+    (admin, admin_reason: see wait_active).
 
     Returns the server (re-read once ACTIVE). user_data: text (base64-encoded here, as the API wants)."""
     kwargs = {"flavor_id": flavor.id, "image_id": image.id, "networks": [{"uuid": network.id}]}
@@ -156,18 +157,45 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
     except sdk_exc.HttpException as exc:  # refused by the API (quota, policy, bad request): the verdict says why
         raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {exc.details or exc}") from None
     if wait:
-        server = wait_active(conn, server, timeout)
+        server = wait_active(conn, server, timeout, admin, admin_reason)
     return server
 
 
-def wait_active(conn, server, timeout: float = 300):
-    """Wait until `server` is ACTIVE; an ERROR state raises with the fault Nova recorded."""
-    from openstack import exceptions as sdk_exc
-    try:
-        return conn.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], interval=1, wait=timeout)
-    except sdk_exc.ResourceFailure:
-        fault = getattr(conn.compute.get_server(server.id), "fault", None) or {}
-        raise AssertionError(f"l'instance {server.name} est passée en ERROR : {fault.get('message', '?')}") from None
+def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Optional[str] = None):
+    """Wait until `server` is ACTIVE; an ERROR state raises with the fault Nova recorded. A server stuck in
+    BUILD raises as soon as the cloud's health records (admin: Nova services, Neutron agents) name a dead
+    component, else at `timeout` with the step it never left (checks/cloud/stuck.py)."""
+    import time
+
+    from popek.checks.cloud import stuck, waits
+    started = time.monotonic()
+    seen = {"server": server, "finding": None, "health_at": 0.0}
+    health = (None, None, "pas encore lu" if admin is not None else admin_reason or "pas d'identifiants admin")
+
+    def fetch():
+        nonlocal health
+        current = conn.compute.get_server(server.id)
+        seen["server"] = current
+        took = time.monotonic() - started
+        if current.status == "BUILD" and admin is not None and took >= stuck.GRACE \
+                and time.monotonic() - seen["health_at"] >= 5:
+            seen["health_at"] = time.monotonic()
+            health = stuck.read_health(admin)
+            seen["finding"] = stuck.stuck_finding(server.name, took, current.task_state,
+                                                  getattr(current, "compute_host", None), health[0], health[1])
+        return current
+
+    last = waits.poll(fetch, lambda s: s.status in ("ACTIVE", "ERROR") or seen["finding"] is not None,
+                      timeout, 1) or seen["server"]
+    if seen["finding"]:
+        raise AssertionError(seen["finding"])
+    if last.status == "ERROR":
+        fault = getattr(last, "fault", None) or {}
+        raise AssertionError(f"l'instance {server.name} est passée en ERROR : {fault.get('message', '?')}")
+    if last.status != "ACTIVE":
+        raise AssertionError(stuck.timeout_message(server.name, time.monotonic() - started, last.status,
+                                                   last.task_state, health[2]))
+    return last
 
 
 def resources(conn, server) -> dict:

@@ -1,0 +1,122 @@
+"""Why a server stays in BUILD: the component named from the cloud's own health records, as soon as they are
+conclusive, instead of openstacksdk's bare "Timeout waiting for the server to come ready" after 300 s.
+
+A boot goes nova-api → RabbitMQ → nova-conductor → nova-scheduler (→ Placement) → nova-compute (→ Neutron's
+port binding by the L2 agent, the hypervisor). When one of the Nova services is dead, the request just waits
+in its queue: nothing turns ERROR. Every Nova service writes a heartbeat (`openstack compute service list`:
+state down once it is older than the cloud's service_down_time, 60 s by default), every Neutron agent too
+(`openstack network agent list`: alive False); both lists need the admin role. nova-compute's heartbeat goes
+through nova-conductor, so a dead conductor also makes every compute service "down": the conductor is named
+first. A stale record of some old host does not count: a binary is blamed only when no service of that binary
+is up (for nova-compute, when the server's own host is down, or every compute host).
+
+Without the admin role, only the server's own task_state is left: the message at the time limit says which
+step the boot never left, and which services that step waits for.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Optional
+
+#: Seconds a server may stay in BUILD before the health records are read: a healthy cloud turns ACTIVE in
+#: 4–20 s (fake driver, QEMU TCG); a heartbeat goes stale only after service_down_time anyway.
+GRACE = 20.0
+
+#: The Nova services a boot needs, in the order their failure is named (the conductor carries the others'
+#: heartbeats and the scheduling request).
+NOVA_BOOT = ("nova-conductor", "nova-scheduler", "nova-compute")
+#: Neutron agents a boot needs on the server's host (port binding); named when none of them is alive.
+L2_AGENTS = ("neutron-openvswitch-agent", "neutron-linuxbridge-agent", "neutron-sriov-nic-agent")
+
+#: What each step of a boot (task_state) waits for, for the message when the health records say nothing.
+STEP_WAITS = {
+    "scheduling": "nova-conductor, nova-scheduler, Placement ou le bus RabbitMQ : la demande n'a pas été placée",
+    "block_device_mapping": "Cinder (volume de démarrage) ou nova-compute",
+    "networking": "Neutron (création ou liaison des ports) ou nova-compute",
+    "spawning": "nova-compute et son hyperviseur (ou l'événement « vif plugged » de l'agent L2 de Neutron)",
+    None: "nova-compute (aucune étape en cours)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Health:
+    """One health record: a Nova service (`up`: state up) or a Neutron agent (`up`: alive)."""
+    binary: str
+    host: str
+    up: bool
+    enabled: bool = True
+    updated: str = ""      # last heartbeat as the API gives it
+
+
+def _named(records: list[Health]) -> str:
+    return ", ".join(f"{r.binary}@{r.host} (dernier signe de vie {r.updated or '?'})" for r in records)
+
+
+def dead_component(host: Optional[str], services: Iterable[Health], agents: Iterable[Health]) -> Optional[str]:
+    """The component a stuck boot waits for, from the health records, or None when they are all well.
+
+    host: the server's compute host (admin view), None when not scheduled yet."""
+    services = [s for s in services if s.enabled]
+    for binary in NOVA_BOOT:
+        mine = [s for s in services if s.binary == binary]
+        if binary == "nova-compute" and host:
+            mine = [s for s in mine if s.host == host] or mine
+        if mine and not any(s.up for s in mine):
+            also = ""
+            if binary == "nova-conductor":
+                computes = [s for s in services if s.binary == "nova-compute" and not s.up]
+                if computes:
+                    also = " ; nova-compute aussi « down » : son signe de vie passe par nova-conductor"
+            return (f"{binary} ne donne plus signe de vie (openstack compute service list : state down) : "
+                    f"{_named(mine)}{also}")
+    agents = list(agents)
+    for binary in L2_AGENTS:
+        mine = [a for a in agents if a.binary == binary and (not host or a.host == host)]
+        if mine and not any(a.up for a in mine):
+            return (f"l'agent {binary} ne donne plus signe de vie (openstack network agent list : alive False), "
+                    f"les ports de l'instance ne peuvent être liés : {_named(mine)}")
+    return None
+
+
+def stuck_finding(name: str, seconds: float, task_state: Optional[str], host: Optional[str],
+                  services: Optional[list[Health]], agents: Optional[list[Health]]) -> Optional[str]:
+    """The French verdict for a server `seconds` in BUILD, or None while nothing is conclusive.
+
+    services/agents None: not readable (no admin role). A record naming a dead component is conclusive after
+    GRACE seconds."""
+    if seconds < GRACE or services is None:
+        return None
+    dead = dead_component(host, services, agents or [])
+    if dead is None:
+        return None
+    return f"l'instance {name} reste en BUILD (étape {task_state or 'aucune'}) depuis {seconds:.0f} s : {dead}"
+
+
+def timeout_message(name: str, seconds: float, status: str, task_state: Optional[str],
+                    admin_reason: Optional[str] = None) -> str:
+    """The French verdict when the time is up and no health record named a component."""
+    waits = STEP_WAITS.get(task_state, "nova-compute")
+    said = (f"l'instance {name} n'est pas ACTIVE après {seconds:.0f} s (statut {status}, étape "
+            f"{task_state or 'aucune'}) : elle attend {waits}")
+    if admin_reason:
+        said += f" ; état des services non lu ({admin_reason})"
+    else:
+        said += " ; les services de Nova et les agents de Neutron se disent tous en vie"
+    return said
+
+
+def read_health(admin) -> tuple[Optional[list[Health]], Optional[list[Health]], Optional[str]]:
+    """(Nova services, Neutron agents, why not) through an admin connection; (None, None, reason) without."""
+    if admin is None:
+        return None, None, "pas d'identifiants admin"
+    try:
+        services = [Health(s.binary, s.host, s.state == "up", s.status != "disabled", str(s.updated_at or ""))
+                    for s in admin.compute.services()]
+    except Exception as exc:  # policy, API down: said, not guessed
+        return None, None, f"liste des services de Nova illisible : {type(exc).__name__}"
+    try:
+        agents = [Health(a.binary, a.host, bool(a.is_alive), bool(a.is_admin_state_up),
+                         str(a.last_heartbeat_at or "")) for a in admin.network.agents()]
+    except Exception:  # a cloud without the agent extension (OVN…): Nova's records still count
+        agents = []
+    return services, agents, None

@@ -1,0 +1,104 @@
+"""A server stuck in BUILD names the dead component from the cloud's health records (stuck.py), as soon as
+they are conclusive, and never blames a stale record; compute.wait_active raises with it (fake connections).
+The records are the shapes the embedded cloud's admin API gave with nova-conductor killed (2026-12-06)."""
+from types import SimpleNamespace as NS
+
+import pytest
+
+from popek.checks.cloud import compute, stuck
+
+H = stuck.Health
+HEALTHY = [H("nova-conductor", "compute1", True), H("nova-scheduler", "compute1", True),
+           H("nova-compute", "compute1", True)]
+AGENTS = [H("neutron-openvswitch-agent", "compute1", True), H("neutron-dhcp-agent", "compute1", True)]
+#: nova-conductor killed: its heartbeat stops, and nova-compute's too (it reports through the conductor).
+CONDUCTOR_DEAD = [H("nova-conductor", "compute1", False, updated="2026-12-06T09:52:01"),
+                  H("nova-scheduler", "compute1", True),
+                  H("nova-compute", "compute1", False, updated="2026-12-06T09:52:03")]
+
+
+def test_a_dead_conductor_is_named_before_the_computes_it_silences():
+    said = stuck.dead_component(None, CONDUCTOR_DEAD, AGENTS)
+    assert said.startswith("nova-conductor ne donne plus signe de vie")
+    assert "09:52:01" in said and "son signe de vie passe par nova-conductor" in said
+
+
+def test_a_dead_compute_of_the_servers_host_is_named():
+    services = HEALTHY[:2] + [H("nova-compute", "compute1", False), H("nova-compute", "old", True)]
+    assert stuck.dead_component("compute1", services, AGENTS).startswith("nova-compute ne donne")
+
+
+def test_a_stale_record_beside_a_live_service_is_not_blamed():
+    services = HEALTHY + [H("nova-scheduler", "gone-host", False), H("nova-compute", "gone-host", False)]
+    assert stuck.dead_component("compute1", services, AGENTS) is None
+    disabled = HEALTHY[:2] + [H("nova-compute", "compute1", True), H("nova-compute", "x", False, enabled=False)]
+    assert stuck.dead_component(None, disabled, AGENTS) is None
+
+
+def test_a_dead_l2_agent_on_the_host_is_named_and_the_dhcp_agent_is_not_needed_to_bind():
+    agents = [H("neutron-openvswitch-agent", "compute1", False), H("neutron-dhcp-agent", "compute1", True)]
+    assert "neutron-openvswitch-agent" in stuck.dead_component("compute1", HEALTHY, agents)
+    assert stuck.dead_component("compute1", HEALTHY, [H("neutron-dhcp-agent", "compute1", False)]) is None
+
+
+def test_nothing_is_concluded_within_the_grace_or_without_admin():
+    assert stuck.stuck_finding("s", stuck.GRACE - 1, "scheduling", None, CONDUCTOR_DEAD, AGENTS) is None
+    assert stuck.stuck_finding("s", 300, "scheduling", None, None, None) is None
+    said = stuck.stuck_finding("s", 64, "scheduling", None, CONDUCTOR_DEAD, AGENTS)
+    assert said.startswith("l'instance s reste en BUILD (étape scheduling) depuis 64 s : nova-conductor")
+
+
+def test_the_timeout_message_says_the_step_and_what_it_waits_for():
+    said = stuck.timeout_message("s", 300, "BUILD", "scheduling", "pas d'identifiants admin")
+    assert "étape scheduling" in said and "nova-scheduler" in said and "pas d'identifiants admin" in said
+    assert "tous en vie" in stuck.timeout_message("s", 300, "BUILD", "spawning")
+
+
+class FakeCompute:
+    def __init__(self, states, services=()):
+        self.states, self.calls, self._services = list(states), 0, list(services)
+
+    def get_server(self, _id):
+        self.calls += 1
+        status, task = self.states[min(self.calls, len(self.states)) - 1]
+        return NS(id="i", name="popek-x-server", status=status, task_state=task, compute_host=None,
+                  fault={"message": "No valid host was found. "} if status == "ERROR" else None)
+
+    def services(self):
+        return self._services
+
+
+def conn(states, services=()):
+    return NS(compute=FakeCompute(states, services), network=NS(agents=lambda: []))
+
+
+def service(binary, state):
+    return NS(binary=binary, host="compute1", state=state, status="enabled", updated_at="2026-12-06T09:52:01")
+
+
+@pytest.fixture
+def no_grace(monkeypatch):
+    monkeypatch.setattr(stuck, "GRACE", 0.0)
+
+
+def test_wait_active_names_the_dead_conductor_at_once_instead_of_timing_out(no_grace):
+    admin = conn([], [service("nova-conductor", "down"), service("nova-compute", "down")])
+    member = conn([("BUILD", "scheduling")])
+    with pytest.raises(AssertionError, match="nova-conductor ne donne plus signe de vie"):
+        compute.wait_active(member, NS(id="i", name="popek-x-server"), timeout=60, admin=admin)
+    assert member.compute.calls == 1
+
+
+def test_wait_active_returns_the_active_server_and_reports_error_faults(no_grace):
+    healthy = conn([], [service("nova-conductor", "up"), service("nova-compute", "up")])
+    got = compute.wait_active(conn([("BUILD", "spawning"), ("ACTIVE", None)]), NS(id="i", name="x"),
+                              timeout=30, admin=healthy)
+    assert got.status == "ACTIVE"
+    with pytest.raises(AssertionError, match="ERROR : No valid host"):
+        compute.wait_active(conn([("ERROR", None)]), NS(id="i", name="x"), timeout=30)
+
+
+def test_wait_active_times_out_in_french_with_the_step(no_grace):
+    with pytest.raises(AssertionError, match=r"pas ACTIVE après \d+ s \(statut BUILD, étape scheduling\)"):
+        compute.wait_active(conn([("BUILD", "scheduling")]), NS(id="i", name="x"), timeout=0.5,
+                            admin_reason="pas d'identifiants admin")
