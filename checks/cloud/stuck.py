@@ -120,3 +120,34 @@ def read_health(admin) -> tuple[Optional[list[Health]], Optional[list[Health]], 
     except Exception:  # a cloud without the agent extension (OVN…): Nova's records still count
         agents = []
     return services, agents, None
+
+
+def probe_placement(conn) -> Optional[str]:
+    """What is wrong with Placement as this connection reaches it (its root, GET /), or None when it answers
+    or the catalog has none (nothing to say)."""
+    from keystoneauth1 import exceptions as ks
+
+    try:
+        answer = conn.placement.get("/", raise_exc=False)
+    except ks.EndpointNotFound:
+        return None
+    except (ks.ConnectFailure, ks.ConnectTimeout) as exc:
+        where = getattr(getattr(exc, "request", None), "url", None) or str(exc).split(": ", 1)[0][:160]
+        return f"Placement ne répond pas ({type(exc).__name__} : {where})"
+    except Exception:  # the catalog or the auth said no: not Placement's fault to name
+        return None
+    if answer.status_code >= 500:
+        return f"Placement répond HTTP {answer.status_code} à GET /"
+    return None
+
+
+def no_valid_host(placement_problem: Optional[str], services: Optional[list[Health]],
+                  agents: Optional[list[Health]]) -> Optional[str]:
+    """Why the scheduler found no host (Nova's fault "No valid host was found"), when the evidence names a
+    component: Placement not answering (the scheduler asks it for candidates), else a dead Nova service or
+    L2 agent; None when neither says anything (a real lack of room: Nova's own message stands)."""
+    if placement_problem:
+        return f"{placement_problem} : nova-scheduler n'a reçu aucun hôte candidat"
+    if services:
+        return dead_component(None, services, agents or [])
+    return None

@@ -102,3 +102,41 @@ def test_wait_active_times_out_in_french_with_the_step(no_grace):
     with pytest.raises(AssertionError, match=r"pas ACTIVE après \d+ s \(statut BUILD, étape scheduling\)"):
         compute.wait_active(conn([("BUILD", "scheduling")]), NS(id="i", name="x"), timeout=0.5,
                             admin_reason="pas d'identifiants admin")
+
+
+class Placement:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def get(self, path, raise_exc=True):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return NS(status_code=self.answer)
+
+
+def test_no_valid_host_names_placement_when_it_does_not_answer():
+    from keystoneauth1 import exceptions as ks
+
+    problem = stuck.probe_placement(NS(placement=Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused"))))
+    assert problem.startswith("Placement ne répond pas (ConnectFailure")
+    assert stuck.probe_placement(NS(placement=Placement(503))) == "Placement répond HTTP 503 à GET /"
+    assert stuck.probe_placement(NS(placement=Placement(200))) is None
+    assert stuck.probe_placement(NS(placement=Placement(ks.EndpointNotFound()))) is None
+    said = stuck.no_valid_host(problem, HEALTHY, AGENTS)
+    assert "Placement ne répond pas" in said and "aucun hôte candidat" in said
+
+
+def test_no_valid_host_with_everything_alive_keeps_novas_word():
+    assert stuck.no_valid_host(None, HEALTHY, AGENTS) is None
+    assert stuck.no_valid_host(None, None, None) is None
+    assert stuck.no_valid_host(None, HEALTHY[:2] + [H("nova-compute", "compute1", False)], AGENTS)\
+        .startswith("nova-compute ne donne plus")
+
+
+def test_wait_active_adds_the_dead_placement_to_novas_no_valid_host():
+    from keystoneauth1 import exceptions as ks
+
+    member = conn([("ERROR", None)])
+    member.placement = Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused"))
+    with pytest.raises(AssertionError, match="No valid host was found. — Placement ne répond pas"):
+        compute.wait_active(member, NS(id="i", name="x"), timeout=30)
