@@ -191,10 +191,12 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
         raise AssertionError(seen["finding"])
     if last.status == "ERROR":
         said = ((getattr(last, "fault", None) or {}).get("message") or "?").strip()
-        if "No valid host" in said:   # the scheduler's answer to a Placement or a compute that is gone
-            services, agents, _ = stuck.read_health(admin) if admin is not None else (None, None, None)
-            why = stuck.no_valid_host(stuck.probe_placement(conn), services, agents)
-            said += f" — {why}" if why else ""
+        # "No valid host" is the scheduler's answer to a Placement or a compute that is gone; "Binding
+        # failed", "Exceeded maximum number of retries": an agent… the health records say which
+        services, agents, _ = stuck.read_health(admin) if admin is not None else (None, None, None)
+        placement = stuck.probe_placement(conn) if "No valid host" in said else None
+        why = stuck.error_cause(placement, services, agents)
+        said += f" — {why}" if why else ""
         raise AssertionError(f"l'instance {server.name} est passée en ERROR : {said}")
     if last.status != "ACTIVE":
         raise AssertionError(stuck.timeout_message(server.name, time.monotonic() - started, last.status,

@@ -57,6 +57,14 @@ def dead_component(host: Optional[str], services: Iterable[Health], agents: Iter
 
     host: the server's compute host (admin view), None when not scheduled yet."""
     services = [s for s in services if s.enabled]
+    agents = [a for a in agents if a.enabled]
+    computes = [s for s in services if s.binary == "nova-compute"]
+    conductor_up = any(s.up for s in services if s.binary == "nova-conductor")
+    if conductor_up and computes and agents and not any(s.up for s in computes + agents):
+        # both reach the cloud only over the bus (compute through the conductor, agents through
+        # neutron-rpc-server), while the conductor's own heartbeat is a database write
+        return ("le bus RabbitMQ ne transmet plus : nova-compute et tous les agents de Neutron sont « down » "
+                f"(leurs signes de vie passent par lui), nova-conductor est en vie : {_named(computes + agents)}")
     for binary in NOVA_BOOT:
         mine = [s for s in services if s.binary == binary]
         if binary == "nova-compute" and host:
@@ -69,7 +77,11 @@ def dead_component(host: Optional[str], services: Iterable[Health], agents: Iter
                     also = " ; nova-compute aussi « down » : son signe de vie passe par nova-conductor"
             return (f"{binary} ne donne plus signe de vie (openstack compute service list : state down) : "
                     f"{_named(mine)}{also}")
-    agents = list(agents)
+    binaries = {a.binary for a in agents}
+    if len(binaries) > 1 and not any(a.up for a in agents):
+        return ("aucun agent de Neutron ne donne plus signe de vie (openstack network agent list : alive False "
+                "partout) : leurs signes de vie passent par neutron-rpc-server, c'est lui (ou le bus) qui "
+                f"ne répond plus : {_named(agents)}")
     for binary in L2_AGENTS:
         mine = [a for a in agents if a.binary == binary and (not host or a.host == host)]
         if mine and not any(a.up for a in mine):
@@ -141,11 +153,12 @@ def probe_placement(conn) -> Optional[str]:
     return None
 
 
-def no_valid_host(placement_problem: Optional[str], services: Optional[list[Health]],
+def error_cause(placement_problem: Optional[str], services: Optional[list[Health]],
                   agents: Optional[list[Health]]) -> Optional[str]:
-    """Why the scheduler found no host (Nova's fault "No valid host was found"), when the evidence names a
-    component: Placement not answering (the scheduler asks it for candidates), else a dead Nova service or
-    L2 agent; None when neither says anything (a real lack of room: Nova's own message stands)."""
+    """Why a server went ERROR, when the evidence names a component: Placement not answering (probed only
+    for Nova's "No valid host was found": the scheduler asks it for candidates), else a dead Nova service or
+    Neutron agent (a port that could not be bound); None when neither says anything (a real lack of room, a
+    bad image: Nova's own message stands)."""
     if placement_problem:
         return f"{placement_problem} : nova-scheduler n'a reçu aucun hôte candidat"
     if services:

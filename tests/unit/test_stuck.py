@@ -122,21 +122,31 @@ def test_no_valid_host_names_placement_when_it_does_not_answer():
     assert stuck.probe_placement(NS(placement=Placement(503))) == "Placement répond HTTP 503 à GET /"
     assert stuck.probe_placement(NS(placement=Placement(200))) is None
     assert stuck.probe_placement(NS(placement=Placement(ks.EndpointNotFound()))) is None
-    said = stuck.no_valid_host(problem, HEALTHY, AGENTS)
+    said = stuck.error_cause(problem, HEALTHY, AGENTS)
     assert "Placement ne répond pas" in said and "aucun hôte candidat" in said
 
 
 def test_no_valid_host_with_everything_alive_keeps_novas_word():
-    assert stuck.no_valid_host(None, HEALTHY, AGENTS) is None
-    assert stuck.no_valid_host(None, None, None) is None
-    assert stuck.no_valid_host(None, HEALTHY[:2] + [H("nova-compute", "compute1", False)], AGENTS)\
+    assert stuck.error_cause(None, HEALTHY, AGENTS) is None
+    assert stuck.error_cause(None, None, None) is None
+    assert stuck.error_cause(None, HEALTHY[:2] + [H("nova-compute", "compute1", False)], AGENTS)\
         .startswith("nova-compute ne donne plus")
 
 
-def test_wait_active_adds_the_dead_placement_to_novas_no_valid_host():
+def test_wait_active_adds_the_dead_placement_to_novas_error_cause():
     from keystoneauth1 import exceptions as ks
 
     member = conn([("ERROR", None)])
     member.placement = Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused"))
     with pytest.raises(AssertionError, match="No valid host was found. — Placement ne répond pas"):
         compute.wait_active(member, NS(id="i", name="x"), timeout=30)
+
+
+def test_every_agent_silent_names_the_rpc_server_and_the_bus_when_compute_is_silent_too():
+    silent = [H("neutron-openvswitch-agent", "compute1", False), H("neutron-dhcp-agent", "compute1", False),
+              H("neutron-l3-agent", "compute1", False)]
+    assert "neutron-rpc-server" in stuck.dead_component("compute1", HEALTHY, silent)
+    bus = HEALTHY[:2] + [H("nova-compute", "compute1", False)]
+    assert stuck.dead_component("compute1", bus, silent).startswith("le bus RabbitMQ ne transmet plus")
+    # the conductor dead too: the conductor is named (the bus would not explain its own silence)
+    assert stuck.dead_component("compute1", CONDUCTOR_DEAD, silent).startswith("nova-conductor")
