@@ -164,3 +164,11 @@ def error_cause(placement_problem: Optional[str], services: Optional[list[Health
     if services:
         return dead_component(None, services, agents or [])
     return None
+
+
+def health_word(admin, host: Optional[str] = None) -> Optional[str]:
+    """The dead component the admin health records name now (see dead_component), or None: for any wait that
+    wants to say *which* component when a guest gets no lease or a port stays DOWN (an L2 agent or
+    neutron-rpc-server dead leaves the port unwired: "no DHCP lease" is then not the DHCP agent's fault)."""
+    services, agents, _ = read_health(admin)
+    return None if services is None else dead_component(host, services, agents or [])

@@ -150,3 +150,11 @@ def test_every_agent_silent_names_the_rpc_server_and_the_bus_when_compute_is_sil
     assert stuck.dead_component("compute1", bus, silent).startswith("le bus RabbitMQ ne transmet plus")
     # the conductor dead too: the conductor is named (the bus would not explain its own silence)
     assert stuck.dead_component("compute1", CONDUCTOR_DEAD, silent).startswith("nova-conductor")
+
+
+def test_health_word_reads_the_admin_records_and_says_nothing_without_admin():
+    admin = conn([], [service("nova-conductor", "up"), service("nova-compute", "up")])
+    admin.network = NS(agents=lambda: [NS(binary="neutron-openvswitch-agent", host="compute1", is_alive=False,
+                                          is_admin_state_up=True, last_heartbeat_at="2026-12-06 09:58:01")])
+    assert "neutron-openvswitch-agent" in stuck.health_word(admin, "compute1")
+    assert stuck.health_word(None) is None
