@@ -437,6 +437,8 @@ def test_a_catalog_without_swift_and_cinder_skips_their_scenarios(admin, tmp_pat
     for r in storage + rows:
         said = (label(r), r["status"], message(r)[:300])
         assert r["status"] == "skipped", said
+        if "C15" in claims_of(r) and message(r).startswith("dataplane : "):
+            continue  # its needs are checked in no set order: a cloud without its dataplane may say so first
         assert "le catalogue de ce cloud n'a pas de service" in message(r), said
         swift = "C16" in claims_of(r) or "object-store" in label(r)
         assert ("Swift" if swift else "Cinder") in message(r), said
