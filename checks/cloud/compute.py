@@ -8,6 +8,8 @@ import hashlib
 import re
 from typing import Optional
 
+from popek.checks.cloud.ledger import NAME_RE
+
 #: Glance property the embedded cloud sets on its SSH-ready initramfs image (no cloud-init inside).
 TINY_MARKER = "popek_ready_marker"
 
@@ -29,8 +31,13 @@ def pick_image(conn, cloud_init: bool = False):
     """An image to boot: the smallest active one, or (cloud_init=True) one that runs cloud-init.
 
     An image is taken as running cloud-init unless it is popek's initramfs image (property
-    popek_ready_marker) or a CirrOS (which has its own tiny init). Raises LookupError if none fits."""
-    candidates = images(conn)
+    popek_ready_marker) or a CirrOS (which has its own tiny init). Images of popek runs (another run's
+    upload) and kernel/ramdisk images are never picked. Raises LookupError if none fits."""
+    # never another run's image (a benchmark's variant, a test's upload: named popek-<run id>-…), nor a
+    # kernel or ramdisk that Glance keeps beside a bootable disk
+    candidates = [i for i in images(conn) if not NAME_RE.match(i.name or "")
+                  and (i.container_format or "bare") not in ("aki", "ari")
+                  and (i.disk_format or "raw") not in ("aki", "ari")]
     if cloud_init:
         candidates = [i for i in candidates
                       if TINY_MARKER not in (i.properties or {}) and "cirros" not in (i.name or "").lower()]

@@ -31,3 +31,22 @@ def test_vcpus_asked_for_are_preferred_then_dropped_when_no_flavor_has_them():
 def test_nothing_fits():
     with pytest.raises(LookupError):
         compute.pick_flavor(_conn(MENU), _image(min_ram=10**6))
+
+
+def _glance(*imgs):
+    return NS(image=NS(images=lambda: list(imgs)))
+
+
+def _img(name, size, container="bare", disk="qcow2", **props):
+    return NS(name=name, size=size, status="active", container_format=container, disk_format=disk,
+              properties=props)
+
+
+def test_pick_image_never_takes_another_runs_upload_nor_a_kernel_or_ramdisk():
+    chosen = compute.pick_image(_glance(_img("popek-0123abcd-img-1", 10), _img("initrd", 20, "ari", "ari"),
+                                        _img("vmlinuz", 30, "aki", "aki"), _img("cirros", 40),
+                                        _img("Debian 13", 400)))
+    assert chosen.name == "cirros"
+    assert compute.pick_image(_glance(_img("popek-tiny", 5), _img("cirros", 40))).name == "popek-tiny"
+    with pytest.raises(LookupError):
+        compute.pick_image(_glance(_img("popek-0123abcd-img-1", 10)))
