@@ -2,9 +2,11 @@
 
 Each variant is the current `Debian 13` image (downloaded from Glance) with one or more levers applied,
 uploaded to Glance by the member as a separate private image named `popek-<run>-bench-…` and deleted after.
-Per variant: one warm-up create (until ACTIVE: fills nova's image cache, not counted), then N boots on
-`public` with flavor `small`, each timed from `create_server` to the moment an SSH login with the run's key
-reads the file the user data wrote. Where the time went comes from the guest itself: /proc/uptime read in
+Per variant: one warm-up create (until ACTIVE: fills nova's image cache, not counted), then N boots with
+flavor `small` on the member's routed `private` network, reached through one floating IP moved to each new
+guest's port as soon as it exists (as the suite reaches its guests; `--net public` boots on `public`
+directly), each timed from `create_server` to the moment an SSH login with the run's key reads the file
+the user data wrote. Where the time went comes from the guest itself: /proc/uptime read in
 that same login (so create -> QEMU start = total - uptime), and the console log's milestones (kernel
 timestamps, systemd, cloud-init's "Up N seconds").
 
@@ -16,6 +18,7 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
   noinit     init_on_alloc=0 on the kernel command line (Debian's kernel zeroes every allocated page)
   trim       cloud-init modules trimmed to those the course uses (users, keys, write_files, runcmd, packages)
   fastds     datasource fast path: no cloud-init generator/ds-identify at boot (cloud-init wanted outright)
+  file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
 e.g. `--variants base,fit,direct,noinit,trim,fastds,fit+direct+noinit+trim+fastds`.
 
 Run it on an idle cloud: `flock -x /tmp/popek-cloud.lock .venv/bin/python benchmarks/bench_boot.py …`
@@ -38,8 +41,8 @@ import time
 from pathlib import Path
 
 from popek import paths
-from popek.checks.cloud import compute, secgroups, traffic
-from popek.checks.cloud.ledger import Ledger, new_run_id
+from popek.checks.cloud import compute, network, secgroups, traffic
+from popek.checks.cloud.ledger import Ledger, new_run_id, terminate_like_ctrl_c
 from popek.checks.localcloud import bootstrap
 from popek.checks.localcloud.state import CloudState
 
@@ -129,16 +132,25 @@ def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
 
 
 class Bench:
-    def __init__(self, state: CloudState):
+    def __init__(self, state: CloudState, net: str):
         self.conn = bootstrap.connect(state, "popek")
         self.run_id = new_run_id()
         self.ledger = Ledger(self.conn, f"popek-{self.run_id}-bench")
-        self.private, public = compute.ssh_keypair()
-        self.key = compute.create_keypair(self.conn, self.ledger, public)
-        self.sg = self._ssh_group()
-        self.net = self.conn.network.find_network("public")
-        self.flavor = self.conn.compute.find_flavor("small")
         self.image_ids: list[str] = []
+        self.fip = None
+        self.user = "root"     # set from the base image (main): the variants' own names say nothing
+        try:
+            self.private, public = compute.ssh_keypair()
+            self.key = compute.create_keypair(self.conn, self.ledger, public)
+            self.sg = self._ssh_group()
+            self.net = self.conn.network.find_network(net, ignore_missing=False)
+            self.flavor = self.conn.compute.find_flavor("small", ignore_missing=False)
+            if not self.net.is_router_external:
+                # a routed network: one floating IP, moved to each new guest's port as soon as it exists
+                self.fip = network.create_floating_ip(self.conn, self.ledger, network.external_network(self.conn))
+        except BaseException:
+            self.ledger.cleanup()
+            raise
 
     def _ssh_group(self, patience: float = 60):
         """The run's SSH-only group; while the project's group quota is full (other runs' groups), wait."""
@@ -186,16 +198,20 @@ class Bench:
         server = self.create(image, user_data)
         r: dict = {}
         address = None
+        if self.fip is not None:
+            network.associate(self.conn, self.fip, network.server_port(self.conn, server))
+            address = self.fip.floating_ip_address
         while time.monotonic() - t0 < BOOT_TIMEOUT:
             s = self.conn.compute.get_server(server.id)
             if s.status == "ERROR":
                 raise RuntimeError(f"server ERROR: {s.fault}")
             if s.status == "ACTIVE":
                 r["active_s"] = time.monotonic() - t0
-                address = next(a["addr"] for nets in s.addresses.values() for a in nets if a.get("version") == 4)
+                address = address or next(a["addr"] for nets in s.addresses.values() for a in nets
+                                          if a.get("version") == 4)
                 break
             time.sleep(0.5)
-        user = compute.login_user(image)
+        user = self.user
         while time.monotonic() - t0 < BOOT_TIMEOUT:
             try:
                 with socket.create_connection((address, 22), timeout=1):
@@ -266,34 +282,57 @@ def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.1f} s ({min(xs):.1f}–{max(xs):.1f})"
 
 
+def summary(res: dict) -> None:
+    ok = [b for b in res["boots"] if "failed" not in b]
+    if not ok:
+        print(f"{res['variant']}: every boot failed", flush=True)
+        return
+    print(f"{res['variant']}: create->SSH+user data {spread([b['ssh_s'] for b in ok])} ({len(ok)}/{len(res['boots'])} ok); "
+          f"guest uptime at login {spread([b['guest_uptime_s'] for b in ok])}; "
+          f"ACTIVE {spread([b['active_s'] for b in ok])}", flush=True)
+    for label in dict.fromkeys(k for b in ok for k in b["milestones"]):
+        vals = [b["milestones"][label] for b in ok if label in b["milestones"]]
+        print(f"    {label}: {spread(vals)}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default="base", help="comma-separated; '+' combines levers (see the docstring)")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="boots per variant, in rounds: one boot of each variant "
+                    "per round, so that a load change on the host falls on every variant alike")
     ap.add_argument("--image", default="Debian 13", help="the Glance image the variants start from")
-    ap.add_argument("--base-file", help="a qcow2 to start from instead (e.g. a new recipe's build); "
-                    "its Glance properties are --image's")
+    ap.add_argument("--base-file", help="a qcow2 (e.g. a new recipe's build) for the variant `file` (and "
+                    "`file+…`); its Glance properties are --image's")
+    ap.add_argument("--net", default="private",
+                    help="the network to boot on: the member's routed `private` reached through a floating IP "
+                         "(what the suite does, default), or `public` directly")
     args = ap.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:
-        bad = set(v.split("+")) - set(LEVERS) - {"base"}
+        bad = set(v.split("+")) - set(LEVERS) - {"base", "file"}
         if bad:
-            print(f"levier inconnu : {', '.join(sorted(bad))} (connus : base, {', '.join(LEVERS)})", file=sys.stderr)
+            print(f"levier inconnu : {', '.join(sorted(bad))} (connus : base, file, {', '.join(LEVERS)})",
+                  file=sys.stderr)
             return 2
+        if "file" in v.split("+") and not args.base_file:
+            print("la variante « file » demande --base-file", file=sys.stderr)
+            return 2
+    terminate_like_ctrl_c()  # `timeout`, `kill`: clean up as for Ctrl-C (a background job ignores SIGINT)
     state = CloudState(paths.embedded_cloud_dir())
-    bench = Bench(state)
+    bench = Bench(state, args.net)
     results = []
     scratch = Path(tempfile.mkdtemp(prefix="popek-bench-boot-", dir=state.image_cache.parent))
     try:
         base = bench.conn.image.find_image(args.image, ignore_missing=False)
-        if args.base_file:
-            base_path = Path(args.base_file)
-        else:
-            base_path = scratch / "base.qcow2"
-            bench.conn.image.download_image(base, output=str(base_path))
+        glance_path = scratch / "base.qcow2"
+        bench.conn.image.download_image(base, output=str(glance_path))
         props = {k: v for k, v in (base.properties or {}).items() if k.startswith(("os_", "hw_"))}
+        bench.user = compute.login_user(base)
+        prepared = []
         for v in variants:
-            levers = set(v.split("+")) - {"base"}
+            parts = set(v.split("+"))
+            levers = parts - {"base", "file"}
+            base_path = Path(args.base_file) if "file" in parts else glance_path
             with tempfile.TemporaryDirectory(dir=scratch) as tmp:
                 t0 = time.monotonic()
                 variant = make_variant(base_path, levers, Path(tmp)) if levers else {"disk": base_path}
@@ -305,21 +344,18 @@ def main() -> int:
             bench.conn.compute.wait_for_server(warm, wait=600, interval=1)
             warm_s = time.monotonic() - t0
             bench.gone(warm)
-            boots = [bench.boot_once(image, details=(i == 0)) for i in range(args.runs)]
-            res = {"variant": f"{Path(args.base_file).stem}:{v}" if args.base_file else v, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "made_s": made,
-                   "warmup_active_s": warm_s, "boots": boots,
-                   "load1": float(Path("/proc/loadavg").read_text().split()[0])}
+            label = f"{v} ({Path(args.base_file).name})" if "file" in parts else v
+            res = {"variant": label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "made_s": made,
+                   "warmup_active_s": warm_s, "boots": [], "net": args.net}
             results.append(res)
-            ok = [b for b in boots if "failed" not in b]
-            if not ok:
-                print(f"{v}: every boot failed", flush=True)
-                continue
-            print(f"{v}: create->SSH+user data {spread([b['ssh_s'] for b in ok])} ({len(ok)}/{len(boots)} ok); "
-                  f"guest uptime at login {spread([b['guest_uptime_s'] for b in ok])}; "
-                  f"ACTIVE {spread([b['active_s'] for b in ok])}", flush=True)
-            for label in dict.fromkeys(k for b in boots for k in b["milestones"]):
-                vals = [b["milestones"][label] for b in ok if label in b["milestones"]]
-                print(f"    {label}: {spread(vals)}", flush=True)
+            prepared.append((image, res))
+        for i in range(args.runs):
+            for image, res in prepared:
+                print(f"  {res['variant']} #{i + 1}", flush=True)
+                res["boots"].append(bench.boot_once(image, details=(i == 0)))
+                res["load1_after"] = float(Path("/proc/loadavg").read_text().split()[0])
+        for res in results:
+            summary(res)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         problems = bench.cleanup()
