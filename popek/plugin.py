@@ -114,8 +114,10 @@ def skip_unmet_needs(request) -> None:
     Called once the scenario has started (not at setup), so that Allure records the skipped scenario
     with its steps and reason; cloud needs get the `cloud` fixture's value.
     """
-    for mark in request.node.iter_markers("needs"):
-        name = mark.args[0]
+    # pytest-bdd keeps a scenario's tags in a set: the registry's order, not hash order, decides which
+    # unmet need is reported (the same reason from run to run)
+    order = list(needs_mod.REQUIREMENTS)
+    for name in sorted({m.args[0] for m in request.node.iter_markers("needs")}, key=order.index):
         args = (request.getfixturevalue("cloud"),) if needs_mod.takes_cloud(name) else ()
         reason = needs_mod.unmet(name, *args)
         if reason:
