@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from popek.checks.localcloud import apt
-from popek.checks.localcloud.images.debian import (DEBIAN_CLOUD_CFG, DEBIAN_CLOUDINIT_MODULES, DEBIAN_CMDLINE,
+from popek.checks.localcloud.images.debian import (DEBIAN_CLOUD_CFG, DEBIAN_CLOUDINIT_DROP, DEBIAN_CMDLINE,
                                                    DEBIAN_DPKG_FILTERS, DEBIAN_INITRAMFS_MODULES,
                                                    DEBIAN_MODPROBE_BLACKLIST, DEBIAN_PACKAGES, _build_debian)
 from popek.checks.localcloud.images.disk import _mbr, make_boot_disk
@@ -95,7 +95,7 @@ RECIPES = (
              "popek_heartbeat": "popek-tiny: alive"},
             min_ram=128, min_disk=1),
     _Recipe("Debian 13", "debian-13", _build_debian,
-            (DEBIAN_PACKAGES, DEBIAN_DPKG_FILTERS, DEBIAN_INITRAMFS_MODULES, DEBIAN_CLOUDINIT_MODULES,
+            (DEBIAN_PACKAGES, DEBIAN_DPKG_FILTERS, DEBIAN_INITRAMFS_MODULES, DEBIAN_CLOUDINIT_DROP,
              DEBIAN_CLOUD_CFG, DEBIAN_CMDLINE, DEBIAN_MODPROBE_BLACKLIST),
             {"os_distro": "debian", "os_version": "13", "os_type": "linux", "os_admin_user": "debian",
              "hw_disk_bus": "virtio", "hw_vif_model": "virtio", "os_shutdown_timeout": "10"},
