@@ -100,7 +100,7 @@ def run_ledger(cloud):
 @pytest.fixture(scope="session")
 def shared(cloud, run_ledger):
     """popek.checks.cloud.shared.Shared: what the scenarios of this worker share, made on first use."""
-    return shared_mod.Shared(cloud.conn, run_ledger)
+    return shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason)
 
 
 def shared_pair(shared):

@@ -42,8 +42,11 @@ class Shared:
     ledger (cleaned up by whoever made it). A resource whose making failed is not tried again: every
     scenario that asks for it gets the same error at once (a boot that failed would only fail slower)."""
 
-    def __init__(self, conn, ledger):
+    def __init__(self, conn, ledger, admin=None, admin_reason=None):
         self.conn, self.ledger = conn, ledger
+        # admin: a connection that reads the cloud's health records, so that a boot stuck in BUILD names
+        # the dead component at once (compute.wait_active); None with admin_reason saying why not
+        self.admin, self.admin_reason = admin, admin_reason
         self._made: dict[str, tuple[object, BaseException | None]] = {}
         self._lock = threading.RLock()  # pair() makes routed() inside its own making
 
@@ -95,5 +98,6 @@ class Shared:
             made = [compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
                                  key_name=access.keypair.name, security_groups=[access.group.name])
                     for _ in range(2)]
-            return [compute.wait_active(self.conn, s) for s in made]
+            return [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason)
+                    for s in made]
         return self.get("pair", make)
