@@ -97,9 +97,12 @@ def test_parallel_workers_pass_with_their_own_prefix(full_run):
 
 def test_ctrl_c_at_a_random_moment_leaves_nothing_behind(cloud, tmp_path):
     before = leftovers(cloud)
+    # popek as a user runs it in a terminal: Ctrl-C delivered. A job a non-interactive shell started in the
+    # background (`.ci/run &`, nohup) inherits SIGINT ignored, and Python then installs no handler at all
     proc = subprocess.Popen([str(VENV_BIN / "popek"), "run", "cloud", "--no-report", "--results", str(tmp_path),
                              "-k", "volume or flottante or valide"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait until it created something (so the interrupt lands mid-work), then a random extra delay
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and leftovers(cloud) == before and proc.poll() is None:
