@@ -21,6 +21,8 @@ import subprocess
 import time
 from typing import Callable, Optional
 
+from popek.checks.cloud import traffic
+
 #: Seconds a guest may stay silent on its console after ACTIVE before "it does not boot" is concluded
 #: (a kernel under QEMU TCG prints within ~10 s; ten times that is generous).
 BOOT_GRACE = 90.0
@@ -296,19 +298,11 @@ def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
     # one more ping of the floating IP from here, with what a host firewall dropped meanwhile (popek's own
     # fence counts the cloud's packets it refuses; None where there is none)
     before = _fence_refused()
-    facts["host_pings_fip"] = _ping(fip)
+    facts["host_pings_fip"] = traffic.ping(fip, 2)
     after = _fence_refused()
     facts["fence_refused_during_ping"] = None if before is None or after is None else after - before
     facts["router"], facts["fip"], facts["fixed"], facts["port_mac"] = ours, fip, fixed, port_mac
     return facts
-
-
-def _ping(address: str, timeout: int = 2) -> Optional[bool]:
-    try:
-        return subprocess.run(["ping", "-n", "-c", "1", "-W", str(timeout), address], capture_output=True,
-                              timeout=timeout + 10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _fence_refused() -> Optional[int]:
