@@ -135,13 +135,16 @@ class Observer:
     message, if any; fixed_answers: whether the guest's fixed address answers TCP/22 from inside the
     cloud (Neutron's DHCP namespace), None when that cannot be probed from here;
     kind: "tiny" (popek's initramfs image, which says each step on its console) or "cloud-init";
-    address: the floating IP (for the messages)."""
+    address: the floating IP (for the messages); health: the dead component the cloud's health records
+    name now (stuck.health_word, admin), None when they name none or cannot be read: a port left unwired
+    by a dead L2 agent or neutron-rpc-server gets no lease either, and that is not the DHCP agent's fault."""
     ssh: Callable[[], str]
     console: Callable[[], str]
     status: Callable[[], tuple[str, str]]
     fixed_answers: Callable[[], Optional[bool]] = lambda: None
     kind: str = "tiny"
     address: str = "?"
+    health: Callable[[], Optional[str]] = lambda: None
 
 
 def _quote(lines) -> str:
@@ -161,8 +164,11 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
         return None
     if seen.lease is None and seen.metadata_failed is None:  # a metadata timeout means the network is up
         if seen.dhcp_failed or (since_boot is not None and since_boot > DHCP_GRACE[kind]):
-            return Unreachable("dhcp", f"pas de bail DHCP : l'instance a démarré il y a {since_boot or 0:.0f} s et n'a "
-                                       f"obtenu aucune adresse (agent DHCP ?) ; console : {_quote(seen.lines)}")
+            said = f"l'instance a démarré il y a {since_boot or 0:.0f} s et n'a obtenu aucune adresse"
+            dead = obs.health()
+            if dead:
+                return Unreachable("health", f"pas de bail DHCP : {said} ; {dead} ; console : {_quote(seen.lines)}")
+            return Unreachable("dhcp", f"pas de bail DHCP : {said} (agent DHCP ?) ; console : {_quote(seen.lines)}")
         return None
     if not seen.metadata_ok:
         if seen.metadata_failed or (since_lease is not None and since_lease > METADATA_GRACE[kind]):

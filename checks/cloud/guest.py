@@ -15,7 +15,7 @@ import json
 import time
 from typing import Callable, Optional
 
-from popek.checks.cloud import compute, diagnosis, network, secgroups, traffic
+from popek.checks.cloud import compute, diagnosis, network, secgroups, stuck, traffic
 
 SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
 #: Seconds a floating IP may keep leading to its old instance after the API moved it (the L3 agent
@@ -118,9 +118,10 @@ def fixed_address(conn, server) -> str:
     return network.server_port(conn, server).fixed_ips[0]["ip_address"]
 
 
-def observer(conn, server, image, address, user, private, console) -> diagnosis.Observer:
+def observer(conn, server, image, address, user, private, console, admin=None) -> diagnosis.Observer:
     """What diagnosis.watch looks at while `server` is not reachable yet: SSH through `address`, its
-    console, its status, and its fixed address probed from the DHCP namespace (on the network node)."""
+    console, its status, its fixed address probed from the DHCP namespace (on the network node), and the
+    health records' word (admin: an admin connection, or None)."""
     port = network.server_port(conn, server)
     fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
 
@@ -133,7 +134,8 @@ def observer(conn, server, image, address, user, private, console) -> diagnosis.
         console=console, status=status,
         # on the cloud's network node: does the guest answer from Neutron's DHCP namespace of its network?
         fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
-        kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address)
+        kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address,
+        health=lambda: stuck.health_word(admin) if admin is not None else None)
 
 
 def dead_agents(admin) -> list[str]:
@@ -173,7 +175,7 @@ def reach(conn, ledger, external, access, server, image, group, attach: Attach,
     address, user = fip.floating_ip_address, compute.login_user(image)
     started = time.monotonic()
     console = ConsoleSince(conn, server)
-    obs = observer(conn, server, image, address, user, access.private, console)
+    obs = observer(conn, server, image, address, user, access.private, console, admin)
     try:
         try:
             diagnosis.watch(obs, timeout)
@@ -203,8 +205,9 @@ def boot_reachable(conn, ledger, routed, access, group, attach: Attach, image, f
                    timeout: float = SSH_BOOT_TIMEOUT, admin=None) -> ReachableGuest:
     """Boot a guest of `image`/`flavor` on `routed`'s network (shared.Routed) with the key of `access`, in
     `group`, and `reach()` it (its wait counts from ACTIVE)."""
+    # admin: a boot stuck in BUILD or in ERROR names the dead component from the health records (stuck.py)
     server = compute.boot(conn, ledger, "guest", image, flavor, routed.network, key_name=access.keypair.name,
-                          user_data=user_data, security_groups=[group.name])
+                          user_data=user_data, security_groups=[group.name], admin=admin)
     return reach(conn, ledger, routed.external, access, server, image, group, attach, timeout, admin=admin)
 
 

@@ -48,6 +48,7 @@ class Shared:
         # the dead component at once (compute.wait_active); None with admin_reason saying why not
         self.admin, self.admin_reason = admin, admin_reason
         self._made: dict[str, tuple[object, BaseException | None]] = {}
+        self._created: list = []  # the pair's servers as Nova accepted them, before any wait for ACTIVE
         self._lock = threading.RLock()  # pair() makes routed() inside its own making
 
     def get(self, key: str, make: Callable[[], object]):
@@ -95,9 +96,26 @@ class Shared:
             routed = self.routed()
             net = routed.network if routed else compute.project_network(self.conn, self.ledger)
             access = self.access()
-            made = [compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
-                                 key_name=access.keypair.name, security_groups=[access.group.name])
-                    for _ in range(2)]
+            made = []
+            for _ in range(2):
+                made.append(compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
+                                         key_name=access.keypair.name, security_groups=[access.group.name]))
+                self._created.append(made[-1])
             return [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason)
                     for s in made]
         return self.get("pair", make)
+
+    def listed(self) -> tuple[object, str | None]:
+        """(a server of the run as Nova lists it, why it is not ACTIVE or None): the pair's first server,
+        also when it went ERROR or stays in BUILD. What a scenario that only *lists* instances needs is a
+        server Nova knows: a boot broken by a dead agent or hypervisor is not the REST API's fault, and
+        must not turn those claims ÉCHEC. Raises like pair() when Nova accepted no server at all (its API
+        refused or did not answer: that is the API's fault)."""
+        try:
+            return self.pair()[0], None
+        except RuntimeError as exc:
+            with self._lock:
+                created = list(self._created)
+            if not created:
+                raise
+            return created[0], str(exc)

@@ -23,12 +23,13 @@ class Clock:
         self.now += seconds
 
 
-def run(consoles, ssh="no-answer", status="ACTIVE", fixed=None, kind="tiny", timeout=600):
+def run(consoles, ssh="no-answer", status="ACTIVE", fixed=None, kind="tiny", timeout=600, health=None):
     """Watch a guest whose console is consoles(t) at time t; returns (seconds or the Unreachable, t)."""
     clock = Clock()
     obs = diagnosis.Observer(ssh=(lambda: ssh(clock.now)) if callable(ssh) else (lambda: ssh),
                              console=lambda: consoles(clock.now), status=lambda: (status, "No valid host"),
-                             fixed_answers=lambda: fixed, kind=kind, address="198.51.100.42")
+                             fixed_answers=lambda: fixed, kind=kind, address="198.51.100.42",
+                             health=lambda: health)
     try:
         return diagnosis.watch(obs, timeout, clock=clock, sleep=clock.sleep), clock.now
     except diagnosis.Unreachable as exc:
@@ -51,6 +52,16 @@ def test_no_lease_names_dhcp():
     got, t = run(lambda t: BOOT + NO_LEASE)
     assert got.component == "dhcp" and "pas de bail DHCP" in str(got)
     assert t <= diagnosis.DHCP_GRACE["tiny"] + 4
+
+
+def test_no_lease_with_a_dead_l2_agent_names_the_agent_not_dhcp():
+    # neutron-openvswitch-agent killed while the guest boots (its record still alive at binding time): the
+    # port stays unwired, no lease; the health records, read when the lease is overdue, name the agent
+    dead = ("l'agent neutron-openvswitch-agent ne donne plus signe de vie (openstack network agent list : "
+            "alive False), les ports de l'instance ne peuvent être liés : neutron-openvswitch-agent@compute1")
+    got, t = run(lambda t: BOOT + NO_LEASE, health=dead)
+    assert got.component == "health" and "pas de bail DHCP" in str(got) and "neutron-openvswitch-agent" in str(got)
+    assert "agent DHCP ?" not in str(got) and t <= diagnosis.DHCP_GRACE["tiny"] + 4
 
 
 def test_an_empty_console_names_compute():
