@@ -47,11 +47,22 @@ def need_dataplane(cloud):
         return _unreachable(cloud)
     if "dataplane" not in cloud.facts:
         from popek.checks.cloud import probe
+        from popek.checks.cloud.connection import stopped_answering
         try:
             cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
         except Exception as exc:  # the probe itself could not run: that is the reason, once for the session
+            if stopped_answering(exc) or _server_error(exc):
+                # the cloud did not answer the question (a service down or frozen: RabbitMQ frozen made
+                # Neutron time out): a broken cloud, not a missing dataplane; the scenarios run and say so
+                return None
             cloud.facts["dataplane"] = f"plan de données impossible à établir : {type(exc).__name__}: {str(exc)[:160]}"
     return cloud.facts["dataplane"]
+
+
+def _server_error(exc: BaseException) -> bool:
+    """An HTTP 5xx answer of the cloud (a service that is there but broken)."""
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and status >= 500
 
 
 #: The services a cloud may go without (one without Cinder or Swift is still an OpenStack cloud): service

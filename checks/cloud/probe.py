@@ -19,6 +19,21 @@ def hypervisor_types(admin_conn, up_only: bool = True) -> list[str]:
                    if h.hypervisor_type and (h.state == "up" or not up_only)})
 
 
+def hypervisor_reason(up: list[str], known: list[str]) -> Optional[str]:
+    """Why the cloud has no dataplane from the hypervisor types Nova reports: `up` those of compute nodes
+    whose service is up, `known` all of them. None when guests run for real here, or would: a real
+    hypervisor (QEMU, KVM…) whose nova-compute is down is a broken dataplane, not an absent one — its
+    scenarios run and fail naming nova-compute from the health records (stuck.py), instead of a skip that
+    would hide the fault (nova-compute killed, issue #20). A down node of the fake driver stays a reason."""
+    if up:
+        return "hyperviseur fake : pas de plan de données" if all(t.lower() == "fake" for t in up) else None
+    if any(t.lower() != "fake" for t in known):
+        return None
+    if known:
+        return "hyperviseur fake : pas de plan de données"
+    return "aucun hyperviseur dans Nova : aucun nova-compute ne s'est jamais enregistré"
+
+
 def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
     """Boot a probe instance as the member and read its console: the reason if it is a fake guest."""
     from popek.checks.cloud import compute
@@ -45,11 +60,9 @@ def dataplane_reason(cloud) -> Optional[str]:
     from popek.checks.cloud import network
 
     if cloud.admin is not None:
-        types = hypervisor_types(cloud.admin)
-        if not types:
-            return "aucun hyperviseur en service dans Nova (nova-compute arrêté ?)"
-        if all(t.lower() == "fake" for t in types):
-            return "hyperviseur fake : pas de plan de données"
+        reason = hypervisor_reason(hypervisor_types(cloud.admin), hypervisor_types(cloud.admin, up_only=False))
+        if reason:
+            return reason
     else:
         reason = _probe_console(cloud)
         if reason:
