@@ -83,6 +83,33 @@ def amqp_greeting(host: str, port: int = 5672, timeout: float = 3.0) -> dict:
     return found
 
 
+def silent_backends(etc: Path, timeout: float = 3.0) -> list[str]:
+    """The database and message bus of the services under `etc` that do not greet within `timeout` s
+    (frozen, dead, refusing), in French, each with its address and what was seen; [] when all answer.
+    Behind an API that stops answering, these are the usual cause: every service waits on them (RabbitMQ
+    frozen made Neutron's API time out; MariaDB frozen makes every API time out)."""
+    seen, said = set(), []
+    seconds = f"{timeout:g}".replace(".", ",")
+    for row in wiring(etc):
+        where = (row["scheme"], row["socket"] or row["host"], row["port"])
+        if where in seen or row["scheme"] not in ("rabbit", "mysql+pymysql", "mysql"):
+            continue
+        seen.add(where)
+        try:
+            if row["scheme"] == "rabbit":
+                name, address = "le bus RabbitMQ", f"{row['host']}:{row['port'] or 5672}"
+                if not amqp_greeting(row["host"] or "127.0.0.1", row["port"] or 5672, timeout):
+                    raise OSError("pas de Connection.Start AMQP")
+            else:
+                name = "la base de données MariaDB"
+                address = f"unix:{row['socket']}" if row["socket"] else f"{row['host']}:{row['port'] or 3306}"
+                mysql_greeting(row["socket"], row["host"], row["port"] or 3306, timeout)
+        except (OSError, ValueError) as exc:
+            what = "aucun salut" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            said.append(f"{name} ({address}) ne répond pas en {seconds} s ({what[:120]})")
+    return said
+
+
 def volume_backends(etc: Path) -> list[str]:
     """The volume drivers Cinder is configured with (an RBD driver means Ceph)."""
     conf = etc / "cinder" / "cinder.conf"

@@ -394,6 +394,8 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         _same_auth_url(region, embedded_yaml, choice.cloud)
     cloud = Cloud(conn=conn, choice=choice, auth=auth_fields(region.config.get("auth", {}) or {}), roles=roles,
                   embedded_root=embedded_yaml.parent if is_embedded else None)
+    if is_embedded:
+        EMBEDDED_CONFIGS.add(embedded_yaml.parent / "etc")
     if "admin" in roles:
         cloud.admin = conn
     elif is_embedded:
@@ -427,10 +429,26 @@ def embedded_state_file(cloud: Cloud, *parts: str) -> Optional[Path]:
     return cloud.embedded_root.joinpath(*parts) if cloud.embedded_root else None
 
 
+#: The configuration directories of the embedded clouds this process connected to: where an API stops
+#: answering, their database and message bus are probed for the cause (only there can popek see them).
+EMBEDDED_CONFIGS: set[Path] = set()
+
+
 def stopped_answering(exc: Optional[BaseException]) -> Optional[str]:
     """A short French verdict when a scenario failed because the cloud stopped answering (a service down
     mid-run), found along the exception's causes; else None. Pages of urllib3 frames would hide the one
-    fact that matters."""
+    fact that matters. On the embedded cloud, its database and bus are probed too: a frozen RabbitMQ or
+    MariaDB is the cause behind every API that times out, and is named with what its probe saw."""
+    said = _unanswered(exc)
+    if said is None:
+        return None
+    from popek.checks.cloud import components
+
+    behind = [found for etc in sorted(EMBEDDED_CONFIGS) if etc.is_dir() for found in components.silent_backends(etc)]
+    return f"{said} ; {' ; '.join(behind)}" if behind else said
+
+
+def _unanswered(exc: Optional[BaseException]) -> Optional[str]:
     if exc is None:
         return None
     from keystoneauth1 import exceptions as ks

@@ -130,3 +130,37 @@ def test_a_cloud_that_stops_answering_mid_scenario_is_one_short_verdict():
     with pytest.raises(AssertionError) as other:
         assert 1 == 2
     assert stopped_answering(other.value) is None
+
+
+def test_a_frozen_bus_is_named_behind_an_api_that_times_out(tmp_path, monkeypatch):
+    # RabbitMQ frozen by SIGSTOP (live, 2026-12-06): Neutron's API timed out and the verdict named only its
+    # URL; the bus's own port still accepts TCP (the kernel's backlog) but never greets
+    import socket
+
+    from keystoneauth1 import exceptions as ks
+
+    from popek.checks.cloud import components, connection
+
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(1)
+    port = frozen.getsockname()[1]
+    (tmp_path / "neutron").mkdir()
+    (tmp_path / "neutron" / "neutron.conf").write_text(
+        f"[DEFAULT]\ntransport_url = rabbit://guest:secret-9931@127.0.0.1:{port}/\n")
+    with frozen:
+        said = components.silent_backends(tmp_path, timeout=0.5)
+    assert said == [f"le bus RabbitMQ (127.0.0.1:{port}) ne répond pas en 0,5 s (aucun salut)"]
+    assert "secret-9931" not in said[0]
+
+    monkeypatch.setattr(connection, "EMBEDDED_CONFIGS", {tmp_path})
+    monkeypatch.setattr(components, "silent_backends", lambda etc: [f"le bus RabbitMQ (127.0.0.1:{port}) ne "
+                                                                   "répond pas en 3 s (aucun salut)"])
+    with pytest.raises(RuntimeError) as info:
+        try:
+            raise ks.ConnectTimeout("Request to http://127.0.0.1:9696/v2.0/networks timed out")
+        except ks.ConnectTimeout as exc:
+            raise RuntimeError("ressource partagée du run « routed » indisponible") from exc
+    verdict = connection.stopped_answering(info.value)
+    assert verdict.startswith("le cloud ne répond plus pendant le scénario (ConnectTimeout)")
+    assert "9696" in verdict and "le bus RabbitMQ" in verdict
