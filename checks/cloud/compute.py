@@ -263,11 +263,11 @@ METADATA_GET = (
     "| sed '1,/^\\r*$/d'; fi")
 
 
-def lease_or_reboot(conn, server, ready_marker: str, timeout: float = 150.0) -> Optional[str]:
+def lease_or_reboot(conn, server, ready_marker: str, timeout: float = 150.0, interval: float = 2) -> Optional[str]:
     """For an image that prints `ready_marker` on its console once booted (the embedded cloud's tiny
     image: "popek-tiny: ready NAME ADDRESS"): wait for that line; if it came without an address (no DHCP
-    lease), hard-reboot the server once and wait again. Returns what happened when a reboot was needed
-    (for the evidence), None otherwise.
+    lease), hard-reboot the server once and wait again; the console is read every `interval` s. Returns
+    what happened when a reboot was needed (for the evidence), None otherwise.
 
     Why: on a userspace (netdev) Open vSwitch, ovs-vswitchd can set a new guest tap down again while
     turning promiscuous mode on (a flags race; checks/localcloud/dataplane.py QEMU_HOOK_TEXT says how);
@@ -283,14 +283,14 @@ def lease_or_reboot(conn, server, ready_marker: str, timeout: float = 150.0) -> 
         return pattern.findall(console_log(conn, server, length=400))
 
     deadline = time.monotonic() + timeout
-    seen = poll(ready_lines, bool, timeout, 2)
+    seen = poll(ready_lines, bool, timeout, interval)
     if not seen or seen[-1]:
         return None
     before = len(seen)
     conn.compute.reboot_server(server, "HARD")
     wait_active(conn, server)
     # the reboot's wait ends `timeout` s after the first wait's deadline
-    seen = poll(ready_lines, lambda lines: len(lines) > before, deadline + timeout - time.monotonic(), 2) or []
+    seen = poll(ready_lines, lambda lines: len(lines) > before, deadline + timeout - time.monotonic(), interval) or []
     if len(seen) > before:
         return ("l'instance n'avait pas obtenu de bail DHCP (interface restée inactive côté commutateur) : "
                 f"redémarrage forcé, puis {'adresse ' + seen[-1] if seen[-1] else 'toujours pas d’adresse'}")

@@ -41,6 +41,8 @@ CINDER_HOME = "cinder/home"
 #: nova's FakeDriver draws a random node UUID at each start, and the second start then finds a
 #: "duplicate compute node"; this one derives it from the host name (uuid5), so restarts keep it.
 FAKE_COMPUTE_DRIVER = "fake.PredictableNodeUUIDDriver"
+#: keystone's bcrypt cost for this cloud's passwords (see keystone.conf below).
+KEYSTONE_HASH_ROUNDS = 4
 #: The one compute host's name, shared by nova-compute and the neutron agents of a dataplane.
 COMPUTE_HOST = "compute1"
 
@@ -87,6 +89,12 @@ def generate(state: CloudState) -> Config:
         "fernet_receipts": {"key_repository": str(state.etc("keystone") / "fernet-keys")},
         "credential": {"key_repository": str(state.etc("keystone") / "credential-keys")},
         "oslo_messaging_notifications": noop,
+        # bcrypt's cost 12 (keystone's default) made each password login 0.33 s of the one keystone worker's
+        # CPU here, and an `up` makes 21 of them (every service's first token, popek's own): 7 s, in series.
+        # Every password of this cloud is drawn at random (secrets.json, 144 bits), where the cost adds
+        # nothing against a guess; 4 is bcrypt's minimum. bootstrap.rehash_passwords gives an older install
+        # the new cost (keystone applies it to passwords set from now on).
+        "identity": {"password_hash_rounds": KEYSTONE_HASH_ROUNDS},
     }
 
     cfg["glance/glance-api.conf"] = {

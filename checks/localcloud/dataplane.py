@@ -798,7 +798,8 @@ def smoke(state: CloudState, timeout: float = 150.0) -> float:
         except AssertionError as exc:
             raise CloudError(f"plan de données : {exc}") from None
         # one hard reboot when the guest's first boot got no lease (see compute.lease_or_reboot)
-        compute.lease_or_reboot(conn, server, marker, timeout)
+        # the console read every second: a call costs ~50 ms here, a 2 s period cost 1 s of `up` on average
+        compute.lease_or_reboot(conn, server, marker, timeout, interval=1)
         console = compute.console_log(conn, server, length=400)
         ready = re.findall(SMOKE_READY, console)
         if ready and "metadata instance-id" in console:
@@ -808,4 +809,4 @@ def smoke(state: CloudState, timeout: float = 150.0) -> float:
                          f"fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
     finally:
         conn.compute.delete_server(server, ignore_missing=True)
-        conn.compute.wait_for_delete(server, wait=120)
+        conn.compute.wait_for_delete(server, interval=0.5, wait=120)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Callable
 
 from popek.checks.localcloud import apt, bootstrap, config, fence, images, install, services
@@ -28,7 +29,7 @@ from popek.checks.localcloud import dataplane as dataplane_hooks  # `dataplane` 
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.secrets import REDACT
 from popek.checks.localcloud.services import STAGES, Service
-from popek.checks.localcloud.state import CloudState
+from popek.checks.localcloud.state import HOST, PORTS, RABBIT_USER, RABBIT_VHOST, CloudState
 
 API_ONLY = "API seulement (pilote fake)"
 
@@ -170,11 +171,8 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
         try:
             with progress.step("environnement Python des services (venv)"):
                 install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse)
-            _start_all(state, mod, mode, progress, log, force)
-            with progress.step("images (construction ou cache)"):
-                specs = image_job.result()
-            with progress.step("ressources du cours (gabarits, images, réseaux, groupes de sécurité)"):
-                bootstrap.resources(state, specs)
+            _start_all(state, mod, mode, progress, log, force,
+                       meanwhile=lambda: bootstrap.resources(state, image_job.result()))
             if mode["dataplane"]:
                 with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
                     mod.smoke(state)
@@ -194,7 +192,11 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
     return mode
 
 
-def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, force: bool = False) -> None:
+def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, force: bool = False,
+               meanwhile: Callable[[], None] | None = None) -> None:
+    """Configuration, then the process table stage by stage, with the one-time setup steps in between.
+    `meanwhile` (the course's resources: they need the APIs, not nova-compute) runs in a thread while
+    nova-compute starts and reports "up"; its exception, if any, is raised here."""
     with progress.step("configuration"):
         cfg = config.generate(state)
         if mod is not None:
@@ -211,28 +213,70 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
         _fence_up(mod, log)
     svc = table(state, mod)
     nova = cfg["nova/nova.conf"]["DEFAULT"]
+    deferred: list[Service] = []  # stage 2's services that nova-compute does not need, still starting
+    # Once the service users exist (a warm `up`), conductor and scheduler start with keystone: consuming
+    # their queues earlier, they no longer hold nova-compute back (on a cold `up` they would exit on a 401).
+    early = EARLY_WHEN_WARM if state.marker("identity").exists() else ()
     for stage in STAGES:
-        group = [s for s in svc if s.stage == stage]
-        if stage == 2:
+        group = [s for s in svc if _stage_of(s, early) == stage]
+        if stage == 1:
             since = utcnow()
         if stage == 3:
+            if state.marker("compute-mode").exists() and \
+                    state.marker("compute-mode").read_text().strip() != _compute_mode(mode):
+                services.wait_healthy(state, deferred)  # a mode switch asks every API first
             since = _before_compute(state, mode, nova, progress, since, force)
         with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
             for s in group:
                 if services.read_pid(state, s.name) is None:
                     _check_port_free(s)
                     services.start(state, s)
-            services.wait_healthy(state, group)
+            if stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
+                deferred = [s for s in group if s.name not in COMPUTE_NEEDS]
+                services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
+            else:
+                services.wait_healthy(state, group)
+        if stage == 3 and deferred:
+            with progress.step("démarrage (fin) : les services dont nova-compute n'a pas besoin répondent"):
+                services.wait_healthy(state, deferred)
         if stage == 0:
             with progress.step("bases de données (schémas, une seule fois)"):
                 bootstrap.databases(state)
         elif stage == 1:
             with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                 bootstrap.once(state, "identity", bootstrap.identity, state)
-    with progress.step("nova-compute « up » et découverte de l'hôte"):
-        wait_compute(state, _alive(state, "nova-compute"), since)
+                bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
+                               bootstrap.rehash_passwords, state)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side = pool.submit(_timed, meanwhile) if meanwhile is not None else None
+        with progress.step("nova-compute « up » et découverte de l'hôte"
+                           + (" ; en même temps : images, ressources du cours" if side else "")):
+            wait_compute(state, _alive(state, "nova-compute"), since)
+        if side is not None:
+            with progress.step("images (construction ou cache) et ressources du cours (gabarits, images, "
+                               "réseaux, groupes de sécurité) : fin"):
+                took = side.result()
+            log(f"  images et ressources du cours : {took:.1f} s, pendant le démarrage de nova-compute")
     state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
+
+
+#: What nova-compute needs answering when it starts, besides nova-conductor consuming its queue (it pings
+#: it, _before_compute) and stages 0-1: Placement (its first resource update: missed, the next one is a
+#: minute later) and the fork server of its privsep daemons. Stage 2's other services keep starting meanwhile.
+COMPUTE_NEEDS = ("placement-api", "privsep-fork-nova")
+#: Stage-2 services that start with stage 1 on a warm `up` (see _start_all).
+EARLY_WHEN_WARM = ("nova-conductor", "nova-scheduler")
+
+
+def _stage_of(svc: Service, early) -> int:
+    return 1 if svc.stage == 2 and svc.name in early else svc.stage
+
+
+def _timed(fn: Callable[[], None]) -> float:
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
 
 
 def _compute_mode(mode: dict) -> str:
@@ -242,9 +286,13 @@ def _compute_mode(mode: dict) -> str:
 def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progress, since, force: bool = False):
     """What nova-compute needs before it starts: conductor and scheduler consuming their queues, a clean
     compute host after a mode switch (the marker says which mode compute last came up in), the fake
-    driver's identity file. Returns the time from which its heartbeat counts."""
-    with progress.step("nova-conductor et nova-scheduler « up »"):
-        wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
+    driver's identity file. Returns the time from which its heartbeat counts.
+
+    The mode switch asks nova's API about services (forget_compute): there, conductor and scheduler must
+    also be "up" (a heartbeat, 5 s after they consume); a plain start needs only their queues."""
+    with progress.step("nova-conductor et nova-scheduler à l'écoute (files RabbitMQ)"):
+        wait_consumers(state, {b.removeprefix("nova-"): (b, _alive(state, b))
+                               for b in ("nova-conductor", "nova-scheduler")})
     last = state.marker("compute-mode")
     if last.exists() and last.read_text().strip() != _compute_mode(mode):
         foreign = servers_not_made_by_popek(state)
@@ -254,6 +302,7 @@ def _before_compute(state: CloudState, mode: dict, nova: dict, progress: Progres
                 f"{len(foreign)} instance(s) que popek n'a pas créées : {', '.join(foreign)} ; relancez avec "
                 "--force pour les supprimer, ou `popek cloud up` dans l'autre mode pour les garder")
         with progress.step("changement de mode : anciennes instances et hôte de calcul oubliés"):
+            wait_nova(state, {b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")}, since)
             forget_compute(state)
     if nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
         bootstrap.fake_compute_identity(state, nova["host"])
@@ -353,6 +402,43 @@ def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) 
             raise CloudError(f"{binary} n'est pas « up » après {timeout:.0f} s ; voir {state.log(binary)}{last_error}")
         if pending:
             time.sleep(0.5)
+
+
+#: The helper that polls RabbitMQ for consumers, run by the cloud venv's Python (py-amqp is there).
+RPCREADY_SCRIPT = Path(__file__).with_name("rpcready.py")
+
+
+def wait_consumers(state: CloudState, queues: dict, timeout: float = 120.0) -> None:
+    """Wait until each RPC topic queue of `queues` ({queue: (binary, alive)}) has a consumer on the
+    cloud's RabbitMQ (rpcready.py, in the cloud venv; the password goes through its stdin). A process
+    that dies meanwhile, or a queue still without a consumer after `timeout` s, raises CloudError naming
+    the service and its log."""
+    request = {"host": HOST, "port": PORTS["rabbitmq"], "user": RABBIT_USER, "vhost": RABBIT_VHOST,
+               "password": state.passwords()["rabbitmq"], "queues": list(queues), "timeout": timeout}
+    proc = subprocess.Popen([state.python, "-I", str(RPCREADY_SCRIPT)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        proc.stdin.write(json.dumps(request))
+        proc.stdin.close()
+        while proc.poll() is None:
+            for binary, alive in queues.values():
+                if not alive():
+                    raise CloudError(f"le service {binary} s'est arrêté au démarrage ; voir {state.log(binary)}")
+            time.sleep(0.1)
+        out = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        answer = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise CloudError(f"attente des files RabbitMQ impossible : {REDACT(out.strip()[-300:]) or 'aucune réponse'}") from None
+    if answer["pending"]:
+        binary = queues[answer["pending"][0]][0]
+        error = f" ; dernière erreur : {REDACT(answer['error'])}" if answer.get("error") else ""
+        raise CloudError(f"{binary} n'écoute pas sa file RabbitMQ « {answer['pending'][0]} » après {timeout:.0f} s ; "
+                         f"voir {state.log(binary)}{error}")
 
 
 def wait_compute(state: CloudState, alive, since, timeout: float = 120.0) -> None:

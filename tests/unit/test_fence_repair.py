@@ -96,6 +96,7 @@ def test_a_mode_switch_that_would_delete_foreign_servers_refuses_unless_forced(t
     state.marker("compute-mode").write_text("fake\n")
     forgotten = []
     monkeypatch.setattr(lifecycle, "wait_nova", lambda *a, **k: None)
+    monkeypatch.setattr(lifecycle, "wait_consumers", lambda *a, **k: None)
     monkeypatch.setattr(lifecycle, "forget_compute", lambda st: forgotten.append(st))
     monkeypatch.setattr(lifecycle, "servers_not_made_by_popek", lambda st: ["vm-de-prof (1234, projet demo)"])
     progress = lifecycle.Progress(lambda line: None)
