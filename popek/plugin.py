@@ -11,9 +11,14 @@ One place for everything that turns the features into a run:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import pkgutil
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +29,7 @@ from popek.checks import coverage
 from popek.checks import needs as needs_mod
 from popek.checks.cloud import needs as cloud_needs
 from popek.checks.cloud.connection import stopped_answering
+from popek.checks.cloud.ledger import terminate_like_ctrl_c
 from popek.checks.host import needs as host_needs
 from popek.checks.secrets import REDACT
 
@@ -31,6 +37,13 @@ VERDICT_FR = {"passed": "RÉUSSI", "failed": "ÉCHEC", "skipped": "IGNORÉ"}
 FIGURES_KEY = pytest.StashKey[dict]()
 #: What the cloud fixture's sweep of earlier runs' orphans found: {"trouvés": [...], "problèmes": [...]}.
 SWEEP_KEY = pytest.StashKey[dict]()
+#: The pytest-xdist workers of a `popek run -n N` (xdist's WorkerController), to pass an interruption on to.
+WORKERS_KEY = pytest.StashKey[list]()
+#: Seconds an interrupted controller waits for its workers to finish their cloud cleanup (a worker's
+#: ledger waits up to 60 s for each server, volume… to be gone).
+WORKER_CLEANUP_WAIT = 300
+#: True when this session made SIGTERM interrupt like Ctrl-C (put back at its end: pytest may run in-process).
+SIGTERM_KEY = pytest.StashKey[bool]()
 #: Importing them registers the host's and the cloud's needs in needs_mod's table (it imports neither).
 NEED_MODULES = (host_needs, cloud_needs)
 
@@ -44,6 +57,25 @@ def pytest_addoption(parser):
                     help="results directory where figures.json is written (default: none)")
     group.addoption("--claim", dest="popek_claims", action="append", default=[],
                     help="only the scenarios tagged with this claim id (repeatable)")
+
+
+def tell(config, line: str) -> None:
+    """One line to the user at once, past pytest's output capture, on stderr (an xdist worker's stderr is
+    the controller's: the line reaches the terminal or the CI log from every worker)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+        print(line, file=sys.stderr, flush=True)
+
+
+def pytest_unconfigure(config):
+    if config.stash.get(SIGTERM_KEY, False):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def popek_run(config) -> bool:
+    """A session started by `popek run` (it always names its results folder), not popek loaded as a plugin
+    into somebody's own pytest: only then does popek touch its workers' process groups and signals."""
+    return config.getoption("popek_results", None) is not None
 
 
 def step_modules():
@@ -62,6 +94,18 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore::PendingDeprecationWarning")
     config.stash[FIGURES_KEY] = {}
+    if popek_run(config):
+        # SIGTERM (CI cancelling the job, `kill`) interrupts the run as Ctrl-C does: cleanup runs, and an
+        # xdist controller passes the interruption on to its workers (pass_interruption_to_workers)
+        config.stash[SIGTERM_KEY] = terminate_like_ctrl_c()
+    if popek_run(config) and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(InterruptionRelay(), "popek-interruption-relay")
+    if hasattr(config, "workerinput") and popek_run(config):
+        # A worker of `popek run -n N` leads its own process group: a signal to the run's group (Ctrl-C in a
+        # terminal, CI cancelling the job) reaches the controller alone, which passes it on to each worker
+        # once (pass_interruption_to_workers): a second signal would break off the worker's cleanup.
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
     for name in step_modules():
         module = importlib.import_module(name)
         if not config.pluginmanager.is_registered(module):
@@ -365,6 +409,48 @@ def pytest_testnodedown(node, error):
     """A pytest-xdist worker is done: its figures join the controller's (see pytest_sessionfinish)."""
     figures = getattr(node, "workeroutput", {}).get("popek_figures") or {}
     node.config.stash.setdefault(FIGURES_KEY, {}).update(figures)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodeready(node):
+    """A pytest-xdist worker is up: remembered, to pass an interruption on to it."""
+    node.config.stash.setdefault(WORKERS_KEY, []).append(node)
+
+
+class InterruptionRelay:
+    """Registered on the xdist controller of a `popek run` (pytest takes only `pytest_…` names as hooks)."""
+
+    @pytest.hookimpl(tryfirst=True)     # before xdist's own session finish, which ends the workers
+    def pytest_sessionfinish(self, session, exitstatus):
+        pass_interruption_to_workers(session, exitstatus)
+
+
+def pass_interruption_to_workers(session, exitstatus):
+    """The xdist controller of a `popek run`, interrupted (Ctrl-C, SIGTERM): xdist alone would end its
+    workers at once and kill them 10 s later, too soon for a worker to delete its servers and volumes. Pass
+    the interruption on to each worker still running (SIGTERM to its process group, once: see
+    pytest_configure) and wait until each has finished its session, cleanup included, at most
+    WORKER_CLEANUP_WAIT seconds; a further Ctrl-C or SIGTERM meanwhile does not cut that wait short."""
+    config = session.config
+    nodes = config.stash.get(WORKERS_KEY, [])
+    if exitstatus != pytest.ExitCode.INTERRUPTED or not nodes or not popek_run(config):
+        return
+    running = [n for n in nodes if not n.channel.isclosed()]
+    tell(config, f"popek : interrompu ; {len(running)} worker(s) nettoient ce qu'ils ont créé dans le cloud…")
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for node in running:
+            pid = getattr(getattr(getattr(node.gateway, "_io", None), "popen", None), "pid", None)  # execnet's Popen
+            with contextlib.suppress(OSError, TypeError):
+                if os.getpgid(pid) == pid:      # its own group (else it was signalled with the controller's)
+                    os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + WORKER_CLEANUP_WAIT
+        for node in running:
+            with contextlib.suppress(Exception):    # closed with an error, or a timeout: xdist's teardown goes on
+                node.channel.waitclose(max(0.0, deadline - time.monotonic()))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:

@@ -13,15 +13,16 @@ from popek import paths
 from popek.checks.cloud import compute, connection, ledger as ledger_mod, shared as shared_mod
 from popek.checks.cloud.needs import Unreachable
 from popek.checks.secrets import REDACT
-from popek.plugin import SWEEP_KEY
+from popek.plugin import SWEEP_KEY, tell
 
 
 def run_identity(config) -> tuple[str, str]:
-    """(run id, worker): pytest-xdist workers share the controller's testrunuid, each has its own prefix."""
+    """(run id, worker): pytest-xdist workers share the controller's testrunuid, each has its own prefix.
+    xdist's `--testrunuid HEX` names the run with or without workers (a caller then knows its prefix)."""
     worker = getattr(config, "workerinput", None)
     if worker:
         return ledger_mod.new_run_id(worker.get("testrunuid")), worker.get("workerid", "gw")
-    return ledger_mod.new_run_id(), "main"
+    return ledger_mod.new_run_id(config.getoption("testrunuid", None)), "main"
 
 
 @pytest.fixture(scope="session")
@@ -67,19 +68,21 @@ def ledger(cloud, evidence, run_ledger):
         yield book
     finally:
         problems = book.cleanup()
+        cloud.facts["supprimées"] = cloud.facts.get("supprimées", 0) + sum(e.done for e in book.entries)
         evidence.json("ressources créées puis supprimées", [
             {"type": e.kind, "nom": e.name, "id": e.id, "supprimée": e.done} for e in book.entries])
     assert not problems, "nettoyage incomplet : " + " ; ".join(problems)
 
 
 @pytest.fixture(scope="session")
-def run_ledger(cloud):
+def run_ledger(cloud, request):
     """The resources this worker's scenarios share (a routed network, two servers): named with the run's
     prefix, deleted when the session ends, also after a failure or Ctrl-C (pytest tears session fixtures
     down in its session finish); a deletion that fails is an error of the last scenario.
     It holds the run's heartbeat (made first, deleted last), which tells other runs' sweeps that this
     one is alive; at the end the worker sweeps whatever still carries its own prefix (a create
-    interrupted before the ledger learnt of it)."""
+    interrupted before the ledger learnt of it). After an interruption (Ctrl-C, SIGTERM) it says what the
+    cleanup did: what still carries the prefix after it is named, else nothing is left."""
     book = ledger_mod.Ledger(cloud.conn, cloud.facts["prefix"])
     heartbeat = None
     try:
@@ -93,7 +96,13 @@ def run_ledger(cloud):
             heartbeat.stop()
         problems = book.cleanup()
         if not problems:
-            _found, problems = ledger_mod.sweep(cloud.conn, cloud.facts["run"], prefix=cloud.facts["prefix"])
+            found, problems = ledger_mod.sweep(cloud.conn, cloud.facts["run"], prefix=cloud.facts["prefix"])
+            book.entries += found       # deleted by name (done) or left (in problems)
+        if request.session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            deleted = cloud.facts.get("supprimées", 0) + sum(e.done for e in book.entries)
+            left = f"{len(problems)} laissée(s) : " + " ; ".join(problems) if problems else "rien n'est resté"
+            tell(request.config, REDACT(f"popek : interrompu ; nettoyage de {cloud.facts['prefix']} : "
+                                        f"{deleted} ressource(s) supprimée(s), {left}"))
     assert not problems, "nettoyage incomplet des ressources partagées du run : " + " ; ".join(problems)
 
 

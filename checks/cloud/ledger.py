@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import random
 import re
 import signal
@@ -48,8 +49,12 @@ SWEEP_ORDER = ("server", "server_group", "floating_ip", "router", "port", "subne
 
 
 def new_run_id(seed: Optional[str] = None) -> str:
-    """An 8-hex run id; `seed` (e.g. pytest-xdist's testrunuid) makes every worker of a run agree."""
-    return (seed or uuid.uuid4().hex).replace("-", "")[:8].lower()
+    """An 8-hex run id; `seed` (e.g. pytest-xdist's testrunuid) makes every worker of a run agree. A seed
+    that does not start with 8 hex digits (`--testrunuid` is free text) is hashed to them."""
+    head = (seed or uuid.uuid4().hex).replace("-", "")[:8].lower()
+    if re.fullmatch(r"[0-9a-f]{8}", head):
+        return head
+    return hashlib.sha256(seed.encode()).hexdigest()[:8]
 
 
 @dataclasses.dataclass
@@ -413,8 +418,6 @@ def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER
     than that, or when it has only undated resources (keypairs, containers: nothing says it is dead).
     min_age=0 takes every other run. prefix: only names starting with `prefix-` (a worker's own, at exit;
     then current_run is not skipped)."""
-    from openstack import exceptions as sdk_exc
-
     found, youngest, dated, heartbeat_ids = [], {}, set(), set()
     for kind in kinds:
         try:

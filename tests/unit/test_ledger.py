@@ -55,6 +55,13 @@ def test_run_ids_are_eight_hex_and_shared_by_xdist_workers():
     assert ledger_mod.new_run_id(seed) == ledger_mod.new_run_id(seed) == "5f2c8e0b"
 
 
+@pytest.mark.parametrize("seed", ["ci-job-1234", "NOTHEX!!", "abc"])
+def test_a_free_text_testrunuid_still_gives_a_prefix_the_sweep_recognises(seed):
+    run = ledger_mod.new_run_id(seed)
+    assert re.fullmatch(r"[0-9a-f]{8}", run) and run == ledger_mod.new_run_id(seed)
+    Ledger(Conn(), f"popek-{run}-main")
+
+
 def test_cleanup_deletes_in_reverse_order_of_creation():
     conn = Conn()
     book = Ledger(conn, PREFIX)
