@@ -135,21 +135,29 @@ def read_health(admin) -> tuple[Optional[list[Health]], Optional[list[Health]], 
 
 
 def probe_placement(conn) -> Optional[str]:
-    """What is wrong with Placement as this connection reaches it (its root, GET /), or None when it answers
-    or the catalog has none (nothing to say)."""
+    """What is wrong with Placement as this connection reaches it (GET of its catalog address, its root:
+    no token needed), or None when it answers or the catalog has none (nothing to say).
+
+    The catalog's URL is asked directly: openstacksdk's `conn.placement` first discovers the service's
+    versions, and a Placement that does not answer makes that discovery raise NotSupported ("no supported
+    versions"), not a connection error (placement-api killed, live: "No valid host was found." was left
+    bare)."""
     from keystoneauth1 import exceptions as ks
 
     try:
-        answer = conn.placement.get("/", raise_exc=False)
-    except ks.EndpointNotFound:
+        url = conn.endpoint_for("placement")
+    except Exception:  # keystoneauth's EndpointNotFound and kin: no Placement in this catalog
         return None
+    if not url:
+        return None
+    try:
+        answer = conn.session.get(url, authenticated=False, raise_exc=False, timeout=10)
     except (ks.ConnectFailure, ks.ConnectTimeout) as exc:
-        where = getattr(getattr(exc, "request", None), "url", None) or str(exc).split(": ", 1)[0][:160]
-        return f"Placement ne répond pas ({type(exc).__name__} : {where})"
-    except Exception:  # the catalog or the auth said no: not Placement's fault to name
+        return f"Placement ne répond pas ({type(exc).__name__} : {url})"
+    except Exception:  # anything else is not evidence about Placement
         return None
     if answer.status_code >= 500:
-        return f"Placement répond HTTP {answer.status_code} à GET /"
+        return f"Placement répond HTTP {answer.status_code} à GET {url}"
     return None
 
 

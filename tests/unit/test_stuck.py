@@ -4,6 +4,7 @@ The records are the shapes the embedded cloud's admin API gave with nova-conduct
 from types import SimpleNamespace as NS
 
 import pytest
+from keystoneauth1 import exceptions as ks
 
 from popek.checks.cloud import compute, stuck
 
@@ -105,23 +106,42 @@ def test_wait_active_times_out_in_french_with_the_step(no_grace):
 
 
 class Placement:
-    def __init__(self, answer):
-        self.answer = answer
+    """What probe_placement reads of a connection: the catalog's URL of Placement, then GET of it. openstacksdk's
+    own `placement` proxy raises NotSupported when its version discovery gets no answer (seen live)."""
 
-    def get(self, path, raise_exc=True):
+    def __init__(self, answer, url="http://127.0.0.1:8778/"):
+        self.answer, self.url = answer, url
+
+    def endpoint_for(self, service_type):
+        if isinstance(self.answer, ks.EndpointNotFound):
+            raise self.answer
+        return self.url
+
+    def get(self, url, authenticated=True, raise_exc=True, timeout=None):
+        assert url == self.url and not authenticated
         if isinstance(self.answer, Exception):
             raise self.answer
         return NS(status_code=self.answer)
+
+    def conn(self):
+        from openstack import exceptions as sdk_exc
+
+        def discovery(*_):
+            raise sdk_exc.NotSupported("The placement service for popek:RegionOne exists but does not have any "
+                                       "supported versions.")
+        return NS(endpoint_for=self.endpoint_for, session=NS(get=self.get),
+                  placement=NS(get=discovery))
 
 
 def test_no_valid_host_names_placement_when_it_does_not_answer():
     from keystoneauth1 import exceptions as ks
 
-    problem = stuck.probe_placement(NS(placement=Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused"))))
-    assert problem.startswith("Placement ne répond pas (ConnectFailure")
-    assert stuck.probe_placement(NS(placement=Placement(503))) == "Placement répond HTTP 503 à GET /"
-    assert stuck.probe_placement(NS(placement=Placement(200))) is None
-    assert stuck.probe_placement(NS(placement=Placement(ks.EndpointNotFound()))) is None
+    # placement-api killed (live, 2026-12-06): the SDK's discovery raised NotSupported and Placement went unnamed
+    problem = stuck.probe_placement(Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused")).conn())
+    assert problem == "Placement ne répond pas (ConnectFailure : http://127.0.0.1:8778/)"
+    assert stuck.probe_placement(Placement(503).conn()) == "Placement répond HTTP 503 à GET http://127.0.0.1:8778/"
+    assert stuck.probe_placement(Placement(200).conn()) is None
+    assert stuck.probe_placement(Placement(ks.EndpointNotFound()).conn()) is None
     said = stuck.error_cause(problem, HEALTHY, AGENTS)
     assert "Placement ne répond pas" in said and "aucun hôte candidat" in said
 
@@ -137,7 +157,8 @@ def test_wait_active_adds_the_dead_placement_to_novas_error_cause():
     from keystoneauth1 import exceptions as ks
 
     member = conn([("ERROR", None)])
-    member.placement = Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused"))
+    dead = Placement(ks.ConnectFailure("http://127.0.0.1:8778/: refused")).conn()
+    member.endpoint_for, member.session = dead.endpoint_for, dead.session
     with pytest.raises(AssertionError, match="No valid host was found. — Placement ne répond pas"):
         compute.wait_active(member, NS(id="i", name="x"), timeout=30)
 
