@@ -20,14 +20,30 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
   fastds     datasource fast path: no cloud-init generator/ds-identify at boot (cloud-init wanted outright)
   file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
 e.g. `--variants base,fit,direct,noinit,trim,fastds,fit+direct+noinit+trim+fastds`.
+A variant may end in `@<network>` (boot it on that network instead of --net: `base@public` beside `base`
+shares its image) and `:<N>` (its own number of boots instead of --runs: `base:5,fit:3`). Boots go by
+rounds, one of each variant per round (a variant with fewer boots drops out of the last rounds), each
+round starting one variant further, so that neither a load change nor a position in the round favours one.
+
+The variants' files are made once and kept under popek's cache directory (`bench-boot/`, keyed by the
+base image's hash and the levers; `--prepare-only` makes them and stops), so that an exclusive hold is
+spent booting. `--keep --run-id <8 hex>` leaves the uploaded (and nova-cached) images in Glance for the
+next call with the same `--run-id`, which boots them without upload nor warm-up; a call without `--keep`
+deletes every `popek-<run id>-bench-…` image. `--until HH:MM` (UTC) starts no boot after that time;
+`--details base,…` limits the in-guest analysis (cloud-init analyze, systemd-analyze: seconds of TCG
+after the timed login) to those variants' first boot. Each boot also records when nova-compute logged QEMU
+started and its vCPUs resumed (the embedded cloud's log), the guest's kernel start (login − uptime) and
+the host's load average.
 
 Run it on an idle cloud: `flock -x /tmp/popek-cloud.lock .venv/bin/python benchmarks/bench_boot.py …`
-(keep each hold under 10 min: about one variant of 5 runs per call). Prints a markdown table, appends the
-raw figures to benchmarks/results/boot.json.
+(keep each hold under 10 min unless the cloud is yours alone). Prints a markdown table, appends the raw
+figures to benchmarks/results/boot.json.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import json
 import re
 import secrets
@@ -36,7 +52,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,79 +93,152 @@ def _retrim(cfg: str) -> str:
 
 
 def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
-    """The base image with `levers` applied: {"disk": qcow2, "kernel", "initrd", "cmdline" (direct only)}."""
+    """The base image with `levers` applied: {"disk": qcow2, "kernel", "initrd", "cmdline" (direct only)}.
+
+    One loop device for the whole edit (the file system grown first when `fit`, then mounted and edited),
+    and every lever read back from a fresh read-only mount before the disk is written: an edit lost on the
+    way (seen once with a mount's own loop device and a second one for resize2fs) fails here, it is never
+    timed as a lever."""
     raw, mnt = work / "disk.raw", work / "mnt"
     mnt.mkdir(exist_ok=True)
     run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(base_qcow2), str(raw)])
     out: dict = {}
-    run(["mount", "-o", f"loop,offset={PART_OFFSET}", str(raw), str(mnt)])
-    try:
-        conf = mnt / "boot/extlinux/extlinux.conf"
-        text = conf.read_text()
-        if "noinit" in levers:
-            text = re.sub(r"(?m)^(\s*APPEND .*)$", r"\1 init_on_alloc=0", text)
-            conf.write_text(text)
-        if "trim" in levers:
-            cfg = mnt / "etc/cloud/cloud.cfg"
-            cfg.write_text(_retrim(cfg.read_text()))
-        if "fastds" in levers:
-            # cloud-init's systemd generator runs ds-identify (a long shell script probing DMI, block
-            # devices, files) at every boot to decide whether cloud-init runs; this image has one
-            # datasource: the generator masked, cloud-init.target wanted outright, and the run file the
-            # generator would write (`cloud-init status` reads it) made by tmpfiles.
-            gen = mnt / "etc/systemd/system-generators"
-            gen.mkdir(parents=True, exist_ok=True)
-            (gen / "cloud-init-generator").symlink_to("/dev/null")
-            (mnt / "etc/systemd/system/multi-user.target.wants/cloud-init.target").symlink_to(
-                "/usr/lib/systemd/system/cloud-init.target")
-            (mnt / "etc/tmpfiles.d/popek-cloud-init.conf").write_text("f /run/cloud-init/enabled 0644 - - -\n")
-        if "direct" in levers:
-            kernel = re.search(r"(?m)^\s*LINUX (\S+)", text).group(1)
-            initrd = re.search(r"(?m)^\s*INITRD (\S+)", text).group(1)
-            out["cmdline"] = re.search(r"(?m)^\s*APPEND (.*)$", text).group(1).strip()
-            for key, rel in (("kernel", kernel), ("initrd", initrd)):
-                out[key] = work / key
-                shutil.copyfile(mnt / rel.lstrip("/"), out[key])
-    finally:
-        run(["umount", str(mnt)])
     if "fit" in levers:
         size = FIT_GIB << 30
         with open(raw, "r+b") as f:
             f.truncate(size)
             f.seek(446 + 12)   # the one partition entry's sector count
             f.write(((size - PART_OFFSET) // 512).to_bytes(4, "little"))
-        loop = run(["losetup", "--show", "-f", "-o", str(PART_OFFSET), str(raw)]).strip()
-        try:
+    loop = run(["losetup", "--show", "-f", "-o", str(PART_OFFSET), str(raw)]).strip()
+    try:
+        if "fit" in levers:
             subprocess.run(["e2fsck", "-f", "-y", loop], capture_output=True)
             run(["resize2fs", loop])
+        run(["mount", loop, str(mnt)])
+        try:
+            conf = mnt / "boot/extlinux/extlinux.conf"
+            text = conf.read_text()
+            if "noinit" in levers:
+                text = re.sub(r"(?m)^(\s*APPEND .*)$", r"\1 init_on_alloc=0", text)
+                conf.write_text(text)
+            if "trim" in levers:
+                cfg = mnt / "etc/cloud/cloud.cfg"
+                cfg.write_text(_retrim(cfg.read_text()))
+            if "fastds" in levers:
+                # cloud-init's systemd generator runs ds-identify (a long shell script probing DMI, block
+                # devices, files) at every boot to decide whether cloud-init runs; this image has one
+                # datasource: the generator masked, cloud-init.target wanted outright, and the run file the
+                # generator would write (`cloud-init status` reads it) made by tmpfiles.
+                gen = mnt / "etc/systemd/system-generators"
+                gen.mkdir(parents=True, exist_ok=True)
+                (gen / "cloud-init-generator").symlink_to("/dev/null")
+                (mnt / "etc/systemd/system/multi-user.target.wants/cloud-init.target").symlink_to(
+                    "/usr/lib/systemd/system/cloud-init.target")
+                (mnt / "etc/tmpfiles.d/popek-cloud-init.conf").write_text("f /run/cloud-init/enabled 0644 - - -\n")
+            if "direct" in levers:
+                kernel = re.search(r"(?m)^\s*LINUX (\S+)", text).group(1)
+                initrd = re.search(r"(?m)^\s*INITRD (\S+)", text).group(1)
+                out["cmdline"] = re.search(r"(?m)^\s*APPEND (.*)$", text).group(1).strip()
+                for key, rel in (("kernel", kernel), ("initrd", initrd)):
+                    out[key] = work / key
+                    shutil.copyfile(mnt / rel.lstrip("/"), out[key])
         finally:
-            run(["losetup", "-d", loop])
+            run(["umount", str(mnt)])
+        run(["mount", "-o", "ro", loop, str(mnt)])
+        try:
+            missing = unapplied(mnt, levers)
+        finally:
+            run(["umount", str(mnt)])
+    finally:
+        run(["losetup", "-d", loop])
+    if missing:
+        raise RuntimeError(f"levers not in the disk after the edit: {', '.join(missing)}")
     out["disk"] = work / "disk.qcow2"
     run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(out["disk"])])
     raw.unlink()
     return out
 
 
+def unapplied(root: Path, levers: set[str]) -> list[str]:
+    """The levers whose change is not in the file system mounted at `root`."""
+    missing = []
+    if "noinit" in levers and "init_on_alloc=0" not in (root / "boot/extlinux/extlinux.conf").read_text():
+        missing.append("noinit")
+    if "trim" in levers and "seed_random" in (root / "etc/cloud/cloud.cfg").read_text():
+        missing.append("trim")
+    if "fastds" in levers and not (root / "etc/systemd/system-generators/cloud-init-generator").is_symlink():
+        missing.append("fastds")
+    if "fit" in levers and shutil.disk_usage(root).total < (FIT_GIB - 1) << 30:
+        missing.append("fit")
+    return missing
+
+
+def made_variant(cache: Path, base_qcow2: Path, base_key: str, levers: set[str]) -> dict:
+    """make_variant's result, made once per (base image, levers) and kept under `cache`."""
+    if not levers:
+        return {"disk": base_qcow2}
+    where = cache / f"{base_key}-{'+'.join(sorted(levers))}"
+    done = where / "made.json"
+    if not done.exists():
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir(parents=True)
+        t0 = time.monotonic()
+        variant = make_variant(base_qcow2, levers, where)
+        done.write_text(json.dumps({"cmdline": variant.get("cmdline"), "made_s": time.monotonic() - t0}))
+    made = json.loads(done.read_text())
+    out: dict = {"disk": where / "disk.qcow2", "made_s": made["made_s"]}
+    if made["cmdline"] is not None:
+        out.update(kernel=where / "kernel", initrd=where / "initrd", cmdline=made["cmdline"])
+    return out
+
+
+def file_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def parse_variant(spec: str, runs: int) -> dict:
+    """`fit+direct@public:3` -> {"label": "fit+direct@public", "image": "fit+direct", "parts": {...},
+    "net": "public" or None, "runs": 3}."""
+    m = re.fullmatch(r"([a-z+]+)(?:@([\w.-]+))?(?::(\d+))?", spec)
+    if not m:
+        raise ValueError(spec)
+    return {"label": spec.split(":")[0], "image": m.group(1), "parts": set(m.group(1).split("+")),
+            "net": m.group(2), "runs": int(m.group(3)) if m.group(3) else runs}
+
+
 class Bench:
-    def __init__(self, state: CloudState, net: str):
-        self.conn = bootstrap.connect(state, "popek")
-        self.run_id = new_run_id()
+    def __init__(self, conn, nets: list[str], run_id: str | None = None, keep: bool = False,
+                 compute_log: Path | None = None):
+        self.conn = conn
+        self.compute_log = compute_log   # the embedded cloud's nova-compute log: when QEMU started, resumed
+        self.run_id = run_id or new_run_id()
+        self.keep = keep
         self.ledger = Ledger(self.conn, f"popek-{self.run_id}-bench")
         self.image_ids: list[str] = []
-        self.fip = None
+        self.nets: dict = {}
+        self.fips: dict = {}   # network name -> the floating IP its guests are reached through
         self.user = "root"     # set from the base image (main): the variants' own names say nothing
         try:
             self.private, public = compute.ssh_keypair()
             self.key = compute.create_keypair(self.conn, self.ledger, public)
             self.sg = self._ssh_group()
-            self.net = self.conn.network.find_network(net, ignore_missing=False)
             self.flavor = self.conn.compute.find_flavor("small", ignore_missing=False)
-            if not self.net.is_router_external:
-                # a routed network: one floating IP, moved to each new guest's port as soon as it exists
-                self.fip = network.create_floating_ip(self.conn, self.ledger, network.external_network(self.conn))
+            for name in nets:
+                net = self.nets[name] = self.conn.network.find_network(name, ignore_missing=False)
+                if not net.is_router_external:
+                    # a routed network: one floating IP, moved to each new guest's port as soon as it exists
+                    self.fips[name] = network.create_floating_ip(self.conn, self.ledger,
+                                                                 network.external_network(self.conn))
         except BaseException:
             self.ledger.cleanup()
             raise
+
+    def held(self, name: str):
+        """This run id's image `name` from an earlier call (--keep), active, or None."""
+        full = f"popek-{self.run_id}-bench-{name}"
+        return next((i for i in self.conn.image.images(owner=self.conn.current_project_id)
+                     if i.name == full and i.status == "active"), None)
 
     def _ssh_group(self, patience: float = 60):
         """The run's SSH-only group; while the project's group quota is full (other runs' groups), wait."""
@@ -181,30 +269,48 @@ class Bench:
         self.image_ids.append(image.id)
         return image
 
-    def create(self, image, user_data: str | None = None):
+    def create(self, image, net: str, user_data: str | None = None):
         import base64
         kw = {"user_data": base64.b64encode(user_data.encode()).decode()} if user_data else {}
         return self.ledger.create("server", "boot", lambda name: self.conn.compute.create_server(
-            name=name, image_id=image.id, flavor_id=self.flavor.id, networks=[{"uuid": self.net.id}],
+            name=name, image_id=image.id, flavor_id=self.flavor.id, networks=[{"uuid": self.nets[net].id}],
             key_name=self.key.name, security_groups=[{"name": self.sg.name}], **kw))
 
     def gone(self, server) -> None:
         self.ledger.delete(server.id)
 
-    def boot_once(self, image, details: bool) -> dict:
+    def boot_once(self, image, net: str, details: bool) -> dict:
+        """One boot timed; a boot that fails (ERROR, no login in time, an API error) is recorded as failed."""
+        r: dict = {"at": time.strftime("%H:%M:%S", time.gmtime()),
+                   "load1": float(Path("/proc/loadavg").read_text().split()[0])}
+        server = None
+        try:
+            server = self._boot(image, net, details, r)
+        except Exception as exc:  # noqa: BLE001 - one failed boot is a figure, the rounds go on
+            r["failed"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            if server is not None:
+                self.gone(server)
+        r.setdefault("milestones", {})
+        print(f"    {'FAILED ' + r['failed'] if 'failed' in r else format(r['ssh_s'], '.1f') + ' s'}; "
+              f"guest uptime {r.get('guest_uptime_s', float('nan')):.1f} s; {r['milestones']}", flush=True)
+        return r
+
+    def _boot(self, image, net: str, details: bool, r: dict):
         token = secrets.token_hex(8)
         user_data = f"#cloud-config\nwrite_files:\n  - path: /run/popek-bench\n    content: \"{token}\\n\"\n"
-        t0 = time.monotonic()
-        server = self.create(image, user_data)
-        r: dict = {}
+        t0, r["t0_epoch"] = time.monotonic(), time.time()
+        server = self.create(image, net, user_data)
         address = None
-        if self.fip is not None:
-            network.associate(self.conn, self.fip, network.server_port(self.conn, server))
-            address = self.fip.floating_ip_address
+        fip = self.fips.get(net)
+        if fip is not None:
+            network.associate(self.conn, fip, network.server_port(self.conn, server))
+            address = fip.floating_ip_address
         while time.monotonic() - t0 < BOOT_TIMEOUT:
             s = self.conn.compute.get_server(server.id)
             if s.status == "ERROR":
-                raise RuntimeError(f"server ERROR: {s.fault}")
+                r["failed"] = f"server ERROR: {s.fault}"
+                return server
             if s.status == "ACTIVE":
                 r["active_s"] = time.monotonic() - t0
                 address = address or next(a["addr"] for nets in s.addresses.values() for a in nets
@@ -228,12 +334,16 @@ class Bench:
             if rc == 0 and token in out:
                 r["ssh_s"] = time.monotonic() - t0
                 r["guest_uptime_s"] = float(out.split()[-2])
+                # the guest's kernel started this long after create (its uptime counts from there)
+                r["kernel_start_s"] = r["ssh_s"] - r["guest_uptime_s"]
                 break
             time.sleep(0.5)
         else:
             r["failed"] = f"no SSH login with the user data applied in {BOOT_TIMEOUT} s ({address})"
         console = self.conn.compute.get_server_console_output(server.id).get("output", "")
         r["milestones"] = milestones(console)
+        if self.compute_log is not None:
+            r.update(nova_milestones(self.compute_log, server.id, r["t0_epoch"]))
         if "failed" in r:
             r["console"] = console[-30000:]
         elif details:
@@ -241,13 +351,18 @@ class Bench:
                    "systemd-analyze blame 2>&1 | head -25; echo ---; systemd-analyze critical-chain ssh.service 2>&1")
             r["analyze"] = traffic.ssh_run(address, user, self.private, cmd, 60)[1]
             r["console"] = console[-30000:]
-        self.gone(server)
-        print(f"    {'FAILED ' + r['failed'] if 'failed' in r else format(r['ssh_s'], '.1f') + ' s'}; "
-              f"guest uptime {r.get('guest_uptime_s', float('nan')):.1f} s; {r['milestones']}", flush=True)
-        return r
+        return server
 
     def cleanup(self) -> list[str]:
         problems = self.ledger.cleanup()
+        if self.keep:
+            return problems
+        try:   # every image of this run id, an earlier call's (--keep) too
+            mine = f"popek-{self.run_id}-bench-"
+            self.image_ids += [i.id for i in self.conn.image.images(owner=self.conn.current_project_id)
+                               if (i.name or "").startswith(mine) and i.id not in self.image_ids]
+        except Exception as exc:  # noqa: BLE001 - reported, the images uploaded now still go
+            problems.append(f"images of {mine}*: {exc}")
         for image_id in self.image_ids:
             try:
                 self.conn.image.delete_image(image_id, ignore_missing=True)
@@ -267,6 +382,31 @@ MILESTONES = (
     ("cloud-init modules:final", r"running 'modules:final' at [^.]*\. Up ([\d.]+) seconds"),
     ("cloud-init finished", r"finished at [^.]*\. Datasource [^.]*\.\s+Up ([\d.]+) seconds"),
 )
+
+
+#: nova-compute's lifecycle events: libvirt started QEMU (paused until Neutron says the port is wired), then
+#: resumed its vCPUs: the guest's firmware starts running there.
+NOVA_EVENTS = (("qemu_started_s", "VM Started (Lifecycle Event)"), ("vcpus_resumed_s", "VM Resumed (Lifecycle Event)"))
+
+
+def nova_milestones(log: Path, server_id: str, t0_epoch: float) -> dict:
+    """Seconds from create to each NOVA_EVENTS line of `server_id` in nova-compute's log (local time)."""
+    out: dict = {}
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - (4 << 20)))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return out
+    tag = f"[instance: {server_id}]"
+    for line in lines:
+        if tag not in line:
+            continue
+        for key, event in NOVA_EVENTS:
+            if event in line and key not in out:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                out[key] = stamp - t0_epoch
+    return out
 
 
 def milestones(console: str) -> dict:
@@ -290,6 +430,10 @@ def summary(res: dict) -> None:
     print(f"{res['variant']}: create->SSH+user data {spread([b['ssh_s'] for b in ok])} ({len(ok)}/{len(res['boots'])} ok); "
           f"guest uptime at login {spread([b['guest_uptime_s'] for b in ok])}; "
           f"ACTIVE {spread([b['active_s'] for b in ok])}", flush=True)
+    for key in ("qemu_started_s", "vcpus_resumed_s", "kernel_start_s"):
+        vals = [b[key] for b in ok if key in b]
+        if vals:
+            print(f"    create -> {key[:-2].replace('_', ' ')}: {spread(vals)}", flush=True)
     for label in dict.fromkeys(k for b in ok for k in b["milestones"]):
         vals = [b["milestones"][label] for b in ok if label in b["milestones"]]
         print(f"    {label}: {spread(vals)}", flush=True)
@@ -297,7 +441,8 @@ def summary(res: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variants", default="base", help="comma-separated; '+' combines levers (see the docstring)")
+    ap.add_argument("--variants", default="base", help="comma-separated; '+' combines levers, '@net' boots on "
+                    "another network, ':N' sets a variant's own number of boots (see the docstring)")
     ap.add_argument("--runs", type=int, default=5, help="boots per variant, in rounds: one boot of each variant "
                     "per round, so that a load change on the host falls on every variant alike")
     ap.add_argument("--image", default="Debian 13", help="the Glance image the variants start from")
@@ -306,66 +451,124 @@ def main() -> int:
     ap.add_argument("--net", default="private",
                     help="the network to boot on: the member's routed `private` reached through a floating IP "
                          "(what the suite does, default), or `public` directly")
+    ap.add_argument("--prepare-only", action="store_true", help="make the variants' files (cached) and stop")
+    ap.add_argument("--run-id", help="8 hex digits: reuse the images a call with --keep and this id left")
+    ap.add_argument("--keep", action="store_true", help="leave the uploaded images for a next call (--run-id)")
+    ap.add_argument("--until", help="HH:MM UTC: start no boot after that time (the rounds stop there)")
+    ap.add_argument("--details", help="comma-separated variants whose first boot also runs cloud-init analyze "
+                    "and systemd-analyze in the guest (default: every variant)")
     args = ap.parse_args()
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    try:
+        variants = [parse_variant(v.strip(), args.runs) for v in args.variants.split(",") if v.strip()]
+    except ValueError as exc:
+        print(f"variante illisible : {exc} (forme : levier+levier@réseau:N)", file=sys.stderr)
+        return 2
     for v in variants:
-        bad = set(v.split("+")) - set(LEVERS) - {"base", "file"}
+        bad = v["parts"] - set(LEVERS) - {"base", "file"}
         if bad:
             print(f"levier inconnu : {', '.join(sorted(bad))} (connus : base, file, {', '.join(LEVERS)})",
                   file=sys.stderr)
             return 2
-        if "file" in v.split("+") and not args.base_file:
+        if "file" in v["parts"] and not args.base_file:
             print("la variante « file » demande --base-file", file=sys.stderr)
+            return 2
+    if args.run_id and not re.fullmatch(r"[0-9a-f]{8}", args.run_id):
+        print("--run-id : 8 chiffres hexadécimaux", file=sys.stderr)
+        return 2
+    if args.keep and not args.run_id:
+        print("--keep demande --run-id (pour retrouver les images à l'appel suivant)", file=sys.stderr)
+        return 2
+    deadline = None
+    if args.until:
+        try:
+            hh, mm = map(int, args.until.split(":"))
+            now = datetime.datetime.now(datetime.timezone.utc)
+            deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+        except ValueError:
+            print("--until : HH:MM (UTC)", file=sys.stderr)
             return 2
     terminate_like_ctrl_c()  # `timeout`, `kill`: clean up as for Ctrl-C (a background job ignores SIGINT)
     state = CloudState(paths.embedded_cloud_dir())
-    bench = Bench(state, args.net)
+    cache = state.image_cache / "bench-boot"
+    nets = list(dict.fromkeys(v["net"] or args.net for v in variants))
+    conn = bootstrap.connect(state, "popek")
+    base = conn.image.find_image(args.image, ignore_missing=False)
+    base_key = (base.hash_value or base.checksum or base.id)[:16]
+    glance_path = cache / f"base-{base_key}.qcow2"
+    if not glance_path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        part = glance_path.with_suffix(".part")
+        conn.image.download_image(base, output=str(part))
+        part.rename(glance_path)
+    made: dict = {}
+    for v in variants:   # before any cloud resource is made: an exclusive hold is spent booting
+        levers = v["parts"] - {"base", "file"}
+        if "file" in v["parts"]:
+            made[v["image"]] = made_variant(cache, Path(args.base_file), "file-" + file_key(Path(args.base_file)),
+                                            levers)
+        else:
+            made[v["image"]] = made_variant(cache, glance_path, base_key, levers)
+    if args.prepare_only:
+        print(f"variants made under {cache}", flush=True)
+        return 0
+    props = {k: v for k, v in (base.properties or {}).items() if k.startswith(("os_", "hw_"))}
+    compute_log = state.root / "log" / "nova-compute.log"
+    bench = Bench(conn, nets, args.run_id, args.keep, compute_log if compute_log.exists() else None)
+    bench.user = compute.login_user(base)
     results = []
-    scratch = Path(tempfile.mkdtemp(prefix="popek-bench-boot-", dir=state.image_cache.parent))
     try:
-        base = bench.conn.image.find_image(args.image, ignore_missing=False)
-        glance_path = scratch / "base.qcow2"
-        bench.conn.image.download_image(base, output=str(glance_path))
-        props = {k: v for k, v in (base.properties or {}).items() if k.startswith(("os_", "hw_"))}
-        bench.user = compute.login_user(base)
-        prepared = []
+        images: dict = {}
         for v in variants:
-            parts = set(v.split("+"))
-            levers = parts - {"base", "file"}
-            base_path = Path(args.base_file) if "file" in parts else glance_path
-            with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-                t0 = time.monotonic()
-                variant = make_variant(base_path, levers, Path(tmp)) if levers else {"disk": base_path}
-                made = time.monotonic() - t0
+            if v["image"] in images:
+                continue
+            levers = v["parts"] - {"base", "file"}
+            slug = v["image"].replace("+", "-")
+            image, warm_s = bench.held(slug), 0.0
+            if image is None:
                 min_disk = FIT_GIB if "fit" in levers else base.min_disk
-                image = bench.upload(v.replace("+", "-"), variant, props, base.min_ram, min_disk)
-            t0 = time.monotonic()
-            warm = bench.create(image)
-            bench.conn.compute.wait_for_server(warm, wait=600, interval=1)
-            warm_s = time.monotonic() - t0
-            bench.gone(warm)
-            label = f"{v} ({Path(args.base_file).name})" if "file" in parts else v
-            res = {"variant": label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "made_s": made,
-                   "warmup_active_s": warm_s, "boots": [], "net": args.net}
+                image = bench.upload(slug, made[v["image"]], props, base.min_ram, min_disk)
+                t0 = time.monotonic()   # warm-up: fills nova's image cache, not counted
+                warm = bench.create(image, v["net"] or args.net)
+                bench.conn.compute.wait_for_server(warm, wait=600, interval=1)
+                warm_s = time.monotonic() - t0
+                bench.gone(warm)
+            images[v["image"]] = (image, made[v["image"]].get("made_s", 0.0), warm_s)
+        for v in variants:
+            image, made_s, warm_s = images[v["image"]]
+            label = v["label"].replace("file", f"file ({Path(args.base_file).name})") if args.base_file else v["label"]
+            res = {"variant": label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "made_s": made_s,
+                   "warmup_active_s": warm_s, "boots": [], "net": v["net"] or args.net, "run_id": bench.run_id,
+                   "image_id": image.id}
             results.append(res)
-            prepared.append((image, res))
-        for i in range(args.runs):
-            for image, res in prepared:
-                print(f"  {res['variant']} #{i + 1}", flush=True)
-                res["boots"].append(bench.boot_once(image, details=(i == 0)))
-                res["load1_after"] = float(Path("/proc/loadavg").read_text().split()[0])
+            v["image_obj"], v["res"] = image, res
+        for i in range(max(v["runs"] for v in variants)):
+            this_round = [v for v in variants if v["runs"] > i]
+            k = i % len(this_round)
+            for v in this_round[k:] + this_round[:k]:
+                if deadline is not None and time.time() > deadline:
+                    print(f"  --until {args.until}: no more boots", flush=True)
+                    break
+                print(f"  {v['res']['variant']} #{i + 1}", flush=True)
+                details = not v["res"]["boots"] and (args.details is None or v["label"] in args.details.split(","))
+                v["res"]["boots"].append(bench.boot_once(v["image_obj"], v["net"] or args.net, details))
+                v["res"]["load1_after"] = float(Path("/proc/loadavg").read_text().split()[0])
+            else:
+                continue
+            break
         for res in results:
             summary(res)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
         problems = bench.cleanup()
         if problems:
             print("cleanup problems:", problems, file=sys.stderr)
-        out = HERE / "results"
-        out.mkdir(exist_ok=True)
-        log = out / "boot.json"
-        old = json.loads(log.read_text()) if log.exists() else []
-        log.write_text(json.dumps(old + results, indent=1, default=str))
+        if bench.keep:
+            print(f"images kept for the next call: --run-id {bench.run_id}", flush=True)
+        if results:
+            out = HERE / "results"
+            out.mkdir(exist_ok=True)
+            log = out / "boot.json"
+            old = json.loads(log.read_text()) if log.exists() else []
+            log.write_text(json.dumps(old + results, indent=1, default=str))
     print("\n| variant | create → SSH + user data (median, min–max) | guest uptime at login | ACTIVE |")
     print("|---|---|---|---|")
     for res in results:
