@@ -6,7 +6,7 @@ import time
 import pytest
 from pytest_bdd import given, then, when
 
-from popek.checks.cloud import client, compute, names, probe
+from popek.checks.cloud import client, compute, glance, names, probe
 from popek.steps.cloud_common import bootable
 
 
@@ -22,6 +22,13 @@ def list_images(conn, evidence):
 def image_ready(images):
     ready = [i for i in images if i.disk_format and i.size]
     assert ready, "aucune image active avec un format de disque et une taille"
+
+
+@then("les données de chaque image active se relisent depuis Glance")
+def image_data_readable(conn, images, evidence):
+    problems = [p for p in (glance.data_problem(conn, i) for i in images) if p]
+    evidence.figure("images dont les données se relisent", f"{len(images) - len(problems)}/{len(images)}")
+    assert not problems, "image active sans ses données : " + " ; ".join(problems)
 
 
 @when("je liste les gabarits du cloud", target_fixture="flavors")

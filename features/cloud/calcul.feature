@@ -7,8 +7,11 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
 
   @claim:C20
   Scénario: Les images sont des modèles prêts à démarrer
+    Une image « active » dont le fichier a disparu du stockage de Glance n'est plus prête à démarrer :
+    le premier Kio des données de chaque image active est relu (GET /v2/images/ID/file).
     Quand je liste les images du cloud
     Alors au moins une image est active, avec son format de disque et sa taille
+    Et les données de chaque image active se relisent depuis Glance
 
   @claim:C22
   Scénario: Les gabarits sont des tailles prédéfinies de CPU, de RAM et de disque

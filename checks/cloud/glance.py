@@ -1,0 +1,34 @@
+"""What Glance serves of an image: its data, not only its record (C20, "an image is a template ready to
+boot"). An image stays `active` in Glance's database when the file behind it is gone from the store; the
+record alone would keep C20 RÉUSSI, and a compute node that has the image in its own cache still boots it,
+so only reading the data tells. The first KiB is asked (a Range request; a Glance that ignores Range sends
+the whole file, of which only the first chunk is read)."""
+from __future__ import annotations
+
+from typing import Optional
+
+#: Bytes read of each image's data: enough to prove the store has it, cheap on any cloud.
+PROBE_BYTES = 1024
+
+
+def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
+    """None when the first `length` bytes of `image`'s data come back from Glance, else what was seen, in
+    French (the HTTP status and Glance's words, or the connection error)."""
+    from keystoneauth1 import exceptions as ks
+
+    path = f"/images/{image.id}/file"
+    label = f"l'image « {image.name} » ({image.id})"
+    try:
+        answer = conn.image.get(path, headers={"Range": f"bytes=0-{length - 1}"}, stream=True, raise_exc=False)
+    except (ks.ConnectFailure, ks.ConnectTimeout) as exc:
+        return f"{label} : GET {path} sans réponse ({type(exc).__name__})"
+    try:
+        if answer.status_code >= 400:
+            words = " ".join((answer.text or "").split())[:200]
+            return f"{label} : GET {path} répond HTTP {answer.status_code}" + (f" ({words})" if words else "")
+        chunk = next(answer.iter_content(length), b"") if answer.status_code != 204 else b""
+        if not chunk:
+            return f"{label} : GET {path} répond HTTP {answer.status_code} sans aucune donnée"
+    finally:
+        answer.close()
+    return None

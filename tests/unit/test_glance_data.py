@@ -1,0 +1,54 @@
+"""C20 reads each active image's data, not only its record: an image whose file is gone from Glance's
+store is not ready to boot (forged answers of Glance; the live fault moved the tiny image's file aside)."""
+from types import SimpleNamespace as NS
+
+from keystoneauth1 import exceptions as ks
+
+from popek.checks.cloud import glance
+
+IMAGE = NS(id="90ffa547", name="popek-tiny")
+
+
+class Answer:
+    def __init__(self, status, body=b"", text=""):
+        self.status_code, self.body, self.text, self.closed = status, body, text, False
+
+    def iter_content(self, size):
+        return iter([self.body[:size]] if self.body else [])
+
+    def close(self):
+        self.closed = True
+
+
+def conn_answering(answer):
+    seen = {}
+
+    def get(path, headers=None, stream=False, raise_exc=True):
+        seen.update(path=path, headers=headers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    return NS(image=NS(get=get)), seen
+
+
+def test_readable_data_is_no_problem_and_only_the_first_kib_is_asked():
+    answer = Answer(206, b"\x1f\x8b" * 600)
+    conn, seen = conn_answering(answer)
+    assert glance.data_problem(conn, IMAGE) is None
+    assert seen == {"path": "/images/90ffa547/file", "headers": {"Range": "bytes=0-1023"}} and answer.closed
+
+
+def test_a_glance_that_ignores_range_is_read_one_chunk():
+    assert glance.data_problem(conn_answering(Answer(200, b"x" * 5000))[0], IMAGE) is None
+
+
+def test_an_image_whose_file_is_gone_is_named_with_glances_answer():
+    said = glance.data_problem(conn_answering(Answer(404, text="Image data not found"))[0], IMAGE)
+    assert said == "l'image « popek-tiny » (90ffa547) : GET /images/90ffa547/file répond HTTP 404 (Image data not found)"
+
+
+def test_no_data_and_no_answer_are_problems():
+    assert "sans aucune donnée" in glance.data_problem(conn_answering(Answer(204))[0], IMAGE)
+    assert "sans aucune donnée" in glance.data_problem(conn_answering(Answer(200, b""))[0], IMAGE)
+    said = glance.data_problem(conn_answering(ks.ConnectFailure("refused"))[0], IMAGE)
+    assert "sans réponse (ConnectFailure)" in said
