@@ -73,3 +73,32 @@ def test_installed_image_recipes_are_the_repos(installed, tmp_path):
                             "print(json.dumps({r.name: r.digest() for r in images.RECIPES}))"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert json.loads(probe.stdout) == {r.name: r.digest() for r in images.RECIPES}
+
+
+#: A pytest in popek's range but not the version of constraints.txt (no release newer than that pin
+#: exists as this is written: 9.2.0 is PyPI's newest). An exact pin would replace it; a range keeps it.
+TEACHERS_PYTEST = "9.1.1"
+
+
+def test_installing_popek_keeps_the_teachers_own_pytest(installed, tmp_path):
+    """`pip install popek` into a venv that already has its own pytest keeps that pytest, and popek's
+    plugin loads under it. Uses uv (what .ci/install installs; its resolver keeps an installed version
+    that satisfies the range as pip's does) with its cache: one small download (that pytest) at most."""
+    import shutil
+
+    wheel, _ = installed
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if uv is None:
+        pytest.skip("pas de uv (installé par .ci/install) : pip résoudrait toutes les dépendances depuis l'index")
+    venv = tmp_path / "teacher"
+    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
+    subprocess.run([uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True, capture_output=True, env=env)
+    subprocess.run([uv, "pip", "install", "-q", f"pytest=={TEACHERS_PYTEST}"], check=True, capture_output=True, env=env)
+    done = subprocess.run([uv, "pip", "install", str(wheel)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    python = venv / "bin" / "python"
+    version = subprocess.run([python, "-c", "import pytest; print(pytest.__version__)"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert version == TEACHERS_PYTEST, done.stderr[-3000:]
+    helped = subprocess.run([python, "-m", "pytest", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert "--os-cloud" in helped.stdout, helped.stdout[-2000:] + helped.stderr[-2000:]   # popek's plugin loaded
