@@ -386,12 +386,21 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         if missing:
             raise CloudUnavailable(f"openrc incomplet dans l'environnement : il manque {', '.join(missing)}", True)
     region = load_config(choice, api_timeout, environ, embedded_yaml)
-    conn = _authenticate(region, choice)
-    access = conn.session.auth.get_access(conn.session)
-    roles = sorted(access.role_names or [])
     embedded_yaml = Path(embedded_yaml)
     is_embedded = choice.cloud in (EMBEDDED_MEMBER, EMBEDDED_ADMIN) and embedded_yaml.is_file() and \
         _same_auth_url(region, embedded_yaml, choice.cloud)
+    try:
+        conn = _authenticate(region, choice)
+    except CloudUnavailable as exc:
+        # Keystone waits on the database like every API: on the embedded cloud, say whether that is why
+        from popek.checks.cloud import components
+
+        behind = components.silent_backends(embedded_yaml.parent / "etc") if is_embedded else []
+        if behind:
+            raise CloudUnavailable(f"{exc} ; {' ; '.join(behind)}", exc.named) from None
+        raise
+    access = conn.session.auth.get_access(conn.session)
+    roles = sorted(access.role_names or [])
     cloud = Cloud(conn=conn, choice=choice, auth=auth_fields(region.config.get("auth", {}) or {}), roles=roles,
                   embedded_root=embedded_yaml.parent if is_embedded else None)
     if is_embedded:

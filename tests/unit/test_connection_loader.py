@@ -156,3 +156,21 @@ def test_connect_names_the_unreachable_keystone_of_a_user_entry(home):
         connection.connect("mine", {"OS_PASSWORD": "secret-pw-31"}, embedded, api_timeout=3)
     assert "injoignable" in str(exc.value) and "127.0.0.1:2" in str(exc.value)
     assert "secret-pw-31" not in str(exc.value)
+
+
+def test_the_embedded_keystone_unreachable_names_a_silent_database_behind_it(home, monkeypatch):
+    # MariaDB frozen: Keystone cannot issue a token (ConnectTimeout after api_timeout); on the embedded
+    # cloud the database and the bus are probed, and the silent one is named beside Keystone's failure
+    from popek.checks.cloud import components
+
+    _, _, embedded = home
+    probed = []
+    monkeypatch.setattr(components, "silent_backends", lambda etc: probed.append(etc) or [
+        "la base de données MariaDB (unix:/x/mysqld.sock) ne répond pas en 3 s (aucun salut)"])
+    with pytest.raises(CloudUnavailable) as info:
+        connection.connect(None, {}, embedded, api_timeout=2)
+    assert "Keystone injoignable" in str(info.value) and "la base de données MariaDB" in str(info.value)
+    assert probed == [embedded.parent / "etc"]
+    with pytest.raises(CloudUnavailable) as other:  # a user's own cloud: its database is not ours to probe
+        connection.connect("mine", {"OS_PASSWORD": "x"}, embedded, api_timeout=2)
+    assert "MariaDB" not in str(other.value) and probed == [embedded.parent / "etc"]
