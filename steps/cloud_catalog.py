@@ -10,6 +10,7 @@ from popek.checks.secrets import REDACT
 
 @given("les identifiants du cloud choisi", target_fixture="auth")
 def credentials(cloud, evidence):
+    needs.broken(cloud)  # a configured cloud that does not answer: these credentials do not suffice
     evidence.json("identifiants (sans mot de passe)", {"source": cloud.choice.describe(), **cloud.auth})
     return cloud.auth
 
@@ -63,7 +64,9 @@ def password_masked(cloud):
 
 
 @when("je demande un jeton à Keystone", target_fixture="entries")
-def ask_token(conn, evidence):
+def ask_token(cloud, evidence):
+    needs.broken(cloud)  # the first request got no answer: that is the verdict
+    conn = cloud.conn
     conn.session.invalidate()  # a fresh authentication: this is the first request of the session
     REDACT.add(conn.session.get_token())
     entries = catalog.catalog(conn)

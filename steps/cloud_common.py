@@ -25,6 +25,22 @@ def run_identity(config) -> tuple[str, str]:
     return ledger_mod.new_run_id(config.getoption("testrunuid", None)), "main"
 
 
+def embedded_started() -> str | None:
+    """What shows that the embedded cloud runs (processes of its services alive, from their pid files),
+    or None when it was never started, is stopped, or none of its processes survived (a reboot)."""
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+
+    state = CloudState(paths.embedded_cloud_dir())
+    names = sorted(p.stem for p in (state.root / "run").glob("*.pid"))
+    alive = [n for n in names if services.read_pid(state, n)]
+    if not alive:
+        return None
+    dead = [n for n in names if n not in alive]
+    return (f"le cloud embarqué est en marche ({len(alive)} service(s) vivant(s)"
+            + (f" ; démarré(s) mais sans processus : {', '.join(dead)}" if dead else "") + ")")
+
+
 @pytest.fixture(scope="session")
 def cloud(request):
     """The cloud under test (connection.Cloud), or Unreachable(reason)."""
@@ -33,6 +49,9 @@ def cloud(request):
     except connection.CloudUnavailable as exc:
         if exc.named:
             pytest.fail(str(exc), pytrace=False)
+        started = embedded_started()
+        if started:  # the embedded cloud runs but does not answer: broken, not absent
+            return Unreachable(f"le cloud embarqué ne répond pas : {exc}", broken=f"{exc} ; {started}")
         return Unreachable(f"pas de cloud joignable : {exc}")
     try:
         found.names = paths.course_names()     # the course's names as this cloud calls them (popek.yaml, --image…)

@@ -12,8 +12,12 @@ from popek.checks.needs import requirement
 
 @dataclasses.dataclass(frozen=True)
 class Unreachable:
-    """No cloud to check (the default one is absent): `reason` says why, in French."""
+    """No cloud to check: `reason` says why, in French. `broken`: None when no cloud is configured (the
+    default one is absent or stopped); else the finding that the cloud configured for this run does not
+    answer (the embedded cloud started, its Keystone refusing connections): a broken cloud, not a missing
+    one, which the claims about reaching a cloud report as ÉCHEC (need "configured")."""
     reason: str
+    broken: str | None = None
 
 
 def _unreachable(cloud):
@@ -23,6 +27,19 @@ def _unreachable(cloud):
 @requirement("cloud")
 def need_cloud(cloud):
     return _unreachable(cloud)
+
+
+@requirement("configured")
+def need_configured(cloud):
+    """A cloud is configured for this run, answering or not: the scenarios about reaching the cloud (its
+    credentials, the first authenticated request) run on a broken cloud too, and fail saying why."""
+    return cloud.reason if isinstance(cloud, Unreachable) and not cloud.broken else None
+
+
+def broken(cloud) -> None:
+    """AssertionError with the finding when the configured cloud does not answer (see Unreachable)."""
+    if isinstance(cloud, Unreachable):
+        raise AssertionError(cloud.broken or cloud.reason)
 
 
 @requirement("admin")
