@@ -214,12 +214,9 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     svc = table(state, mod)
     nova = cfg["nova/nova.conf"]["DEFAULT"]
     deferred: list[Service] = []  # stage 2's services that nova-compute does not need, still starting
-    # Once the service users exist (a warm `up`), conductor and scheduler start with keystone: consuming
-    # their queues earlier, they no longer hold nova-compute back (on a cold `up` they would exit on a 401).
-    early = EARLY_WHEN_WARM if state.marker("identity").exists() else ()
     for stage in STAGES:
-        group = [s for s in svc if _stage_of(s, early) == stage]
-        if stage == 1:
+        group = [s for s in svc if s.stage == stage]
+        if stage == 2:
             since = utcnow()
         if stage == 3:
             if state.marker("compute-mode").exists() and \
@@ -261,16 +258,10 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
 
 
-#: What nova-compute needs answering when it starts, besides nova-conductor consuming its queue (it pings
-#: it, _before_compute) and stages 0-1: Placement (its first resource update: missed, the next one is a
-#: minute later) and the fork server of its privsep daemons. Stage 2's other services keep starting meanwhile.
-COMPUTE_NEEDS = ("placement-api", "privsep-fork-nova")
-#: Stage-2 services that start with stage 1 on a warm `up` (see _start_all).
-EARLY_WHEN_WARM = ("nova-conductor", "nova-scheduler")
-
-
-def _stage_of(svc: Service, early) -> int:
-    return 1 if svc.stage == 2 and svc.name in early else svc.stage
+#: What of stage 2 nova-compute needs answering when it starts, besides nova-conductor consuming its queue
+#: (it pings it, _before_compute) and stages 0-1 (Placement among them: its first resource update, missed,
+#: comes again a minute later): the fork server of its privsep daemons. The others keep starting meanwhile.
+COMPUTE_NEEDS = ("privsep-fork-nova",)
 
 
 def _timed(fn: Callable[[], None]) -> float:

@@ -42,9 +42,13 @@ from popek.checks.localcloud.errors import CloudError
 from popek.checks.secrets import REDACT
 from popek.checks.localcloud.state import HOST, PORTS, CloudState
 
-#: Start order. 0: databases and message bus; 1: identity; 2: the other services (their service
-#: users exist by then: conductor and scheduler exit on a 401 otherwise); 3: compute (after placement).
+#: Start order. 0: databases and message bus; 1: identity and placement; 2: the other services (their
+#: service users exist by then: conductor and scheduler exit on a 401 otherwise); 3: compute.
 STAGES = (0, 1, 2, 3)
+#: WSGI apps of stage 1. Placement answers before nova-conductor and nova-scheduler start: both make their
+#: Placement client as they start and exit for good when it does not answer ("Fatal error initializing
+#: placement client", seen when conductor happened to start faster than Placement's worker).
+STAGE_1_APIS = ("keystone", "placement-api")
 ENV_MARK = "POPEK_CLOUD"
 
 
@@ -65,7 +69,7 @@ def _wsgi(state: CloudState, name: str, conf_env: dict[str, str]) -> Service:
     # (research pitfall 2). Its settings are ./gunicorn.conf.py in its working directory.
     return Service(name, [state.bin("gunicorn")], env=conf_env, cwd=str(state.etc(directory) / f"gunicorn-{name}"),
                    log=str(state.log(name)), health=f"http://{HOST}:{PORTS[port]}/",
-                   stage=1 if name == "keystone" else 2)
+                   stage=1 if name in STAGE_1_APIS else 2)
 
 
 def core_services(state: CloudState) -> list[Service]:
