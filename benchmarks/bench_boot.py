@@ -424,6 +424,8 @@ def spread(xs: list[float]) -> str:
 
 def summary(res: dict) -> None:
     ok = [b for b in res["boots"] if "failed" not in b]
+    if not res["boots"]:
+        return
     if not ok:
         print(f"{res['variant']}: every boot failed", flush=True)
         return
@@ -563,6 +565,7 @@ def main() -> int:
             print("cleanup problems:", problems, file=sys.stderr)
         if bench.keep:
             print(f"images kept for the next call: --run-id {bench.run_id}", flush=True)
+        results = [res for res in results if res["boots"]]   # a preparing call (--runs 0) booted nothing
         if results:
             out = HERE / "results"
             out.mkdir(exist_ok=True)
