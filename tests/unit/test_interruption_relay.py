@@ -2,7 +2,7 @@
 PID`): each xdist worker gets the interruption once, from the controller, and finishes its session's
 teardown (where popek's cloud cleanup runs) before the controller ends it. Without the relay, xdist ends
 its workers (each interrupts itself 5 s later) and kills them at 10 s. Real processes and signals, no
-cloud: a session fixture that takes 7 s to tear down stands for a worker deleting its servers. SIGTERM to
+cloud: a session fixture that takes 6 s to tear down stands for a worker deleting its servers. SIGTERM to
 the controller alone takes the same path (its workers are not in its process group: asserted here)."""
 import contextlib
 import os
@@ -14,6 +14,8 @@ import time
 TOY = """
 import os, pathlib, time
 
+import pytest
+
 OUT = pathlib.Path(os.environ["TOY_OUT"])
 
 @pytest.fixture(scope="session")
@@ -21,7 +23,7 @@ def cloud_resources():
     wid = os.environ.get("PYTEST_XDIST_WORKER", "main")
     (OUT / f"started-{wid}").write_text(str(os.getpgid(0)))
     yield
-    time.sleep(7)               # xdist alone: SIGINT to the worker 5 s after it ends the run, SIGKILL at 10 s
+    time.sleep(6)               # xdist alone: SIGINT to the worker 5 s after it ends the run, SIGKILL at 10 s
     (OUT / f"cleaned-{wid}").write_text("ok")
 
 @pytest.mark.parametrize("i", range(4))
