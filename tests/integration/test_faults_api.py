@@ -171,6 +171,22 @@ def test_glance_stopped_fails_c20_c27_c36(state, tmp_path, record_property):
     passed(found, "C36", name_has="network")
 
 
+@pytest.mark.falsifies("C20", fault="le fichier de la plus petite image retiré du stockage de Glance (elle reste « active »)")
+def test_image_file_gone_fails_c20(state, admin, tmp_path, record_property):
+    """An image whose data is gone is no template ready to boot, although Glance still lists it active and
+    nova-compute's own cache still boots it here (seen live, issue #20). ~15 s: one listing scenario."""
+    image = min((i for i in admin.image.images() if i.status == "active"), key=lambda i: i.size or 0)
+    path = state.data("glance") / "images" / image.id
+    aside = path.with_name(path.name + ".popek-fault")
+    os.rename(path, aside)
+    try:
+        found = run_claims(tmp_path, "C20", keyword="images_sont")
+    finally:
+        os.rename(aside, path)
+    record(record_property, found, "C20")
+    failed(found, "C20", "image active sans ses données", image.id, "répond HTTP", name_has="images")
+
+
 @pytest.mark.falsifies("C17", "C33", "C36", "C37", fault="API compute arrêtée (nova-api)")
 def test_nova_api_stopped_fails_c17_c33_c36_c37(state, tmp_path, record_property):
     with stopped(state, "nova-api"):
