@@ -146,8 +146,6 @@ def _default_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-OPT_IN = pytest.mark.skipif(os.environ.get("POPEK_ALL_INTERRUPTIONS") != "1",
-                            reason="variante lancée sur demande (POPEK_ALL_INTERRUPTIONS=1) : budget de la CI")
 def _descendants(pid: int) -> list[tuple[int, str]]:
     """(pid, start time) of every process below `pid` (its children's children too), from /proc."""
     found, todo = [], [pid]
@@ -170,6 +168,8 @@ def _started(pid: int) -> str:
     return "" if fields[0] == "Z" else fields[19]
 
 
+OPT_IN = pytest.mark.skipif(os.environ.get("POPEK_ALL_INTERRUPTIONS") != "1",
+                            reason="variante lancée sur demande (POPEK_ALL_INTERRUPTIONS=1) : budget de la CI")
 INTERRUPTIONS = [
     # (signal, to the process group or to popek's pid alone, workers). The default suite runs the first (CI
     # cancelling a `-n 2` run): the controller turns SIGTERM into KeyboardInterrupt and passes it on to
