@@ -110,6 +110,24 @@ def silent_backends(etc: Path, timeout: float = 3.0) -> list[str]:
     return said
 
 
+def stalled_services(root: Path) -> list[str]:
+    """The embedded cloud's services (pid files under `root`/run) that are frozen (a process of theirs in
+    the stopped state T: SIGSTOP) or dead (pid file left, its process gone), in French; [] when all run.
+    A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time."""
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+
+    state, said = CloudState(root), []
+    for pidfile in sorted((root / "run").glob("*.pid")):
+        pid = services.read_pid(state, pidfile.stem)
+        if pid is None:
+            said.append(f"{pidfile.stem} ne tourne plus (son fichier pid reste, sans processus)")
+        elif services.stopped_members(pid):
+            frozen = ", ".join(str(p) for p in services.stopped_members(pid)[:4])
+            said.append(f"{pidfile.stem} est gelé (processus {frozen} à l'état T : arrêté par un signal)")
+    return said
+
+
 def volume_backends(etc: Path) -> list[str]:
     """The volume drivers Cinder is configured with (an RBD driver means Ceph)."""
     conf = etc / "cinder" / "cinder.conf"

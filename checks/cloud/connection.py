@@ -451,10 +451,17 @@ def stopped_answering(exc: Optional[BaseException]) -> Optional[str]:
     said = _unanswered(exc)
     if said is None:
         return None
+    behind = embedded_trouble()
+    return f"{said} ; {' ; '.join(behind)}" if behind else said
+
+
+def embedded_trouble() -> list[str]:
+    """What is wrong inside the embedded clouds this process connected to, in French: a database or bus
+    that does not greet, a service frozen (SIGSTOP) or dead; [] when nothing (or no embedded cloud)."""
     from popek.checks.cloud import components
 
-    behind = [found for etc in sorted(EMBEDDED_CONFIGS) if etc.is_dir() for found in components.silent_backends(etc)]
-    return f"{said} ; {' ; '.join(behind)}" if behind else said
+    return [found for etc in sorted(EMBEDDED_CONFIGS) if etc.is_dir()
+            for found in components.silent_backends(etc) + components.stalled_services(etc.parent)]
 
 
 def _unanswered(exc: Optional[BaseException]) -> Optional[str]:

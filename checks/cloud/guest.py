@@ -15,7 +15,7 @@ import json
 import time
 from typing import Callable, Optional
 
-from popek.checks.cloud import compute, diagnosis, network, secgroups, stuck, traffic
+from popek.checks.cloud import compute, connection, diagnosis, network, secgroups, stuck, traffic
 
 SSH_BOOT_TIMEOUT = 300      # a guest under QEMU TCG, through nova: boot, DHCP, metadata, dropbear
 #: Seconds a floating IP may keep leading to its old instance after the API moved it (the L3 agent
@@ -135,7 +135,16 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         # on the cloud's network node: does the guest answer from Neutron's DHCP namespace of its network?
         fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
         kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address,
-        health=lambda: stuck.health_word(admin) if admin is not None else None)
+        health=lambda: health_word(admin))
+
+
+def health_word(admin) -> Optional[str]:
+    """The dead component the cloud's health records name (admin), else what is wrong inside the embedded
+    cloud (a service frozen or dead, a silent database or bus: ovs-vswitchd frozen leaves every agent
+    alive and the guest without a lease), else None."""
+    word = stuck.health_word(admin) if admin is not None else None
+    trouble = connection.embedded_trouble()
+    return word or (f"sur le cloud embarqué : {' ; '.join(trouble)}" if trouble else None)
 
 
 def dead_agents(admin) -> list[str]:
