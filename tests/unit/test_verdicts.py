@@ -1,0 +1,56 @@
+"""tests/verdicts.py: a run's verdict per scenario from its allure results, and the side-by-side table of
+two runs that tests/integration/test_renamed_cloud.py prints (pure logic, no cloud)."""
+import json
+
+import pytest
+
+import verdicts
+from popek import paths
+
+
+def result(name, status, message="", claims=(), params=()):
+    return {"name": name, "status": status, "statusDetails": {"message": message} if message else {},
+            "labels": [{"name": "claim", "value": c} for c in claims] + [{"name": "tag", "value": "needs:cloud"}],
+            "parameters": [{"name": k, "value": v} for k, v in params]}
+
+
+RUN = [
+    result("Le catalogue expose les projets", "passed", claims=("C27",),
+           params=[("type", "compute"), ("projet", "Nova"), ("nom au catalogue du service compute", "'nova'")]),
+    result("Le catalogue expose les projets", "passed", claims=("C27",), params=[("type", "network"), ("projet", "Neutron")]),
+    result("La commande du cours", "skipped", "le cloud n'a pas d'image « Debian 13 » (donnez --image …)", ("C37", "C33")),
+    result("Un volume garde ses données", "broken", "Cinder | ne répond pas", ("C15",)),
+]
+
+
+def test_the_features_outline_columns_are_found():
+    columns = verdicts.outline_columns(paths.FEATURES_DIR)
+    assert {"type", "projet", "commande", "fonction"} <= columns
+
+
+def test_rows_tell_outline_rows_apart_and_keep_figures_aside():
+    rows = verdicts.scenario_rows(RUN, {"type", "projet"})
+    nova = rows["Le catalogue expose les projets [compute, Nova]"]
+    assert nova.claims == ("C27",)
+    assert nova.verdict == "RÉUSSI" and nova.reason == "" and nova.figures == {"nom au catalogue du service compute": "'nova'"}
+    assert rows["La commande du cours"].verdict == "IGNORÉ" and rows["La commande du cours"].claims == ("C33", "C37")
+    assert rows["Un volume garde ses données"].verdict == "ÉCHEC"  # broken: the cloud failed mid-scenario
+    assert verdicts.counts(rows) == "RÉUSSI 2, ÉCHEC 1, IGNORÉ 1"
+
+
+def test_the_same_scenario_twice_is_refused():
+    with pytest.raises(ValueError, match="deux résultats"):
+        verdicts.scenario_rows(RUN[:1] * 2, {"type", "projet"})
+
+
+def test_the_table_puts_runs_side_by_side_with_reasons_cut_and_pipes_escaped(tmp_path):
+    (tmp_path / "allure-results").mkdir()
+    for i, r in enumerate(RUN):
+        (tmp_path / "allure-results" / f"{i}-result.json").write_text(json.dumps(r))
+    a = verdicts.read_run(tmp_path, paths.FEATURES_DIR)
+    b = {k: v._replace(verdict="RÉUSSI", reason="") for k, v in a.items() if "commande" not in k}
+    lines = verdicts.table({"(a)": a, "(b)": b}, width=20).splitlines()
+    assert lines[0] == "| claims | scénario | (a) | (b) |" and len(lines) == 2 + len(a)
+    assert "| C33, C37 | La commande du cours | IGNORÉ : le cloud n'a pas d'i… | absent |" in lines
+    assert "| C15 | Un volume garde ses données | ÉCHEC : Cinder \\| ne répond p… | RÉUSSI |" in lines
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| C15", "| C27", "| C27", "| C33, C37"]
