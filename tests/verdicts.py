@@ -63,20 +63,33 @@ def _cell(row: Row | None, width: int) -> str:
         return row.verdict
     reason = re.sub(r"\s+", " ", row.reason)
     reason = reason[:width] + ("…" if len(reason) > width else "")
-    return f"{row.verdict} : {reason.replace('|', chr(92) + '|')}"
+    return f"{row.verdict} : {_escape(reason)}"
 
 
-def table(runs: Mapping[str, Mapping[str, Row]], width: int = 160) -> str:
+def table(runs: Mapping[str, Mapping[str, Row]], width: int = 160, collapse: bool = False) -> str:
     """A Markdown table, one line per scenario (sorted by claims, then label), one column per run:
-    its verdict, and the reason when it is not RÉUSSI (cut at `width` characters)."""
+    its verdict, and the reason when it is not RÉUSSI (cut at `width` characters). `collapse`: the rows
+    of one outline whose cells are all the same make one line, "name (×6)"."""
     labels = sorted({label for rows in runs.values() for label in rows},
                     key=lambda lb: (next((rows[lb].claims for rows in runs.values() if lb in rows), ()), lb))
     lines = ["| claims | scénario | " + " | ".join(runs) + " |", "|---|---|" + "---|" * len(runs)]
+    shown: dict[tuple, list] = {}  # (claims, scenario name, cells) -> [line index, rows]
     for label in labels:
         claims = next(rows[label].claims for rows in runs.values() if label in rows)
         cells = [_cell(rows.get(label), width) for rows in runs.values()]
-        lines.append(f"| {', '.join(claims)} | {label.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
+        name = label.split(" [", 1)[0] if collapse else label
+        key = (claims, name, tuple(cells))
+        if key in shown:
+            shown[key][1] += 1
+            lines[shown[key][0]] = f"| {', '.join(claims)} | {_escape(name)} (×{shown[key][1]}) | " + " | ".join(cells) + " |"
+            continue
+        shown[key] = [len(lines), 1]
+        lines.append(f"| {', '.join(claims)} | {_escape(label)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", chr(92) + "|")
 
 
 def counts(rows: Mapping[str, Row]) -> str:

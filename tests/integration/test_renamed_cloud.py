@@ -261,6 +261,7 @@ def run_cloud(cwd: Path) -> tuple[dict, float, subprocess.CompletedProcess]:
             proc.communicate()
         raise
     done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    (cwd / "popek.out").write_text(out + err)  # beside the results, for whoever reads a failure
     rows = verdicts.read_run(results, paths.FEATURES_DIR)
     assert rows, f"aucun résultat : {out[-3000:]} {err[-2000:]}"
     return rows, time.monotonic() - started, done
@@ -279,7 +280,7 @@ def test_a_renamed_cloud_passes_adapts_or_skips_never_fails_for_a_name(tmp_path,
         a, a_s, a_proc = run_cloud(plain)
         b, b_s, b_proc = run_cloud(mapped)
     heads = {f"(a) sans correspondance, {a_s:.0f} s": a, f"(b) popek.yaml, {b_s:.0f} s": b}
-    text = (f"(a) {verdicts.counts(a)} ; (b) {verdicts.counts(b)}\n\n" + verdicts.table(heads) + "\n")
+    text = (f"(a) {verdicts.counts(a)} ; (b) {verdicts.counts(b)}\n\n" + verdicts.table(heads, collapse=True) + "\n")
     if os.environ.get("POPEK_RENAMED_TABLES"):
         Path(os.environ["POPEK_RENAMED_TABLES"]).write_text(text)
     with capsys.disabled():

@@ -54,3 +54,14 @@ def test_the_table_puts_runs_side_by_side_with_reasons_cut_and_pipes_escaped(tmp
     assert "| C33, C37 | La commande du cours | IGNORÉ : le cloud n'a pas d'i… | absent |" in lines
     assert "| C15 | Un volume garde ses données | ÉCHEC : Cinder \\| ne répond p… | RÉUSSI |" in lines
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| C15", "| C27", "| C27", "| C33, C37"]
+
+
+def test_collapsed_outline_rows_with_the_same_cells_make_one_line():
+    rows = verdicts.scenario_rows(RUN, {"type", "projet"})
+    lines = verdicts.table({"(a)": rows, "(b)": rows}, collapse=True).splitlines()
+    assert "| C27 | Le catalogue expose les projets (×2) | RÉUSSI | RÉUSSI |" in lines and len(lines) == 2 + 3
+    other = {**rows, "Le catalogue expose les projets [network, Neutron]":
+             rows["Le catalogue expose les projets [network, Neutron]"]._replace(verdict="IGNORÉ", reason="non")}
+    lines = verdicts.table({"(a)": rows, "(b)": other}, collapse=True).splitlines()
+    assert "| C27 | Le catalogue expose les projets [network, Neutron] | RÉUSSI | IGNORÉ : non |" in lines
+    assert "| C27 | Le catalogue expose les projets [compute, Nova] | RÉUSSI | RÉUSSI |" in lines
