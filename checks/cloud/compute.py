@@ -171,12 +171,13 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
 def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Optional[str] = None):
     """Wait until `server` is ACTIVE; an ERROR state raises with the fault Nova recorded. A server stuck in
     BUILD raises as soon as the cloud's health records (admin: Nova services, Neutron agents) name a dead
-    component, else at `timeout` with the step it never left (checks/cloud/stuck.py)."""
+    component, or, on the embedded cloud, stuck.EMBEDDED_GRACE s in, with a service of it found frozen or
+    dead, else at `timeout` with the step it never left (checks/cloud/stuck.py)."""
     import time
 
-    from popek.checks.cloud import stuck, waits
+    from popek.checks.cloud import connection, stuck, waits
     started = time.monotonic()
-    seen = {"server": server, "finding": None, "health_at": 0.0}
+    seen = {"server": server, "finding": None, "health_at": 0.0, "trouble_at": 0.0}
     health = (None, None, "pas encore lu" if admin is not None else admin_reason or "pas d'identifiants admin")
 
     def fetch():
@@ -190,6 +191,14 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
             health = stuck.read_health(admin)
             seen["finding"] = stuck.stuck_finding(server.name, took, current.task_state,
                                                   getattr(current, "compute_host", None), health[0], health[1])
+        # the health records alive, yet no progress: a service of the embedded cloud frozen or dead (its pid
+        # files and /proc) is what the boot waits for (ovs-vswitchd frozen: os-vif waits on it, every agent
+        # alive); with or without admin, since this evidence is the host's own
+        if current.status == "BUILD" and seen["finding"] is None and took >= stuck.EMBEDDED_GRACE \
+                and time.monotonic() - seen["trouble_at"] >= 5:
+            seen["trouble_at"] = time.monotonic()
+            seen["finding"] = stuck.stalled_finding(server.name, took, current.task_state,
+                                                    connection.embedded_trouble())
         return current
 
     last = waits.poll(fetch, lambda s: s.status in ("ACTIVE", "ERROR") or seen["finding"] is not None,
@@ -203,11 +212,14 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
         services, agents, _ = stuck.read_health(admin) if admin is not None else (None, None, None)
         placement = stuck.probe_placement(conn) if "No valid host" in said else None
         why = stuck.error_cause(placement, services, agents)
+        if not why:
+            trouble = connection.embedded_trouble()
+            why = f"sur le cloud embarqué : {' ; '.join(trouble)}" if trouble else None
         said += f" — {why}" if why else ""
         raise AssertionError(f"l'instance {server.name} est passée en ERROR : {said}")
     if last.status != "ACTIVE":
         raise AssertionError(stuck.timeout_message(server.name, time.monotonic() - started, last.status,
-                                                   last.task_state, health[2]))
+                                                   last.task_state, health[2], connection.embedded_trouble()))
     return last
 
 

@@ -21,6 +21,11 @@ from typing import Iterable, Optional
 #: Seconds a server may stay in BUILD before the health records are read: a healthy cloud turns ACTIVE in
 #: 4–20 s (fake driver, QEMU TCG); a heartbeat goes stale only after service_down_time anyway.
 GRACE = 20.0
+#: Seconds a server may stay in BUILD, while the health records name nothing, before a service of the embedded
+#: cloud found frozen (state T) or dead from its pid file is named as what the boot waits for: three times a
+#: healthy boot here. ovs-vswitchd frozen leaves every agent and Nova service alive, and os-vif then waits
+#: for it up to 120 s per OVS transaction (ovsdbapp waits until ovs-vswitchd applies the new configuration).
+EMBEDDED_GRACE = 60.0
 
 #: The Nova services a boot needs, in the order their failure is named (the conductor carries the others'
 #: heartbeats and the scheduling request).
@@ -104,9 +109,19 @@ def stuck_finding(name: str, seconds: float, task_state: Optional[str], host: Op
     return f"l'instance {name} reste en BUILD (étape {task_state or 'aucune'}) depuis {seconds:.0f} s : {dead}"
 
 
+def stalled_finding(name: str, seconds: float, task_state: Optional[str], trouble: list[str]) -> Optional[str]:
+    """The French verdict for a server `seconds` in BUILD while the embedded cloud has services frozen or dead
+    (`trouble`: connection.embedded_trouble()), or None: conclusive after EMBEDDED_GRACE seconds."""
+    if seconds < EMBEDDED_GRACE or not trouble:
+        return None
+    return (f"l'instance {name} reste en BUILD (étape {task_state or 'aucune'}) depuis {seconds:.0f} s ; "
+            f"sur le cloud embarqué : {' ; '.join(trouble)}")
+
+
 def timeout_message(name: str, seconds: float, status: str, task_state: Optional[str],
-                    admin_reason: Optional[str] = None) -> str:
-    """The French verdict when the time is up and no health record named a component."""
+                    admin_reason: Optional[str] = None, trouble: Iterable[str] = ()) -> str:
+    """The French verdict when the time is up and no health record named a component (`trouble`: what is
+    frozen or dead inside the embedded cloud, if anything)."""
     waits = STEP_WAITS.get(task_state, "nova-compute")
     said = (f"l'instance {name} n'est pas ACTIVE après {seconds:.0f} s (statut {status}, étape "
             f"{task_state or 'aucune'}) : elle attend {waits}")
@@ -114,6 +129,9 @@ def timeout_message(name: str, seconds: float, status: str, task_state: Optional
         said += f" ; état des services non lu ({admin_reason})"
     else:
         said += " ; les services de Nova et les agents de Neutron se disent tous en vie"
+    trouble = list(trouble)
+    if trouble:
+        said += f" ; sur le cloud embarqué : {' ; '.join(trouble)}"
     return said
 
 

@@ -179,3 +179,44 @@ def test_health_word_reads_the_admin_records_and_says_nothing_without_admin():
                                           is_admin_state_up=True, last_heartbeat_at="2026-12-06 09:58:01")])
     assert "neutron-openvswitch-agent" in stuck.health_word(admin, "compute1")
     assert stuck.health_word(None) is None
+
+
+#: What components.stalled_services says of ovs-vswitchd frozen (SIGSTOP): every Nova service and Neutron
+#: agent stays alive in the health records, and os-vif waits for the switch (120 s per OVS transaction).
+VSWITCHD_FROZEN = ["ovs-vswitchd est gelé (processus 16256 à l'état T : arrêté par un signal)"]
+
+
+@pytest.fixture
+def frozen_switch(monkeypatch, no_grace):
+    from popek.checks.cloud import connection
+
+    monkeypatch.setattr(stuck, "EMBEDDED_GRACE", 0.0)
+    monkeypatch.setattr(connection, "embedded_trouble", lambda: list(VSWITCHD_FROZEN))
+    return conn([], [service("nova-conductor", "up"), service("nova-scheduler", "up"), service("nova-compute", "up")])
+
+
+def test_a_boot_stuck_while_every_record_is_alive_names_the_frozen_embedded_service(frozen_switch):
+    member = conn([("BUILD", "spawning")])
+    with pytest.raises(AssertionError, match=r"reste en BUILD \(étape spawning\) depuis \d+ s ; sur le cloud "
+                                             r"embarqué : ovs-vswitchd est gelé \(processus 16256"):
+        compute.wait_active(member, NS(id="i", name="popek-x-server"), timeout=60, admin=frozen_switch)
+    assert member.compute.calls == 1
+    # no admin role: the host's own evidence still counts
+    with pytest.raises(AssertionError, match="ovs-vswitchd est gelé"):
+        compute.wait_active(conn([("BUILD", "spawning")]), NS(id="i", name="x"), timeout=60,
+                            admin_reason="pas d'identifiants admin")
+
+
+def test_the_embedded_trouble_waits_its_grace_and_is_added_to_error_and_timeout(frozen_switch, monkeypatch):
+    assert stuck.stalled_finding("s", 59, "spawning", VSWITCHD_FROZEN) is not None  # grace patched to 0
+    monkeypatch.setattr(stuck, "EMBEDDED_GRACE", 60.0)
+    assert stuck.stalled_finding("s", 59, "spawning", VSWITCHD_FROZEN) is None
+    assert stuck.stalled_finding("s", 61, "spawning", []) is None
+    with pytest.raises(AssertionError, match=r"pas ACTIVE après .* tous en vie ; sur le cloud embarqué : ovs-vswitchd"):
+        compute.wait_active(conn([("BUILD", "spawning")]), NS(id="i", name="x"), timeout=0.5, admin=frozen_switch)
+    member = conn([("ERROR", None)])
+    member.compute.get_server = lambda _id: NS(id="i", name="x", status="ERROR", task_state=None,
+                                               fault={"message": "Exceeded maximum number of retries."})
+    with pytest.raises(AssertionError, match=r"Exceeded maximum number of retries. — sur le cloud embarqué : "
+                                             r"ovs-vswitchd est gelé"):
+        compute.wait_active(member, NS(id="i", name="x"), timeout=30, admin=frozen_switch)
