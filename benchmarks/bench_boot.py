@@ -583,4 +583,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:   # Ctrl-C, SIGTERM: cleaned up and recorded in main's finally
+        print("interrompu : nettoyage fait (--keep : images gardées), mesures faites enregistrées", file=sys.stderr)
+        sys.exit(130)
