@@ -19,26 +19,36 @@ class Row(NamedTuple):
     figures: dict            # every other parameter of the result (the figures the scenario measured)
 
 
-def outline_columns(features_dir: Path) -> set[str]:
-    """The column names of every `Exemples:` table of the features (the parameters that tell an outline's
-    rows apart, as opposed to the figures a scenario records as parameters too)."""
-    columns: set[str] = set()
+def outline_columns(features_dir: Path) -> dict[str, set[str]]:
+    """{outline's name, as a regular expression (its <placeholders> match anything): the column names of
+    its `Exemples:` table} — the parameters that tell an outline's rows apart, as opposed to the figures
+    a scenario records as parameters too (a figure may bear a column's name: "commande")."""
+    outlines: dict[str, set[str]] = {}
     for feature in Path(features_dir).rglob("*.feature"):
         lines = feature.read_text(encoding="utf-8").splitlines()
+        name = None
         for i, line in enumerate(lines):
-            if line.strip().startswith(("Exemples:", "Examples:")):
+            text = line.strip()
+            if text.startswith(("Plan du scénario:", "Scenario Outline:")):
+                name = text.split(":", 1)[1].strip()
+            elif text.startswith(("Scénario:", "Scenario:")):
+                name = None
+            elif text.startswith(("Exemples:", "Examples:")) and name:
                 header = next((x.strip() for x in lines[i + 1:] if x.strip()), "")
                 if header.startswith("|"):
-                    columns.update(c.strip() for c in header.strip("|").split("|"))
-    return columns
+                    pattern = re.sub(r"<[^<>]+>", ".+", re.escape(name))
+                    outlines.setdefault(pattern, set()).update(c.strip() for c in header.strip("|").split("|"))
+    return outlines
 
 
-def scenario_rows(results: Mapping | list, columns: set[str]) -> dict[str, Row]:
-    """{scenario label: Row} of a run's allure results (the parsed `*-result.json` dicts). The label is
-    the scenario's name, then its outline row's values in brackets, e.g. "… chacun répond [compute, Nova]"."""
+def scenario_rows(results: Mapping | list, outlines: Mapping[str, set[str]]) -> dict[str, Row]:
+    """{scenario label: Row} of a run's allure results (the parsed `*-result.json` dicts); `outlines` as
+    outline_columns() gives them. The label is the scenario's name, then its outline row's values in
+    brackets, e.g. "… chacun répond [compute, Nova]"."""
     rows: dict[str, Row] = {}
     for r in results:
         params = r.get("parameters") or []
+        columns = {c for pattern, cols in outlines.items() if re.fullmatch(pattern, r["name"]) for c in cols}
         row_values = [str(p["value"]) for p in params if p["name"] in columns]
         label = r["name"] + (f" [{', '.join(row_values)}]" if row_values else "")
         claims = tuple(sorted({x["value"] for x in r.get("labels") or [] if x["name"] == "claim"}))
