@@ -19,6 +19,7 @@ import pkgutil
 import signal
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,11 @@ def tell(config, line: str) -> None:
     """One line to the user at once, past pytest's output capture, on stderr (an xdist worker's stderr is
     the controller's: the line reaches the terminal or the CI log from every worker)."""
     capman = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
     with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.ensure_newline()  # not after a serial run's "steps/test_cloud.py .." on the same line
+            reporter.flush()
         print(line, file=sys.stderr, flush=True)
 
 
@@ -402,6 +407,35 @@ def pytest_sessionfinish(session):
         results = paths.Results(Path(out))
         results.root.mkdir(parents=True, exist_ok=True)
         results.figures.write_text(REDACT(json.dumps(figures, indent=2, default=str)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo):
+    """Before pytest's terminal reporter formats an interruption (Ctrl-C, SIGTERM): give a line number to
+    each traceback entry that has none. A signal handled on an instruction CPython 3.11 maps to no line
+    (tb_lineno None; measured on SIGTERM landing in urllib's getproxies_environment while a guest boot was
+    polled) made that formatting raise TypeError: the run then ended in pytest's internal-error traceback
+    instead of its cleanup summary."""
+    fixed = numbered_traceback(excinfo.tb)
+    if fixed is not excinfo.tb:
+        excinfo.traceback = pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, fixed)).traceback
+        excinfo.value.__traceback__ = fixed
+
+
+def numbered_traceback(tb):
+    """`tb` itself when every entry has a line number; else a copy of the chain where an entry without
+    one gets its function's first line."""
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    if all(e.tb_lineno is not None for e in entries):
+        return entries[0] if entries else None
+    fixed = None
+    for e in reversed(entries):
+        line = e.tb_lineno if e.tb_lineno is not None else e.tb_frame.f_code.co_firstlineno
+        fixed = types.TracebackType(fixed, e.tb_frame, e.tb_lasti, line)
+    return fixed
 
 
 @pytest.hookimpl(optionalhook=True)

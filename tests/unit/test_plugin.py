@@ -181,3 +181,37 @@ def test_scenario_statuses_cover_every_phase():
     got = {nodeid: status for nodeid, (status, _, _) in scenario_statuses(stats).items()}
     assert got == {"ok": "passed", "td": "failed", "su": "failed", "sk": "skipped"}
     assert scenario_statuses(stats)["sk"][2] == {"pas ici"}
+
+
+def test_an_interruption_on_an_instruction_without_a_line_is_still_reported():
+    """CPython 3.11 gives tb_lineno None to a frame interrupted on an instruction that maps to no line
+    (SIGTERM landing in urllib's getproxies_environment, measured); pytest's terminal reporter then failed
+    formatting the interruption with TypeError. popek's keyboard-interrupt hook numbers such entries first."""
+    import collections
+    import types
+
+    from popek import plugin
+
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        real, value = exc.__traceback__, exc
+    Entry = collections.namedtuple("Entry", "tb_next tb_frame tb_lasti tb_lineno")  # a real tb cannot say None
+    lineless = Entry(None, real.tb_frame, real.tb_lasti, None)
+
+    ok = pytest.ExceptionInfo.from_exc_info((KeyboardInterrupt, value, real))
+
+    def interrupted():  # pytest's ExceptionInfo of that interruption, as its terminal reporter gets it
+        info = pytest.ExceptionInfo.from_exc_info((KeyboardInterrupt, value, lineless))
+        info.traceback = type(ok.traceback)([type(ok.traceback[0])(lineless)])
+        return info
+
+    with pytest.raises(TypeError):
+        interrupted().getrepr(funcargs=True)  # what pytest's terminal reporter met
+
+    info = interrupted()
+    plugin.pytest_keyboard_interrupt(info)
+    assert isinstance(info.value.__traceback__, types.TracebackType)
+    assert info.traceback[0].lineno == real.tb_frame.f_code.co_firstlineno - 1
+    assert "KeyboardInterrupt" in str(info.getrepr(funcargs=True))
+    assert plugin.numbered_traceback(real) is real  # an ordinary traceback is left as it is
