@@ -18,7 +18,44 @@ both runs (it picks a fitting image, flavor and network, never the course's name
 reason is about a missing image, flavor or network. The verdict tables are printed (and written to
 $POPEK_RENAMED_TABLES when set).
 
-Opt-in (two whole cloud runs): POPEK_SLOW_FAULTS=1, under `flock -x /tmp/popek-cloud.lock` (the renames
+Measured 2026-12-06 on the embedded cloud (dataplane, QEMU TCG), `-n 2`: (a) 257 s, RÉUSSI 38, ÉCHEC 0,
+IGNORÉ 3; (b) 271 s, RÉUSSI 39, ÉCHEC 0, IGNORÉ 2; the test 535 s in all (renames, restore and its checks ~7 s):
+
+| claims | scénario | (a) no mapping | (b) popek.yaml |
+|---|---|---|---|
+| C11 | Le cloud est de l'IaaS ; les autres offres « as a service » du cours qu'il expose sont relevées | RÉUSSI | RÉUSSI |
+| C14 | L'hyperviseur qui exécute les instances, mesuré depuis une instance (signature CPUID) | IGNORÉ : les instances de ce cloud tournent sous QEMU (TCG, sans KVM) : signatu… | IGNORÉ : les instances de ce cloud tournent sous QEMU (TCG, sans KVM) : signatu… |
+| C14 | Le type d'hyperviseur du cloud | IGNORÉ : Nova annonce QEMU : son pilote libvirt le dit sous KVM comme sous TCG … | IGNORÉ : Nova annonce QEMU : son pilote libvirt le dit sous KVM comme sous TCG … |
+| C15, C23 | Un volume garde ses données d'une instance à l'autre | RÉUSSI | RÉUSSI |
+| C16 | Un objet déposé par HTTP se relit octet pour octet | RÉUSSI | RÉUSSI |
+| C17 | Un GET HTTP sur /servers renvoie la liste des instances | RÉUSSI | RÉUSSI |
+| C18, C19 | cloud-init applique les user data | RÉUSSI | RÉUSSI |
+| C18, C26 | La clé de la paire ouvre l'instance, une autre clé est refusée ; l'instance lit ses metadata | RÉUSSI | RÉUSSI |
+| C20 | Les images sont des modèles prêts à démarrer | RÉUSSI | RÉUSSI |
+| C20, C21 | server create avec un gabarit, une image et un réseau démarre une instance | RÉUSSI | RÉUSSI |
+| C22 | Les gabarits sont des tailles prédéfinies de CPU, de RAM et de disque | RÉUSSI | RÉUSSI |
+| C24 | L'IP flottante déplacée mène SSH sur l'autre instance | RÉUSSI | RÉUSSI |
+| C24 | Une IP flottante associée à une instance passe à une autre en gardant son adresse | RÉUSSI | RÉUSSI |
+| C25 | Le groupe de sécurité bloque, puis laisse passer après l'ajout d'une règle | RÉUSSI | RÉUSSI |
+| C25 | Le groupe « default » du projet et ses règles | RÉUSSI | RÉUSSI |
+| C25 | Toute règle invalide est refusée sans rien créer (propriété vérifiée avec Hypothesis) | RÉUSSI | RÉUSSI |
+| C25 | Toute règle valide se relit à l'identique (propriété vérifiée avec Hypothesis) | RÉUSSI | RÉUSSI |
+| C25 | Une règle ajoutée apparaît dans le groupe | RÉUSSI | RÉUSSI |
+| C25 | Une règle à groupe distant ne laisse entrer que les membres de ce groupe | RÉUSSI | RÉUSSI |
+| C26 | Une paire de clés garde la clé publique, la clé privée reste ici | RÉUSSI | RÉUSSI |
+| C27 | Le catalogue expose les projets OpenStack du cours, et chacun répond (×6) | RÉUSSI | RÉUSSI |
+| C28 | Les versions annoncées par les API désignent une version publiée d'OpenStack | RÉUSSI | RÉUSSI |
+| C30 | Le catalogue nomme le projet qui remplit chaque fonction du cours (×6) | RÉUSSI | RÉUSSI |
+| C31 | Le cloud embarqué s'appuie sur MariaDB et RabbitMQ, qui répondent | RÉUSSI | RÉUSSI |
+| C32 | Le cloud embarqué a été installé avec pip | RÉUSSI | RÉUSSI |
+| C33, C36 | openstack image list parle à Glance [image, Glance, images] | RÉUSSI | RÉUSSI |
+| C33, C36 | openstack network list parle à Neutron [network, Neutron, réseaux] | RÉUSSI | RÉUSSI |
+| C33, C36 | openstack server list parle à Nova | RÉUSSI | RÉUSSI |
+| C33, C37 | La commande du cours « openstack server create --flavor small --image 'Debian 13' --net public » démarre une instance | IGNORÉ : le cloud n'a pas de gabarit « small » (donnez --flavor …) ; le cloud n… | RÉUSSI |
+| C34 | Un fichier openrc avec l'URL de Keystone, un login, un mot de passe et un projet suffit au client | RÉUSSI | RÉUSSI |
+| C35 | La première requête authentifiée renvoie le catalogue, qui révèle les autres API | RÉUSSI | RÉUSSI |
+
+Opt-in (two whole cloud runs, ~9 min): POPEK_SLOW_FAULTS=1, under `flock -x /tmp/popek-cloud.lock` (the renames
 change the cloud for everyone). Everything is undone in `finally`, on Ctrl-C and SIGTERM too (a run
 under way gets SIGTERM first and cleans up its own resources), then checked: the same ids with the same
 names and attributes, `small` back and public, the decoys gone, the member finds the course's three
