@@ -134,15 +134,3 @@ def token_issue_with_openrc(values: Mapping[str, str], environ: Mapping[str, str
     if result.returncode != 0:
         return {"ok": False, "jeton": None, "erreur": REDACT(result.stderr.strip())[-600:] or f"code {result.returncode}"}
     return {"ok": True, "jeton": json.loads(result.stdout or "{}"), "erreur": ""}
-
-
-#: The course's command (slide ETC.), verbatim but for the instance's name.
-COURSE_SERVER_CREATE = ("server", "create", "--flavor", "small", "--image", "Debian 13", "--net", "public")
-
-
-def server_create_cli(cloud, name: str, environ: Mapping[str, str], executable: Optional[str] = None) -> dict:
-    """Run the course's `openstack server create --flavor small --image 'Debian 13' --net public NAME`
-    (with the client's JSON output limited to id and status: the answer also holds the admin password).
-
-    Returns {"id", "status"}; AssertionError with the client's message when it fails."""
-    return openstack_cli(cloud, [*COURSE_SERVER_CREATE, name, "-c", "id", "-c", "status"], environ, executable)

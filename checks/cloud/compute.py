@@ -85,19 +85,6 @@ def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
     return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk))
 
 
-def course_names_missing(conn) -> list[str]:
-    """Which of the course command's names (flavor small, image Debian 13, network public) this cloud
-    lacks, in French ("le gabarit « small »"…); [] when `server create` can run verbatim."""
-    missing = []
-    if conn.compute.find_flavor("small", ignore_missing=True) is None:
-        missing.append("le gabarit « small »")
-    if not [i for i in conn.image.images(name="Debian 13") if i.status == "active"]:
-        missing.append("l'image « Debian 13 »")
-    if conn.network.find_network("public", ignore_missing=True) is None:
-        missing.append("le réseau « public »")
-    return missing
-
-
 def ssh_keypair() -> tuple[str, str]:
     """A fresh Ed25519 key: (private key in OpenSSH PEM, public key line). The private key never leaves
     this process except to paramiko; it is fed to the redactor."""
