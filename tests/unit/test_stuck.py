@@ -183,6 +183,9 @@ def test_health_word_reads_the_admin_records_and_says_nothing_without_admin():
 
 #: What components.stalled_services says of ovs-vswitchd frozen (SIGSTOP): every Nova service and Neutron
 #: agent stays alive in the health records, and os-vif waits for the switch (120 s per OVS transaction).
+#: Live (2026-12-06): "l'instance popek-…-server-… reste en BUILD (étape spawning) depuis 60 s ; sur le cloud
+#: embarqué : ovs-vswitchd est gelé (processus 16256 à l'état T : arrêté par un signal)", C21 and C25 ÉCHEC
+#: 63 and 64 s into their scenarios, C17 RÉUSSI (was: the bare 300 s timeout).
 VSWITCHD_FROZEN = ["ovs-vswitchd est gelé (processus 16256 à l'état T : arrêté par un signal)"]
 
 
