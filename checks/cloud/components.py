@@ -122,8 +122,8 @@ def stalled_services(root: Path) -> list[str]:
         pid = services.read_pid(state, pidfile.stem)
         if pid is None:
             said.append(f"{pidfile.stem} ne tourne plus (son fichier pid reste, sans processus)")
-        elif services.stopped_members(pid):
-            frozen = ", ".join(str(p) for p in services.stopped_members(pid)[:4])
+        elif stopped := services.stopped_members(pid):
+            frozen = ", ".join(str(p) for p in stopped[:4])
             said.append(f"{pidfile.stem} est gelé (processus {frozen} à l'état T : arrêté par un signal)")
     return said
 
