@@ -37,7 +37,7 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
     Quand je lance la commande du cours avec le client openstack
     Alors l'instance créée par le client est ACTIVE, puis je la supprime aussitôt
 
-  @claim:C21 @claim:C20
+  @claim:C21
   Scénario: server create avec un gabarit, une image et un réseau démarre une instance
     Quand je crée une instance avec un gabarit, une image et un réseau
     Alors l'instance est ACTIVE

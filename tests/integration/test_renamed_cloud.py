@@ -32,7 +32,7 @@ IGNORÉ 3; (b) 271 s, RÉUSSI 39, ÉCHEC 0, IGNORÉ 2; the test 535 s in all (re
 | C18, C19 | cloud-init applique les user data | RÉUSSI | RÉUSSI |
 | C18, C26 | La clé de la paire ouvre l'instance, une autre clé est refusée ; l'instance lit ses metadata | RÉUSSI | RÉUSSI |
 | C20 | Les images sont des modèles prêts à démarrer | RÉUSSI | RÉUSSI |
-| C20, C21 | server create avec un gabarit, une image et un réseau démarre une instance | RÉUSSI | RÉUSSI |
+| C21 | server create avec un gabarit, une image et un réseau démarre une instance | RÉUSSI | RÉUSSI |
 | C22 | Les gabarits sont des tailles prédéfinies de CPU, de RAM et de disque | RÉUSSI | RÉUSSI |
 | C24 | L'IP flottante déplacée mène SSH sur l'autre instance | RÉUSSI | RÉUSSI |
 | C24 | Une IP flottante associée à une instance passe à une autre en gardant son adresse | RÉUSSI | RÉUSSI |
