@@ -30,7 +30,7 @@ from popek.checks import coverage
 from popek.checks import needs as needs_mod
 from popek.checks.cloud import needs as cloud_needs
 from popek.checks.cloud.connection import stopped_answering
-from popek.checks.cloud.ledger import terminate_like_ctrl_c
+from popek.checks.cloud.ledger import RunCleanupIncomplete, terminate_like_ctrl_c
 from popek.checks.host import needs as host_needs
 from popek.checks.secrets import REDACT
 
@@ -105,6 +105,7 @@ def pytest_configure(config):
         config.stash[SIGTERM_KEY] = terminate_like_ctrl_c()
     if popek_run(config) and not hasattr(config, "workerinput"):
         config.pluginmanager.register(InterruptionRelay(), "popek-interruption-relay")
+    config.pluginmanager.register(RunCleanupReport(), "popek-run-cleanup")
     if hasattr(config, "workerinput") and popek_run(config):
         # A worker of `popek run -n N` leads its own process group: a signal to the run's group (Ctrl-C in a
         # terminal, CI cancelling the job) reaches the controller alone, which passes it on to each worker
@@ -328,6 +329,8 @@ def pytest_runtest_makereport(item, call):
     tryfirst: runs after Allure's listener filled in its status details, which are redacted too."""
     outcome = yield
     report = outcome.get_result()
+    if any(key == RUN_CLEANUP for key, _ in report.user_properties):
+        report.outcome = "failed"   # RunCleanupReport showed it passed to Allure alone: the run did fail
     if report.longrepr is not None and not report.skipped:
         report.longrepr = RedactedRepr(report.longrepr, stopped_answering(call.excinfo and call.excinfo.value))
     report.sections = [(name, REDACT(text)) for name, text in report.sections]
@@ -339,6 +342,43 @@ def pytest_runtest_makereport(item, call):
         details.message = (details.message or "").removeprefix("Skipped: ")
     details.message = REDACT(details.message) if details.message else details.message
     details.trace = REDACT(details.trace) if details.trace else details.trace
+
+
+#: user property of a teardown report whose failure is the run's cleanup (RunCleanupIncomplete), not its scenario's
+RUN_CLEANUP = "popek-run-cleanup"
+
+
+class RunCleanupReport:
+    """The run-wide ledger's teardown (RunCleanupIncomplete) happens in whichever scenario ran last: the
+    report keeps it a failure (pytest's error, exit status 1) but marks it RUN_CLEANUP, so that the
+    per-claim verdicts leave that scenario's own outcome alone (scenario_statuses) and the summary tells it
+    as the run's; Allure keeps the scenario's own status, with the cleanup said in its status message.
+    trylast: the innermost makereport wrapper, so that Allure's listener, which writes the result after
+    it, sees the teardown as passed; popek's outer wrapper (pytest_runtest_makereport) puts it back."""
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = (yield).get_result()
+        error = call.excinfo.value if call.excinfo is not None else None
+        if report.when != "teardown" or not report.failed or not isinstance(error, RunCleanupIncomplete):
+            return
+        message = REDACT(str(error))
+        report.user_properties.append((RUN_CLEANUP, message))
+        report.outcome = "passed"   # for Allure's listener only: restored by the outer wrapper
+        result = allure_test_result(item)
+        if result is not None:
+            from allure_commons.model2 import StatusDetails
+            note = f"le scénario s'est terminé ; ensuite, le nettoyage du run a échoué (sans effet sur ce verdict) : {message}"
+            if result.statusDetails is None:
+                result.statusDetails = StatusDetails(message=note)
+            else:
+                result.statusDetails.message = f"{result.statusDetails.message or ''}\n\n{note}".strip()
+
+
+def run_cleanup_failures(stats) -> list[str]:
+    """What the run's own cleanup left, from the teardown reports marked RUN_CLEANUP (one per worker)."""
+    return [message for reports in stats.values() for report in reports if isinstance(report, pytest.TestReport)
+            for key, message in getattr(report, "user_properties", []) if key == RUN_CLEANUP]
 
 
 class Evidence:
@@ -502,6 +542,8 @@ def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:
             entry = phases.setdefault(report.nodeid, {"outcomes": set(), "claims": set(), "reasons": set()})
             props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claims")
             entry["claims"].update(c for c in props.get("claims", "").split(",") if c)
+            if report.failed and any(key == RUN_CLEANUP for key, _ in report.user_properties):
+                continue    # the run's cleanup, told apart (run_cleanup_failures): not this scenario's outcome
             if report.failed:
                 entry["outcomes"].add("failed")
             elif report.skipped:
@@ -526,6 +568,12 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"popek : balayage des runs précédents : {len(sweep['trouvés'])} ressource(s) "
                                     f"orpheline(s) supprimée(s), {len(sweep['problèmes'])} échec(s)")
         for line in sweep["trouvés"] + sweep["problèmes"]:
+            terminalreporter.write_line(f"    {line}")
+    cleanup = run_cleanup_failures(terminalreporter.stats)
+    if cleanup:
+        terminalreporter.write_line("popek : le nettoyage du run a échoué (sans effet sur les verdicts des "
+                                    "scénarios) :", red=True)
+        for line in cleanup:
             terminalreporter.write_line(f"    {line}")
     per_claim: dict[str, list[tuple[str, set[str]]]] = {}
     for status, ids, reasons in scenario_statuses(terminalreporter.stats).values():

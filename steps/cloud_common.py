@@ -97,7 +97,9 @@ def ledger(cloud, evidence, run_ledger):
 def run_ledger(cloud, request):
     """The resources this worker's scenarios share (a routed network, two servers): named with the run's
     prefix, deleted when the session ends, also after a failure or Ctrl-C (pytest tears session fixtures
-    down in its session finish); a deletion that fails is an error of the last scenario.
+    down in its session finish); a deletion that fails raises RunCleanupIncomplete, which pytest shows as
+    an error at the last scenario's teardown and popek's plugin reports as the run's (exit status 1), not
+    as that scenario's verdict.
     It holds the run's heartbeat (made first, deleted last), which tells other runs' sweeps that this
     one is alive; at the end the worker sweeps whatever still carries its own prefix (a create
     interrupted before the ledger learnt of it). After an interruption (Ctrl-C, SIGTERM) it says what the
@@ -122,7 +124,9 @@ def run_ledger(cloud, request):
             left = f"{len(problems)} laissée(s) : " + " ; ".join(problems) if problems else "rien n'est resté"
             tell(request.config, REDACT(f"popek : interrompu ; nettoyage de {cloud.facts['prefix']} : "
                                         f"{deleted} ressource(s) supprimée(s), {left}"))
-    assert not problems, "nettoyage incomplet des ressources partagées du run : " + " ; ".join(problems)
+    if problems:
+        raise ledger_mod.RunCleanupIncomplete("nettoyage incomplet des ressources partagées du run : "
+                                              + " ; ".join(problems))
 
 
 @pytest.fixture(scope="session")
