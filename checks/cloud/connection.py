@@ -443,6 +443,16 @@ def embedded_state_file(cloud: Cloud, *parts: str) -> Optional[Path]:
 EMBEDDED_CONFIGS: set[Path] = set()
 
 
+def embedded_ovs_ctl() -> Optional[str]:
+    """The control socket of the userspace Open vSwitch of the embedded cloud this process connected to
+    (`ovs-appctl -t`), None when there is none."""
+    for etc in sorted(EMBEDDED_CONFIGS):
+        ctl = etc.parent / "ovs" / "ovs-vswitchd.ctl"
+        if ctl.exists():
+            return str(ctl)
+    return None
+
+
 def stopped_answering(exc: Optional[BaseException]) -> Optional[str]:
     """A short French verdict when a scenario failed because the cloud stopped answering (a service down
     mid-run), found along the exception's causes; else None. Pages of urllib3 frames would hide the one

@@ -311,6 +311,57 @@ def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
     return facts
 
 
+def ovs_facts(ctl: Optional[str], fixed: str) -> dict:
+    """What a userspace Open vSwitch (the embedded cloud's netdev datapath, control socket `ctl`) holds for
+    the fixed address `fixed`: its conntrack entries (Neutron's firewall keeps one per connection, zone =
+    network, ct_mark=1 once a removed rule no longer allows it) and the datapath flows of ICMP to it
+    (cached for 10 s after their last packet). Read first when a ping is lost: both age out within seconds.
+    Empty without `ctl` or when ovs-vswitchd does not answer."""
+    if not ctl:
+        return {}
+
+    def appctl(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["ovs-appctl", "-t", ctl, *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    conntrack, flows = appctl("dpctl/dump-conntrack"), appctl("dpctl/dump-flows")
+    if conntrack is None and flows is None:
+        return {}
+    mine = f"dst={fixed},"
+    return {"ovs_fixed": fixed,
+            "ovs_conntrack": [line for line in (conntrack or "").splitlines() if mine in line.split("reply=")[0]][:40],
+            "ovs_icmp_flows": [line for line in (flows or "").splitlines()
+                               if f"dst={fixed}" in line and "proto=1," in line][:20]}
+
+
+def ovs_findings(facts: dict, source: Optional[str] = None) -> list[str]:
+    """What ovs_facts() say, in French: ICMP connections of `source` (this host's address on the external
+    network, None: any) to the fixed address that the userspace conntrack keeps marked invalid (Neutron's
+    OVS firewall asks only the kernel's conntrack to forget them: on the netdev datapath they stay, and keep
+    dropping their packets while those keep coming), and ICMP datapath flows that drop."""
+    if not facts:
+        return []
+    said = []
+    fixed = facts["ovs_fixed"]
+    marked = [line for line in facts["ovs_conntrack"] if line.startswith("icmp,") and re.search(r",mark=0*1\b", line)
+              and (source is None or f"src={source}," in line)]
+    if marked:
+        ids = sorted({m.group(1) for m in (re.search(r"\bid=(\d+)", line) for line in marked) if m})
+        said.append(f"le conntrack d'Open vSwitch (datapath en espace utilisateur) garde {len(marked)} connexion(s) "
+                    f"ICMP vers {fixed} marquée(s) invalide(s) (ct_mark=1 : règle retirée pendant qu'elles passaient ; "
+                    f"identifiant(s) ICMP {', '.join(ids[:5])}) : Neutron ne les efface que du conntrack du noyau, "
+                    f"un ping qui garde cet identifiant reste jeté")
+    dropping = [line for line in facts["ovs_icmp_flows"] if line.rstrip().endswith("actions:drop")]
+    if dropping:
+        used = re.search(r"used:([^,]+)", dropping[0])
+        said.append(f"le datapath d'Open vSwitch a {len(dropping)} flux ICMP vers {fixed} qui jette(nt) les paquets "
+                    f"(dernier usage : {used.group(1) if used else '?'})")
+    return said
+
+
 def _fence_refused() -> Optional[int]:
     """Packets popek's fence (`table inet popek`, counter `refused_input`) has refused so far; None
     without that table."""

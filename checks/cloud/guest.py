@@ -255,6 +255,9 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
     icmp = [r for r in rules if r["direction"] == "ingress" and r["protocol"] in ("icmp", "1")]
     port = network.server_port(conn, guest.server)
     fixed = port.fixed_ips[0]["ip_address"]
+    ovs = diagnosis.ovs_facts(connection.embedded_ovs_ctl(), fixed)  # first: its flows age out in 10 s
+    if ovs:
+        attach("Open vSwitch (espace utilisateur) : conntrack et flux ICMP de l'adresse fixe", ovs)
     inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)
     attach("console de l'instance", compute.console_log(conn, guest.server, length=60))
     alive = guest.alive()
@@ -270,6 +273,7 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
             said.extend(diagnosis.fip_findings(facts))
     elif inside is False:
         said.append(f"son adresse fixe {fixed} ne répond pas non plus depuis l'espace de noms DHCP")
+    said.extend(diagnosis.ovs_findings(ovs))
     return " ; ".join(said)
 
 

@@ -194,3 +194,38 @@ def test_a_sound_path_says_where_the_loss_is_left():
     assert said == ["10.78.0.9 répond au ping depuis le routeur, qui porte l'IP flottante et sa règle DNAT : "
                     "la perte est entre cet hôte et la passerelle du routeur"]
     assert diagnosis.fip_findings({}) == []
+
+
+# recorded on the embedded cloud (ovs-appctl dpctl/dump-conntrack): a ping -e 4242 that kept running while the
+# ICMP rule was removed and added again (marked 1, dropped while it ran), and a ping that passed
+OVS_MARKED = ("icmp,orig=(src=198.51.100.1,dst=10.99.7.23,id=4242,type=8,code=0),reply=(src=10.99.7.23,"
+              "dst=198.51.100.1,id=4242,type=0,code=0),id=0,zone=2,status=0,mark=1")
+OVS_PASSED = ("icmp,orig=(src=198.51.100.1,dst=10.99.7.23,id=24280,type=8,code=0),reply=(src=10.99.7.23,"
+              "dst=198.51.100.1,id=24280,type=0,code=0),id=0,zone=2,status=0")
+
+
+def test_ovs_findings_name_a_marked_icmp_connection_and_a_dropping_flow():
+    facts = {"ovs_fixed": "10.99.7.23", "ovs_conntrack": [OVS_MARKED, OVS_PASSED],
+             "ovs_icmp_flows": ["recirc_id(0x3),in_port(5),eth_type(0x0800),ipv4(src=198.51.100.1,dst=10.99.7.23,"
+                                "proto=1,frag=no), packets:12, bytes:1176, used:0.4s, actions:drop"]}
+    said = diagnosis.ovs_findings(facts, "198.51.100.1")
+    assert len(said) == 2
+    assert "garde 1 connexion(s) ICMP vers 10.99.7.23 marquée(s) invalide(s)" in said[0] and "4242" in said[0]
+    assert "conntrack du noyau" in said[0]
+    assert said[1] == ("le datapath d'Open vSwitch a 1 flux ICMP vers 10.99.7.23 qui jette(nt) les paquets "
+                       "(dernier usage : 0.4s)")
+    assert diagnosis.ovs_findings(facts, "192.0.2.9") == [said[1]]  # another source's marks are not ours
+    assert diagnosis.ovs_findings({"ovs_fixed": "10.99.7.23", "ovs_conntrack": [OVS_PASSED], "ovs_icmp_flows": []}) == []
+    assert diagnosis.ovs_findings({}) == []
+
+
+def test_ovs_facts_keep_the_fixed_address_entries_only(monkeypatch):
+    other = OVS_PASSED.replace("10.99.7.23", "10.99.7.40")
+    outputs = {"dpctl/dump-conntrack": "\n".join([OVS_MARKED, other]),
+               "dpctl/dump-flows": "ipv4(src=198.51.100.1,dst=10.99.7.23,proto=1,frag=no), actions:3\n"
+                                   "ipv4(src=198.51.100.1,dst=10.99.7.23,proto=6,frag=no), actions:3"}
+    monkeypatch.setattr(diagnosis.subprocess, "run", lambda argv, **kw: diagnosis.subprocess.CompletedProcess(
+        argv, 0, outputs[argv[-1]], ""))
+    facts = diagnosis.ovs_facts("/x/ovs-vswitchd.ctl", "10.99.7.23")
+    assert facts["ovs_conntrack"] == [OVS_MARKED] and len(facts["ovs_icmp_flows"]) == 1
+    assert diagnosis.ovs_facts(None, "10.99.7.23") == {}
