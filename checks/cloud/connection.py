@@ -453,6 +453,22 @@ def embedded_ovs_ctl() -> Optional[str]:
     return None
 
 
+def embedded_int_bridge() -> Optional[str]:
+    """The OpenFlow management socket of the embedded cloud's integration bridge (`ovs-ofctl`: Neutron's
+    OVS firewall flows), None when there is none."""
+    import configparser
+
+    ctl = embedded_ovs_ctl()
+    for etc in sorted(EMBEDDED_CONFIGS):
+        agent = configparser.ConfigParser(interpolation=None)
+        agent.read(etc / "neutron" / "plugins" / "ml2" / "openvswitch_agent.ini")
+        bridge = agent.get("ovs", "integration_bridge", fallback=None)
+        mgmt = Path(ctl).parent / f"{bridge}.mgmt" if ctl and bridge else None
+        if mgmt is not None and mgmt.exists():
+            return str(mgmt)
+    return None
+
+
 def stopped_answering(exc: Optional[BaseException]) -> Optional[str]:
     """A short French verdict when a scenario failed because the cloud stopped answering (a service down
     mid-run), found along the exception's causes; else None. Pages of urllib3 frames would hide the one

@@ -311,6 +311,34 @@ def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
     return facts
 
 
+#: Neutron's OVS firewall: the OpenFlow table of a port's ingress rules (neutron_lib ovs_constants)
+RULES_INGRESS_TABLE = 82
+
+
+def port_icmp_flows(mgmt: Optional[str], port_id: str) -> Optional[list[str]]:
+    """The ingress-rule flows of ICMP that Neutron's OVS firewall installed for port `port_id` (its tap
+    `tap<id[:11]>` on the integration bridge of OpenFlow socket `mgmt`): [] when the rule is not (yet) in
+    the switch; None when that cannot be read from here."""
+    if not mgmt:
+        return None
+
+    def ofctl(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    shown = ofctl("show", f"unix:{mgmt}")
+    m = re.search(r"^\s*(\d+)\(tap" + re.escape(port_id[:11]) + r"[^)]*\)", shown or "", re.M)
+    if not m:
+        return None
+    flows = ofctl("dump-flows", f"unix:{mgmt}", f"table={RULES_INGRESS_TABLE},reg5={m.group(1)}")
+    if flows is None:
+        return None
+    return [line.strip() for line in flows.splitlines() if re.search(r"\bicmp\b", line)]
+
+
 def ovs_facts(ctl: Optional[str], fixed: str) -> dict:
     """What a userspace Open vSwitch (the embedded cloud's netdev datapath, control socket `ctl`) holds for
     the fixed address `fixed`: its conntrack entries (Neutron's firewall keeps one per connection, zone =
@@ -354,6 +382,11 @@ def ovs_findings(facts: dict, source: Optional[str] = None) -> list[str]:
                     f"ICMP vers {fixed} marquée(s) invalide(s) (ct_mark=1 : règle retirée pendant qu'elles passaient ; "
                     f"identifiant(s) ICMP {', '.join(ids[:5])}) : Neutron ne les efface que du conntrack du noyau, "
                     f"un ping qui garde cet identifiant reste jeté")
+    rule_flows = facts.get("ovs_port_icmp_rule_flows")
+    if rule_flows == []:
+        said.insert(0, f"aucun flux OpenFlow de règle ICMP pour le port de {fixed} (table {RULES_INGRESS_TABLE} du pont "
+                       f"d'intégration) au moment de l'échec : l'agent Open vSwitch de Neutron n'avait pas (encore) "
+                       f"appliqué la règle ICMP du groupe")
     dropping = [line for line in facts["ovs_icmp_flows"] if line.rstrip().endswith("actions:drop")]
     if dropping:
         used = re.search(r"used:([^,]+)", dropping[0])

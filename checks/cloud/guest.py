@@ -256,7 +256,10 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
     port = network.server_port(conn, guest.server)
     fixed = port.fixed_ips[0]["ip_address"]
     ovs = diagnosis.ovs_facts(connection.embedded_ovs_ctl(), fixed)  # first: its flows age out in 10 s
-    if ovs:
+    if ovs:  # the embedded cloud: is the ICMP rule in the port's OpenFlow flows yet (the OVS agent's part)?
+        rule_flows = diagnosis.port_icmp_flows(connection.embedded_int_bridge(), port.id)
+        if rule_flows is not None:
+            ovs["ovs_port_icmp_rule_flows"] = rule_flows
         attach("Open vSwitch (espace utilisateur) : conntrack et flux ICMP de l'adresse fixe", ovs)
     inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)
     attach("console de l'instance", compute.console_log(conn, guest.server, length=60))

@@ -229,3 +229,34 @@ def test_ovs_facts_keep_the_fixed_address_entries_only(monkeypatch):
     facts = diagnosis.ovs_facts("/x/ovs-vswitchd.ctl", "10.99.7.23")
     assert facts["ovs_conntrack"] == [OVS_MARKED] and len(facts["ovs_icmp_flows"]) == 1
     assert diagnosis.ovs_facts(None, "10.99.7.23") == {}
+
+
+def test_an_icmp_rule_not_yet_in_the_ports_flows_is_named_first():
+    facts = {"ovs_fixed": "10.99.7.23", "ovs_conntrack": [OVS_MARKED], "ovs_icmp_flows": [],
+             "ovs_port_icmp_rule_flows": []}
+    said = diagnosis.ovs_findings(facts)
+    assert said[0].startswith("aucun flux OpenFlow de règle ICMP pour le port de 10.99.7.23 (table 82")
+    assert "n'avait pas (encore) appliqué la règle ICMP" in said[0] and "ct_mark=1" in said[1]
+    facts["ovs_port_icmp_rule_flows"] = ["priority=77,ct_state=+new-est,icmp,reg5=0x12 actions=ct(commit)"]
+    assert not any("aucun flux" in s for s in diagnosis.ovs_findings(facts))
+
+
+def test_port_icmp_flows_reads_the_ports_rule_table(monkeypatch):
+    # recorded: `ovs-ofctl -O OpenFlow13 show` and `dump-flows table=82,reg5=18` on the embedded cloud
+    show = " 18(tapca850a11-24): addr:fe:16:3e:b1:54:58\n 19(tapffffffff-00): addr:fe:16:3e:00:00:01\n"
+    flows = ("OFPST_FLOW reply (OF1.3) (xid=0x6):\n"
+             " cookie=0x6c, duration=17.6s, table=82, n_packets=1, n_bytes=98, priority=77,ct_state=+new-est,icmp,"
+             "reg5=0x12 actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:18,resubmit(,92)\n"
+             " cookie=0x6c, duration=17.6s, table=82, n_packets=0, n_bytes=0, priority=77,ct_state=+new-est,tcp,"
+             "reg5=0x12,tp_dst=22 actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:18,resubmit(,92)\n")
+    seen = []
+
+    def ofctl(argv, **kw):
+        seen.append(argv)
+        return diagnosis.subprocess.CompletedProcess(argv, 0, show if "show" in argv else flows, "")
+    monkeypatch.setattr(diagnosis.subprocess, "run", ofctl)
+    got = diagnosis.port_icmp_flows("/c/ovs/popek-int.mgmt", "ca850a11-2453-46ff-8430-bd213c9142a2")
+    assert len(got) == 1 and ",icmp," in got[0]
+    assert seen[-1][-1] == "table=82,reg5=18"
+    assert diagnosis.port_icmp_flows("/c/ovs/popek-int.mgmt", "0000aaaa-0000") is None  # not a port of this switch
+    assert diagnosis.port_icmp_flows(None, "ca850a11") is None
