@@ -80,7 +80,10 @@ NEUTRON_PRIVSEP_SECTIONS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsct
                             "privsep_conntrack", "privsep_link")
 NOVA_PRIVSEP_SECTIONS = ("nova_sys_admin", "vif_plug_ovs_privileged", "vif_plug_linux_bridge_privileged",
                          "privsep_osbrick")
-#: QEMU's TCG translation cache per guest, MiB (QEMU's default 1 GiB made a Debian guest reach 1.46 GB).
+#: QEMU's TCG translation cache per guest, MiB (QEMU's default 1 GiB made a Debian guest reach 1.46 GB). A guest's
+#: buffer stays resident as far as it was ever filled: a tiny guest's boot generates ~80 MB of code (77 MiB PSS).
+#: 32 took 54 MiB off each tiny guest, but a Debian 13 boot flushed it ~200 times and needed 152 s from ACTIVE to
+#: SSH; at 128, 13 flushes and 90 s (one run each, loadavg 5, 2026-12-06, issue #17).
 TB_CACHE_MIB = 128
 OPENFLOW_PORT = 6633
 #: libvirt's fixed directories, each replaced in popek's libvirtd's mount namespace by `<state>/libvirt/<key>`
@@ -551,6 +554,12 @@ def _wait_link(name: str, timeout: float = 10.0) -> None:
 PRIVSEP_FORK = {"neutron": ("neutron.privileged",),
                 "nova": ("nova.privsep", "vif_plug_ovs.privsep", "os_brick.privileged")}
 PRIVSEP_FORK_SCRIPT = Path(__file__).with_name("privsep_fork.py")
+NOTHP_SCRIPT = Path(__file__).with_name("nothp.py")
+
+
+def nothp_prefix(state: CloudState) -> list[str]:
+    """argv prefix that runs a program with transparent huge pages off, inherited by its children (nothp.py)."""
+    return [state.python, "-I", "-S", str(NOTHP_SCRIPT)]
 
 
 def privsep_socket(state: CloudState, project: str) -> Path:
@@ -581,8 +590,9 @@ def services(state: CloudState) -> list[Service]:
     return [
         *ovs_services(state),
         # popek's own libvirtd, in a mount namespace of its own (libvirtd_script_text); slave propagation:
-        # a namespace the host deletes (its /run/netns mount) goes from this namespace's view too
-        Service("libvirtd", ["/usr/bin/unshare", "--mount", "--propagation", "slave", "/bin/sh",
+        # a namespace the host deletes (its /run/netns mount) goes from this namespace's view too. Transparent
+        # huge pages off for it and its QEMUs (nothp.py)
+        Service("libvirtd", [*nothp_prefix(state), "/usr/bin/unshare", "--mount", "--propagation", "slave", "/bin/sh",
                              str(libvirtd_script(state))], env=env, log=str(state.log("libvirtd")),
                 health=f"unix://{_serving_libvirt_socket(state)}", stage=0),
         # Stage 1, before the agents: their first RPC calls go to queues the server declares when it starts

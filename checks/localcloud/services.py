@@ -162,7 +162,10 @@ def base_env(state: CloudState) -> dict[str, str]:
     """A small, predictable environment: no OS_* of the caller leaks into the services."""
     return {"PATH": f"{state.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1", ENV_MARK: str(state.root)}
+            "PYTHONUNBUFFERED": "1", ENV_MARK: str(state.root),
+            # glibc's malloc (mallopt(3)): at most 2 arenas per process instead of 8 per core, each thread
+            # otherwise getting its own, barely used arena (the services' threads held 117 MiB of them, PSS)
+            "MALLOC_ARENA_MAX": "2"}
 
 
 def start(state: CloudState, svc: Service) -> int:

@@ -129,7 +129,8 @@ def test_nova_reaches_popeks_own_libvirtd_in_its_own_mount_namespace(state):
     assert str(sock).startswith(str(state.root) + "/")  # never the host's /run/libvirt/libvirt-sock
     assert cfg["neutron"]["ovs_bridge"] == dataplane.INT_BRIDGE
     libvirtd = next(s for s in dataplane.services(state) if s.name == "libvirtd")
-    assert libvirtd.argv[:3] == ["/usr/bin/unshare", "--mount", "--propagation"]
+    prefix = dataplane.nothp_prefix(state)
+    assert libvirtd.argv[:len(prefix) + 3] == [*prefix, "/usr/bin/unshare", "--mount", "--propagation"]
     assert libvirtd.argv[-1] == str(dataplane.libvirtd_script(state)) and libvirtd.health == f"unix://{sock}"
     script = dataplane.libvirtd_script_text(state, own_passwd=False)
     for key, target in dataplane.LIBVIRT_DIRS.items():
