@@ -8,6 +8,12 @@ machine whose wheelhouse is filled but which never ran uv, "warm" the same machi
 With `--popek-venv`, also popek's own venv as `.ci/install` makes it (pip before, uv now; empty caches,
 from a copy of the repository's files).
 
+With `--fresh`, a machine that never filled the wheelhouse: the services venv made by `install.ensure_venv`
+from an empty wheelhouse and empty pip and uv caches, the wheelhouse filled the old way (one serial
+`pip wheel -r`, `jobs=0`) and the new one (uv resolves, then `install.DOWNLOAD_JOBS` `pip wheel --no-deps`
+side by side: what `popek cloud up` does when uv is in popek's venv), in turn within each round (the
+order swapped every round); the download and the whole venv are timed apart.
+
 Writes benchmarks/results/install.json. Example: `.venv/bin/python benchmarks/bench_install.py --runs 2`.
 """
 from __future__ import annotations
@@ -52,6 +58,33 @@ def services_venv(wheelhouse: Path, work: Path, tool: str, cold: bool) -> float:
     took = time.monotonic() - t0
     shutil.rmtree(venv, ignore_errors=True)
     return took
+
+
+def fresh_services_venv(work: Path, jobs: int, uv: str | None) -> tuple[float, float]:
+    """(download s, whole venv s) for the services venv as a fresh machine makes it through ensure_venv: empty
+    wheelhouse, pip and uv caches under `work`; `jobs` 0 (or `uv` None) fills the wheelhouse the old, serial
+    way, else `uv` resolves for ensure_wheelhouse."""
+    venv, wheelhouse, caches = work / "fresh-venv", work / "fresh-wheels", work / "fresh-caches"
+    for path in (venv, wheelhouse, caches):
+        shutil.rmtree(path, ignore_errors=True)
+    saved = {k: os.environ.get(k) for k in ("PIP_CACHE_DIR", "UV_CACHE_DIR")}
+    os.environ.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"))  # runcmd inherits them
+    try:
+        t0 = time.time()
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        install.ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), work / "fresh-pip.log", jobs=jobs, uv=uv)
+        downloaded = time.time() - t0
+        install.ensure_venv(venv, work / "fresh-pip.log", wheelhouse)
+        took = time.time() - t0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for path in (venv, wheelhouse, caches):
+        shutil.rmtree(path, ignore_errors=True)
+    return downloaded, took
 
 
 def install_uv() -> Path:
@@ -102,7 +135,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--popek-venv", action="store_true", help="also popek's own venv (.ci/install)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="only the services venv from an empty wheelhouse: serial download vs uv's "
+                             "resolution and parallel pip downloads")
     args = parser.parse_args(argv)
+    if args.fresh:
+        return fresh(args.runs)
     wheelhouse = CloudState(paths.embedded_cloud_dir()).wheelhouse
     if not (wheelhouse / "popek-requirements.sha256").exists():
         print(f"pas de wheelhouse rempli ({wheelhouse}) : lancez d'abord `popek cloud up`", file=sys.stderr)
@@ -128,6 +166,36 @@ def main(argv=None) -> int:
     out = HERE / "results" / "install.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"runs": args.runs, "seconds": figures}, indent=1))
+    print(f"figures: {out}")
+    return 0
+
+
+def fresh(runs: int) -> int:
+    """--fresh: the old and new wheelhouse fills in turn, `runs` rounds, one table of medians."""
+    jobs, uv = install.DOWNLOAD_JOBS, str(install_uv())
+    ways = {"one serial `pip wheel -r` (before)": (0, None),
+            f"uv resolves, {jobs} `pip wheel --no-deps` side by side (now)": (jobs, uv)}
+    figures: dict[str, dict[str, list[float]]] = {w: {"download": [], "venv": [], "load": []} for w in ways}
+    with tempfile.TemporaryDirectory(prefix="bench-install-fresh-") as tmp:
+        for r in range(runs):
+            order = list(ways)[r % len(ways):] + list(ways)[:r % len(ways)]
+            for way in order:
+                load = os.getloadavg()[0]
+                downloaded, took = fresh_services_venv(Path(tmp), *ways[way])
+                figures[way]["download"].append(downloaded)
+                figures[way]["venv"].append(took)
+                figures[way]["load"].append(load)
+                print(f"round {r + 1} {way}: download {downloaded:.1f} s, venv {took:.1f} s, load {load:.2f}",
+                      flush=True)
+    print("| wheelhouse fill | download median s (min–max) | whole venv median s (min–max) | load at start |\n"
+          "|---|---|---|---|")
+    for way, f in figures.items():
+        print(f"| {way} | {statistics.median(f['download']):.1f} ({min(f['download']):.1f}–{max(f['download']):.1f}) "
+              f"| {statistics.median(f['venv']):.1f} ({min(f['venv']):.1f}–{max(f['venv']):.1f}) "
+              f"| {min(f['load']):.1f}–{max(f['load']):.1f} |")
+    out = HERE / "results" / "install-fresh.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"runs": runs, "jobs": jobs, "figures": figures}, indent=1))
     print(f"figures: {out}")
     return 0
 

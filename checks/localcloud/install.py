@@ -6,18 +6,24 @@ second `up` costs one file read here.
 
 The services go in with the venv's own pip, not uv, though uv fills it several times faster
 (benchmarks/bench_install.py): claim C32 is that the cloud is installed by `pip install`, and the embedded
-cloud is its evidence (each distribution's INSTALLER file says which tool installed it).
+cloud is its evidence (each distribution's INSTALLER file says which tool installed it). uv may only
+resolve which files the wheelhouse downloads (ensure_wheelhouse): pip installs them.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import os
+import shutil
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 from popek.checks.localcloud import runcmd
+from popek.checks.localcloud.errors import CloudError
 
 REQUIREMENTS = Path(__file__).with_name("cloud-requirements.txt")
 #: Debian packages the API-only cloud needs (MariaDB for nova, RabbitMQ for oslo.messaging).
@@ -58,31 +64,114 @@ def venv_install(venv: Path, args: list[str], log: Path, what: str, reinstall: b
                 *(["--force-reinstall"] if reinstall else []), *args], log=log, what=f"{what} : ")
 
 
-def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path) -> None:
+#: pip processes that fill the wheelhouse side by side, each fetching its share of the resolved files
+DOWNLOAD_JOBS = 6
+
+
+def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path, jobs: int = DOWNLOAD_JOBS,
+                      uv: Optional[str] = None) -> None:
     """Download (and build where needed) every pinned distribution into `wheelhouse`, once.
 
     The wheelhouse lives in popek's cache, outside the cloud's state: after `destroy`, a cold `up`
     reinstalls from it without the network (and without resolving against an index).
+
+    One serial `pip wheel -r` spends most of its time in pip's resolver, CPU-bound (it parses and compares
+    every version on every index page: 75,000 links here), fetching one file after the other; pip's own
+    dry run (`--report`) costs as much, so resolving with pip first and fetching in parallel was measured
+    slower (benchmarks/README.md). With `uv` (the path of a uv binary, e.g. popek's venv's) the
+    requirements are resolved by `uv pip compile` in seconds, then `jobs` `pip wheel --no-deps` processes
+    fetch the pinned files, with their hashes, side by side. The services are still installed by pip
+    (ensure_venv), which resolves again against the wheelhouse alone. One serial `pip wheel -r` without uv,
+    when `jobs` is 0, or when that path fails (uv cannot resolve, a file that will not download).
     """
     stamp = wheelhouse / "popek-requirements.sha256"
     digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text().strip() == digest:
         return
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    runcmd.run([pip, "wheel", "--disable-pip-version-check", "-q", "-r", str(REQUIREMENTS), "-w", str(wheelhouse)],
-               log=log, what="téléchargement des services (accès à PyPI ?) : ")
+    try:
+        if jobs <= 0 or not uv:
+            raise ValueError("no uv to resolve" if not uv else "serial download asked")
+        fill_wheelhouse_parallel(wheelhouse, pip, log, uv, jobs)
+    except (CloudError, OSError, ValueError) as exc:
+        _note(log, f"serial pip wheel ({type(exc).__name__}: {exc})")
+        runcmd.run([pip, "wheel", "--disable-pip-version-check", "-q", "-r", str(REQUIREMENTS), "-w",
+                    str(wheelhouse)], log=log, what="téléchargement des services (accès à PyPI ?) : ")
     stamp.write_text(digest + "\n")
 
 
-def ensure_venv(venv: Path, log: Path, wheelhouse: Path) -> bool:
-    """Create `venv` and install the pinned services into it from `wheelhouse` (filled on first use);
-    False when it was already up to date. pip's output goes to `log`."""
+def _note(log: Path, text: str) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
+        out.write(f"\n--- popek: {text}\n")
+
+
+def fill_wheelhouse_parallel(wheelhouse: Path, pip: str, log: Path, uv: str, jobs: int = DOWNLOAD_JOBS) -> None:
+    """REQUIREMENTS resolved by `uv pip compile` (for the Python beside `pip`), then the pinned files fetched by
+    `jobs` pip processes side by side."""
+    work = wheelhouse / "popek-resolution"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        runcmd.run([uv, "pip", "compile", "-q", "--generate-hashes", "--system-certs", "--python",
+                    str(Path(pip).with_name("python")), "-o", str(work / "resolved.txt"), str(REQUIREMENTS)],
+                   log=log, what="résolution des services par uv : ")
+        lines = requirement_lines((work / "resolved.txt").read_text())
+        if not lines:
+            raise ValueError("uv resolved nothing")
+        files = []
+        for i, chunk in enumerate(deal(lines, jobs)):
+            files.append(work / f"download-{i}.txt")
+            files[-1].write_text("".join(line + "\n" for line in chunk))
+        with ThreadPoolExecutor(max_workers=len(files)) as pool:
+            done = [pool.submit(runcmd.run, [pip, "wheel", "--disable-pip-version-check", "-q", "--no-deps",
+                                             "-r", str(path), "-w", str(wheelhouse)], log=log,
+                                what="téléchargement des services (accès à PyPI ?) : ") for path in files]
+            for job in done:
+                job.result()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def requirement_lines(text: str) -> list[str]:
+    """The requirements of a requirements file (as `uv pip compile` writes it), one string each: continued
+    lines joined, comments, blank lines and option lines (`--index-url …`) dropped."""
+    reqs, cur = [], []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        cur.append(line.rstrip("\\").strip())
+        if not line.endswith("\\"):
+            reqs.append(" ".join(cur))
+            cur = []
+    if cur:
+        reqs.append(" ".join(cur))
+    return [r for r in reqs if not r.startswith("-")]
+
+
+def deal(lines: list[str], jobs: int) -> list[list[str]]:
+    """`lines` dealt round robin into at most `jobs` non-empty lists (sizes are not known before download)."""
+    jobs = max(1, min(jobs, len(lines)))
+    return [lines[i::jobs] for i in range(jobs)] if lines else []
+
+
+def bundled_uv() -> Optional[str]:
+    """The uv binary installed beside this Python (popek's venv, by .ci/install), or None."""
+    uv = Path(sys.executable).with_name("uv")
+    return str(uv) if uv.is_file() and os.access(uv, os.X_OK) else None
+
+
+def ensure_venv(venv: Path, log: Path, wheelhouse: Path, uv: Optional[str] = None) -> bool:
+    """Create `venv` and install the pinned services into it from `wheelhouse` (filled on first use, its
+    requirements resolved by `uv` when given: ensure_wheelhouse); False when it was already up to date.
+    pip's output goes to `log`."""
     if venv_ready(venv):
         return False
     if not (venv / "bin" / "python").exists():
         runcmd.run([sys.executable, "-m", "venv", str(venv)], what="création du venv des services : ")
     log.parent.mkdir(parents=True, exist_ok=True)
-    ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log)
+    ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log, uv=uv)
     venv_install(venv, ["--no-index", "--find-links", str(wheelhouse), "-r", str(REQUIREMENTS)], log,
                  "installation des services")
     install_alwaysbind(venv, log)

@@ -170,7 +170,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
         image_job = pool.submit(_build_images, state, log)
         try:
             with progress.step("environnement Python des services (venv)"):
-                install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse)
+                install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse, uv=install.bundled_uv())
             _start_all(state, mod, mode, progress, log, force,
                        meanwhile=lambda: bootstrap.resources(state, image_job.result()))
             if mode["dataplane"]:
