@@ -51,7 +51,7 @@ from pathlib import Path
 
 from popek.checks.cloud import compute
 from popek.checks.secrets import REDACT
-from popek.checks.localcloud import apt, bootstrap, images, install, runcmd
+from popek.checks.localcloud import apt, bootstrap, images, install, ovs_conntrack, runcmd
 from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
@@ -499,6 +499,8 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     dnsmasq_conf(state).write_text(DNSMASQ_CONF)
     _ensure_libvirt_python(state)
     _instances_dir(state)
+    # Neutron's conntrack deletions reach ovs-vswitchd's own conntrack too (userspace datapath, ovs_conntrack.py)
+    ovs_conntrack.install(state.venv / "bin", state.python, str(ovs_dir(state) / "ovs-vswitchd.ctl"))
     if svcmod.read_pid(state, "libvirtd") is None:
         _forget_legacy_host_setup()
         _libvirt_tree(state)  # before libvirtd starts: it reads its hooks once
