@@ -19,6 +19,9 @@ A good guest on the user's machine (issue #18): nothing of the host's own is tou
   only the QEMUs running a disk of this cloud, deletes only the namespaces of this cloud's routers and
   networks (neutron's own records under its state path), only the links of the host record or of this
   cloud's Open vSwitch database, and only the loop devices of its volumes.
+- `up` removes the ports of popek's bridges whose Neutron iface-id is no port of Neutron's database any
+  more (an unplug that failed; ovs-vswitchd would make their device again in the host's namespace at each
+  start), with that device: `clean_stale_ports`, before the agents start, and after an in-place repair.
 
 Facts of this machine type, measured on it, that shaped it:
 - no Open vSwitch kernel module: every bridge uses the userspace datapath (`datapath_type=netdev`);
@@ -534,6 +537,104 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     if cidr not in have:
         _run(["ip", "addr", "add", cidr, "dev", EXT_BRIDGE])
     _run(["ip", "link", "set", EXT_BRIDGE, "up"])
+
+
+# --- Open vSwitch ports whose Neutron port is gone ------------------------------------------------
+
+#: The agents and nova-compute: they plug and unplug Neutron's ports on popek's bridges.
+PLUGGERS = ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "nova-compute")
+#: While a plugger runs, a port is stale only if it still is this many seconds later: Neutron deletes a port
+#: from its database before the agent (or nova, through os-vif) unplugs it.
+STALE_SETTLE = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OvsPort:
+    bridge: str
+    name: str
+    iface_id: str
+
+
+def neutron_ovs_ports(bridge_ports: dict[str, list[str]], interfaces: dict) -> list[OvsPort]:
+    """The ports of `bridge_ports` ({bridge: port names}, popek's bridges) whose interface of the same name
+    carries a Neutron `iface-id` (external_ids), from `interfaces`: `ovs-vsctl --format=json
+    --columns=name,external_ids list Interface`. A port marked `skip_cleanup` (as neutron-ovs-cleanup
+    honours it), without an iface-id, or with several interfaces (a bond: no interface of its name), is
+    not listed."""
+    ids = {}
+    heads = interfaces.get("headings", [])
+    for row in interfaces.get("data", []):
+        cols = dict(zip(heads, row))
+        ext = cols.get("external_ids")
+        pairs = dict(ext[1]) if isinstance(ext, list) and len(ext) == 2 and ext[0] == "map" else {}
+        if isinstance(cols.get("name"), str) and pairs.get("iface-id") and "skip_cleanup" not in pairs:
+            ids[cols["name"]] = pairs["iface-id"]
+    return [OvsPort(br, name, ids[name]) for br, names in bridge_ports.items() for name in names if name in ids]
+
+
+def stale_ports(ovs: list[OvsPort], neutron_port_ids: set[str]) -> list[OvsPort]:
+    """The ports of `ovs` whose iface-id is not a port of Neutron's database (`neutron_port_ids`)."""
+    return [p for p in ovs if p.iface_id not in neutron_port_ids]
+
+
+def _read_ovs_ports(state: CloudState) -> list[OvsPort]:
+    import json
+
+    bridges = {br: _vsctl(state, "list-ports", br).stdout.split() for br in (INT_BRIDGE, EXT_BRIDGE)}
+    listing = _vsctl(state, "--format=json", "--columns=name,external_ids", "list", "Interface").stdout
+    return neutron_ovs_ports(bridges, json.loads(listing))
+
+
+def neutron_port_ids(state: CloudState) -> set[str]:
+    """The ids of every port in Neutron's database, read from the cloud's MariaDB (root over its unix
+    socket, no password anywhere): it answers from stage 0 on, before neutron-server and the agents run."""
+    if not bootstrap.neutron_connection(state).startswith("mysql"):
+        raise CloudError("la base de Neutron n'est pas sur MariaDB")
+    proc = _run(["/usr/bin/mariadb", f"--defaults-file={state.etc('mariadb') / 'my.cnf'}", "-uroot", "-N", "-B"],
+                input="SELECT id FROM neutron.ports;\n", timeout=30)
+    return set(proc.stdout.split())
+
+
+def remove_stale_ports(state: CloudState, settle: float | None = None) -> list[OvsPort]:
+    """Remove from popek's bridges the ports that carry a Neutron iface-id which is no port of Neutron's
+    database any more (an agent's unplug that failed: a timed-out AddPortCommand leaves its row, and since
+    OVSDB is persistent ovs-vswitchd makes the internal port's device again in the host's namespace at each
+    start), and the device ovs-vswitchd made for each. Returns what was removed.
+
+    Open vSwitch is read before Neutron (Neutron writes a port to its database before anyone plugs it).
+    `settle`: seconds after which a port must still be stale (Neutron deletes before the agent unplugs);
+    None: 0 when no agent nor nova-compute runs, else STALE_SETTLE. A port without an iface-id, or on a
+    bridge not popek's, is never touched."""
+    if settle is None:
+        settle = STALE_SETTLE if any(svcmod.read_pid(state, n) is not None for n in PLUGGERS) else 0.0
+    candidates = stale_ports(_read_ovs_ports(state), neutron_port_ids(state))
+    if candidates and settle > 0:
+        time.sleep(settle)
+        again = set(stale_ports(_read_ovs_ports(state), neutron_port_ids(state)))
+        candidates = [p for p in candidates if p in again]
+    for port in candidates:
+        _vsctl(state, "--if-exists", "del-port", port.bridge, port.name)
+        # ovs-vswitchd destroys the tap it made; one it no longer holds (made by a vswitchd since killed) stays
+        deadline = time.monotonic() + 3.0
+        while _link_exists(port.name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _link_exists(port.name) and port.name in _tun_links():
+            subprocess.run(["ip", "link", "delete", port.name], capture_output=True)
+    return candidates
+
+
+def clean_stale_ports(state: CloudState, log=lambda line: None) -> list[OvsPort]:
+    """`remove_stale_ports` for `up`: one French line says what was removed, or why nothing could be checked
+    (the cloud comes up all the same)."""
+    try:
+        removed = remove_stale_ports(state)
+    except (CloudError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        log(f"ports Open vSwitch orphelins : vérification impossible ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        return []
+    if removed:
+        log("ports Open vSwitch orphelins retirés (leur port Neutron n'existe plus), avec leur interface sur l'hôte : "
+            + ", ".join(f"{p.name} ({p.bridge}, iface-id {p.iface_id})" for p in removed))
+    return removed
 
 
 def _instances_dir(state: CloudState) -> None:

@@ -158,6 +158,8 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
                              "pour changer de mode")
         if was_running and state.marker("compute-mode").exists():
             repair(state, current_mod, svc, log, label=mode_label(current))
+            if current_mod is not None:  # OVS ports whose Neutron port is gone (agents run: read twice)
+                current_mod.clean_stale_ports(state, log)
             _fence_up(current_mod, log)
             return current
     progress = Progress(log)
@@ -239,6 +241,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
         if stage == 0:
             with progress.step("bases de données (schémas, une seule fois)"):
                 bootstrap.databases(state)
+            if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
+                mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
         elif stage == 1:
             with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                 bootstrap.once(state, "identity", bootstrap.identity, state)
