@@ -361,8 +361,8 @@ def ovs_facts(ctl: Optional[str], fixed: str) -> dict:
     mine = f"dst={fixed},"
     return {"ovs_fixed": fixed,
             "ovs_conntrack": [line for line in (conntrack or "").splitlines() if mine in line.split("reply=")[0]][:40],
-            "ovs_icmp_flows": [line for line in (flows or "").splitlines()
-                               if f"dst={fixed}" in line and "proto=1," in line][:20]}
+            "ovs_icmp_flows": [line for line in (flows or "").splitlines()  # not 10.0.0.5 for 10.0.0.55
+                               if re.search(rf"\bdst={re.escape(fixed)}[,/)]", line) and "proto=1," in line][:20]}
 
 
 def ovs_findings(facts: dict, source: Optional[str] = None) -> list[str]:

@@ -21,6 +21,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import shlex
 import subprocess
 import sys
 from typing import Optional
@@ -139,7 +140,8 @@ def install(venv_bin, python: str, ctl: str) -> None:
     """Write the `conntrack` shim into `venv_bin` (the cloud venv's bin directory, a pathlib.Path), run by
     `python`, for the ovs-vswitchd whose control socket is `ctl`; idempotent."""
     shim = venv_bin / "conntrack"
-    text = SHIM_TEXT.format(python=python, script=os.path.abspath(__file__), ctl=ctl)
+    text = SHIM_TEXT.format(python=shlex.quote(python), script=shlex.quote(os.path.abspath(__file__)),
+                            ctl=shlex.quote(ctl))  # a state directory whose path has a space
     if not shim.exists() or shim.read_text() != text:
         shim.write_text(text)
         shim.chmod(0o755)

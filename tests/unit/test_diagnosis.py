@@ -223,7 +223,8 @@ def test_ovs_facts_keep_the_fixed_address_entries_only(monkeypatch):
     other = OVS_PASSED.replace("10.99.7.23", "10.99.7.40")
     outputs = {"dpctl/dump-conntrack": "\n".join([OVS_MARKED, other]),
                "dpctl/dump-flows": "ipv4(src=198.51.100.1,dst=10.99.7.23,proto=1,frag=no), actions:3\n"
-                                   "ipv4(src=198.51.100.1,dst=10.99.7.23,proto=6,frag=no), actions:3"}
+                                   "ipv4(src=198.51.100.1,dst=10.99.7.23,proto=6,frag=no), actions:3\n"
+                                   "ipv4(src=198.51.100.1,dst=10.99.7.230,proto=1,frag=no), actions:drop"}
     monkeypatch.setattr(diagnosis.subprocess, "run", lambda argv, **kw: diagnosis.subprocess.CompletedProcess(
         argv, 0, outputs[argv[-1]], ""))
     facts = diagnosis.ovs_facts("/x/ovs-vswitchd.ctl", "10.99.7.23")

@@ -85,3 +85,15 @@ def test_install_writes_the_shim_once(tmp_path):
     before = shim.stat().st_mtime_ns
     oc.install(tmp_path, "/cloud/venv/bin/python", "/cloud/ovs/ovs-vswitchd.ctl")
     assert shim.stat().st_mtime_ns == before
+
+
+def test_the_shim_runs_from_a_state_directory_with_a_space(tmp_path):
+    root = tmp_path / "my cloud"
+    root.mkdir()
+    python = root / "python"  # stands in for the venv's Python: prints the arguments it was given
+    python.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    python.chmod(0o755)
+    oc.install(root, str(python), str(root / "ovs-vswitchd.ctl"))
+    ran = subprocess.run([str(root / "conntrack"), "-D", "-w", "2"], capture_output=True, text=True, timeout=10)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["-I", "-S", oc.__file__, str(root / "ovs-vswitchd.ctl"), "-D", "-w", "2"]
