@@ -258,7 +258,7 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
     ovs = diagnosis.ovs_facts(connection.embedded_ovs_ctl(), fixed)  # first: its flows age out in 10 s
     if ovs:  # the embedded cloud: is the ICMP rule in the port's OpenFlow flows yet (the OVS agent's part)?
         rule_flows = diagnosis.port_icmp_flows(connection.embedded_int_bridge(), port.id)
-        if rule_flows is not None:
+        if rule_flows is not None and icmp:  # no ICMP rule in the group: none for the agent to apply either
             ovs["ovs_port_icmp_rule_flows"] = rule_flows
         attach("Open vSwitch (espace utilisateur) : conntrack et flux ICMP de l'adresse fixe", ovs)
     inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)

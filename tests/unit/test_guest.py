@@ -215,3 +215,25 @@ def test_a_probe_that_keeps_answering_is_asked_until_the_grace_is_over():
                                    lambda: True, grace=0.5)
     assert verdict == {"ssh": False, "ping": True}
     assert time.monotonic() - start >= 0.5 and len(calls) >= 3
+
+
+def test_a_missing_icmp_rule_flow_is_blamed_on_the_agent_only_when_the_group_has_the_rule(monkeypatch):
+    from popek.checks.cloud import compute, connection, network, secgroups
+
+    port = SimpleNamespace(id="ca850a11-2453", fixed_ips=[{"ip_address": "10.78.0.5"}], network_id="n1",
+                           mac_address="fa:16:3e:00:00:01")
+    monkeypatch.setattr(network, "server_port", lambda conn, server: port)
+    monkeypatch.setattr(compute, "console_log", lambda conn, server, length=200: "console")
+    monkeypatch.setattr(diagnosis, "netns_ping", lambda ns, address: False)
+    monkeypatch.setattr(connection, "embedded_ovs_ctl", lambda: "/c/ovs/ovs-vswitchd.ctl")
+    monkeypatch.setattr(connection, "embedded_int_bridge", lambda: "/c/ovs/popek-int.mgmt")
+    monkeypatch.setattr(diagnosis, "ovs_facts", lambda ctl, fixed: {"ovs_fixed": fixed, "ovs_conntrack": [],
+                                                                    "ovs_icmp_flows": []})
+    monkeypatch.setattr(diagnosis, "port_icmp_flows", lambda mgmt, port_id: [])
+    rules = []
+    monkeypatch.setattr(secgroups, "rules_of", lambda conn, group: rules)
+    said = guest.why_no_ping(None, None, _guest(), {}.__setitem__)
+    assert said.startswith("règle ICMP en entrée dans le groupe : NON") and "aucun flux OpenFlow" not in said
+    rules.append({"direction": "ingress", "protocol": "icmp"})
+    said = guest.why_no_ping(None, None, _guest(), {}.__setitem__)
+    assert "aucun flux OpenFlow de règle ICMP pour le port de 10.78.0.5" in said
