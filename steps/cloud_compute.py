@@ -28,7 +28,7 @@ def image_ready(images):
 def image_data_readable(conn, images, evidence):
     problems = [p for p in (glance.data_problem(conn, i) for i in images) if p]
     evidence.figure("images dont les données se relisent", f"{len(images) - len(problems)}/{len(images)}")
-    assert not problems, "image active sans ses données : " + " ; ".join(problems)
+    assert not problems, "image active qui n'est pas prête à démarrer : " + " ; ".join(problems)
 
 
 @when("je liste les gabarits du cloud", target_fixture="flavors")

@@ -2,13 +2,20 @@
 boot"). An image stays `active` in Glance's database when the file behind it is gone from the store; the
 record alone would keep C20 RÉUSSI, and a compute node that has the image in its own cache still boots it,
 so only reading the data tells. The first KiB is asked (a Range request; a Glance that ignores Range sends
-the whole file, of which only the first chunk is read)."""
+the whole file, of which only the first chunk is read), and where the image's disk format opens with a
+signature inside it (qcow2, vhdx, vdi), the data must carry it: bytes that are no image of the format Glance
+records would not boot either."""
 from __future__ import annotations
 
 from typing import Optional
 
 #: Bytes read of each image's data: enough to prove the store has it, cheap on any cloud.
 PROBE_BYTES = 1024
+
+#: disk_format -> (offset, bytes) of the signature an image of that format opens with, within PROBE_BYTES
+#: (qemu's block drivers probe the same: block/qcow2.c, vhdx.c, vdi.c). raw, iso and the kernel/ramdisk
+#: formats have none there: only their data's presence is checked.
+SIGNATURES = {"qcow2": (0, b"QFI\xfb"), "vhdx": (0, b"vhdxfile"), "vdi": (0x40, b"\x7f\x10\xda\xbe")}
 
 
 def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
@@ -31,4 +38,10 @@ def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
             return f"{label} : GET {path} répond HTTP {answer.status_code} sans aucune donnée"
     finally:
         answer.close()
+    fmt = (getattr(image, "disk_format", None) or "").lower()
+    if fmt in SIGNATURES:
+        at, magic = SIGNATURES[fmt]
+        if chunk[at:at + len(magic)] != magic:
+            return (f"{label} : ses données ne sont pas une image {fmt} comme Glance l'indique (pas de signature "
+                    f"{magic!r} à l'octet {at} ; elles commencent par {chunk[:8].hex(' ')})")
     return None

@@ -8,7 +8,8 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
   @claim:C20
   Scénario: Les images sont des modèles prêts à démarrer
     Une image « active » dont le fichier a disparu du stockage de Glance n'est plus prête à démarrer :
-    le premier Kio des données de chaque image active est relu (GET /v2/images/ID/file).
+    le premier Kio des données de chaque image active est relu (GET /v2/images/ID/file), et doit porter
+    la signature de son format de disque quand ce format en a une (qcow2, vhdx, vdi).
     Quand je liste les images du cloud
     Alors au moins une image est active, avec son format de disque et sa taille
     Et les données de chaque image active se relisent depuis Glance

@@ -184,7 +184,27 @@ def test_image_file_gone_fails_c20(state, admin, tmp_path, record_property):
     finally:
         os.rename(aside, path)
     record(record_property, found, "C20")
-    failed(found, "C20", "image active sans ses données", image.id, "répond HTTP", name_has="images")
+    failed(found, "C20", "pas prête à démarrer", image.id, "répond HTTP", name_has="images")
+
+
+@pytest.mark.falsifies("C20", fault="les données de la plus petite image qcow2 remplacées par des zéros dans le stockage "
+                                    "de Glance (même taille ; elle reste « active »)")
+def test_image_data_not_its_format_fails_c20(state, admin, tmp_path, record_property):
+    """Bytes that are no qcow2 behind an image Glance records as qcow2 make no template either: Glance still
+    serves them (a real Glance checks the format at upload, so the fault goes under it, in its store). ~15 s."""
+    image = min((i for i in admin.image.images() if i.status == "active" and i.disk_format == "qcow2"),
+                key=lambda i: i.size or 0)
+    path = state.data("glance") / "images" / image.id
+    aside = path.with_name(path.name + ".popek-fault")
+    os.rename(path, aside)
+    try:
+        with open(path, "wb") as f:
+            f.truncate(aside.stat().st_size)     # sparse zeros, the same size
+        found = run_claims(tmp_path, "C20", keyword="images_sont")
+    finally:
+        os.replace(aside, path)
+    record(record_property, found, "C20")
+    failed(found, "C20", "pas prête à démarrer", image.id, "pas une image qcow2", "00 00 00 00", name_has="images")
 
 
 @pytest.mark.falsifies("C17", "C33", "C36", "C37", fault="API compute arrêtée (nova-api)")

@@ -52,3 +52,17 @@ def test_no_data_and_no_answer_are_problems():
     assert "sans aucune donnée" in glance.data_problem(conn_answering(Answer(200, b""))[0], IMAGE)
     said = glance.data_problem(conn_answering(ks.ConnectFailure("refused"))[0], IMAGE)
     assert "sans réponse (ConnectFailure)" in said
+
+
+def test_data_that_is_not_the_recorded_format_is_a_problem():
+    """A qcow2 image must open with QFI\\xfb, a vdi with its magic at 0x40; raw data is never judged."""
+    qcow2 = NS(id="1", name="deb", disk_format="qcow2")
+    assert glance.data_problem(conn_answering(Answer(206, b"QFI\xfb" + b"\0" * 1020))[0], qcow2) is None
+    said = glance.data_problem(conn_answering(Answer(206, b"\0" * 1024))[0], qcow2)
+    assert said == ("l'image « deb » (1) : ses données ne sont pas une image qcow2 comme Glance l'indique (pas de "
+                    "signature b'QFI\\xfb' à l'octet 0 ; elles commencent par 00 00 00 00 00 00 00 00)")
+    vdi = NS(id="2", name="v", disk_format="vdi")
+    assert glance.data_problem(conn_answering(Answer(206, b"<<< x >>>".ljust(0x40, b" ") + b"\x7f\x10\xda\xbe"))[0], vdi) is None
+    assert "pas une image vdi" in glance.data_problem(conn_answering(Answer(206, b"QFI\xfb" * 40))[0], vdi)
+    raw = NS(id="3", name="r", disk_format="raw")
+    assert glance.data_problem(conn_answering(Answer(206, b"\0" * 1024))[0], raw) is None
