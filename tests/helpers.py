@@ -70,3 +70,31 @@ def running_cloud(dataplane: bool = False, why_not_whole: str = "ne tourne pas")
     if dataplane and not mode.get("dataplane"):
         pytest.skip(f"le cloud embarqué tourne sans plan de données ({lifecycle.mode_label(mode)})")
     return state
+
+
+CLOUD_LOCK = Path("/tmp/popek-cloud.lock")
+
+
+@contextlib.contextmanager
+def cloud_lock_exclusive(wait: float, why_skip: str):
+    """The shared cloud's lock (/tmp/popek-cloud.lock) held exclusively for the block; waited for `wait`
+    seconds at most, then the calling test is skipped with `why_skip`. POPEK_CLOUD_LOCK_HELD=1: the caller
+    holds it already (`flock -x /tmp/popek-cloud.lock pytest …`)."""
+    import fcntl
+    import time
+
+    import pytest
+    if os.environ.get("POPEK_CLOUD_LOCK_HELD") == "1":
+        yield
+        return
+    with open(CLOUD_LOCK, "a") as f:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.skip(f"{CLOUD_LOCK} est tenu par un autre travail depuis {wait:.0f} s : {why_skip}")
+                time.sleep(2)
+        yield

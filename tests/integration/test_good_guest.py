@@ -19,7 +19,6 @@ back). `.ci/run` also wraps its whole run, traffic scenarios included, in the sa
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from helpers import cloud_lock_exclusive
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
@@ -49,7 +50,6 @@ HOST_VM_XML = f"""<domain type='qemu'>
   </devices>
 </domain>"""
 STATE_FILE = Path("/run/popek-good-guest.json")  # what host-up started, for host-down
-CLOUD_LOCK = Path("/tmp/popek-cloud.lock")
 
 
 # --- the host's own world --------------------------------------------------------------------------
@@ -308,22 +308,8 @@ def summary(snap: dict) -> str:
 
 @pytest.fixture
 def cloud_exclusive():
-    """The shared cloud's lock, exclusive (this test stops the cloud); skipped when it stays held.
-    POPEK_CLOUD_LOCK_HELD=1: the caller holds it already (`flock -x /tmp/popek-cloud.lock pytest …`)."""
-    if os.environ.get("POPEK_CLOUD_LOCK_HELD") == "1":
-        yield
-        return
-    with open(CLOUD_LOCK, "a") as f:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.skip(f"{CLOUD_LOCK} est tenu par un autre travail depuis 15 min : le cloud partagé "
-                                "ne peut pas être arrêté")
-                time.sleep(2)
+    """The shared cloud's lock, exclusive (this test stops the cloud); skipped when it stays held 15 min."""
+    with cloud_lock_exclusive(900, "le cloud partagé ne peut pas être arrêté"):
         yield
 
 

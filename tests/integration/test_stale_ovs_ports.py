@@ -10,41 +10,23 @@ when the caller holds it already) and removes what it added in `finally`.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from helpers import running_cloud
+from helpers import cloud_lock_exclusive, running_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
-
-CLOUD_LOCK = Path("/tmp/popek-cloud.lock")
-
 
 @pytest.fixture
 def cloud_exclusive():
     """The shared cloud's lock, exclusive; waited for 60 s at most (a CI run must not stall on it), then the
     test is skipped with the reason."""
-    if os.environ.get("POPEK_CLOUD_LOCK_HELD") == "1":
-        yield
-        return
-    with open(CLOUD_LOCK, "a") as f:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.skip(f"{CLOUD_LOCK} est tenu par un autre travail depuis 60 s (POPEK_CLOUD_LOCK_HELD=1 "
-                                "si c'est l'appelant qui le tient)")
-                time.sleep(2)
+    with cloud_lock_exclusive(60, "POPEK_CLOUD_LOCK_HELD=1 si c'est l'appelant qui le tient"):
         yield
 
 
