@@ -491,6 +491,12 @@ def _vsctl(state: CloudState, *args: str, check: bool = True) -> subprocess.Comp
     return _run(["ovs-vsctl", "--timeout=10", *args], env=ovs_env(state), check=check)
 
 
+def install_conntrack_shim(state: CloudState) -> None:
+    """Neutron's conntrack deletions reach ovs-vswitchd's own conntrack too (userspace datapath,
+    ovs_conntrack.py): at every `up`, also the in-place repair of a running cloud (idempotent)."""
+    ovs_conntrack.install(state.venv / "bin", state.python, str(ovs_dir(state) / "ovs-vswitchd.ctl"))
+
+
 def prepare(state: CloudState, log=lambda line: None) -> None:
     """Packages (what apt will install goes to `log` first), popek's libvirt tree, Open vSwitch running
     with its two bridges, the host's address on the external one. Idempotent: a second call finds
@@ -502,8 +508,7 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     dnsmasq_conf(state).write_text(DNSMASQ_CONF)
     _ensure_libvirt_python(state)
     _instances_dir(state)
-    # Neutron's conntrack deletions reach ovs-vswitchd's own conntrack too (userspace datapath, ovs_conntrack.py)
-    ovs_conntrack.install(state.venv / "bin", state.python, str(ovs_dir(state) / "ovs-vswitchd.ctl"))
+    install_conntrack_shim(state)
     if svcmod.read_pid(state, "libvirtd") is None:
         _forget_legacy_host_setup()
         _libvirt_tree(state)  # before libvirtd starts: it reads its hooks once

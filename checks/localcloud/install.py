@@ -172,8 +172,16 @@ def ensure_venv(venv: Path, log: Path, wheelhouse: Path, uv: Optional[str] = Non
         runcmd.run([sys.executable, "-m", "venv", str(venv)], what="création du venv des services : ")
     log.parent.mkdir(parents=True, exist_ok=True)
     ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log, uv=uv)
-    venv_install(venv, ["--no-index", "--find-links", str(wheelhouse), "-r", str(REQUIREMENTS)], log,
-                 "installation des services")
+    args = ["--no-index", "--find-links", str(wheelhouse), "-r", str(REQUIREMENTS)]
+    try:
+        venv_install(venv, args, log, "installation des services")
+    except CloudError as exc:
+        # a wheelhouse pip cannot install from (uv resolved what pip's resolver refuses, a file missing):
+        # filled again once by pip's own serial `pip wheel -r`, else every later `up` would fail the same way
+        _note(log, f"install from the wheelhouse failed ({exc}); filled again by pip wheel -r")
+        (wheelhouse / "popek-requirements.sha256").unlink(missing_ok=True)
+        ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log, jobs=0)
+        venv_install(venv, args, log, "installation des services")
     install_alwaysbind(venv, log)
     (venv / "popek-requirements.sha256").write_text(requirements_digest() + "\n")
     return True

@@ -160,6 +160,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
             repair(state, current_mod, svc, log, label=mode_label(current))
             if current_mod is not None:  # OVS ports whose Neutron port is gone (agents run: read twice)
                 current_mod.clean_stale_ports(state, log)
+                current_mod.install_conntrack_shim(state)
             _fence_up(current_mod, log)
             return current
     progress = Progress(log)

@@ -143,8 +143,10 @@ def install(venv_bin, python: str, ctl: str) -> None:
     text = SHIM_TEXT.format(python=shlex.quote(python), script=shlex.quote(os.path.abspath(__file__)),
                             ctl=shlex.quote(ctl))  # a state directory whose path has a space
     if not shim.exists() or shim.read_text() != text:
-        shim.write_text(text)
-        shim.chmod(0o755)
+        fresh = shim.with_name("conntrack.popek-new")   # an agent never runs a half-written shim
+        fresh.write_text(text)
+        fresh.chmod(0o755)
+        os.replace(fresh, shim)
 
 
 def appctl(ctl: str, *args: str) -> subprocess.CompletedProcess:
@@ -165,7 +167,11 @@ def forget_in_ovs(deletion: Deletion, ctl: str) -> int:
 
 def main(ctl: str, argv: list[str]) -> int:
     """conntrack `argv` on the kernel, then on the ovs-vswitchd of control socket `ctl` (a zoned deletion)."""
-    status = subprocess.call([REAL, *argv])
+    try:
+        status = subprocess.call([REAL, *argv], timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:  # no conntrack tool on this host, or it hung
+        print(f"conntrack: {REAL}: {exc}", file=sys.stderr)
+        status = 1
     deletion = parse_deletion(argv)
     if deletion is not None and os.path.exists(ctl):
         try:

@@ -163,8 +163,9 @@ def base_env(state: CloudState) -> dict[str, str]:
     return {"PATH": f"{state.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "PYTHONUNBUFFERED": "1", ENV_MARK: str(state.root),
-            # glibc's malloc (mallopt(3)): at most 2 arenas per process instead of 8 per core, each thread
-            # otherwise getting its own, barely used arena (the services' threads held 117 MiB of them, PSS)
+            # glibc's malloc (mallopt(3)): at most 2 arenas per process instead of 8 per core. Measured: the
+            # threads' arenas 117-156 -> 31-34 MiB PSS, but most of it reappeared in the main heaps: the
+            # services' total 3264 -> 3247 MiB, within noise (benchmarks/README.md); kept as the one bound
             "MALLOC_ARENA_MAX": "2"}
 
 

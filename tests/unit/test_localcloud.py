@@ -198,3 +198,30 @@ def test_the_wheelhouse_falls_back_to_one_serial_pip_wheel(tmp_path, monkeypatch
     assert len(ran) == {"no uv": 1, "jobs 0": 1, "uv fails": 2, "a download fails": 5}[how]
     assert "serial pip wheel" in (tmp_path / "pip.log").read_text()
     assert sorted(p.name for p in wheelhouse.iterdir()) == ["popek-requirements.sha256"]
+
+
+def test_a_wheelhouse_pip_cannot_install_from_is_filled_again_by_pip_once(tmp_path, monkeypatch):
+    """uv's resolution made a stamped wheelhouse that `pip install --no-index` refuses: the stamp goes, pip's own
+    serial `pip wheel -r` fills it again, the install is tried once more (else every later `up` fails alike)."""
+    from popek.checks.localcloud import runcmd
+    from popek.checks.localcloud.errors import CloudError
+
+    ran, installs = [], []
+    tools = _fake_tools(ran, [])
+
+    def run(argv, **kw):
+        if argv[1] == "install" and "--find-links" in argv:
+            installs.append(argv)
+            if len(installs) == 1:
+                raise CloudError("installation des services : pip a échoué")
+        return tools(argv, **kw)
+    monkeypatch.setattr(runcmd, "run", run)
+    wheelhouse, venv = tmp_path / "wheels", tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    assert install.ensure_venv(venv, tmp_path / "pip.log", wheelhouse, uv="/opt/uv")
+    pip = str(venv / "bin" / "pip")
+    assert ran[0][:3] == ["/opt/uv", "pip", "compile"]
+    assert [pip, *SERIAL, str(wheelhouse)] in ran and len(installs) == 2
+    assert "filled again by pip wheel -r" in (tmp_path / "pip.log").read_text()
+    assert (wheelhouse / "popek-requirements.sha256").exists() and install.venv_ready(venv)

@@ -1,6 +1,7 @@
 """checks/localcloud/ovs_conntrack.py: Neutron's `conntrack -D` reaches ovs-vswitchd's own conntrack
 (the userspace datapath), on the commands Neutron's openvswitch firewall runs and dump lines recorded on
 the embedded cloud (issue #20)."""
+import os
 import subprocess
 
 from popek.checks.localcloud import ovs_conntrack as oc
@@ -60,7 +61,7 @@ def test_main_runs_the_real_tool_then_flushes_ovs(monkeypatch, tmp_path):
     ctl = tmp_path / "ovs-vswitchd.ctl"
     ctl.write_text("")
     calls = []
-    monkeypatch.setattr(oc.subprocess, "call", lambda argv: calls.append(argv) or 1)
+    monkeypatch.setattr(oc.subprocess, "call", lambda argv, timeout=None: calls.append(argv) or 1)
 
     def appctl(argv, **kw):
         calls.append(argv)
@@ -97,3 +98,25 @@ def test_the_shim_runs_from_a_state_directory_with_a_space(tmp_path):
     ran = subprocess.run([str(root / "conntrack"), "-D", "-w", "2"], capture_output=True, text=True, timeout=10)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines() == ["-I", "-S", oc.__file__, str(root / "ovs-vswitchd.ctl"), "-D", "-w", "2"]
+
+
+def test_a_host_without_the_conntrack_tool_still_gets_the_ovs_flush(monkeypatch, tmp_path):
+    """No /usr/sbin/conntrack (or it hangs): one line on stderr, no traceback, the userspace flush still runs."""
+    ctl = tmp_path / "ovs-vswitchd.ctl"
+    ctl.write_text("")
+
+    def missing(argv, timeout=None):
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
+    monkeypatch.setattr(oc.subprocess, "call", missing)
+    monkeypatch.setattr(oc.subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(
+        argv, 0, MARKED if "dpctl/dump-conntrack" in argv else "", ""))
+    assert oc.main(str(ctl), INGRESS) == 0
+
+
+def test_the_shim_is_replaced_whole(tmp_path):
+    """Written beside, then renamed over: an agent never runs a half-written shim; idempotent."""
+    oc.install(tmp_path, "/usr/bin/python3", "/run/ovs.ctl")
+    first = (tmp_path / "conntrack").read_text()
+    oc.install(tmp_path, "/usr/bin/python3", "/run/ovs.ctl")
+    assert (tmp_path / "conntrack").read_text() == first and os.access(tmp_path / "conntrack", os.X_OK)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conntrack"]
