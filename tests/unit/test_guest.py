@@ -169,6 +169,8 @@ def test_a_ping_lost_on_the_way_to_the_floating_ip_is_located(monkeypatch):
     monkeypatch.setattr(diagnosis, "netns_ping", lambda ns, address: ns == "qdhcp-n1" and address == "10.78.0.5")
     monkeypatch.setattr(diagnosis, "fip_path", lambda fip, fixed, mac, router: {"router": router})
     monkeypatch.setattr(diagnosis, "fip_findings", lambda facts: [f"routeur {facts['router']}"])
+    # a cloud without popek's userspace OVS (else the live switch of this host would be read: not hermetic)
+    monkeypatch.setattr(diagnosis, "ovs_facts", lambda ctl, fixed: {})
     conn = SimpleNamespace(network=SimpleNamespace(get_ip=lambda _id: SimpleNamespace(router_id="r1")))
     kept = {}
     said = guest.why_no_ping(conn, None, _guest(), kept.__setitem__)
