@@ -258,15 +258,21 @@ def netns_ping(namespace: str, address: str, timeout: float = 2.0) -> Optional[b
     return None if status not in (0, 1) else status == 0
 
 
+def _stdout(argv: list[str], timeout: float = 10) -> Optional[str]:
+    """`argv`'s standard output when it ran and exited 0; None when it could not run, timed out or failed
+    (what is read from here to diagnose is never required)."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
 def _ip_json(argv: list[str]) -> list:
     import json
 
     try:
-        out = subprocess.run(["ip", "-j", *argv], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    try:
-        return json.loads(out.stdout or "[]") if out.returncode == 0 else []
+        return json.loads(_stdout(["ip", "-j", *argv]) or "[]")
     except ValueError:
         return []
 
@@ -321,19 +327,12 @@ def port_icmp_flows(mgmt: Optional[str], port_id: str) -> Optional[list[str]]:
     the switch; None when that cannot be read from here."""
     if not mgmt:
         return None
-
-    def ofctl(*args: str) -> Optional[str]:
-        try:
-            out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout if out.returncode == 0 else None
-
-    shown = ofctl("show", f"unix:{mgmt}")
+    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
+    shown = _stdout([*ofctl, "show", f"unix:{mgmt}"])
     m = re.search(r"^\s*(\d+)\(tap" + re.escape(port_id[:11]) + r"[^)]*\)", shown or "", re.M)
     if not m:
         return None
-    flows = ofctl("dump-flows", f"unix:{mgmt}", f"table={RULES_INGRESS_TABLE},reg5={m.group(1)}")
+    flows = _stdout([*ofctl, "dump-flows", f"unix:{mgmt}", f"table={RULES_INGRESS_TABLE},reg5={m.group(1)}"])
     if flows is None:
         return None
     return [line.strip() for line in flows.splitlines() if re.search(r"\bicmp\b", line)]
@@ -347,15 +346,8 @@ def ovs_facts(ctl: Optional[str], fixed: str) -> dict:
     Empty without `ctl` or when ovs-vswitchd does not answer."""
     if not ctl:
         return {}
-
-    def appctl(*args: str) -> Optional[str]:
-        try:
-            out = subprocess.run(["ovs-appctl", "-t", ctl, *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout if out.returncode == 0 else None
-
-    conntrack, flows = appctl("dpctl/dump-conntrack"), appctl("dpctl/dump-flows")
+    conntrack = _stdout(["ovs-appctl", "-t", ctl, "dpctl/dump-conntrack"])
+    flows = _stdout(["ovs-appctl", "-t", ctl, "dpctl/dump-flows"])
     if conntrack is None and flows is None:
         return {}
     mine = f"dst={fixed},"
