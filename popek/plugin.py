@@ -329,7 +329,7 @@ def pytest_runtest_makereport(item, call):
     tryfirst: runs after Allure's listener filled in its status details, which are redacted too."""
     outcome = yield
     report = outcome.get_result()
-    if any(key == RUN_CLEANUP for key, _ in report.user_properties):
+    if run_cleanup_message(report) is not None:
         report.outcome = "failed"   # RunCleanupReport showed it passed to Allure alone: the run did fail
     if report.longrepr is not None and not report.skipped:
         report.longrepr = RedactedRepr(report.longrepr, stopped_answering(call.excinfo and call.excinfo.value))
@@ -375,10 +375,15 @@ class RunCleanupReport:
                 result.statusDetails.message = f"{result.statusDetails.message or ''}\n\n{note}".strip()
 
 
+def run_cleanup_message(report) -> str | None:
+    """What the run's own cleanup left, when `report` is the teardown RunCleanupReport marked; else None."""
+    return next((message for key, message in getattr(report, "user_properties", []) if key == RUN_CLEANUP), None)
+
+
 def run_cleanup_failures(stats) -> list[str]:
     """What the run's own cleanup left, from the teardown reports marked RUN_CLEANUP (one per worker)."""
     return [message for reports in stats.values() for report in reports if isinstance(report, pytest.TestReport)
-            for key, message in getattr(report, "user_properties", []) if key == RUN_CLEANUP]
+            if (message := run_cleanup_message(report)) is not None]
 
 
 class Evidence:
@@ -542,7 +547,7 @@ def scenario_statuses(stats) -> dict[str, tuple[str, set[str], set[str]]]:
             entry = phases.setdefault(report.nodeid, {"outcomes": set(), "claims": set(), "reasons": set()})
             props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claims")
             entry["claims"].update(c for c in props.get("claims", "").split(",") if c)
-            if report.failed and any(key == RUN_CLEANUP for key, _ in report.user_properties):
+            if report.failed and run_cleanup_message(report) is not None:
                 continue    # the run's cleanup, told apart (run_cleanup_failures): not this scenario's outcome
             if report.failed:
                 entry["outcomes"].add("failed")
