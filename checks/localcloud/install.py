@@ -69,8 +69,9 @@ DOWNLOAD_JOBS = 6
 
 
 def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path, jobs: int = DOWNLOAD_JOBS,
-                      uv: Optional[str] = None) -> None:
-    """Download (and build where needed) every pinned distribution into `wheelhouse`, once.
+                      uv: Optional[str] = None, again: bool = False) -> None:
+    """Download (and build where needed) every pinned distribution into `wheelhouse`, once (`again`: even
+    when it is stamped as filled).
 
     The wheelhouse lives in popek's cache, outside the cloud's state: after `destroy`, a cold `up`
     reinstalls from it without the network (and without resolving against an index).
@@ -86,7 +87,7 @@ def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path, jobs: int = DOWNLOA
     """
     stamp = wheelhouse / "popek-requirements.sha256"
     digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text().strip() == digest:
+    if not again and stamp.exists() and stamp.read_text().strip() == digest:
         return
     wheelhouse.mkdir(parents=True, exist_ok=True)
     try:
@@ -94,16 +95,10 @@ def ensure_wheelhouse(wheelhouse: Path, pip: str, log: Path, jobs: int = DOWNLOA
             raise ValueError("no uv to resolve" if not uv else "serial download asked")
         fill_wheelhouse_parallel(wheelhouse, pip, log, uv, jobs)
     except (CloudError, OSError, ValueError) as exc:
-        _note(log, f"serial pip wheel ({type(exc).__name__}: {exc})")
+        runcmd.note(log, f"serial pip wheel ({type(exc).__name__}: {exc})")
         runcmd.run([pip, "wheel", "--disable-pip-version-check", "-q", "-r", str(REQUIREMENTS), "-w",
                     str(wheelhouse)], log=log, what="téléchargement des services (accès à PyPI ?) : ")
     stamp.write_text(digest + "\n")
-
-
-def _note(log: Path, text: str) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
-        out.write(f"\n--- popek: {text}\n")
 
 
 def fill_wheelhouse_parallel(wheelhouse: Path, pip: str, log: Path, uv: str, jobs: int = DOWNLOAD_JOBS) -> None:
@@ -171,16 +166,16 @@ def ensure_venv(venv: Path, log: Path, wheelhouse: Path, uv: Optional[str] = Non
     if not (venv / "bin" / "python").exists():
         runcmd.run([sys.executable, "-m", "venv", str(venv)], what="création du venv des services : ")
     log.parent.mkdir(parents=True, exist_ok=True)
-    ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log, uv=uv)
+    pip = str(venv / "bin" / "pip")
+    ensure_wheelhouse(wheelhouse, pip, log, uv=uv)
     args = ["--no-index", "--find-links", str(wheelhouse), "-r", str(REQUIREMENTS)]
     try:
         venv_install(venv, args, log, "installation des services")
     except CloudError as exc:
         # a wheelhouse pip cannot install from (uv resolved what pip's resolver refuses, a file missing):
         # filled again once by pip's own serial `pip wheel -r`, else every later `up` would fail the same way
-        _note(log, f"install from the wheelhouse failed ({exc}); filled again by pip wheel -r")
-        (wheelhouse / "popek-requirements.sha256").unlink(missing_ok=True)
-        ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), log, jobs=0)
+        runcmd.note(log, f"install from the wheelhouse failed ({exc}); filled again by pip wheel -r")
+        ensure_wheelhouse(wheelhouse, pip, log, jobs=0, again=True)
         venv_install(venv, args, log, "installation des services")
     install_alwaysbind(venv, log)
     (venv / "popek-requirements.sha256").write_text(requirements_digest() + "\n")

@@ -30,6 +30,20 @@ def shown(argv: list[str], chars: int = 300) -> str:
     return line if len(line) <= chars else line[:chars] + " …"
 
 
+def _append(log: Path):
+    """`log` opened for appending, mode 0600 (created so, and made so if it was not)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
+    os.fchmod(out.fileno(), 0o600)
+    return out
+
+
+def note(log: Path, text: str) -> None:
+    """One `--- popek: TEXT` line appended to `log`, as run() heads each command it logs there (redacted)."""
+    with _append(log) as out:
+        out.write(f"\n--- popek: {REDACT(text)}\n")
+
+
 def run(argv: list[str], error: type[Exception] = CloudError, *, what: str = "", check: bool = True,
         env: Optional[dict] = None, inherit_env: bool = True, cwd: Optional[Path | str] = None,
         input: Optional[str] = None, log: Optional[Path] = None,
@@ -49,9 +63,7 @@ def run(argv: list[str], error: type[Exception] = CloudError, *, what: str = "",
         proc = subprocess.run(argv, env=full_env, cwd=cwd, input=input, stdin=stdin, capture_output=True,
                               text=True, timeout=timeout)
     else:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
-            os.fchmod(out.fileno(), 0o600)
+        with _append(log) as out:
             out.write(f"\n--- popek: {REDACT(' '.join(argv))}\n")
             out.flush()
             proc = subprocess.run(argv, env=full_env, cwd=cwd, input=input, stdin=stdin, stdout=out,
