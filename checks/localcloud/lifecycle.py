@@ -550,9 +550,9 @@ def _alive(state: CloudState, name: str):
 
 def _check_port_free(svc: Service) -> None:
     """A port already answering before we start `svc` belongs to someone else: say so clearly."""
-    port = services.port_of(svc)
-    if port is not None and services.healthy(Service(svc.name, [], health=f"tcp://127.0.0.1:{port}"), 0.5):
-        raise CloudError(f"le port {port} de {svc.name} est déjà occupé par un autre processus")
+    for port in services.ports_of(svc):
+        if services.healthy(Service(svc.name, [], health=f"tcp://127.0.0.1:{port}"), 0.5):
+            raise CloudError(f"le port {port} de {svc.name} est déjà occupé par un autre processus")
 
 
 def stop_all(state: CloudState) -> list[int]:

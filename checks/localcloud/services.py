@@ -20,7 +20,8 @@ Hook contract for a dataplane (`popek.checks.localcloud.dataplane`)
 
 A Service is pure data: `argv` (absolute paths), `env` (added to a minimal environment), `cwd`, `log`
 (stdout and stderr of the process), `health` ("http://…" answered below 500, "tcp://host:port"
-accepting, "unix:///path" accepting, or "" = the process is alive), `stage`. Every process started
+accepting, "unix:///path" accepting, several of them separated by spaces: each one, or "" = the process
+is alive), `stage`. Every process started
 here carries `POPEK_CLOUD=<state root>` in its environment, inherited by its children: that is how
 `down` proves that nothing of ours is left running.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -64,11 +66,12 @@ class Service:
 
 
 def _wsgi(state: CloudState, name: str, conf_env: dict[str, str]) -> Service:
-    directory, _app, port = config.WSGI_APPS[name]
+    directory, _app, ports = config.WSGI_APPS[name]
     # gunicorn gets no argument at all: oslo.config parses sys.argv too and would reject gunicorn's
-    # (research pitfall 2). Its settings are ./gunicorn.conf.py in its working directory.
+    # (research pitfall 2). Its settings are ./gunicorn.conf.py in its working directory. An app on several
+    # ports (nova-api: the compute and metadata APIs) is healthy when each of them answers.
     return Service(name, [state.bin("gunicorn")], env=conf_env, cwd=str(state.etc(directory) / f"gunicorn-{name}"),
-                   log=str(state.log(name)), health=f"http://{HOST}:{PORTS[port]}/",
+                   log=str(state.log(name)), health=" ".join(f"http://{HOST}:{PORTS[p]}/" for p in ports),
                    stage=1 if name in STAGE_1_APIS else 2)
 
 
@@ -102,8 +105,7 @@ def core_services(state: CloudState) -> list[Service]:
         _wsgi(state, "keystone", {"OS_KEYSTONE_CONFIG_DIR": str(etc / "keystone")}),
         _wsgi(state, "glance-api", {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")}),
         _wsgi(state, "placement-api", {"OS_PLACEMENT_CONFIG_DIR": str(etc / "placement")}),
-        _wsgi(state, "nova-api", nova_env),
-        _wsgi(state, "nova-metadata", nova_env),
+        _wsgi(state, "nova-api", nova_env),  # and the metadata API (config.WSGI_APPS)
         _wsgi(state, "neutron-api", {"OS_NEUTRON_CONFIG_DIR": str(etc / "neutron"),
                                      "OS_NEUTRON_CONFIG_FILES": "neutron.conf;plugins/ml2/ml2_conf.ini"}),
         Service("nova-conductor", [state.bin("nova-conductor"), *nova_conf], log=str(state.log("nova-conductor"))),
@@ -186,9 +188,12 @@ def start(state: CloudState, svc: Service) -> int:
     return proc.pid
 
 
-def healthy(svc: Service, timeout: float = 2.0) -> bool:
-    """One probe of `svc.health` (see the module docstring); "" means nothing beyond being alive."""
-    h = svc.health
+def health_targets(svc: Service) -> list[str]:
+    """The targets of `svc.health`, in order ("" for none): "a://x b://y" is two (a path may hold spaces)."""
+    return re.split(r"\s+(?=(?:https?|tcp|unix)://)", svc.health.strip()) if svc.health.strip() else []
+
+
+def _probe(h: str, timeout: float) -> bool:
     try:
         if h.startswith("http"):
             try:
@@ -210,13 +215,25 @@ def healthy(svc: Service, timeout: float = 2.0) -> bool:
     return True
 
 
+def healthy(svc: Service, timeout: float = 2.0) -> bool:
+    """One probe of each target of `svc.health` (see the module docstring), all answered; "" means nothing
+    beyond being alive."""
+    return all(_probe(h, timeout) for h in health_targets(svc))
+
+
+def ports_of(svc: Service) -> list[int]:
+    """The TCP ports `svc` will listen on, as its health check names them."""
+    ports = []
+    for h in health_targets(svc):
+        if h.startswith(("http://", "tcp://")):
+            hostport = h.split("//", 1)[1].split("/", 1)[0]
+            ports.append(int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 80)
+    return ports
+
+
 def port_of(svc: Service) -> int | None:
-    """The TCP port `svc` will listen on, when its health check names one."""
-    h = svc.health
-    if h.startswith(("http://", "tcp://")):
-        hostport = h.split("//", 1)[1].split("/", 1)[0]
-        return int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 80
-    return None
+    """The (first) TCP port `svc` will listen on, when its health check names one."""
+    return next(iter(ports_of(svc)), None)
 
 
 def wait_healthy(state: CloudState, services: list[Service], timeout: float = 120.0) -> None:
