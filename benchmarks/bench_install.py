@@ -14,6 +14,11 @@ from an empty wheelhouse and empty pip and uv caches, the wheelhouse filled the 
 side by side: what `popek cloud up` does when uv is in popek's venv), in turn within each round (the
 order swapped every round); the download and the whole venv are timed apart.
 
+With `--from-wheelhouse`, the services venv from a filled wheelhouse (a copy of popek's, the cloud's own only
+read) through `install.ensure_venv`: one `pip install -r` (pip resolves, before) vs `uv pip compile` then
+`--jobs` `pip install --no-deps` processes side by side (now), in turn within each round (the order turned every
+round), each venv checked (`pip check`, the same distributions and versions as the serial one's).
+
 Writes benchmarks/results/install.json. Example: `.venv/bin/python benchmarks/bench_install.py --runs 2`.
 """
 from __future__ import annotations
@@ -63,7 +68,8 @@ def services_venv(wheelhouse: Path, work: Path, tool: str, cold: bool) -> float:
 def fresh_services_venv(work: Path, jobs: int, uv: str | None) -> tuple[float, float]:
     """(download s, whole venv s) for the services venv as a fresh machine makes it through ensure_venv: empty
     wheelhouse, pip and uv caches under `work`; `jobs` 0 (or `uv` None) fills the wheelhouse the old, serial
-    way, else `uv` resolves for ensure_wheelhouse."""
+    way, else `uv` resolves for ensure_wheelhouse; `uv` None installs by one `pip install -r`, else by
+    parallel pip processes (install.install_parallel)."""
     venv, wheelhouse, caches = work / "fresh-venv", work / "fresh-wheels", work / "fresh-caches"
     for path in (venv, wheelhouse, caches):
         shutil.rmtree(path, ignore_errors=True)
@@ -74,7 +80,7 @@ def fresh_services_venv(work: Path, jobs: int, uv: str | None) -> tuple[float, f
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         install.ensure_wheelhouse(wheelhouse, str(venv / "bin" / "pip"), work / "fresh-pip.log", jobs=jobs, uv=uv)
         downloaded = time.time() - t0
-        install.ensure_venv(venv, work / "fresh-pip.log", wheelhouse)
+        install.ensure_venv(venv, work / "fresh-pip.log", wheelhouse, uv=uv)  # uv: parallel pip installs too
         took = time.time() - t0
     finally:
         for key, value in saved.items():
@@ -85,6 +91,71 @@ def fresh_services_venv(work: Path, jobs: int, uv: str | None) -> tuple[float, f
     for path in (venv, wheelhouse, caches):
         shutil.rmtree(path, ignore_errors=True)
     return downloaded, took
+
+
+def wheelhouse_venv(wheelhouse: Path, work: Path, jobs: int, uv: str) -> tuple[float, list[str]]:
+    """(seconds, sorted `name==version` lines of pip freeze) for the services venv made by ensure_venv from the
+    filled `wheelhouse`, `jobs` 0 (serial `pip install -r`) or parallel pip processes; uv's cache empty."""
+    venv, caches = work / "wh-venv", work / "wh-caches"
+    for path in (venv, caches):
+        shutil.rmtree(path, ignore_errors=True)
+    saved = os.environ.get("UV_CACHE_DIR")
+    os.environ["UV_CACHE_DIR"] = str(caches / "uv")
+    try:
+        t0 = time.monotonic()
+        install.ensure_venv(venv, work / "wh-pip.log", wheelhouse, uv=uv, jobs=jobs)
+        took = time.monotonic() - t0
+    finally:
+        if saved is None:
+            os.environ.pop("UV_CACHE_DIR", None)
+        else:
+            os.environ["UV_CACHE_DIR"] = saved
+    subprocess.run([str(venv / "bin" / "pip"), "check", "--disable-pip-version-check"], check=True,
+                   capture_output=True)
+    freeze = subprocess.run([str(venv / "bin" / "pip"), "list", "--format", "freeze", "--disable-pip-version-check"],
+                            check=True, capture_output=True, text=True).stdout.split()
+    shutil.rmtree(venv, ignore_errors=True)
+    return took, sorted(freeze)
+
+
+def from_wheelhouse(runs: int, jobs_list: list[int]) -> int:
+    """--from-wheelhouse: serial `pip install -r` vs parallel pip processes from a copy of the wheelhouse."""
+    live = CloudState(paths.embedded_cloud_dir()).wheelhouse
+    if not (live / "popek-requirements.sha256").exists():
+        print(f"pas de wheelhouse rempli ({live}) : lancez d'abord `popek cloud up`", file=sys.stderr)
+        return 2
+    uv = str(install_uv())
+    ways = {"one `pip install -r` (before)": 0,
+            **{f"uv pip compile, {j} `pip install --no-deps` side by side": j for j in jobs_list}}
+    figures: dict[str, dict[str, list[float]]] = {w: {"seconds": [], "load": []} for w in ways}
+    with tempfile.TemporaryDirectory(prefix="bench-install-wh-") as tmp:
+        wheelhouse = Path(tmp) / "wheels"
+        shutil.copytree(live, wheelhouse, ignore=shutil.ignore_patterns("popek-resolution*"))
+        reference = None
+        for r in range(runs):
+            order = list(ways)[r % len(ways):] + list(ways)[:r % len(ways)]
+            for way in order:
+                load = os.getloadavg()[0]
+                took, freeze = wheelhouse_venv(wheelhouse, Path(tmp), ways[way], uv)
+                if reference is None:
+                    reference = freeze
+                elif freeze != reference:
+                    raise SystemExit(f"{way}: not the same distributions: {sorted(set(freeze) ^ set(reference))[:10]}")
+                figures[way]["seconds"].append(took)
+                figures[way]["load"].append(load)
+                print(f"round {r + 1} {way}: {took:.1f} s ({len(freeze)} distributions, pip check clean), "
+                      f"load {load:.2f}", flush=True)
+    base = statistics.median(figures["one `pip install -r` (before)"]["seconds"])
+    print("| services venv from the wheelhouse | median s (min–max) | vs before | load at start |\n|---|---|---|---|")
+    for way, f in figures.items():
+        sec = f["seconds"]
+        print(f"| {way} | {statistics.median(sec):.1f} ({min(sec):.1f}–{max(sec):.1f}) "
+              f"| {base / statistics.median(sec):.2f}x | {min(f['load']):.1f}–{max(f['load']):.1f} |")
+    out = HERE / "results" / "install-wheelhouse.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"runs": runs, "figures": figures}, indent=1))
+    print(f"figures: {out}")
+    return 0
 
 
 def install_uv() -> Path:
@@ -138,7 +209,14 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true",
                         help="only the services venv from an empty wheelhouse: serial download vs uv's "
                              "resolution and parallel pip downloads")
+    parser.add_argument("--from-wheelhouse", action="store_true",
+                        help="only the services venv from a filled wheelhouse: one `pip install -r` vs parallel "
+                             "`pip install --no-deps` processes")
+    parser.add_argument("--jobs", default=str(install.INSTALL_JOBS),
+                        help="with --from-wheelhouse: comma-separated process counts to try (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.from_wheelhouse:
+        return from_wheelhouse(args.runs, [int(j) for j in args.jobs.split(",")])
     if args.fresh:
         return fresh(args.runs)
     wheelhouse = CloudState(paths.embedded_cloud_dir()).wheelhouse
