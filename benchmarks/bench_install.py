@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,18 +94,19 @@ def fresh_services_venv(work: Path, jobs: int, uv: str | None) -> tuple[float, f
     return downloaded, took
 
 
-def wheelhouse_venv(wheelhouse: Path, work: Path, jobs: int, uv: str) -> tuple[float, list[str]]:
-    """(seconds, sorted `name==version` lines of pip freeze) for the services venv made by ensure_venv from the
-    filled `wheelhouse`, `jobs` 0 (serial `pip install -r`) or parallel pip processes; uv's cache empty."""
+def wheelhouse_venv(wheelhouse: Path, work: Path, jobs: int, uv: str) -> tuple[float, float, list[str]]:
+    """(seconds, CPU seconds of the processes it ran, sorted `name==version` lines of pip list) for the services
+    venv made by ensure_venv from the filled `wheelhouse`, `jobs` 0 (serial `pip install -r`) or parallel pip
+    processes; uv's cache empty. The CPU time does not depend on others' load as the wall time does."""
     venv, caches = work / "wh-venv", work / "wh-caches"
     for path in (venv, caches):
         shutil.rmtree(path, ignore_errors=True)
     saved = os.environ.get("UV_CACHE_DIR")
     os.environ["UV_CACHE_DIR"] = str(caches / "uv")
     try:
-        t0 = time.monotonic()
+        cpu0, t0 = children_cpu(), time.monotonic()
         install.ensure_venv(venv, work / "wh-pip.log", wheelhouse, uv=uv, jobs=jobs)
-        took = time.monotonic() - t0
+        took, cpu = time.monotonic() - t0, children_cpu() - cpu0
     finally:
         if saved is None:
             os.environ.pop("UV_CACHE_DIR", None)
@@ -115,7 +117,12 @@ def wheelhouse_venv(wheelhouse: Path, work: Path, jobs: int, uv: str) -> tuple[f
     freeze = subprocess.run([str(venv / "bin" / "pip"), "list", "--format", "freeze", "--disable-pip-version-check"],
                             check=True, capture_output=True, text=True).stdout.split()
     shutil.rmtree(venv, ignore_errors=True)
-    return took, sorted(freeze)
+    return took, cpu, sorted(freeze)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def from_wheelhouse(runs: int, jobs_list: list[int]) -> int:
@@ -127,7 +134,7 @@ def from_wheelhouse(runs: int, jobs_list: list[int]) -> int:
     uv = str(install_uv())
     ways = {"one `pip install -r` (before)": 0,
             **{f"uv pip compile, {j} `pip install --no-deps` side by side": j for j in jobs_list}}
-    figures: dict[str, dict[str, list[float]]] = {w: {"seconds": [], "load": []} for w in ways}
+    figures: dict[str, dict[str, list[float]]] = {w: {"seconds": [], "cpu": [], "load": []} for w in ways}
     with tempfile.TemporaryDirectory(prefix="bench-install-wh-") as tmp:
         wheelhouse = Path(tmp) / "wheels"
         shutil.copytree(live, wheelhouse, ignore=shutil.ignore_patterns("popek-resolution*"))
@@ -136,21 +143,24 @@ def from_wheelhouse(runs: int, jobs_list: list[int]) -> int:
             order = list(ways)[r % len(ways):] + list(ways)[:r % len(ways)]
             for way in order:
                 load = os.getloadavg()[0]
-                took, freeze = wheelhouse_venv(wheelhouse, Path(tmp), ways[way], uv)
+                took, cpu, freeze = wheelhouse_venv(wheelhouse, Path(tmp), ways[way], uv)
                 if reference is None:
                     reference = freeze
                 elif freeze != reference:
                     raise SystemExit(f"{way}: not the same distributions: {sorted(set(freeze) ^ set(reference))[:10]}")
                 figures[way]["seconds"].append(took)
+                figures[way]["cpu"].append(cpu)
                 figures[way]["load"].append(load)
-                print(f"round {r + 1} {way}: {took:.1f} s ({len(freeze)} distributions, pip check clean), "
-                      f"load {load:.2f}", flush=True)
+                print(f"round {r + 1} {way}: {took:.1f} s, CPU {cpu:.1f} s ({len(freeze)} distributions, pip check "
+                      f"clean), load {load:.2f}", flush=True)
     base = statistics.median(figures["one `pip install -r` (before)"]["seconds"])
-    print("| services venv from the wheelhouse | median s (min–max) | vs before | load at start |\n|---|---|---|---|")
+    print("| services venv from the wheelhouse | median s (min–max) | vs before | CPU s median | load at start |\n"
+          "|---|---|---|---|---|")
     for way, f in figures.items():
         sec = f["seconds"]
         print(f"| {way} | {statistics.median(sec):.1f} ({min(sec):.1f}–{max(sec):.1f}) "
-              f"| {base / statistics.median(sec):.2f}x | {min(f['load']):.1f}–{max(f['load']):.1f} |")
+              f"| {base / statistics.median(sec):.2f}x | {statistics.median(f['cpu']):.1f} "
+              f"| {min(f['load']):.1f}–{max(f['load']):.1f} |")
     out = HERE / "results" / "install-wheelhouse.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"runs": runs, "figures": figures}, indent=1))
