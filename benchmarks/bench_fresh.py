@@ -31,9 +31,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -56,19 +58,26 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def timed(argv: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> tuple[float, int, str]:
-    """(seconds, exit code, output) of `argv`, its output also appended to `log` and echoed line by line."""
+def timed(argv: list[str], log: Path, cwd: Path | None = None, env: dict | None = None,
+          timeout: float = 900.0) -> tuple[float, int, str]:
+    """(seconds, exit code, output) of `argv`, its output also appended to `log` and echoed line by line; after
+    `timeout` s its whole process group is sent SIGTERM (exit code then negative)."""
     t0 = time.monotonic()
     lines = []
     with open(log, "a") as out:
         out.write(f"\n=== {' '.join(argv)} (load {load()})\n")
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, stdin=subprocess.DEVNULL)
-        for line in proc.stdout:
-            out.write(line)
-            lines.append(line.rstrip("\n"))
-            print(f"  | {line.rstrip()}", flush=True)
-        rc = proc.wait()
+                                text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+        watchdog = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGTERM))
+        watchdog.start()
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                lines.append(line.rstrip("\n"))
+                print(f"  | {line.rstrip()}", flush=True)
+            rc = proc.wait()
+        finally:
+            watchdog.cancel()
     return time.monotonic() - t0, rc, "\n".join(lines)
 
 
@@ -134,6 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-handover", action="store_true",
                         help="leave the cloud as the clone's popek started it, and the clone")
     parser.add_argument("--lock-wait", type=float, default=180.0)
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="the cold up is stopped after this many s (.ci/install after a third of it): a failure")
     parser.add_argument("--restore", type=Path, help="put back what a crashed run moved aside into DIR")
     parser.add_argument("--rehearse", choices=["ok", "fail"],
                         help="stand-ins for .ci/install and the ups, every moved path under /tmp")
@@ -188,12 +199,12 @@ def main(argv=None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "VIRTUAL_ENV"))}
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p + "/")
         result["load"]["install start"] = load()
-        result["install s"], rc, _ = timed(cmd["install"], log, cwd=clone, env=env)
+        result["install s"], rc, _ = timed(cmd["install"], log, cwd=clone, env=env, timeout=args.timeout / 3)
         result["load"]["install end"] = load()
         if rc != 0:
             raise RuntimeError(f".ci/install exited {rc}")
         result["load"]["up start"] = load()
-        result["up s"], rc, out = timed(cmd["up"], log, cwd=clone, env=env)
+        result["up s"], rc, out = timed(cmd["up"], log, cwd=clone, env=env, timeout=args.timeout)
         result["load"]["up end"] = load()
         result["stages"] = stages(out)
         if rc != 0:
