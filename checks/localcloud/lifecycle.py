@@ -14,6 +14,7 @@ dead, frozen or not answering are restarted, in stage order, and a failure stops
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -175,10 +176,8 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
             with progress.step("environnement Python des services (venv)"):
                 install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse, uv=install.bundled_uv())
             _start_all(state, mod, mode, progress, log, force,
-                       meanwhile=lambda: bootstrap.resources(state, image_job.result()))
-            if mode["dataplane"]:
-                with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
-                    mod.smoke(state)
+                       meanwhile=lambda: bootstrap.resources(state, image_job.result()),
+                       smoke=(lambda: mod.smoke(state)) if mode["dataplane"] else None)
         except BaseException as exc:
             image_job.cancel()
             if was_running:  # someone's running cloud, only partly started: left as it is
@@ -196,10 +195,11 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
 
 
 def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, force: bool = False,
-               meanwhile: Callable[[], None] | None = None) -> None:
+               meanwhile: Callable[[], None] | None = None, smoke: Callable[[], None] | None = None) -> None:
     """Configuration, then the process table stage by stage, with the one-time setup steps in between.
     `meanwhile` (the course's resources: they need the APIs, not nova-compute) runs in a thread while
-    nova-compute starts and reports "up"; its exception, if any, is raised here."""
+    nova-compute starts and reports "up"; its exception, if any, is raised here. `smoke` (the dataplane's
+    guest) runs last, while the BACKGROUND services finish starting; every service answers at the end."""
     with progress.step("configuration"):
         cfg = config.generate(state)
         if mod is not None:
@@ -217,6 +217,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     svc = table(state, mod)
     nova = cfg["nova/nova.conf"]["DEFAULT"]
     deferred: list[Service] = []  # stage 2's services that nova-compute does not need, still starting
+    background = [s for s in svc if s.stage == 2 and s.name in BACKGROUND]  # started low, awaited last
+    bus = [s for s in svc if s.name == "rabbitmq"]  # booting while stage 1 starts, awaited there
     for stage in STAGES:
         group = [s for s in svc if s.stage == stage]
         if stage == 2:
@@ -224,18 +226,27 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
         if stage == 3:
             if state.marker("compute-mode").exists() and \
                     state.marker("compute-mode").read_text().strip() != _compute_mode(mode):
-                services.wait_healthy(state, deferred)  # a mode switch asks every API first
+                services.wait_healthy(state, deferred + background)  # a mode switch asks every API first
             since = _before_compute(state, mode, nova, progress, since, force)
         with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
+            if stage == 1 and bus:  # those that do not use the bus first; the others once it answers
+                group = sorted(group, key=lambda s: s.name not in BUS_FREE)
             for s in group:
+                if stage == 1 and bus and s.name not in BUS_FREE:
+                    services.wait_healthy(state, bus)
+                    bus = []
                 if services.read_pid(state, s.name) is None:
                     _check_port_free(s)
-                    services.start(state, s)
-            if stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
-                deferred = [s for s in group if s.name not in COMPUTE_NEEDS]
+                    pid = services.start(state, s)
+                    if s in background:
+                        _set_nice(pid, BACKGROUND_NICE)
+            if stage == 0:
+                services.wait_healthy(state, [s for s in group if s not in bus])
+            elif stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
+                deferred = [s for s in group if s.name not in COMPUTE_NEEDS and s not in background]
                 services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
             else:
-                services.wait_healthy(state, group)
+                services.wait_healthy(state, group + bus)
         if stage == 3 and deferred:
             with progress.step("démarrage (fin) : les services dont nova-compute n'a pas besoin répondent"):
                 services.wait_healthy(state, deferred)
@@ -245,6 +256,10 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
             if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
                 mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
         elif stage == 1:
+            if any(s.name == "neutron-rpc-server" for s in group):  # before its agents start (stage 2)
+                with progress.step("neutron-rpc-server à l'écoute (files RabbitMQ)"):
+                    wait_consumers(state, {q: ("neutron-rpc-server", _alive(state, "neutron-rpc-server"))
+                                           for q in NEUTRON_RPC_QUEUES})
             with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                 bootstrap.once(state, "identity", bootstrap.identity, state)
                 bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
@@ -260,6 +275,14 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 took = side.result()
             log(f"  images et ressources du cours : {took:.1f} s, pendant le démarrage de nova-compute")
     state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
+    for s in background:  # their normal priority back (the smoke's guest leaves CPU to spare)
+        _set_nice(services.read_pid(state, s.name), 0)
+    if smoke is not None:
+        with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
+            smoke()
+    if background:
+        with progress.step(f"démarrage (fin) : {', '.join(s.name for s in background)} répondent"):
+            services.wait_healthy(state, background)
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
 
 
@@ -267,6 +290,41 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
 #: (it pings it, _before_compute) and stages 0-1 (Placement among them: its first resource update, missed,
 #: comes again a minute later): the fork server of its privsep daemons. The others keep starting meanwhile.
 COMPUTE_NEEDS = ("privsep-fork-nova",)
+#: Stage 1's services that do not use the message bus: they start once stage 0's others answer, while
+#: RabbitMQ still boots (~8 s, about one core busy of the two: measured; the others wait for it).
+BUS_FREE = ("keystone", "placement-api", "privsep-fork-neutron")
+#: Stage 2's services that neither nova-compute, the course's resources nor the smoke instance use (volumes,
+#: objects): they start with stage 2 at the lowest CPU priority, so that the 17 sessions starting at once do
+#: not share the two cores equally with them (the `up` is CPU-bound from stage 1 to its end: measured); they
+#: run in the gaps (nova-compute's waits), get their normal priority back once nova-compute is up, and are
+#: awaited last (after the smoke instance, when there is one).
+BACKGROUND = ("cinder-api", "cinder-scheduler", "cinder-volume",
+              "swift-account", "swift-container", "swift-object", "swift-proxy")
+BACKGROUND_NICE = 19
+#: The queues of neutron-rpc-server that the agents call first (neutron_lib.agent.topics). An agent started
+#: before the server consumes loses its first call and waits out a 60 s RPC timeout: measured, the DHCP
+#: agent's first network sync, and the smoke instance then without a lease for 100 s. (Before BUS_FREE,
+#: keystone's own start gave the server those seconds by chance.)
+NEUTRON_RPC_QUEUES = ("q-plugin", "q-reports-plugin", "q-l3-plugin", "q-server-resource-versions")
+
+
+def _set_nice(pid: int | None, nice: int) -> None:
+    """The CPU priority (nice) of the session `pid` leads: its scheduler autogroup's (with autogroups on, as
+    on Debian, each session started here is one group and the groups share the CPU equally whatever their
+    threads' nice), and every thread of its processes (nice is per thread: a thread keeps the value it was
+    created with). Only root lowers it back: elsewhere nothing is changed, so that no service stays low."""
+    if pid is None or os.geteuid() != 0:
+        return
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+    except OSError:  # no autogroups (kernel without them), or the process is gone
+        pass
+    for member in services.session_members(pid):
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+            except (OSError, ValueError):  # gone meanwhile
+                continue
 
 
 def _timed(fn: Callable[[], None]) -> float:
