@@ -16,6 +16,9 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
   direct     direct kernel boot: kernel and initrd as Glance aki/ari images (kernel_id, ramdisk_id,
              os_command_line): no SeaBIOS disk boot, no extlinux
   noinit     init_on_alloc=0 on the kernel command line (Debian's kernel zeroes every allocated page)
+  norand     norandmaps on the kernel command line: no address space randomization of user processes, so
+             that QEMU's TCG reuses the code it translated for a shared library in every process mapping it
+             at the same address (its translation blocks are keyed by the guest's virtual address too)
   trim       cloud-init modules trimmed to those the course uses (users, keys, write_files, runcmd, packages)
   fastds     datasource fast path: no cloud-init generator/ds-identify at boot (cloud-init wanted outright)
   file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
@@ -65,7 +68,7 @@ HERE = Path(__file__).resolve().parent
 PART_OFFSET = 1 << 20      # images.make_boot_disk: one partition at 1 MiB
 FIT_GIB = 10               # flavor small's disk
 BOOT_TIMEOUT = 360        # seconds from create to the login; a boot that takes longer counts as failed
-LEVERS = ("fit", "direct", "noinit", "trim", "fastds")
+LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds")
 
 #: cloud-init modules the course uses (C19: users, keys, packages; the scenarios: write_files, runcmd),
 #: with what they need to apply them (hostname, /etc/hosts, growpart and resizefs for the flavor's disk).
@@ -121,6 +124,9 @@ def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
             if "noinit" in levers:
                 text = re.sub(r"(?m)^(\s*APPEND .*)$", r"\1 init_on_alloc=0", text)
                 conf.write_text(text)
+            if "norand" in levers:
+                text = re.sub(r"(?m)^(\s*APPEND .*)$", r"\1 norandmaps", text)
+                conf.write_text(text)
             if "trim" in levers:
                 cfg = mnt / "etc/cloud/cloud.cfg"
                 cfg.write_text(_retrim(cfg.read_text()))
@@ -164,6 +170,8 @@ def unapplied(root: Path, levers: set[str]) -> list[str]:
     missing = []
     if "noinit" in levers and "init_on_alloc=0" not in (root / "boot/extlinux/extlinux.conf").read_text():
         missing.append("noinit")
+    if "norand" in levers and "norandmaps" not in (root / "boot/extlinux/extlinux.conf").read_text():
+        missing.append("norand")
     if "trim" in levers and "seed_random" in (root / "etc/cloud/cloud.cfg").read_text():
         missing.append("trim")
     if "fastds" in levers and not (root / "etc/systemd/system-generators/cloud-init-generator").is_symlink():
