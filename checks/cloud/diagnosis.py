@@ -55,9 +55,9 @@ _UDHCPC_LEASE = re.compile(r"udhcpc: lease of (\d+\.\d+\.\d+\.\d+) obtained")
 _TINY_READY = re.compile(r"popek-tiny: ready \S+ (\d+\.\d+\.\d+\.\d+)/\d+")
 _CI_ADDR = re.compile(r"ci-info: \|\s*(?!lo\b)\S+\s*\|\s*True\s*\|\s*(\d+\.\d+\.\d+\.\d+)\s*\|")
 _CI_MD_FAIL = re.compile(r"(?:url_helper|DataSource\w*)\.py\[WARNING\].*169\.254\.169\.254.*")
-#: cloud-init reached 169.254.169.254 and got an HTTP 5xx (Neutron's proxy answers 503 when nova-metadata is
-#: down): the network path works, the metadata service does not. cloud-init retries every ~1.2 s and does not
-#: repeat the URL on these lines.
+#: cloud-init reached 169.254.169.254 and got an HTTP 5xx (Neutron's proxy answers 503 when nova's metadata API
+#: does not answer): the network path works, the metadata service does not. cloud-init retries every ~1.2 s
+#: and does not repeat the URL on these lines.
 _CI_MD_HTTP = re.compile(r"url_helper\.py\[WARNING\]: Endpoint returned a (5\d\d) error")
 #: How many such answers in a row are conclusive: ~25 s of 5xx, which a healthy but loaded metadata
 #: service does not give (a transient 503 now and then is retried by cloud-init and is not a failure).

@@ -7,7 +7,7 @@ cloud (restart, admin API) and checks that it answers again, so later tests are 
 |---|---|---|
 | swift-proxy stopped | C16 | the object store's address does not answer |
 | glance-api stopped | C20, C27, C36 | Glance's address (9292) does not answer; Nova, Neutron… still do |
-| nova-api stopped | C17, C33, C36, C37 | the compute API (8774) does not answer, to HTTP and to the client |
+| nova-api stopped (nova's metadata API, in the same process, too) | C17, C33, C36, C37 | the compute API (8774) does not answer, to HTTP and to the client |
 | catalog altered (admin API): compute's address → Placement, network's → a closed port, image renamed | C11, C27, C28, C30, C35 | 1.x is no Nova microversion; Neutron's address does not answer; "images" is not Glance |
 | a flavor with 0 vCPU (written in Nova's database) | C22 | the flavor is not a CPU/RAM/disk size |
 | the project's instance quota set to 0 (admin API) | C21, C37 | the course's command is refused: quota |
@@ -207,7 +207,7 @@ def test_image_data_not_its_format_fails_c20(state, admin, tmp_path, record_prop
     failed(found, "C20", "pas prête à démarrer", image.id, "pas une image qcow2", "00 00 00 00", name_has="images")
 
 
-@pytest.mark.falsifies("C17", "C33", "C36", "C37", fault="API compute arrêtée (nova-api)")
+@pytest.mark.falsifies("C17", "C33", "C36", "C37", fault="API compute arrêtée (nova-api, avec l'API metadata du même processus)")
 def test_nova_api_stopped_fails_c17_c33_c36_c37(state, tmp_path, record_property):
     with stopped(state, "nova-api"):
         found = run_claims(tmp_path, "C17", "C33", "C36", "C37")

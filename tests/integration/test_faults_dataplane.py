@@ -56,8 +56,8 @@ def state():
     return st
 
 
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    """The service at `url` answers (< 500) again within `timeout` s."""
+def wait_http(url: str, timeout: float = 60.0, hint: str = "") -> None:
+    """The service at `url` answers (< 500) again within `timeout` s (`hint`: what to look at if not)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -69,7 +69,7 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
                 return
         except OSError:
             pass
-        assert time.monotonic() < deadline, f"{url} ne répond plus après la restauration"
+        assert time.monotonic() < deadline, f"{url} ne répond plus après la restauration{hint}"
         time.sleep(1)
 
 
@@ -128,14 +128,21 @@ def pick(found: dict, claim: str) -> dict:
     return matching[0]
 
 
+#: The nftables table of the metadata fault (`nft delete table inet popek_fault_metadata` if a killed run left it).
+METADATA_FAULT_TABLE = "popek_fault_metadata"
+
+
 @contextlib.contextmanager
 def metadata_unanswered():
     """nova's metadata API stops answering while its compute API goes on: one nova-api worker serves both
     (checks/localcloud/novaapis.py), so a SIGSTOP would freeze both. nftables drops what the host sends to the
-    metadata port instead: Neutron's metadata agent, on the host, waits on it as on a frozen process (its
-    request times out after 60 s). The table is removed in the end whatever happens."""
-    table = "popek_fault_metadata"
+    metadata port instead: Neutron's metadata agent, on the host, waits on it as on a frozen process (the guest's
+    request fails after haproxy's 32 s, the agent gives up at 60 s). The table is removed first (a killed run
+    leaves it behind: nothing else removes it, `popek cloud down` does not know it) and in the end whatever
+    happens."""
+    table = METADATA_FAULT_TABLE
     rule = f"ip daddr 127.0.0.1 tcp dport {PORTS['metadata']} drop"
+    subprocess.run(["nft", "delete", "table", "inet", table], check=False, timeout=30, capture_output=True)
     subprocess.run(["nft", "-f", "-"], check=True, text=True, timeout=30,
                    input=f"table inet {table} {{\n chain out {{\n  type filter hook output priority 0;\n  {rule}\n }}\n}}\n")
     try:
@@ -148,7 +155,7 @@ def metadata_unanswered():
 def test_metadata_frozen_is_named_within_minutes(state, tmp_path, record_property):
     with metadata_unanswered():
         found = run_scenarios(tmp_path, "ouvre_linstance", "cloudinit", workers=2)
-    wait_http("http://127.0.0.1:8775/")
+    wait_http("http://127.0.0.1:8775/", hint=f" (table nftables inet {METADATA_FAULT_TABLE} encore en place ?)")
     measures = []
     for claim in ("C18", "C19"):
         result = pick(found, claim)
