@@ -1,11 +1,15 @@
 """Fresh machine -> ready cloud (issue #17: < 4 min): `bash .ci/install` then a cold `popek cloud up` with the
 dataplane and its images built, every cache empty, as a new user runs the README's first command from a clone.
 
-What a new machine would not have is MOVED aside (renamed on the same file system), never deleted before the
-measurement succeeded: popek's `cloud/` state (after `popek cloud down`: `destroy` without its deletion),
-`cache/` (images, the services' wheelhouse, Debian 13's apt cache), `node/` (Allure), pip's and uv's caches,
-npm's cache and stevedore's entry-point cache. The Debian packages stay installed (apt is not undone: QEMU,
-MariaDB, RabbitMQ, Open vSwitch, libvirt… cost nothing here that a new machine would pay once).
+What a new machine would not have of popek's is MOVED aside (renamed on the same file system), never deleted
+before the measurement succeeded: popek's `cloud/` state (after `popek cloud down`: `destroy` without its
+deletion), `cache/` (images, the services' wheelhouse, Debian 13's apt cache) and `node/` (Allure). The caches
+that are not popek's (pip's, uv's, npm's, stevedore's entry points: other projects' too) are left alone: the
+clone's `.ci/install` and `up` get empty ones instead (PIP_CACHE_DIR, UV_CACHE_DIR, npm_config_cache,
+XDG_CACHE_HOME under the run's directory, deleted at the end). The services' own stevedore cache stays the
+user's (popek gives them HOME, not XDG_CACHE_HOME): its entries are keyed by the venv's paths and their times,
+so a new venv finds none. The Debian packages stay installed (apt is not undone: QEMU, MariaDB, RabbitMQ,
+Open vSwitch, libvirt… cost nothing here that a new machine would pay once).
 
 Then `git clone` of REPO's committed HEAD into a temporary directory, `bash .ci/install` there (timed), the
 clone's `popek cloud up` (timed, its stage lines kept), and `popek cloud status` (services answering).
@@ -19,9 +23,9 @@ them back by hand after a crash.
 
 Run as root with the host and the cloud reserved to it (it takes /tmp/popek-cloud.lock exclusively, and
 waits at most `--lock-wait` s for it): `.venv/bin/python benchmarks/bench_fresh.py`.
-Writes benchmarks/results/fresh.json. `--rehearse ok|fail`: the same sequence with POPEK_HOME, XDG_CACHE_HOME and
-HOME under /tmp and stand-ins for `.ci/install` and the `up`s (which must then not run): checks the moves,
-the deletions and the put-backs without touching a cloud.
+Writes benchmarks/results/fresh.json. `--rehearse ok|fail`: the same sequence with POPEK_HOME under /tmp and
+stand-ins for `.ci/install` and the `up`s (which must then not run): checks the moves, the deletions and the
+put-backs without touching a cloud.
 """
 from __future__ import annotations
 
@@ -43,10 +47,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 HOME = Path.home()
 POPEK_HOME = Path(os.environ.get("POPEK_HOME") or Path(os.environ.get("XDG_DATA_HOME") or HOME / ".local" / "share") / "popek")
-CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or HOME / ".cache")
-#: what a machine that never ran popek does not have: moved aside, in this order
-ASIDE = [POPEK_HOME / "cloud", POPEK_HOME / "cache", POPEK_HOME / "node", CACHE_HOME / "pip", CACHE_HOME / "uv",
-         CACHE_HOME / "python-entrypoints", HOME / ".npm"]
+#: what a machine that never ran popek does not have of popek's: moved aside, in this order
+ASIDE = [POPEK_HOME / "cloud", POPEK_HOME / "cache", POPEK_HOME / "node"]
+#: the tools' caches, not popek's (never moved nor deleted): the clone's processes get empty ones under these
+#: variables instead (XDG_CACHE_HOME: pip's, uv's and stevedore's default place)
+EMPTY_CACHES = {"PIP_CACHE_DIR": "pip", "UV_CACHE_DIR": "uv", "npm_config_cache": "npm", "XDG_CACHE_HOME": "xdg"}
 #: under a moved-aside path, what the new cloud does not make again: put back after a success
 KEEP = {POPEK_HOME / "cache": ["bench-boot"]}
 LOCK = "/tmp/popek-cloud.lock"
@@ -155,7 +160,7 @@ def main(argv=None) -> int:
         print("root required (the cloud's dataplane)", file=sys.stderr)
         return 2
     if args.rehearse and not all(str(p).startswith("/tmp/") for p in ASIDE):
-        print("--rehearse: POPEK_HOME, XDG_CACHE_HOME and HOME must be under /tmp", file=sys.stderr)
+        print("--rehearse: POPEK_HOME must be under /tmp", file=sys.stderr)
         return 2
     main_popek = str(REPO / ".venv" / "bin" / "popek")
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -174,6 +179,7 @@ def main(argv=None) -> int:
     aside = Path(tempfile.mkdtemp(prefix="popek-fresh-aside-", dir=POPEK_HOME.parent))
     work = Path(tempfile.mkdtemp(prefix="popek-fresh-"))
     log = work / "fresh.log"
+    caches = work / "caches"  # the clone's empty caches (EMPTY_CACHES), deleted at the end
     result: dict = {"tree": head, "aside": str(aside), "log": str(log), "load": {}}
     print(f"tree {head}; aside {aside}; log {log}", flush=True)
     moves: dict[str, str] = {}
@@ -183,7 +189,8 @@ def main(argv=None) -> int:
     cmd = {"install": ["bash", ".ci/install"], "up": [clone_popek, "cloud", "up"],
            "clone down": [clone_popek, "cloud", "down"], "main up": [main_popek, "cloud", "up"]}
     if args.rehearse:
-        fake = f"mkdir -p {POPEK_HOME}/cloud/venv {POPEK_HOME}/cache/wheels {CACHE_HOME}/pip && echo '[   1.5 s] stand-in (1.5 s)'"
+        fake = (f"mkdir -p {POPEK_HOME}/cloud/venv {POPEK_HOME}/cache/wheels \"$PIP_CACHE_DIR/http\" "
+                "\"$npm_config_cache/_cacache\" && echo '[   1.5 s] stand-in (1.5 s)'")
         cmd = {"install": ["bash", "-c", f"mkdir -p {POPEK_HOME}/node && echo install stand-in"],
                "up": ["bash", "-c", fake + ("; exit 1" if args.rehearse == "fail" else "")],
                "clone down": ["true"], "main up": ["true"]}
@@ -198,6 +205,8 @@ def main(argv=None) -> int:
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "VIRTUAL_ENV"))}
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p + "/")
+        env |= {var: str(caches / name) for var, name in EMPTY_CACHES.items()}
+        result["empty caches"] = str(caches)
         result["load"]["install start"] = load()
         result["install s"], rc, _ = timed(cmd["install"], log, cwd=clone, env=env, timeout=args.timeout / 3)
         result["load"]["install end"] = load()
@@ -232,6 +241,7 @@ def main(argv=None) -> int:
             result["old cloud up again"] = timed(cmd["main up"], log, cwd=REPO)[1] == 0
             result["services after restore"] = services_count(main_popek)
     finally:
+        shutil.rmtree(caches, ignore_errors=True)
         if not any(Path(t).exists() for t in moves.values()):  # nothing left aside: the manifest goes too
             shutil.rmtree(aside, ignore_errors=True)
         else:
