@@ -64,8 +64,9 @@ def services() -> dict[int, str]:
     found = {}
     for p in RUN_DIR.glob("*.pid"):
         try:
-            found[int(p.read_text().split()[0])] = p.stem
-        except (OSError, ValueError, IndexError):
+            text = p.read_text()
+            found[int(json.loads(text)["pid"] if text.lstrip().startswith("{") else text.split()[0])] = p.stem
+        except (OSError, ValueError, IndexError, KeyError, TypeError):
             pass
     return found
 
