@@ -25,6 +25,8 @@ SHIPPED = {"nova/api-paste.ini": "nova/api-paste.ini", "neutron/api-paste.ini": 
 
 #: nova's two APIs in one gunicorn worker (novaapis.py): the module's name beside nova-api's gunicorn.conf.py.
 NOVA_APIS_MODULE = "popek_novaapis"
+#: gunicorn threads of a worker that serves several APIs (nova-api: the compute and the metadata API).
+MULTI_API_THREADS = 4
 #: Gunicorn apps: name -> (config dir, WSGI callable, port keys: gunicorn binds each, the first is the app's own).
 WSGI_APPS = {
     "keystone": ("keystone", "keystone.wsgi.api:application", ("keystone",)),
@@ -237,9 +239,15 @@ def generate(state: CloudState) -> Config:
     for name, (directory, app, ports) in WSGI_APPS.items():
         # gunicorn reads ./gunicorn.conf.py: one directory per app, the process's working directory.
         binds = [f"{HOST}:{PORTS[port]}" for port in ports]
-        cfg[f"{directory}/gunicorn-{name}/gunicorn.conf.py"] = {"": {
-            "bind": binds[0] if len(binds) == 1 else binds, "workers": 1, "wsgi_app": app, "timeout": 300,
-            "control_socket_disable": True, "proc_name": name}}
+        conf = {"bind": binds[0] if len(binds) == 1 else binds, "workers": 1, "wsgi_app": app, "timeout": 300,
+                "control_socket_disable": True, "proc_name": name}
+        if len(ports) > 1:
+            # Two APIs in one worker (nova's): gunicorn's sync worker serves one request at a time, so a guest's
+            # metadata read would wait for a POST /servers in flight (up to ~6 s measured), and the tiny image reads
+            # its key and user data once, with a 5 s timeout. Threads (gunicorn's gthread worker) serve them side
+            # by side; nova 34's APIs run in native threading mode ("Service is starting with native threading").
+            conf["threads"] = MULTI_API_THREADS
+        cfg[f"{directory}/gunicorn-{name}/gunicorn.conf.py"] = {"": conf}
     return cfg
 
 

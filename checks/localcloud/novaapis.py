@@ -11,6 +11,11 @@ from the Host header, so a request to the metadata port cannot reach the compute
 nova's own entry points make each app: `init_application` parses the configuration once per interpreter
 (`init_global_data` is run_once), then loads its paste pipeline from the first file of OS_NOVA_CONFIG_FILES
 and registers its service record (nova-osapi_compute, nova-metadata) as the separate processes did.
+
+Nova's own documentation does not support both APIs in one process (admin/wsgi, nova 33.0.0: "no longer
+possible"); it works with nova 34.0.0 as measured here, and a nova upgrade may break it: the dataplane smoke
+instance (metadata) and the API scenarios (compute) are what catch that. The worker has threads
+(config.MULTI_API_THREADS): a metadata read never waits behind a compute request in flight.
 """
 from __future__ import annotations
 

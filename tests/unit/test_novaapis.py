@@ -79,3 +79,11 @@ def test_health_with_several_targets_needs_each_of_them():
         assert not services.healthy(Service("c", [], health=f"tcp://127.0.0.1:{down} tcp://127.0.0.1:{up}"), 0.5)
     assert services.healthy(Service("d", []))  # no target: being alive is enough
     assert services.health_targets(Service("e", [], health="unix:///a b/s tcp://h:1")) == ["unix:///a b/s", "tcp://h:1"]
+
+
+def test_only_the_worker_serving_two_apis_gets_threads_so_a_slow_compute_request_never_holds_a_metadata_read(tmp_path):
+    cfg = config.generate(CloudState(tmp_path))
+    nova = cfg["nova/gunicorn-nova-api/gunicorn.conf.py"][""]
+    assert nova["threads"] == config.MULTI_API_THREADS > 1 and nova["workers"] == 1
+    others = [f for f in cfg if "/gunicorn-" in f and "gunicorn-nova-api" not in f]
+    assert others and all("threads" not in cfg[f][""] for f in others)
