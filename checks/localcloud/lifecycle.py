@@ -219,64 +219,67 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     deferred: list[Service] = []  # stage 2's services that nova-compute does not need, still starting
     background = [s for s in svc if s.stage == 2 and s.name in BACKGROUND]  # started low, awaited last
     bus = [s for s in svc if s.name == "rabbitmq"]  # booting while stage 1 starts, awaited there
-    for stage in STAGES:
-        group = [s for s in svc if s.stage == stage]
-        if stage == 2:
-            since = utcnow()
-        if stage == 3:
-            if state.marker("compute-mode").exists() and \
-                    state.marker("compute-mode").read_text().strip() != _compute_mode(mode):
-                services.wait_healthy(state, deferred + background)  # a mode switch asks every API first
-            since = _before_compute(state, mode, nova, progress, since, force)
-        with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
-            if stage == 1 and bus:  # those that do not use the bus first; the others once it answers
-                group = sorted(group, key=lambda s: s.name not in BUS_FREE)
-            for s in group:
-                if stage == 1 and bus and s.name not in BUS_FREE:
-                    services.wait_healthy(state, bus)
-                    bus = []
-                if services.read_pid(state, s.name) is None:
-                    _check_port_free(s)
-                    pid = services.start(state, s)
-                    if s in background:
-                        _set_nice(pid, BACKGROUND_NICE)
+    started_nice = os.getpriority(os.PRIO_PROCESS, 0)  # what a service started here inherits
+    try:
+        for stage in STAGES:
+            group = [s for s in svc if s.stage == stage]
+            if stage == 2:
+                since = utcnow()
+            if stage == 3:
+                if state.marker("compute-mode").exists() and \
+                        state.marker("compute-mode").read_text().strip() != _compute_mode(mode):
+                    services.wait_healthy(state, deferred + background)  # a mode switch asks every API first
+                since = _before_compute(state, mode, nova, progress, since, force)
+            with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
+                if stage == 1 and bus:  # those that do not use the bus first; the others once it answers
+                    group = sorted(group, key=lambda s: s.name not in BUS_FREE)
+                for s in group:
+                    if stage == 1 and bus and s.name not in BUS_FREE:
+                        services.wait_healthy(state, bus)
+                        bus = []
+                    if services.read_pid(state, s.name) is None:
+                        _check_port_free(s)
+                        pid = services.start(state, s)
+                        if s in background:
+                            _set_nice(pid, BACKGROUND_NICE)
+                if stage == 0:
+                    services.wait_healthy(state, [s for s in group if s not in bus])
+                elif stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
+                    deferred = [s for s in group if s.name not in COMPUTE_NEEDS and s not in background]
+                    services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
+                else:
+                    services.wait_healthy(state, group + bus)
+            if stage == 3 and deferred:
+                with progress.step("démarrage (fin) : les services dont nova-compute n'a pas besoin répondent"):
+                    services.wait_healthy(state, deferred)
             if stage == 0:
-                services.wait_healthy(state, [s for s in group if s not in bus])
-            elif stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
-                deferred = [s for s in group if s.name not in COMPUTE_NEEDS and s not in background]
-                services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
-            else:
-                services.wait_healthy(state, group + bus)
-        if stage == 3 and deferred:
-            with progress.step("démarrage (fin) : les services dont nova-compute n'a pas besoin répondent"):
-                services.wait_healthy(state, deferred)
-        if stage == 0:
-            with progress.step("bases de données (schémas, une seule fois)"):
-                bootstrap.databases(state)
-            if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
-                mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
-        elif stage == 1:
-            if any(s.name == "neutron-rpc-server" for s in group):  # before its agents start (stage 2)
-                with progress.step("neutron-rpc-server à l'écoute (files RabbitMQ)"):
-                    wait_consumers(state, {q: ("neutron-rpc-server", _alive(state, "neutron-rpc-server"))
-                                           for q in NEUTRON_RPC_QUEUES})
-            with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
-                bootstrap.once(state, "identity", bootstrap.identity, state)
-                bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
-                               bootstrap.rehash_passwords, state)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        side = pool.submit(_timed, meanwhile) if meanwhile is not None else None
-        with progress.step("nova-compute « up » et découverte de l'hôte"
-                           + (" ; en même temps : images, ressources du cours" if side else "")):
-            wait_compute(state, _alive(state, "nova-compute"), since)
-        if side is not None:
-            with progress.step("images (construction ou cache) et ressources du cours (gabarits, images, "
-                               "réseaux, groupes de sécurité) : fin"):
-                took = side.result()
-            log(f"  images et ressources du cours : {took:.1f} s, pendant le démarrage de nova-compute")
-    state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
-    for s in background:  # their normal priority back (the smoke's guest leaves CPU to spare)
-        _set_nice(services.read_pid(state, s.name), 0)
+                with progress.step("bases de données (schémas, une seule fois)"):
+                    bootstrap.databases(state)
+                if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
+                    mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
+            elif stage == 1:
+                if any(s.name == "neutron-rpc-server" for s in group):  # before its agents start (stage 2)
+                    with progress.step("neutron-rpc-server à l'écoute (files RabbitMQ)"):
+                        wait_consumers(state, {q: ("neutron-rpc-server", _alive(state, "neutron-rpc-server"))
+                                               for q in NEUTRON_RPC_QUEUES})
+                with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
+                    bootstrap.once(state, "identity", bootstrap.identity, state)
+                    bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
+                                   bootstrap.rehash_passwords, state)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            side = pool.submit(_timed, meanwhile) if meanwhile is not None else None
+            with progress.step("nova-compute « up » et découverte de l'hôte"
+                               + (" ; en même temps : images, ressources du cours" if side else "")):
+                wait_compute(state, _alive(state, "nova-compute"), since)
+            if side is not None:
+                with progress.step("images (construction ou cache) et ressources du cours (gabarits, images, "
+                                   "réseaux, groupes de sécurité) : fin"):
+                    took = side.result()
+                log(f"  images et ressources du cours : {took:.1f} s, pendant le démarrage de nova-compute")
+        state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
+    finally:  # their normal priority back (the smoke's guest leaves CPU to spare); also when a stage failed:
+        for s in background:  # a cloud left as it is must not keep them at the lowest priority
+            _set_nice(services.read_pid(state, s.name), started_nice, autogroup=0)
     if smoke is not None:
         with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
             smoke()
@@ -308,15 +311,16 @@ BACKGROUND_NICE = 19
 NEUTRON_RPC_QUEUES = ("q-plugin", "q-reports-plugin", "q-l3-plugin", "q-server-resource-versions")
 
 
-def _set_nice(pid: int | None, nice: int) -> None:
+def _set_nice(pid: int | None, nice: int, autogroup: int | None = None) -> None:
     """The CPU priority (nice) of the session `pid` leads: its scheduler autogroup's (with autogroups on, as
     on Debian, each session started here is one group and the groups share the CPU equally whatever their
-    threads' nice), and every thread of its processes (nice is per thread: a thread keeps the value it was
-    created with). Only root lowers it back: elsewhere nothing is changed, so that no service stays low."""
-    if pid is None or os.geteuid() != 0:
+    threads' nice), `autogroup` if given, else `nice`; and every thread of its processes (nice is per thread:
+    a thread keeps the value it was created with). Only with CAP_SYS_NICE, which raising a priority back
+    needs: without it nothing is changed, so that no service stays low."""
+    if pid is None or not _may_raise_priority():
         return
     try:
-        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice if autogroup is None else autogroup}\n")
     except OSError:  # no autogroups (kernel without them), or the process is gone
         pass
     for member in services.session_members(pid):
@@ -325,6 +329,20 @@ def _set_nice(pid: int | None, nice: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
             except (OSError, ValueError):  # gone meanwhile
                 continue
+
+
+def _may_raise_priority(status: str | None = None) -> bool:
+    """CAP_SYS_NICE (bit 23) in this process's effective capabilities (`status`: /proc/self/status's text):
+    root is not enough in a container or a user namespace without it."""
+    if status is None:
+        try:
+            status = Path("/proc/self/status").read_text()
+        except OSError:
+            return False
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 23 & 1)
+    return False
 
 
 def _timed(fn: Callable[[], None]) -> float:

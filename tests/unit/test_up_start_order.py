@@ -1,7 +1,7 @@
 """The warm `up`'s start order (issue #17): stage 1's services that do not use the bus start while RabbitMQ
 still boots, neutron-rpc-server only once it answers and its agents only once it consumes its queues; the
-volume and object services start at the lowest CPU priority, get it back before the smoke instance and are
-awaited after it; every service answers at the end."""
+volume and object services start at the lowest CPU priority, get back the one popek started with before the
+smoke instance (or when `up` fails) and are awaited after it; every service answers at the end."""
 import os
 import subprocess
 
@@ -49,15 +49,20 @@ def run(tmp_path, monkeypatch):
                         lambda state, queues, timeout=120: events.append(("consumers", sorted(queues))))
     monkeypatch.setattr(lifecycle, "_before_compute", lambda *a, **k: events.append(("before-compute",)))
     monkeypatch.setattr(lifecycle, "wait_compute", lambda *a: events.append(("compute-up",)))
-    monkeypatch.setattr(lifecycle, "_set_nice", lambda pid, nice: events.append(
-        ("nice", {v: k for k, v in pids.items()}[pid], nice)))
+    monkeypatch.setattr(lifecycle, "_set_nice", lambda pid, nice, autogroup=None: events.append(
+        ("nice", {v: k for k, v in pids.items()}[pid], nice) + (() if autogroup is None else (autogroup,))))
 
     def go():
         lifecycle._start_all(st, None, {"dataplane": True}, lifecycle.Progress(lambda line: None), lambda line: None,
                              meanwhile=lambda: events.append(("resources",)),
                              smoke=lambda: events.append(("smoke",)))
         return events
+    go.events = events
     return go
+
+
+#: popek's own priority, which the services it starts inherit and get back
+STARTED = os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def index(events, event):
@@ -81,14 +86,44 @@ def test_volumes_and_objects_start_low_and_are_awaited_after_the_smoke(run):
     ev = run()
     for name in ("cinder-volume", "swift-proxy"):
         assert index(ev, ("start", name)) + 1 == index(ev, ("nice", name, lifecycle.BACKGROUND_NICE))
-        assert index(ev, ("compute-up",)) < index(ev, ("nice", name, 0)) < index(ev, ("smoke",))
+        assert index(ev, ("compute-up",)) < index(ev, ("nice", name, STARTED, 0)) < index(ev, ("smoke",))
     awaited_early = [e for e in ev[:index(ev, ("smoke",))] if e[0] == "healthy"]
     assert not any("cinder-volume" in e[1] or "swift-proxy" in e[1] for e in awaited_early)
     assert ev[index(ev, ("smoke",)) + 1] == ("healthy", ["cinder-volume", "swift-proxy"])
     assert ev[-1] == ("healthy", sorted(s.name for s in TABLE))  # every service answers at the end
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives a priority back")
+def test_priorities_come_back_when_up_fails(run, monkeypatch):
+    def compute_not_up(*a):
+        raise lifecycle.CloudError("nova-compute n'est pas « up »")
+    monkeypatch.setattr(lifecycle, "wait_compute", compute_not_up)
+    with pytest.raises(lifecycle.CloudError):
+        run()
+    for name in ("cinder-volume", "swift-proxy"):
+        lowered = index(run.events, ("nice", name, lifecycle.BACKGROUND_NICE))
+        assert index(run.events, ("nice", name, STARTED, 0)) > lowered
+
+
+def test_cap_sys_nice_is_what_raising_a_priority_needs():
+    status = "Name:\tpopek\nCapPrm:\t000001ffffffffff\nCapEff:\t{}\nCapBnd:\t000001ffffffffff\n"
+    assert lifecycle._may_raise_priority(status.format("000001ffffffffff"))      # root with every capability
+    assert lifecycle._may_raise_priority(status.format("0000000000800000"))      # CAP_SYS_NICE alone
+    assert not lifecycle._may_raise_priority(status.format("00000000a87fffff"))  # root in a container without it
+    assert not lifecycle._may_raise_priority(status.format("0000000000000000"))  # a user
+    assert not lifecycle._may_raise_priority("Name:\tpopek\n")
+
+
+def test_set_nice_on_a_gone_process_does_nothing(monkeypatch):
+    proc = subprocess.Popen(["true"], start_new_session=True)
+    proc.wait()
+    calls = []
+    monkeypatch.setattr(lifecycle.os, "setpriority", lambda *a: calls.append(a))
+    lifecycle._set_nice(proc.pid, lifecycle.BACKGROUND_NICE)  # quietly: no exception either
+    lifecycle._set_nice(None, lifecycle.BACKGROUND_NICE)
+    assert calls == []
+
+
+@pytest.mark.skipif(not lifecycle._may_raise_priority(), reason="only CAP_SYS_NICE gives a priority back")
 def test_set_nice_lowers_then_restores_the_session_priority():
     proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
@@ -97,8 +132,8 @@ def test_set_nice_lowers_then_restores_the_session_priority():
         autogroup = f"/proc/{proc.pid}/autogroup"
         if os.path.exists(autogroup):
             assert open(autogroup).read().strip().endswith("nice 19")
-        lifecycle._set_nice(proc.pid, 0)
-        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 0
+        lifecycle._set_nice(proc.pid, STARTED, autogroup=0)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == STARTED
         if os.path.exists(autogroup):
             assert open(autogroup).read().strip().endswith("nice 0")
     finally:
