@@ -43,10 +43,12 @@ ssh_deletekeys: true
 #: AES): each modprobe costs CPU that cloud-init's start needs under TCG.
 DEBIAN_MODPROBE_BLACKLIST = ("kvm", "kvm_amd", "kvm_intel", "aesni_intel", "ghash_clmulni_intel")
 #: `norandmaps`: no address space randomization of user processes. QEMU's TCG keys the code it translates by
-#: the guest's virtual address too (QEMU 7.2, x86): with randomization, every process re-translates the
-#: shared libraries it maps (a Debian 13 first boot made ~1 GiB of host code, 13 flushes of nova's 128 MiB
-#: cache); without, 4-5 flushes and the boot ~20 s shorter (measured 2026-12-06, benchmarks/README.md). A test
-#: guest of the course, reached by its owner's key only, trades this hardening for a boot that fits the suite.
+#: the guest's virtual address too (Debian 12's QEMU 7.2.22, x86: 7.2.0 shared PC-relative blocks across
+#: addresses, a sharing that 7.2 stable and 8.x reverted, QEMU issue 2092): with randomization, every process
+#: re-translates the shared libraries it maps (a Debian 13 first boot made ~1 GiB of host code, 13 flushes of
+#: nova's 128 MiB cache); without, 4-5 flushes and the boot ~20 s shorter (measured 2026-12-06,
+#: benchmarks/README.md). A test guest of the course, reached by its owner's key only, trades this hardening for
+#: a boot that fits the suite.
 DEBIAN_CMDLINE = f"ro console=tty0 console=ttyS0,115200 {GUEST_NET_CMDLINE} norandmaps"
 
 
