@@ -29,8 +29,11 @@ import threading
 import time
 from pathlib import Path
 
+from popek import paths
+from popek.checks.localcloud import services as cloud_services
+from popek.checks.localcloud.state import CloudState
+
 HERE = Path(__file__).resolve().parent
-RUN_DIR = Path(os.environ.get("POPEK_HOME") or Path.home() / ".local" / "share" / "popek") / "cloud" / "run"
 HZ = os.sysconf("SC_CLK_TCK")
 # haproxy httplog: ... [date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes ... "GET /path HTTP/1.1"
 HTTPLOG = re.compile(r"(-?\d+)/(-?\d+)/(-?\d+)/(-?\d+)/(\d+) (\d{3}) .*\"(\w+) (\S+)")
@@ -61,13 +64,14 @@ def host_busy() -> float:
 
 
 def services() -> dict[int, str]:
+    """{session id: service name} of the embedded cloud's services running now (their pid files, read as
+    popek reads them: a recorded pid that is no longer that process is none)."""
+    state = CloudState(paths.embedded_cloud_dir())
     found = {}
-    for p in RUN_DIR.glob("*.pid"):
-        try:
-            text = p.read_text()
-            found[int(json.loads(text)["pid"] if text.lstrip().startswith("{") else text.split()[0])] = p.stem
-        except (OSError, ValueError, IndexError, KeyError, TypeError):
-            pass
+    for p in state.run_dir.glob("*.pid"):
+        pid = cloud_services.read_pid(state, p.stem)
+        if pid is not None:
+            found[pid] = p.stem
     return found
 
 
