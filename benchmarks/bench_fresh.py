@@ -43,10 +43,11 @@ import threading
 import time
 from pathlib import Path
 
+from popek import paths
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-HOME = Path.home()
-POPEK_HOME = Path(os.environ.get("POPEK_HOME") or Path(os.environ.get("XDG_DATA_HOME") or HOME / ".local" / "share") / "popek")
+POPEK_HOME = paths.state_home()  # popek's own answer ($POPEK_HOME, else $XDG_DATA_HOME/popek)
 #: what a machine that never ran popek does not have of popek's: moved aside, in this order
 ASIDE = [POPEK_HOME / "cloud", POPEK_HOME / "cache", POPEK_HOME / "node"]
 #: the tools' caches, not popek's (never moved nor deleted): the clone's processes get empty ones under these
