@@ -25,6 +25,8 @@ SHIPPED = {"nova/api-paste.ini": "nova/api-paste.ini", "neutron/api-paste.ini": 
 
 #: nova's two APIs in one gunicorn worker (novaapis.py): the module's name beside nova-api's gunicorn.conf.py.
 NOVA_APIS_MODULE = "popek_novaapis"
+#: neutron's API with selectin loads for its three subquery ones (neutronapi.py), beside its gunicorn.conf.py.
+NEUTRON_API_MODULE = "popek_neutronapi"
 #: gunicorn threads of a worker that serves several APIs (nova-api: the compute and the metadata API).
 MULTI_API_THREADS = 4
 #: Gunicorn apps: name -> (config dir, WSGI callable, port keys: gunicorn binds each, the first is the app's own).
@@ -36,7 +38,8 @@ WSGI_APPS = {
     # connection: one process instead of two (its own gunicorn master and worker made the metadata API
     # ~118 MiB PSS; both in one worker take ~103 MiB less, measured before any request)
     "nova-api": ("nova", f"{NOVA_APIS_MODULE}:load({PORTS['nova']}, {PORTS['metadata']})", ("nova", "metadata")),
-    "neutron-api": ("neutron", "neutron.wsgi.api:application", ("neutron",)),
+    # neutron's own application, loaded once three eager loads of every Port are made selectin (neutronapi.py)
+    "neutron-api": ("neutron", f"{NEUTRON_API_MODULE}:load()", ("neutron",)),
     "cinder-api": ("cinder", "cinder.wsgi.api:application", ("cinder",)),
 }
 #: cinder's WSGI entry point reads only the default config locations, the first being
@@ -170,6 +173,11 @@ def generate(state: CloudState) -> Config:
         "database": {"connection": sqlite(state, "neutron")},
         "keystone_authtoken": authtoken(state, "neutron", pw["neutron"]),
         "nova": ksa(state, "neutron", pw["neutron"]),
+        # neutron loads its segments plugin at the first network delete whatever service_plugins says
+        # (neutron/services/segments/db.py, _delete_segments_for_network), and with it a notifier that asks
+        # Placement about the deleted segments: without this section each network delete ended in
+        # MissingAuthPlugin ("An auth plugin is required to determine endpoint URL") in a thread.
+        "placement": ksa(state, "neutron", pw["neutron"]),
         "oslo_messaging_notifications": noop,
         "oslo_concurrency": lock("neutron"),
         "agent": {"root_helper": "", "root_helper_daemon": ""},
@@ -313,15 +321,21 @@ def nova_apis_path(state: CloudState) -> Path:
     return state.etc("nova") / "gunicorn-nova-api" / f"{NOVA_APIS_MODULE}.py"
 
 
+def neutron_api_path(state: CloudState) -> Path:
+    """Where neutron-api's gunicorn imports NEUTRON_API_MODULE from."""
+    return state.etc("neutron") / "gunicorn-neutron-api" / f"{NEUTRON_API_MODULE}.py"
+
+
 def copy_shipped(state: CloudState) -> None:
     """Copy the paste files shipped in the wheels (under <venv>/etc) next to the generated configs,
     link cinder.conf where cinder's WSGI application looks for it (see CINDER_HOME), and put nova's
-    two-API module in nova-api's gunicorn directory (on its sys.path: gunicorn's working directory)."""
-    nova_apis = nova_apis_path(state)
-    nova_apis.parent.mkdir(parents=True, exist_ok=True)
-    text = Path(__file__).with_name("novaapis.py").read_text()
-    if not nova_apis.exists() or nova_apis.read_text() != text:
-        nova_apis.write_text(text)
+    two-API module and neutron's API module in their gunicorn directories (on their sys.path: gunicorn's
+    working directory)."""
+    for path, source in ((nova_apis_path(state), "novaapis.py"), (neutron_api_path(state), "neutronapi.py")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = Path(__file__).with_name(source).read_text()
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
     link = state.etc() / CINDER_HOME / ".cinder" / "cinder.conf"
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
