@@ -41,3 +41,26 @@ def test_the_wheel_installs_the_hook_for_every_interpreter_of_the_venv(tmp_path)
         record = zf.read(f"{install.DRIVER_DIST}-{install.DRIVER_VERSION}.dist-info/RECORD").decode()
     assert pth.startswith("import popek_forkfreeze;") and "install()" in pth  # site.py runs "import" lines
     assert "def install(" in module and "popek_forkfreeze.pth" in record
+
+
+#: gc.get_freeze_count() walks the whole permanent generation: counted in a fresh interpreter over three forks.
+COST_PROBE = f"""
+import gc, os, runpy
+hook = runpy.run_path({str(FORKFREEZE)!r})
+counted = []
+real = gc.get_freeze_count
+gc.get_freeze_count = lambda: counted.append(1) or real()
+hook["install"]()
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+gc.get_freeze_count = real
+print(len(counted), gc.get_freeze_count() > 0)
+"""
+
+
+def test_only_the_first_fork_looks_at_the_frozen_generation():
+    out = subprocess.run([sys.executable, "-c", COST_PROBE], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "True"], out
