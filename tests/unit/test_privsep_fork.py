@@ -3,17 +3,20 @@
 The stand-in behaves like the real helper: it writes to stderr, forks a long-lived "daemon" and returns
 in the parent. The real one runs in CI's embedded cloud, where every neutron agent's and nova-compute's
 privsep daemon is forked this way."""
+import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
 
-from popek.checks.localcloud import dataplane
+from popek.checks.localcloud import dataplane, privsep_fork
 
 SCRIPT = str(dataplane.PRIVSEP_FORK_SCRIPT)
 
@@ -90,3 +93,76 @@ def test_no_server_is_one_clear_message_and_a_failure(tmp_path):
     done = helper(tmp_path / "absent.sock", "--privsep_context", "a.b")
     assert done.returncode == 1
     assert "no fork server at" in done.stderr
+
+
+# --- namespace sockets: made by a thread that enters the namespace, not by a forked child ---
+
+SIOCGSKNS = 0x894C  # linux/sockios.h: an fd of the socket's network namespace
+
+
+def fake_netns(run_dir):
+    calls = []
+
+    def create_socket(**kwargs):
+        calls.append(kwargs)
+        return "original"
+
+    return types.SimpleNamespace(create_socket=create_socket, NETNS_RUN_DIR=str(run_dir)), calls
+
+
+def test_only_an_existing_named_namespace_takes_the_thread_path(tmp_path, monkeypatch):
+    (tmp_path / "qdhcp-1").write_text("")
+    module, calls = fake_netns(tmp_path)
+    made = []
+    monkeypatch.setattr(privsep_fork, "netns_socket", lambda path, *a: made.append((path, *a)) or "thread")
+    assert privsep_fork.fast_netns_sockets(module) is True
+    assert privsep_fork.fast_netns_sockets(module) is False  # wrapped once only
+    create = module.create_socket
+    assert create(netns="qdhcp-1", family=16, socket_type=2, proto=0, flags=0) == "thread"
+    assert made == [(str(tmp_path / "qdhcp-1"), 16, 2, 0)]
+    # no namespace, an fd, a namespace that does not exist, one to create exclusively: pyroute2's own way
+    assert create(netns=None, family=16) == "original"
+    assert create(fileno=7) == "original"
+    assert create(netns="qrouter-2", flags=0) == "original"
+    assert create(netns="qdhcp-1", flags=os.O_CREAT | os.O_EXCL) == "original"
+    assert [c["netns"] for c in calls] == [None, None, "qrouter-2", "qdhcp-1"] and len(made) == 1
+
+
+def test_a_failed_thread_path_falls_back_to_the_original(tmp_path, monkeypatch):
+    (tmp_path / "qrouter-1").write_text("")
+    module, calls = fake_netns(tmp_path)
+
+    def refused(*_):
+        raise PermissionError(1, "setns")
+
+    monkeypatch.setattr(privsep_fork, "netns_socket", refused)
+    privsep_fork.fast_netns_sockets(module)
+    assert module.create_socket(netns="qrouter-1", flags=0, libc="c") == "original"
+    assert calls == [{"netns": "qrouter-1", "family": socket.AF_INET, "socket_type": socket.SOCK_STREAM,
+                      "proto": 0, "fileno": None, "flags": 0, "libc": "c"}]
+
+
+def test_the_socket_lives_in_the_namespace_and_no_thread_of_ours_moves():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("entering a network namespace needs root and unshare(1)")
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+    try:
+        path = f"/proc/{holder.pid}/ns/net"
+        for _ in range(100):  # until unshare has exec'd sleep in the new namespace
+            if os.stat(path).st_ino != os.stat("/proc/self/ns/net").st_ino:
+                break
+            subprocess.run(["sleep", "0.02"])
+        ours = os.stat("/proc/thread-self/ns/net").st_ino
+        sock = privsep_fork.netns_socket(path, socket.AF_INET, socket.SOCK_DGRAM, 0)
+        with sock:
+            ns_fd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
+            try:
+                assert os.fstat(ns_fd).st_ino == os.stat(path).st_ino != ours
+            finally:
+                os.close(ns_fd)
+        assert os.stat("/proc/thread-self/ns/net").st_ino == ours
+        with pytest.raises(OSError):
+            privsep_fork.netns_socket("/nonexistent/ns", socket.AF_INET, socket.SOCK_DGRAM, 0)
+    finally:
+        holder.kill()
+        holder.wait()
