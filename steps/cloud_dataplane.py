@@ -4,7 +4,7 @@ import secrets
 from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import compute, guest as guests, hypervisor, network, secgroups, traffic
-from popek.steps.cloud_common import bootable, shared_pair
+from popek.steps.cloud_common import shared_pair
 
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
 #: A cloud-init first boot under TCG: two vCPUs halve it (importing cloud-init's Python dominates).
@@ -48,10 +48,15 @@ def run_guest(cloud, conn, ledger, routed, key, shared, evidence):
 
 
 @given("une instance de ce groupe, joignable par SSH sur son IP flottante", target_fixture="guest")
-def group_guest(cloud, conn, ledger, routed, key, firewall, evidence):
-    image, flavor = bootable(conn)
-    return reached(evidence, guests.boot_reachable(conn, ledger, routed, key, firewall.group, attach_to(evidence),
-                                                   image, flavor, admin=cloud.admin))
+def group_guest(cloud, conn, ledger, routed, key, shared, firewall, evidence):
+    # the run's first server, a member of this group alone until the scenario ends (no boot of its own):
+    # its SSH then ping checks below are all made under this group (the ping passes only once its ICMP
+    # rule is there: the groups the port had before have none)
+    first, _ = shared_pair(shared)
+    guests.join_only(conn, ledger, first, firewall.group)
+    found = guests.reach(conn, ledger, routed.external, key, first, guests.image_of(conn, first), firewall.group,
+                         attach_to(evidence), since=ASSOCIATED, admin=cloud.admin)
+    return reached(evidence, found, ASSOCIATED)
 
 
 @then("une autre clé est refusée par le même serveur SSH")
@@ -128,8 +133,9 @@ def run_second(conn, shared, guest, evidence):
 
 @given("une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première",
        target_fixture="second")
-def second_guest_remote_group(conn, ledger, routed, key, guest, evidence):
-    return guests.boot_behind_remote_group(conn, ledger, routed, key, guest, attach_to(evidence))
+def second_guest_remote_group(conn, ledger, shared, guest, evidence):
+    _, second = shared_pair(shared)  # the run's second server, in this scenario's group alone until it ends
+    return guests.behind_remote_group(conn, ledger, second, guest, attach_to(evidence))
 
 
 @then("la première instance atteint le port SSH de la seconde")

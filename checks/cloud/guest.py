@@ -234,16 +234,35 @@ def neighbour(conn, server, image, attach: Attach) -> Neighbour:
     return Neighbour(server=server, fixed=fixed_address(conn, server))
 
 
-def boot_behind_remote_group(conn, ledger, routed, access, first: ReachableGuest, attach: Attach) -> Neighbour:
-    """A second guest of `first`'s image in a group of its own whose only ingress rule lets SSH in from
-    the members of `first`'s group (egress kept: DHCP, metadata), once it has its lease."""
+def join_only(conn, ledger, server, group) -> None:
+    """Make `server` (one of the run's shared servers, already up) a member of `group` alone for this
+    scenario: its port's security groups become [group], and `ledger` gives it back the groups it had at
+    the scenario's end (before it deletes `group`, recorded earlier). A guest already up costs no boot (a
+    tiny guest's boot under TCG: ~8 CPU-s of QEMU, plus nova's and neutron's share); the agent applies a
+    port's new groups as it applies a new port's."""
+    port = network.server_port(conn, server)
+    ledger.record("port_security_groups", port.name or "", id=port.id, groups=list(port.security_group_ids or []))
+    conn.network.update_port(port, security_group_ids=[group.id])
+
+
+def behind_remote_group(conn, ledger, server, first: ReachableGuest, attach: Attach) -> Neighbour:
+    """`server`, a second guest of `first`'s image on its network (the run's second server, up and leased),
+    made for this scenario a member of a group of its own alone, whose only ingress rule lets SSH in from
+    the members of `first`'s group (egress kept: DHCP, metadata).
+
+    The group has no ingress rule yet when the port joins it, and `first` must then be refused: so the
+    scenario's "reaches" that follows is proven under this group, not under the groups the port had
+    before (which let SSH in from anywhere) while the agent was still applying the change.
+    AssertionError when `first` still reaches it."""
     group = secgroups.create_group(conn, ledger, "sg-distant")
-    rule = secgroups.add_rule(conn, ledger, group, **secgroups.ssh_in(remote_group_id=first.group.id))
-    server = compute.boot(conn, ledger, "guest", first.image, compute.pick_flavor(conn, first.image),
-                          routed.network, key_name=access.keypair.name, security_groups=[group.name])
     lease(conn, server, first.image, attach)
-    return Neighbour(server=server, fixed=fixed_address(conn, server), group=group, rule=rule,
-                     alive=liveness(conn, server, first.image))
+    fixed, alive = fixed_address(conn, server), liveness(conn, server, first.image)
+    join_only(conn, ledger, server, group)
+    if not traffic.blocked(lambda: first.reaches(fixed, 3), alive):
+        raise AssertionError(f"la seconde instance ({fixed}) reste joignable sur le port 22 après être passée dans un "
+                             f"groupe sans règle d'entrée : le groupe de son port n'est pas appliqué")
+    rule = secgroups.add_rule(conn, ledger, group, **secgroups.ssh_in(remote_group_id=first.group.id))
+    return Neighbour(server=server, fixed=fixed, group=group, rule=rule, alive=alive)
 
 
 def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:

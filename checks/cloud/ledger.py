@@ -271,6 +271,11 @@ def _delete_fip_association(conn, e: Entry, timeout: float) -> None:
     ignore_gone(conn.network.update_ip, e.id, port_id=None)
 
 
+def _restore_port_groups(conn, e: Entry, timeout: float) -> None:
+    """Give a port back the security groups it had (`extra["groups"]`) before a scenario changed them."""
+    ignore_gone(conn.network.update_port, e.id, security_group_ids=e.extra["groups"])
+
+
 DELETERS: dict[str, Callable] = {
     "server": _delete_server,
     "volume_attachment": _delete_attachment,
@@ -280,6 +285,7 @@ DELETERS: dict[str, Callable] = {
     "server_group": _simple("delete_server_group", "compute"),
     "floating_ip": _simple("delete_ip", "network"),
     "floating_ip_association": _delete_fip_association,
+    "port_security_groups": _restore_port_groups,
     "router": _delete_router,
     "router_interface": _delete_interface,
     "port": _simple("delete_port", "network"),

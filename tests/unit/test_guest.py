@@ -239,3 +239,53 @@ def test_a_missing_icmp_rule_flow_is_blamed_on_the_agent_only_when_the_group_has
     rules.append({"direction": "ingress", "protocol": "icmp"})
     said = guest.why_no_ping(None, None, _guest(), {}.__setitem__)
     assert "aucun flux OpenFlow de règle ICMP pour le port de 10.78.0.5" in said
+
+
+class _PortNet:
+    """A network proxy with one port, its security groups changed by update_port."""
+
+    def __init__(self, groups):
+        self.port = SimpleNamespace(id="port-1", name="", security_group_ids=list(groups), network_id="n1",
+                                    fixed_ips=[{"ip_address": "10.78.0.7"}])
+
+    def ports(self, device_id=None):
+        return [self.port]
+
+    def update_port(self, port, security_group_ids):
+        self.port.security_group_ids = list(security_group_ids)
+
+
+def test_a_shared_server_joins_a_scenario_group_alone_and_the_ledger_keeps_its_groups():
+    from popek.checks.cloud.ledger import Ledger
+    conn = SimpleNamespace(network=_PortNet(["sg-ssh"]))
+    book = Ledger(conn, "popek-0123abcd-gw0")
+    guest.join_only(conn, book, SimpleNamespace(id="s2", name="shared"), SimpleNamespace(id="sg-scenario"))
+    assert conn.network.port.security_group_ids == ["sg-scenario"]
+    [entry] = book.entries
+    assert (entry.kind, entry.id, entry.extra) == ("port_security_groups", "port-1", {"groups": ["sg-ssh"]})
+    assert book.cleanup() == [] and conn.network.port.security_group_ids == ["sg-ssh"]
+
+
+def test_the_remote_group_rule_comes_only_once_the_second_is_refused_under_its_new_group(monkeypatch):
+    from popek.checks.cloud import secgroups
+    from popek.checks.cloud.ledger import Ledger
+    made = []
+    monkeypatch.setattr(secgroups, "create_group", lambda conn, ledger, what: SimpleNamespace(id="sg-distant"))
+    monkeypatch.setattr(secgroups, "add_rule", lambda conn, ledger, group, **rule: made.append(rule) or "rule")
+    monkeypatch.setattr(guest, "lease", lambda *a: None)
+    monkeypatch.setattr(guest, "liveness", lambda *a: (lambda: True))
+    first = _guest(group=SimpleNamespace(id="sg-ssh"))
+    conn = SimpleNamespace(network=_PortNet(["sg-ssh"]))
+
+    # one probe decides here (traffic.blocked's own waits are tested above)
+    monkeypatch.setattr(traffic, "blocked", lambda probe, alive: not probe())
+    # the port still answers after joining a group without ingress rules: the group is not applied
+    monkeypatch.setattr(traffic, "tcp_from_guest", lambda *a: True)
+    with pytest.raises(AssertionError, match="reste joignable sur le port 22 .* n'est pas appliqué"):
+        guest.behind_remote_group(conn, Ledger(conn, "popek-0123abcd-gw0"), SimpleNamespace(id="s2"), first, None)
+    assert made == []
+
+    monkeypatch.setattr(traffic, "tcp_from_guest", lambda *a: False)
+    second = guest.behind_remote_group(conn, Ledger(conn, "popek-0123abcd-gw0"), SimpleNamespace(id="s2"), first, None)
+    assert conn.network.port.security_group_ids == ["sg-distant"] and second.fixed == "10.78.0.7"
+    assert made == [secgroups.ssh_in(remote_group_id="sg-ssh")] and second.rule == "rule"

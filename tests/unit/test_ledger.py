@@ -298,3 +298,23 @@ def test_a_disabled_service_is_no_leftover_for_the_cleanup_nor_the_sweep(monkeyp
     book.record("volume", PREFIX + "-vol-1")        # recorded before a create that could not happen
     assert book.cleanup() == [] and book.entries[0].done
     assert ledger_mod.orphans(Conn(), None) == []
+
+
+def test_a_port_whose_groups_a_scenario_changed_gets_them_back_before_its_group_goes():
+    calls = []
+
+    class Network:
+        def update_port(self, port, **change):
+            calls.append(("update_port", port, change))
+
+        def delete_security_group(self, group, ignore_missing=False):
+            calls.append(("delete_security_group", group))
+
+    conn = Conn()
+    conn.network = Network()
+    book = Ledger(conn, PREFIX)
+    book.record("security_group", "sg-distant", id="sg-new")
+    book.record("port_security_groups", "", id="port-1", groups=["sg-ssh"])
+    assert book.cleanup() == []
+    assert calls == [("update_port", "port-1", {"security_group_ids": ["sg-ssh"]}),
+                     ("delete_security_group", "sg-new")]
