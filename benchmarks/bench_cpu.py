@@ -8,8 +8,9 @@ so a reused pid is another process); a process's CPU is its last reading minus i
 during the run). Processes are grouped: the command and its descendants (pytest/popek, their ssh and
 clients), QEMU guests, each embedded-cloud service (the session of the pid in the cloud's run/<name>.pid:
 gunicorn workers, privsep daemons, forked workers belong to their service), kernel threads, other (by
-name). The host's busy time from /proc/stat is printed beside the sum: the difference is what processes
-living less than one interval used.
+name); a service the command starts (`popek cloud up`) counts as that service, and what the service forks in
+a session of its own (libvirtd's QEMU) as QEMU or other, not as the command. The host's busy time from
+/proc/stat is printed beside the sum: the difference is what processes living less than one interval used.
 
 `--metadata-log`: while the command runs, /dev/log (absent on this host: syslog messages are dropped) is a
 datagram socket this script reads; neutron's metadata proxies (haproxy, `option httplog`) then log each
@@ -92,7 +93,9 @@ class Sampler:
                 self.first[key] = p["cpu"] if baseline else 0.0
             self.last[key] = p["cpu"]
             parent = by_pid.get(p["ppid"])
-            if key[0] == self.root or parent in self.ours:
+            if p["sid"] in sids:  # a service `popek cloud up` starts is not the command's, nor what it forks (QEMU)
+                self.ours.discard(key)
+            elif key[0] == self.root or parent in self.ours:
                 self.ours.add(key)
             self.group[key] = self.classify(key, p, sids)
 
