@@ -49,9 +49,10 @@ def run_guest(cloud, conn, ledger, routed, key, shared, evidence):
 
 @given("une instance de ce groupe, joignable par SSH sur son IP flottante", target_fixture="guest")
 def group_guest(cloud, conn, ledger, routed, key, shared, firewall, evidence):
-    # the run's first server, a member of this group alone until the scenario ends (no boot of its own):
-    # its SSH then ping checks below are all made under this group (the ping passes only once its ICMP
-    # rule is there: the groups the port had before have none)
+    # the run's first server, a member of this group alone until the scenario ends (no boot of its own).
+    # Its first SSH reach may still pass under the groups the port had (the agent applies the change
+    # while we connect); the checks that follow cannot: SSH and ping both blocked once SSH's rule is gone,
+    # then the ping passes only with this group's ICMP rule (the groups the port had before have none)
     first, _ = shared_pair(shared)
     guests.join_only(conn, ledger, first, firewall.group)
     found = guests.reach(conn, ledger, routed.external, key, first, guests.image_of(conn, first), firewall.group,
