@@ -117,12 +117,55 @@ def read_console(text: str) -> Console:
     return seen
 
 
-class Unreachable(AssertionError):
-    """A guest could not be reached; `component` names what failed, the message says from what evidence."""
+#: The guest kernel's own last words: only this exact line counts as a panic (never a guess).
+_PANIC = re.compile(r"Kernel panic - not syncing")
+_OOPS = re.compile(r"\bOops: ")
+_STAMP = re.compile(r"^\s*\[\s*\d+\.\d+\]\s*")
 
-    def __init__(self, component: str, message: str):
+
+@dataclasses.dataclass(frozen=True)
+class Panic:
+    """A guest kernel panic read on its console: the panic line, and the Oops line before it (None when
+    the kernel printed none)."""
+    panic: str
+    oops: Optional[str] = None
+
+    def quote(self) -> str:
+        return " ; ".join(x for x in (self.oops, self.panic) if x)
+
+    def emulator(self) -> bool:
+        """An Oops on int3: the guest kernel's code patching met stale translated code (QEMU TCG)."""
+        return bool(self.oops) and "int3" in self.oops
+
+
+def kernel_panic(text: str) -> Optional[Panic]:
+    """The first kernel panic (`Kernel panic - not syncing`) in a console log, with the last Oops line
+    printed before it (timestamps dropped); None when the console holds no such line."""
+    oops = None
+    for line in text.splitlines():
+        if _OOPS.search(line):
+            oops = _STAMP.sub("", line).strip()[:200]
+        elif _PANIC.search(line):
+            return Panic(panic=_STAMP.sub("", line).strip()[:200], oops=oops)
+    return None
+
+
+def panic_message(panic: Panic) -> str:
+    """What the user reads when a guest kernel panics (French)."""
+    cause = ("défaut de l'émulateur QEMU TCG sans KVM (un int3 de la modification de code du noyau exécuté sur "
+             "du code traduit périmé)" if panic.emulator() else "panique du noyau de l'invité")
+    return (f"le noyau de l'invité a paniqué au démarrage ({panic.quote()}) : {cause} ; d'après cette preuve, les "
+            "services du cloud ne sont pas en cause")
+
+
+class Unreachable(AssertionError):
+    """A guest could not be reached; `component` names what failed, the message says from what evidence.
+    panic: the guest kernel's panic when that is what stopped it (component "guest-panic")."""
+
+    def __init__(self, component: str, message: str, panic: Optional[Panic] = None):
         super().__init__(message)
         self.component = component
+        self.panic = panic
 
 
 @dataclasses.dataclass
@@ -210,7 +253,11 @@ def watch(obs: Observer, timeout: float, interval: float = 2.0,
         status, fault = obs.status()
         if status == "ERROR":
             raise Unreachable("compute", f"l'instance est passée en ERROR (calcul) : {fault or 'sans message de Nova'}")
-        seen = read_console(obs.console())
+        text = obs.console()
+        panic = kernel_panic(text)
+        if panic is not None:  # the guest is dead: no later evidence can come, stop at once
+            raise Unreachable("guest-panic", panic_message(panic), panic)
+        seen = read_console(text)
         for fact, there in (("boot", seen.booted), ("lease", seen.lease), ("ready", seen.ready)):
             if there and fact not in first:
                 first[fact] = now

@@ -261,3 +261,32 @@ def test_port_icmp_flows_reads_the_ports_rule_table(monkeypatch):
     assert seen[-1][-1] == "table=82,reg5=18"
     assert diagnosis.port_icmp_flows("/c/ovs/popek-int.mgmt", "0000aaaa-0000") is None  # not a port of this switch
     assert diagnosis.port_icmp_flows(None, "ca850a11") is None
+
+
+PANIC_CONSOLE = (__import__("pathlib").Path(__file__).parent / "data" / "console_tcg_panic.txt").read_text()
+
+
+def test_a_kernel_panic_is_found_with_its_oops_line_in_a_real_console():
+    """The console of a Debian 13 guest under QEMU 7.2 TCG (2 vCPUs) that panicked 12 s into its boot."""
+    panic = diagnosis.kernel_panic(PANIC_CONSOLE)
+    assert panic == diagnosis.Panic(panic="Kernel panic - not syncing: Fatal exception in interrupt",
+                                    oops="Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+    assert panic.emulator()
+    message = diagnosis.panic_message(panic)
+    assert "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI" in message and "QEMU TCG sans KVM" in message
+    assert "les services du cloud ne sont pas en cause" in message
+
+
+def test_only_the_exact_panic_line_counts():
+    assert diagnosis.kernel_panic(BOOT + LEASE + METADATA + READY) is None
+    oops_only = "\n".join(line for line in PANIC_CONSOLE.splitlines() if "Kernel panic" not in line)
+    assert diagnosis.kernel_panic(oops_only) is None  # an Oops the kernel survives is no panic
+    bare = diagnosis.kernel_panic("[    3.1] Kernel panic - not syncing: VFS: Unable to mount root fs\n")
+    assert bare.oops is None and not bare.emulator()
+    assert "QEMU" not in diagnosis.panic_message(bare)
+
+
+def test_a_panicked_guest_stops_the_wait_at_once():
+    got, t = run(lambda t: BOOT + (PANIC_CONSOLE if t > 10 else ""), kind="cloud-init")
+    assert isinstance(got, diagnosis.Unreachable) and got.component == "guest-panic"
+    assert got.panic.oops == "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI" and t <= 14

@@ -289,3 +289,62 @@ def test_the_remote_group_rule_comes_only_once_the_second_is_refused_under_its_n
     second = guest.behind_remote_group(conn, Ledger(conn, "popek-0123abcd-gw0"), SimpleNamespace(id="s2"), first, None)
     assert conn.network.port.security_group_ids == ["sg-distant"] and second.fixed == "10.78.0.7"
     assert made == [secgroups.ssh_in(remote_group_id="sg-ssh")] and second.rule == "rule"
+
+
+class _Ledger:
+    """A fake ledger: what was deleted through it."""
+
+    def __init__(self):
+        self.deleted = []
+
+    def delete(self, resource_id):
+        self.deleted.append(resource_id)
+
+
+def _panicked():
+    panic = diagnosis.Panic(panic="Kernel panic - not syncing: Fatal exception in interrupt",
+                            oops="Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+    return diagnosis.Unreachable("guest-panic", diagnosis.panic_message(panic), panic)
+
+
+def _boot_reachable(fake_cloud, monkeypatch, ledger, kept):
+    booted = []
+
+    def boot(conn, ledger, what, image, flavor, network, **kw):
+        booted.append(SimpleNamespace(id=f"s{len(booted) + 1}"))
+        return booted[-1]
+    monkeypatch.setattr(guest.compute, "boot", boot)
+    routed = SimpleNamespace(network="n1", external="ext")
+    found = guest.boot_reachable(fake_cloud.conn, ledger, routed, ACCESS, ACCESS.group, kept.__setitem__,
+                                 SimpleNamespace(properties={}, name="debian-13"), "flavor")
+    return found, booted
+
+
+def test_a_guest_kernel_panic_replaces_the_server_once(fake_cloud, monkeypatch):
+    monkeypatch.setattr(traffic.Liveness, "_beat", lambda self: 3)
+    fake_cloud.script(_panicked(), None)
+    ledger, kept = _Ledger(), {}
+    found, booted = _boot_reachable(fake_cloud, monkeypatch, ledger, kept)
+    assert [s.id for s in booted] == ["s1", "s2"] and ledger.deleted == ["s1"] and found.server.id == "s2"
+    note = kept["incident de l'invité (contourné)"]
+    assert note.startswith("le noyau de l'invité a paniqué au démarrage (Oops: int3: 0000 [#1] PREEMPT SMP NOPTI ; ")
+    assert note.endswith("défaut de l'émulateur QEMU TCG sans KVM ; instance remplacée une fois")
+
+
+def test_a_second_guest_kernel_panic_fails_at_once_naming_it(fake_cloud, monkeypatch):
+    fake_cloud.script(_panicked(), _panicked())
+    ledger, kept = _Ledger(), {}
+    with pytest.raises(AssertionError) as failed:
+        _boot_reachable(fake_cloud, monkeypatch, ledger, kept)
+    message = str(failed.value)
+    assert message.startswith("le noyau de l'invité a paniqué au démarrage (Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+    assert "les services du cloud ne sont pas en cause" in message and message.endswith("sur l'instance de remplacement")
+    assert ledger.deleted == ["s1"] and fake_cloud.watched == ["cloud-init", "cloud-init"]
+
+
+def test_any_other_failure_is_not_retried(fake_cloud, monkeypatch):
+    fake_cloud.script(diagnosis.Unreachable("metadata", "le service de metadata ne répond pas"))
+    ledger = _Ledger()
+    with pytest.raises(AssertionError, match="^le service de metadata ne répond pas"):
+        _boot_reachable(fake_cloud, monkeypatch, ledger, {})
+    assert ledger.deleted == []
