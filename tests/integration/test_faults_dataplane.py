@@ -10,6 +10,7 @@ the cloud and checks that it is healthy again.
 | neutron-dhcp-agent frozen (SIGSTOP) | C18, C26 | no DHCP lease |
 | the keypair's public key replaced through the API before the guests boot | C26 | the pair's key is refused |
 | an allow-all ingress rule added behind the scenario's back | C25 | SSH still passes without a rule |
+| the remote-group rule naming the first guest's group put back behind the scenario's back | C25 | the first guest still reaches the second |
 | the volume's data overwritten on the storage backend while detached | C15, C23 | other data read back |
 
 Faults at the scenario's own steps are injected by a small pytest plugin (`pytest_bdd_after_step`) given to
@@ -122,9 +123,11 @@ def claims_of(result: dict) -> set[str]:
     return {label["value"] for label in result["labels"] if label["name"] == "claim"}
 
 
-def pick(found: dict, claim: str) -> dict:
-    matching = [r for r in found.values() if claim in claims_of(r)]
-    assert matching, f"aucun scénario de {claim} n'a tourné : {list(found)}"
+def pick(found: dict, claim: str, named: str = "") -> dict:
+    """The first scenario of `claim` that ran; with `named`, the only one of them whose name holds it."""
+    matching = [r for r in found.values() if claim in claims_of(r) and named in r["name"]]
+    assert matching and (not named or len(matching) == 1), \
+        f"{len(matching)} scénario(s) de {claim} « {named} » parmi : {list(found)}"
     return matching[0]
 
 
@@ -260,15 +263,21 @@ def test_replaced_keypair_is_refused(state, tmp_path, record_property):
     record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
 
 
-#: Two faults in one run, each at its own scenario's step: an allow-all ingress rule slipped into the
-#: group right after the scenario removed its SSH rule (C25), and the volume's first MiB overwritten in
-#: its backing file on the storage host while it is detached (C15, C23).
+#: Three faults in one run, each at its own scenario's step: an allow-all ingress rule slipped into the
+#: group right after the scenario removed its SSH rule (C25), the remote-group rule naming the first guest's
+#: group put back right after the scenario pointed it at another group (C25, the remote-group scenario), and
+#: the volume's first MiB overwritten in its backing file on the storage host while it is detached (C15, C23).
 BEHIND_THE_BACK = """
 def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
     if step.name == "je retire du groupe la règle SSH":
         conn, firewall = request.getfixturevalue("conn"), request.getfixturevalue("firewall")
         conn.network.create_security_group_rule(security_group_id=firewall.group.id, direction="ingress",
                                                 ether_type="IPv4", remote_ip_prefix="0.0.0.0/0")
+    if step.name == "la règle de la seconde désigne un autre groupe, dont la première n'est pas membre":
+        conn, second, first = (request.getfixturevalue(name) for name in ("conn", "second", "guest"))
+        conn.network.create_security_group_rule(security_group_id=second.group.id, direction="ingress",
+                                                ether_type="IPv4", protocol="tcp", port_range_min=22,
+                                                port_range_max=22, remote_group_id=first.group.id)
     if step.name == "je détache le volume":
         import glob, os
         from popek import paths
@@ -284,14 +293,24 @@ def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func
 
 @pytest.fixture(scope="module")
 def behind_the_back(state, tmp_path_factory) -> dict[str, dict]:
-    """One run for both faults of BEHIND_THE_BACK (each hits its own scenario)."""
-    return run_scenarios(tmp_path_factory.mktemp("behind"), "bloque_puis", "garde_ses_données", plugin=BEHIND_THE_BACK)
+    """One run for the three faults of BEHIND_THE_BACK (each hits its own scenario)."""
+    return run_scenarios(tmp_path_factory.mktemp("behind"), "bloque_puis", "groupe_distant", "garde_ses_données",
+                         plugin=BEHIND_THE_BACK)
 
 
 @pytest.mark.falsifies("C25", fault="règle « tout autoriser » en entrée ajoutée au groupe dans le dos du scénario, "
                        "juste après qu'il a retiré sa règle SSH")
 def test_rule_added_behind_the_back_fails_the_firewall(behind_the_back, record_property):
-    message = failed_with(pick(behind_the_back, "C25"), "SSH passe toujours")
+    message = failed_with(pick(behind_the_back, "C25", "bloque"), "SSH passe toujours")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", message[:400])
+
+
+@pytest.mark.falsifies("C25", fault="règle à groupe distant désignant le groupe de la première instance remise dans "
+                       "le dos du scénario, juste après qu'il l'a fait désigner un autre groupe")
+def test_remote_group_rule_put_back_fails_the_remote_group(behind_the_back, record_property):
+    message = failed_with(pick(behind_the_back, "C25", "groupe distant"),
+                          "atteint toujours", "sans être membre du groupe distant")
     record_property("verdict", "ÉCHEC")
     record_property("measure", message[:400])
 
