@@ -227,7 +227,7 @@ def boot_reachable(conn, ledger, routed, access, group, attach: Attach, image, f
     `group`, and `reach()` it (its wait counts from ACTIVE).
 
     A guest whose kernel panics while booting (its console's `Kernel panic - not syncing`, nothing else:
-    a Debian guest under QEMU TCG multi-threaded, ~1 boot in 10) is deleted through `ledger` and replaced
+    a Debian guest under QEMU TCG multi-threaded: 2 of 64 boots measured) is deleted through `ledger` and replaced
     once, which `attach` records; a second panic fails at once with the console's Oops line."""
     for attempt in (1, 2):
         # admin: a boot stuck in BUILD or in ERROR names the dead component from the health records (stuck.py)
