@@ -24,8 +24,9 @@ from pathlib import Path
 
 from popek import paths
 
+from bench_cpu import HZ, read_procs  # the sibling benchmark: this directory is on sys.path
+
 HERE = Path(__file__).resolve().parent
-HZ = os.sysconf("SC_CLK_TCK")
 BOOT_TIME = time.time() - float(Path("/proc/uptime").read_text().split()[0])
 READY = (re.compile(r"popek-tiny: ready"), re.compile(r"Cloud-init v\. \S+ finished"))
 NOVA_META = {"name": r"<nova:name>([^<]*)</nova:name>", "flavor": r"<nova:flavor name=['\"]([^'\"]*)['\"]",
@@ -34,20 +35,8 @@ NOVA_META = {"name": r"<nova:name>([^<]*)</nova:name>", "flavor": r"<nova:flavor
 
 def qemus() -> dict:
     """{(pid, starttime): (cpu seconds, start epoch)} of the qemu-system processes running now."""
-    out = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        if not comm.startswith("qemu-system"):
-            continue
-        f = raw[raw.rindex(")") + 2:].split()
-        out[(int(entry.name), int(f[19]))] = ((int(f[11]) + int(f[12])) / HZ, BOOT_TIME + int(f[19]) / HZ)
-    return out
+    return {key: (p["cpu"], BOOT_TIME + key[1] / HZ) for key, p in read_procs().items()
+            if p["comm"].startswith("qemu-system")}
 
 
 def describe(pid: int, libvirt_run: Path) -> dict:
