@@ -112,12 +112,20 @@ def memory(limit, size, evidence):
 
 @then("le noyau le tue par SIGKILL")
 def killed(ct_control):
-    assert ct_control["signal"] == "SIGKILL", ct_control
+    c = ct_control
+    assert c["signal"] == "SIGKILL", (
+        f"le processus limité à {c['limit'] >> 20} Mio qui écrit {c['size'] >> 20} Mio (cgroup v{c['cgroup_version']}) "
+        f"finit avec le code {c['returncode']} {c['signal'] or '(pas de signal)'}, pas tué par SIGKILL ; "
+        f"compteurs du cgroup : {c['events']}")
 
 
 @then("le cgroup compte une mise à mort pour manque de mémoire (oom_kill)")
 def oom_counted(ct_control):
-    assert ct_control["events"].get("oom_kill", 0) >= 1, ct_control["events"]
+    c = ct_control
+    assert c["events"].get("oom_kill", 0) >= 1, (
+        f"le cgroup ne compte aucune mise à mort pour manque de mémoire (oom_kill = {c['events'].get('oom_kill', 0)}) "
+        f"alors que le processus a fini par {c['signal'] or c['returncode']} : ce n'est pas la limite de "
+        f"{c['limit'] >> 20} Mio qui l'a arrêté ; compteurs : {c['events']}")
 
 
 @then("le cgroup a été supprimé ensuite")
