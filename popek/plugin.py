@@ -43,6 +43,9 @@ WORKERS_KEY = pytest.StashKey[list]()
 #: Seconds an interrupted controller waits for its workers to finish their cloud cleanup (a worker's
 #: ledger waits up to 60 s for each server, volume… to be gone).
 WORKER_CLEANUP_WAIT = 300
+#: What an xdist controller hands to each of its workers for the run's shared servers (RunShared): the
+#: folder of their lock and state files, and the run's SSH key (in memory only).
+SHARED_KEY = pytest.StashKey[dict]()
 #: True when this session made SIGTERM interrupt like Ctrl-C (put back at its end: pytest may run in-process).
 SIGTERM_KEY = pytest.StashKey[bool]()
 #: Importing them registers the host's and the cloud's needs in needs_mod's table (it imports neither).
@@ -488,6 +491,24 @@ def pytest_testnodedown(node, error):
     """A pytest-xdist worker is done: its figures join the controller's (see pytest_sessionfinish)."""
     figures = getattr(node, "workeroutput", {}).get("popek_figures") or {}
     node.config.stash.setdefault(FIGURES_KEY, {}).update(figures)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """A pytest-xdist worker is being started: hand it what makes one set of shared servers serve every
+    worker of the run (popek.checks.cloud.shared.RunShared): a private folder for their locks and state,
+    removed when the controller ends (after its workers), and the run's SSH key, made here once and sent
+    in memory over xdist's channel (workerinput), never written to disk."""
+    config = node.config
+    if SHARED_KEY not in config.stash:
+        import shutil
+        import tempfile
+
+        from popek.checks.cloud.compute import ssh_keypair
+        folder = tempfile.mkdtemp(prefix="popek-shared-")
+        config.stash[SHARED_KEY] = {"dir": folder, "key": list(ssh_keypair())}
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    node.workerinput["popek_shared"] = config.stash[SHARED_KEY]
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -95,11 +95,11 @@ def ledger(cloud, evidence, run_ledger):
 
 @pytest.fixture(scope="session")
 def run_ledger(cloud, request):
-    """The resources this worker's scenarios share (a routed network, two servers): named with the run's
-    prefix, deleted when the session ends, also after a failure or Ctrl-C (pytest tears session fixtures
-    down in its session finish); a deletion that fails raises RunCleanupIncomplete, which pytest shows as
-    an error at the last scenario's teardown and popek's plugin reports as the run's (exit status 1), not
-    as that scenario's verdict.
+    """The resources this worker's scenarios share (a routed network, two servers, when they are not the
+    run's RunShared: see `shared`): named with the run's prefix, deleted when the session ends, also after
+    a failure or Ctrl-C (pytest tears session fixtures down in its session finish); a deletion that fails
+    raises RunCleanupIncomplete, which pytest shows as an error at the last scenario's teardown and popek's
+    plugin reports as the run's (exit status 1), not as that scenario's verdict.
     It holds the run's heartbeat (made first, deleted last), which tells other runs' sweeps that this
     one is alive; at the end the worker sweeps whatever still carries its own prefix (a create
     interrupted before the ledger learnt of it). After an interruption (Ctrl-C, SIGTERM) it says what the
@@ -119,6 +119,7 @@ def run_ledger(cloud, request):
         if not problems:
             found, problems = ledger_mod.sweep(cloud.conn, cloud.facts["run"], prefix=cloud.facts["prefix"])
             book.entries += found       # deleted by name (done) or left (in problems)
+        problems = cloud.facts.pop("problèmes partagés", []) + problems     # the `shared` fixture's, torn down first
         if request.session.exitstatus == pytest.ExitCode.INTERRUPTED:
             deleted = cloud.facts.get("supprimées", 0) + sum(e.done for e in book.entries)
             left = f"{len(problems)} laissée(s) : " + " ; ".join(problems) if problems else "rien n'est resté"
@@ -130,13 +131,34 @@ def run_ledger(cloud, request):
 
 
 @pytest.fixture(scope="session")
-def shared(cloud, run_ledger):
-    """popek.checks.cloud.shared.Shared: what the scenarios of this worker share, made on first use."""
-    return shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason)
+def shared(cloud, run_ledger, request):
+    """popek.checks.cloud.shared.Shared: what the scenarios of the run share, made on first use. Under
+    pytest-xdist (the controller handed the worker a folder and the run's key, see popek.plugin), one set
+    for all the workers of the run (RunShared, named `popek-<run>-run-…`, deleted by its last user);
+    else this session's own, in the run's ledger."""
+    across = (getattr(request.config, "workerinput", None) or {}).get("popek_shared")
+    if across and os.path.isdir(across["dir"]):
+        private, public = across["key"]
+        REDACT.add(private)
+        found = shared_mod.RunShared(cloud.conn, across["dir"], f"popek-{cloud.facts['run']}-run", (private, public),
+                                     admin=cloud.admin, admin_reason=cloud.admin_reason)
+    else:
+        found = shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason)
+    try:
+        yield found
+    finally:
+        try:
+            problems, deleted = found.close()
+        except Exception as exc:    # a listing refused by a broken cloud: told as the run's cleanup, by run_ledger
+            problems, deleted = [f"ressources partagées du run : {type(exc).__name__} : {REDACT(str(exc))[:300]}"], 0
+        cloud.facts["supprimées"] = cloud.facts.get("supprimées", 0) + deleted
+        cloud.facts["problèmes partagés"] = problems
 
 
-def shared_pair(shared):
-    """The run's two ACTIVE servers, or skip when the cloud has nothing to boot."""
+def shared_pair(shared, ledger):
+    """The run's two ACTIVE servers, for this scenario alone until `ledger` (its own) has undone its
+    changes (shared.hold), or skip when the cloud has nothing to boot."""
+    shared.hold(ledger)
     try:
         return shared.pair()
     except LookupError as exc:

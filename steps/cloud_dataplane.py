@@ -43,7 +43,7 @@ def ssh_only_group(conn, ledger):
 
 @given("une instance du run, joignable par SSH sur une IP flottante", target_fixture="guest")
 def run_guest(cloud, conn, ledger, routed, key, shared, evidence):
-    first, _ = shared_pair(shared)  # booted with the run's key, in its SSH-only group
+    first, _ = shared_pair(shared, ledger)  # booted with the run's key, in its SSH-only group
     return run_guest_reached(cloud, conn, ledger, routed, key, first, evidence)
 
 
@@ -53,7 +53,7 @@ def group_guest(cloud, conn, ledger, routed, key, shared, firewall, evidence):
     # Its first SSH reach may still pass under the groups the port had (the agent applies the change
     # while we connect); the checks that follow cannot: SSH and ping both blocked once SSH's rule is gone,
     # then the ping passes only with this group's ICMP rule (the groups the port had before have none)
-    first, _ = shared_pair(shared)
+    first, _ = shared_pair(shared, ledger)
     guests.join_only(conn, ledger, first, firewall.group)
     found = guests.reach(conn, ledger, routed.external, key, first, guests.image_of(conn, first), firewall.group,
                          attach_to(evidence), since=ASSOCIATED, admin=cloud.admin)
@@ -127,15 +127,15 @@ def ssh_again(guest):
 
 
 @given("la seconde instance du run, sur le même réseau", target_fixture="second")
-def run_second(conn, shared, guest, evidence):
-    _, second = shared_pair(shared)
+def run_second(conn, ledger, shared, guest, evidence):
+    _, second = shared_pair(shared, ledger)
     return guests.neighbour(conn, second, guest.image, attach_to(evidence))
 
 
 @given("une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première",
        target_fixture="second")
 def second_guest_remote_group(conn, ledger, shared, guest, evidence):
-    _, second = shared_pair(shared)  # the run's second server, in this scenario's group alone until it ends
+    _, second = shared_pair(shared, ledger)  # the run's second server, in this scenario's group alone until it ends
     return guests.behind_remote_group(conn, ledger, second, guest, attach_to(evidence))
 
 

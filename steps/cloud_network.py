@@ -15,8 +15,8 @@ def routed(shared):
 
 
 @given("deux instances sur ce réseau", target_fixture="servers")
-def two_on_network(shared, routed):
-    return shared_pair(shared)  # on the run's routed network, since the cloud has one
+def two_on_network(shared, ledger, routed):
+    return shared_pair(shared, ledger)  # on the run's routed network, since the cloud has one
 
 
 @when("je crée une IP flottante", target_fixture="fip")

@@ -13,7 +13,7 @@ from popek.steps.cloud_dataplane import run_guest_reached
 
 @given("deux instances du run, joignables par SSH sur une IP flottante", target_fixture="servers")
 def two_servers(cloud, conn, ledger, shared, evidence):
-    pair = shared_pair(shared)
+    pair = shared_pair(shared, ledger)
     routed, access = shared.routed(), shared.access()
     if routed is None:
         pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante pour entrer dans les instances")

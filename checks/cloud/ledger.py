@@ -7,7 +7,8 @@ name. The orphan sweep finds what an earlier run could not clean (killed hard, p
 prefix pattern `popek-<8 hex>-`, skipping the current run.
 
 Names: `popek-<run id>-<worker>-<what>-<random>` (the shape of tempest's rand_name), e.g.
-`popek-3f9a01bc-gw1-server-1804289383`. The worker part keeps pytest-xdist workers apart.
+`popek-3f9a01bc-gw1-server-1804289383`. The worker part keeps pytest-xdist workers apart; what all the
+workers of a run share (shared.RunShared) takes `run` instead of a worker's name.
 
 Whether a run is alive is decided by its heartbeat (`Heartbeat`: a security group of the run whose
 `updated_at` the run refreshes every HEARTBEAT_EVERY seconds); a run without one (older popek, or killed
@@ -345,6 +346,9 @@ class Ledger:
             raise ValueError(f"prefix {prefix!r} must look like popek-<8 hex>-…")
         self.conn, self.prefix, self.log, self.timeout = conn, prefix, log, timeout
         self.entries: list[Entry] = []
+        #: called once cleanup() has undone every entry (also when some failed or an interrupt came): what
+        #: must outlast the scenario's changes, e.g. its hold on the run's shared servers (shared.RunShared)
+        self.finally_calls: list[Callable[[], None]] = []
 
     def name(self, what: str) -> str:
         """A fresh name for a resource of this run: `<prefix>-<what>-<random>`."""
@@ -390,6 +394,15 @@ class Ledger:
 
         A resource already gone counts as deleted. Runs to the end even if one deletion fails."""
         problems = []
+        try:
+            self._undo(problems)
+        finally:
+            calls, self.finally_calls = self.finally_calls, []
+            for call in reversed(calls):
+                call()
+        return problems
+
+    def _undo(self, problems: list[str]) -> None:
         with _sigint_deferred():
             servers_asked = False
             for entry in reversed(self.entries):
@@ -411,7 +424,6 @@ class Ledger:
                 except Exception as exc:
                     problems.append(_problem(entry, exc))
                     self.log(problems[-1])
-        return problems
 
 
 def _problem(entry: Entry, exc: BaseException) -> str:

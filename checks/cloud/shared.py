@@ -9,14 +9,23 @@ security group (`access()`), so that on a cloud with a dataplane it is reachable
 a floating IP. Everything is recorded in the run's own ledger
 (the run's prefix, deleted when the run ends, also after a failure or Ctrl-C); a scenario that changes
 what it uses records and undoes its changes in its own ledger.
+
+With pytest-xdist workers (`popek run -n N`), `RunShared` makes these resources once for all the workers of
+a run instead of once per worker (one pair of boots, not N): whichever worker asks first makes each of them
+under a lock, the others read what it made (or the error it met) from a state file; see RunShared.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import json
+import os
 import threading
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Optional
 
-from popek.checks.cloud import compute, network, secgroups
+from popek.checks.cloud import compute, ledger as ledger_mod, network, secgroups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +51,11 @@ class Shared:
     ledger (cleaned up by whoever made it). A resource whose making failed is not tried again: every
     scenario that asks for it gets the same error at once (a boot that failed would only fail slower)."""
 
-    def __init__(self, conn, ledger, admin=None, admin_reason=None):
+    def __init__(self, conn, ledger, admin=None, admin_reason=None, key: Optional[tuple[str, str]] = None):
         self.conn, self.ledger = conn, ledger
+        # key: (private, public) of the run's keypair when it was made elsewhere (the xdist controller), else
+        # access() makes one here
+        self.key = key
         # admin: a connection that reads the cloud's health records, so that a boot stuck in BUILD names
         # the dead component at once (compute.wait_active); None with admin_reason saying why not
         self.admin, self.admin_reason = admin, admin_reason
@@ -54,16 +66,29 @@ class Shared:
     def get(self, key: str, make: Callable[[], object]):
         with self._lock:
             if key not in self._made:
-                try:
-                    self._made[key] = (make(), None)
-                except Exception as exc:
-                    self._made[key] = (None, exc)
+                self._made[key] = self._obtain(key, make)
             value, error = self._made[key]
         if isinstance(error, LookupError):  # nothing to boot in this cloud: the caller skips
             raise LookupError(str(error)) from error
         if error is not None:
             raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
         return value
+
+    def _obtain(self, key: str, make: Callable[[], object]) -> tuple[object, BaseException | None]:
+        """(value, None) or (None, the error): `make` called here, once."""
+        try:
+            return make(), None
+        except Exception as exc:
+            return None, exc
+
+    def hold(self, ledger) -> None:
+        """Nothing to do in one process: its scenarios run one at a time (RunShared holds the pair across
+        processes for as long as `ledger`, the scenario's, has something to undo)."""
+
+    def close(self) -> tuple[list[str], int]:
+        """([problems], number deleted) of what this object deletes itself at the end: nothing here (the
+        run's ledger, given by the caller, is the caller's to clean up)."""
+        return [], 0
 
     def routed(self) -> Routed | None:
         """The run's network behind a router to the external network, or None when the cloud has no
@@ -80,7 +105,7 @@ class Shared:
         """The run's keypair (a key made here, the private half kept in memory and redacted) and its
         security group that lets only SSH in."""
         def make():
-            private, public = compute.ssh_keypair()
+            private, public = self.key or compute.ssh_keypair()
             group, _rule = secgroups.ssh_only_group(self.conn, self.ledger, "sg-ssh")
             return Access(private=private, public=public, group=group,
                           keypair=compute.create_keypair(self.conn, self.ledger, public))
@@ -119,3 +144,193 @@ class Shared:
             if not created:
                 raise
             return created[0], str(exc)
+
+
+class RunShared(Shared):
+    """Shared, for all the pytest-xdist workers of one run (one process each) instead of one worker.
+
+    directory: a folder every worker of the run sees (made by the controller, see popek.plugin); prefix:
+    `popek-<run id>-run`, the names of what is made here (no worker's own end-of-session sweep, which takes
+    `popek-<run id>-<worker>`, touches them); key: (private, public), the run's SSH key, made by the
+    controller and handed to each worker in memory (xdist's workerinput), never written to disk.
+
+    - Made once: each of routed(), access(), pair() is made by the first worker that asks, under an
+      exclusive lock (`making.lock`); every resource is recorded in the state file `state.json` before the
+      lock is released (by name before it is created, through the ledger; a maker interrupted mid-way
+      leaves its names, and the final sweep of the prefix finds what has none). The other workers wait for
+      the lock, then read the ids (or the error) and fetch the resources by id.
+    - A failure is made once too: the error is in the state file, and every worker's scenarios get the
+      same error at once, without a boot of their own (Shared.get's semantics across processes).
+    - Deleted once, by the last user: a worker that asked for anything holds a shared lock on
+      `users.lock` until its session ends (close()); there it drops it and takes the lock exclusively
+      without waiting: only the last user gets it, and deletes everything the state file lists, then
+      sweeps the prefix. The kernel drops the locks of a process that dies (SIGKILL, a crash), so the
+      survivor is then the last user. A worker that asks after that starts afresh (state file gone).
+    - Exclusive use: hold(ledger) takes `pair.lock` exclusively until `ledger` (the scenario's) has undone
+      everything it recorded: a scenario that gives the pair a floating IP (a fixed IP takes one only),
+      changes a port's security groups or attaches a volume never overlaps with another one, in another
+      worker, using the same servers. Listing them (listed()) needs no hold."""
+
+    STATE = "state.json"
+
+    def __init__(self, conn, directory: str | os.PathLike, prefix: str, key: tuple[str, str], admin=None,
+                 admin_reason=None, log: Callable[[str], None] = lambda s: None):
+        super().__init__(conn, ledger_mod.Ledger(conn, prefix, log=log), admin=admin, admin_reason=admin_reason,
+                         key=key)
+        self.directory, self.prefix, self.log = Path(directory), prefix, log
+        self._users: Optional[int] = None   # fd of users.lock, held shared from the first ask to close()
+        self._making_depth = 0              # pair() makes routed() and access() inside its own making
+        self._making_fd: Optional[int] = None
+        self._saved = 0                     # how many of self.ledger.entries are in the state file
+        self._hold_fd: Optional[int] = None
+
+    # --- the files -------------------------------------------------------------------------------------
+    def _open(self, name: str) -> int:
+        return os.open(self.directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def _read(self) -> dict:
+        try:
+            return json.loads((self.directory / self.STATE).read_text())
+        except FileNotFoundError:
+            return {"made": {}, "entries": []}
+
+    def _write(self, state: dict) -> None:
+        tmp = self.directory / f"{self.STATE}.{os.getpid()}"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.directory / self.STATE)
+
+    @contextlib.contextmanager
+    def _making(self):
+        """The exclusive lock under which resources are made and the state file written (re-entrant)."""
+        if self._making_depth == 0:
+            self._making_fd = self._open("making.lock")
+            fcntl.flock(self._making_fd, fcntl.LOCK_EX)
+        self._making_depth += 1
+        try:
+            yield
+        finally:
+            self._making_depth -= 1
+            if self._making_depth == 0:
+                os.close(self._making_fd)   # closing drops the lock
+                self._making_fd = None
+
+    def _join(self) -> None:
+        if self._users is None:
+            fd = self._open("users.lock")
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits while a last user deletes: then this one starts afresh
+            self._users = fd
+
+    def _save_entries(self, state: dict) -> None:
+        state["entries"] += [dataclasses.asdict(e) for e in self.ledger.entries[self._saved:]]
+        self._saved = len(self.ledger.entries)
+
+    # --- made once ----------------------------------------------------------------------------------------
+    def _obtain(self, key: str, make: Callable[[], object]) -> tuple[object, BaseException | None]:
+        self._join()
+        with self._making():
+            record = self._read()["made"].get(key)
+            if record is not None:
+                return self._load(key, record)
+            try:
+                value, error = super()._obtain(key, make)
+            except BaseException:       # an interrupt: what was recorded is the last user's to delete
+                state = self._read()
+                self._save_entries(state)
+                self._write(state)
+                raise
+            state = self._read()
+            self._save_entries(state)
+            state["made"][key] = self._dump(key, value, error)
+            self._write(state)
+            return value, error
+
+    def _dump(self, key: str, value, error: BaseException | None) -> dict:
+        """What the state file keeps of a made resource: its ids, or the error."""
+        if error is not None:
+            record = {"error": str(error), "lookup": isinstance(error, LookupError)}
+            if key == "pair":           # what listed() still offers when the pair did not come up
+                record["created"] = [s.id for s in self._created]
+            return record
+        if key == "routed":
+            return {"value": None if value is None else
+                    {"external": value.external.id, "network": value.network.id, "router": value.router.id}}
+        if key == "access":
+            return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
+        if key == "pair":
+            return {"value": [s.id for s in value]}
+        return {"value": value}         # plain JSON values (the unit tests' keys)
+
+    def _load(self, key: str, record: dict) -> tuple[object, BaseException | None]:
+        """(value, None) rebuilt from the ids another worker recorded, or (None, the error it met)."""
+        if "error" in record:
+            if key == "pair":
+                with contextlib.suppress(Exception):
+                    self._created = [self.conn.compute.get_server(i) for i in record.get("created", [])]
+            return None, (LookupError if record["lookup"] else RuntimeError)(record["error"])
+        value = record["value"]
+        try:
+            if key == "routed" and value is not None:
+                return Routed(external=self.conn.network.get_network(value["external"]),
+                              network=self.conn.network.get_network(value["network"]),
+                              router=self.conn.network.get_router(value["router"])), None
+            if key == "access":
+                private, public = self.key
+                return Access(private=private, public=public, keypair=self.conn.compute.get_keypair(value["keypair"]),
+                              group=self.conn.network.get_security_group(value["group"])), None
+            if key == "pair":
+                servers = [self.conn.compute.get_server(i) for i in value]
+                self._created = list(servers)
+                return servers, None
+        except Exception as exc:
+            return None, exc
+        return value, None
+
+    # --- exclusive use ----------------------------------------------------------------------------------------
+    def hold(self, ledger) -> None:
+        """Take the pair for this scenario alone (across workers), until `ledger` has undone its changes."""
+        if self._hold_fd is not None:
+            return              # this scenario holds it already (one scenario at a time per worker)
+        fd = self._open("pair.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._hold_fd = fd
+        ledger.finally_calls.append(self._release)
+
+    def _release(self) -> None:
+        fd, self._hold_fd = self._hold_fd, None
+        if fd is not None:
+            os.close(fd)        # closing drops the lock
+
+    # --- deleted once, by the last user -----------------------------------------------------------------------
+    def close(self) -> tuple[list[str], int]:
+        """At the end of this worker's session: when it is the last user, delete what the run made here
+        (every worker's records, then a sweep of the prefix); returns ([problems], number deleted)."""
+        self._release()
+        fd, self._users = self._users, None
+        if fd is None:
+            return [], 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return [], 0    # another worker still uses them: the last one deletes
+            state = self._read()
+            problems, deleted = self._clean([ledger_mod.Entry(**e) for e in state["entries"]])
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / self.STATE).unlink()
+            return problems, deleted
+        finally:
+            os.close(fd)
+
+    def _clean(self, entries: list) -> tuple[list[str], int]:
+        book = ledger_mod.Ledger(self.conn, self.prefix, log=self.log)
+        book.entries = entries
+        problems = book.cleanup()
+        if not problems:
+            found, problems = ledger_mod.sweep(self.conn, self.prefix.split("-")[1], prefix=self.prefix, log=self.log)
+            book.entries += found
+        return problems, sum(e.done for e in book.entries)
