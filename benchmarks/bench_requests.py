@@ -1,0 +1,121 @@
+"""The cloud's API requests while a command runs, counted by service, client and call (e.g. how many
+`GET /servers/<id>` popek sends in the main job, and how many neutron requests nova makes for them).
+
+`.venv/bin/python benchmarks/bench_requests.py [--top 40] -- .venv/bin/popek run -n 2 --no-cloud-up …`
+
+A raw packet socket on the loopback interface (root) reads the TCP segments sent to the embedded cloud's
+API ports (taken from its catalog ports below: keystone, nova, neutron, placement, glance, cinder, swift)
+and keeps each HTTP request line with its User-Agent: openstacksdk/keystoneauth clients are popek's own
+(its member and admin connections) unless the agent names an OpenStack service (nova's and neutron's
+clients send theirs). Ids in paths (uuids, hex ids) become `<id>`. Nothing is sent and nothing of the cloud
+is changed; the counts are requests seen on the wire (a request split before its User-Agent header is
+counted with client "?"). Writes benchmarks/results/requests.json.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+#: The embedded cloud's API ports (checks/localcloud): service name by TCP port.
+PORTS = {5000: "keystone", 8774: "nova", 8775: "nova-metadata", 9696: "neutron", 8778: "placement",
+         9292: "glance", 8776: "cinder", 8080: "swift"}
+METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"HEAD ")
+ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+PACKET_OUTGOING = 4
+
+
+def client_of(agent: str) -> str:
+    """Who sent a request, from its User-Agent."""
+    low = agent.lower()
+    for service in ("nova", "neutron", "cinder", "glance", "keystonemiddleware"):
+        if service in low:
+            return service
+    if "openstacksdk" in low or "keystoneauth" in low:
+        return "popek"
+    return agent.split("/")[0] or "?"
+
+
+def shape(path: str) -> str:
+    """The call without its ids and query values: `/v2.1/servers/<id>?a=<>`."""
+    path = ID.sub("<id>", path)
+    if "?" in path:
+        base, query = path.split("?", 1)
+        keys = sorted({part.split("=")[0] for part in query.split("&") if part})
+        path = base + "?" + "&".join(f"{k}=" for k in keys)
+    return path
+
+
+def sniff(stop: threading.Event, seen: list) -> None:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+    sock.bind(("lo", 0))
+    sock.settimeout(0.5)
+    while not stop.is_set():
+        try:
+            frame, addr = sock.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if addr[2] == PACKET_OUTGOING or len(frame) < 54 or frame[12:14] != b"\x08\x00":
+            continue
+        ip = frame[14:]
+        if ip[9] != 6:
+            continue
+        ihl = (ip[0] & 0x0F) * 4
+        tcp = ip[ihl:]
+        dport = struct.unpack("!H", tcp[2:4])[0]
+        if dport not in PORTS:
+            continue
+        payload = tcp[(tcp[12] >> 4) * 4:]
+        if not payload.startswith(METHODS):
+            continue
+        head = payload.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        method, path = (head[0].split(" ") + ["", ""])[:2]
+        agent = next((line.split(":", 1)[1].strip() for line in head[1:] if line.lower().startswith("user-agent:")),
+                     "?")
+        seen.append((time.monotonic(), PORTS[dport], client_of(agent), method, shape(path)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--top", type=int, default=40, help="calls listed (most frequent first)")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("a command to run is needed")
+    seen: list = []
+    stop = threading.Event()
+    thread = threading.Thread(target=sniff, args=(stop, seen), daemon=True)
+    thread.start()
+    started = time.monotonic()
+    status = subprocess.call(command)
+    wall = time.monotonic() - started
+    stop.set()
+    thread.join()
+    by_service = collections.Counter((s, c) for _, s, c, _, _ in seen)
+    by_call = collections.Counter((s, c, m, p) for _, s, c, m, p in seen)
+    print(f"\n{len(seen)} requests in {wall:.1f} s (exit {status})\n\n| service | client | requests |\n|---|---|---|")
+    for (service, client), n in sorted(by_service.items(), key=lambda kv: -kv[1]):
+        print(f"| {service} | {client} | {n} |")
+    print("\n| service | client | call | requests |\n|---|---|---|---|")
+    for (service, client, method, path), n in by_call.most_common(args.top):
+        print(f"| {service} | {client} | `{method} {path}` | {n} |")
+    out = HERE / "results" / "requests.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"command": command, "wall": wall, "exit": status, "total": len(seen),
+                               "by_service": [[s, c, n] for (s, c), n in by_service.items()],
+                               "by_call": [[s, c, m, p, n] for (s, c, m, p), n in by_call.items()]}, indent=1))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
