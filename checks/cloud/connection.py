@@ -453,6 +453,20 @@ def embedded_ovs_ctl() -> Optional[str]:
     return None
 
 
+def embedded_external_bridges() -> list[str]:
+    """The host bridges of the embedded cloud's external networks (its L2 agent's bridge_mappings, e.g.
+    popek-ex): where this host must send the floating IPs; [] when there is no embedded cloud."""
+    import configparser
+
+    found = []
+    for etc in sorted(EMBEDDED_CONFIGS):
+        agent = configparser.ConfigParser(interpolation=None)
+        agent.read(etc / "neutron" / "plugins" / "ml2" / "openvswitch_agent.ini")
+        mappings = agent.get("ovs", "bridge_mappings", fallback="")
+        found += [m.split(":", 1)[1].strip() for m in mappings.split(",") if ":" in m]
+    return found
+
+
 def embedded_int_bridge() -> Optional[str]:
     """The OpenFlow management socket of the embedded cloud's integration bridge (`ovs-ofctl`: Neutron's
     OVS firewall flows), None when there is none."""

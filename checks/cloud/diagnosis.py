@@ -188,6 +188,7 @@ class Observer:
     kind: str = "tiny"
     address: str = "?"
     health: Callable[[], Optional[str]] = lambda: None
+    host_route: Callable[[], Optional[str]] = lambda: None
 
 
 def _quote(lines) -> str:
@@ -200,6 +201,10 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
     the watch began (the server was ACTIVE); `since_*`: seconds since the console first showed that
     (None: not yet); `last_ssh`: the last SSH attempt's outcome."""
     kind = obs.kind if obs.kind in DHCP_GRACE else "cloud-init"
+    route = obs.host_route()
+    if route:  # this host's own routing table: conclusive whatever the guest does
+        return Unreachable("host-route", f"l'IP flottante {obs.address} ne répond pas en SSH : {route} ; d'après cette "
+                                         "preuve, ni l'instance ni les agents du cloud ne sont en cause")
     if not seen.booted:
         if elapsed > BOOT_GRACE:
             return Unreachable("compute", f"l'instance ne démarre pas (calcul) : sa console est vide {elapsed:.0f} s "
@@ -322,6 +327,33 @@ def _ip_json(argv: list[str]) -> list:
         return json.loads(_stdout(["ip", "-j", *argv]) or "[]")
     except ValueError:
         return []
+
+
+def host_route_conflict(address: str, bridges: list[str], routes: Optional[list] = None,
+                        chosen: Optional[str] = None) -> Optional[str]:
+    """Why this host does not send `address` (a floating IP) to the cloud's external network, in French: a
+    route of `bridges` (the cloud's external bridges on this host, e.g. the embedded cloud's popek-ex) covers
+    it, yet the kernel picks another device (a more specific route of the owner's: a bridge or a libvirt
+    network over part of the same addresses). None when the route goes through one of `bridges`, when none
+    of them covers `address`, or when the routes cannot be read (popek away from the cloud's network node).
+    routes / chosen: `ip -j route show match ADDRESS` and the device of `ip -j route get ADDRESS` (read here
+    when not given)."""
+    if not bridges:
+        return None
+    routes = _ip_json(["route", "show", "match", address]) if routes is None else routes
+    if chosen is None:
+        chosen = next((r.get("dev") for r in _ip_json(["route", "get", address])), None)
+    ours = [r for r in routes if r.get("dev") in bridges and r.get("dst") != "default"]
+    if not chosen or chosen in bridges or not ours:
+        return None
+    taken = [r for r in routes if r.get("dev") == chosen and r.get("dst") != "default"]
+    if not taken:
+        return None
+    flags = ", ".join(taken[0].get("flags") or [])
+    return (f"cet hôte envoie {address} par {chosen} (route {taken[0].get('dst')}{' ' + flags if flags else ''}), "
+            f"pas par {ours[0].get('dev')}, le pont du réseau externe du cloud (route {ours[0].get('dst')}) : une "
+            f"route plus précise d'une autre interface de l'hôte capte ces adresses (un pont ou un réseau de "
+            f"l'hôte qui chevauche le réseau externe du cloud)")
 
 
 def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:

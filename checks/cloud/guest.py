@@ -135,7 +135,8 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         # on the cloud's network node: does the guest answer from Neutron's DHCP namespace of its network?
         fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
         kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address,
-        health=lambda: health_word(admin))
+        health=lambda: health_word(admin),
+        host_route=lambda: diagnosis.host_route_conflict(address, connection.embedded_external_bridges()))
 
 
 def health_word(admin) -> Optional[str]:
