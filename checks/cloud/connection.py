@@ -467,6 +467,28 @@ def embedded_external_bridges() -> list[str]:
     return found
 
 
+class EmbeddedLog:
+    """The lines a service of the embedded cloud this process connected to writes to its log from now on
+    (e.g. neutron-metadata-agent's 403 from nova): evidence read on the host, nothing without an embedded cloud."""
+
+    def __init__(self, service: str):
+        logs = [etc.parent / "log" / f"{service}.log" for etc in sorted(EMBEDDED_CONFIGS)]
+        self.start = {path: path.stat().st_size for path in logs if path.is_file()}
+
+    def lines(self, needle: str, limit: int = 4 << 20) -> list[str]:
+        """The lines written since this object was made that hold `needle` (at most `limit` bytes read)."""
+        found = []
+        for path, offset in self.start.items():
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    found += [line.decode(errors="replace").strip() for line in f.read(limit).splitlines()
+                              if needle.encode() in line]
+            except OSError:  # rotated or gone: no evidence, not an error
+                continue
+        return found
+
+
 def embedded_int_bridge() -> Optional[str]:
     """The OpenFlow management socket of the embedded cloud's integration bridge (`ovs-ofctl`: Neutron's
     OVS firewall flows), None when there is none."""

@@ -32,6 +32,12 @@ DHCP_GRACE = {"tiny": 75.0, "cloud-init": 170.0}
 #: Seconds after the lease without any answer of the metadata service: the tiny image asks it at once
 #: (answers in ~1 s); cloud-init asks it within seconds of its network stage.
 METADATA_GRACE = {"tiny": 25.0, "cloud-init": 60.0}
+#: Refusals (HTTP 403) of nova's metadata API that Neutron's metadata agent logged while a guest waits, from
+#: which "the shared secret differs" is conclusive: a healthy cloud logs none; the tiny image asks again every
+#: second.
+METADATA_REFUSALS = 3
+#: What neutron-metadata-agent logs when nova's metadata API answers 403 (a bad signature of the request).
+METADATA_FORBIDDEN = "The remote metadata server responded with Forbidden"
 #: Seconds the guest may say it is ready while SSH through its floating IP does not answer.
 SSH_GRACE = 60.0
 #: Seconds the guest may say it is ready while its SSH server refuses the pair's key (the key is in place
@@ -189,6 +195,7 @@ class Observer:
     address: str = "?"
     health: Callable[[], Optional[str]] = lambda: None
     host_route: Callable[[], Optional[str]] = lambda: None
+    metadata_refusals: Callable[[], list] = lambda: []
 
 
 def _quote(lines) -> str:
@@ -219,6 +226,13 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
             return Unreachable("dhcp", f"pas de bail DHCP : {said} (agent DHCP ?) ; console : {_quote(seen.lines)}")
         return None
     if not seen.metadata_ok:
+        refused = obs.metadata_refusals() if seen.lease else []
+        if len(refused) >= METADATA_REFUSALS:
+            return Unreachable("metadata", f"le service de metadata refuse les requêtes (HTTP 403) : l'instance a son "
+                                           f"bail DHCP ({seen.lease}) et l'agent de metadata de Neutron a reçu "
+                                           f"{len(refused)} refus de Nova depuis son démarrage (« {refused[-1][-160:]} ») "
+                                           "— le secret partagé (metadata_proxy_shared_secret) de l'agent et celui de "
+                                           "Nova diffèrent")
         if seen.metadata_failed or (since_lease is not None and since_lease > METADATA_GRACE[kind]):
             lease = (f"son bail DHCP ({seen.lease}) depuis {since_lease or 0:.0f} s" if seen.lease
                      else "du réseau (ses requêtes atteignent 169.254.169.254 ou y expirent, sans erreur de route)")

@@ -124,6 +124,7 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
     health records' word (admin: an admin connection, or None)."""
     port = network.server_port(conn, server)
     fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
+    md_log = connection.EmbeddedLog("neutron-metadata-agent")  # its 403s from nova, from now on
 
     def status():
         now = conn.compute.get_server(server.id)
@@ -136,7 +137,8 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         fixed_answers=lambda: diagnosis.netns_tcp(f"qdhcp-{port.network_id}", fixed) if fixed else None,
         kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address,
         health=lambda: health_word(admin),
-        host_route=lambda: diagnosis.host_route_conflict(address, connection.embedded_external_bridges()))
+        host_route=lambda: diagnosis.host_route_conflict(address, connection.embedded_external_bridges()),
+        metadata_refusals=lambda: md_log.lines(diagnosis.METADATA_FORBIDDEN))
 
 
 def health_word(admin) -> Optional[str]:
