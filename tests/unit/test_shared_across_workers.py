@@ -226,3 +226,30 @@ def test_every_shared_kind_is_kept_as_ids_and_rebuilt_from_them(key):
         assert (rebuilt.keypair.name, rebuilt.group.id, rebuilt.private) == ("kname", "grp", "private")
     else:
         assert [s.id for s in rebuilt] == ["s1", "s2"]
+
+
+WORKER_SIDE = '''
+import hashlib, json, os
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_seen(request, i):
+    given = request.config.workerinput["popek_shared"]
+    private, public = given["key"]
+    with open(os.path.join(os.path.dirname(__file__), "seen"), "a") as out:
+        out.write(json.dumps({"worker": request.config.workerinput["workerid"], "dir": given["dir"],
+                              "isdir": os.path.isdir(given["dir"]), "files": os.listdir(given["dir"]),
+                              "public": public, "private": hashlib.sha256(private.encode()).hexdigest()}) + "\\n")
+'''
+
+
+def test_the_controller_hands_every_worker_one_folder_and_one_key_and_removes_the_folder(pytester):
+    pytester.makepyfile(test_workers=WORKER_SIDE)
+    out = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "xdist", "-n", "2")
+    out.assert_outcomes(passed=4)
+    seen = [json.loads(line) for line in (pytester.path / "seen").read_text().splitlines()]
+    assert {s["worker"] for s in seen} == {"gw0", "gw1"}
+    assert len({(s["dir"], s["public"], s["private"]) for s in seen}) == 1, "workers got different folders or keys"
+    assert all(s["isdir"] and s["files"] == [] for s in seen), "the key (or anything) was written to the folder"
+    assert seen[0]["public"].startswith("ssh-ed25519 ")
+    assert not os.path.exists(seen[0]["dir"]), "the controller left the folder behind"
