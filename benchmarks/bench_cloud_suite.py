@@ -66,7 +66,7 @@ def run_popek_k(keyword: str, workers: int | None = None, os_cloud: str | None =
     """Wall time and summary of `popek run cloud -k KEYWORD` (optionally -n WORKERS, --os-cloud)."""
     with tempfile.TemporaryDirectory(prefix="popek-bench-cloud-") as tmp:
         argv = [str(VENV_BIN / "popek"), "run", "cloud", "--no-report", "--results", tmp, "-k", keyword]
-        argv += ["-n", str(workers)] if workers else []
+        argv += ["-n", str(workers or 0)]      # -n 0: one process (popek run's default is 2 workers on 2 cores)
         argv += ["--os-cloud", os_cloud] if os_cloud else []
         wall, proc = timed(subprocess.run, argv, cwd=tmp, capture_output=True, text=True)
         tail = [l for l in proc.stdout.splitlines() if " in " in l and ("passed" in l or "failed" in l)]

@@ -19,7 +19,9 @@ def register(sub):
     p.add_argument("--image", default=None, help="this cloud's name for the course's image 'Debian 13'")
     p.add_argument("--net", default=None, help="this cloud's name for the course's network 'public' "
                    "(or course-names: in ./popek.yaml)")
-    p.add_argument("-n", dest="workers", default=None, help="parallel workers (pytest-xdist), e.g. 2 or auto")
+    p.add_argument("-n", dest="workers", default=None, type=workers_option,
+                   help="parallel workers (pytest-xdist), e.g. 2 or auto; 0 or 1: one process (serial). "
+                   "Default: 2 on a host with 2 usable cores or more, else one process")
     p.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this expression")
     p.add_argument("--claim", action="append", default=[], help="only scenarios tagged with this claim (repeatable)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
@@ -27,6 +29,41 @@ def register(sub):
                    help="do not start the embedded cloud when no cloud is named (its scenarios then skip)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     p.set_defaults(func=run)
+
+
+#: pytest options that need the scenarios in popek's own process (xdist refuses --pdb when distributing).
+SERIAL_PYTEST_OPTIONS = ("--pdb", "--trace")
+
+
+def workers_option(value: str) -> str:
+    """-n's value: a whole number (0 and 1: one process) or xdist's auto/logical."""
+    import argparse
+
+    if value in ("auto", "logical") or (value.isdigit() and value.isascii()):
+        return value if not value.isdigit() else str(int(value))
+    raise argparse.ArgumentTypeError(f"« {value} » n'est pas un nombre de workers (un entier ≥ 0, ou auto)")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity: a container's or taskset's limit), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def xdist_workers(given: str | None, area: str | None, extra: list[str], cores: int) -> str | None:
+    """xdist's -n for this run, or None for one process. An explicit -n wins: 0 and 1 are one process
+    (no worker process at all, as before xdist's default). Without -n: 2 workers on 2 usable cores or
+    more (the main job measured 30–55 s shorter on 2 cores: one worker boots the Debian 13 guest while the
+    other runs the rest), one process on 1 core, for `popek run host` (its scenarios are short and local:
+    two workers' start-up costs more than they save, see benchmarks/README.md), and with --pdb/--trace
+    after `--` (a debugger needs the scenarios in this process)."""
+    if given is not None:
+        return None if given in ("0", "1") else given
+    if cores < 2 or area == "host" or any(a in SERIAL_PYTEST_OPTIONS for a in extra):
+        return None
+    return "2"
 
 
 def pytest_args(args, results: paths.Results) -> list[str]:
@@ -39,11 +76,12 @@ def pytest_args(args, results: paths.Results) -> list[str]:
              "--popek-results", str(results.root)]
     if args.os_cloud:
         argv += ["--os-cloud", args.os_cloud]
-    if args.workers:
+    workers = xdist_workers(args.workers, args.area, list(args.pytest_args), usable_cores())
+    if workers:
         # worksteal: a worker that runs out steals what another has queued, instead of idling while the one
         # that got the long Debian 13 boot still holds the traffic scenarios (measured: -n 2 main job,
         # one worker idle from 90 s to 300 s with the default `load`)
-        argv += ["-n", str(args.workers), "--dist", "worksteal"]
+        argv += ["-n", workers, "--dist", "worksteal"]
     if args.keyword:
         argv += ["-k", args.keyword]
     for claim in args.claim:

@@ -194,7 +194,7 @@ def test_an_interruption_at_a_random_moment_leaves_nothing_behind(cloud, admin, 
     prefix = f"popek-{run[:8]}-"
     out_path = tmp_path / "popek.out"
     argv = [str(VENV_BIN / "popek"), "run", "cloud", "--no-report", "--results", str(tmp_path / "r"), "-k", BUSY,
-            *(["-n", workers] if workers else []), "--", "--testrunuid", run]
+            "-n", workers or "0", "--", "--testrunuid", run]     # -n 0: one process, the signal to its pid
     family: list[int] = []
     with out_path.open("w") as out:
         proc = subprocess.Popen(argv, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, text=True,
@@ -251,7 +251,7 @@ def test_a_failing_run_leaves_nothing_behind(cloud, tmp_path):
     """A scenario that fails mid-way (after two servers and an attached volume exist) still cleans up."""
     (tmp_path / "popek_fail_injector.py").write_text(FAIL_INJECTOR)
     before = leftovers(cloud)
-    proc = run_popek("run", "cloud", "--no-report", "--results", str(tmp_path / "r"), "-k", "volume",
+    proc = run_popek("run", "cloud", "--no-report", "-n", "0", "--results", str(tmp_path / "r"), "-k", "volume",
                      "--", "-p", "popek_fail_injector", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     failed = [r for r in allure_results(tmp_path / "r") if r["status"] in ("failed", "broken")]

@@ -91,7 +91,7 @@ def wait_agents_alive(timeout: float = 120.0) -> None:
 def run_scenarios(tmp_path, *keywords: str, plugin: str | None = None, workers: int = 1) -> dict[str, dict]:
     """`popek run cloud -k …` as a user would (plus an optional fault plugin; `workers` > 1: side by side,
     for scenarios that do not share a guest); {scenario name: Allure result}."""
-    env, extra = {}, ["-n", str(workers)] if workers > 1 else []
+    env, extra = {}, ["-n", str(workers) if workers > 1 else "0"]    # 0: one process (popek run's default: 2)
     if plugin:
         (tmp_path / "popek_fault_plugin.py").write_text(textwrap.dedent(plugin))
         env["PYTHONPATH"] = str(tmp_path)
