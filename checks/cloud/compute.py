@@ -155,6 +155,20 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
     return server
 
 
+def listed_in(conn, server, status: str) -> Optional[bool]:
+    """Whether Nova lists `server` among the project's servers in `status` (BUILD, ERROR, ACTIVE…), asked
+    through the list without details (`GET /servers?status=S&name=^NAME$`, the name a regular expression in
+    Nova): nova-api answers it from its database alone, where `GET /servers/<id>` also asks Neutron for the
+    server's security groups (its ports, then the groups: two requests each time). The answer is the
+    server's own id in the list, whatever the name filter lets through. None when the list cannot be read
+    (ask the server itself then)."""
+    try:
+        listed = conn.compute.servers(details=False, status=status, name=f"^{re.escape(server.name or '')}$")
+        return any(s.id == server.id for s in listed)
+    except Exception:  # a cloud that refuses the filter, an API hiccup: the caller reads the server instead
+        return None
+
+
 def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Optional[str] = None):
     """Wait until `server` is ACTIVE; an ERROR state raises with the fault Nova recorded. A server stuck in
     BUILD raises as soon as the cloud's health records (admin: Nova services, Neutron agents) name a dead
@@ -164,14 +178,22 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
 
     from popek.checks.cloud import connection, stuck, waits
     started = time.monotonic()
-    seen = {"server": server, "finding": None, "health_at": 0.0, "trouble_at": 0.0}
+    seen = {"server": server, "finding": None, "health_at": 0.0, "trouble_at": 0.0, "left_build": False}
     health = (None, None, "pas encore lu" if admin is not None else admin_reason or "pas d'identifiants admin")
 
     def fetch():
         nonlocal health
+        took = time.monotonic() - started
+        # while Nova still lists it in BUILD, the cheap list says so (no Neutron request behind it); the
+        # server itself is read once it left BUILD (ACTIVE, ERROR, gone, or a reboot's states: read each
+        # time from then on), and whenever the health records are due (its task_state and host are needed)
+        due = (admin is not None and took >= stuck.GRACE and time.monotonic() - seen["health_at"] >= 5) or \
+            (took >= stuck.EMBEDDED_GRACE and time.monotonic() - seen["trouble_at"] >= 5)
+        if not due and not seen["left_build"] and listed_in(conn, server, "BUILD"):
+            return None  # still in BUILD
         current = conn.compute.get_server(server.id)
         seen["server"] = current
-        took = time.monotonic() - started
+        seen["left_build"] = seen["left_build"] or current.status != "BUILD"
         if current.status == "BUILD" and admin is not None and took >= stuck.GRACE \
                 and time.monotonic() - seen["health_at"] >= 5:
             seen["health_at"] = time.monotonic()
@@ -188,8 +210,12 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
                                                     connection.embedded_trouble())
         return current
 
-    last = waits.poll(fetch, lambda s: s.status in ("ACTIVE", "ERROR") or seen["finding"] is not None,
-                      timeout, 1) or seen["server"]
+    def ready(current) -> bool:
+        return current is not None and (current.status in ("ACTIVE", "ERROR") or seen["finding"] is not None)
+
+    last = waits.poll(fetch, ready, timeout, 1)
+    if last is None or (last.status not in ("ACTIVE", "ERROR") and seen["finding"] is None):
+        last = conn.compute.get_server(server.id)  # the time is up: the message says the server as it is now
     if seen["finding"]:
         raise AssertionError(seen["finding"])
     if last.status == "ERROR":

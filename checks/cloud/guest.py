@@ -127,6 +127,11 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
     md_log = connection.EmbeddedLog("neutron-metadata-agent")  # its 403s from nova, from now on
 
     def status():
+        # asked every round: the list without details says "not in ERROR" without a Neutron request
+        # (compute.listed_in); the server itself is read when it is in ERROR (for Nova's fault) or the list
+        # cannot be read
+        if compute.listed_in(conn, server, "ERROR") is False:
+            return "pas ERROR", ""
         now = conn.compute.get_server(server.id)
         return now.status, (getattr(now, "fault", None) or {}).get("message", "")
 

@@ -101,7 +101,15 @@ class Liveness:
         return int(beats[-1]) if beats else None
 
     def __call__(self) -> bool:
-        if self.conn.compute.get_server(self.server.id).status != "ACTIVE":
+        from popek.checks.cloud.compute import listed_in
+
+        # with a heartbeat to prove it runs, ACTIVE is asked through the list without details (no Neutron
+        # request behind it, compute.listed_in; that filter is Nova's vm_state, so a reboot in progress
+        # counts as ACTIVE there: the heartbeat then decides); without one, the server's exact status
+        active = listed_in(self.conn, self.server, "ACTIVE") if self.marker else None
+        if active is None:
+            active = self.conn.compute.get_server(self.server.id).status == "ACTIVE"
+        if not active:
             return False
         if not self.marker:
             return True  # an image without heartbeat: ACTIVE is all the API can say
