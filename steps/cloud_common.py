@@ -37,8 +37,14 @@ def embedded_started() -> str | None:
     if not alive:
         return None
     dead = [n for n in names if n not in alive]
+    # alive is not answering: a service frozen (SIGSTOP, state T) is what a client waits on (Keystone frozen:
+    # every connection times out), named from the host's own evidence
+    pids = {n: services.read_pid(state, n) for n in alive}
+    frozen = [n for n, pid in pids.items() if pid and services.stopped_members(pid)]
     return (f"le cloud embarqué est en marche ({len(alive)} service(s) vivant(s)"
-            + (f" ; démarré(s) mais sans processus : {', '.join(dead)}" if dead else "") + ")")
+            + (f" ; démarré(s) mais sans processus : {', '.join(dead)}" if dead else "")
+            + (f" ; gelé(s) (processus à l'état T : arrêtés par un signal) : {', '.join(frozen)}" if frozen else "")
+            + ")")
 
 
 @pytest.fixture(scope="session")
