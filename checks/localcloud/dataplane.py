@@ -43,6 +43,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -895,14 +896,31 @@ def status(state: CloudState) -> str:
 SMOKE_READY = r"popek-tiny: ready \S+ \d+\.\d+\.\d+\.\d+/\d+"
 
 
-def smoke(state: CloudState, timeout: float = 150.0) -> float:
+#: The smoke instance whose deletion nova accepted and `up` did not wait for ({"id", "name"}), in run/.
+SMOKE_PENDING = "smoke-pending.json"
+
+
+def smoke_lookup(state: CloudState) -> dict:
+    """What the smoke instance needs from the APIs before its creation (the member's connection, the tiny image,
+    flavor and the private network): `up` looks them up while nova-compute starts (~1 s less after it)."""
+    conn = bootstrap.connect(state, "popek")
+    return {"conn": conn, "image": conn.image.find_image("popek-tiny"), "flavor": conn.compute.find_flavor("tiny"),
+            "net": conn.network.find_network("private")}
+
+
+def smoke(state: CloudState, timeout: float = 150.0, looked: dict | None = None) -> float:
     """Boot the tiny image on `private` as the member and wait until its console says it got an address
     from Neutron's DHCP and its identity from the metadata service; delete it. The first guest after a
     start also warms libvirt's image cache. Returns the seconds it took; raises CloudError with the end of
-    the guest's console when the dataplane does not deliver."""
-    conn = bootstrap.connect(state, "popek")
-    image, flavor = conn.image.find_image("popek-tiny"), conn.compute.find_flavor("tiny")
-    net = conn.network.find_network("private")
+    the guest's console when the dataplane does not deliver.
+
+    A guest that delivered is deleted without waiting (~2 s of `up`): nova accepted the deletion, and it is
+    recorded (SMOKE_PENDING) until settle_smoke sees the server gone, before anything that needs it (the
+    next smoke, `down`, the repair of a running cloud); a guest that did not deliver is waited for here.
+    `looked`: smoke_lookup's answer, made earlier (else looked up here)."""
+    settle_smoke(state)
+    looked = looked or smoke_lookup(state)
+    conn, image, flavor, net = looked["conn"], looked["image"], looked["flavor"], looked["net"]
     marker = (image.properties or {}).get(compute.TINY_MARKER) if image is not None else None
     if marker is None or flavor is None or net is None:
         raise CloudError("plan de données : image popek-tiny (et son marqueur), gabarit tiny ou réseau private absent")
@@ -921,10 +939,46 @@ def smoke(state: CloudState, timeout: float = 150.0) -> float:
         console = compute.console_log(conn, server, length=400)
         ready = re.findall(SMOKE_READY, console)
         if ready and "metadata instance-id" in console:
+            pending = state.run_dir / SMOKE_PENDING  # recorded before nova is asked: never lost
+            pending.write_text(json.dumps({"id": server.id, "name": server.name}))
+            conn.compute.delete_server(server, ignore_missing=True)
+            server = None
             return time.monotonic() - t0
         tail = "\n".join([l for l in console.strip().splitlines() if "alive" not in l][-6:]) or "(console vide)"
         raise CloudError(f"plan de données : l'instance d'essai n'a pas obtenu d'adresse et de metadata ; "
                          f"fin de sa console :\n{tail}\njournaux dans {state.root / 'log'}")
     finally:
-        conn.compute.delete_server(server, ignore_missing=True)
-        conn.compute.wait_for_delete(server, interval=0.5, wait=120)
+        if server is not None:
+            conn.compute.delete_server(server, ignore_missing=True)
+            conn.compute.wait_for_delete(server, interval=0.5, wait=120)
+
+
+def settle_smoke(state: CloudState, timeout: float = 120.0) -> str | None:
+    """Wait until the smoke instance whose deletion `up` did not wait for (SMOKE_PENDING) is gone; one that
+    is still there (a deletion that failed: ERROR, or nothing in progress) is asked to be deleted again.
+    Returns a French line saying what was waited for (None: nothing pending); raises CloudError naming the
+    server when it is still there after `timeout` s (the record is kept: the next settle tries again)."""
+    pending = state.run_dir / SMOKE_PENDING
+    try:
+        record = json.loads(pending.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:  # a torn write: nothing was asked of nova yet
+        pending.unlink(missing_ok=True)
+        return None
+    conn = bootstrap.connect(state, "popek")
+    server = conn.compute.find_server(record["id"], ignore_missing=True)
+    what = f"instance d'essai {record['name']} ({record['id']})"
+    if server is not None:
+        if server.status == "ERROR" or getattr(server, "task_state", None) != "deleting":
+            conn.compute.delete_server(server, ignore_missing=True)  # a deletion that failed: once more
+        try:
+            conn.compute.wait_for_delete(server, interval=0.5, wait=timeout)
+        except Exception as exc:  # noqa: BLE001 - the SDK's timeout, or an API error: say which server
+            server = conn.compute.find_server(record["id"], ignore_missing=True)
+            fault = ((getattr(server, "fault", None) or {}).get("message") or "").strip() if server else ""
+            raise CloudError(f"plan de données : l'{what} n'a pas pu être supprimée en {timeout:.0f} s "
+                             f"(état {getattr(server, 'status', '?')}{' : ' + fault if fault else ''} ; "
+                             f"{type(exc).__name__}) ; voir {state.log('nova-compute')}") from None
+    pending.unlink(missing_ok=True)
+    return f"{what} supprimée"

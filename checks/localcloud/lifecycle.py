@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -162,6 +163,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
             if current_mod is not None:  # OVS ports whose Neutron port is gone (agents run: read twice)
                 current_mod.clean_stale_ports(state, log)
                 current_mod.install_conntrack_shim(state)
+                settle_smoke(state, current_mod, log)
             _fence_up(current_mod, log)
             return current
     progress = Progress(log)
@@ -175,15 +177,20 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
         try:
             with progress.step("environnement Python des services (venv)"):
                 install.ensure_venv(state.venv, state.log("pip"), state.wheelhouse, uv=install.bundled_uv())
-            _start_all(state, mod, mode, progress, log, force,
-                       meanwhile=lambda: bootstrap.resources(state, image_job.result()),
-                       smoke=(lambda: mod.smoke(state)) if mode["dataplane"] else None)
+            looked: dict = {}  # the smoke instance's lookups, made while nova-compute starts
+
+            def meanwhile() -> None:
+                bootstrap.resources(state, image_job.result())
+                if mode["dataplane"]:
+                    looked.update(mod.smoke_lookup(state))
+            _start_all(state, mod, mode, progress, log, force, meanwhile=meanwhile,
+                       smoke=(lambda: mod.smoke(state, looked=looked)) if mode["dataplane"] else None)
         except BaseException as exc:
             image_job.cancel()
             if was_running:  # someone's running cloud, only partly started: left as it is
                 log("échec : le cloud tournait déjà, il est laissé tel quel (seul `popek cloud down` l'arrête)")
             else:
-                stop_all(state)
+                stop_all(state, log)
             from openstack import exceptions as sdk_exc
 
             if isinstance(exc, sdk_exc.SDKException):  # an API call of the setup failed: say which, no trace
@@ -220,23 +227,49 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     background = [s for s in svc if s.stage == 2 and s.name in BACKGROUND]  # started low, awaited last
     bus = [s for s in svc if s.name == "rabbitmq"]  # booting while stage 1 starts, awaited there
     started_nice = os.getpriority(os.PRIO_PROCESS, 0)  # what a service started here inherits
+    switching = state.marker("compute-mode").exists() and \
+        state.marker("compute-mode").read_text().strip() != _compute_mode(mode)
+    # nova-compute starts with stage 2 (its conductor's queue declared beforehand: EARLY_QUEUES), except on
+    # a mode switch, where the other mode's compute host is forgotten first (stage 3, _before_compute)
+    early = [] if switching else [s for s in svc if s.stage == 3]
+    # stage 1's RabbitMQ wait (neutron-rpc-server consuming, EARLY_QUEUES declared) runs beside stage 2's
+    # start; it is joined before what needs it starts: the neutron agents, nova-compute
+    queues_pool, queues_job, giving_up = ThreadPoolExecutor(max_workers=1), [], threading.Event()
+
+    def join_queues() -> None:
+        while queues_job:
+            label, began, future = queues_job.pop()
+            future.result()
+            log(f"[{time.monotonic() - progress.t0:6.1f} s] RabbitMQ : {label} ({time.monotonic() - began:.1f} s, "
+                "pendant le démarrage de l'étape 2)")
+
     try:
         for stage in STAGES:
-            group = [s for s in svc if s.stage == stage]
+            group = [s for s in svc if s.stage == stage and s not in early]
             if stage == 2:
                 since = utcnow()
             if stage == 3:
-                if state.marker("compute-mode").exists() and \
-                        state.marker("compute-mode").read_text().strip() != _compute_mode(mode):
+                join_queues()  # (joined in stage 2 already, when it has agents or an early nova-compute)
+            if stage == 3 and early:  # nova-compute already started with stage 2
+                if deferred:
+                    with progress.step("démarrage (fin) : les services dont nova-compute n'a pas besoin répondent"):
+                        services.wait_healthy(state, deferred)
+                continue
+            if stage == 3:
+                if switching:
                     services.wait_healthy(state, deferred + background)  # a mode switch asks every API first
                 since = _before_compute(state, mode, nova, progress, since, force)
-            with progress.step(f"démarrage : {', '.join(s.name for s in group)}"):
+            with progress.step(f"démarrage : {', '.join(s.name for s in group + (early if stage == 2 else []))}"):
                 if stage == 1 and bus:  # those that do not use the bus first; the others once it answers
                     group = sorted(group, key=lambda s: s.name not in BUS_FREE)
+                if stage == 2:  # neutron-rpc-server's clients last, once it consumes
+                    group = sorted(group, key=lambda s: s.name in NEUTRON_RPC_CLIENTS)
                 for s in group:
                     if stage == 1 and bus and s.name not in BUS_FREE:
                         services.wait_healthy(state, bus)
                         bus = []
+                    if stage == 2 and s.name in NEUTRON_RPC_CLIENTS:
+                        join_queues()
                     if services.read_pid(state, s.name) is None:
                         _check_port_free(s)
                         pid = services.start(state, s)
@@ -247,6 +280,13 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 elif stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
                     deferred = [s for s in group if s.name not in COMPUTE_NEEDS and s not in background]
                     services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
+                    join_queues()  # EARLY_QUEUES declared before nova-compute starts
+                    if early and nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
+                        bootstrap.fake_compute_identity(state, nova["host"])
+                    for s in early:
+                        if services.read_pid(state, s.name) is None:
+                            _check_port_free(s)
+                            services.start(state, s)
                 else:
                     services.wait_healthy(state, group + bus)
             if stage == 3 and deferred:
@@ -258,10 +298,14 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
                     mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
             elif stage == 1:
-                if any(s.name == "neutron-rpc-server" for s in group):  # before its agents start (stage 2)
-                    with progress.step("neutron-rpc-server à l'écoute (files RabbitMQ)"):
-                        wait_consumers(state, {q: ("neutron-rpc-server", _alive(state, "neutron-rpc-server"))
-                                               for q in NEUTRON_RPC_QUEUES})
+                rpc = [s.name for s in group if s.name == "neutron-rpc-server"]  # before its agents start (stage 2)
+                if rpc or early:  # one helper process for both, beside stage 2's start (join_queues)
+                    label = " ; ".join((["neutron-rpc-server à l'écoute"] if rpc else [])
+                                       + (["files de nova-conductor et nova-scheduler déclarées"] if early else []))
+                    alive = (lambda: not giving_up.is_set() and _alive(state, rpc[0])()) if rpc else None
+                    queues_job.append((label, time.monotonic(), queues_pool.submit(
+                        wait_consumers, state, {q: (rpc[0], alive) for q in NEUTRON_RPC_QUEUES} if rpc else {},
+                        declare=EARLY_QUEUES if early else None)))
                 with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                     bootstrap.once(state, "identity", bootstrap.identity, state)
                     bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
@@ -270,7 +314,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
             side = pool.submit(_timed, meanwhile) if meanwhile is not None else None
             with progress.step("nova-compute « up » et découverte de l'hôte"
                                + (" ; en même temps : images, ressources du cours" if side else "")):
-                wait_compute(state, _alive(state, "nova-compute"), since)
+                wait_compute(state, _alive(state, "nova-compute"), since,
+                             watch={b: _alive(state, b) for b in ("nova-conductor", "nova-scheduler")} if early else None)
             if side is not None:
                 with progress.step("images (construction ou cache) et ressources du cours (gabarits, images, "
                                    "réseaux, groupes de sécurité) : fin"):
@@ -280,6 +325,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     finally:  # their normal priority back (the smoke's guest leaves CPU to spare); also when a stage failed:
         for s in background:  # a cloud left as it is must not keep them at the lowest priority
             _set_nice(services.read_pid(state, s.name), started_nice, autogroup=0)
+        giving_up.set()  # a RabbitMQ wait not joined (a stage failed first) ends at once
+        queues_pool.shutdown(wait=True)
     if smoke is not None:
         with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
             smoke()
@@ -304,6 +351,17 @@ BUS_FREE = ("keystone", "placement-api", "privsep-fork-neutron")
 BACKGROUND = ("cinder-api", "cinder-scheduler", "cinder-volume",
               "swift-account", "swift-container", "swift-object", "swift-proxy")
 BACKGROUND_NICE = 19
+#: The RPC topic queues declared as soon as RabbitMQ answers ({exchange: [topic]}), as their servers declare
+#: them (rpcready.py): nova-compute then starts with stage 2, beside nova-conductor and nova-scheduler, and its
+#: first calls (the conductor ping of nova.service, the service record) wait in the conductor's queue until it
+#: consumes instead of being dropped (a dropped ping costs a 10 s RPC timeout). Before, nova-compute started
+#: only once both consumed, ~13 s after stage 2 began; now ~4 s after, once privsep-fork-nova answers (measured,
+#: warm up: nova-compute "up" 3-4 s sooner). What nova-compute sends the scheduler at start (fanout instance
+#: info) is read again by the scheduler from the database at its own start.
+EARLY_QUEUES = {"nova": ["conductor", "scheduler"]}
+#: Stage 2's services that call neutron-rpc-server (its agents): they start once it consumes NEUTRON_RPC_QUEUES;
+#: the others start while it still declares them (~3 s, measured).
+NEUTRON_RPC_CLIENTS = ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent")
 #: The queues of neutron-rpc-server that the agents call first (neutron_lib.agent.topics). An agent started
 #: before the server consumes loses its first call and waits out a 60 s RPC timeout: measured, the DHCP
 #: agent's first network sync, and the smoke instance then without a lease for 100 s. (Before BUS_FREE,
@@ -441,13 +499,14 @@ def _undefine_nova_domains(state: CloudState) -> None:
             subprocess.run([*virsh, "undefine", "--nvram", name], capture_output=True, timeout=30)
 
 
-def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) -> None:
+def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0, watch: dict | None = None) -> None:
     """Wait until each nova service of `binaries` reports `up` with a heartbeat newer than `since`.
 
     binaries: {binary: alive} where alive() tells whether its process still runs (a stale `up` from
     before a restart must not count, nor a process that died after its first heartbeat); since: naive
     UTC datetime. Why wait for conductor and scheduler before nova-compute starts: a message sent to a
     topic before its consumer's queue exists is dropped, and the caller then waits out the 60 s RPC timeout.
+    watch: {binary: alive} of services the wait also needs (nova-compute's conductor): one that dies raises.
     """
     since = since - timedelta(seconds=2)
     conn = bootstrap.connect(state)
@@ -455,6 +514,9 @@ def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) 
     pending = dict(binaries)
     last_error = ""
     while pending:
+        for binary, alive in (watch or {}).items():
+            if not alive():
+                raise CloudError(f"le service {binary} s'est arrêté au démarrage ; voir {state.log(binary)}")
         for binary, alive in list(pending.items()):
             log = state.log(binary)
             if not alive():
@@ -480,13 +542,15 @@ def wait_nova(state: CloudState, binaries: dict, since, timeout: float = 120.0) 
 RPCREADY_SCRIPT = Path(__file__).with_name("rpcready.py")
 
 
-def wait_consumers(state: CloudState, queues: dict, timeout: float = 120.0) -> None:
+def wait_consumers(state: CloudState, queues: dict, timeout: float = 120.0, declare: dict | None = None) -> None:
     """Wait until each RPC topic queue of `queues` ({queue: (binary, alive)}) has a consumer on the
     cloud's RabbitMQ (rpcready.py, in the cloud venv; the password goes through its stdin). A process
     that dies meanwhile, or a queue still without a consumer after `timeout` s, raises CloudError naming
-    the service and its log."""
+    the service and its log. `declare` ({exchange: [topic, ...]}): topic queues declared first, as their
+    server will declare them (EARLY_QUEUES); one that cannot be raises CloudError."""
     request = {"host": HOST, "port": PORTS["rabbitmq"], "user": RABBIT_USER, "vhost": RABBIT_VHOST,
-               "password": state.passwords()["rabbitmq"], "queues": list(queues), "timeout": timeout}
+               "password": state.passwords()["rabbitmq"], "queues": list(queues), "timeout": timeout,
+               "declare": declare or {}}
     proc = subprocess.Popen([state.python, "-I", str(RPCREADY_SCRIPT)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -506,17 +570,20 @@ def wait_consumers(state: CloudState, queues: dict, timeout: float = 120.0) -> N
         answer = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise CloudError(f"attente des files RabbitMQ impossible : {REDACT(out.strip()[-300:]) or 'aucune réponse'}") from None
+    error = f" ; dernière erreur : {REDACT(answer['error'])}" if answer.get("error") else ""
+    missing = [t for topics in (declare or {}).values() for t in topics if t not in answer.get("declared", [])]
+    if missing:
+        raise CloudError(f"files RabbitMQ {', '.join(missing)} non déclarées avant le démarrage de leurs serveurs{error}")
     if answer["pending"]:
         binary = queues[answer["pending"][0]][0]
-        error = f" ; dernière erreur : {REDACT(answer['error'])}" if answer.get("error") else ""
         raise CloudError(f"{binary} n'écoute pas sa file RabbitMQ « {answer['pending'][0]} » après {timeout:.0f} s ; "
                          f"voir {state.log(binary)}{error}")
 
 
-def wait_compute(state: CloudState, alive, since, timeout: float = 120.0) -> None:
-    """Wait for nova-compute (see wait_nova) and its resource provider, then map its host into cell1
-    (discover_hosts, once)."""
-    wait_nova(state, {"nova-compute": alive}, since, timeout)
+def wait_compute(state: CloudState, alive, since, timeout: float = 120.0, watch: dict | None = None) -> None:
+    """Wait for nova-compute (see wait_nova; `watch`: the services it needs alive meanwhile) and its resource
+    provider, then map its host into cell1 (discover_hosts, once)."""
+    wait_nova(state, {"nova-compute": alive}, since, timeout, watch=watch)
     conn = bootstrap.connect(state)
     deadline = time.monotonic() + timeout
     while not list(conn.placement.resource_providers()):
@@ -631,11 +698,28 @@ def _check_port_free(svc: Service) -> None:
             raise CloudError(f"le port {port} de {svc.name} est déjà occupé par un autre processus")
 
 
-def stop_all(state: CloudState) -> list[int]:
-    """Stop every process we started: OpenStack services first, then the bus and the database."""
+def settle_smoke(state: CloudState, mod, log, timeout: float = 120.0) -> None:
+    """The last smoke instance, whose deletion `up` did not wait for, gone (dataplane.settle_smoke); one that
+    cannot be deleted is said in one French line (its record kept: the next `up` or `down` tries again)."""
+    if mod is None:
+        return
+    try:
+        done = mod.settle_smoke(state, timeout=timeout)
+    except CloudError as exc:
+        log(f"{exc} ; nouvel essai au prochain `popek cloud up` ou `down`")
+        return
+    if done:
+        log(f"  {done}")
+
+
+def stop_all(state: CloudState, log: Callable[[str], None] = print) -> list[int]:
+    """Stop every process we started: OpenStack services first, then the bus and the database. The last
+    smoke instance's deletion is awaited first while nova runs (its guest is killed with the others anyway)."""
     names = sorted(p.stem for p in state.run_dir.glob("*.pid"))
     mode = read_mode(state)
     mod = dataplane_hooks if mode.get("dataplane") else None
+    if all(services.read_pid(state, n) is not None for n in ("nova-api", "nova-compute")):
+        settle_smoke(state, mod, log, timeout=30)
     stage_of = {s.name: s.stage for s in table(state, mod)} if state.venv.exists() else {}
     services.stop(state, [n for n in names if stage_of.get(n, 2) > 0])
     services.stop(state, [n for n in names if stage_of.get(n, 2) == 0])
@@ -646,12 +730,12 @@ def stop_all(state: CloudState) -> list[int]:
     return left
 
 
-def down(state: CloudState) -> list[int]:
+def down(state: CloudState, log: Callable[[str], None] = print) -> list[int]:
     """Stop the cloud; returns the pids of ours still running afterwards (none expected)."""
     with exclusive(state):
         if not state.root.exists():
             return []
-        return stop_all(state)
+        return stop_all(state, log)
 
 
 def destroy(state: CloudState) -> None:

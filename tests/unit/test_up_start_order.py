@@ -1,9 +1,12 @@
 """The warm `up`'s start order (issue #17): stage 1's services that do not use the bus start while RabbitMQ
 still boots, neutron-rpc-server only once it answers and its agents only once it consumes its queues; the
 volume and object services start at the lowest CPU priority, get back the one popek started with before the
-smoke instance (or when `up` fails) and are awaited after it; every service answers at the end."""
+smoke instance (or when `up` fails) and are awaited after it; every service answers at the end. nova-compute
+starts with stage 2 once nova-conductor's and nova-scheduler's queues are declared (lifecycle.EARLY_QUEUES),
+except on a mode switch, where it starts last as before."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -45,14 +48,24 @@ def run(tmp_path, monkeypatch):
     monkeypatch.setattr(lifecycle.services, "start", start)
     monkeypatch.setattr(lifecycle.services, "wait_healthy",
                         lambda state, group, timeout=120: events.append(("healthy", sorted(s.name for s in group))))
-    monkeypatch.setattr(lifecycle, "wait_consumers",
-                        lambda state, queues, timeout=120: events.append(("consumers", sorted(queues))))
+    def wait_consumers(state, queues, timeout=120, declare=None):
+        # neutron-rpc-server's queues: consumed only once nova-conductor started (which must not wait for them),
+        # or after 2 s (then the order the tests check is wrong)
+        deadline = time.monotonic() + 2
+        while queues and ("start", "nova-conductor") not in events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        events.append(("consumers", sorted(queues)) + ((("declare", declare),) if declare else ()))
+
+    monkeypatch.setattr(lifecycle, "wait_consumers", wait_consumers)
     monkeypatch.setattr(lifecycle, "_before_compute", lambda *a, **k: events.append(("before-compute",)))
-    monkeypatch.setattr(lifecycle, "wait_compute", lambda *a: events.append(("compute-up",)))
+    monkeypatch.setattr(lifecycle, "wait_compute", lambda *a, **k: events.append(("compute-up",)))
     monkeypatch.setattr(lifecycle, "_set_nice", lambda pid, nice, autogroup=None: events.append(
         ("nice", {v: k for k, v in pids.items()}[pid], nice) + (() if autogroup is None else (autogroup,))))
 
-    def go():
+    def go(last_mode=None):
+        if last_mode:
+            st.marker("compute-mode").parent.mkdir(parents=True, exist_ok=True)
+            st.marker("compute-mode").write_text(last_mode + "\n")
         lifecycle._start_all(st, None, {"dataplane": True}, lifecycle.Progress(lambda line: None), lambda line: None,
                              meanwhile=lambda: events.append(("resources",)),
                              smoke=lambda: events.append(("smoke",)))
@@ -78,8 +91,17 @@ def test_services_without_the_bus_start_while_it_boots(run):
 
 def test_the_agents_start_once_the_rpc_server_consumes(run):
     ev = run()
-    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES))
+    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
     assert index(ev, ("start", "neutron-rpc-server")) < index(ev, queues) < index(ev, ("start", "neutron-dhcp-agent"))
+    assert "neutron-dhcp-agent" in lifecycle.NEUTRON_RPC_CLIENTS
+
+
+def test_the_services_that_do_not_call_the_rpc_server_start_while_it_declares_its_queues(run):
+    ev = run()
+    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
+    for name in ("nova-conductor", "nova-scheduler", "privsep-fork-nova"):
+        assert index(ev, ("healthy", ["keystone", "neutron-rpc-server", "placement-api", "privsep-fork-neutron"])) \
+            < index(ev, ("start", name)) < index(ev, queues)
 
 
 def test_volumes_and_objects_start_low_and_are_awaited_after_the_smoke(run):
@@ -94,7 +116,7 @@ def test_volumes_and_objects_start_low_and_are_awaited_after_the_smoke(run):
 
 
 def test_priorities_come_back_when_up_fails(run, monkeypatch):
-    def compute_not_up(*a):
+    def compute_not_up(*a, **k):
         raise lifecycle.CloudError("nova-compute n'est pas « up »")
     monkeypatch.setattr(lifecycle, "wait_compute", compute_not_up)
     with pytest.raises(lifecycle.CloudError):
@@ -139,3 +161,24 @@ def test_set_nice_lowers_then_restores_the_session_priority():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_compute_starts_with_stage_2_once_its_conductors_queue_is_declared(run):
+    ev = run()
+    declared = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
+    assert lifecycle.EARLY_QUEUES == {"nova": ["conductor", "scheduler"]}
+    assert index(ev, ("healthy", ["rabbitmq"])) < index(ev, declared) < index(ev, ("start", "nova-compute"))
+    # after the fork server it needs answers, before the other stage 2 services are awaited
+    assert index(ev, ("healthy", ["privsep-fork-nova"])) < index(ev, ("start", "nova-compute"))
+    assert index(ev, ("start", "nova-compute")) < index(ev, ("healthy", ["neutron-dhcp-agent", "nova-conductor",
+                                                                          "nova-scheduler"]))
+    assert ("before-compute",) not in ev and ev.count(("start", "nova-compute")) == 1
+    assert index(ev, ("start", "nova-compute")) < index(ev, ("compute-up",)) < index(ev, ("smoke",))
+
+
+def test_after_a_mode_switch_compute_starts_last_as_before(run):
+    ev = run(last_mode="fake")  # the last compute was the API-only mode's: forgotten before it starts
+    assert ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES)) in ev  # no queue declared ahead
+    assert index(ev, ("before-compute",)) < index(ev, ("start", "nova-compute")) < index(ev, ("compute-up",))
+    every_api = ("healthy", ["cinder-volume", "neutron-dhcp-agent", "nova-conductor", "nova-scheduler", "swift-proxy"])
+    assert index(ev, every_api) < index(ev, ("start", "nova-compute"))
