@@ -232,8 +232,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     # nova-compute starts with stage 2 (its conductor's queue declared beforehand: EARLY_QUEUES), except on
     # a mode switch, where the other mode's compute host is forgotten first (stage 3, _before_compute)
     early = [] if switching else [s for s in svc if s.stage == 3]
-    # stage 1's RabbitMQ wait (neutron-rpc-server consuming, EARLY_QUEUES declared) runs beside stage 2's
-    # start; it is joined before what needs it starts: the neutron agents, nova-compute
+    # stage 1's wait for neutron-rpc-server consuming its queues runs beside stage 2's start; it is joined
+    # before what needs it starts: the neutron agents
     queues_pool, queues_job, giving_up = ThreadPoolExecutor(max_workers=1), [], threading.Event()
 
     def join_queues() -> None:
@@ -262,14 +262,14 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
             with progress.step(f"démarrage : {', '.join(s.name for s in group + (early if stage == 2 else []))}"):
                 if stage == 1 and bus:  # those that do not use the bus first; the others once it answers
                     group = sorted(group, key=lambda s: s.name not in BUS_FREE)
-                if stage == 2:  # neutron-rpc-server's clients last, once it consumes
-                    group = sorted(group, key=lambda s: s.name in NEUTRON_RPC_CLIENTS)
+                # stage 2: neutron-rpc-server's clients after nova-compute, once the server consumes (below)
+                clients = [s for s in group if stage == 2 and s.name in NEUTRON_RPC_CLIENTS]
                 for s in group:
                     if stage == 1 and bus and s.name not in BUS_FREE:
                         services.wait_healthy(state, bus)
                         bus = []
-                    if stage == 2 and s.name in NEUTRON_RPC_CLIENTS:
-                        join_queues()
+                    if s in clients:
+                        continue
                     if services.read_pid(state, s.name) is None:
                         _check_port_free(s)
                         pid = services.start(state, s)
@@ -280,10 +280,14 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 elif stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
                     deferred = [s for s in group if s.name not in COMPUTE_NEEDS and s not in background]
                     services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
-                    join_queues()  # EARLY_QUEUES declared before nova-compute starts
                     if early and nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
                         bootstrap.fake_compute_identity(state, nova["host"])
                     for s in early:
+                        if services.read_pid(state, s.name) is None:
+                            _check_port_free(s)
+                            services.start(state, s)
+                    join_queues()
+                    for s in clients:
                         if services.read_pid(state, s.name) is None:
                             _check_port_free(s)
                             services.start(state, s)
@@ -298,14 +302,14 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
                     mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
             elif stage == 1:
+                if early:  # before nova-conductor, nova-scheduler and nova-compute start (~0.3 s)
+                    with progress.step("RabbitMQ : files de nova-conductor et nova-scheduler déclarées"):
+                        wait_consumers(state, {}, declare=EARLY_QUEUES)
                 rpc = [s.name for s in group if s.name == "neutron-rpc-server"]  # before its agents start (stage 2)
-                if rpc or early:  # one helper process for both, beside stage 2's start (join_queues)
-                    label = " ; ".join((["neutron-rpc-server à l'écoute"] if rpc else [])
-                                       + (["files de nova-conductor et nova-scheduler déclarées"] if early else []))
-                    alive = (lambda: not giving_up.is_set() and _alive(state, rpc[0])()) if rpc else None
-                    queues_job.append((label, time.monotonic(), queues_pool.submit(
-                        wait_consumers, state, {q: (rpc[0], alive) for q in NEUTRON_RPC_QUEUES} if rpc else {},
-                        declare=EARLY_QUEUES if early else None)))
+                if rpc:  # beside stage 2's start (join_queues): under its load this takes 3-9 s (measured)
+                    alive = lambda: not giving_up.is_set() and _alive(state, rpc[0])()  # noqa: E731
+                    queues_job.append(("neutron-rpc-server à l'écoute", time.monotonic(), queues_pool.submit(
+                        wait_consumers, state, {q: (rpc[0], alive) for q in NEUTRON_RPC_QUEUES})))
                 with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                     bootstrap.once(state, "identity", bootstrap.identity, state)
                     bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",

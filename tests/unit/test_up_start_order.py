@@ -49,10 +49,10 @@ def run(tmp_path, monkeypatch):
     monkeypatch.setattr(lifecycle.services, "wait_healthy",
                         lambda state, group, timeout=120: events.append(("healthy", sorted(s.name for s in group))))
     def wait_consumers(state, queues, timeout=120, declare=None):
-        # neutron-rpc-server's queues: consumed only once nova-conductor started (which must not wait for them),
-        # or after 2 s (then the order the tests check is wrong)
+        # neutron-rpc-server's queues: consumed only once nova-compute started (neither it nor nova-conductor
+        # may wait for them), or after 2 s (then the order the tests check is wrong)
         deadline = time.monotonic() + 2
-        while queues and ("start", "nova-conductor") not in events and time.monotonic() < deadline:
+        while queues and ("start", "nova-compute") not in events and time.monotonic() < deadline:
             time.sleep(0.01)
         events.append(("consumers", sorted(queues)) + ((("declare", declare),) if declare else ()))
 
@@ -91,15 +91,15 @@ def test_services_without_the_bus_start_while_it_boots(run):
 
 def test_the_agents_start_once_the_rpc_server_consumes(run):
     ev = run()
-    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
+    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES))
     assert index(ev, ("start", "neutron-rpc-server")) < index(ev, queues) < index(ev, ("start", "neutron-dhcp-agent"))
     assert "neutron-dhcp-agent" in lifecycle.NEUTRON_RPC_CLIENTS
 
 
 def test_the_services_that_do_not_call_the_rpc_server_start_while_it_declares_its_queues(run):
     ev = run()
-    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
-    for name in ("nova-conductor", "nova-scheduler", "privsep-fork-nova"):
+    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES))
+    for name in ("nova-conductor", "nova-scheduler", "privsep-fork-nova", "nova-compute"):
         assert index(ev, ("healthy", ["keystone", "neutron-rpc-server", "placement-api", "privsep-fork-neutron"])) \
             < index(ev, ("start", name)) < index(ev, queues)
 
@@ -165,9 +165,9 @@ def test_set_nice_lowers_then_restores_the_session_priority():
 
 def test_compute_starts_with_stage_2_once_its_conductors_queue_is_declared(run):
     ev = run()
-    declared = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
+    declared = ("consumers", [], ("declare", lifecycle.EARLY_QUEUES))  # apart: compute does not wait for neutron's
     assert lifecycle.EARLY_QUEUES == {"nova": ["conductor", "scheduler"]}
-    assert index(ev, ("healthy", ["rabbitmq"])) < index(ev, declared) < index(ev, ("start", "nova-compute"))
+    assert index(ev, ("healthy", ["rabbitmq"])) < index(ev, declared) < index(ev, ("start", "nova-conductor"))
     # after the fork server it needs answers, before the other stage 2 services are awaited
     assert index(ev, ("healthy", ["privsep-fork-nova"])) < index(ev, ("start", "nova-compute"))
     assert index(ev, ("start", "nova-compute")) < index(ev, ("healthy", ["neutron-dhcp-agent", "nova-conductor",
@@ -179,6 +179,7 @@ def test_compute_starts_with_stage_2_once_its_conductors_queue_is_declared(run):
 def test_after_a_mode_switch_compute_starts_last_as_before(run):
     ev = run(last_mode="fake")  # the last compute was the API-only mode's: forgotten before it starts
     assert ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES)) in ev  # no queue declared ahead
+    assert not any(e[0] == "consumers" and len(e) > 2 for e in ev)
     assert index(ev, ("before-compute",)) < index(ev, ("start", "nova-compute")) < index(ev, ("compute-up",))
     every_api = ("healthy", ["cinder-volume", "neutron-dhcp-agent", "nova-conductor", "nova-scheduler", "swift-proxy"])
     assert index(ev, every_api) < index(ev, ("start", "nova-compute"))
