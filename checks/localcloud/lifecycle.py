@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -232,24 +231,11 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     # nova-compute starts with stage 2 (its conductor's queue declared beforehand: EARLY_QUEUES), except on
     # a mode switch, where the other mode's compute host is forgotten first (stage 3, _before_compute)
     early = [] if switching else [s for s in svc if s.stage == 3]
-    # stage 1's wait for neutron-rpc-server consuming its queues runs beside stage 2's start; it is joined
-    # before what needs it starts: the neutron agents
-    queues_pool, queues_job, giving_up = ThreadPoolExecutor(max_workers=1), [], threading.Event()
-
-    def join_queues() -> None:
-        while queues_job:
-            label, began, future = queues_job.pop()
-            future.result()
-            log(f"[{time.monotonic() - progress.t0:6.1f} s] RabbitMQ : {label} ({time.monotonic() - began:.1f} s, "
-                "pendant le démarrage de l'étape 2)")
-
     try:
         for stage in STAGES:
             group = [s for s in svc if s.stage == stage and s not in early]
             if stage == 2:
                 since = utcnow()
-            if stage == 3:
-                join_queues()  # (joined in stage 2 already, when it has agents or an early nova-compute)
             if stage == 3 and early:  # nova-compute already started with stage 2
                 if deferred:
                     with progress.step("démarrage (fin) : les services dont nova-compute n'a pas besoin répondent"):
@@ -262,14 +248,10 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
             with progress.step(f"démarrage : {', '.join(s.name for s in group + (early if stage == 2 else []))}"):
                 if stage == 1 and bus:  # those that do not use the bus first; the others once it answers
                     group = sorted(group, key=lambda s: s.name not in BUS_FREE)
-                # stage 2: neutron-rpc-server's clients after nova-compute, once the server consumes (below)
-                clients = [s for s in group if stage == 2 and s.name in NEUTRON_RPC_CLIENTS]
                 for s in group:
                     if stage == 1 and bus and s.name not in BUS_FREE:
                         services.wait_healthy(state, bus)
                         bus = []
-                    if s in clients:
-                        continue
                     if services.read_pid(state, s.name) is None:
                         _check_port_free(s)
                         pid = services.start(state, s)
@@ -286,11 +268,6 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                         if services.read_pid(state, s.name) is None:
                             _check_port_free(s)
                             services.start(state, s)
-                    join_queues()
-                    for s in clients:
-                        if services.read_pid(state, s.name) is None:
-                            _check_port_free(s)
-                            services.start(state, s)
                 else:
                     services.wait_healthy(state, group + bus)
             if stage == 3 and deferred:
@@ -302,14 +279,13 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 if mod is not None:  # before the agents start: OVS ports whose Neutron port is gone
                     mod.clean_stale_ports(state, log=lambda line: log(f"  {line}"))
             elif stage == 1:
-                if early:  # before nova-conductor, nova-scheduler and nova-compute start (~0.3 s)
-                    with progress.step("RabbitMQ : files de nova-conductor et nova-scheduler déclarées"):
-                        wait_consumers(state, {}, declare=EARLY_QUEUES)
                 rpc = [s.name for s in group if s.name == "neutron-rpc-server"]  # before its agents start (stage 2)
-                if rpc:  # beside stage 2's start (join_queues): under its load this takes 3-9 s (measured)
-                    alive = lambda: not giving_up.is_set() and _alive(state, rpc[0])()  # noqa: E731
-                    queues_job.append(("neutron-rpc-server à l'écoute", time.monotonic(), queues_pool.submit(
-                        wait_consumers, state, {q: (rpc[0], alive) for q in NEUTRON_RPC_QUEUES})))
+                if rpc or early:  # one helper process for both
+                    label = " ; ".join((["neutron-rpc-server à l'écoute"] if rpc else [])
+                                       + (["files de nova-conductor et nova-scheduler déclarées"] if early else []))
+                    with progress.step(f"RabbitMQ : {label}"):
+                        wait_consumers(state, {q: (rpc[0], _alive(state, rpc[0])) for q in NEUTRON_RPC_QUEUES}
+                                       if rpc else {}, declare=EARLY_QUEUES if early else None)
                 with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                     bootstrap.once(state, "identity", bootstrap.identity, state)
                     bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
@@ -329,8 +305,6 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     finally:  # their normal priority back (the smoke's guest leaves CPU to spare); also when a stage failed:
         for s in background:  # a cloud left as it is must not keep them at the lowest priority
             _set_nice(services.read_pid(state, s.name), started_nice, autogroup=0)
-        giving_up.set()  # a RabbitMQ wait not joined (a stage failed first) ends at once
-        queues_pool.shutdown(wait=True)
     if smoke is not None:
         with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
             smoke()
@@ -363,9 +337,6 @@ BACKGROUND_NICE = 19
 #: warm up: nova-compute "up" 3-4 s sooner). What nova-compute sends the scheduler at start (fanout instance
 #: info) is read again by the scheduler from the database at its own start.
 EARLY_QUEUES = {"nova": ["conductor", "scheduler"]}
-#: Stage 2's services that call neutron-rpc-server (its agents): they start once it consumes NEUTRON_RPC_QUEUES;
-#: the others start while it still declares them (~3 s, measured).
-NEUTRON_RPC_CLIENTS = ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent")
 #: The queues of neutron-rpc-server that the agents call first (neutron_lib.agent.topics). An agent started
 #: before the server consumes loses its first call and waits out a 60 s RPC timeout: measured, the DHCP
 #: agent's first network sync, and the smoke instance then without a lease for 100 s. (Before BUS_FREE,

@@ -6,7 +6,6 @@ starts with stage 2 once nova-conductor's and nova-scheduler's queues are declar
 except on a mode switch, where it starts last as before."""
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -48,15 +47,8 @@ def run(tmp_path, monkeypatch):
     monkeypatch.setattr(lifecycle.services, "start", start)
     monkeypatch.setattr(lifecycle.services, "wait_healthy",
                         lambda state, group, timeout=120: events.append(("healthy", sorted(s.name for s in group))))
-    def wait_consumers(state, queues, timeout=120, declare=None):
-        # neutron-rpc-server's queues: consumed only once nova-compute started (neither it nor nova-conductor
-        # may wait for them), or after 2 s (then the order the tests check is wrong)
-        deadline = time.monotonic() + 2
-        while queues and ("start", "nova-compute") not in events and time.monotonic() < deadline:
-            time.sleep(0.01)
-        events.append(("consumers", sorted(queues)) + ((("declare", declare),) if declare else ()))
-
-    monkeypatch.setattr(lifecycle, "wait_consumers", wait_consumers)
+    monkeypatch.setattr(lifecycle, "wait_consumers", lambda state, queues, timeout=120, declare=None: events.append(
+        ("consumers", sorted(queues)) + ((("declare", declare),) if declare else ())))
     monkeypatch.setattr(lifecycle, "_before_compute", lambda *a, **k: events.append(("before-compute",)))
     monkeypatch.setattr(lifecycle, "wait_compute", lambda *a, **k: events.append(("compute-up",)))
     monkeypatch.setattr(lifecycle, "_set_nice", lambda pid, nice, autogroup=None: events.append(
@@ -91,17 +83,8 @@ def test_services_without_the_bus_start_while_it_boots(run):
 
 def test_the_agents_start_once_the_rpc_server_consumes(run):
     ev = run()
-    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES))
+    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
     assert index(ev, ("start", "neutron-rpc-server")) < index(ev, queues) < index(ev, ("start", "neutron-dhcp-agent"))
-    assert "neutron-dhcp-agent" in lifecycle.NEUTRON_RPC_CLIENTS
-
-
-def test_the_services_that_do_not_call_the_rpc_server_start_while_it_declares_its_queues(run):
-    ev = run()
-    queues = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES))
-    for name in ("nova-conductor", "nova-scheduler", "privsep-fork-nova", "nova-compute"):
-        assert index(ev, ("healthy", ["keystone", "neutron-rpc-server", "placement-api", "privsep-fork-neutron"])) \
-            < index(ev, ("start", name)) < index(ev, queues)
 
 
 def test_volumes_and_objects_start_low_and_are_awaited_after_the_smoke(run):
@@ -165,7 +148,7 @@ def test_set_nice_lowers_then_restores_the_session_priority():
 
 def test_compute_starts_with_stage_2_once_its_conductors_queue_is_declared(run):
     ev = run()
-    declared = ("consumers", [], ("declare", lifecycle.EARLY_QUEUES))  # apart: compute does not wait for neutron's
+    declared = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
     assert lifecycle.EARLY_QUEUES == {"nova": ["conductor", "scheduler"]}
     assert index(ev, ("healthy", ["rabbitmq"])) < index(ev, declared) < index(ev, ("start", "nova-conductor"))
     # after the fork server it needs answers, before the other stage 2 services are awaited
