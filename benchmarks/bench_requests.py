@@ -58,7 +58,7 @@ def shape(path: str) -> str:
 def kernel_filter(ports) -> list[tuple[int, int, int, int]]:
     """A classic BPF program: keep only IPv4 TCP segments sent to one of `ports`, as received (not the
     loopback's outgoing copy), first 4 KiB. Without it this process reads every packet on lo (the database's,
-    the bus's) and burns a core's worth of CPU beside the workload it measures."""
+    the bus's): measured 0.25 CPU-s per 20 s beside a main job, 0.12 with it (01:50, load 3.8-6.2)."""
     ports = list(ports)
     drop = 10 + len(ports)
     prog = [(0x20, 0, 0, 0xFFFFF004),            # ld pkttype (SKF_AD_OFF + SKF_AD_PKTTYPE)
