@@ -151,6 +151,11 @@ def shared(cloud, run_ledger, request):
     else:
         found = shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason)
     try:
+        # one set for all workers: the first worker here asks Nova for the pair at once (only when the run's
+        # selection has a scenario that uses it), so that its boot runs beside the scenarios before the first
+        # that needs it; that one then only waits for ACTIVE (an error reaches it as if met there)
+        if isinstance(found, shared_mod.RunShared) and selection_uses_pair(request.session):
+            found.start_pair()
         yield found
     finally:
         try:
@@ -159,6 +164,34 @@ def shared(cloud, run_ledger, request):
             problems, deleted = [f"ressources partagées du run : {type(exc).__name__} : {REDACT(str(exc))[:300]}"], 0
         cloud.facts["supprimées"] = cloud.facts.get("supprimées", 0) + deleted
         cloud.facts["problèmes partagés"] = problems
+
+
+def uses_pair(step_func):
+    """Marks a step definition that takes the run's pair (shared_pair, shared.listed()): a selection with
+    such a step starts the pair's boot early in an xdist run (see `shared`)."""
+    step_func.popek_uses_pair = True
+    return step_func
+
+
+def selection_uses_pair(session) -> bool:
+    """Whether one of the session's collected scenarios (after -k, --claim…) has a step marked uses_pair:
+    each step matched to its definition as pytest-bdd does it when the scenario runs."""
+    from pytest_bdd.scenario import find_fixturedefs_for_step, scenario_wrapper_template_registry
+    from pytest_bdd.steps import step_function_context_registry
+
+    manager = session._fixturemanager
+    for item in session.items:
+        template = scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+        if template is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        example = callspec.params.get("_pytest_bdd_example", {}) if callspec else {}
+        for step in template.render(example).steps:
+            for fixturedef in find_fixturedefs_for_step(step, manager, item):
+                context = step_function_context_registry.get(fixturedef.func)
+                if getattr(getattr(context, "step_func", None), "popek_uses_pair", False):
+                    return True
+    return False
 
 
 def shared_pair(shared, ledger):

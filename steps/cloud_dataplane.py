@@ -4,7 +4,7 @@ import secrets
 from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import compute, guest as guests, hypervisor, network, secgroups, traffic
-from popek.steps.cloud_common import shared_pair
+from popek.steps.cloud_common import shared_pair, uses_pair
 
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
 #: A cloud-init first boot under TCG: two vCPUs halve it (importing cloud-init's Python dominates).
@@ -42,12 +42,14 @@ def ssh_only_group(conn, ledger):
 
 
 @given("une instance du run, joignable par SSH sur une IP flottante", target_fixture="guest")
+@uses_pair
 def run_guest(cloud, conn, ledger, routed, key, shared, evidence):
     first, _ = shared_pair(shared, ledger)  # booted with the run's key, in its SSH-only group
     return run_guest_reached(cloud, conn, ledger, routed, key, first, evidence)
 
 
 @given("une instance de ce groupe, joignable par SSH sur son IP flottante", target_fixture="guest")
+@uses_pair
 def group_guest(cloud, conn, ledger, routed, key, shared, firewall, evidence):
     # the run's first server, a member of this group alone until the scenario ends (no boot of its own).
     # Its first SSH reach may still pass under the groups the port had (the agent applies the change
@@ -127,6 +129,7 @@ def ssh_again(guest):
 
 
 @given("la seconde instance du run, sur le même réseau", target_fixture="second")
+@uses_pair
 def run_second(conn, ledger, shared, guest, evidence):
     _, second = shared_pair(shared, ledger)
     return guests.neighbour(conn, second, guest.image, attach_to(evidence))
@@ -134,6 +137,7 @@ def run_second(conn, ledger, shared, guest, evidence):
 
 @given("une seconde instance dont le groupe n'accepte SSH que des membres du groupe de la première",
        target_fixture="second")
+@uses_pair
 def second_guest_remote_group(conn, ledger, shared, guest, evidence):
     _, second = shared_pair(shared, ledger)  # the run's second server, in this scenario's group alone until it ends
     return guests.behind_remote_group(conn, ledger, second, guest, attach_to(evidence))

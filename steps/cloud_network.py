@@ -3,7 +3,7 @@ import pytest
 from pytest_bdd import given, then, when
 
 from popek.checks.cloud import network
-from popek.steps.cloud_common import shared_pair
+from popek.steps.cloud_common import shared_pair, uses_pair
 
 
 @given("un réseau relié au réseau externe par un routeur", target_fixture="routed")
@@ -15,6 +15,7 @@ def routed(shared):
 
 
 @given("deux instances sur ce réseau", target_fixture="servers")
+@uses_pair
 def two_on_network(shared, ledger, routed):
     return shared_pair(shared, ledger)  # on the run's routed network, since the cloud has one
 

@@ -5,6 +5,7 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import client
+from popek.steps.cloud_common import uses_pair
 
 SDK_LISTS = {
     "instances": lambda conn: conn.compute.servers(),
@@ -14,6 +15,7 @@ SDK_LISTS = {
 
 
 @given("une instance du run", target_fixture="server")
+@uses_pair
 def one_server(shared, evidence):
     """A server of the run as Nova lists it: these scenarios check the listing, not the boot, so a server
     that went ERROR (a dead agent, a broken hypervisor) still serves, with why it did not boot attached."""

@@ -7,11 +7,12 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import storage, traffic
-from popek.steps.cloud_common import shared_pair
+from popek.steps.cloud_common import shared_pair, uses_pair
 from popek.steps.cloud_dataplane import run_guest_reached
 
 
 @given("deux instances du run, joignables par SSH sur une IP flottante", target_fixture="servers")
+@uses_pair
 def two_servers(cloud, conn, ledger, shared, evidence):
     pair = shared_pair(shared, ledger)
     routed, access = shared.routed(), shared.access()

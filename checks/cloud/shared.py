@@ -64,15 +64,19 @@ class Shared:
         self._lock = threading.RLock()  # pair() makes routed() inside its own making
 
     def get(self, key: str, make: Callable[[], object]):
-        with self._lock:
-            if key not in self._made:
-                self._made[key] = self._obtain(key, make)
-            value, error = self._made[key]
+        value, error = self._fetch(key, make)
         if isinstance(error, LookupError):  # nothing to boot in this cloud: the caller skips
             raise LookupError(str(error)) from error
         if error is not None:
             raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
         return value
+
+    def _fetch(self, key: str, make: Callable[[], object]) -> tuple[object, BaseException | None]:
+        """(value, None) or (None, the error it met), made on the first ask."""
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = self._obtain(key, make)
+            return self._made[key]
 
     def _obtain(self, key: str, make: Callable[[], object]) -> tuple[object, BaseException | None]:
         """(value, None) or (None, the error): `make` called here, once."""
@@ -116,19 +120,31 @@ class Shared:
         routed network when there is one (so their ports can take floating IPs), else on the project's
         network. LookupError when the cloud has nothing to boot."""
         def make():
-            image = compute.pick_image(self.conn)
-            flavor = compute.pick_flavor(self.conn, image)
-            routed = self.routed()
-            net = routed.network if routed else compute.project_network(self.conn, self.ledger)
-            access = self.access()
-            made = []
-            for _ in range(2):
-                made.append(compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
-                                         key_name=access.keypair.name, security_groups=[access.group.name]))
-                self._created.append(made[-1])
+            made, error = self._fetch("pair-boot", self._boot_pair)
+            if error is not None:       # the same error, and message, as when the boots were made here
+                raise error
             return [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason)
                     for s in made]
         return self.get("pair", make)
+
+    def start_pair(self) -> None:
+        """Ask Nova for the pair's two servers now, without waiting for them: pair() then only waits
+        for ACTIVE. An error is kept for pair() (its callers get it as if pair() had met it)."""
+        self._fetch("pair-boot", self._boot_pair)
+
+    def _boot_pair(self) -> list:
+        """The pair's two servers as Nova accepted them (not waited for)."""
+        image = compute.pick_image(self.conn)
+        flavor = compute.pick_flavor(self.conn, image)
+        routed = self.routed()
+        net = routed.network if routed else compute.project_network(self.conn, self.ledger)
+        access = self.access()
+        made = []
+        for _ in range(2):
+            made.append(compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
+                                     key_name=access.keypair.name, security_groups=[access.group.name]))
+            self._created.append(made[-1])
+        return made
 
     def listed(self) -> tuple[object, str | None]:
         """(a server of the run as Nova lists it, why it is not ACTIVE or None): the pair's first server,
@@ -248,7 +264,7 @@ class RunShared(Shared):
         """What the state file keeps of a made resource: its ids, or the error."""
         if error is not None:
             record = {"error": str(error), "lookup": isinstance(error, LookupError)}
-            if key == "pair":           # what listed() still offers when the pair did not come up
+            if key in ("pair", "pair-boot"):    # what listed() still offers when the pair did not come up
                 record["created"] = [s.id for s in self._created]
             return record
         if key == "routed":
@@ -256,14 +272,14 @@ class RunShared(Shared):
                     {"external": value.external.id, "network": value.network.id, "router": value.router.id}}
         if key == "access":
             return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
-        if key == "pair":
+        if key in ("pair", "pair-boot"):
             return {"value": [s.id for s in value]}
         return {"value": value}         # plain JSON values (the unit tests' keys)
 
     def _load(self, key: str, record: dict) -> tuple[object, BaseException | None]:
         """(value, None) rebuilt from the ids another worker recorded, or (None, the error it met)."""
         if "error" in record:
-            if key == "pair":
+            if key in ("pair", "pair-boot"):
                 with contextlib.suppress(Exception):
                     self._created = [self.conn.compute.get_server(i) for i in record.get("created", [])]
             return None, (LookupError if record["lookup"] else RuntimeError)(record["error"])
@@ -277,13 +293,31 @@ class RunShared(Shared):
                 private, public = self.key
                 return Access(private=private, public=public, keypair=self.conn.compute.get_keypair(value["keypair"]),
                               group=self.conn.network.get_security_group(value["group"])), None
-            if key == "pair":
+            if key in ("pair", "pair-boot"):
                 servers = [self.conn.compute.get_server(i) for i in value]
                 self._created = list(servers)
                 return servers, None
         except Exception as exc:
             return None, exc
         return value, None
+
+    def start_pair(self) -> None:
+        """Start the pair's boots when no other worker is making anything: the first worker of the run to
+        build `shared` starts them; another one does not wait behind it (nor behind a pair() that waits for
+        ACTIVE under the lock): its pair() reads what the first one made."""
+        self._join()
+        fd = self._open("making.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return
+        self._making_fd, self._making_depth = fd, 1     # _making() inside re-enters this hold
+        try:
+            super().start_pair()
+        finally:
+            self._making_fd, self._making_depth = None, 0
+            os.close(fd)        # closing drops the lock
 
     # --- exclusive use ----------------------------------------------------------------------------------------
     def hold(self, ledger) -> None:
