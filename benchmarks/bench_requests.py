@@ -78,13 +78,23 @@ def kernel_filter(ports) -> list[tuple[int, int, int, int]]:
     return prog
 
 
-def sniff(stop: threading.Event, seen: list) -> None:
+def open_sniffer() -> socket.socket:
+    """The raw socket on lo with its kernel filter (root or CAP_NET_RAW): opened before the command runs, so a
+    refusal is an error of the benchmark, never a measurement of 0 requests."""
     import ctypes
 
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
-    program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in kernel_filter(PORTS)))
-    sock.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", len(program) // 8, ctypes.addressof(program)))
-    sock.bind(("lo", 0))
+    try:
+        program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in kernel_filter(PORTS)))
+        sock.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", len(program) // 8, ctypes.addressof(program)))
+        sock.bind(("lo", 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def sniff(sock: socket.socket, stop: threading.Event, seen: list) -> None:
     while True:  # what arrived before the filter was attached
         try:
             sock.recv(65535, socket.MSG_DONTWAIT)
@@ -124,15 +134,22 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("a command to run is needed")
+    try:
+        sock = open_sniffer()
+    except OSError as exc:
+        print(f"bench_requests: cannot read the loopback's packets ({exc}): run it as root (CAP_NET_RAW); "
+              "nothing measured", file=sys.stderr)
+        return 2
     seen: list = []
     stop = threading.Event()
-    thread = threading.Thread(target=sniff, args=(stop, seen), daemon=True)
+    thread = threading.Thread(target=sniff, args=(sock, stop, seen), daemon=True)
     thread.start()
     started = time.monotonic()
     status = subprocess.call(command)
     wall = time.monotonic() - started
     stop.set()
     thread.join()
+    sock.close()
     by_service = collections.Counter((s, c) for _, s, c, _, _ in seen)
     by_call = collections.Counter((s, c, m, p) for _, s, c, m, p in seen)
     print(f"\n{len(seen)} requests in {wall:.1f} s (exit {status})\n\n| service | client | requests |\n|---|---|---|")

@@ -20,6 +20,7 @@ Run serially (CI) or under `flock -x /tmp/popek-cloud.lock`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import secrets
@@ -29,7 +30,7 @@ import pytest
 
 from popek import paths
 from popek.checks.cloud import connection
-from popek.checks.localcloud import lifecycle, services
+from popek.checks.localcloud import bootstrap, lifecycle, services
 
 from helpers import frozen, running_cloud
 from test_faults_api import failed, record, run_claims
@@ -74,7 +75,14 @@ def test_cinder_volume_frozen_is_named(state, tmp_path, record_property):
 
 #: The owner's bridge: a name and two prefixes more specific than the embedded cloud's external network
 #: (198.51.100.0/24), as a libvirt network of the owner's could hold: every floating IP falls in one of them.
-OWNER_BRIDGE, OWNER_PREFIXES = "popekowner0", ("198.51.100.129/25", "198.51.100.2/25")
+OWNER_BRIDGE, OWNER_PREFIXES = "popekowner0", ("198.51.100.254/25", "198.51.100.2/25")
+
+
+def test_the_owners_addresses_are_outside_the_floating_pool():
+    """An owner's address inside the pool would be a floating IP this host owns (`local … dev lo`), not a route."""
+    first, last = (ipaddress.ip_address(a) for a in bootstrap.PUBLIC_POOL)
+    inside = [p for p in OWNER_PREFIXES if first <= ipaddress.ip_interface(p).ip <= last]
+    assert not inside, f"dans la réserve d'IP flottantes {first}–{last} : {inside}"
 
 
 @contextlib.contextmanager
