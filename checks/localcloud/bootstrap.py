@@ -222,14 +222,16 @@ def write_client_config(state: CloudState) -> None:
     write_private(state.clouds_yaml, yaml.safe_dump({"clouds": clouds}, sort_keys=False))
 
 
-def connect(state: CloudState, cloud: str = "popek-admin"):
-    """An openstacksdk connection from the embedded clouds.yaml (the same file the `openstack` CLI reads)."""
+def connect(state: CloudState, cloud: str = "popek-admin", api_timeout: float | None = None):
+    """An openstacksdk connection from the embedded clouds.yaml (the same file the `openstack` CLI reads).
+    `api_timeout` (s) bounds each HTTP call, the token's included (keystoneauth's default: none, and a
+    SIGSTOPped API accepts the connection but never answers)."""
     import openstack
     from openstack.config import loader
 
     state.passwords()  # feeds popek's redactor with every password of the file about to be read
     config = loader.OpenStackConfig(config_files=[str(state.clouds_yaml)], vendor_files=[])
-    return openstack.connection.Connection(config=config.get_one(cloud=cloud))
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud, api_timeout=api_timeout))
 
 
 # --- identity and catalog (keystone running) ---------------------------------------------------

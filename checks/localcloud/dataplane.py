@@ -953,6 +953,9 @@ def smoke(state: CloudState, timeout: float = 150.0, looked: dict | None = None)
             conn.compute.wait_for_delete(server, interval=0.5, wait=120)
 
 
+SETTLE_API_TIMEOUT = 10.0  # s per API call: `down` settles the smoke first, a frozen API must not hang it
+
+
 def settle_smoke(state: CloudState, timeout: float = 120.0) -> str | None:
     """Wait until the smoke instance whose deletion `up` did not wait for (SMOKE_PENDING) is gone; one that
     is still there (a deletion that failed: ERROR, or nothing in progress) is asked to be deleted again.
@@ -966,7 +969,7 @@ def settle_smoke(state: CloudState, timeout: float = 120.0) -> str | None:
     except ValueError:  # a torn write: nothing was asked of nova yet
         pending.unlink(missing_ok=True)
         return None
-    conn = bootstrap.connect(state, "popek")
+    conn = bootstrap.connect(state, "popek", api_timeout=SETTLE_API_TIMEOUT)
     server = conn.compute.find_server(record["id"], ignore_missing=True)
     what = f"instance d'essai {record['name']} ({record['id']})"
     if server is not None:

@@ -189,7 +189,7 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
             if was_running:  # someone's running cloud, only partly started: left as it is
                 log("échec : le cloud tournait déjà, il est laissé tel quel (seul `popek cloud down` l'arrête)")
             else:
-                stop_all(state, log)
+                stop_all(state, log, settle=False)
             from openstack import exceptions as sdk_exc
 
             if isinstance(exc, sdk_exc.SDKException):  # an API call of the setup failed: say which, no trace
@@ -680,20 +680,23 @@ def settle_smoke(state: CloudState, mod, log, timeout: float = 120.0) -> None:
         return
     try:
         done = mod.settle_smoke(state, timeout=timeout)
-    except CloudError as exc:
-        log(f"{exc} ; nouvel essai au prochain `popek cloud up` ou `down`")
+    except Exception as exc:  # noqa: BLE001 - CloudError, or an API that refuses or does not answer: never in the way
+        said = str(exc) if isinstance(exc, CloudError) else \
+            f"instance d'essai : sa suppression n'a pas pu être vérifiée ({type(exc).__name__} : {REDACT(str(exc))[:300]})"
+        log(f"{said} ; nouvel essai au prochain `popek cloud up` ou `down`")
         return
     if done:
         log(f"  {done}")
 
 
-def stop_all(state: CloudState, log: Callable[[str], None] = print) -> list[int]:
+def stop_all(state: CloudState, log: Callable[[str], None] = print, settle: bool = True) -> list[int]:
     """Stop every process we started: OpenStack services first, then the bus and the database. The last
-    smoke instance's deletion is awaited first while nova runs (its guest is killed with the others anyway)."""
+    smoke instance's deletion is awaited first while nova runs (its guest is killed with the others anyway),
+    unless `settle` is False (a failed `up`: no time to wait on nova); it never prevents the stop."""
     names = sorted(p.stem for p in state.run_dir.glob("*.pid"))
     mode = read_mode(state)
     mod = dataplane_hooks if mode.get("dataplane") else None
-    if all(services.read_pid(state, n) is not None for n in ("nova-api", "nova-compute")):
+    if settle and all(services.read_pid(state, n) is not None for n in ("nova-api", "nova-compute")):
         settle_smoke(state, mod, log, timeout=30)
     stage_of = {s.name: s.stage for s in table(state, mod)} if state.venv.exists() else {}
     services.stop(state, [n for n in names if stage_of.get(n, 2) > 0])

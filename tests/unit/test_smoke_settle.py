@@ -39,7 +39,7 @@ def cloud(tmp_path, monkeypatch):
     st = CloudState(tmp_path / "cloud")
     st.mkdirs()
     holder = types.SimpleNamespace(compute=Compute())
-    monkeypatch.setattr(dataplane.bootstrap, "connect", lambda state, cloud="popek-admin": holder)
+    monkeypatch.setattr(dataplane.bootstrap, "connect", lambda state, cloud="popek-admin", **kw: holder)
     return st, holder
 
 
@@ -126,3 +126,105 @@ def test_a_smoke_that_did_not_deliver_is_deleted_and_awaited(cloud, monkeypatch)
         dataplane.smoke(st)
     assert conn.compute.calls[-2:] == [("delete", "s3"), ("wait", "s3")]
     assert not (st.run_dir / dataplane.SMOKE_PENDING).exists()
+
+
+# --- `popek cloud down` settles the smoke first: it must still stop everything (review hR H1) -------------
+
+@pytest.fixture
+def stopping(tmp_path, monkeypatch):
+    """A dataplane cloud whose nova-api and nova-compute look alive, a smoke deletion pending, and
+    services.stop / sweep / teardown / fence recorded instead of run."""
+    from popek.checks.localcloud import lifecycle
+
+    st = CloudState(tmp_path / "cloud")
+    st.mkdirs()
+    (st.run_dir / "mode.json").write_text(json.dumps({"dataplane": True}))
+    for name in ("nova-api", "nova-compute", "keystone"):
+        st.pidfile(name).write_text("{}")
+    pend(st)
+    stopped = []
+    monkeypatch.setattr(lifecycle.services, "read_pid", lambda state, name: 4242)
+    monkeypatch.setattr(lifecycle.services, "stop", lambda state, names: stopped.extend(names))
+    monkeypatch.setattr(lifecycle.services, "sweep", lambda state: [])
+    monkeypatch.setattr(lifecycle.dataplane_hooks, "teardown", lambda state: stopped.append("teardown"))
+    monkeypatch.setattr(lifecycle.fence, "remove", lambda: None)
+    return lifecycle, st, stopped
+
+
+def test_down_stops_everything_when_the_api_refuses(stopping, monkeypatch):
+    from keystoneauth1.exceptions import ConnectFailure
+
+    lifecycle, st, stopped = stopping
+
+    def refused(state, cloud="popek-admin", **kw):
+        raise ConnectFailure("Unable to establish connection to http://127.0.0.1:5000/v3/auth/tokens")
+    monkeypatch.setattr(dataplane.bootstrap, "connect", refused)
+    said = []
+    assert lifecycle.stop_all(st, said.append) == []
+    assert {"nova-api", "nova-compute", "keystone", "teardown"} <= set(stopped)
+    assert len(said) == 1 and "nouvel essai" in said[0] and "instance d'essai" in said[0], said
+    assert (st.run_dir / dataplane.SMOKE_PENDING).exists()  # still to settle at the next up
+
+
+def test_down_does_not_hang_on_an_api_that_never_answers(stopping, monkeypatch):
+    """A SIGSTOPped keystone: the kernel accepts the connection, nobody reads. The real connect/SDK path,
+    with the per-call timeout shortened to 1 s; the settle gives up and the services are stopped."""
+    import socket
+    import time
+
+    import yaml
+
+    lifecycle, st, stopped = stopping
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # never accept()ed: connect() succeeds, the request is never answered
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v3"
+        auth = {"auth_url": url, "username": "u", "password": "p", "project_name": "x",
+                "user_domain_name": "Default", "project_domain_name": "Default"}
+        st.clouds_yaml.write_text(yaml.safe_dump({"clouds": {"popek": {
+            "auth": auth, "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}}}))
+        monkeypatch.setattr(dataplane, "SETTLE_API_TIMEOUT", 1.0)
+        said = []
+        t0 = time.monotonic()
+        assert lifecycle.stop_all(st, said.append) == []
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert took < 15, took
+    assert {"nova-api", "nova-compute", "keystone", "teardown"} <= set(stopped)
+    assert len(said) == 1 and "nouvel essai" in said[0] and "instance d'essai" in said[0], said
+
+
+def test_a_failed_up_stops_without_asking_nova(stopping, monkeypatch):
+    lifecycle, st, stopped = stopping
+    asked = []
+    monkeypatch.setattr(dataplane.bootstrap, "connect", lambda *a, **k: asked.append(a) or pytest.fail("asked"))
+    lifecycle.stop_all(st, print, settle=False)
+    assert asked == [] and "nova-api" in stopped
+
+
+def test_a_failed_up_stops_its_services_and_keeps_its_error(stopping, monkeypatch):
+    """up's failure path (`except BaseException` in _up): the services stopped without asking nova, and the
+    error raised is up's own, not one of a settle's API call."""
+    from keystoneauth1.exceptions import ConnectFailure
+
+    lifecycle, st, stopped = stopping
+    asked = []
+
+    def refused(*a, **k):
+        asked.append(a)
+        raise ConnectFailure("Unable to establish connection")
+    monkeypatch.setattr(dataplane.bootstrap, "connect", refused)
+    monkeypatch.setattr(lifecycle, "_choose_mode", lambda dp: (lifecycle.dataplane_hooks, {"dataplane": True}))
+    monkeypatch.setattr(lifecycle.apt, "install", lambda *a, **k: [])
+    monkeypatch.setattr(lifecycle, "_build_images", lambda *a: None)
+    monkeypatch.setattr(lifecycle.install, "ensure_venv", lambda *a, **k: None)
+    monkeypatch.setattr(lifecycle.install, "bundled_uv", lambda: None)
+
+    def start_fails(*a, **k):
+        raise CloudError("nova-compute n'est pas « up »")
+    monkeypatch.setattr(lifecycle, "_start_all", start_fails)
+    with pytest.raises(CloudError, match="nova-compute"):
+        lifecycle._up(st, True, lambda line: None)
+    assert asked == [] and {"nova-api", "nova-compute", "teardown"} <= set(stopped)
