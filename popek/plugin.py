@@ -505,10 +505,28 @@ def pytest_configure_node(node):
         import tempfile
 
         from popek.checks.cloud.compute import ssh_keypair
-        folder = tempfile.mkdtemp(prefix="popek-shared-")
+        remove_dead_shared_folders(Path(tempfile.gettempdir()))
+        folder = tempfile.mkdtemp(prefix=f"popek-shared-{os.getpid()}-")
         config.stash[SHARED_KEY] = {"dir": folder, "key": list(ssh_keypair())}
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     node.workerinput["popek_shared"] = config.stash[SHARED_KEY]
+
+
+def remove_dead_shared_folders(tmp: Path) -> None:
+    """Remove the `popek-shared-<pid>-…` folders of controllers that died without their cleanup
+    (SIGKILL): empty but for locks and ids, never a key. A folder whose controller's pid lives is kept."""
+    import shutil
+
+    for folder in tmp.glob("popek-shared-*-*"):
+        try:
+            pid = int(folder.name.split("-")[2])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:         # alive, another user's
+            continue
 
 
 @pytest.hookimpl(optionalhook=True)

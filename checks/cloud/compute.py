@@ -10,6 +10,11 @@ from typing import Optional
 
 from popek.checks.cloud.ledger import NAME_RE
 
+
+class NothingToBoot(LookupError):
+    """The cloud has no image or flavor to boot (a scenario that needs one is IGNORÉ, not ÉCHEC); any
+    other LookupError (an IndexError, a missing key) is a fault, never taken for this."""
+
 #: Glance property the embedded cloud sets on its SSH-ready initramfs image (no cloud-init inside).
 TINY_MARKER = "popek_ready_marker"
 
@@ -32,7 +37,7 @@ def pick_image(conn, cloud_init: bool = False):
 
     An image is taken as running cloud-init unless it is popek's initramfs image (property
     popek_ready_marker) or a CirrOS (which has its own tiny init). Images of popek runs (another run's
-    upload) and kernel/ramdisk images are never picked. Raises LookupError if none fits."""
+    upload) and kernel/ramdisk images are never picked. Raises NothingToBoot if none fits."""
     # never another run's image (a benchmark's variant, a test's upload: named popek-<run id>-…), nor a
     # kernel or ramdisk that Glance keeps beside a bootable disk
     candidates = [i for i in images(conn) if not NAME_RE.match(i.name or "")
@@ -42,7 +47,7 @@ def pick_image(conn, cloud_init: bool = False):
         candidates = [i for i in candidates
                       if TINY_MARKER not in (i.properties or {}) and "cirros" not in (i.name or "").lower()]
     if not candidates:
-        raise LookupError("aucune image active" + (" avec cloud-init" if cloud_init else ""))
+        raise NothingToBoot("aucune image active" + (" avec cloud-init" if cloud_init else ""))
     return min(candidates, key=lambda i: (i.size or 0, i.name or ""))
 
 
@@ -81,7 +86,7 @@ def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
     fits = [f for f in fits if f.disk > 0] or fits  # disk 0 means "the image's size", fine but less telling
     fits = [f for f in fits if f.vcpus >= vcpus] or fits
     if not fits:
-        raise LookupError(f"aucun gabarit assez grand pour l'image {image.name} ({need_ram} Mio, {need_disk} Gio)")
+        raise NothingToBoot(f"aucun gabarit assez grand pour l'image {image.name} ({need_ram} Mio, {need_disk} Gio)")
     return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk))
 
 

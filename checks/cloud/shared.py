@@ -28,6 +28,12 @@ from typing import Callable, Optional
 from popek.checks.cloud import compute, ledger as ledger_mod, network, secgroups
 
 
+class RereadFailed(RuntimeError):
+    """Another worker made a resource, and reading it again by id failed here (a 503, a reset): this
+    worker's trouble, not the maker's. Never kept as the resource's error (the next scenario reads again),
+    also when met inside the making of another resource (pair() reads routed())."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Routed:
     """A network of the run behind a router to the external network (floating IPs come from `external`)."""
@@ -65,8 +71,8 @@ class Shared:
 
     def get(self, key: str, make: Callable[[], object]):
         value, error = self._fetch(key, make)
-        if isinstance(error, LookupError):  # nothing to boot in this cloud: the caller skips
-            raise LookupError(str(error)) from error
+        if isinstance(error, compute.NothingToBoot):  # nothing to boot in this cloud: the caller skips
+            raise compute.NothingToBoot(str(error)) from error
         if error is not None:
             raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
         return value
@@ -82,6 +88,8 @@ class Shared:
         """(value, None) or (None, the error): `make` called here, once."""
         try:
             return make(), None
+        except RereadFailed:
+            raise
         except Exception as exc:
             return None, exc
 
@@ -185,9 +193,14 @@ class RunShared(Shared):
     - Exclusive use: hold(ledger) takes `pair.lock` exclusively until `ledger` (the scenario's) has undone
       everything it recorded: a scenario that gives the pair a floating IP (a fixed IP takes one only),
       changes a port's security groups or attaches a volume never overlaps with another one, in another
-      worker, using the same servers. Listing them (listed()) needs no hold."""
+      worker, using the same servers. Listing them (listed()) needs no hold. A holder that did not undo its
+      changes (killed, or its undoing failed) leaves `pair.held`: the next hold forgets that pair (its
+      servers stay recorded for the last user) and pair() makes a new one, once for all workers."""
 
     STATE = "state.json"
+    #: written while a scenario holds the pair, removed once its ledger has undone everything: still there
+    #: at the next hold, the pair may carry the last holder's changes (killed, or its undoing failed)
+    HELD = "pair.held"
 
     def __init__(self, conn, directory: str | os.PathLike, prefix: str, key: tuple[str, str], admin=None,
                  admin_reason=None, log: Callable[[str], None] = lambda s: None):
@@ -199,6 +212,7 @@ class RunShared(Shared):
         self._making_fd: Optional[int] = None
         self._saved = 0                     # how many of self.ledger.entries are in the state file
         self._hold_fd: Optional[int] = None
+        self._generation = 0                # of the pair this process may keep: a left-changed pair is replaced
 
     # --- the files -------------------------------------------------------------------------------------
     def _open(self, name: str) -> int:
@@ -219,8 +233,13 @@ class RunShared(Shared):
     def _making(self):
         """The exclusive lock under which resources are made and the state file written (re-entrant)."""
         if self._making_depth == 0:
-            self._making_fd = self._open("making.lock")
-            fcntl.flock(self._making_fd, fcntl.LOCK_EX)
+            fd = self._open("making.lock")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:       # interrupted while another worker makes: no fd left open
+                os.close(fd)
+                raise
+            self._making_fd = fd
         self._making_depth += 1
         try:
             yield
@@ -263,7 +282,7 @@ class RunShared(Shared):
     def _dump(self, key: str, value, error: BaseException | None) -> dict:
         """What the state file keeps of a made resource: its ids, or the error."""
         if error is not None:
-            record = {"error": str(error), "lookup": isinstance(error, LookupError)}
+            record = {"error": str(error), "nothing_to_boot": isinstance(error, compute.NothingToBoot)}
             if key in ("pair", "pair-boot"):    # what listed() still offers when the pair did not come up
                 record["created"] = [s.id for s in self._created]
             return record
@@ -282,7 +301,7 @@ class RunShared(Shared):
             if key in ("pair", "pair-boot"):
                 with contextlib.suppress(Exception):
                     self._created = [self.conn.compute.get_server(i) for i in record.get("created", [])]
-            return None, (LookupError if record["lookup"] else RuntimeError)(record["error"])
+            return None, (compute.NothingToBoot if record.get("nothing_to_boot") else RuntimeError)(record["error"])
         value = record["value"]
         try:
             if key == "routed" and value is not None:
@@ -297,8 +316,8 @@ class RunShared(Shared):
                 servers = [self.conn.compute.get_server(i) for i in value]
                 self._created = list(servers)
                 return servers, None
-        except Exception as exc:
-            return None, exc
+        except Exception as exc:    # a reader's failure (a 503, a reset) is not the maker's: not kept, asked again
+            raise RereadFailed(f"ressource partagée du run « {key} » : relecture par id impossible : {exc}") from exc
         return value, None
 
     def start_pair(self) -> None:
@@ -331,18 +350,50 @@ class RunShared(Shared):
             os.close(fd)
             raise
         self._hold_fd = fd
-        ledger.finally_calls.append(self._release)
+        ledger.finally_calls.append(lambda: self._release(clean=all(e.done for e in ledger.entries)))
+        try:
+            self._join()
+            self._renew_if_left_changed()
+            (self.directory / self.HELD).write_text(str(os.getpid()))
+        except BaseException:
+            self._release(clean=False)
+            raise
 
-    def _release(self) -> None:
+    def _renew_if_left_changed(self) -> None:
+        """When the last holder did not undo its changes (killed, or its undoing failed), the pair is not
+        as made: forget it in the state (its servers stay recorded: the last user deletes them) and in
+        this process, so that pair() makes a new one, once for all workers (a generation number tells the
+        other workers their copy is stale)."""
+        with self._making():
+            state = self._read()
+            if (self.directory / self.HELD).exists():
+                for key in ("pair", "pair-boot"):
+                    state["made"].pop(key, None)
+                state["generation"] = state.get("generation", 0) + 1
+                self._write(state)
+                self.log("popek : la paire partagée a été laissée modifiée par le scénario précédent "
+                         "(interrompu, ou son nettoyage n'a pas abouti) : une nouvelle paire est démarrée")
+            if state.get("generation", 0) != self._generation:
+                with self._lock:
+                    for key in ("pair", "pair-boot"):
+                        self._made.pop(key, None)
+                    self._created = []
+                self._generation = state.get("generation", 0)
+
+    def _release(self, clean: bool = True) -> None:
+        """Give the pair back; `clean`: the holder's ledger undid all its changes (else the marker stays)."""
         fd, self._hold_fd = self._hold_fd, None
         if fd is not None:
+            if clean:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / self.HELD).unlink()
             os.close(fd)        # closing drops the lock
 
     # --- deleted once, by the last user -----------------------------------------------------------------------
     def close(self) -> tuple[list[str], int]:
         """At the end of this worker's session: when it is the last user, delete what the run made here
         (every worker's records, then a sweep of the prefix); returns ([problems], number deleted)."""
-        self._release()
+        self._release(clean=False)   # still held here: that scenario's ledger did not run
         fd, self._users = self._users, None
         if fd is None:
             return [], 0
@@ -354,8 +405,9 @@ class RunShared(Shared):
                 return [], 0    # another worker still uses them: the last one deletes
             state = self._read()
             problems, deleted = self._clean([ledger_mod.Entry(**e) for e in state["entries"]])
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / self.STATE).unlink()
+            for name in (self.STATE, self.HELD):     # the next user starts afresh
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / name).unlink()
             return problems, deleted
         finally:
             os.close(fd)

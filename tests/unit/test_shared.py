@@ -1,6 +1,7 @@
 """Run-wide shared resources: made once on first use, a failure remembered (pure logic, no cloud)."""
 import pytest
 
+from popek.checks.cloud.compute import NothingToBoot
 from popek.checks.cloud.shared import Shared
 
 
@@ -28,10 +29,19 @@ def test_a_failed_making_is_not_tried_again_and_each_caller_gets_the_reason():
 
 def test_nothing_to_boot_stays_a_lookup_error_so_the_scenario_skips():
     def make():
-        raise LookupError("aucune image active")
+        raise NothingToBoot("aucune image active")
 
     shared = Shared(conn=None, ledger=None)
-    with pytest.raises(LookupError, match="aucune image active"):
+    with pytest.raises(NothingToBoot, match="aucune image active"):
+        shared.get("pair", make)
+
+
+def test_another_lookup_error_is_a_fault_not_nothing_to_boot():
+    def make():
+        return [][0]            # a bug, or an API answer without the expected item
+
+    shared = Shared(conn=None, ledger=None)
+    with pytest.raises(RuntimeError, match="indisponible : list index out of range"):
         shared.get("pair", make)
 
 

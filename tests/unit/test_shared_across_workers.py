@@ -5,11 +5,13 @@ import multiprocessing
 import os
 import signal
 import time
+from types import SimpleNamespace as NS
 
 import pytest
 
+from popek.checks.cloud.compute import NothingToBoot
 from popek.checks.cloud.ledger import Ledger
-from popek.checks.cloud.shared import RunShared
+from popek.checks.cloud.shared import RereadFailed, RunShared
 
 PREFIX = "popek-0123abcd-run"
 FORK = multiprocessing.get_context("fork")
@@ -51,9 +53,12 @@ def cleaned(folder) -> list[dict]:
         if (folder / "cleaned").exists() else []
 
 
-def worker(folder, make, out, linger=0.0, close=True):
-    """One worker: asks for the resource, writes what it got (or the error), stays `linger` s, closes."""
+def worker(folder, make, out, linger=0.0, close=True, barrier=None):
+    """One worker: asks for the resource, writes what it got (or the error), stays `linger` s, closes.
+    barrier: waited on before asking (workers that must ask at once)."""
     shared = probe(folder)
+    if barrier is not None:
+        barrier.wait(20)
     try:
         got = {"value": shared.get("thing", lambda: make(shared))}
     except Exception as exc:
@@ -75,8 +80,9 @@ def run_all(*procs, timeout=30):
 
 def test_two_workers_asking_at_once_make_it_once_and_both_get_it(tmp_path):
     make = make_counted(tmp_path, value=["server-a", "server-b"])
-    run_all(FORK.Process(target=worker, args=(tmp_path, make, "a")),
-            FORK.Process(target=worker, args=(tmp_path, make, "b")))
+    both = FORK.Barrier(2)      # a worker forked late under load must still ask while the other makes
+    run_all(*(FORK.Process(target=worker, args=(tmp_path, make, n), kwargs={"linger": 1.0, "barrier": both})
+              for n in "ab"))
     assert len(calls(tmp_path)) == 1
     got = [json.loads((tmp_path / n).read_text()) for n in ("a", "b")]
     assert got == [{"value": ["server-a", "server-b"]}] * 2
@@ -93,13 +99,23 @@ def test_a_failed_making_reaches_every_worker_once_with_the_same_reason(tmp_path
     assert "« thing » indisponible : server ERROR: No valid host" in got[0]["message"]
 
 
-def test_nothing_to_boot_stays_a_lookup_error_in_every_worker(tmp_path):
-    make = make_counted(tmp_path, fail=LookupError("aucune image active"))
+def test_nothing_to_boot_stays_nothing_to_boot_in_every_worker(tmp_path):
+    make = make_counted(tmp_path, fail=NothingToBoot("aucune image active"))
     run_all(FORK.Process(target=worker, args=(tmp_path, make, "a")),
             FORK.Process(target=worker, args=(tmp_path, make, "b")))
     got = [json.loads((tmp_path / n).read_text()) for n in ("a", "b")]
-    assert got == [{"error": "LookupError", "message": "aucune image active"}] * 2
+    assert got == [{"error": "NothingToBoot", "message": "aucune image active"}] * 2
     assert len(calls(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("fail", [IndexError("list index out of range"), KeyError("fixed_ips")])
+def test_another_lookup_error_in_the_making_is_a_fault_not_nothing_to_boot(tmp_path, fail):
+    """An IndexError or KeyError (a bug, an odd API answer) must not become « rien à démarrer » (IGNORÉ)."""
+    make = make_counted(tmp_path, fail=fail)
+    run_all(FORK.Process(target=worker, args=(tmp_path, make, "a")),
+            FORK.Process(target=worker, args=(tmp_path, make, "b")))
+    got = [json.loads((tmp_path / n).read_text()) for n in ("a", "b")]
+    assert [g["error"] for g in got] == ["RuntimeError"] * 2
 
 
 def test_only_the_last_user_deletes_and_it_deletes_what_the_other_recorded(tmp_path):
@@ -253,3 +269,167 @@ def test_the_controller_hands_every_worker_one_folder_and_one_key_and_removes_th
     assert all(s["isdir"] and s["files"] == [] for s in seen), "the key (or anything) was written to the folder"
     assert seen[0]["public"].startswith("ssh-ed25519 ")
     assert not os.path.exists(seen[0]["dir"]), "the controller left the folder behind"
+
+
+# --- a pair left changed by its last holder is not handed on (hR M1) -----------------------------------------
+def servers_conn():
+    """A connection whose Nova gives back any server by id (what a worker that did not make the pair reads)."""
+    return NS(compute=NS(get_server=lambda i: NS(id=i)))
+
+
+def counted_pair(folder, shared):
+    def make():
+        with open(folder / "calls", "a") as out:
+            out.write(f"{os.getpid()}\n")
+        n = len(calls(folder))
+        return [NS(id=f"s{n}a"), NS(id=f"s{n}b")]
+    return [s.id for s in shared.get("pair", make)]
+
+
+def dying_holder(folder):
+    shared = Probe(servers_conn(), folder, PREFIX, ("private", "public"))
+    book = Ledger(None, "popek-0123abcd-gw0")
+    shared.hold(book)
+    ids = counted_pair(folder, shared)
+    book.record("port_security_groups", "port", id="p1", groups=["g"])     # a change it will never undo
+    (folder / "held").write_text(json.dumps(ids))
+    time.sleep(60)
+
+
+def next_holder(folder, out):
+    shared = Probe(servers_conn(), folder, PREFIX, ("private", "public"))
+    got = []
+    for _ in range(2):                      # its next scenario takes the new pair as it is: no third boot
+        book = Ledger(None, "popek-0123abcd-gw1")
+        shared.hold(book)
+        got.append(counted_pair(folder, shared))
+        assert book.cleanup() == []
+    (folder / out).write_text(json.dumps(got))
+    shared.close()
+
+
+def test_a_pair_whose_holder_was_killed_is_replaced_once_for_every_worker(tmp_path):
+    stale = Probe(servers_conn(), tmp_path, PREFIX, ("private", "public"))     # this process: another worker
+    doomed = FORK.Process(target=dying_holder, args=(tmp_path,))
+    doomed.start()
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "held").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    old = json.loads((tmp_path / "held").read_text())
+    assert counted_pair(tmp_path, stale) == old                       # read (and kept) before the kill
+    os.kill(doomed.pid, signal.SIGKILL)     # its ledger never runs: the pair keeps its change
+    doomed.join(10)
+    run_all(FORK.Process(target=next_holder, args=(tmp_path, "b")))
+    new = json.loads((tmp_path / "b").read_text())
+    assert len(calls(tmp_path)) == 2, "the pair the killed holder left changed was handed on as made"
+    assert new[0] == new[1] and new[0] != old
+    book = Ledger(None, "popek-0123abcd-gw2")
+    stale.hold(book)                        # the worker that kept the old pair in memory gets the new one
+    assert counted_pair(tmp_path, stale) == new[0] and len(calls(tmp_path)) == 2
+    book.cleanup()
+    stale.close()
+
+
+def test_a_pair_whose_holder_could_not_undo_its_changes_is_replaced(tmp_path):
+    shared = Probe(servers_conn(), tmp_path, PREFIX, ("private", "public"))
+    book = Ledger(None, "popek-0123abcd-gw0")
+    shared.hold(book)
+    old = counted_pair(tmp_path, shared)
+    book.record("port_security_groups", "port", id="p1", groups=["g"])   # conn None: its undoing fails
+    assert book.cleanup()
+    run_all(FORK.Process(target=next_holder, args=(tmp_path, "b")))
+    new = json.loads((tmp_path / "b").read_text())
+    assert new[0] != old and len(calls(tmp_path)) == 2
+    shared.close()
+
+
+# --- a reader's failure is not the resource's (hR M2) ------------------------------------------------------
+def test_a_reread_that_fails_once_is_not_kept_for_the_rest_of_the_session(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"made": {"pair": {"value": ["s1", "s2"]},
+                                                             "routed": {"value": None}}, "entries": []}))
+    asked = []
+
+    def get_server(i):
+        asked.append(i)
+        if len(asked) == 1:
+            raise ConnectionError("503 Service Unavailable")
+        return NS(id=i)
+    shared = Probe(NS(compute=NS(get_server=get_server)), tmp_path, PREFIX, ("private", "public"))
+    with pytest.raises(RereadFailed, match="relecture par id impossible : 503"):
+        shared.pair()
+    assert [s.id for s in shared.pair()] == ["s1", "s2"]
+    assert asked == ["s1", "s1", "s2"]
+    shared.close()
+
+
+def test_a_reread_failing_inside_another_making_is_not_recorded_as_that_one_s_error(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"made": {"routed": {"value": {
+        "external": "e", "network": "n", "router": "r"}}}, "entries": []}))
+    tries = []
+
+    def get_network(i):
+        tries.append(i)
+        if len(tries) == 1:
+            raise ConnectionError("connection reset")
+        return NS(id=i)
+    conn = NS(network=NS(get_network=get_network, get_router=lambda i: NS(id=i)))
+    shared = Probe(conn, tmp_path, PREFIX, ("private", "public"))
+    with pytest.raises(RereadFailed):
+        shared.get("thing", lambda: shared.routed().network.id)
+    assert "thing" not in json.loads((tmp_path / "state.json").read_text())["made"]
+    assert shared.get("thing", lambda: shared.routed().network.id) == "n"
+    shared.close()
+
+
+# --- an interrupted wait for the making lock leaves no fd (hR L1) ---------------------------------------------
+def lock_making(folder):
+    import fcntl
+    fd = os.open(folder / "making.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    (folder / "locked").write_text("yes")
+    time.sleep(30)
+
+
+def test_an_interrupt_while_waiting_for_the_making_lock_closes_its_fd(tmp_path):
+    other = FORK.Process(target=lock_making, args=(tmp_path,))
+    other.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "locked").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shared = probe(tmp_path)
+        before = set(os.listdir("/proc/self/fd"))
+
+        def interrupt(*_):
+            raise KeyboardInterrupt
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(KeyboardInterrupt):
+                with shared._making():
+                    pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        assert shared._making_fd is None and shared._making_depth == 0
+        assert set(os.listdir("/proc/self/fd")) == before, "the making lock's fd was left open"
+    finally:
+        other.kill()
+        other.join(10)
+
+
+def test_the_folders_of_dead_controllers_are_removed_and_a_living_one_s_kept(tmp_path):
+    """A controller SIGKILLed leaves its popek-shared-<pid>-… folder: the next controller removes it."""
+    from popek.plugin import remove_dead_shared_folders
+
+    ended = FORK.Process(target=time.sleep, args=(0,))
+    ended.start()
+    ended.join(10)
+    dead = tmp_path / f"popek-shared-{ended.pid}-abcd"
+    alive = tmp_path / f"popek-shared-{os.getpid()}-efgh"
+    other = tmp_path / "popek-shared-notapid-ijkl"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "users.lock").write_text("")
+    remove_dead_shared_folders(tmp_path)
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -92,7 +92,7 @@ def test_started_early_the_pair_is_booted_once_and_the_scenario_only_waits(tmp_p
 @pytest.mark.parametrize("fail, kind, message", [
     (RuntimeError("Quota exceeded for instances"), "RuntimeError",
      "ressource partagée du run « pair » indisponible : Quota exceeded for instances"),
-    (LookupError("aucune image active"), "LookupError", "aucune image active"),
+    (shared_mod.compute.NothingToBoot("aucune image active"), "NothingToBoot", "aucune image active"),
 ])
 def test_a_boot_refused_at_the_early_start_reaches_the_scenario_as_today(tmp_path, fail, kind, message):
     run_all(FORK.Process(target=starter, args=(tmp_path, "a", fail)),
@@ -168,3 +168,19 @@ def test_only_a_selection_with_a_pair_scenario_starts_the_pair(modules, extra, e
     assert line, out.stdout[-2000:] + out.stderr[-2000:]
     _, items, uses = line[0].split()
     assert int(items) > 0 and uses == str(expected)
+
+
+def test_a_pytest_bdd_without_the_registries_boots_on_first_use(monkeypatch):
+    """pytest-bdd < 9 (or other internals): no early boot, never an error of the scenarios."""
+    import types
+
+    from popek.steps.cloud_common import selection_uses_pair
+    monkeypatch.setitem(sys.modules, "pytest_bdd.steps", types.ModuleType("pytest_bdd.steps"))
+    assert selection_uses_pair(object()) is False
+
+
+def test_other_pytest_bdd_internals_boot_on_first_use():
+    from types import SimpleNamespace
+
+    from popek.steps.cloud_common import selection_uses_pair
+    assert selection_uses_pair(SimpleNamespace(_fixturemanager=None)) is False    # no .items: other internals
