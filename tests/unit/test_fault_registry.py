@@ -5,7 +5,6 @@ claim's verdict *can* be ÉCHEC. `checks.coverage.fault_tests` finds them by rea
 file checks that finder, the registry it finds, the table the conftest writes and `popek claims`.
 """
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
