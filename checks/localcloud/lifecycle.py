@@ -670,7 +670,9 @@ def _check_port_free(svc: Service) -> None:
     """A port already answering before we start `svc` belongs to someone else: say so clearly."""
     for port in services.ports_of(svc):
         if services.healthy(Service(svc.name, [], health=f"tcp://127.0.0.1:{port}"), 0.5):
-            raise CloudError(f"le port {port} de {svc.name} est déjà occupé par un autre processus")
+            who = services.port_listener(port) or "un autre processus"
+            raise CloudError(f"le port {port} de {svc.name} est déjà occupé par {who} ; popek n'y touche pas : "
+                             "libérez ce port (arrêtez ce programme), puis relancez `popek cloud up`")
 
 
 def settle_smoke(state: CloudState, mod, log, timeout: float = 120.0) -> None:

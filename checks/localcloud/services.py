@@ -231,6 +231,35 @@ def ports_of(svc: Service) -> list[int]:
     return ports
 
 
+def port_listener(port: int, proc: Path = Path("/proc")) -> str | None:
+    """Who listens on TCP `port` in this network namespace (any address, IPv4 or IPv6), in French:
+    "le processus PID (COMMAND)" (its command line, shortened), read from /proc/net/tcp{,6} and the processes'
+    file descriptors; None when nobody listens there. A listener whose process cannot be found (another
+    user's, another PID namespace) is said as such."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                return f"le processus {entry.name} ({cmd[:120] or '?'})"
+        except OSError:
+            continue
+    return "un processus que popek ne voit pas"
+
+
 def port_of(svc: Service) -> int | None:
     """The (first) TCP port `svc` will listen on, when its health check names one."""
     return next(iter(ports_of(svc)), None)
