@@ -473,6 +473,19 @@ def check_link_names(state: CloudState, names=(INT_BRIDGE, EXT_BRIDGE, DATAPATH_
                          "touche pas et ne démarre pas le sien à côté : arrêtez-le ou supprimez-la")
 
 
+def check_openflow_port(state: CloudState) -> None:
+    """Refuse (one French message naming the program) a listener of the machine's on the OpenFlow port the
+    Open vSwitch agent will listen on, when the agent does not run: popek's bridges would connect to that
+    program as their controller (it is no health check port: `up` would not see it otherwise)."""
+    if svcmod.read_pid(state, "neutron-openvswitch-agent") is not None:
+        return
+    if svcmod.healthy(Service("openflow", [], health=f"tcp://{HOST}:{OPENFLOW_PORT}"), 0.5):
+        who = svcmod.port_listener(OPENFLOW_PORT) or "un autre processus"
+        raise CloudError(f"plan de données : le port {OPENFLOW_PORT} (OpenFlow, où l'agent Open vSwitch de Neutron "
+                         f"pilote les ponts de popek) est déjà occupé par {who} ; popek n'y touche pas : libérez ce "
+                         "port (arrêtez ce programme), puis relancez `popek cloud up`")
+
+
 def ovs_services(state: CloudState) -> list[Service]:
     """ovsdb-server and ovs-vswitchd in the foreground, with their files under `ovs_dir(state)`."""
     d = ovs_dir(state)
@@ -482,8 +495,11 @@ def ovs_services(state: CloudState) -> list[Service]:
                                  "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
                                  f"--pidfile={d / 'ovsdb-server.pid'}", f"--unixctl={d / 'ovsdb-server.ctl'}"],
                 env=env, log=str(state.log("ovsdb-server")), health=f"unix://{d / 'db.sock'}", stage=0),
-        Service("ovs-vswitchd", ["/usr/sbin/ovs-vswitchd", ovsdb_socket(state), f"--pidfile={d / 'ovs-vswitchd.pid'}",
-                                 f"--unixctl={d / 'ovs-vswitchd.ctl'}"],
+        # --disable-system: the kernel datapath provider is not even registered. Otherwise every reconfiguration
+        # deletes each kernel datapath that is no bridge of *its* database (bridge_delete_ofprotos), i.e. the
+        # `ovs-system` datapath of the machine's own Open vSwitch; popek's bridges are all netdev.
+        Service("ovs-vswitchd", ["/usr/sbin/ovs-vswitchd", ovsdb_socket(state), "--disable-system",
+                                 f"--pidfile={d / 'ovs-vswitchd.pid'}", f"--unixctl={d / 'ovs-vswitchd.ctl'}"],
                 env=env, log=str(state.log("ovs-vswitchd")), health=f"unix://{d / 'ovs-vswitchd.ctl'}", stage=0),
     ]
 
@@ -513,6 +529,7 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     if svcmod.read_pid(state, "libvirtd") is None:
         _forget_legacy_host_setup()
         _libvirt_tree(state)  # before libvirtd starts: it reads its hooks once
+    check_openflow_port(state)
     d = ovs_dir(state)
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "conf.db").exists():
@@ -664,6 +681,7 @@ PRIVSEP_FORK = {"neutron": ("neutron.privileged",),
                 "nova": ("nova.privsep", "vif_plug_ovs.privsep", "os_brick.privileged")}
 PRIVSEP_FORK_SCRIPT = Path(__file__).with_name("privsep_fork.py")
 NOTHP_SCRIPT = Path(__file__).with_name("nothp.py")
+L3_GUARD_SCRIPT = Path(__file__).with_name("l3_guard.py")
 
 
 def nothp_prefix(state: CloudState) -> list[str]:
@@ -712,7 +730,9 @@ def services(state: CloudState) -> list[Service]:
         privsep_fork_service(state, "nova", stage=2),
         agent("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini", "plugins/ml2/openvswitch_agent.ini"),
         agent("neutron-dhcp-agent", "dhcp_agent.ini"),
-        agent("neutron-l3-agent", "l3_agent.ini"),
+        # behind l3_guard.py: no start-up deletion of the machine's other qrouter-/snat-/fip- namespaces
+        dataclasses.replace(agent("neutron-l3-agent", "l3_agent.ini"), argv=[
+            state.python, str(L3_GUARD_SCRIPT), state.bin("neutron-l3-agent"), *conf("l3_agent.ini")]),
         agent("neutron-metadata-agent", "metadata_agent.ini"),
         # nova-compute talks to libvirtd and (through os-vif and libvirt) to our OVS
         Service("nova-compute", [state.bin("nova-compute"), "--config-file", str(state.etc("nova") / "nova.conf")],

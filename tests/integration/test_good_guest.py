@@ -1,6 +1,7 @@
 """A good guest on the user's machine (issue #18): a host that runs its own libvirtd with a VM of its own,
-its own bridge and its own network namespace keeps them, and every file, link, namespace, setting, user,
-loop device, firewall rule, mount and enabled service it had, through popek's `up` and `down`.
+its own bridge, its own network namespace and the router namespace of another Neutron (a DevStack) keeps
+them, and every file, link, namespace, setting, user, loop device, firewall rule, mount and enabled service
+it had, through popek's `up` and `down`.
 
 The host's world is real: Debian's libvirtd and virtlogd started from the system's own configuration
 (/etc/libvirt, /run/libvirt), a tiny QEMU TCG domain booting a 1 MiB boot sector, attached to a Linux
@@ -37,6 +38,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
 HOST_URI = "qemu:///system"  # the machine's own libvirtd (its /run/libvirt/libvirt-sock)
 HOST_VM, HOST_BRIDGE, HOST_NETNS = "good-guest-vm", "ggbr0", "good-guest-ns"
+#: A router namespace of another Neutron of the machine's (a DevStack, a lab), with its `qr-` port: popek's L3
+#: agent deleted it at its first sync until l3_guard.py (measured 2026-12-07).
+HOST_ROUTER_NS, HOST_ROUTER_PORT, HOST_ROUTER_PEER = \
+    "qrouter-0e0e0e0e-1111-2222-3333-444444444444", "qr-0e0e0e0e-11", "gg-qr-peer"
 HOST_DISK = Path("/var/lib/libvirt/images/good-guest-vm.img")
 HOST_VM_XML = f"""<domain type='qemu'>
   <name>{HOST_VM}</name>
@@ -87,6 +92,7 @@ def host_up(log=print) -> dict:
         made = json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):
         made = {"daemons": [], "vm": False, "bridge": False, "netns": False}
+    made.setdefault("router_ns", False)
     if _pid("/run/virtlogd.pid") is None:
         _run("/usr/sbin/virtlogd", "-d")
         made["daemons"].append("/run/virtlogd.pid")
@@ -104,6 +110,11 @@ def host_up(log=print) -> dict:
     if HOST_NETNS not in _run("ip", "netns", "list").stdout.split():
         _run("ip", "netns", "add", HOST_NETNS)
         made["netns"] = True
+    if HOST_ROUTER_NS not in _run("ip", "netns", "list").stdout.split():
+        _run("ip", "netns", "add", HOST_ROUTER_NS)
+        made["router_ns"] = True
+        _run("ip", "link", "add", HOST_ROUTER_PEER, "type", "veth", "peer", "name", HOST_ROUTER_PORT,
+             "netns", HOST_ROUTER_NS)
     if _virsh("dominfo", HOST_VM, check=False).returncode != 0:
         HOST_DISK.parent.mkdir(parents=True, exist_ok=True)
         disk = bytearray(1 << 20)
@@ -146,6 +157,9 @@ def host_down() -> None:
         HOST_DISK.unlink(missing_ok=True)
     if made.get("netns"):
         _run("ip", "netns", "delete", HOST_NETNS, check=False)
+    if made.get("router_ns"):
+        _run("ip", "netns", "delete", HOST_ROUTER_NS, check=False)  # its veth goes with it
+        _run("ip", "link", "delete", HOST_ROUTER_PEER, check=False)
     if made.get("bridge"):
         _run("ip", "link", "delete", HOST_BRIDGE, check=False)
     for pidfile in reversed(made.get("daemons", [])):
@@ -347,6 +361,7 @@ def test_a_hosts_own_libvirt_vm_bridge_and_namespace_survive_popeks_up_and_down(
         assert during["host VM QEMU"] == before["host VM QEMU"]
         assert host_domains == [HOST_VM] and not any(d == HOST_VM for d in popek_domains)
         assert HOST_BRIDGE in during["links"] and HOST_NETNS in during["netns"]
+        assert HOST_ROUTER_NS in during["netns"], "le routeur (qrouter-) d'un autre Neutron de l'hôte a été supprimé"
         assert diff == {}, "\n".join(f"{k}:\n  " + "\n  ".join(v) for k, v in diff.items())
         assert Path("/etc/libvirt/qemu.conf").read_bytes() == qemu_conf
     finally:
