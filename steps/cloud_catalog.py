@@ -12,6 +12,9 @@ from popek.checks.secrets import REDACT
 def credentials(cloud, evidence):
     needs.broken(cloud)  # a configured cloud that does not answer: these credentials do not suffice
     evidence.json("identifiants (sans mot de passe)", {"source": cloud.choice.describe(), **cloud.auth})
+    unusable = client.openrc_unusable(cloud.conn.config.config.get("auth_type"))
+    if unusable:
+        pytest.skip(unusable)
     return cloud.auth
 
 

@@ -93,6 +93,28 @@ def consistent_pair(first, second, tries: int = 4):
 #: The four variables of the course's openrc (slide EXEMPLE DE FICHIER OPENRC), in its order.
 COURSE_OPENRC = ("OS_AUTH_URL", "OS_TENANT_ID", "OS_USERNAME", "OS_PASSWORD")
 
+#: keystoneauth's plugins that log in with a user name and a password, which the course's openrc holds.
+PASSWORD_PLUGINS = ("password", "v3password", "v2password")
+
+#: What other plugins log in with, in the verdict's words.
+OTHER_CREDENTIALS = {"v3applicationcredential": "un identifiant d'application (application credential)",
+                     "v3token": "un jeton", "token": "un jeton", "v3totp": "un code TOTP",
+                     "v3oidcpassword": "une fédération OpenID Connect", "v3websso": "une connexion unique (SSO)",
+                     "admin_token": "le jeton d'administration du service", "none": "aucune authentification"}
+
+
+def openrc_unusable(auth_type: Optional[str]) -> Optional[str]:
+    """Why the course's openrc (a login and a password) cannot be made from credentials of keystoneauth's
+    plugin `auth_type` (clouds.yaml's `auth_type`, default `password`), in French; None when it can.
+    An application credential or a token works with the client, but holds no login and no password:
+    there is nothing to write in that openrc, which is no fault of the cloud."""
+    kind = auth_type or "password"
+    if kind in PASSWORD_PLUGINS:
+        return None
+    what = OTHER_CREDENTIALS.get(kind, f"la méthode « {kind} »")
+    return (f"les identifiants de ce cloud (auth_type « {kind} ») sont {what}, pas un login et un mot de "
+            "passe : l'openrc du cours (OS_USERNAME, OS_PASSWORD) ne peut pas en être tiré")
+
 
 def openrc_values(auth: Mapping[str, object], project_id: str) -> tuple[dict, dict]:
     """From an auth section (clouds.yaml / SDK config) and the token's project id: (the course's four

@@ -88,6 +88,33 @@ def test_openrc_has_the_course_four_variables_and_the_domains_apart():
     assert "export OS_PASSWORD='s3cr'\"'\"'et'" in text
 
 
+@pytest.mark.parametrize("entry, says", [
+    ({"auth": {"auth_url": "http://k/v3", "username": "u", "password": "p", "project_name": "x"}}, None),
+    ({"auth_type": "v3password", "auth": {"auth_url": "http://k/v3", "username": "u", "password": "p",
+                                       "project_id": "x", "user_domain_name": "d"}}, None),
+    ({"auth_type": "v3applicationcredential",
+      "auth": {"auth_url": "http://k/v3", "application_credential_id": "i", "application_credential_secret": "s"}},
+     "identifiant d'application"),
+    ({"auth_type": "v3token", "auth": {"auth_url": "http://k/v3", "token": "t", "project_id": "x"}}, "un jeton"),
+])
+def test_credentials_without_login_and_password_cannot_make_the_courses_openrc(tmp_path, entry, says):
+    """C34 on a cloud reached with an application credential or a token (hX, 2026-12-07: it was ÉCHEC
+    "il manque : identifiant, mot de passe, projet" on a healthy cloud): the scenario is IGNORÉ with the
+    kind of credentials, read the way popek's loader reads the clouds.yaml entry."""
+    import yaml
+
+    from popek.checks.cloud import connection
+
+    (tmp_path / "clouds.yaml").write_text(yaml.safe_dump({"clouds": {"c": entry}}))
+    choice = connection.resolve("c", {"OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml")}, tmp_path / "none.yaml")
+    region = connection.load_config(choice, environ={"OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml")})
+    reason = client.openrc_unusable(region.config.get("auth_type"))
+    if says is None:
+        assert reason is None
+    else:
+        assert says in reason and entry["auth_type"] in reason and "OS_PASSWORD" in reason
+
+
 def test_a_wrong_openrc_is_refused_by_the_client_without_the_password_in_the_verdict(tmp_path):
     """The real `openstack` client, an unreachable Keystone: the verdict says it failed, no password."""
     values = {"OS_AUTH_URL": "http://127.0.0.1:9/v3", "OS_TENANT_ID": "x", "OS_USERNAME": "u",
