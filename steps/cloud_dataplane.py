@@ -11,6 +11,8 @@ CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
 CLOUD_INIT_VCPUS = 2
 #: What the wait for SSH counts from when the server is already ACTIVE (the run's shared pair).
 ASSOCIATED = "IP flottante associée"
+#: The same through the run's own floating IP, once checked (it leads to the server's port).
+RUN_FIP = "IP flottante du run vérifiée"
 
 
 def attach_to(evidence) -> guests.Attach:
@@ -31,6 +33,16 @@ def run_guest_reached(cloud, conn, ledger, routed, access, server, evidence) -> 
     return reached(evidence, found, ASSOCIATED)
 
 
+def run_fip_reached(cloud, conn, shared, access, server, group, evidence) -> guests.ReachableGuest:
+    """The run's first server (ACTIVE already, held by the scenario), reached through the run's own
+    floating IP (shared.pair_fip), checked before use: guest.run_fip_guest."""
+    fip = shared.pair_fip()
+    assert fip is not None, "pas d'IP flottante du run : le cloud n'a pas de réseau externe"
+    found = guests.run_fip_guest(conn, fip, access, server, guests.image_of(conn, server), group,
+                                 attach_to(evidence), since=RUN_FIP, admin=cloud.admin)
+    return reached(evidence, found, RUN_FIP)
+
+
 @given("la paire de clés du run, importée depuis une clé générée ici", target_fixture="key")
 def run_key(shared):
     return shared.access()  # the run's key and its SSH-only group (shared.Access)
@@ -45,7 +57,7 @@ def ssh_only_group(conn, ledger):
 @uses_pair
 def run_guest(cloud, conn, ledger, routed, key, shared, evidence):
     first, _ = shared_pair(shared, ledger)  # booted with the run's key, in its SSH-only group
-    return run_guest_reached(cloud, conn, ledger, routed, key, first, evidence)
+    return run_fip_reached(cloud, conn, shared, key, first, key.group, evidence)
 
 
 @given("une instance de ce groupe, joignable par SSH sur son IP flottante", target_fixture="guest")
@@ -57,9 +69,7 @@ def group_guest(cloud, conn, ledger, routed, key, shared, firewall, evidence):
     # then the ping passes only with this group's ICMP rule (the groups the port had before have none)
     first, _ = shared_pair(shared, ledger)
     guests.join_only(conn, ledger, first, firewall.group)
-    found = guests.reach(conn, ledger, routed.external, key, first, guests.image_of(conn, first), firewall.group,
-                         attach_to(evidence), since=ASSOCIATED, admin=cloud.admin)
-    return reached(evidence, found, ASSOCIATED)
+    return run_fip_reached(cloud, conn, shared, key, first, firewall.group, evidence)
 
 
 @then("une autre clé est refusée par le même serveur SSH")
@@ -164,8 +174,9 @@ def first_blocked_from_second(guest, second, timeout):
 
 
 @when("je déplace l'IP flottante vers la seconde instance")
-def move_fip(conn, guest, second):
-    network.associate(conn, guest.fip, network.server_port(conn, second.server))
+def move_fip(conn, ledger, guest, second):
+    # the run's floating IP: given back to the first instance when the scenario ends (ledger)
+    network.move(conn, ledger, guest.fip, network.server_port(conn, second.server))
 
 
 @then("SSH sur la même adresse arrive sur la seconde instance")

@@ -28,8 +28,9 @@ def create_fip(conn, ledger, routed, evidence):
 
 
 @when("je l'associe à la première instance")
-def associate_first(conn, fip, servers):
-    network.associate(conn, fip, network.server_port(conn, servers[0]))
+def associate_first(conn, ledger, fip, servers):
+    # the run's own floating IP leaves the port first (one per fixed address): put back at the end
+    network.move(conn, ledger, fip, network.server_port(conn, servers[0]), put_back=False)
 
 
 @then("l'IP flottante mène au port de la première instance")
@@ -40,8 +41,8 @@ def points_first(conn, fip, servers, evidence):
 
 
 @when("je la déplace vers la seconde instance")
-def move_second(conn, fip, servers):
-    network.associate(conn, fip, network.server_port(conn, servers[1]))
+def move_second(conn, ledger, fip, servers):
+    network.move(conn, ledger, fip, network.server_port(conn, servers[1]), put_back=False)
 
 
 @then("l'IP flottante mène au port de la seconde instance")

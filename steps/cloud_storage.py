@@ -8,7 +8,7 @@ from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import storage, traffic
 from popek.steps.cloud_common import shared_pair, uses_pair
-from popek.steps.cloud_dataplane import run_guest_reached
+from popek.steps.cloud_dataplane import run_fip_reached, run_guest_reached
 
 
 @given("deux instances du run, joignables par SSH sur une IP flottante", target_fixture="servers")
@@ -18,7 +18,9 @@ def two_servers(cloud, conn, ledger, shared, evidence):
     routed, access = shared.routed(), shared.access()
     if routed is None:
         pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante pour entrer dans les instances")
-    return _Pair(pair, [run_guest_reached(cloud, conn, ledger, routed, access, s, evidence) for s in pair])
+    # the first through the run's floating IP, the second through one of this scenario's own
+    first = run_fip_reached(cloud, conn, shared, access, pair[0], access.group, evidence)
+    return _Pair(pair, [first, run_guest_reached(cloud, conn, ledger, routed, access, pair[1], evidence)])
 
 
 class _Pair(list):

@@ -189,6 +189,13 @@ def reach(conn, ledger, external, access, server, image, group, attach: Attach,
     in the message. admin: an admin connection or None."""
     fip = network.create_floating_ip(conn, ledger, external)
     network.associate(conn, fip, network.server_port(conn, server))
+    return reach_through(conn, fip, access, server, image, group, attach, timeout, since, admin)
+
+
+def reach_through(conn, fip, access, server, image, group, attach: Attach, timeout: float = SSH_BOOT_TIMEOUT,
+                  since: str = "ACTIVE", admin=None) -> ReachableGuest:
+    """Wait until SSH with the key of `access` logs in through `fip`, a floating IP already associated with
+    `server`'s port (see reach())."""
     address, user = fip.floating_ip_address, compute.login_user(image)
     started = time.monotonic()
     console = ConsoleSince(conn, server)
@@ -219,6 +226,41 @@ def reach(conn, ledger, external, access, server, image, group, attach: Attach,
     ready_after = round(time.monotonic() - started, 1)
     return ReachableGuest(server=server, fip=fip, address=address, user=user, image=image, group=group,
                           alive=liveness(conn, server, image), key=access.private, ready_after=ready_after)
+
+
+def run_fip_guest(conn, fip, access, server, image, group, attach: Attach, since: str, admin=None) -> ReachableGuest:
+    """`server` reached through the run's floating IP `fip` (shared.pair_fip), which is not trusted: it
+    must lead to the server's port (else it is put back there, and `attach` says so: a scenario before
+    did not give it back), and SSH through it must land on the server's own fixed address within
+    MOVE_GRACE s (the L3 agent may still lead it where a scenario had moved it). AssertionError when the
+    floating IP is gone or keeps leading elsewhere."""
+    port = network.server_port(conn, server)
+    try:
+        current = conn.network.get_ip(fip.id)
+    except Exception as exc:
+        raise AssertionError(f"l'IP flottante du run {fip.floating_ip_address} est introuvable : "
+                             f"{type(exc).__name__} : {exc}") from None
+    if current.port_id != port.id:
+        attach("IP flottante du run remise sur l'instance", {
+            "adresse": current.floating_ip_address, "menait au port": current.port_id,
+            "port de l'instance": port.id})
+        current = network.associate(conn, current, port)
+    found = reach_through(conn, current, access, server, image, group, attach, since=since, admin=admin)
+    fixed = port.fixed_ips[0]["ip_address"]
+    seen = []
+
+    def on_server() -> bool:
+        try:
+            _, out = found.run("ip -4 -o addr show", timeout=5)
+        except Exception as exc:
+            seen.append(f"{type(exc).__name__}: {exc}")
+            return False
+        seen.append(out.strip())
+        return f" {fixed}/" in out
+    if not traffic.wait_until(on_server, MOVE_GRACE, interval=2):
+        raise AssertionError(f"SSH via l'IP flottante du run {found.address} n'arrive pas sur l'instance "
+                             f"{server.name} ({fixed}) en {MOVE_GRACE} s ; vu : {(seen or ['rien'])[-1][:300]}")
+    return found
 
 
 class GuestPanicked(AssertionError):

@@ -272,6 +272,12 @@ def _delete_fip_association(conn, e: Entry, timeout: float) -> None:
     ignore_gone(conn.network.update_ip, e.id, port_id=None)
 
 
+def _restore_fip_port(conn, e: Entry, timeout: float) -> None:
+    """Point a floating IP a scenario moved (or took off its port) back at the port it led to before
+    (`extra["port_id"]`): the run's own floating IP, given back to its server."""
+    ignore_gone(conn.network.update_ip, e.id, port_id=e.extra["port_id"])
+
+
 def _restore_port_groups(conn, e: Entry, timeout: float) -> None:
     """Give a port back the security groups it had (`extra["groups"]`) before a scenario changed them."""
     ignore_gone(conn.network.update_port, e.id, security_group_ids=e.extra["groups"])
@@ -286,6 +292,7 @@ DELETERS: dict[str, Callable] = {
     "server_group": _simple("delete_server_group", "compute"),
     "floating_ip": _simple("delete_ip", "network"),
     "floating_ip_association": _delete_fip_association,
+    "floating_ip_port": _restore_fip_port,
     "port_security_groups": _restore_port_groups,
     "router": _delete_router,
     "router_interface": _delete_interface,

@@ -42,6 +42,29 @@ def associate(conn, fip, port):
     return conn.network.get_ip(fip.id)
 
 
+def free_port(conn, ledger, port, keep=None) -> None:
+    """Take off `port` every floating IP but `keep` (Neutron gives a fixed address one floating IP per external
+    network: the run's own floating IP must leave its server's port before a scenario's one can lead
+    there), each recorded in `ledger` first, to be put back on `port` at the end."""
+    for other in list(conn.network.ips(port_id=port.id)):
+        if keep is not None and other.id == keep.id:
+            continue
+        ledger.record("floating_ip_port", other.description or "", id=other.id, port_id=port.id)
+        conn.network.update_ip(other, port_id=None)
+
+
+def move(conn, ledger, fip, port, put_back: bool = True):
+    """Point `fip` at `port`, which other floating IPs leave first (free_port); with `put_back`, `ledger` then
+    points `fip` back where it led (the run's floating IP, given back to its server at the scenario's
+    end, after the others went back: records are undone newest first). Returns the floating IP as
+    Neutron now shows it."""
+    free_port(conn, ledger, port, keep=fip)
+    led = conn.network.get_ip(fip.id).port_id
+    if put_back and led and led != port.id:
+        ledger.record("floating_ip_port", fip.description or "", id=fip.id, port_id=led)
+    return associate(conn, fip, port)
+
+
 def fip_target(conn, fip) -> dict:
     """Where the floating IP points: {"port_id", "fixed_ip", "address"}."""
     current = conn.network.get_ip(fip.id)

@@ -3,10 +3,12 @@
 
 A routed network and a pair of ACTIVE servers cost a router and two boots each time a scenario makes
 them; the scenarios that only *read* them (list the servers, attach a volume and detach it again, move a
-floating IP between their ports, log in over SSH through a floating IP of their own, read the metadata
-from inside) can share one set. The pair boots with the run's keypair and in the run's SSH-only
-security group (`access()`), so that on a cloud with a dataplane it is reachable once a scenario gives it
-a floating IP. Everything is recorded in the run's own ledger
+floating IP between their ports, log in over SSH, read the metadata from inside) can share one set. The
+pair boots with the run's keypair and in the run's SSH-only security group (`access()`), so that on a
+cloud with a dataplane it is reachable through a floating IP: the first server's is the run's own
+(`pair_fip()`, made on first use, then kept), since every association or removal of a floating IP costs
+a `network-changed` event (nova-compute then reads the server's network again: ~8 Neutron requests).
+Everything is recorded in the run's own ledger
 (the run's prefix, deleted when the run ends, also after a failure or Ctrl-C); a scenario that changes
 what it uses records and undoes its changes in its own ledger.
 
@@ -67,6 +69,9 @@ class Shared:
         self.admin, self.admin_reason = admin, admin_reason
         self._made: dict[str, tuple[object, BaseException | None]] = {}
         self._created: list = []  # the pair's servers as Nova accepted them, before any wait for ACTIVE
+        # the name the run's floating IP (pair_fip) takes, recorded in the ledger before the pair's boots: it
+        # is then deleted after the servers, when their ports no longer hold it (no network-changed event)
+        self._fip_name: Optional[str] = None
         self._lock = threading.RLock()  # pair() makes routed() inside its own making
 
     def get(self, key: str, make: Callable[[], object]):
@@ -147,12 +152,35 @@ class Shared:
         routed = self.routed()
         net = routed.network if routed else compute.project_network(self.conn, self.ledger)
         access = self.access()
+        if routed is not None:      # recorded by name only: pair_fip() creates it when a scenario needs it
+            self._fip_name = self.ledger.record("floating_ip", self.ledger.name("fip")).name
         made = []
         for _ in range(2):
             made.append(compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
                                      key_name=access.keypair.name, security_groups=[access.group.name]))
             self._created.append(made[-1])
         return made
+
+    def pair_fip(self):
+        """The run's floating IP of the pair's first server: made on first use (created under the name
+        recorded at the boots, then associated with the server's port), kept for the run, or None when
+        the cloud has no external network. A scenario calls it while it holds the pair, and does not
+        trust it: it checks that it leads to the server's port, and that SSH through it lands on that
+        server (guest.run_fip_guest). A scenario that moves it gives it back (network.move)."""
+        def make():
+            first = self.pair()[0]
+            routed = self.routed()
+            if routed is None:
+                return None
+            name = self._fip_name
+            if name is None:        # no name recorded at the boots (another popek made them): record one now
+                name = self.ledger.record("floating_ip", self.ledger.name("fip")).name
+            fip = self.conn.network.create_ip(floating_network_id=routed.external.id, description=name)
+            for entry in self.ledger.entries:
+                if entry.kind == "floating_ip" and entry.name == name and entry.id is None:
+                    entry.id = fip.id
+            return network.associate(self.conn, fip, network.server_port(self.conn, first))
+        return self.get("pair-fip", make)
 
     def listed(self) -> tuple[object, str | None]:
         """(a server of the run as Nova lists it, why it is not ACTIVE or None): the pair's first server,
@@ -292,7 +320,9 @@ class RunShared(Shared):
         if key == "access":
             return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
         if key in ("pair", "pair-boot"):
-            return {"value": [s.id for s in value]}
+            return {"value": [s.id for s in value], "fip_name": self._fip_name}
+        if key == "pair-fip":
+            return {"value": None if value is None else value.id}
         return {"value": value}         # plain JSON values (the unit tests' keys)
 
     def _load(self, key: str, record: dict) -> tuple[object, BaseException | None]:
@@ -315,7 +345,10 @@ class RunShared(Shared):
             if key in ("pair", "pair-boot"):
                 servers = [self.conn.compute.get_server(i) for i in value]
                 self._created = list(servers)
+                self._fip_name = record.get("fip_name")
                 return servers, None
+            if key == "pair-fip" and value is not None:
+                return self.conn.network.get_ip(value), None
         except Exception as exc:    # a reader's failure (a 503, a reset) is not the maker's: not kept, asked again
             raise RereadFailed(f"ressource partagée du run « {key} » : relecture par id impossible : {exc}") from exc
         return value, None
@@ -367,7 +400,7 @@ class RunShared(Shared):
         with self._making():
             state = self._read()
             if (self.directory / self.HELD).exists():
-                for key in ("pair", "pair-boot"):
+                for key in ("pair", "pair-boot", "pair-fip"):
                     state["made"].pop(key, None)
                 state["generation"] = state.get("generation", 0) + 1
                 self._write(state)
@@ -375,9 +408,9 @@ class RunShared(Shared):
                          "(interrompu, ou son nettoyage n'a pas abouti) : une nouvelle paire est démarrée")
             if state.get("generation", 0) != self._generation:
                 with self._lock:
-                    for key in ("pair", "pair-boot"):
+                    for key in ("pair", "pair-boot", "pair-fip"):
                         self._made.pop(key, None)
-                    self._created = []
+                    self._created, self._fip_name = [], None
                 self._generation = state.get("generation", 0)
 
     def _release(self, clean: bool = True) -> None:

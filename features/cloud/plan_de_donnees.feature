@@ -7,10 +7,13 @@ Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottant
 
   Les instances que les scénarios ne font que lire (se connecter, lire les metadata, recevoir une IP
   flottante) sont les deux instances du run, démarrées une fois avec la paire de clés du run et dans son
-  groupe « SSH seul » ; chaque scénario leur donne sa propre IP flottante, retirée à la fin. Ce qu'un
-  scénario modifie (les règles d'un groupe) est à lui seul ; une instance qui doit être membre d'un groupe
-  du scénario est l'une des deux du run, dont le port n'a plus que ce groupe jusqu'à la fin du scénario,
-  qui lui rend alors ses groupes.
+  groupe « SSH seul ». La première garde pour tout le run une IP flottante du run ; avant de s'en servir,
+  chaque scénario vérifie qu'elle mène au port de cette instance et que SSH par elle arrive bien sur
+  l'adresse fixe de cette instance. Le scénario qui déplace l'IP flottante déplace celle-là et la rend à
+  la première instance à la fin ; la seconde instance, quand il faut y entrer, reçoit une IP flottante
+  propre au scénario, retirée à la fin. Ce qu'un scénario modifie (les règles d'un groupe) est à lui
+  seul ; une instance qui doit être membre d'un groupe du scénario est l'une des deux du run, dont le port
+  n'a plus que ce groupe jusqu'à la fin du scénario, qui lui rend alors ses groupes.
 
   Contexte:
     Étant donné la paire de clés du run, importée depuis une clé générée ici
