@@ -186,7 +186,9 @@ class Observer:
     kind: "tiny" (popek's initramfs image, which says each step on its console) or "cloud-init";
     address: the floating IP (for the messages); health: the dead component the cloud's health records
     name now (stuck.health_word, admin), None when they name none or cannot be read: a port left unwired
-    by a dead L2 agent or neutron-rpc-server gets no lease either, and that is not the DHCP agent's fault."""
+    by a dead L2 agent or neutron-rpc-server gets no lease either, and that is not the DHCP agent's fault;
+    host_firewall: which chains of this host's own firewall drop its traffic with the floating IP
+    (host_firewall_drops), None when none does or that cannot be traced: asked once, before blaming L3/NAT."""
     ssh: Callable[[], str]
     console: Callable[[], str]
     status: Callable[[], tuple[str, str]]
@@ -196,6 +198,7 @@ class Observer:
     health: Callable[[], Optional[str]] = lambda: None
     host_route: Callable[[], Optional[str]] = lambda: None
     metadata_refusals: Callable[[], list] = lambda: []
+    host_firewall: Callable[[], Optional[str]] = lambda: None
 
 
 def _quote(lines) -> str:
@@ -245,6 +248,10 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
     if since_ready is not None and since_ready > SSH_GRACE and last_ssh != "key-refused":
         fixed = obs.fixed_answers()
         where = f"l'instance est prête depuis {since_ready:.0f} s (console : {_quote(seen.lines[-2:])})"
+        wall = obs.host_firewall()  # this host's own firewall, traced: conclusive before any cloud component
+        if wall:
+            return Unreachable("host-firewall", f"l'IP flottante {obs.address} ne répond pas en SSH : {wall} ; {where} ; "
+                                                "d'après cette preuve, c'est cet hôte qui bloque, pas le cloud")
         if fixed is True:
             return Unreachable("l3", f"l'IP flottante {obs.address} ne mène pas à l'instance (L3/NAT) : son adresse "
                                      f"fixe {seen.lease} répond sur le port 22 depuis l'espace de noms DHCP ; {where}")
@@ -370,6 +377,95 @@ def host_route_conflict(address: str, bridges: list[str], routes: Optional[list]
             f"l'hôte qui chevauche le réseau externe du cloud)")
 
 
+#: One trace line of `nft monitor trace`: "trace id ID FAMILY TABLE CHAIN (packet: …|rule … (verdict X)|policy X)".
+_TRACE_LINE = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
+
+
+def trace_drops(text: str, own_table: str) -> list[dict]:
+    """The drops in `text` (`nft monitor trace` output) of the packets that popek's table `own_table` marked
+    for tracing: [{"table": "inet ownerfw", "chain": "output", "how": "rule … (verdict drop)" or "policy drop",
+    "packet": "tcp"/"icmp"/…}], in the order they happened. Packets another tracer marked are ignored."""
+    ours, proto, drops = set(), {}, []
+    for line in text.splitlines():
+        m = _TRACE_LINE.match(line.strip())
+        if not m:
+            continue
+        tid, family, table, chain, rest = m.groups()
+        if table == own_table:
+            ours.add(tid)
+        if tid not in ours:
+            continue
+        if rest.startswith("packet:"):
+            p = re.search(r"\bip protocol (\S+)", rest)
+            proto.setdefault(tid, p.group(1) if p else "?")
+        elif table != own_table and (re.search(r"\(verdict (drop|reject)\)\s*$", rest) or re.match(r"policy drop\b", rest)):
+            how = re.sub(r" counter packets \d+ bytes \d+", " counter", rest.strip())  # the same rule, each time
+            drops.append({"table": f"{family} {table}", "chain": chain, "how": how, "packet": proto.get(tid, "?")})
+    return drops
+
+
+def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5) -> Optional[str]:
+    """Which chains of this host's own firewall (nftables, iptables-nft) drop its traffic with `address` (a
+    floating IP), in French; None when none does, or when that cannot be traced from here (not root, no nft).
+
+    One TCP connection attempt to `port` and one ping, traced through netfilter: a table of popek's own, made
+    for the moment and deleted afterwards (`inet popek-trace-<pid>`), marks the packets to and from `address`
+    (`meta nftrace`) before any other chain sees them, and `nft monitor trace` says which chain's rule or
+    policy dropped them. Nothing of the host's tables is read or changed. iptables-legacy is not seen."""
+    import os
+    import socket
+    import tempfile
+
+    if os.geteuid() != 0 or _stdout(["nft", "--version"]) is None:
+        return None
+    table = f"popek-trace-{os.getpid()}"
+    script = (f"table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n"
+              f"  chain out {{\n    type filter hook output priority -350;\n    ip daddr {address} meta nftrace set 1\n  }}\n"
+              f"  chain pre {{\n    type filter hook prerouting priority -350;\n    ip saddr {address} meta nftrace set 1\n  }}\n}}\n")
+    with tempfile.TemporaryFile("w+") as out:
+        try:
+            monitor = subprocess.Popen(["nft", "monitor", "trace"], stdout=out, stderr=subprocess.DEVNULL)
+        except OSError:
+            return None
+        try:
+            time.sleep(0.3)  # the monitor subscribes before the first traced packet
+            if subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
+                              timeout=10).returncode != 0:
+                return None
+            try:
+                socket.create_connection((address, port), timeout=timeout).close()
+            except OSError:
+                pass
+            try:
+                subprocess.run(["ping", "-n", "-c", "1", "-W", "1", address], capture_output=True, timeout=5)
+            except (OSError, subprocess.SubprocessError):  # no ping here: the TCP attempt alone
+                pass
+            time.sleep(0.3)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        finally:
+            subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=10)
+            monitor.terminate()
+            try:
+                monitor.wait(5)
+            except subprocess.TimeoutExpired:
+                monitor.kill()
+                monitor.wait()
+        out.seek(0)
+        drops = trace_drops(out.read(), table)
+    if not drops:
+        return None
+    packets: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
+    for d in drops:
+        kinds = packets.setdefault(f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]}", [])
+        if d["packet"] not in kinds:
+            kinds.append(d["packet"])
+    seen = [f"{where} (paquet{'s' if len(kinds) > 1 else ''} {', '.join(kinds)})" for where, kinds in packets.items()]
+    whose = ("la clôture de popek" if all(d["table"] == "inet popek" for d in drops)
+             else "le pare-feu de cet hôte (nftables/iptables, pas celui du cloud)")
+    return f"{whose} jette le trafic entre cet hôte et {address} — " + " ; ".join(seen[:3])
+
+
 def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
     """Facts on the way from this host to floating IP `fip` (DNATed by router `router_id` to `fixed`, the
     port whose MAC is `port_mac`), read where popek runs on the cloud's network node: which MAC this host
@@ -406,6 +502,7 @@ def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:
     facts["host_pings_fip"] = traffic.ping(fip, 2)
     after = _fence_refused()
     facts["fence_refused_during_ping"] = None if before is None or after is None else after - before
+    facts["host_firewall"] = host_firewall_drops(fip)
     facts["router"], facts["fip"], facts["fixed"], facts["port_mac"] = ours, fip, fixed, port_mac
     return facts
 
@@ -524,6 +621,8 @@ def fip_findings(facts: dict) -> list[str]:
     if seen and facts["port_mac"] and facts["port_mac"].lower() not in [s.lower() for s in seen]:
         said.append(f"le routeur envoie {fixed} à la MAC {seen[0]}, pas à celle du port ({facts['port_mac']}) : "
                     f"entrée ARP du routeur périmée")
+    if facts.get("host_firewall"):
+        said.insert(0, facts["host_firewall"])
     refused = facts.get("fence_refused_during_ping")
     if refused:
         said.append(f"pendant un ping de {fip}, la clôture de popek (nft table inet popek) a refusé {refused} "

@@ -143,7 +143,8 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         kind="tiny" if (image.properties or {}).get(compute.TINY_MARKER) else "cloud-init", address=address,
         health=lambda: health_word(admin),
         host_route=lambda: diagnosis.host_route_conflict(address, connection.embedded_external_bridges()),
-        metadata_refusals=lambda: md_log.lines(diagnosis.METADATA_FORBIDDEN))
+        metadata_refusals=lambda: md_log.lines(diagnosis.METADATA_FORBIDDEN),
+        host_firewall=lambda: diagnosis.host_firewall_drops(address))
 
 
 def health_word(admin) -> Optional[str]:
