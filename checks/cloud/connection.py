@@ -400,6 +400,9 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
             raise CloudUnavailable(f"{exc} ; {' ; '.join(behind)}", exc.named) from None
         raise
     access = conn.session.auth.get_access(conn.session)
+    mismatch = catalog_mismatch(access.service_catalog.catalog, region.region_name, region.config.get("interface"))
+    if mismatch:    # every API call would fail with the SDK's "not present in the service catalog"
+        raise CloudUnavailable(f"{choice.describe()} : {mismatch}", choice.named)
     roles = sorted(access.role_names or [])
     cloud = Cloud(conn=conn, choice=choice, auth=auth_fields(region.config.get("auth", {}) or {}), roles=roles,
                   embedded_root=embedded_yaml.parent if is_embedded else None)
@@ -417,6 +420,31 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         cloud.admin_reason = (f"les identifiants ({choice.describe()}) n'ont pas le rôle admin "
                               f"(rôles : {', '.join(roles) or 'aucun'})")
     return cloud
+
+
+def catalog_mismatch(services: list, region_name: Optional[str], interface: Optional[str]) -> Optional[str]:
+    """Why no API of the cloud can be reached with the entry's `region_name` and `interface` (clouds.yaml,
+    OS_REGION_NAME, OS_INTERFACE), in French, from the token's catalog (Keystone v3's `services`, each with
+    `endpoints` [{interface, region_id, url}]); None when at least one endpoint matches both. A region or
+    an interface the catalog does not have is the user's setting, not a fault of the cloud: the `openstack`
+    client fails on every command the same way ("… not present in the service catalog")."""
+    endpoints = [e for s in services or [] for e in (s.get("endpoints") or []) if isinstance(e, dict)]
+    if not any("interface" in e for e in endpoints):
+        return None     # an empty or unscoped catalog: the scenarios that read it say so
+    def where(e):
+        return e.get("region_id") or e.get("region")
+    regions = sorted({where(e) for e in endpoints} - {None})
+    if region_name and region_name not in regions:
+        return (f"la région « {region_name} » (region_name / OS_REGION_NAME) n'est pas dans le catalogue de ce "
+                f"cloud ; ses régions : {', '.join(regions) or 'aucune'}")
+    wanted = (interface or "public").lower()
+    wanted = wanted[:-3] if wanted.endswith("url") else wanted      # v2 spelling "internalURL"
+    here = sorted({e.get("interface") for e in endpoints if not region_name or where(e) == region_name} - {None})
+    if wanted not in here:
+        place = f" dans la région « {region_name} »" if region_name else ""
+        return (f"aucune adresse « {wanted} » (interface / OS_INTERFACE) dans le catalogue de ce cloud{place} ; "
+                f"il a : {', '.join(here)}")
+    return None
 
 
 def _same_auth_url(region, embedded_yaml: Path, entry: str) -> bool:
