@@ -29,14 +29,15 @@ def member():
 
 @pytest.fixture
 def home(tmp_path, member):
-    """(HOME, env): a user clouds.yaml with "mine" (unreachable) and "nopw" (the embedded member without
-    its password); no OS_* variable; the embedded cloud's state where it is."""
+    """(HOME, env): a user clouds.yaml with "mine" (unreachable), "nopw" (the embedded member without
+    its password) and "region2" (the member in a region the catalog lacks); no OS_* variable; the embedded
+    cloud's state where it is."""
     user_dir = tmp_path / ".config" / "openstack"
     user_dir.mkdir(parents=True)
     nopw = {**member, "auth": {k: v for k, v in member["auth"].items() if k != "password"}}
     (user_dir / "clouds.yaml").write_text(yaml.safe_dump({"clouds": {
         "mine": {"auth": {"auth_url": "http://127.0.0.1:9/v3", "username": "me", "password": "x", "project_name": "p"}},
-        "nopw": nopw}}))
+        "nopw": nopw, "region2": {**member, "region_name": "RegionTwo"}}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(HOME=str(tmp_path), POPEK_HOME=str(paths.state_home()))
     return tmp_path, env
@@ -82,6 +83,7 @@ def test_an_entry_without_password_takes_os_password(home, member, how):
 
 @pytest.mark.parametrize("cloud, text, expected", [
     ("mine", None, "injoignable"),
+    ("region2", None, "la région « RegionTwo » (region_name / OS_REGION_NAME) n'est pas dans le catalogue"),
     ("x", "clouds: {x: 5}\n", "entrée « x »"),
     ("x", "clouds:\n  x:\n    auth_type: nosuchplugin\n    auth: {auth_url: 'http://127.0.0.1:9/v3'}\n", "auth_type"),
 ])
