@@ -59,7 +59,7 @@ from popek.checks.localcloud import apt, bootstrap, images, install, ovs_conntra
 from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
-from popek.checks.localcloud.services import Service
+from popek.checks.localcloud.services import Service, nova_compute_argv
 from popek.checks.localcloud.state import HOST, PORTS, CloudState
 
 #: Debian packages of the dataplane (installed on demand by `prepare`, as root).
@@ -735,7 +735,7 @@ def services(state: CloudState) -> list[Service]:
             state.python, str(L3_GUARD_SCRIPT), state.bin("neutron-l3-agent"), *conf("l3_agent.ini")]),
         agent("neutron-metadata-agent", "metadata_agent.ini"),
         # nova-compute talks to libvirtd and (through os-vif and libvirt) to our OVS
-        Service("nova-compute", [state.bin("nova-compute"), "--config-file", str(state.etc("nova") / "nova.conf")],
+        Service("nova-compute", nova_compute_argv(state, ["--config-file", str(state.etc("nova") / "nova.conf")]),
                 env=env, log=str(state.log("nova-compute")), stage=3),
     ]
 

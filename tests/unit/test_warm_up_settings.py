@@ -1,0 +1,48 @@
+"""nova-compute's launcher (checks/localcloud/novacompute.py): nova's first heartbeat delay made 0 before nova-compute's
+own main runs, with nova-compute's program name and arguments; the process table starts nova-compute through it.
+A stand-in `nova` package (no cloud): the real one runs in CI's embedded cloud (`up` waits for its heartbeat)."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from popek.checks.localcloud import config, dataplane, services
+from popek.checks.localcloud.state import CloudState
+
+
+def test_the_first_heartbeat_is_not_delayed_and_nova_compute_gets_its_argv(tmp_path):
+    lib = tmp_path / "lib" / "nova"
+    for sub in ("", "cmd", "servicegroup"):
+        (lib / sub).mkdir(parents=True, exist_ok=True)
+        (lib / sub / "__init__.py").write_text("")
+    (lib / "servicegroup" / "api.py").write_text("INITIAL_REPORTING_DELAY = 5\n")
+    (lib / "cmd" / "compute.py").write_text(textwrap.dedent('''
+        import sys
+        from nova.servicegroup import api
+        def main():
+            print(api.INITIAL_REPORTING_DELAY, sys.argv[0].rsplit("/", 1)[-1], " ".join(sys.argv[1:]))
+            return 7
+    '''))
+    done = subprocess.run([sys.executable, "-P", str(services.NOVA_COMPUTE_SCRIPT), "--config-file", "/x/nova.conf"],
+                          env={"PYTHONPATH": str(tmp_path / "lib")}, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 7, done.stderr  # nova-compute's own exit status
+    assert done.stdout.split() == ["0", "nova-compute", "--config-file", "/x/nova.conf"]
+
+
+def test_both_modes_start_nova_compute_through_the_launcher(tmp_path):
+    st = CloudState(tmp_path / "cloud")
+    for table in (services.core_services(st), dataplane.services(st)):
+        compute = next(s for s in table if s.name == "nova-compute")
+        assert compute.argv[:3] == [st.python, "-P", str(services.NOVA_COMPUTE_SCRIPT)]
+        assert compute.argv[3:] == ["--config-file", str(st.etc("nova") / "nova.conf")]
+        assert Path(compute.argv[2]).is_file()
+
+
+def test_keystones_cache_is_in_its_one_process_and_expires(tmp_path):
+    st = CloudState(tmp_path / "cloud")
+    cfg = config.generate(st)
+    cache = cfg["keystone/keystone.conf"]["cache"]
+    assert cache["enabled"] is True and cache["backend"] == "oslo_cache.dict"  # expired entries dropped at each write
+    assert cache["backend_argument"] == f"expiration_time:{cache['expiration_time']}" and cache["expiration_time"] > 0
+    gunicorn = cfg["keystone/gunicorn-keystone/gunicorn.conf.py"][""]
+    assert gunicorn["workers"] == 1 and "threads" not in gunicorn  # ONE process holds the cache
