@@ -10,6 +10,21 @@ def external_network(conn):
     return next(iter(conn.network.networks(is_router_external=True)), None)
 
 
+def floating_ip_quota_reason(conn) -> str | None:
+    """Why this project can have no floating IP at all (French): its Neutron quota of floating IPs is 0,
+    the operator's choice for this project, not a fault of the cloud. None otherwise, or when the quota
+    cannot be read (a policy that hides it: the scenarios then meet Neutron's own answer)."""
+    try:
+        quota = conn.network.get_quota(conn.current_project_id, details=True)
+        limit = (quota.floating_ips or {}).get("limit") if isinstance(quota.floating_ips, dict) else quota.floating_ips
+    except Exception:  # policy, an older Neutron without /details: not known, not a reason
+        return None
+    if limit == 0:
+        return ("le quota d'IP flottantes de ce projet est 0 (Neutron, quota floatingip) : aucune IP flottante "
+                "ne peut y être créée")
+    return None
+
+
 def routed_network(conn, ledger, external, cidr: str = "10.78.0.0/24"):
     """A new network + subnet, and a router from it to `external` (so its ports can get floating IPs)."""
     net = compute.create_network(conn, ledger, cidr)

@@ -1,9 +1,9 @@
 """Does this cloud have a dataplane (real guests, real traffic), or only APIs? Decided honestly:
 
 1. with admin credentials, the hypervisor types Nova reports (`fake` = Nova's test driver: no guest runs);
-2. as a member, what a probe instance prints on its console (Nova's fake driver returns a canned
-   "FAKE CONSOLE OUTPUT"; a real guest prints its kernel's boot log);
-3. floating IPs need an external network.
+2. floating IPs need an external network, and a project whose floating-IP quota is not 0;
+3. as a member, what a probe instance prints on its console (Nova's fake driver returns a canned
+   "FAKE CONSOLE OUTPUT"; a real guest prints its kernel's boot log): booted only when 2 leaves it open.
 """
 from __future__ import annotations
 
@@ -63,10 +63,11 @@ def dataplane_reason(cloud) -> Optional[str]:
         reason = hypervisor_reason(hypervisor_types(cloud.admin), hypervisor_types(cloud.admin, up_only=False))
         if reason:
             return reason
-    else:
-        reason = _probe_console(cloud)
-        if reason:
-            return reason
     if network.external_network(cloud.conn) is None:
         return "pas de réseau externe : pas d'IP flottante pour joindre les instances depuis l'hôte"
+    quota = network.floating_ip_quota_reason(cloud.conn)
+    if quota:
+        return f"{quota} : pas d'IP flottante pour joindre les instances depuis l'hôte"
+    if cloud.admin is None:     # the API answers first; a probe instance only when they leave the question open
+        return _probe_console(cloud)
     return None

@@ -53,3 +53,36 @@ def test_a_probe_refused_by_policy_stays_a_reason(monkeypatch):
     cloud, fails = _cloud(sdk_exc.ForbiddenException("policy", http_status=403))
     monkeypatch.setattr(probe, "dataplane_reason", fails)
     assert "plan de données impossible à établir : ForbiddenException" in needs.need_dataplane(cloud)
+
+
+def _quota_conn(floating_ips=None, error=None):
+    def get_quota(project_id, details=False):
+        assert details and project_id == "p1"
+        if error:
+            raise error
+        return types.SimpleNamespace(floating_ips=floating_ips)
+    return types.SimpleNamespace(current_project_id="p1", network=types.SimpleNamespace(get_quota=get_quota))
+
+
+def test_a_floating_ip_quota_of_zero_is_a_reason_not_a_failure():
+    """hX, 2026-12-07: a fresh member project with Neutron's floatingip quota at 0 had both C24 scenarios
+    ÉCHEC ("409 … Quota exceeded for resources: ['floatingip']") on a healthy cloud; the operator gave that
+    project no floating IP: IGNORÉ with that reason. A quota that is merely used up stays Neutron's answer."""
+    from popek.checks.cloud import network
+
+    assert "quota d'IP flottantes de ce projet est 0" in network.floating_ip_quota_reason(
+        _quota_conn({"limit": 0, "used": 0, "reserved": 0}))
+    assert network.floating_ip_quota_reason(_quota_conn({"limit": 50, "used": 1, "reserved": 0})) is None
+    assert network.floating_ip_quota_reason(_quota_conn({"limit": -1, "used": 3, "reserved": 0})) is None
+    assert network.floating_ip_quota_reason(_quota_conn(error=PermissionError("policy"))) is None
+
+
+def test_the_dataplane_reason_names_the_quota_before_booting_a_probe(monkeypatch):
+    """A member on a cloud whose project has no floating IP: the reason comes from the API alone, no probe
+    instance is booted for a question the quota already answers."""
+    from popek.checks.cloud import network, probe
+
+    monkeypatch.setattr(network, "external_network", lambda conn: object())
+    monkeypatch.setattr(probe, "_probe_console", lambda cloud: pytest.fail("probe instance booted"))
+    cloud = types.SimpleNamespace(admin=None, conn=_quota_conn({"limit": 0, "used": 0, "reserved": 0}))
+    assert probe.dataplane_reason(cloud).endswith("pas d'IP flottante pour joindre les instances depuis l'hôte")
