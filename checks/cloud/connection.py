@@ -320,6 +320,11 @@ def explain_auth_failure(exc: BaseException, auth_url: str, user: str) -> str:
         if isinstance(seen, ks.SSLError):
             return f"erreur TLS en contactant Keystone à {auth_url}"
         if isinstance(seen, ks.HttpError):
+            for part, names in (("user", "OS_USER_DOMAIN_NAME ou OS_USER_DOMAIN_ID (user_domain_name)"),
+                                ("project", "OS_PROJECT_DOMAIN_NAME ou OS_PROJECT_DOMAIN_ID (project_domain_name)")):
+                if f"Expecting to find domain in {part}" in str(seen.message):
+                    return (f"Keystone v3 ({auth_url}) refuse (HTTP {seen.http_status}) : il lui faut le domaine "
+                            f"{'de l’utilisateur' if part == 'user' else 'du projet'} ({names}, souvent « Default »)")
             return f"Keystone répond {seen.http_status} à {auth_url} : {seen.message}"
         seen = seen.__cause__ or seen.__context__
     return f"authentification impossible à {auth_url} : {type(exc).__name__}"

@@ -191,3 +191,15 @@ def test_an_internal_only_catalog_refuses_the_public_interface():
     assert "aucune adresse « public »" in connection.catalog_mismatch(only_internal, None, None)
     assert connection.catalog_mismatch(only_internal, None, "internal") is None
     assert connection.catalog_mismatch([], "RegionTwo", None) is None     # no catalog: said by the scenarios
+
+
+@pytest.mark.parametrize("part, names", [("user", "OS_USER_DOMAIN_NAME"), ("project", "OS_PROJECT_DOMAIN_NAME")])
+def test_keystone_asking_for_a_domain_says_which_variable(part, names):
+    """hX, 2026-12-07: an openrc with OS_PROJECT_ID and no user domain gave Keystone's English 400 in full;
+    the line now names the variable Keystone v3 needs."""
+    from keystoneauth1 import exceptions as ks
+
+    exc = ks.BadRequest(message=f"Expecting to find domain in {part}. The server could not comply with the "
+                                "request since it is either malformed or otherwise incorrect.", http_status=400)
+    said = connection.explain_auth_failure(exc, "http://k/v3", "u")
+    assert said.startswith("Keystone v3 (http://k/v3) refuse (HTTP 400) : il lui faut le domaine") and names in said
