@@ -110,10 +110,49 @@ def test_the_qemu_hook_is_valid_sh_and_finds_every_guest_tap(state):
     text = dataplane.qemu_hook_text(state, seconds=1)
     assert subprocess.run(["sh", "-n"], input=text, text=True).returncode == 0
     line = next(l for l in text.splitlines() if l.startswith("taps="))
-    out = subprocess.run(["sh", "-c", line + '\nprintf "%s\\n" $taps'], input=DOMAIN_XML, text=True,
+    out = subprocess.run(["sh", "-c", 'xml=$(cat)\n' + line + '\nprintf "%s\\n" $taps'], input=DOMAIN_XML, text=True,
                          capture_output=True).stdout.split()
     assert out == ["tap5adb3aee-21", "tap0123456789a-bc"]
     assert str(state.log("tap-repair")) in text
+
+
+def _autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+@pytest.mark.parametrize("vcpus, boosted", [(2, True), (1, False)])
+def test_the_qemu_hook_boots_a_multi_vcpu_guest_at_a_higher_priority_then_gives_it_back(state, vcpus, boosted):
+    """The hook, run as libvirt runs it at a guest's start, on a real process standing for that guest's QEMU
+    (its own session, so its own scheduler autogroup; its command line names the domain as libvirt's -name
+    does, its pid in libvirt's pid file): a guest of 2 vCPUs gets BOOST_NICE, then its nice back after the
+    boost; a 1-vCPU guest is left as it was."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    if not Path("/proc/self/autogroup").exists():
+        pytest.skip("no scheduler autogroups in this kernel")
+    qemu = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "guest=instance-dom,debug-threads=on"],
+                            start_new_session=True)
+    try:
+        pids = dataplane.libvirt_dir(state, "run") / "qemu"
+        pids.mkdir(parents=True)
+        (pids / "instance-dom.pid").write_text(f"{qemu.pid}\n")
+        hook = state.root / "qemu-hook"
+        hook.write_text(dataplane.qemu_hook_text(state, 1, boost=2))
+        xml = DOMAIN_XML.replace("<devices>", f"<vcpu placement='static'>{vcpus}</vcpu><devices>")
+        before = _autogroup_nice(qemu.pid)
+        subprocess.run(["sh", str(hook), "instance-dom", "started", "begin", "-"], input=xml, text=True, timeout=10,
+                       check=True, capture_output=True)
+        if boosted and os.geteuid() != 0:
+            pytest.skip("raising a priority needs CAP_SYS_NICE")
+        assert _autogroup_nice(qemu.pid) == (dataplane.BOOST_NICE if boosted else before)
+        time.sleep(3 if boosted else 0)
+        assert _autogroup_nice(qemu.pid) == before  # the boost is over: the nice it had
+    finally:
+        qemu.kill()
+        qemu.wait()
 
 
 def test_the_qemu_hook_ignores_other_operations(state):
