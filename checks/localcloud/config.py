@@ -27,11 +27,14 @@ SHIPPED = {"nova/api-paste.ini": "nova/api-paste.ini", "neutron/api-paste.ini": 
 NOVA_APIS_MODULE = "popek_novaapis"
 #: neutron's API with selectin loads for its three subquery ones (neutronapi.py), beside its gunicorn.conf.py.
 NEUTRON_API_MODULE = "popek_neutronapi"
+#: keystone's application with SQLite's foreign keys enforced (keystoneapi.py), beside its gunicorn.conf.py.
+KEYSTONE_API_MODULE = "popek_keystoneapi"
 #: gunicorn threads of a worker that serves several APIs (nova-api: the compute and the metadata API).
 MULTI_API_THREADS = 4
 #: Gunicorn apps: name -> (config dir, WSGI callable, port keys: gunicorn binds each, the first is the app's own).
 WSGI_APPS = {
-    "keystone": ("keystone", "keystone.wsgi.api:application", ("keystone",)),
+    # keystone's own application, its SQLite connections enforcing the schema's foreign keys (keystoneapi.py)
+    "keystone": ("keystone", f"{KEYSTONE_API_MODULE}:load()", ("keystone",)),
     "glance-api": ("glance", "glance.wsgi.api:application", ("glance",)),
     "placement-api": ("placement", "placement.wsgi.api:application", ("placement",)),
     # the compute API and the metadata API, each on its own port, dispatched by the port that accepted the
@@ -98,14 +101,11 @@ def generate(state: CloudState) -> Config:
         "fernet_receipts": {"key_repository": str(state.etc("keystone") / "fernet-keys")},
         "credential": {"key_repository": str(state.etc("keystone") / "credential-keys")},
         "oslo_messaging_notifications": noop,
-        # keystone's own cache (tokens, roles, catalog) in its process: measured, keystone's CPU in a warm `up`
-        # 6.6-6.9 -> 3.2 s (the services' first tokens are validated again and again while the cloud starts).
-        # In-process is right for ONE keystone process only (its invalidations are in-process): one gunicorn
-        # worker, as every WSGI app here. oslo.cache's dict backend drops expired entries at each write
-        # (expiration_time, keystone's 600 s), so the cache does not grow with the cloud's age as dogpile's
-        # memory backend would (one entry per token ever validated).
-        "cache": {"enabled": True, "backend": "oslo_cache.dict", "backend_argument": "expiration_time:600",
-                  "expiration_time": 600},
+        # no [cache] for keystone (tried in 5ebb8b1, not kept): oslo.cache's in-process backends hand out the
+        # cached object itself (oslo_cache.dict's get returns the very list that was set: checked), so any
+        # keystone code that edits a result it read would edit the cache for every later request; keystone is
+        # run with memcached, which copies. Its gain, keystone's CPU in a warm `up` 6.6 -> 3.2 s, did not show
+        # in the up's wall time beyond the spread (2026-12-07: 42.9-48.0 s without it, 43.3-52.8 s with it).
         # bcrypt's cost 12 (keystone's default) made each password login 0.33 s of the one keystone worker's
         # CPU here, and an `up` makes 21 of them (every service's first token, popek's own): 7 s, in series.
         # Every password of this cloud is drawn at random (secrets.json, 144 bits), where the cost adds
@@ -334,12 +334,18 @@ def neutron_api_path(state: CloudState) -> Path:
     return state.etc("neutron") / "gunicorn-neutron-api" / f"{NEUTRON_API_MODULE}.py"
 
 
+def keystone_api_path(state: CloudState) -> Path:
+    """Where keystone's gunicorn imports KEYSTONE_API_MODULE from."""
+    return state.etc("keystone") / "gunicorn-keystone" / f"{KEYSTONE_API_MODULE}.py"
+
+
 def copy_shipped(state: CloudState) -> None:
     """Copy the paste files shipped in the wheels (under <venv>/etc) next to the generated configs,
     link cinder.conf where cinder's WSGI application looks for it (see CINDER_HOME), and put nova's
-    two-API module and neutron's API module in their gunicorn directories (on their sys.path: gunicorn's
-    working directory)."""
-    for path, source in ((nova_apis_path(state), "novaapis.py"), (neutron_api_path(state), "neutronapi.py")):
+    two-API module, neutron's and keystone's API modules in their gunicorn directories (on their sys.path:
+    gunicorn's working directory)."""
+    for path, source in ((nova_apis_path(state), "novaapis.py"), (neutron_api_path(state), "neutronapi.py"),
+                         (keystone_api_path(state), "keystoneapi.py")):
         path.parent.mkdir(parents=True, exist_ok=True)
         text = Path(__file__).with_name(source).read_text()
         if not path.exists() or path.read_text() != text:

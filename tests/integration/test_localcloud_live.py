@@ -165,6 +165,23 @@ def test_swift_put_then_get(member):
         _cleanup(member.object_store.delete_container, container)
 
 
+def test_application_credentials_can_be_made_again_after_one_is_deleted(member):
+    """keystone on SQLite enforces its schema's ON DELETE CASCADE (keystoneapi.py): without it a deleted
+    application credential left its role rows, SQLite reused its internal id, and every later creation
+    failed with 409 "Duplicate entry" (seen 2026-12-07)."""
+    user = member.current_user_id
+    made = []
+    try:
+        for _ in range(2):
+            name = f"popek-it-{uuid.uuid4().hex[:8]}"
+            made.append(member.identity.create_application_credential(user, name=name))
+            member.identity.delete_application_credential(user, made[-1])
+    finally:
+        for cred in made:
+            _cleanup(member.identity.delete_application_credential, user, cred)
+    assert len(made) == 2 and made[0].id != made[1].id
+
+
 @pytest.mark.skipif(os.environ.get("POPEK_CLOUD_DOWN_TEST") != "1",
                     reason="arrêt du cloud partagé non demandé (POPEK_CLOUD_DOWN_TEST=1)")
 def test_down_leaves_no_process_then_up_again(cloud_state):

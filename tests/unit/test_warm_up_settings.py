@@ -38,11 +38,9 @@ def test_both_modes_start_nova_compute_through_the_launcher(tmp_path):
         assert Path(compute.argv[2]).is_file()
 
 
-def test_keystones_cache_is_in_its_one_process_and_expires(tmp_path):
+def test_keystone_has_no_in_process_cache(tmp_path):
+    """oslo.cache's in-process backends give keystone the cached objects themselves (not copies): not used."""
     st = CloudState(tmp_path / "cloud")
     cfg = config.generate(st)
-    cache = cfg["keystone/keystone.conf"]["cache"]
-    assert cache["enabled"] is True and cache["backend"] == "oslo_cache.dict"  # expired entries dropped at each write
-    assert cache["backend_argument"] == f"expiration_time:{cache['expiration_time']}" and cache["expiration_time"] > 0
-    gunicorn = cfg["keystone/gunicorn-keystone/gunicorn.conf.py"][""]
-    assert gunicorn["workers"] == 1 and "threads" not in gunicorn  # ONE process holds the cache
+    cache = cfg["keystone/keystone.conf"].get("cache", {})
+    assert not cache.get("enabled") or cache.get("backend") not in ("oslo_cache.dict", "dogpile.cache.memory")
