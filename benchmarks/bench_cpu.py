@@ -40,6 +40,16 @@ HZ = os.sysconf("SC_CLK_TCK")
 HTTPLOG = re.compile(r"(-?\d+)/(-?\d+)/(-?\d+)/(-?\d+)/(\d+) (\d{3}) .*\"(\w+) (\S+)")
 
 
+def append_run(name: str, label, cmd, **fields) -> Path:
+    """Add one run (its label, the date, the command and `fields`) to benchmarks/results/NAME.json."""
+    out = HERE / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    runs = json.loads(out.read_text()) if out.exists() else []
+    runs.append({"label": label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cmd": cmd, **fields})
+    out.write_text(json.dumps(runs, indent=1))
+    return out
+
+
 def read_procs() -> dict:
     out = {}
     for entry in os.scandir("/proc"):
@@ -207,14 +217,9 @@ def main() -> int:
         for r in meta.get("slowest", []):
             print(f"  {time.strftime('%H:%M:%S', time.gmtime(r['t']))} Ta {r['Ta']} ms (Tw {r['Tw']}, Tc {r['Tc']}, "
                   f"Tr {r['Tr']}) {r['status']} {r['path']}")
-    out = HERE / "results" / "cpu.json"
-    out.parent.mkdir(exist_ok=True)
-    runs = json.loads(out.read_text()) if out.exists() else []
-    runs.append({"label": args.label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cmd": cmd,
-                 "rc": proc.returncode, "wall_s": wall, "host_busy_s": busy, "load": [load0[0], load1[0]],
-                 "loads": s.loads, "cpu_s": totals, "metadata": meta,
-                 "metadata_lines": [line for _, line in lines if "haproxy-metadata-proxy" in line][:2000]})
-    out.write_text(json.dumps(runs, indent=1))
+    append_run("cpu", args.label, cmd, rc=proc.returncode, wall_s=wall, host_busy_s=busy, load=[load0[0], load1[0]],
+               loads=s.loads, cpu_s=totals, metadata=meta,
+               metadata_lines=[line for _, line in lines if "haproxy-metadata-proxy" in line][:2000])
     return proc.returncode
 
 

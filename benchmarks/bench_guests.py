@@ -15,7 +15,6 @@ Writes benchmarks/results/guests.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from popek import paths
 
-from bench_cpu import HZ, read_procs  # the sibling benchmark: this directory is on sys.path
+from bench_cpu import HZ, append_run, read_procs  # the sibling benchmark: this directory is on sys.path
 
 HERE = Path(__file__).resolve().parent
 BOOT_TIME = time.time() - float(Path("/proc/uptime").read_text().split()[0])
@@ -136,13 +135,8 @@ def main() -> int:
         print(f"| {r['name']} | {r['flavor']}/{r['vcpus']} | {r['start_s']} | {r['life_s']}{'' if r['deleted'] else '+'} "
               f"| {r.get('ready_s', '-')} | {r.get('cpu_boot_s', '-')} | {r.get('cpu_after_s', '-')} ({r.get('after_s', '-')}) "
               f"| {r['cpu_s']} |")
-    out = HERE / "results" / "guests.json"
-    out.parent.mkdir(exist_ok=True)
-    runs = json.loads(out.read_text()) if out.exists() else []
-    runs.append({"label": args.label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cmd": cmd,
-                 "wall_s": end - t0, "load": [load0[0], load1[0]], "loads": loads, "guests": rows,
-                 "qemu_cpu_s": total})
-    out.write_text(json.dumps(runs, indent=1))
+    append_run("guests", args.label, cmd, wall_s=end - t0, load=[load0[0], load1[0]], loads=loads, guests=rows,
+               qemu_cpu_s=total)
     return proc.returncode if proc else 0
 
 

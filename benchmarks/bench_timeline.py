@@ -15,7 +15,6 @@ Writes benchmarks/results/timeline.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from popek import paths
 
-from bench_cpu import HZ, Sampler, read_procs  # siblings: this directory is on sys.path
+from bench_cpu import HZ, Sampler, append_run, read_procs  # siblings: this directory is on sys.path
 from bench_boot import milestones
 from bench_guests import describe
 
@@ -137,13 +136,8 @@ def main() -> int:
     for g in out_guests:
         print(f"  {g.get('name')} ({g.get('flavor')}/{g.get('vcpus')} vCPU) from {g['since']} s, autogroup "
               f"{g.get('autogroup')}: {g['milestones']}")
-    out = HERE / "results" / "timeline.json"
-    out.parent.mkdir(exist_ok=True)
-    runs = json.loads(out.read_text()) if out.exists() else []
-    runs.append({"label": args.label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cmd": cmd,
-                 "rc": proc.returncode, "wall_s": wall, "load": [load0[0], load1[0]], "samples": samples,
-                 "guests": out_guests, "lines": lines})
-    out.write_text(json.dumps(runs, indent=1))
+    append_run("timeline", args.label, cmd, rc=proc.returncode, wall_s=wall, load=[load0[0], load1[0]],
+               samples=samples, guests=out_guests, lines=lines)
     return proc.returncode
 
 
