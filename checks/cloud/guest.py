@@ -245,7 +245,20 @@ def run_fip_guest(conn, fip, access, server, image, group, attach: Attach, since
         attach("IP flottante du run remise sur l'instance", {
             "adresse": current.floating_ip_address, "menait au port": current.port_id,
             "port de l'instance": port.id})
-        current = network.associate(conn, current, port)
+        try:
+            current = network.associate(conn, current, port)
+        except Exception as exc:
+            from openstack import exceptions as sdk_exc
+            if not isinstance(exc, sdk_exc.ConflictException):
+                raise
+            try:
+                held = [f.floating_ip_address for f in conn.network.ips(port_id=port.id)]
+            except Exception:   # the message only: Neutron's refusal is the finding
+                held = []
+            raise AssertionError(f"l'IP flottante du run {current.floating_ip_address} ne peut pas revenir sur "
+                                 f"l'instance {server.name} : son port porte déjà l'IP flottante "
+                                 f"{', '.join(held) or '(aucune visible)'} (Neutron : une IP flottante par "
+                                 "adresse fixe)") from None
     found = reach_through(conn, current, access, server, image, group, attach, since=since, admin=admin)
     fixed = port.fixed_ips[0]["ip_address"]
     seen = []

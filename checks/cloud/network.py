@@ -72,11 +72,18 @@ def move(conn, ledger, fip, port, put_back: bool = True):
     """Point `fip` at `port`, which other floating IPs leave first (free_port); with `put_back`, `ledger` then
     points `fip` back where it led (the run's floating IP, given back to its server at the scenario's
     end, after the others went back: records are undone newest first). Returns the floating IP as
-    Neutron now shows it."""
+    Neutron now shows it. Without `put_back` (a scenario's own floating IP), `ledger` first takes `fip` off
+    its port: undone before the records of free_port, the port is free again when the others come back
+    (a scenario stopped between two moves would else put the run's floating IP back on a port that
+    `fip` still holds: 409, one floating IP per fixed address)."""
+    before = len(ledger.entries)
     free_port(conn, ledger, port, keep=fip)
     led = conn.network.get_ip(fip.id).port_id
     if put_back and led and led != port.id:
         ledger.record("floating_ip_port", fip.description or "", id=fip.id, port_id=led)
+    elif not put_back and (len(ledger.entries) > before or not any(
+            e.kind == "floating_ip_association" and e.id == fip.id and not e.done for e in ledger.entries)):
+        ledger.record("floating_ip_association", fip.description or "", id=fip.id)   # newer than free_port's
     return associate(conn, fip, port)
 
 

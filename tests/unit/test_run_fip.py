@@ -79,6 +79,27 @@ def test_a_scenario_s_own_floating_ip_takes_the_port_from_the_run_s_one_which_ge
     assert own.id not in conn.network.fips and _on(conn, run_fip.id) == "port-1"
 
 
+@pytest.mark.parametrize("moves", [1, 2])
+def test_a_scenario_stopped_between_its_moves_gives_the_run_s_floating_ip_back(monkeypatch, moves):
+    """hR F1: C24 (API) failing (or interrupted) after its first move: its own floating IP still held port 1
+    when the ledger put the run's one back there (409, 20 s of retries, 'nettoyage incomplet', the pair
+    replaced). Also when the second move had to take port 2 from another floating IP."""
+    monkeypatch.setattr(ledger_mod.time, "sleep", lambda s: None)
+    conn = _conn()
+    port1, port2 = conn.network.portmap["srv-1"], conn.network.portmap["srv-2"]
+    run_fip = network.associate(conn, conn.network.create_ip("ext", description="popek-0123abcd-run-fip-1"), port1)
+    other = network.associate(conn, conn.network.create_ip("ext", description="someone-else"), port2)
+    book = ledger_mod.Ledger(conn, PREFIX)
+    own = network.create_floating_ip(conn, book, NS(id="ext"))
+    network.move(conn, book, own, port1, put_back=False)
+    if moves == 2:
+        network.move(conn, book, own, port2, put_back=False)
+        assert (_on(conn, own.id), _on(conn, other.id)) == ("port-2", None)
+    assert book.cleanup() == []
+    assert own.id not in conn.network.fips
+    assert (_on(conn, run_fip.id), _on(conn, other.id)) == ("port-1", "port-2")
+
+
 def test_the_run_s_floating_ip_moved_by_a_scenario_goes_back_to_its_server():
     conn = _conn()
     port1, port2 = conn.network.portmap["srv-1"], conn.network.portmap["srv-2"]
@@ -119,6 +140,19 @@ def test_a_run_floating_ip_that_leads_elsewhere_is_put_back_and_said(monkeypatch
                          said.__setitem__, since="x")
     assert _on(conn, run_fip.id) == "port-1" and reached[0].port_id == "port-1"
     assert said["IP flottante du run remise sur l'instance"]["menait au port"] == "port-2"
+
+
+def test_a_run_floating_ip_that_cannot_come_back_names_the_one_on_the_port(monkeypatch):
+    """hR F8: another floating IP took the first server's port: a French verdict naming it, not the SDK's
+    English 409."""
+    conn = _conn()
+    run_fip = network.associate(conn, conn.network.create_ip("ext"), conn.network.portmap["srv-2"])
+    thief = network.associate(conn, conn.network.create_ip("ext"), conn.network.portmap["srv-1"])
+    _reach(monkeypatch, ["inet 10.78.0.11/24"])
+    with pytest.raises(AssertionError, match=rf"ne peut pas revenir sur l'instance s1 : son port porte déjà "
+                                             rf"l'IP flottante {thief.floating_ip_address}"):
+        guests.run_fip_guest(conn, run_fip, NS(private="k"), NS(id="srv-1", name="s1"), None, None,
+                             lambda *a: None, since="x")
 
 
 def test_a_run_floating_ip_in_place_is_used_without_a_write(monkeypatch):
