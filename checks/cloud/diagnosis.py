@@ -404,20 +404,52 @@ def trace_drops(text: str, own_table: str) -> list[dict]:
     return drops
 
 
-def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5) -> Optional[str]:
+def _stale_trace_tables(listing: Optional[str]) -> list[str]:
+    """The `inet popek-trace-<pid>` tables of `listing` (`nft -j list tables`) whose process is gone: left by
+    a host_firewall_drops killed (SIGKILL, OOM) between making its table and its `finally`."""
+    import json
+    import os
+
+    try:
+        items = json.loads(listing or "{}").get("nftables", [])
+    except ValueError:
+        return []
+    stale = []
+    for item in items:
+        t = item.get("table") if isinstance(item, dict) else None
+        m = re.fullmatch(r"popek-trace-(\d+)", (t or {}).get("name", ""))
+        if not m or t.get("family") != "inet":
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            stale.append(t["name"])
+        except (PermissionError, OverflowError):
+            pass
+    return stale
+
+
+def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, packets=None,
+                        owners_only: bool = False) -> Optional[str]:
     """Which chains of this host's own firewall (nftables, iptables-nft) drop its traffic with `address` (a
     floating IP), in French; None when none does, or when that cannot be traced from here (not root, no nft).
+    packets: the kinds of packets that count ("tcp", "icmp"…), None for all; owners_only: leave out the drops
+    of popek's own fence (`table inet popek`, which drops only unsolicited packets from the cloud: evidence
+    about the cloud, not a block of this host's traffic). A verdict on SSH asks ("tcp",), owners_only.
 
     One TCP connection attempt to `port` and one ping, traced through netfilter: a table of popek's own, made
     for the moment and deleted afterwards (`inet popek-trace-<pid>`), marks the packets to and from `address`
     (`meta nftrace`) before any other chain sees them, and `nft monitor trace` says which chain's rule or
-    policy dropped them. Nothing of the host's tables is read or changed. iptables-legacy is not seen."""
+    policy dropped them. Nothing of the host's tables is read or changed. iptables-legacy is not seen.
+    A trace table whose process is gone (killed before its `finally`) is deleted first."""
     import os
     import socket
     import tempfile
 
     if os.geteuid() != 0 or _stdout(["nft", "--version"]) is None:
         return None
+    for stale in _stale_trace_tables(_stdout(["nft", "-j", "list", "tables"])):
+        subprocess.run(["nft", "delete", "table", "inet", stale], capture_output=True, timeout=10)
     table = f"popek-trace-{os.getpid()}"
     script = (f"table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n"
               f"  chain out {{\n    type filter hook output priority -350;\n    ip daddr {address} meta nftrace set 1\n  }}\n"
@@ -452,7 +484,8 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5) -> O
                 monitor.kill()
                 monitor.wait()
         out.seek(0)
-        drops = trace_drops(out.read(), table)
+        drops = [d for d in trace_drops(out.read(), table)
+                 if (packets is None or d["packet"] in packets) and not (owners_only and d["table"] == "inet popek")]
     if not drops:
         return None
     packets: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
