@@ -760,7 +760,7 @@ def services(state: CloudState) -> list[Service]:
         agent("neutron-dhcp-agent", "dhcp_agent.ini"),
         # behind l3_guard.py: no start-up deletion of the machine's other qrouter-/snat-/fip- namespaces
         dataclasses.replace(agent("neutron-l3-agent", "l3_agent.ini"), argv=[
-            state.python, str(L3_GUARD_SCRIPT), state.bin("neutron-l3-agent"), *conf("l3_agent.ini")]),
+            state.python, "-P", str(L3_GUARD_SCRIPT), state.bin("neutron-l3-agent"), *conf("l3_agent.ini")]),
         agent("neutron-metadata-agent", "metadata_agent.ini"),
         # nova-compute talks to libvirtd and (through os-vif and libvirt) to our OVS
         Service("nova-compute", nova_compute_argv(state, ["--config-file", str(state.etc("nova") / "nova.conf")]),

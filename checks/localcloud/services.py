@@ -243,9 +243,10 @@ def ports_of(svc: Service) -> list[int]:
 
 def port_listener(port: int, proc: Path = Path("/proc")) -> str | None:
     """Who listens on TCP `port` in this network namespace (any address, IPv4 or IPv6), in French:
-    "le processus PID (COMMAND)" (its command line, shortened), read from /proc/net/tcp{,6} and the processes'
-    file descriptors; None when nobody listens there. A listener whose process cannot be found (another
-    user's, another PID namespace) is said as such."""
+    "le processus PID (PROGRAM)" (its program's name, never its arguments: an owner's server may carry a
+    secret there, as `redis-server --requirepass S`), read from /proc/net/tcp{,6} and the processes' file
+    descriptors; None when nobody listens there. A listener whose process cannot be found (another user's,
+    another PID namespace) is said as such."""
     inodes = set()
     for table in ("tcp", "tcp6"):
         try:
@@ -263,11 +264,23 @@ def port_listener(port: int, proc: Path = Path("/proc")) -> str | None:
             continue
         try:
             if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                return f"le processus {entry.name} ({cmd[:120] or '?'})"
+                return f"le processus {entry.name} ({_program(entry)})"
         except OSError:
             continue
     return "un processus que popek ne voit pas"
+
+
+def _program(entry: Path) -> str:
+    """The name of the program process `entry` (/proc/PID) runs: its executable's file name, else its
+    `comm` (the kernel's 15 characters), else "?"."""
+    try:
+        return os.path.basename(os.readlink(entry / "exe")) or "?"
+    except OSError:
+        pass
+    try:
+        return (entry / "comm").read_text().strip() or "?"
+    except OSError:
+        return "?"
 
 
 def port_of(svc: Service) -> int | None:

@@ -88,10 +88,11 @@ def test_services_replace_nova_compute_and_add_ovs_libvirt_agents(state):
     for name in ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent",
                  "neutron-rpc-server"):
         svc = next(s for s in table if s.name == name)
-        argv = svc.argv[2:] if name == "neutron-l3-agent" else svc.argv  # behind l3_guard.py (python, script)
+        argv = svc.argv[3:] if name == "neutron-l3-agent" else svc.argv  # behind l3_guard.py (python -P script)
         assert argv[0].endswith(name) and Path(argv[2]).name == "neutron.conf"
     l3 = next(s for s in table if s.name == "neutron-l3-agent")
-    assert l3.argv[:2] == [state.python, str(dataplane.L3_GUARD_SCRIPT)] and dataplane.L3_GUARD_SCRIPT.is_file()
+    # -P: the script's folder (popek's checks/localcloud: config.py, state.py…) is not on the agent's sys.path
+    assert l3.argv[:3] == [state.python, "-P", str(dataplane.L3_GUARD_SCRIPT)] and dataplane.L3_GUARD_SCRIPT.is_file()
 
 
 DOMAIN_XML = """<domain type='qemu'><devices>
