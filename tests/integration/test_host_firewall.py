@@ -76,3 +76,16 @@ def test_a_host_whose_firewall_lets_the_traffic_through_is_not_blamed(host_and_f
     assert said.returncode == 0, said.stderr
     assert said.stdout.strip() == "None"
     assert _ns(host, "nft", "list", "tables").stdout.strip() == ""  # the trace table is gone
+
+
+def test_an_icmp_only_drop_does_not_explain_ssh_and_a_dead_tracers_table_is_swept(host_and_fip):
+    host = host_and_fip
+    dead = 2 ** 22 + 1  # above the largest pid_max: no such process (a tracer SIGKILLed before its finally)
+    icmp_only = f"table inet ownericmp {{\n  chain output {{\n    type filter hook output priority filter;\n" \
+                f"    ip protocol icmp drop\n  }}\n}}\ntable inet popek-trace-{dead} {{\n}}\n"
+    assert _ns(host, "nft", "-f", "-", input=icmp_only).returncode == 0
+    ssh_only = TRACE.replace("('10.231.0.2')", "('10.231.0.2', packets=('tcp',), owners_only=True)")
+    said = _ns(host, sys.executable, "-c", ssh_only)
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.strip() == "None"  # the ping was dropped, SSH was not: not this host's block of SSH
+    assert _ns(host, "nft", "list", "tables").stdout.split() == ["table", "inet", "ownericmp"]
