@@ -24,16 +24,22 @@ import fcntl
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from popek.checks.cloud import compute, ledger as ledger_mod, network, secgroups
 
 
+#: tries (FIP_PAUSE s apart) of the run's floating IP's association on a 409/5xx before this scenario fails
+FIP_TRIES, FIP_PAUSE = 3, 2.0
+
+
 class RereadFailed(RuntimeError):
     """Another worker made a resource, and reading it again by id failed here (a 503, a reset): this
     worker's trouble, not the maker's. Never kept as the resource's error (the next scenario reads again),
-    also when met inside the making of another resource (pair() reads routed())."""
+    also when met inside the making of another resource (pair() reads routed()). Also a making's failure
+    of a moment (pair_fip's 409/5xx): that scenario's, not the run's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,11 +181,26 @@ class Shared:
             name = self._fip_name
             if name is None:        # no name recorded at the boots (another popek made them): record one now
                 name = self.ledger.record("floating_ip", self.ledger.name("fip")).name
-            fip = self.conn.network.create_ip(floating_network_id=routed.external.id, description=name)
-            for entry in self.ledger.entries:
-                if entry.kind == "floating_ip" and entry.name == name and entry.id is None:
-                    entry.id = fip.id
-            return network.associate(self.conn, fip, network.server_port(self.conn, first))
+            try:
+                # made by a try that failed after create_ip (a transient error, not kept): that one again
+                fip = next((f for f in self.conn.network.ips(description=name) if f.description == name), None) \
+                    or self.conn.network.create_ip(floating_network_id=routed.external.id, description=name)
+                for entry in self.ledger.entries:
+                    if entry.kind == "floating_ip" and entry.name == name and entry.id is None:
+                        entry.id = fip.id
+                port = network.server_port(self.conn, first)
+                for attempt in range(FIP_TRIES):
+                    try:
+                        return network.associate(self.conn, fip, port)
+                    except Exception as exc:
+                        if not ledger_mod._transient(exc) or attempt == FIP_TRIES - 1:
+                            raise
+                        time.sleep(FIP_PAUSE)
+            except Exception as exc:    # a 409/5xx of a moment: this scenario's failure, not the run's
+                if ledger_mod._transient(exc):
+                    raise RereadFailed(f"IP flottante du run pas encore prête (erreur passagère, redemandée au "
+                                       f"prochain scénario) : {type(exc).__name__} : {exc}") from exc
+                raise
         return self.get("pair-fip", make)
 
     def listed(self) -> tuple[object, str | None]:
