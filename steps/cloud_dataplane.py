@@ -27,8 +27,18 @@ def reached(evidence, guest: guests.ReachableGuest, since: str = "ACTIVE") -> gu
     return guest
 
 
+def one_more_fip(conn) -> None:
+    """Skip (IGNORÉ, the quota named) when the project's floating-IP quota leaves no floating IP for this
+    scenario besides those in use (the run's own one, held for the whole run, among them)."""
+    reason = network.floating_ip_quota_reason(conn, needed=1)
+    if reason:
+        import pytest
+        pytest.skip(reason)
+
+
 def run_guest_reached(cloud, conn, ledger, routed, access, server, evidence) -> guests.ReachableGuest:
     """One of the run's shared servers (ACTIVE already), reached through a floating IP of this scenario."""
+    one_more_fip(conn)
     found = guests.reach(conn, ledger, routed.external, access, server, guests.image_of(conn, server), access.group,
                          attach_to(evidence), since=ASSOCIATED, admin=cloud.admin)
     return reached(evidence, found, ASSOCIATED)
@@ -195,6 +205,7 @@ def cloud_init_guest(cloud, conn, ledger, routed, key, evidence):
         image = compute.pick_image(conn, cloud_init=True)
     except LookupError:
         pytest.skip("aucune image avec cloud-init dans ce cloud")
+    one_more_fip(conn)
     token = secrets.token_hex(8)
     asked = time.monotonic()
     found = guests.boot_reachable(conn, ledger, routed, key, key.group, attach_to(evidence), image,

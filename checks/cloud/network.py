@@ -10,18 +10,28 @@ def external_network(conn):
     return next(iter(conn.network.networks(is_router_external=True)), None)
 
 
-def floating_ip_quota_reason(conn) -> str | None:
+def floating_ip_quota_reason(conn, needed: int = 0) -> str | None:
     """Why this project can have no floating IP at all (French): its Neutron quota of floating IPs is 0,
-    the operator's choice for this project, not a fault of the cloud. None otherwise, or when the quota
-    cannot be read (a policy that hides it: the scenarios then meet Neutron's own answer)."""
+    the operator's choice for this project, not a fault of the cloud; with `needed`, also why it cannot
+    have `needed` more now: its limit minus those it uses (the run's own floating IP among them, held on
+    the pair's first server for the whole run) leaves fewer. None otherwise, or when the quota cannot be
+    read (a policy that hides it: the scenarios then meet Neutron's own answer)."""
     try:
         quota = conn.network.get_quota(conn.current_project_id, details=True)
-        limit = (quota.floating_ips or {}).get("limit") if isinstance(quota.floating_ips, dict) else quota.floating_ips
+        detail = quota.floating_ips if isinstance(quota.floating_ips, dict) else {"limit": quota.floating_ips}
+        limit = detail.get("limit")
     except Exception:  # policy, an older Neutron without /details: not known, not a reason
         return None
     if limit == 0:
         return ("le quota d'IP flottantes de ce projet est 0 (Neutron, quota floatingip) : aucune IP flottante "
                 "ne peut y être créée")
+    used = detail.get("used")
+    if needed and isinstance(limit, int) and limit > 0 and isinstance(used, int) \
+            and limit - used - (detail.get("reserved") or 0) < needed:
+        return (f"le quota d'IP flottantes de ce projet ne laisse pas les {needed} IP flottante(s) de plus dont "
+                f"ce scénario a besoin (Neutron, quota floatingip : limite {limit}, utilisées {used}, dont l'IP "
+                "flottante que le run garde sur sa première instance s'il l'a déjà créée) : une limite du "
+                "projet, pas une panne du cloud")
     return None
 
 

@@ -49,8 +49,9 @@ class FakeNetwork:
         self.calls.append(("delete", self._id(fip)))
         self.fips.pop(self._id(fip), None)
 
-    def ips(self, port_id=None, project_id=None):
-        return [NS(**vars(f)) for f in self.fips.values() if port_id is None or f.port_id == port_id]
+    def ips(self, port_id=None, project_id=None, description=None):
+        return [NS(**vars(f)) for f in self.fips.values()
+                if (port_id is None or f.port_id == port_id) and (description is None or f.description == description)]
 
     def ports(self, device_id=None, **kwargs):
         return [self.portmap[device_id]]
@@ -236,3 +237,49 @@ def test_the_run_floating_ip_is_kept_by_id_across_workers():
     other = RunShared(conn, "/nonexistent", "popek-0123abcd-run", ("private", "public"))
     other._load("pair-boot", shared._dump("pair-boot", servers, None))
     assert other._fip_name == "popek-0123abcd-run-fip-7"
+
+
+def test_a_transient_error_on_the_run_floating_ip_is_not_kept_for_the_run(monkeypatch):
+    """hR F3: one 503 on the association made every later dataplane scenario fail ('ressource partagée du
+    run « pair-fip » indisponible'). Retried; still failing: that scenario's error, not kept; the next ask
+    associates the floating IP already made (no second one)."""
+    from popek.checks.cloud import shared as mod
+    monkeypatch.setattr(mod, "FIP_PAUSE", 0)
+    conn = _conn()
+    book = ledger_mod.Ledger(conn, PREFIX)
+    shared = _pair_shared(monkeypatch, conn, book)
+    update, failures = conn.network.update_ip, [503] * mod.FIP_TRIES
+
+    def flaky(fip, port_id=None):
+        if failures:
+            raise sdk_exc.HttpException(message="Service Unavailable", http_status=failures.pop())
+        return update(fip, port_id=port_id)
+    conn.network.update_ip = flaky
+    with pytest.raises(mod.RereadFailed, match="IP flottante du run pas encore prête"):
+        shared.pair_fip()
+    got = shared.pair_fip()
+    assert got.port_id == "port-1" and list(conn.network.fips) == [got.id]
+    assert book.entries[0].id == got.id
+    failures.append(503)                    # one of a moment, within one ask: retried
+    shared._made.pop("pair-fip")
+    assert shared.pair_fip().port_id == "port-1"
+
+
+def _quota(limit, used, reserved=0):
+    quota = NS(floating_ips={"limit": limit, "used": used, "reserved": reserved})
+    return NS(current_project_id="p", network=NS(get_quota=lambda project_id, details=False: quota))
+
+
+def test_a_quota_that_cannot_cover_the_run_s_floating_ip_and_one_more_is_a_reason(monkeypatch):
+    """hR F4: quota 1, the run's floating IP held on the pair: C24 (API), the volume and cloud-init scenarios
+    got ÉCHEC '409 Quota exceeded … floatingip' on a healthy cloud; now IGNORÉ with the limit and use."""
+    reason = network.floating_ip_quota_reason(_quota(1, 1), needed=1)
+    assert "limite 1, utilisées 1" in reason and "1 IP flottante(s) de plus" in reason
+    assert network.floating_ip_quota_reason(_quota(3, 2, reserved=1), needed=1) is not None
+    assert network.floating_ip_quota_reason(_quota(2, 1), needed=1) is None
+    assert network.floating_ip_quota_reason(_quota(-1, 9), needed=1) is None      # unlimited
+    assert network.floating_ip_quota_reason(_quota(1, 1)) is None     # the routed step: only a quota of 0
+    from popek.steps import cloud_dataplane
+    with pytest.raises(pytest.skip.Exception, match="limite 1, utilisées 1"):
+        cloud_dataplane.one_more_fip(_quota(1, 1))
+    cloud_dataplane.one_more_fip(_quota(5, 1))
