@@ -246,12 +246,12 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
         return Unreachable("keypair", f"la clé de la paire est refusée par l'instance, prête depuis "
                                       f"{since_ready:.0f} s (le serveur SSH de {obs.address} répond)")
     if since_ready is not None and since_ready > SSH_GRACE and last_ssh != "key-refused":
-        fixed = obs.fixed_answers()
         where = f"l'instance est prête depuis {since_ready:.0f} s (console : {_quote(seen.lines[-2:])})"
         wall = obs.host_firewall()  # this host's own firewall, traced: conclusive before any cloud component
         if wall:
             return Unreachable("host-firewall", f"l'IP flottante {obs.address} ne répond pas en SSH : {wall} ; {where} ; "
                                                 "d'après cette preuve, c'est cet hôte qui bloque, pas le cloud")
+        fixed = obs.fixed_answers()  # a probe from the DHCP namespace: only when the host is not the cause
         if fixed is True:
             return Unreachable("l3", f"l'IP flottante {obs.address} ne mène pas à l'instance (L3/NAT) : son adresse "
                                      f"fixe {seen.lease} répond sur le port 22 depuis l'espace de noms DHCP ; {where}")
@@ -488,12 +488,12 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
                  if (packets is None or d["packet"] in packets) and not (owners_only and d["table"] == "inet popek")]
     if not drops:
         return None
-    packets: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
+    rules: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
     for d in drops:
-        kinds = packets.setdefault(f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]}", [])
+        kinds = rules.setdefault(f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]}", [])
         if d["packet"] not in kinds:
             kinds.append(d["packet"])
-    seen = [f"{where} (paquet{'s' if len(kinds) > 1 else ''} {', '.join(kinds)})" for where, kinds in packets.items()]
+    seen = [f"{where} (paquet{'s' if len(kinds) > 1 else ''} {', '.join(kinds)})" for where, kinds in rules.items()]
     whose = ("la clôture de popek" if all(d["table"] == "inet popek" for d in drops)
              else "le pare-feu de cet hôte (nftables/iptables, pas celui du cloud)")
     return f"{whose} jette le trafic entre cet hôte et {address} — " + " ; ".join(seen[:3])
