@@ -507,8 +507,8 @@ def check_openflow_port(state: CloudState) -> None:
     program as their controller (it is no health check port: `up` would not see it otherwise)."""
     if svcmod.read_pid(state, "neutron-openvswitch-agent") is not None:
         return
-    if svcmod.healthy(Service("openflow", [], health=f"tcp://{HOST}:{OPENFLOW_PORT}"), 0.5):
-        who = svcmod.port_listener(OPENFLOW_PORT) or "un autre processus"
+    who = svcmod.port_taken(OPENFLOW_PORT)
+    if who is not None:
         raise CloudError(f"plan de données : le port {OPENFLOW_PORT} (OpenFlow, où l'agent Open vSwitch de Neutron "
                          f"pilote les ponts de popek) est déjà occupé par {who} ; popek n'y touche pas : libérez ce "
                          "port (arrêtez ce programme), puis relancez `popek cloud up`")
@@ -756,7 +756,9 @@ def services(state: CloudState) -> list[Service]:
         # the agents' and nova-compute's privsep daemons are forked by these (privsep_fork.py)
         privsep_fork_service(state, "neutron", stage=1),
         privsep_fork_service(state, "nova", stage=2),
-        agent("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini", "plugins/ml2/openvswitch_agent.ini"),
+        # it listens on the OpenFlow port, where popek's bridges take it as their controller
+        dataclasses.replace(agent("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini",
+                                  "plugins/ml2/openvswitch_agent.ini"), ports=(OPENFLOW_PORT,)),
         agent("neutron-dhcp-agent", "dhcp_agent.ini"),
         # behind l3_guard.py: no start-up deletion of the machine's other qrouter-/snat-/fip- namespaces
         dataclasses.replace(agent("neutron-l3-agent", "l3_agent.ini"), argv=[

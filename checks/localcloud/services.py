@@ -27,6 +27,7 @@ here carries `POPEK_CLOUD=<state root>` in its environment, inherited by its chi
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -63,6 +64,9 @@ class Service:
     log: str = ""
     health: str = ""
     stage: int = 2
+    #: TCP ports (on HOST) it binds besides those of its health check (RabbitMQ's distribution port, the
+    #: OpenFlow port of the Open vSwitch agent): `up` checks them free before it starts anything.
+    ports: tuple[int, ...] = ()
 
 
 def _wsgi(state: CloudState, name: str, conf_env: dict[str, str]) -> Service:
@@ -101,7 +105,8 @@ def core_services(state: CloudState) -> list[Service]:
         Service("epmd", ["/usr/bin/epmd", "-address", HOST, "-port", str(PORTS["epmd"])],
                 log=str(state.log("epmd")), health=f"tcp://{HOST}:{PORTS['epmd']}", stage=0),
         Service("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=rabbit_env, cwd=str(state.data("rabbitmq")),
-                log=str(state.log("rabbitmq")), health=f"tcp://{HOST}:{PORTS['rabbitmq']}", stage=0),
+                log=str(state.log("rabbitmq")), health=f"tcp://{HOST}:{PORTS['rabbitmq']}", stage=0,
+                ports=(PORTS["rabbitmq-dist"],)),
         _wsgi(state, "keystone", {"OS_KEYSTONE_CONFIG_DIR": str(etc / "keystone")}),
         _wsgi(state, "glance-api", {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")}),
         _wsgi(state, "placement-api", {"OS_PLACEMENT_CONFIG_DIR": str(etc / "placement")}),
@@ -232,13 +237,55 @@ def healthy(svc: Service, timeout: float = 2.0) -> bool:
 
 
 def ports_of(svc: Service) -> list[int]:
-    """The TCP ports `svc` will listen on, as its health check names them."""
+    """The TCP ports `svc` will listen on: those its health check names, then its other ones (`svc.ports`)."""
     ports = []
     for h in health_targets(svc):
         if h.startswith(("http://", "tcp://")):
             hostport = h.split("//", 1)[1].split("/", 1)[0]
             ports.append(int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 80)
-    return ports
+    return ports + [p for p in svc.ports if p not in ports]
+
+
+def port_taken(port: int, host: str = HOST) -> str | None:
+    """Who holds TCP `port` so that a server of popek's could not listen on `host`:`port`, in French
+    ("le processus PID (PROGRAM)", see port_listener), or None when the port is free for it.
+
+    The test is the bind itself, with SO_REUSEADDR as the servers bind: a listener on `host`, on the IPv4
+    wildcard or on a dual-stack IPv6 wildcard refuses it, one bound to another address of the machine does
+    not. A refused bind with no listening socket on that port (only connections of an earlier run closing,
+    TIME_WAIT) is no conflict of anyone's: None, the server's own bind decides. One socket, closed at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return port_listener(port)
+    return None  # free (any other refusal, e.g. no such address, is the server's own to report)
+
+
+def taken_ports(svcs: list[Service], host: str = HOST) -> list[tuple[int, str, str]]:
+    """(port, service, who holds it) for each TCP port of `svcs` (ports_of) that is taken (port_taken)."""
+    found = []
+    for svc in svcs:
+        for port in ports_of(svc):
+            who = port_taken(port, host)
+            if who is not None:
+                found.append((port, svc.name, who))
+    return found
+
+
+def check_ports_free(svcs: list[Service], host: str = HOST) -> None:
+    """Refuse, before anything of `svcs` starts, every port of theirs that a program of the machine holds:
+    one French CloudError naming each port, the service of popek's that needs it and its holder (popek
+    stops nothing of the owner's)."""
+    taken = taken_ports(svcs, host)
+    if not taken:
+        return
+    what = " ; ".join(f"le port {port} ({name}) est occupé par {who}" for port, name, who in taken)
+    raise CloudError(f"{what} ; popek n'y touche pas et ne démarre rien : libérez "
+                     f"{'ce port' if len(taken) == 1 else 'ces ports'} (arrêtez ce programme), puis relancez "
+                     "`popek cloud up`")
 
 
 def port_listener(port: int, proc: Path = Path("/proc")) -> str | None:
