@@ -233,12 +233,9 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     # nova-compute starts with stage 2 (its conductor's queue declared beforehand: EARLY_QUEUES), except on
     # a mode switch, where the other mode's compute host is forgotten first (stage 3, _before_compute)
     early = [] if switching else [s for s in svc if s.stage == 3]
-    ahead = [s for s in svc if s.stage == 2 and s.name in AHEAD] if not switching else []
     try:
         for stage in STAGES:
             group = [s for s in svc if s.stage == stage and s not in early]
-            if stage == 1:      # stage 2's AHEAD start with stage 1's services that do not use the bus
-                group += ahead
             if stage == 2:
                 since = utcnow()
             if stage == 3 and early:  # nova-compute already started with stage 2
@@ -307,13 +304,10 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                     took = side.result()
                 log(f"  images et ressources du cours : {took:.1f} s, pendant le démarrage de nova-compute")
         state.marker("compute-mode").write_text(_compute_mode(mode) + "\n")
-        if smoke is not None and LOW_THROUGH_SMOKE:
-            with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
-                smoke()
-    finally:  # their normal priority back once the smoke instance is done; also when a stage failed:
+    finally:  # their normal priority back (the smoke's guest leaves CPU to spare); also when a stage failed:
         for s in background:  # a cloud left as it is must not keep them at the lowest priority
             _set_nice(services.read_pid(state, s.name), started_nice, autogroup=0)
-    if smoke is not None and not LOW_THROUGH_SMOKE:
+    if smoke is not None:
         with progress.step("plan de données : une instance d'essai obtient son adresse et ses metadata"):
             smoke()
     if background:
@@ -328,13 +322,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
 COMPUTE_NEEDS = ("privsep-fork-nova",)
 #: Stage 1's services that do not use the message bus: they start once stage 0's others answer, while
 #: RabbitMQ still boots (~8 s, about one core busy of the two: measured; the others wait for it).
-BUS_FREE = ("keystone", "placement-api", "privsep-fork-neutron", "privsep-fork-nova")
-#: Stage 2's services started with stage 1's BUS_FREE instead (not on a mode switch): nova's privsep fork
-#: server, which nova-compute waits for (COMPUTE_NEEDS) and which uses neither the bus nor an API; its
-#: preload then runs while RabbitMQ boots (one core of two idle) and it answers when stage 2 begins.
-AHEAD = ("privsep-fork-nova",)
-#: The BACKGROUND services stay at the lowest priority until the smoke instance has its lease and metadata.
-LOW_THROUGH_SMOKE = True
+BUS_FREE = ("keystone", "placement-api", "privsep-fork-neutron")
 #: Stage 2's services that neither nova-compute, the course's resources nor the smoke instance use (volumes,
 #: objects): they start with stage 2 at the lowest CPU priority, so that the 17 sessions starting at once do
 #: not share the two cores equally with them (the `up` is CPU-bound from stage 1 to its end: measured); they
