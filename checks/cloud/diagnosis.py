@@ -429,6 +429,73 @@ def _stale_trace_tables(listing: Optional[str]) -> list[str]:
     return stale
 
 
+#: One line of `iptables-legacy-save -c`: a table, a chain's policy with its counters, or a rule with its counters.
+_LEGACY_TABLE = re.compile(r"^\*(\S+)$")
+_LEGACY_POLICY = re.compile(r"^:(\S+) (\S+) \[(\d+):\d+\]$")
+_LEGACY_RULE = re.compile(r"^\[(\d+):\d+\] -A (\S+) (.*)$")
+
+
+def legacy_counters(text: Optional[str]) -> dict[tuple[str, str, str], int]:
+    """The dropping rules and policies of `text` (`iptables-legacy-save -c`) with their packet counters:
+    {(table, chain, "policy DROP" or the rule as written): packets}. A rule drops when its target is DROP or
+    REJECT; a policy when it is DROP."""
+    found: dict[tuple[str, str, str], int] = {}
+    table = "?"
+    for line in (text or "").splitlines():
+        line = line.strip()
+        m = _LEGACY_TABLE.match(line)
+        if m:
+            table = m.group(1)
+            continue
+        m = _LEGACY_POLICY.match(line)
+        if m and m.group(2) == "DROP":
+            found[(table, m.group(1), "policy DROP")] = int(m.group(3))
+            continue
+        m = _LEGACY_RULE.match(line)
+        if m and re.search(r"(?:^| )-j (DROP|REJECT)\b", m.group(3)):
+            key = (table, m.group(2), f"-A {m.group(2)} {m.group(3)}")
+            found[key] = found.get(key, 0) + int(m.group(1))
+    return found
+
+
+def _legacy_rule_may_match(rule: str, address: str, packets, local: Optional[str] = None) -> bool:
+    """Whether `rule` (one line of iptables-legacy-save) can concern the traffic between this host (its
+    address `local` towards `address`, None when unknown) and `address`, either way: each of its source and
+    destination absent, negated or covering the right end; and a protocol among `packets` (None: any)."""
+    import ipaddress
+
+    def may(opt: str, addr: Optional[str]) -> bool:
+        m = re.search(rf"(?:^| )(! )?{opt} (\S+)", rule)
+        if not m or m.group(1) or addr is None:
+            return True
+        try:
+            return ipaddress.ip_address(addr) in ipaddress.ip_network(m.group(2), strict=False)
+        except ValueError:
+            return True
+
+    outgoing = may("-d", address) and may("-s", local)
+    incoming = may("-s", address) and may("-d", local)
+    proto = re.search(r"(?:^| )(! )?-p (\S+)", rule)
+    any_proto = packets is None or proto is None or bool(proto.group(1)) or proto.group(2) in packets
+    return (outgoing or incoming) and any_proto
+
+
+def legacy_drops(before: dict, after: dict, address: str, packets=None, local: Optional[str] = None) -> list[dict]:
+    """The dropping rules and policies of iptables-legacy (legacy_counters before and after an attempt) whose
+    packet counter rose meanwhile and that can concern the traffic between `local` (this host's address
+    towards `address`, None: unknown) and `address`: [{"table": "filter (iptables-legacy)", "chain", "how",
+    "packets": n}]. nftables does not see these tables: only their counters say it."""
+    drops = []
+    for (table, chain, how), n in after.items():
+        rose = n - before.get((table, chain, how), 0)
+        if rose <= 0:
+            continue
+        if how != "policy DROP" and not _legacy_rule_may_match(how, address, packets, local):
+            continue
+        drops.append({"table": f"{table} (iptables-legacy)", "chain": chain, "how": how, "packets": rose})
+    return drops
+
+
 def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, packets=None,
                         owners_only: bool = False) -> Optional[str]:
     """Which chains of this host's own firewall (nftables, iptables-nft) drop its traffic with `address` (a
@@ -440,14 +507,67 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
     One TCP connection attempt to `port` and one ping, traced through netfilter: a table of popek's own, made
     for the moment and deleted afterwards (`inet popek-trace-<pid>`), marks the packets to and from `address`
     (`meta nftrace`) before any other chain sees them, and `nft monitor trace` says which chain's rule or
-    policy dropped them. Nothing of the host's tables is read or changed. iptables-legacy is not seen.
+    policy dropped them. Nothing of the host's tables is changed. iptables-legacy's tables (x_tables, which
+    nftables neither lists nor traces) are read with `iptables-legacy-save -c` before and after: a dropping
+    rule or policy whose counter rose meanwhile, and that can concern `address`, is named with its count.
     A trace table whose process is gone (killed before its `finally`) is deleted first."""
     import os
+
+    if os.geteuid() != 0:
+        return None
+    legacy_before = _stdout(["iptables-legacy-save", "-c"])
+    nft = _stdout(["nft", "--version"]) is not None
+    if not nft and legacy_before is None:
+        return None
+    drops = _nft_traced_drops(address, port, timeout) if nft else _attempt(address, port, timeout) or []
+    if drops is None:
+        return None
+    drops = [d for d in drops
+             if (packets is None or d["packet"] in packets) and not (owners_only and d["table"] == "inet popek")]
+    legacy = []
+    if legacy_before is not None:
+        local = next((r.get("prefsrc") for r in _ip_json(["route", "get", address])), None)
+        legacy = legacy_drops(legacy_counters(legacy_before), legacy_counters(_stdout(["iptables-legacy-save", "-c"])),
+                              address, packets, local)
+    if not drops and not legacy:
+        return None
+    rules: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
+    for d in drops:
+        kinds = rules.setdefault(f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]}", [])
+        if d["packet"] not in kinds:
+            kinds.append(d["packet"])
+    seen = [f"{where} (paquet{'s' if len(kinds) > 1 else ''} {', '.join(kinds)})" for where, kinds in rules.items()]
+    seen += [f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]} ({d['packets']} paquet(s) jeté(s) pendant "
+             "l'essai, compteur de iptables-legacy-save -c)" for d in legacy]
+    if legacy:
+        whose = "le pare-feu iptables-legacy de cet hôte (pas celui du cloud, invisible à nftables)"
+    elif all(d["table"] == "inet popek" for d in drops):
+        whose = "la clôture de popek"
+    else:
+        whose = "le pare-feu de cet hôte (nftables/iptables, pas celui du cloud)"
+    return f"{whose} jette le trafic entre cet hôte et {address} — " + " ; ".join(seen[:3])
+
+
+def _attempt(address: str, port: int, timeout: float) -> None:
+    """One TCP connection attempt to `address`:`port` and one ping (what host_firewall_drops watches)."""
     import socket
+
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except OSError:
+        pass
+    try:
+        subprocess.run(["ping", "-n", "-c", "1", "-W", "1", address], capture_output=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):  # no ping here: the TCP attempt alone
+        pass
+
+
+def _nft_traced_drops(address: str, port: int, timeout: float) -> Optional[list[dict]]:
+    """`_attempt`, traced through nftables (see host_firewall_drops): trace_drops' list, None when it could
+    not be traced."""
+    import os
     import tempfile
 
-    if os.geteuid() != 0 or _stdout(["nft", "--version"]) is None:
-        return None
     for stale in _stale_trace_tables(_stdout(["nft", "-j", "list", "tables"])):
         subprocess.run(["nft", "delete", "table", "inet", stale], capture_output=True, timeout=10)
     table = f"popek-trace-{os.getpid()}"
@@ -464,14 +584,7 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
             if subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
                               timeout=10).returncode != 0:
                 return None
-            try:
-                socket.create_connection((address, port), timeout=timeout).close()
-            except OSError:
-                pass
-            try:
-                subprocess.run(["ping", "-n", "-c", "1", "-W", "1", address], capture_output=True, timeout=5)
-            except (OSError, subprocess.SubprocessError):  # no ping here: the TCP attempt alone
-                pass
+            _attempt(address, port, timeout)
             time.sleep(0.3)
         except (OSError, subprocess.SubprocessError):
             return None
@@ -484,19 +597,7 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
                 monitor.kill()
                 monitor.wait()
         out.seek(0)
-        drops = [d for d in trace_drops(out.read(), table)
-                 if (packets is None or d["packet"] in packets) and not (owners_only and d["table"] == "inet popek")]
-    if not drops:
-        return None
-    rules: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
-    for d in drops:
-        kinds = rules.setdefault(f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]}", [])
-        if d["packet"] not in kinds:
-            kinds.append(d["packet"])
-    seen = [f"{where} (paquet{'s' if len(kinds) > 1 else ''} {', '.join(kinds)})" for where, kinds in rules.items()]
-    whose = ("la clôture de popek" if all(d["table"] == "inet popek" for d in drops)
-             else "le pare-feu de cet hôte (nftables/iptables, pas celui du cloud)")
-    return f"{whose} jette le trafic entre cet hôte et {address} — " + " ; ".join(seen[:3])
+        return trace_drops(out.read(), table)
 
 
 def fip_path(fip: str, fixed: str, port_mac: str, router_id: str) -> dict:

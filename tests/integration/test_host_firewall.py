@@ -89,3 +89,30 @@ def test_an_icmp_only_drop_does_not_explain_ssh_and_a_dead_tracers_table_is_swep
     assert said.returncode == 0, said.stderr
     assert said.stdout.strip() == "None"  # the ping was dropped, SSH was not: not this host's block of SSH
     assert _ns(host, "nft", "list", "tables").stdout.split() == ["table", "inet", "ownericmp"]
+
+
+def test_an_iptables_legacy_drop_that_nftables_cannot_see_is_named_from_its_counters(host_and_fip):
+    """A host whose firewall is iptables-legacy (x_tables: neither listed nor traced by nft) dropping SSH to the
+    floating IP: the rule is named with the packets it dropped during the attempt, so the verdict is this
+    host's firewall, not Neutron's L3; an ICMP-only legacy drop does not explain SSH. The rules stay as they were."""
+    host = host_and_fip
+    if subprocess.run(["iptables-legacy-save", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("iptables-legacy absent")
+    rules = [["-A", "OUTPUT", "-d", "10.231.0.2/32", "-p", "tcp", "--dport", "22", "-j", "DROP"],
+             ["-A", "OUTPUT", "-d", "10.231.0.0/24", "-p", "icmp", "-j", "DROP"]]
+    for rule in rules:
+        assert _ns(host, "iptables-legacy", *rule).returncode == 0
+    before = _ns(host, "iptables-legacy-save").stdout
+    assert _ns(host, "nft", "list", "ruleset").stdout.strip() == ""  # nftables sees nothing of it
+    ssh_only = TRACE.replace("('10.231.0.2')", "('10.231.0.2', packets=('tcp',), owners_only=True)")
+    said = _ns(host, sys.executable, "-c", ssh_only)
+    assert said.returncode == 0, said.stderr
+    text = said.stdout
+    assert "pare-feu iptables-legacy de cet hôte" in text, text
+    assert "table filter (iptables-legacy), chaîne OUTPUT : -A OUTPUT -d 10.231.0.2/32 -p tcp" in text, text
+    assert "paquet(s) jeté(s) pendant l'essai" in text and "-p icmp" not in text, text
+    strip = lambda t: [l for l in t.splitlines() if not l.startswith("#")]  # noqa: E731
+    assert strip(_ns(host, "iptables-legacy-save").stdout) == strip(before)
+    _ns(host, "iptables-legacy", "-D", *rules[0][1:])
+    said = _ns(host, sys.executable, "-c", ssh_only)
+    assert said.stdout.strip() == "None", said.stdout  # the ICMP drop alone: no SSH verdict on this host
