@@ -1,4 +1,6 @@
-"""Glue for features/cloud/calcul.feature -> popek.checks.cloud.compute / client / probe."""
+"""Glue for features/cloud/calcul.feature -> popek.checks.cloud.compute / client / probe; and `room`, the
+one step helper of every scenario that makes servers, volumes or floating IPs (the project's quota)."""
+import contextlib
 import os
 import shlex
 import time
@@ -6,8 +8,42 @@ import time
 import pytest
 from pytest_bdd import given, then, when
 
-from popek.checks.cloud import client, compute, glance, names, probe
+from popek.checks.cloud import client, compute, glance, names, network, probe
 from popek.steps.cloud_common import bootable
+
+
+class _Refusals(contextlib.AbstractContextManager):
+    """What room() gives: inside its block, a refusal for lack of quota (compute.NoRoom) skips the scenario."""
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, compute.NoRoom):
+            pytest.skip(str(exc))
+        over = compute.api_refusal(exc) if exc is not None else None
+        if over:    # an API's own refusal for lack of quota (Cinder's 413 on a volume…), met outside boot()
+            pytest.skip(over)
+        return False
+
+
+def room(conn, floating_ips=None, **needs) -> _Refusals:
+    """Skip (IGNORÉ, the quota named with its limit and its use) when the project's quota leaves no room for
+    `needs` (compute.quota_reason: instances, cores, ram in MiB, volumes, gigabytes) or for `floating_ips`
+    more floating IPs (network.floating_ip_quota_reason's `needed`: 0 asks only whether the quota is 0;
+    None: not asked), read before anything is made; unknown or unlimited limits go on. Returns a context
+    manager for the making
+    itself: `with room(conn, instances=1, cores=f.vcpus, ram=f.ram): boot(…)` also skips when Nova or
+    Cinder refuse it for lack of quota (a race with another boot of the project: the API's 403, or a
+    build its conductor's recheck put in ERROR), with Nova's numbers. Any other refusal stays ÉCHEC."""
+    reason = compute.quota_reason(conn, **needs)
+    if reason is None and floating_ips is not None:
+        reason = network.floating_ip_quota_reason(conn, needed=floating_ips)
+    if reason:
+        pytest.skip(reason)
+    return _Refusals()
+
+
+def boot_needs(flavor, count: int = 1) -> dict:
+    """room()'s needs for `count` servers of `flavor`."""
+    return {"instances": count, "cores": count * (flavor.vcpus or 0), "ram": count * (flavor.ram or 0)}
 
 
 @when("je liste les images du cloud", target_fixture="images")
@@ -86,13 +122,22 @@ def course_names(cloud, evidence):
 def course_command(cloud, ledger, evidence, course_names):
     args = names.server_create_args(course_names)
     line = "openstack " + " ".join(shlex.quote(a) for a in args)
-    entry = ledger.record("server", ledger.name("cours"))
-    evidence.figure("commande", f"{line} {entry.name}")
-    started = time.monotonic()
-    created = client.openstack_cli(cloud, [*args, entry.name, "-c", "id", "-c", "status"], os.environ)
-    entry.id = created["id"]
-    server = compute.wait_active(cloud.conn, cloud.conn.compute.get_server(entry.id), timeout=300,
-                                 admin=cloud.admin, admin_reason=cloud.admin_reason)
+    flavor = cloud.conn.compute.find_flavor(course_names["flavor"], ignore_missing=True)
+    with room(cloud.conn, **(boot_needs(flavor) if flavor is not None else {"instances": 1})):
+        entry = ledger.record("server", ledger.name("cours"))
+        evidence.figure("commande", f"{line} {entry.name}")
+        started = time.monotonic()
+        try:
+            created = client.openstack_cli(cloud, [*args, entry.name, "-c", "id", "-c", "status"], os.environ)
+        except AssertionError as exc:   # the client's message holds Nova's: a refusal for lack of quota skips
+            over = compute.quota_refusal(str(exc)) if "HTTP 403" in str(exc) else None
+            if over:
+                raise compute.NoRoom(f"{line} refusé par Nova faute de quota : {over} ; {exc} : une limite du "
+                                     "projet, pas une panne du cloud") from None
+            raise
+        entry.id = created["id"]
+        server = compute.wait_active(cloud.conn, cloud.conn.compute.get_server(entry.id), timeout=300,
+                                     admin=cloud.admin, admin_reason=cloud.admin_reason)
     evidence.figure("création → ACTIVE", time.monotonic() - started, " s")
     return server
 
@@ -107,10 +152,12 @@ def course_active(conn, ledger, course_server):
 @when("je crée une instance avec un gabarit, une image et un réseau", target_fixture="booted")
 def create_server(cloud, conn, ledger, evidence):
     image, flavor = bootable(conn)
+    refusals = room(conn, **boot_needs(flavor))     # before anything is made
     network = compute.project_network(conn, ledger)
     evidence.json("server create", {"--flavor": flavor.name, "--image": image.name, "--net": network.name})
-    server = compute.boot(conn, ledger, "server", image, flavor, network, admin=cloud.admin,
-                          admin_reason=cloud.admin_reason)
+    with refusals:
+        server = compute.boot(conn, ledger, "server", image, flavor, network, admin=cloud.admin,
+                              admin_reason=cloud.admin_reason)
     return {"server": server, "image": image, "flavor": flavor}
 
 

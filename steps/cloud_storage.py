@@ -8,6 +8,7 @@ from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import storage, traffic
 from popek.steps.cloud_common import shared_pair, uses_pair
+from popek.steps.cloud_compute import room
 from popek.steps.cloud_dataplane import run_fip_reached, run_guest_reached
 
 
@@ -51,7 +52,8 @@ def _root_shell(guest):
 
 @given(parsers.parse("un volume de {size:d} Gio"), target_fixture="volume")
 def one_volume(conn, ledger, size):
-    return storage.create_volume(conn, ledger, size)
+    with room(conn, volumes=1, gigabytes=size):     # the project's volume quota: IGNORÉ when it has no room
+        return storage.create_volume(conn, ledger, size)
 
 
 @when("j'attache le volume à la première instance", target_fixture="attached")

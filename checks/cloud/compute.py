@@ -15,6 +15,183 @@ class NothingToBoot(LookupError):
     """The cloud has no image or flavor to boot (a scenario that needs one is IGNORÉ, not ÉCHEC); any
     other LookupError (an IndexError, a missing key) is a fault, never taken for this."""
 
+class NoRoom(NothingToBoot):
+    """The project's quota leaves no room for what a scenario needs (instances, vCPU, RAM, volumes, their
+    gigabytes): a limit the operator set for this project, not a fault of the cloud; the scenario is
+    IGNORÉ with the quota, its limit and its use (steps.cloud_compute.room). A NothingToBoot, so that what
+    already carries that one across a run's workers (the shared pair's kept error) carries this too."""
+
+
+#: Nova's absolute limits (GET /limits, openstacksdk's names): (what a scenario asks, the limit, the use,
+#: the quota's name in `openstack quota set`, its unit in French)
+NOVA_LIMITS = (("instances", "instances", "instances_used", "instances", "instance(s)"),
+               ("cores", "total_cores", "total_cores_used", "cores", "vCPU"),
+               ("ram", "total_ram", "total_ram_used", "ram", "Mio"))
+#: Cinder's absolute limits (GET /limits of the volume API), the same way.
+CINDER_LIMITS = (("volumes", "max_total_volumes", "total_volumes_used", "volumes", "volume(s)"),
+                 ("gigabytes", "max_total_volume_gigabytes", "total_gigabytes_used", "gigabytes", "Gio"))
+
+
+def _count(value) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def shortfalls(absolute, needs: dict, table=NOVA_LIMITS) -> list[str]:
+    """The quotas of `table` that leave less room than `needs` asks ({"instances": 2, "cores": 2, "ram":
+    512…}), one French phrase each: "quota instances : limite 1, en usage 1, il en faut 2 de plus".
+    absolute: the limits as a mapping or an object (openstacksdk's AbsoluteLimits) of `table`'s names.
+    A limit that is unknown (absent, not a number) or unlimited (-1, any negative) is no shortfall."""
+    def read(key):
+        return _count(absolute.get(key) if isinstance(absolute, dict) else getattr(absolute, key, None))
+    found = []
+    for need, limit_key, used_key, quota, unit in table:
+        want, limit, used = _count(needs.get(need)) or 0, read(limit_key), read(used_key)
+        if want <= 0 or limit is None or limit < 0:
+            continue
+        if limit - (used or 0) < want:
+            found.append(f"quota {quota} : limite {limit} {unit}, en usage {used if used is not None else '?'}, "
+                         f"il en faut {want} de plus")
+    return found
+
+
+def room_reason(nova, cinder, needs: dict, service_words: str = "ce scénario") -> Optional[str]:
+    """Why the project has no room for `needs` (French), from Nova's and Cinder's absolute limits
+    (`nova`, `cinder`: each None when unknown); None when every quota asked about leaves room."""
+    lacking = (shortfalls(nova, needs, NOVA_LIMITS) if nova is not None else []) + \
+        (shortfalls(cinder, needs, CINDER_LIMITS) if cinder is not None else [])
+    if not lacking:
+        return None
+    services = " et ".join(name for name, table, limits in (("Nova", NOVA_LIMITS, nova), ("Cinder", CINDER_LIMITS, cinder))
+                           if limits is not None and shortfalls(limits, needs, table))
+    return (f"le quota de ce projet ne laisse pas la place dont {service_words} a besoin ({services}, "
+            f"{' ; '.join(lacking)}) : une limite du projet, pas une panne du cloud")
+
+
+def quota_reason(conn, instances: int = 0, cores: int = 0, ram: int = 0, volumes: int = 0, gigabytes: int = 0,
+                 what: str = "ce scénario") -> Optional[str]:
+    """Why this project has no room for what a scenario is about to make (French: the quota, its limit, its
+    use), read from the APIs (`GET /limits` of Nova for instances, cores, RAM in MiB; of Cinder for volumes
+    and their gigabytes; floating IPs: network.floating_ip_quota_reason). None when there is room, and when a limit is unknown:
+    unlimited (-1), or the call refused (a policy, an older API): the scenario then meets the cloud's own
+    answer (a refusal for lack of quota is still read as such: NoRoom, from boot() and wait_active())."""
+    nova = cinder = None
+    if instances or cores or ram:
+        try:
+            nova = conn.compute.get_limits().absolute
+        except Exception:  # policy, a cloud without it: not known, not a reason
+            nova = None
+    if volumes or gigabytes:
+        try:
+            cinder = conn.block_storage.get_limits().absolute
+        except Exception:
+            cinder = None
+    return room_reason(nova, cinder, {"instances": instances, "cores": cores, "ram": ram, "volumes": volumes,
+                                      "gigabytes": gigabytes}, what)
+
+
+def use_text(absolute, table=NOVA_LIMITS) -> Optional[str]:
+    """ "quota instances 1/1, cores 1/20, ram 256/51200 Mio (en usage/limite)" of the limits given (a
+    mapping or openstacksdk's AbsoluteLimits), -1 said "illimité"; None when none is known."""
+    def read(key):
+        return _count(absolute.get(key) if isinstance(absolute, dict) else getattr(absolute, key, None))
+    parts = []
+    for _, limit_key, used_key, quota, unit in table:
+        limit, used = read(limit_key), read(used_key)
+        if limit is None:
+            continue
+        shown = "illimité" if limit < 0 else f"{limit}" + (" Mio" if unit == "Mio" else " Gio" if unit == "Gio" else "")
+        parts.append(f"{quota} {used if used is not None else '?'}/{shown}")
+    return f"quota {', '.join(parts)} (en usage/limite)" if parts else None
+
+
+def nova_use(conn) -> Optional[str]:
+    """use_text() of Nova's limits for this project (GET /limits), None when they cannot be read."""
+    try:
+        return use_text(conn.compute.get_limits().absolute)
+    except Exception:
+        return None
+
+
+#: Nova's OverQuota for instances (nova/exception.py TooManyInstances), in a refused `server create` (HTTP
+#: 403) and in the fault of a server the conductor's recheck of the quota put in ERROR at build time
+#: (code 413: OverQuota's). Several resources are listed comma-separated, each with its numbers in order.
+NOVA_OVER = re.compile(r"Quota exceeded for (?P<overs>[a-z_]+(?:, [a-z_]+)*): Requested (?P<req>[\d -]+(?:, [\d -]+)*),"
+                       r" but already used (?P<used>\d+(?:, \d+)*) of (?P<allowed>\d+(?:, \d+)*)")
+#: Unified limits (Keystone's, through oslo.limit): "Resource servers is over limit of 1 due to current
+#: usage 1 and delta 1", in Nova's TooManyInstances(str(ProjectOverLimit)).
+UNIFIED_OVER = re.compile(r"Resource (?P<name>\S+) is over limit of (?P<limit>\d+) due to current usage "
+                          r"(?P<usage>\d+) and delta (?P<delta>\d+)")
+#: Cinder's refusals of a volume for lack of quota (HTTP 413): VolumeLimitExceeded,
+#: VolumeSizeExceedsAvailableQuota (cinder/exception.py).
+CINDER_OVER = re.compile(r"Maximum number of volumes allowed \((?P<allowed>\d+)\) exceeded for quota "
+                         r"'(?P<name>[^']+)'|Requested volume or snapshot exceeds allowed (?P<gname>\S+) quota\. "
+                         r"Requested (?P<req>\d+)G, quota is (?P<quota>\d+)G and (?P<used>\d+)G has been consumed")
+
+
+def quota_refusal(message: Optional[str]) -> Optional[str]:
+    """The numbers of a refusal for lack of quota, in French ("quota instances : limite 1, en usage 1,
+    demandé(s) 1"), when `message` (Nova's or Cinder's answer, a server's fault) is one and its numbers do
+    show the project over its limit; None for anything else: another error, or a "quota exceeded" whose
+    own numbers leave room (a cloud that refuses within the quota fails the scenario)."""
+    text = message or ""
+    found = NOVA_OVER.search(text)
+    if found:
+        overs, reqs, useds, alloweds = (found[k].split(", ") for k in ("overs", "req", "used", "allowed"))
+        if not len(overs) == len(reqs) == len(useds) == len(alloweds):
+            return None
+        parts, over = [], False
+        for name, req, used, allowed in zip(overs, reqs, useds, alloweds):
+            req_n = int(req.split("-")[0].strip())  # "1-3": a min-max count, the min is what was refused
+            over = over or int(used) + req_n > int(allowed)
+            parts.append(f"quota {name} : limite {allowed}, en usage {used}, demandé(s) {req.strip()}")
+        return " ; ".join(parts) if over else None
+    items = UNIFIED_OVER.findall(text)
+    if items:
+        if not any(int(usage) + int(delta) > int(limit) for _, limit, usage, delta in items):
+            return None
+        return " ; ".join(f"limite unifiée {name} : limite {limit}, en usage {usage}, demandé(s) {delta}"
+                          for name, limit, usage, delta in items)
+    found = CINDER_OVER.search(text)
+    if found and found["name"]:
+        return f"quota {found['name']} : limite {found['allowed']} atteinte"
+    if found and int(found["used"]) + int(found["req"]) > int(found["quota"]):
+        return (f"quota {found['gname']} : limite {found['quota']} Gio, en usage {found['used']} Gio, "
+                f"demandé(s) {found['req']} Gio")
+    return None
+
+
+def api_refusal(exc) -> Optional[str]:
+    """The French reason when `exc` is an API's refusal for lack of quota (openstacksdk's HttpException,
+    HTTP 403 or 413, whose message quota_refusal() reads as over the limit: Nova's OverQuota, Cinder's
+    VolumeLimitExceeded…), None for anything else."""
+    status = getattr(exc, "status_code", None)
+    if status not in (403, 413):
+        return None
+    said = getattr(exc, "details", None) or str(exc)
+    over = quota_refusal(said)
+    return (f"refusé par l'API faute de quota (HTTP {status}) : {over} ; réponse : « {said} » : une limite du "
+            "projet, pas une panne du cloud") if over else None
+
+
+#: The code Nova gives OverQuota (nova/exception.py), kept in a server's fault.
+OVER_QUOTA_CODE = 413
+
+
+def fault_quota(fault) -> Optional[str]:
+    """quota_refusal() of a server's fault (`server.fault`: code, message), when Nova recorded an OverQuota
+    (code 413): the build that its conductor's recheck of the quota refused (a race between two boots of
+    the same project, each accepted by the API). Also the class name alone that Nova records when the
+    recheck of unified limits raised it raw ("ProjectOverLimit"): the numbers are then read from the limits
+    by the caller. None for every other fault."""
+    fault = fault or {}
+    message, code = (fault.get("message") or "").strip(), fault.get("code")
+    if message == "ProjectOverLimit":
+        return "limite unifiée du projet dépassée (ProjectOverLimit)"
+    if code != OVER_QUOTA_CODE:
+        return None
+    return quota_refusal(message)
+
+
 #: Glance property the embedded cloud sets on its SSH-ready initramfs image (no cloud-init inside).
 TINY_MARKER = "popek_ready_marker"
 
@@ -154,6 +331,11 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
     try:
         server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
     except sdk_exc.HttpException as exc:  # refused by the API (quota, policy, bad request): the verdict says why
+        said = exc.details or str(exc)
+        over = quota_refusal(said) if exc.status_code in (403, 413) else None
+        if over:                          # Nova's OverQuota (HTTP 403): the project's limit, not a fault
+            raise NoRoom(f"server create refusé par Nova faute de quota (HTTP {exc.status_code}) : {over} ; "
+                         f"Nova : « {said} » : une limite du projet, pas une panne du cloud") from None
         raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {exc.details or exc}") from None
     if wait:
         server = wait_active(conn, server, timeout, admin, admin_reason)
@@ -225,11 +407,19 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
         raise AssertionError(seen["finding"])
     if last.status == "ERROR":
         said = ((getattr(last, "fault", None) or {}).get("message") or "?").strip()
+        over = fault_quota(getattr(last, "fault", None))
+        if over:    # accepted by the API, refused by the conductor's recheck of the quota (another boot won)
+            now = nova_use(conn)
+            raise NoRoom(f"l'instance {server.name} est passée en ERROR faute de quota : Nova l'a refusée à la "
+                         f"revérification du quota au démarrage ({over} ; Nova : « {said} »), une autre instance "
+                         f"du projet ayant pris la place entre-temps" + (f" ; en ce moment : {now}" if now else "")
+                         + " : une limite du projet, pas une panne du cloud")
         # "No valid host" is the scheduler's answer to a Placement or a compute that is gone; "Binding
         # failed", "Exceeded maximum number of retries": an agent… the health records say which
         services, agents, _ = stuck.read_health(admin) if admin is not None else (None, None, None)
         placement = stuck.probe_placement(conn) if "No valid host" in said else None
-        why = stuck.error_cause(placement, services, agents)
+        why = stuck.error_cause(placement, services, agents) or \
+            (computes_disabled(services) if "No valid host" in said else None)
         if not why:
             trouble = connection.embedded_trouble()
             why = f"sur le cloud embarqué : {' ; '.join(trouble)}" if trouble else None
@@ -239,6 +429,18 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
         raise AssertionError(stuck.timeout_message(server.name, time.monotonic() - started, last.status,
                                                    last.task_state, health[2], connection.embedded_trouble()))
     return last
+
+
+def computes_disabled(services) -> Optional[str]:
+    """Why the scheduler found no host when every nova-compute is disabled in Nova's service records
+    (`GET /os-services`, admin: status disabled; stuck.read_health's records, `enabled` False): the
+    scheduler leaves a disabled compute out. None when the records are unknown or one is enabled."""
+    computes = [s for s in services or [] if s.binary == "nova-compute"]
+    if not computes or any(s.enabled for s in computes):
+        return None
+    return ("aucun nova-compute en service : tous désactivés dans Nova (openstack compute service list : "
+            f"status disabled) : {', '.join(f'{s.binary}@{s.host}' for s in computes)} ; le planificateur "
+            "n'y place aucune instance")
 
 
 def resources(conn, server) -> dict:
