@@ -55,7 +55,7 @@ from pathlib import Path
 
 from popek.checks.cloud import compute
 from popek.checks.secrets import REDACT
-from popek.checks.localcloud import apt, bootstrap, images, install, ovs_conntrack, runcmd
+from popek.checks.localcloud import apt, bootstrap, fence, images, install, ovs_conntrack, runcmd
 from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
@@ -931,13 +931,28 @@ def status(state: CloudState) -> str:
     down = [s.name for s in services(state) if svcmod.read_pid(state, s.name) is None]
     if down:
         return f"plan de données arrêté : {', '.join(down)} ne tourne(nt) pas"
-    if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
-        return "plan de données en marche, MAIS le routage IP de l'hôte est actif (net.ipv4.ip_forward=1)"
+    forwarding = forwarding_note(Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(), fence.present())
+    if forwarding.startswith("MAIS"):
+        return f"plan de données en marche, {forwarding}"
     repairs = state.log("tap-repair")
     repaired = len(repairs.read_text().splitlines()) if repairs.exists() else 0
     return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirtd de popek "
             f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}, {libvirt_socket(state)}), agents Neutron openvswitch/dhcp/l3/metadata"
-            + (f" ; {repaired} tap(s) d'instance remis up (course d'OVS, {repairs})" if repaired else ""))
+            + (f" ; {repaired} tap(s) d'instance remis up (course d'OVS, {repairs})" if repaired else "")
+            + (f" ; {forwarding}" if forwarding else ""))
+
+
+def forwarding_note(ip_forward: str, fenced: bool) -> str:
+    """What `popek cloud status` says of the host's IP forwarding (net.ipv4.ip_forward's value), in French: nothing
+    when off; when on (a setting of the host's: Docker, libvirt's NAT network, a VPN; popek never sets it), calm
+    while the fence stops all routing from and to the cloud (`fenced`), an alarm without the fence."""
+    if ip_forward == "0":
+        return ""
+    if fenced:
+        return ("routage IP de l'hôte actif (net.ipv4.ip_forward=1, réglage de l'hôte, pas de popek) : la clôture "
+                "(table nftables inet popek) ne laisse rien router depuis ou vers le cloud")
+    return ("MAIS le routage IP de l'hôte est actif (net.ipv4.ip_forward=1) et la clôture des instances est absente : "
+            "l'hôte peut router leurs paquets")
 
 
 # --- the dataplane proven with a real guest ----------------------------------------------------------
