@@ -334,12 +334,16 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if run_cleanup_message(report) is not None:
         report.outcome = "failed"   # RunCleanupReport showed it passed to Allure alone: the run did fail
+    short = None
     if report.longrepr is not None and not report.skipped:
-        report.longrepr = RedactedRepr(report.longrepr, stopped_answering(call.excinfo and call.excinfo.value))
+        short = stopped_answering(call.excinfo and call.excinfo.value)
+        report.longrepr = RedactedRepr(report.longrepr, short)
     report.sections = [(name, REDACT(text)) for name, text in report.sections]
     details = getattr(allure_test_result(item), "statusDetails", None)
     if details is None:
         return
+    if short:  # the report's message too: the cloud that stopped answering, and what is behind it (MariaDB frozen…)
+        details.message = short
     if report.skipped:
         details.trace = None
         details.message = (details.message or "").removeprefix("Skipped: ")
