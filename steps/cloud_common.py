@@ -206,6 +206,8 @@ def shared_pair(shared, ledger):
     shared.hold(ledger)
     try:
         return shared.pair()
+    except compute.NoRoom as exc:   # the project's quota: its limit and its use are the reason
+        pytest.skip(str(exc))
     except compute.NothingToBoot as exc:
         pytest.skip(f"{exc} dans ce cloud : rien à démarrer")
 

@@ -67,6 +67,12 @@ def room_reason(nova, cinder, needs: dict, service_words: str = "ce scénario") 
             f"{' ; '.join(lacking)}) : une limite du projet, pas une panne du cloud")
 
 
+def server_needs(flavor, count: int = 1) -> dict:
+    """quota_reason()'s needs for `count` servers of `flavor` (its vcpus and ram; unknown: 0)."""
+    vcpus, ram = _count(getattr(flavor, "vcpus", None)) or 0, _count(getattr(flavor, "ram", None)) or 0
+    return {"instances": count, "cores": count * vcpus, "ram": count * ram}
+
+
 def quota_reason(conn, instances: int = 0, cores: int = 0, ram: int = 0, volumes: int = 0, gigabytes: int = 0,
                  what: str = "ce scénario") -> Optional[str]:
     """Why this project has no room for what a scenario is about to make (French: the quota, its limit, its

@@ -82,8 +82,8 @@ class Shared:
 
     def get(self, key: str, make: Callable[[], object]):
         value, error = self._fetch(key, make)
-        if isinstance(error, compute.NothingToBoot):  # nothing to boot in this cloud: the caller skips
-            raise compute.NothingToBoot(str(error)) from error
+        if isinstance(error, compute.NothingToBoot):  # nothing to boot in this cloud, or no room in the
+            raise type(error)(str(error)) from error  # project's quota (NoRoom): the caller skips
         if error is not None:
             raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
         return value
@@ -155,6 +155,10 @@ class Shared:
         """The pair's two servers as Nova accepted them (not waited for)."""
         image = compute.pick_image(self.conn)
         flavor = compute.pick_flavor(self.conn, image)
+        # a project whose quota leaves no room for two more servers: IGNORÉ with the quota, before any boot
+        room = compute.quota_reason(self.conn, **compute.server_needs(flavor, 2), what="la paire d'instances du run")
+        if room:
+            raise compute.NoRoom(room)
         routed = self.routed()
         net = routed.network if routed else compute.project_network(self.conn, self.ledger)
         access = self.access()
@@ -331,7 +335,8 @@ class RunShared(Shared):
     def _dump(self, key: str, value, error: BaseException | None) -> dict:
         """What the state file keeps of a made resource: its ids, or the error."""
         if error is not None:
-            record = {"error": str(error), "nothing_to_boot": isinstance(error, compute.NothingToBoot)}
+            record = {"error": str(error), "nothing_to_boot": isinstance(error, compute.NothingToBoot),
+                      "no_room": isinstance(error, compute.NoRoom)}
             if key in ("pair", "pair-boot"):    # what listed() still offers when the pair did not come up
                 record["created"] = [s.id for s in self._created]
             return record
@@ -352,7 +357,9 @@ class RunShared(Shared):
             if key in ("pair", "pair-boot"):
                 with contextlib.suppress(Exception):
                     self._created = [self.conn.compute.get_server(i) for i in record.get("created", [])]
-            return None, (compute.NothingToBoot if record.get("nothing_to_boot") else RuntimeError)(record["error"])
+            kind = compute.NoRoom if record.get("no_room") else \
+                compute.NothingToBoot if record.get("nothing_to_boot") else RuntimeError
+            return None, kind(record["error"])
         value = record["value"]
         try:
             if key == "routed" and value is not None:

@@ -198,3 +198,31 @@ def test_a_volume_refused_by_cinder_for_quota_inside_the_helper_is_ignored():
     with pytest.raises(sdk_exc.HttpException):
         with cloud_compute.room(Conn(), volumes=1, gigabytes=1):
             raise other
+
+
+def test_the_runs_pair_is_no_room_before_any_boot_and_stays_so_in_every_worker(tmp_path):
+    """The pair needs two servers: a project whose quota leaves fewer is said before Nova is asked
+    (Shared._boot_pair), and every worker of the run gets that same NoRoom (not a RuntimeError: ÉCHEC)."""
+    import json
+
+    from popek.checks.cloud.shared import RunShared, Shared
+    from popek.steps.cloud_common import shared_pair
+
+    booted = []
+    conn = Conn(nova(1, 0))
+    conn.image = NS(images=lambda: [NS(id="img", name="cirros", status="active", container_format="bare",
+                                      disk_format="qcow2", size=1, properties={}, min_ram=0, min_disk=0)])
+    conn.compute.flavors = lambda details=True: [NS(id="f", name="tiny", vcpus=1, ram=128, disk=1)]
+    conn.compute.create_server = lambda **kw: booted.append(kw)
+    shared = Shared(conn, ledger=None)
+    with pytest.raises(compute.NoRoom, match="dont la paire d'instances du run a besoin .*limite 1 instance"):
+        shared.pair()
+    with pytest.raises(pytest.skip.Exception, match="^le quota de ce projet ne laisse pas la place"):
+        shared_pair(shared, ledger=None)
+    assert booted == []
+    # across workers: the state file keeps which error it was
+    one = RunShared(None, tmp_path, "popek-0123abcd-run", ("private", "public"))
+    record = one._dump("pair", None, compute.NoRoom("quota instances : limite 1"))
+    assert record["no_room"] and record["nothing_to_boot"]
+    _, error = one._load("pair", json.loads(json.dumps(record)))
+    assert type(error) is compute.NoRoom and str(error) == "quota instances : limite 1"
