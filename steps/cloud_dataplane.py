@@ -6,6 +6,7 @@ from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import compute, guest as guests, hypervisor, network, secgroups, traffic
 from popek.steps.cloud_common import shared_pair, uses_pair
+from popek.steps.cloud_compute import boot_needs, room
 
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
 #: A cloud-init first boot under TCG: two vCPUs halve it (importing cloud-init's Python dominates).
@@ -29,11 +30,8 @@ def reached(evidence, guest: guests.ReachableGuest, since: str = "ACTIVE") -> gu
 
 def one_more_fip(conn) -> None:
     """Skip (IGNORÉ, the quota named) when the project's floating-IP quota leaves no floating IP for this
-    scenario besides those in use (the run's own one, held for the whole run, among them)."""
-    reason = network.floating_ip_quota_reason(conn, needed=1)
-    if reason:
-        import pytest
-        pytest.skip(reason)
+    scenario besides those in use (the run's own one, held for the whole run, among them): room()'s."""
+    room(conn, floating_ips=1)
 
 
 def run_guest_reached(cloud, conn, ledger, routed, access, server, evidence) -> guests.ReachableGuest:
@@ -205,13 +203,14 @@ def cloud_init_guest(cloud, conn, ledger, routed, key, evidence):
         image = compute.pick_image(conn, cloud_init=True)
     except LookupError:
         pytest.skip("aucune image avec cloud-init dans ce cloud")
-    one_more_fip(conn)
     token = secrets.token_hex(8)
-    asked = time.monotonic()
-    found = guests.boot_reachable(conn, ledger, routed, key, key.group, attach_to(evidence), image,
-                                  compute.pick_flavor(conn, image, 512, CLOUD_INIT_VCPUS),
-                                  user_data=guests.cloud_init_user_data(token), timeout=CLOUD_INIT_TIMEOUT,
-                                  admin=cloud.admin)
+    flavor = compute.pick_flavor(conn, image, 512, CLOUD_INIT_VCPUS)
+    # the project's quota: a server of this flavor and one more floating IP, or IGNORÉ with it
+    with room(conn, floating_ips=1, **boot_needs(flavor)):
+        asked = time.monotonic()
+        found = guests.boot_reachable(conn, ledger, routed, key, key.group, attach_to(evidence), image, flavor,
+                                      user_data=guests.cloud_init_user_data(token), timeout=CLOUD_INIT_TIMEOUT,
+                                      admin=cloud.admin)
     found.token = token
     # the issue's figure: from asking Nova (the replacement of a panicked guest included) to the SSH login
     evidence.figure("création → SSH prêt", round(time.monotonic() - asked, 1), " s")
