@@ -7,6 +7,7 @@ signature inside it (qcow2, vhdx, vdi), the data must carry it: bytes that are n
 records would not boot either."""
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 #: Bytes read of each image's data: enough to prove the store has it, cheap on any cloud.
@@ -18,9 +19,14 @@ PROBE_BYTES = 1024
 SIGNATURES = {"qcow2": (0, b"QFI\xfb"), "vhdx": (0, b"vhdxfile"), "vdi": (0x40, b"\x7f\x10\xda\xbe")}
 
 
+class Refused(str):
+    """data_problem()'s answer when Glance refuses this account the image's data (HTTP 403: its policy, e.g.
+    `download_image` needs the member role and the account is a reader): nothing is known of the data."""
+
+
 def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
     """None when the first `length` bytes of `image`'s data come back from Glance, else what was seen, in
-    French (the HTTP status and Glance's words, or the connection error)."""
+    French (the HTTP status and Glance's words, or the connection error); a `Refused` for an HTTP 403."""
     from keystoneauth1 import exceptions as ks
 
     path = f"/images/{image.id}/file"
@@ -31,7 +37,10 @@ def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
         return f"{label} : GET {path} sans réponse ({type(exc).__name__})"
     try:
         if answer.status_code >= 400:
-            words = " ".join((answer.text or "").split())[:200]
+            words = " ".join(re.sub(r"<[^>]*>", " ", answer.text or "").split())[:200]    # Glance's 403 is HTML
+            if answer.status_code == 403:
+                return Refused(f"{label} : Glance refuse à ce compte la lecture de ses données (GET {path} : "
+                               f"HTTP 403{', ' + words if words else ''})")
             return f"{label} : GET {path} répond HTTP {answer.status_code}" + (f" ({words})" if words else "")
         chunk = next(answer.iter_content(length), b"") if answer.status_code != 204 else b""
         if not chunk:

@@ -1,5 +1,5 @@
-"""The cloud's needs (`@needs:cloud`, `@needs:admin`, `@needs:dataplane`, `@needs:embedded`, `@needs:volume`,
-`@needs:object-store`): each takes the
+"""The cloud's needs (`@needs:cloud`, `@needs:admin`, `@needs:write`, `@needs:dataplane`, `@needs:embedded`,
+`@needs:volume`, `@needs:object-store`): each takes the
 `cloud` fixture's value, a `connection.Cloud` or an `Unreachable`, and returns None or the French reason.
 
 Registered in popek.checks.needs' table when this module is imported (the plugin imports it)."""
@@ -56,6 +56,18 @@ def need_embedded(cloud):
         return (f"ce n'est pas le cloud embarqué de popek ({cloud.choice.describe()}) : son installation "
                 "et ses composants internes ne sont pas visibles d'ici")
     return None
+
+
+@requirement("write")
+def need_write(cloud):
+    """The account may create resources in its project (a `reader`-only account may not: probe.write_refused).
+    Asked once per session, before the dataplane (whose probe would otherwise fail on the refusal)."""
+    if _unreachable(cloud):
+        return _unreachable(cloud)
+    if "write" not in cloud.facts:
+        from popek.checks.cloud import probe
+        cloud.facts["write"] = probe.write_refused(cloud)
+    return cloud.facts["write"]
 
 
 @requirement("dataplane")

@@ -4,6 +4,11 @@
 2. floating IPs need an external network, and a project whose floating-IP quota is not 0;
 3. as a member, what a probe instance prints on its console (Nova's fake driver returns a canned
    "FAKE CONSOLE OUTPUT"; a real guest prints its kernel's boot log): booted only when 2 leaves it open.
+
+And may this account write at all? An account whose only role is Keystone's `reader` (a teacher's audit
+account) is refused every creation by the default policies of every service since their "secure RBAC"
+defaults; a cloud still on the legacy defaults (`project_id:%(project_id)s`) lets it write. Asked, not
+guessed: one security group is created and deleted (write_refused).
 """
 from __future__ import annotations
 
@@ -70,4 +75,51 @@ def dataplane_reason(cloud) -> Optional[str]:
         return f"{quota} : pas d'IP flottante pour joindre les instances depuis l'hôte"
     if cloud.admin is None:     # the API answers first; a probe instance only when they leave the question open
         return _probe_console(cloud)
+    return None
+
+
+#: Keystone's read-only default role (admin ⊃ member ⊃ reader), and the observer roles some services define:
+#: an account holding only these may be refused every write.
+READ_ONLY_ROLES = frozenset({"reader", "observer", "load-balancer_observer", "load-balancer_global_observer"})
+
+
+def read_only(roles) -> bool:
+    """True when the token's role names are all read-only ones (and there is at least one)."""
+    names = {str(r).lower() for r in roles or []}
+    return bool(names) and names <= READ_ONLY_ROLES
+
+
+def refusal_text(exc: BaseException) -> Optional[str]:
+    """The policy's words of an HTTP 403 (openstacksdk's ForbiddenException), None for anything else."""
+    from openstack import exceptions as sdk_exc
+
+    if not isinstance(exc, sdk_exc.ForbiddenException):
+        return None
+    words = (getattr(exc, "details", None) or "").strip()
+    return f"HTTP 403{' : ' + words[:160] if words else ''}"
+
+
+def write_refused(cloud) -> Optional[str]:
+    """Why this account cannot create anything in its project (French), None when it can or may.
+
+    Only asked of an account whose roles are all read-only (read_only()); any other account is let run
+    (a refusal is then that scenario's finding). The question: creating one security group (then deleted),
+    the cheapest creation every course scenario that writes depends on."""
+    from popek.checks.cloud import secgroups
+    from popek.checks.cloud.ledger import Ledger
+
+    if not read_only(cloud.roles):
+        return None
+    ledger = Ledger(cloud.conn, cloud.facts["prefix"])
+    try:
+        secgroups.create_group(cloud.conn, ledger, "write-probe")
+    except Exception as exc:  # only a 403 is the answer; anything else is no answer to this question
+        refused = refusal_text(exc)
+        if refused is None:
+            return None
+        roles = ", ".join(sorted(cloud.roles))
+        return (f"ce compte n'a que le rôle {roles} : le cloud refuse ses écritures (création d'un groupe de "
+                f"sécurité par Neutron : {refused})")
+    finally:
+        ledger.cleanup()
     return None

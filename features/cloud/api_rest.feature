@@ -5,14 +5,14 @@ Fonctionnalité: Les API REST du cloud et le client officiel
   des instances. Le client officiel `openstack` (python-openstackclient) fait ces mêmes requêtes.
   Les instances du run sont créées une fois, au premier scénario qui en a besoin, et supprimées à la fin.
 
-  @claim:C17
+  @claim:C17 @needs:write
   Scénario: Un GET HTTP sur /servers renvoie la liste des instances
     Étant donné une instance du run
     Quand j'envoie GET /servers à l'API compute avec mon jeton
     Alors la réponse HTTP est 200 et la liste contient l'instance créée
     Et c'est la même liste d'instances que celle du SDK
 
-  @claim:C33 @claim:C36
+  @claim:C33 @claim:C36 @needs:write
   Scénario: openstack server list parle à Nova
     Étant donné une instance du run
     Quand je lance « openstack server list -f json »

@@ -29,7 +29,7 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
     Alors le cloud garde la même clé publique, avec la même empreinte
     Et le cloud ne détient pas la clé privée
 
-  @claim:C37 @claim:C33
+  @claim:C37 @claim:C33 @needs:write
   Scénario: La commande du cours « openstack server create --flavor small --image 'Debian 13' --net public » démarre une instance
     La commande est lancée telle quelle avec le client openstack (seul le nom de l'instance change) là où
     le cloud a ces trois noms ; l'instance doit devenir ACTIVE, puis elle est supprimée sans attendre la
@@ -38,7 +38,7 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
     Quand je lance la commande du cours avec le client openstack
     Alors l'instance créée par le client est ACTIVE, puis je la supprime aussitôt
 
-  @claim:C21
+  @claim:C21 @needs:write
   Scénario: server create avec un gabarit, une image et un réseau démarre une instance
     Quand je crée une instance avec un gabarit, une image et un réseau
     Alors l'instance est ACTIVE

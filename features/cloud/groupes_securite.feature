@@ -9,16 +9,19 @@ Fonctionnalité: Les groupes de sécurité, règles de pare-feu des instances (A
     Quand je lis le groupe de sécurité « default » du projet
     Alors chacune de ses règles dit un sens (entrée ou sortie), une famille d'adresses et une origine
 
+  @needs:write
   Scénario: Une règle ajoutée apparaît dans le groupe
     Étant donné un groupe de sécurité sans règle
     Quand j'y ajoute une règle qui autorise TCP 22 en entrée depuis 0.0.0.0/0
     Alors le groupe contient cette règle, avec ces valeurs
 
+  @needs:write
   Scénario: Toute règle valide se relit à l'identique (propriété vérifiée avec Hypothesis)
     Étant donné un groupe de sécurité sans règle
     Quand je crée puis relis 25 règles valides générées, en supprimant chacune
     Alors chaque champ relu était celui donné et le groupe est de nouveau vide
 
+  @needs:write
   Scénario: Toute règle invalide est refusée sans rien créer (propriété vérifiée avec Hypothesis)
     Étant donné un groupe de sécurité sans règle
     Quand je soumets 25 règles invalides générées

@@ -1,5 +1,5 @@
 # language: fr
-@needs:cloud
+@needs:cloud @needs:write
 Fonctionnalité: L'IP flottante se déplace d'une instance à l'autre
   Une IP flottante est une adresse publique qu'on attache à une instance et qu'on peut transférer à une
   autre, comme un numéro de portable passe d'un téléphone à l'autre (ici, au niveau de l'API). Les deux

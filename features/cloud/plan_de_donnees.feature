@@ -1,5 +1,5 @@
 # language: fr
-@needs:cloud @needs:dataplane
+@needs:cloud @needs:write @needs:dataplane
 Fonctionnalité: Le trafic réel vers les instances : SSH, pare-feu, IP flottante, metadata, cloud-init
   Ces scénarios envoient de vrais paquets depuis cet hôte vers l'IP flottante des instances, comme les
   tests « scenario » de Tempest. Un trafic n'est déclaré bloqué qu'après avoir vu la même instance

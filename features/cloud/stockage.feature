@@ -7,7 +7,7 @@ Fonctionnalité: Stockage bloc (volumes) et stockage objet
   lui, est créé et supprimé par son scénario. Ses données sont écrites et relues depuis les instances
   elles-mêmes (SSH par une IP flottante) : il faut un plan de données.
 
-  @claim:C15 @claim:C23 @needs:dataplane @needs:volume
+  @claim:C15 @claim:C23 @needs:write @needs:dataplane @needs:volume
   Scénario: Un volume garde ses données d'une instance à l'autre
     Étant donné deux instances du run, joignables par SSH sur une IP flottante
     Et un volume de 1 Gio
@@ -21,7 +21,7 @@ Fonctionnalité: Stockage bloc (volumes) et stockage objet
     Alors c'est le même volume, même identifiant et même taille, attaché à la seconde instance
     Et la seconde instance relit sur son disque les données écrites par la première
 
-  @claim:C16 @needs:object-store
+  @claim:C16 @needs:write @needs:object-store
   Scénario: Un objet déposé par HTTP se relit octet pour octet
     Étant donné un conteneur créé par une requête HTTP PUT
     Quand je dépose un objet de 65536 octets aléatoires par HTTP PUT
