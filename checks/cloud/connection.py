@@ -405,6 +405,9 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
             raise CloudUnavailable(f"{exc} ; {' ; '.join(behind)}", exc.named) from None
         raise
     access = conn.session.auth.get_access(conn.session)
+    unscoped = scope_problem(access)
+    if unscoped:    # every scenario works in a project: its instances, networks, quotas
+        raise CloudUnavailable(f"{choice.describe()} : {unscoped}", choice.named)
     mismatch = catalog_mismatch(access.service_catalog.catalog, region.region_name, region.config.get("interface"))
     if mismatch:    # every API call would fail with the SDK's "not present in the service catalog"
         raise CloudUnavailable(f"{choice.describe()} : {mismatch}", choice.named)
@@ -425,6 +428,24 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         cloud.admin_reason = (f"les identifiants ({choice.describe()}) n'ont pas le rôle admin "
                               f"(rôles : {', '.join(roles) or 'aucun'})")
     return cloud
+
+
+def scope_problem(access) -> Optional[str]:
+    """Why the token (keystoneauth's AccessInfo) is of no use to popek, in French: it is scoped to a domain
+    or to the whole system, or to nothing, instead of a project (clouds.yaml `domain_name:` or
+    `system_scope: all` without `project_name:`, an openrc with OS_DOMAIN_NAME and no project): Keystone
+    accepts it, the `openstack` client too for identity commands, but no instance, network or volume lives
+    outside a project. None for a project-scoped token."""
+    if getattr(access, "project_id", None):
+        return None
+    if getattr(access, "system_scoped", False):
+        scope = "à portée du système entier (system_scope)"
+    elif getattr(access, "domain_id", None):
+        scope = f"à portée du domaine « {access.domain_name or access.domain_id} » (domain_name / OS_DOMAIN_NAME)"
+    else:
+        scope = "sans portée (ni projet, ni domaine)"
+    return (f"ces identifiants donnent un jeton {scope}, pas un jeton de projet : popek a besoin d'un compte "
+            "sur un projet (project_name / OS_PROJECT_NAME, ou project_id / OS_PROJECT_ID)")
 
 
 def catalog_mismatch(services: list, region_name: Optional[str], interface: Optional[str]) -> Optional[str]:

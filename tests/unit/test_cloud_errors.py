@@ -203,3 +203,20 @@ def test_keystone_asking_for_a_domain_says_which_variable(part, names):
                                 "request since it is either malformed or otherwise incorrect.", http_status=400)
     said = connection.explain_auth_failure(exc, "http://k/v3", "u")
     assert said.startswith("Keystone v3 (http://k/v3) refuse (HTTP 400) : il lui faut le domaine") and names in said
+
+
+@pytest.mark.parametrize("access, says", [
+    (dict(project_id=None, system_scoped=False, domain_id="default", domain_name="Default"),
+     "jeton à portée du domaine « Default » (domain_name / OS_DOMAIN_NAME)"),
+    (dict(project_id=None, system_scoped=True, domain_id=None, domain_name=None),
+     "jeton à portée du système entier (system_scope)"),
+    (dict(project_id=None, system_scoped=False, domain_id=None, domain_name=None), "jeton sans portée"),
+])
+def test_a_token_without_a_project_is_one_line_asking_for_a_project(access, says):
+    """hA: a domain- or system-scoped clouds.yaml entry (a teacher's domain admin, an operator's system
+    reader) authenticates, then every scenario failed in its own way (no project to make anything in)."""
+    from types import SimpleNamespace as NS
+
+    said = connection.scope_problem(NS(**access))
+    assert says in said and "popek a besoin d'un compte sur un projet (project_name / OS_PROJECT_NAME" in said
+    assert connection.scope_problem(NS(project_id="p1", system_scoped=False, domain_id=None)) is None
