@@ -28,6 +28,10 @@ def has_four_fields(auth):
       target_fixture="openrc_try")
 def openrc_token(cloud, conn, evidence):
     four, domains = client.openrc_values(cloud.conn.config.config.get("auth") or {}, conn.current_project_id)
+    tls = client.openrc_tls(cloud.conn.config.config)   # a private CA (cacert:): the client needs it too
+    if tls:
+        evidence.figure("variables TLS de ce cloud ajoutées à l'openrc", ", ".join(tls))
+        four = {**four, **tls}
     tried = {"variables": list(four), "résultat": client.token_issue_with_openrc(four, os.environ)}
     if not tried["résultat"]["ok"] and domains:
         # Keystone v3 puts users and projects in domains: say which more variables it needed, the user's

@@ -12,6 +12,18 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 
+def tls_options(conn) -> dict:
+    """`requests`' verify/cert for a raw HTTP call to this cloud, as the SDK's session has them from the
+    cloud's entry (`cacert:` a private CA, `verify: false`, `cert:`/`key:` a client certificate): a raw call
+    with requests' defaults would refuse a cloud the SDK and the `openstack` client accept."""
+    session = conn.session
+    options = {"verify": getattr(session, "verify", True)}
+    cert = getattr(session, "cert", None)
+    if cert:
+        options["cert"] = cert
+    return options
+
+
 def rest_get(conn, service: str, path: str) -> tuple[int, dict]:
     """GET <endpoint of `service`><path> with the token in X-Auth-Token, like `curl` would.
 
@@ -23,7 +35,8 @@ def rest_get(conn, service: str, path: str) -> tuple[int, dict]:
     endpoint = getattr(conn, service).get_endpoint().rstrip("/")
     token = conn.session.get_token()
     REDACT.add(token)
-    response = requests.get(endpoint + path, headers={"X-Auth-Token": token, "Accept": "application/json"}, timeout=30)
+    response = requests.get(endpoint + path, headers={"X-Auth-Token": token, "Accept": "application/json"}, timeout=30,
+                            **tls_options(conn))
     try:
         body = response.json()
     except ValueError:
@@ -124,6 +137,22 @@ def openrc_values(auth: Mapping[str, object], project_id: str) -> tuple[dict, di
     domains = {f"OS_{key.upper()}": auth[key] for key in
                ("user_domain_name", "user_domain_id", "project_domain_name", "project_domain_id") if auth.get(key)}
     return {k: str(v) for k, v in four.items() if v}, {k: str(v) for k, v in domains.items()}
+
+
+def openrc_tls(config: Mapping[str, object]) -> dict:
+    """The variables an openrc needs besides the course's four to reach this cloud over TLS, from the SDK's
+    config of the entry (clouds.yaml `cacert:`, `verify: false` / `insecure: true`, `cert:`, `key:`):
+    OS_CACERT for a private CA, OS_INSECURE, OS_CERT / OS_KEY; {} for a cloud over HTTP or a public CA.
+    Without them the client refuses the certificate the SDK accepted: no fault of the openrc's four."""
+    out = {}
+    if config.get("cacert"):
+        out["OS_CACERT"] = str(config["cacert"])
+    if config.get("verify") is False or str(config.get("insecure", "")).lower() in ("true", "1", "yes"):
+        out["OS_INSECURE"] = "true"
+    for key in ("cert", "key"):
+        if config.get(key):
+            out[f"OS_{key.upper()}"] = str(config[key])
+    return out
 
 
 def openrc_text(values: Mapping[str, str]) -> str:

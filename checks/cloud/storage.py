@@ -148,7 +148,10 @@ class ObjectStore:
     def __init__(self, conn):
         from popek.checks.secrets import REDACT
 
+        from popek.checks.cloud.client import tls_options
+
         self.endpoint = conn.object_store.get_endpoint().rstrip("/")
+        self.tls = tls_options(conn)    # the entry's cacert / verify: false, as the SDK's requests
         self.token = conn.session.get_token()
         REDACT.add(self.token)
 
@@ -156,7 +159,7 @@ class ObjectStore:
         import requests
 
         headers = {"X-Auth-Token": self.token, **kw.pop("headers", {})}
-        return requests.request(method, f"{self.endpoint}/{path}", headers=headers, timeout=30, **kw)
+        return requests.request(method, f"{self.endpoint}/{path}", headers=headers, timeout=30, **self.tls, **kw)
 
     def put_container(self, ledger, what: str = "bucket"):
         """PUT /<container>: returns (name, HTTP status)."""
