@@ -289,6 +289,40 @@ def check_public_cidr(cidr: str, needed: dict[str, str]) -> None:
                          "changez PUBLIC_CIDR dans checks/localcloud/bootstrap.py")
 
 
+def _host_routes() -> list[dict]:
+    """`ip -j route show table main` of this host ([] when unreadable)."""
+    import json
+
+    try:
+        return json.loads(subprocess.run(["ip", "-j", "route", "show", "table", "main"], capture_output=True,
+                                         text=True).stdout or "[]")
+    except ValueError:
+        return []
+
+
+def check_public_routes(cidr: str, routes: list[dict], bridge: str = EXT_BRIDGE) -> None:
+    """Refuse a public network that overlaps a route of another interface of the host (`routes`: `ip -j route
+    show`): an owner's bridge or libvirt network (virt-manager's virbr0 is 192.168.122.0/24), a VPN, Docker's
+    bridges. Floating IPs there would go to that interface (or the owner's addresses to popek's bridge)."""
+    import ipaddress
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    clash = []
+    for r in routes:
+        dst, dev = r.get("dst"), r.get("dev")
+        if not dst or dst == "default" or dev == bridge:
+            continue
+        try:
+            if ipaddress.ip_network(dst, strict=False).overlaps(net):
+                clash.append(f"{dst} par {dev or '?'}")
+        except ValueError:  # an IPv6 or unusual destination: no IPv4 overlap
+            continue
+    if clash:
+        raise CloudError("plan de données : le réseau public " + str(net) + " chevauche une route de l'hôte ("
+                         + ", ".join(clash) + ") : un pont, un réseau libvirt, un VPN ou Docker de cette machine "
+                         "l'utilise déjà ; popek n'y touche pas : changez PUBLIC_CIDR dans checks/localcloud/bootstrap.py")
+
+
 def public_gateway_cidr() -> str:
     """The public subnet's gateway as host address on br-ex, e.g. 203.0.113.1/24 (bootstrap's choice)."""
     return f"{bootstrap.PUBLIC_GATEWAY}/{bootstrap.PUBLIC_CIDR.split('/')[1]}"
@@ -583,6 +617,7 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     # The host's foot on the public network: the subnet's gateway address, nothing routed beyond it.
     cidr = public_gateway_cidr()
     check_public_cidr(cidr, _addresses_the_host_needs())
+    check_public_routes(cidr, _host_routes())
     _wait_link(EXT_BRIDGE)
     have = _run(["ip", "-4", "-o", "addr", "show", "dev", EXT_BRIDGE]).stdout
     if cidr not in have:
