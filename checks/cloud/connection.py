@@ -318,7 +318,12 @@ def explain_auth_failure(exc: BaseException, auth_url: str, user: str) -> str:
         if isinstance(seen, ks.DiscoveryFailure):
             return f"Keystone injoignable ou non reconnu à {auth_url} (découverte des versions impossible)"
         if isinstance(seen, ks.SSLError):
-            return f"erreur TLS en contactant Keystone à {auth_url}"
+            return f"connexion TLS refusée avec Keystone à {auth_url} : {tls_problem(str(seen))}"
+        if isinstance(seen, OSError) and "TLS CA certificate bundle" in str(seen):
+            # requests, before any connection: the cacert: / OS_CACERT file is not there
+            path = str(seen).rsplit(": ", 1)[-1]
+            return (f"le fichier de l'autorité de certification (cacert: / OS_CACERT) est introuvable ou illisible : "
+                    f"{path}")
         if isinstance(seen, ks.HttpError):
             for part, names in (("user", "OS_USER_DOMAIN_NAME ou OS_USER_DOMAIN_ID (user_domain_name)"),
                                 ("project", "OS_PROJECT_DOMAIN_NAME ou OS_PROJECT_DOMAIN_ID (project_domain_name)")):
@@ -328,6 +333,27 @@ def explain_auth_failure(exc: BaseException, auth_url: str, user: str) -> str:
             return f"Keystone répond {seen.http_status} à {auth_url} : {seen.message}"
         seen = seen.__cause__ or seen.__context__
     return f"authentification impossible à {auth_url} : {type(exc).__name__}"
+
+
+#: What to do about a certificate the client does not trust, in the message's words.
+TRUST_HINT = ("donnez l'autorité de certification du cloud (cacert: dans clouds.yaml, ou OS_CACERT), "
+              "ou, sans vérification, verify: false (OS_INSECURE=true)")
+
+
+def tls_problem(text: str) -> str:
+    """The certificate problem in an SSL error's text (keystoneauth's SSLError wraps urllib3's and ssl's),
+    in French with OpenSSL's own words, and what to do about it."""
+    import re
+
+    verify = re.search(r"certificate verify failed: ([^(']+?)\s*\(_ssl", text)
+    if verify:
+        return f"certificat non reconnu ({verify.group(1).strip()}) ; {TRUST_HINT}"
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "ce n'est pas du TLS à cette adresse (https:// vers un service en http ?)"
+    if "NO_CERTIFICATE_OR_CRL_FOUND" in text or "no certificate or crl found" in text:
+        return "le fichier de l'autorité de certification (cacert: / OS_CACERT) ne contient aucun certificat"
+    ssl_words = re.search(r"\[SSL[^\]]*\] ([^(']+?)\s*\(_ssl", text)
+    return f"erreur TLS ({ssl_words.group(1).strip() if ssl_words else text.split(': ', 1)[0]})"
 
 
 @dataclasses.dataclass

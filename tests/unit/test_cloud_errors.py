@@ -220,3 +220,26 @@ def test_a_token_without_a_project_is_one_line_asking_for_a_project(access, says
     said = connection.scope_problem(NS(**access))
     assert says in said and "popek a besoin d'un compte sur un projet (project_name / OS_PROJECT_NAME" in said
     assert connection.scope_problem(NS(project_id="p1", system_scoped=False, domain_id=None)) is None
+
+
+#: keystoneauth's SSLError text for a cloud behind a private CA the entry does not give (recorded, hA 2026-12-07)
+UNTRUSTED = ("SSL exception connecting to https://127.0.0.1:15000/v3: HTTPSConnectionPool(host='127.0.0.1', "
+             "port=15000): Max retries exceeded with url: /v3 (Caused by SSLError(SSLCertVerificationError(1, "
+             "'[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate "
+             "(_ssl.c:1006)')))")
+
+
+def test_an_untrusted_certificate_is_one_line_naming_it_and_the_cure():
+    from keystoneauth1 import exceptions as ks
+
+    said = connection.explain_auth_failure(ks.SSLError(UNTRUSTED), "https://k:15000/v3", "u")
+    assert said == ("connexion TLS refusée avec Keystone à https://k:15000/v3 : certificat non reconnu (unable to "
+                    "get local issuer certificate) ; donnez l'autorité de certification du cloud (cacert: dans "
+                    "clouds.yaml, ou OS_CACERT), ou, sans vérification, verify: false (OS_INSECURE=true)")
+    assert "ce n'est pas du TLS" in connection.tls_problem("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+
+
+def test_a_cacert_file_that_is_not_there_is_named():
+    exc = OSError("Could not find a suitable TLS CA certificate bundle, invalid path: /nowhere/ca.pem")
+    said = connection.explain_auth_failure(exc, "https://k/v3", "u")
+    assert said.endswith("(cacert: / OS_CACERT) est introuvable ou illisible : /nowhere/ca.pem")
