@@ -94,3 +94,60 @@ def test_an_unreachable_or_malformed_cloud_is_one_line(home, cloud, text, expect
     assert proc.returncode != 0
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.fixture
+def untrusted_https(tmp_path):
+    """An https:// address on loopback whose certificate no CA of this host signed (a cloud behind a private
+    CA, seen without its `cacert:`): a TLS server thread that only does handshakes."""
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+    import threading
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl absent : pas de certificat de test")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem",
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                raw, _ = server.accept()
+            except OSError:
+                continue
+            try:
+                with context.wrap_socket(raw, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                raw.close()     # the client refused the certificate: what this address is for
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.getsockname()[1]}/v3"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+@pytest.mark.parametrize("cacert, expected", [
+    (None, "certificat non reconnu ("),
+    ("/nowhere/ca.pem", "(cacert: / OS_CACERT) est introuvable ou illisible : /nowhere/ca.pem"),
+])
+def test_a_certificate_the_client_cannot_trust_is_one_line(home, untrusted_https, cacert, expected):
+    entry = {"auth": {"auth_url": untrusted_https, "username": "me", "password": "pw-not-shown", "project_name": "p",
+                      "user_domain_name": "Default", "project_domain_name": "Default"}}
+    if cacert:
+        entry["cacert"] = cacert
+    (home[0] / ".config" / "openstack" / "clouds.yaml").write_text(yaml.safe_dump({"clouds": {"tls": entry}}))
+    proc = popek(home, "run", "cloud", "--os-cloud", "tls", "--no-report", "--results", str(home[0] / "r"))
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "pw-not-shown" not in proc.stdout + proc.stderr
