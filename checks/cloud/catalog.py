@@ -41,13 +41,17 @@ AS_A_SERVICE = {
 def catalog(conn) -> list[dict]:
     """The catalog of the token `conn` obtained: [{"type", "name", "endpoints": [{interface, region, url}]}].
 
-    Read from the authentication answer itself (keystoneauth keeps it), i.e. the first request's result."""
+    Read from the authentication answer itself (keystoneauth keeps it), i.e. the first request's result.
+    Each service's endpoints in the connection's region (clouds.yaml region_name) come first: on a cloud of
+    several regions, the address checked is the one this client uses (public_url takes the first)."""
     access = conn.session.auth.get_access(conn.session)
+    region = getattr(getattr(conn, "config", None), "region_name", None)
     out = []
     for service in access.service_catalog.catalog:
-        out.append({"type": service.get("type"), "name": service.get("name"),
-                    "endpoints": [{"interface": e.get("interface"), "region": e.get("region_id") or e.get("region"),
-                                   "url": e.get("url")} for e in service.get("endpoints", [])]})
+        endpoints = [{"interface": e.get("interface"), "region": e.get("region_id") or e.get("region"),
+                      "url": e.get("url")} for e in service.get("endpoints", [])]
+        endpoints.sort(key=lambda e: bool(region) and e["region"] != region)     # stable: the rest keep their order
+        out.append({"type": service.get("type"), "name": service.get("name"), "endpoints": endpoints})
     return out
 
 
