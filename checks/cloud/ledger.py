@@ -87,6 +87,12 @@ def _service_absent(exc: BaseException) -> bool:
         or "endpoint" in str(exc).lower()
 
 
+def _forbidden(exc: BaseException) -> bool:
+    """HTTP 403: the cloud's policy refuses this account (a reader-only account and Swift's listing)."""
+    from openstack import exceptions as sdk_exc
+    return isinstance(exc, sdk_exc.ForbiddenException)
+
+
 def _not_found(exc: BaseException) -> bool:
     from openstack import exceptions as sdk_exc
     return isinstance(exc, sdk_exc.NotFoundException)
@@ -457,6 +463,8 @@ def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER
         except Exception as exc:
             if _service_absent(exc):
                 continue  # this cloud has no such service (or its configuration disables it)
+            if _forbidden(exc):
+                continue  # this account may not even list them (Swift to a reader): it made none either
             raise
         for r_id, r_name, created in listing:
             match = NAME_RE.match(r_name or "")

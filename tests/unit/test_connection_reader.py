@@ -74,3 +74,17 @@ def test_the_write_need_is_asked_before_the_dataplane():
 
     order = list(registry.REQUIREMENTS)
     assert order.index("write") < order.index("dataplane")
+
+
+def test_a_kind_the_reader_may_not_even_list_is_no_orphan_and_no_error(monkeypatch):
+    """Swift answers a reader's container listing 403: the run's end sweep raised it as 'nettoyage du run
+    incomplet' (exit 1) although the account could not have made a container (hA, live, reader2)."""
+    from popek.checks.cloud import ledger
+
+    def list_dated(conn, kind):
+        if kind == "container":
+            raise sdk_exc.ForbiddenException("ForbiddenException: 403", http_status=403)
+        return [("sg1", "popek-0123abcd-gw0-sg-1", None)] if kind == "security_group" else []
+    monkeypatch.setattr(ledger, "list_dated", list_dated)
+    found = ledger.orphans(NS(), current_run=None)
+    assert [(e.kind, e.name) for e in found] == [("security_group", "popek-0123abcd-gw0-sg-1")]
