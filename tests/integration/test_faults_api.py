@@ -10,14 +10,15 @@ cloud (restart, admin API) and checks that it answers again, so later tests are 
 | nova-api stopped (nova's metadata API, in the same process, too) | C17, C33, C36, C37 | the compute API (8774) does not answer, to HTTP and to the client |
 | catalog altered (admin API): compute's address → Placement, network's → a closed port, image renamed | C11, C27, C28, C30, C35 | 1.x is no Nova microversion; Neutron's address does not answer; "images" is not Glance |
 | a flavor with 0 vCPU (written in Nova's database) | C22 | the flavor is not a CPU/RAM/disk size |
-| the project's instance quota set to 0 (admin API) | C21, C37 | the course's command is refused: quota |
+| every nova-compute disabled (admin API: `compute service set --disable`) | C21, C37 | No valid host, every compute disabled (GET /os-services) |
 | the member's password changed in Keystone while the run holds its token | C34 | the openrc gets a 401 |
 | RabbitMQ frozen (SIGSTOP) | C31 | the bus does not greet |
 | the venv's swift recorded as installed by another tool (INSTALLER) | C32 | not installed by pip |
 | Neutron stores each rule one port wider than asked (a MariaDB trigger on its rule table) | C25 | the rule read back is not the one given |
 
 And one state where a claim must NOT fail (issue #19): Swift and Cinder disabled in Keystone (a real
-catalog without them) — their scenarios say IGNORÉ with the true reason, never ÉCHEC nor RÉUSSI.
+catalog without them) — their scenarios say IGNORÉ with the true reason, never ÉCHEC nor RÉUSSI; and
+likewise the project's instance quota set to 0: C21 and C37 IGNORÉ with the quota, its limit and its use.
 
 Run serially (CI) or under `flock -x /tmp/popek-cloud.lock` (these faults change the cloud for everyone).
 """
@@ -294,24 +295,69 @@ def test_flavor_without_cpu_fails_c22(state, admin, tmp_path, record_property):
     failed(found, "C22", name, "0 vCPU")
 
 
+@contextlib.contextmanager
+def computes_disabled(admin):
+    """Every nova-compute disabled through the admin API (`openstack compute service set --disable`: the
+    scheduler places nothing on it: "No valid host was found"); enabled again in the end, and each one
+    checked back enabled and up in `GET /os-services`."""
+    computes = [s for s in admin.compute.services() if s.binary == "nova-compute" and s.status == "enabled"]
+    assert computes, "aucun nova-compute en service à désactiver"
+    done = []
+    try:
+        for svc in computes:
+            done.append(svc)
+            admin.compute.disable_service(svc, host=svc.host, binary=svc.binary,
+                                          disabled_reason="popek-fault: C21/C37 falsifiables")
+        yield [f"{s.binary}@{s.host}" for s in computes]
+    finally:
+        for svc in done:
+            admin.compute.enable_service(svc, host=svc.host, binary=svc.binary)
+        back = {s.id: (s.status, s.state) for s in admin.compute.services() if s.binary == "nova-compute"}
+        assert all(back.get(s.id) == ("enabled", "up") for s in computes), f"nova-compute pas rétabli : {back}"
+
+
+@pytest.mark.falsifies("C21", "C37", fault="nova-compute désactivé par l'API admin (openstack compute service set "
+                                           "--disable) : le planificateur ne trouve aucun hôte")
+def test_compute_disabled_fails_c21_c37(admin, tmp_path, record_property):
+    """~40 s: two boots that go ERROR at scheduling. (Was: the project's instance quota set to 0, a limit of
+    the project, which is now IGNORÉ with the quota: test_zero_instance_quota_is_ignored_with_the_quota.)"""
+    with computes_disabled(admin) as named:
+        found = run_claims(tmp_path, "C21", "C37")
+    record(record_property, found, "C21", "C37")
+    for claim in ("C21", "C37"):
+        failed(found, claim, "No valid host was found", "tous désactivés", "status disabled", named[0])
+
+
 def quota_instances(admin, project_id: str) -> int:
     return admin.compute.get_quota_set(project_id).instances
 
 
-@pytest.mark.falsifies("C21", "C37", fault="quota d'instances du projet mis à 0 (API admin)")
-def test_zero_instance_quota_fails_c21_c37(admin, tmp_path, record_property):
+@contextlib.contextmanager
+def instance_quota(admin, limit: int):
+    """The member's project (demo) with an instance quota of `limit` (force: below what it uses is
+    allowed); put back as it was in the end, and checked."""
     project = admin.identity.find_project("demo")
     before = quota_instances(admin, project.id)
-    # force: Nova refuses a limit below what the project already uses (a run's shared pair, other guests)
-    admin.compute.update_quota_set(project.id, instances=0, force=True)
+    admin.compute.update_quota_set(project.id, instances=limit, force=True)
     try:
-        found = run_claims(tmp_path, "C21", "C37")
+        yield project
     finally:
-        admin.compute.update_quota_set(project.id, instances=before)
-    assert quota_instances(admin, project.id) == before
-    record(record_property, found, "C21", "C37")
-    failed(found, "C37", "openstack server create", "uota")
-    failed(found, "C21", "uota")
+        admin.compute.update_quota_set(project.id, instances=before, force=True)
+        assert quota_instances(admin, project.id) == before
+
+
+def test_zero_instance_quota_is_ignored_with_the_quota(admin, tmp_path):
+    """A project whose quota leaves no room is a missing capability, not a broken cloud: C21 and C37 say
+    IGNORÉ with the quota, its limit and its use (GET /limits), never ÉCHEC nor RÉUSSI."""
+    with instance_quota(admin, 0):
+        found = run_claims(tmp_path, "C21", "C37")
+    mine = [r for r in found.values() if claims_of(r) & {"C21", "C37"}]
+    assert {c for r in mine for c in claims_of(r)} >= {"C21", "C37"}, [label(r) for r in mine]
+    for r in mine:
+        said = (label(r), r["status"], message(r)[:400])
+        assert r["status"] == "skipped", said
+        assert "quota instances : limite 0 instance(s), en usage" in message(r), said
+        assert "il en faut 1 de plus" in message(r) and "pas une panne du cloud" in message(r), said
 
 
 PASSWORD_CHANGER = """
