@@ -287,6 +287,18 @@ def load_config(choice: Choice, api_timeout: float = 15.0, environ: Optional[Map
                                choice.named) from None
 
 
+def password_missing(config: Mapping[str, object]) -> Optional[str]:
+    """Why a login-and-password entry cannot log in: it has no password (the clouds.yaml Horizon gives to
+    download holds none, by design; the `openstack` client then asks for it at its prompt), in French with
+    the ways to give it; None when it has one or logs in otherwise (token, application credential…)."""
+    auth = config.get("auth") or {}
+    kind = str(config.get("auth_type") or "password")
+    if kind not in ("password", "v3password", "v2password") or auth.get("password"):
+        return None
+    return ("le mot de passe manque (le clouds.yaml téléchargé depuis Horizon n'en contient pas) : donnez-le par "
+            "OS_PASSWORD, --os-password, ou « password: » dans secure.yaml ou clouds.yaml")
+
+
 def _config_error(exc: BaseException) -> str:
     """The cause of a configuration error in French when popek knows it, else the library's words."""
     from keystoneauth1 import exceptions as ks
@@ -417,6 +429,9 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         if missing:
             raise CloudUnavailable(f"openrc incomplet dans l'environnement : il manque {', '.join(missing)}", True)
     region = load_config(choice, api_timeout, environ, embedded_yaml)
+    no_password = password_missing(region.config)
+    if no_password:     # Keystone would answer 400 "None is not of type 'string'"; the client would prompt
+        raise CloudUnavailable(f"{choice.describe()} : {no_password}", choice.named)
     embedded_yaml = Path(embedded_yaml)
     is_embedded = choice.cloud in (EMBEDDED_MEMBER, EMBEDDED_ADMIN) and embedded_yaml.is_file() and \
         _same_auth_url(region, embedded_yaml, choice.cloud)

@@ -40,3 +40,15 @@ def test_a_client_certificate_goes_along(tmp_path):
     conn = openstack.connection.Connection(config=region)
     assert client.tls_options(conn)["cert"] == ("/c.pem", "/c.key")
     assert client.openrc_tls(region.config) == {"OS_CERT": "/c.pem", "OS_KEY": "/c.key"}
+
+
+def test_an_entry_without_password_says_how_to_give_it(tmp_path):
+    """Horizon's downloadable clouds.yaml holds no password (the `openstack` client prompts): Keystone's
+    English 400 'None is not of type string' became one line saying where a password goes (hA)."""
+    region = _region(tmp_path)
+    assert connection.password_missing(region.config) is None
+    region.config["auth"].pop("password")
+    assert "le mot de passe manque" in connection.password_missing(region.config)
+    assert "OS_PASSWORD, --os-password" in connection.password_missing(region.config)
+    assert connection.password_missing({"auth_type": "v3applicationcredential", "auth": {}}) is None
+    assert connection.password_missing({"auth_type": "v3token", "auth": {"token": "t"}}) is None
