@@ -83,6 +83,7 @@ def test_an_entry_without_password_takes_os_password(home, member, how):
 
 @pytest.mark.parametrize("cloud, text, expected", [
     ("mine", None, "injoignable"),
+    ("nopw", None, "le mot de passe manque (le clouds.yaml téléchargé depuis Horizon n'en contient pas)"),
     ("region2", None, "la région « RegionTwo » (region_name / OS_REGION_NAME) n'est pas dans le catalogue"),
     ("x", "clouds: {x: 5}\n", "entrée « x »"),
     ("x", "clouds:\n  x:\n    auth_type: nosuchplugin\n    auth: {auth_url: 'http://127.0.0.1:9/v3'}\n", "auth_type"),
