@@ -188,7 +188,9 @@ class Observer:
     name now (stuck.health_word, admin), None when they name none or cannot be read: a port left unwired
     by a dead L2 agent or neutron-rpc-server gets no lease either, and that is not the DHCP agent's fault;
     host_firewall: which chains of this host's own firewall drop its traffic with the floating IP
-    (host_firewall_drops), None when none does or that cannot be traced: asked once, before blaming L3/NAT."""
+    (host_firewall_drops), None when none does or that cannot be traced: asked once, before blaming L3/NAT;
+    dhcp_disabled: the subnets of the guest's port whose DHCP is off in Neutron (subnets_without_dhcp), None
+    when DHCP is on or that cannot be read: asked when the lease is overdue, before blaming a DHCP agent."""
     ssh: Callable[[], str]
     console: Callable[[], str]
     status: Callable[[], tuple[str, str]]
@@ -199,6 +201,7 @@ class Observer:
     host_route: Callable[[], Optional[str]] = lambda: None
     metadata_refusals: Callable[[], list] = lambda: []
     host_firewall: Callable[[], Optional[str]] = lambda: None
+    dhcp_disabled: Callable[[], Optional[str]] = lambda: None
 
 
 def _quote(lines) -> str:
@@ -223,6 +226,10 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
     if seen.lease is None and seen.metadata_failed is None:  # a metadata timeout means the network is up
         if seen.dhcp_failed or (since_boot is not None and since_boot > DHCP_GRACE[kind]):
             said = f"l'instance a démarré il y a {since_boot or 0:.0f} s et n'a obtenu aucune adresse"
+            off = obs.dhcp_disabled()  # the API's own record: no DHCP server answers on such a subnet, by design
+            if off:
+                return Unreachable("subnet-dhcp", f"pas de bail DHCP : {said} ; {off} : aucun serveur DHCP n'y répond "
+                                                  f"(ni l'agent DHCP ni un autre) ; console : {_quote(seen.lines)}")
             dead = obs.health()
             if dead:
                 return Unreachable("health", f"pas de bail DHCP : {said} ; {dead} ; console : {_quote(seen.lines)}")
@@ -295,6 +302,23 @@ def watch(obs: Observer, timeout: float, interval: float = 2.0,
             raise Unreachable("ssh", f"SSH vers {obs.address} impossible en {timeout:.0f} s (dernière tentative : "
                                      f"{last_ssh}) ; console : {_quote(seen.lines)}")
         sleep(interval)
+
+
+def subnets_without_dhcp(conn, port) -> Optional[str]:
+    """The IPv4 subnets of `port`'s fixed addresses whose DHCP Neutron has off (`enable_dhcp` False), in French;
+    None when DHCP is on for each, or when a subnet cannot be read (evidence only, never required)."""
+    off = []
+    for ip in getattr(port, "fixed_ips", None) or []:
+        try:
+            subnet = conn.network.get_subnet(ip["subnet_id"])
+        except Exception:  # gone, no right to read it: nothing to say
+            return None
+        if subnet.ip_version == 4 and subnet.is_dhcp_enabled is False:
+            off.append(f"{subnet.name or subnet.id} ({subnet.cidr})")
+    if not off:
+        return None
+    return (f"DHCP désactivé dans Neutron sur le sous-réseau {', '.join(off)} de l'instance "
+            f"(enable_dhcp False : openstack subnet show)")
 
 
 def _in_netns(namespace: str, argv: list[str], timeout: float) -> Optional[int]:

@@ -144,7 +144,8 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         health=lambda: health_word(admin),
         host_route=lambda: diagnosis.host_route_conflict(address, connection.embedded_external_bridges()),
         metadata_refusals=lambda: md_log.lines(diagnosis.METADATA_FORBIDDEN),
-        host_firewall=lambda: diagnosis.host_firewall_drops(address, packets=("tcp",), owners_only=True))
+        host_firewall=lambda: diagnosis.host_firewall_drops(address, packets=("tcp",), owners_only=True),
+        dhcp_disabled=lambda: diagnosis.subnets_without_dhcp(conn, port))
 
 
 def health_word(admin) -> Optional[str]:

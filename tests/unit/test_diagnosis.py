@@ -23,13 +23,14 @@ class Clock:
         self.now += seconds
 
 
-def run(consoles, ssh="no-answer", status="ACTIVE", fixed=None, kind="tiny", timeout=600, health=None):
+def run(consoles, ssh="no-answer", status="ACTIVE", fixed=None, kind="tiny", timeout=600, health=None,
+        dhcp_disabled=None):
     """Watch a guest whose console is consoles(t) at time t; returns (seconds or the Unreachable, t)."""
     clock = Clock()
     obs = diagnosis.Observer(ssh=(lambda: ssh(clock.now)) if callable(ssh) else (lambda: ssh),
                              console=lambda: consoles(clock.now), status=lambda: (status, "No valid host"),
                              fixed_answers=lambda: fixed, kind=kind, address="198.51.100.42",
-                             health=lambda: health)
+                             health=lambda: health, dhcp_disabled=lambda: dhcp_disabled)
     try:
         return diagnosis.watch(obs, timeout, clock=clock, sleep=clock.sleep), clock.now
     except diagnosis.Unreachable as exc:
@@ -290,3 +291,54 @@ def test_a_panicked_guest_stops_the_wait_at_once():
     got, t = run(lambda t: BOOT + (PANIC_CONSOLE if t > 10 else ""), kind="cloud-init")
     assert isinstance(got, diagnosis.Unreachable) and got.component == "guest-panic"
     assert got.panic.oops == "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI" and t <= 14
+
+
+def test_no_lease_on_a_subnet_whose_dhcp_is_off_names_the_subnet_not_the_agent():
+    # the run's subnet updated to enable_dhcp False (API) before the guests boot: no DHCP server answers by design;
+    # "agent DHCP ?" blamed a healthy agent, and the tiny image's hard reboot (component "dhcp") cost a second wait
+    off = "DHCP désactivé dans Neutron sur le sous-réseau popek-x-subnet (10.78.0.0/24) de l'instance"
+    got, t = run(lambda t: BOOT + NO_LEASE, dhcp_disabled=off, health="nova-compute ne donne plus signe de vie")
+    assert got.component == "subnet-dhcp" and off in str(got) and "pas de bail DHCP" in str(got)
+    assert "agent DHCP ?" not in str(got)
+    assert t <= diagnosis.DHCP_GRACE["tiny"] + 4
+
+
+def test_a_lease_on_a_subnet_said_without_dhcp_is_not_blamed_on_it():
+    # a guest that has its address (static, config drive) is past the DHCP step: the subnet's flag says nothing
+    got, t = run(lambda t: BOOT + LEASE + METADATA + READY, ssh=lambda t: "ok" if t > 30 else "no-answer",
+                 dhcp_disabled="DHCP désactivé")
+    assert not isinstance(got, diagnosis.Unreachable)
+
+
+class _Subnet:
+    def __init__(self, name, cidr, dhcp, version=4):
+        self.id, self.name, self.cidr, self.is_dhcp_enabled, self.ip_version = name + "-id", name, cidr, dhcp, version
+
+
+class _Net:
+    def __init__(self, subnets, fail=False):
+        self.subnets, self.fail = subnets, fail
+
+    def get_subnet(self, subnet_id):
+        if self.fail:
+            raise RuntimeError("403")
+        return self.subnets[subnet_id]
+
+
+class _Conn:
+    def __init__(self, subnets, fail=False):
+        self.network = _Net(subnets, fail)
+
+
+class _Port:
+    def __init__(self, *subnet_ids):
+        self.fixed_ips = [{"subnet_id": s, "ip_address": "10.78.0.9"} for s in subnet_ids]
+
+
+def test_subnets_without_dhcp_says_which_subnet_has_it_off():
+    subnets = {"a": _Subnet("popek-x-subnet", "10.78.0.0/24", False), "b": _Subnet("v6", "fd00::/64", False, 6)}
+    said = diagnosis.subnets_without_dhcp(_Conn(subnets), _Port("a", "b"))
+    assert "popek-x-subnet (10.78.0.0/24)" in said and "fd00" not in said and "enable_dhcp False" in said
+    assert diagnosis.subnets_without_dhcp(_Conn({"a": _Subnet("s", "10.0.0.0/24", True)}), _Port("a")) is None
+    assert diagnosis.subnets_without_dhcp(_Conn(subnets, fail=True), _Port("a")) is None
+    assert diagnosis.subnets_without_dhcp(_Conn(subnets), _Port()) is None
