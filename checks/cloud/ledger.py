@@ -73,6 +73,12 @@ class Leftover(Exception):
     """A deletion asked for but not finished when the wait ended: the resource is still there."""
 
 
+class ServerNotDeleted(Leftover, AssertionError):
+    """A server still there when the wait for its deletion ended, with why (stuck.delete_finding): a
+    scenario that deletes a server and sees it stay fails (ÉCHEC) naming what the deletion waits for, instead
+    of an error without a cause; the run's cleanup counts it as any leftover."""
+
+
 class RunCleanupIncomplete(AssertionError):
     """The run's shared resources (its routed network, its two servers…) could not all be deleted when the
     run ended. Raised from the run-wide ledger's teardown, which pytest attaches to whichever scenario ran
@@ -201,7 +207,27 @@ def _wait_gone(get: Callable[[], object], timeout: float, what: str = "suppressi
 def _delete_server(conn, e: Entry, timeout: float) -> None:
     ignore_gone(conn.compute.delete_server, e.id, ignore_missing=True)
     # ports and volumes are freed only once the server is really gone
-    _wait_gone(lambda: conn.compute.get_server(e.id), timeout, f"serveur {e.id} en cours de suppression")
+    try:
+        _wait_gone(lambda: conn.compute.get_server(e.id), timeout, f"serveur {e.id} en cours de suppression")
+    except Leftover:
+        raise ServerNotDeleted(_still_there(conn, e, timeout)) from None
+
+
+def _still_there(conn, e: Entry, waited: float) -> str:
+    """Why server `e` is still there after its deletion's wait: its status and step as Nova says them, and
+    what is frozen or dead inside the embedded cloud (nova-compute frozen: « deleting » forever)."""
+    from popek.checks.cloud import connection, stuck
+
+    try:
+        server = conn.compute.get_server(e.id)
+        status, task_state = server.status, server.task_state
+    except Exception:  # the message only
+        status, task_state = None, None
+    try:
+        trouble = connection.embedded_trouble()
+    except Exception:
+        trouble = []
+    return stuck.delete_finding(e.name or e.id, waited, status, task_state, trouble)
 
 
 def _delete_attachment(conn, e: Entry, timeout: float) -> None:

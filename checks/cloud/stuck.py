@@ -135,6 +135,22 @@ def timeout_message(name: str, seconds: float, status: str, task_state: Optional
     return said
 
 
+def delete_finding(server: str, waited: float, status: Optional[str], task_state: Optional[str],
+                   trouble: Iterable[str] = ()) -> str:
+    """The French verdict for a server still there `waited` s after Nova accepted its deletion (`trouble`: what
+    is frozen or dead inside the embedded cloud, connection.embedded_trouble()). Nova's API only records the
+    request (task_state deleting) and casts it to the server's nova-compute, which destroys the guest and
+    frees its ports: a server stuck in « deleting » waits on that nova-compute (or its hypervisor)."""
+    said = (f"le serveur {server} est toujours là {waited:.0f} s après que Nova a accepté sa suppression (statut "
+            f"{status or '?'}, étape {task_state or 'aucune'})")
+    if task_state == "deleting":
+        said += " : nova-compute n'a pas exécuté la suppression (elle attend nova-compute et son hyperviseur)"
+    trouble = list(trouble)
+    if trouble:
+        said += f" ; sur le cloud embarqué : {' ; '.join(trouble)}"
+    return said
+
+
 def read_health(admin) -> tuple[Optional[list[Health]], Optional[list[Health]], Optional[str]]:
     """(Nova services, Neutron agents, why not) through an admin connection; (None, None, reason) without."""
     if admin is None:

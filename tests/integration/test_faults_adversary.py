@@ -7,6 +7,7 @@ cloud in a faulty state, runs the claim's real scenarios with `popek run cloud` 
 | the run's subnet's DHCP turned off through the API before the guests boot | C26 (C18) | « DHCP désactivé dans Neutron sur le sous-réseau … », 93 s | « pas de bail DHCP … (agent DHCP ?) », a hard reboot and a second wait |
 | nova-conductor frozen (SIGSTOP) | C21 | nova-conductor gives no sign of life (state down), 48 s | (already named) |
 | libvirtd frozen (SIGSTOP) | C21 | libvirtd is frozen, the server stays in BUILD, 62 s | (already named) |
+| nova-compute frozen (SIGSTOP) once the server is ACTIVE, at « je supprime l'instance » | C21 | the server stays « deleting »: nova-compute is frozen, 61 s | error « Leftover … toujours là après 60 s », no cause |
 | MariaDB frozen (SIGSTOP) | C21, C31 | the cloud stops answering; MariaDB frozen, in the report's message too | report message: bare « Request to … timed out » |
 
 Each costs 50 s to 2 min (a guest to boot, a heartbeat to go stale): all run with POPEK_SLOW_FAULTS=1 only,
@@ -98,3 +99,46 @@ def test_mariadb_frozen_is_named(state, tmp_path, record_property):
     assert "le cloud ne répond plus" in message and "mariadb est gelé" in message, message[:800]
     record_property("verdict", "ÉCHEC")
     record_property("measure", f"C31 : {c31[:200]} // C21 ({seconds(c21):.0f} s) : {message[:300]}")
+
+
+#: Freezes nova-compute once the scenario's server is ACTIVE, right before the scenario deletes it (thawed at the
+#: session's end, and by the test whatever happens): Nova's API accepts the deletion, nova-compute never runs it.
+FREEZE_COMPUTE_AT_DELETE = """
+import os, signal
+
+def _pid():
+    from popek import paths
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+    return services.read_pid(CloudState(paths.embedded_cloud_dir()), "nova-compute")
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func):
+    if step.name == "je supprime l'instance":
+        os.killpg(_pid(), signal.SIGSTOP)
+
+def pytest_sessionfinish(session):
+    pid = _pid()
+    if pid:
+        os.killpg(pid, signal.SIGCONT)
+"""
+
+
+@pytest.mark.falsifies("C21", fault="nova-compute gelé (SIGSTOP) juste avant la suppression de l'instance : elle "
+                                    "reste « deleting »")
+@SLOW
+def test_compute_frozen_at_delete_is_named(state, tmp_path, record_property):
+    import contextlib
+    import signal
+
+    from popek.checks.localcloud import services
+
+    pid = services.read_pid(state, "nova-compute")
+    try:
+        found = run_scenarios(tmp_path, "server_create_avec", plugin=FREEZE_COMPUTE_AT_DELETE)
+    finally:
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.killpg(pid, signal.SIGCONT)
+    result = pick(found, "C21")
+    message = failed_with(result, "est toujours là", "étape deleting", "nova-compute est gelé")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
