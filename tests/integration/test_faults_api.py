@@ -528,3 +528,36 @@ def test_a_catalog_without_swift_and_cinder_skips_their_scenarios(admin, tmp_pat
         assert ("Swift" if swift else "Cinder") in message(r), said
     passed(found, "C27", name_has="Nova")  # the services still there are still checked
     passed(found, "C30", name_has="Neutron")
+
+
+def test_a_build_refused_by_novas_quota_recheck_is_no_room_with_its_numbers(state, admin):
+    """Nova's API accepts a boot within the quota; its conductor checks the quota again once the scheduler
+    answered (a race between two boots of the project: seen live under `popek run -n 2` with quota 1) and
+    puts the server in ERROR with an OverQuota fault (code 413). Made deterministic here: nova-scheduler
+    frozen between the API's answer and the recheck, the quota lowered to 0 meanwhile. wait_active reads
+    that fault as compute.NoRoom (IGNORÉ in a scenario), with Nova's numbers; the quota and the scheduler
+    restored in the end. ~15 s."""
+    import time
+
+    from popek.checks.cloud import compute, connection, ledger as ledger_mod
+
+    member = connection.connect(None, {}, paths.embedded_clouds_yaml()).conn
+    book = ledger_mod.Ledger(member, f"popek-{ledger_mod.new_run_id()}-fault")
+    image = compute.pick_image(member)
+    flavor = compute.pick_flavor(member, image)
+    try:
+        with instance_quota(admin, 1) as project:
+            with frozen(state, "nova-scheduler"):
+                server = compute.boot(member, book, "recheck", image, flavor, compute.project_network(member, book),
+                                      wait=False)
+                time.sleep(2)   # the conductor waits for the frozen scheduler
+                admin.compute.update_quota_set(project.id, instances=0, force=True)
+            with pytest.raises(compute.NoRoom) as refused:
+                compute.wait_active(member, server, timeout=120, admin=admin)
+            fault = member.compute.get_server(server.id).fault or {}
+    finally:
+        book.cleanup()
+    said = str(refused.value)
+    assert fault.get("code") == compute.OVER_QUOTA_CODE, fault
+    assert "Quota exceeded for instances" in fault.get("message", ""), fault
+    assert "passée en ERROR faute de quota" in said and "quota instances : limite 0, en usage 0, demandé(s) 1" in said, said
