@@ -300,10 +300,19 @@ def _host_routes() -> list[dict]:
         return []
 
 
+#: Routes broader than this (0.0.0.0/1, 128.0.0.0/1…) are catch-alls that replace the default route, not networks.
+CATCH_ALL_PREFIX = 8
+
+
 def check_public_routes(cidr: str, routes: list[dict], bridge: str = EXT_BRIDGE) -> None:
     """Refuse a public network that overlaps a route of another interface of the host (`routes`: `ip -j route
     show`): an owner's bridge or libvirt network (virt-manager's virbr0 is 192.168.122.0/24), a VPN, Docker's
-    bridges. Floating IPs there would go to that interface (or the owner's addresses to popek's bridge)."""
+    bridges. Floating IPs there would go to that interface (or the owner's addresses to popek's bridge).
+
+    A route inside the public network (or equal to it) clashes: it would take floating IPs. A broader one loses
+    to popek's /24 by longest-prefix match, so it clashes only when it is on-link (no gateway: the owner's hosts
+    may live in the public range on that interface) and is a real network, not a catch-all: a full-tunnel VPN's
+    0.0.0.0/1 + 128.0.0.0/1 (OpenVPN's `redirect-gateway def1`), via a gateway or not, is no clash."""
     import ipaddress
 
     net = ipaddress.ip_network(cidr, strict=False)
@@ -313,10 +322,16 @@ def check_public_routes(cidr: str, routes: list[dict], bridge: str = EXT_BRIDGE)
         if not dst or dst == "default" or dev == bridge:
             continue
         try:
-            if ipaddress.ip_network(dst, strict=False).overlaps(net):
-                clash.append(f"{dst} par {dev or '?'}")
-        except ValueError:  # an IPv6 or unusual destination: no IPv4 overlap
+            route = ipaddress.ip_network(dst, strict=False)
+        except ValueError:  # an unusual destination: no IPv4 overlap
             continue
+        if route.version != net.version or not route.overlaps(net):
+            continue
+        if not route.subnet_of(net):  # broader than the public network
+            via_gateway = bool(r.get("gateway") or r.get("via") or r.get("nexthops"))
+            if via_gateway or route.prefixlen < CATCH_ALL_PREFIX:
+                continue
+        clash.append(f"{dst} par {dev or '?'}")
     if clash:
         raise CloudError("plan de données : le réseau public " + str(net) + " chevauche une route de l'hôte ("
                          + ", ".join(clash) + ") : un pont, un réseau libvirt, un VPN ou Docker de cette machine "

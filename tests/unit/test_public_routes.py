@@ -27,3 +27,25 @@ def test_an_owners_network_over_the_public_range_is_refused_naming_it():
     assert "198.51.100.128/25 par virbr1" in said and "PUBLIC_CIDR" in said and dataplane.EXT_BRIDGE not in said
     with pytest.raises(CloudError):  # a wider one too (a VPN's 198.51.0.0/16)
         dataplane.check_public_routes("198.51.100.1/24", ROUTES[:2] + [{"dst": "198.51.0.0/16", "dev": "tun0"}])
+
+
+def test_a_full_tunnel_vpn_and_broader_routes_via_a_gateway_are_no_clash():
+    """F5: OpenVPN's `redirect-gateway def1` (0.0.0.0/1 + 128.0.0.0/1 via the tunnel's gateway) loses to popek's
+    /24 by longest-prefix match; so does any broader route via a gateway. A student on the school VPN can `up`."""
+    def1 = [{"dst": "0.0.0.0/1", "gateway": "10.8.0.1", "dev": "tun0"},
+            {"dst": "128.0.0.0/1", "gateway": "10.8.0.1", "dev": "tun0"},
+            {"dst": "10.8.0.0/24", "dev": "tun0", "prefsrc": "10.8.0.6"}]
+    dataplane.check_public_routes("198.51.100.1/24", ROUTES + def1)
+    dataplane.check_public_routes("198.51.100.1/24", ROUTES + [{"dst": "0.0.0.0/1", "dev": "tun0", "scope": "link"},
+                                                               {"dst": "128.0.0.0/1", "dev": "tun0", "scope": "link"}])
+    dataplane.check_public_routes("198.51.100.1/24", ROUTES + [{"dst": "198.51.0.0/16", "gateway": "10.8.0.1",
+                                                                "dev": "tun0"}])
+
+
+def test_a_narrower_or_equal_route_is_refused_even_via_a_gateway():
+    for route in ({"dst": "198.51.100.0/25", "dev": "docker0", "prefsrc": "198.51.100.1"},
+                  {"dst": "198.51.100.0/24", "gateway": "10.8.0.1", "dev": "tun0"},
+                  {"dst": "198.51.100.7", "gateway": "10.8.0.1", "dev": "tun0"}):
+        with pytest.raises(CloudError) as refused:
+            dataplane.check_public_routes("198.51.100.1/24", ROUTES[:2] + [route])
+        assert route["dst"] + " par " + route["dev"] in str(refused.value)
