@@ -75,3 +75,43 @@ def test_a_403_is_a_refusal_to_this_account_not_a_broken_image():
     assert isinstance(said, glance.Refused) and "HTTP 403, 403 Forbidden 403 Forbidden You are" in said
     assert "refuse à ce compte" in said and "<" not in said
     assert not isinstance(glance.data_problem(conn_answering(Answer(404))[0], IMAGE), glance.Refused)
+
+
+def _step(roles, answers):
+    """C20's step over images whose data Glance answers with `answers` (one Answer per image)."""
+    import pytest
+    from popek.steps import cloud_compute
+
+    images = [NS(id=str(n), name=f"im{n}", disk_format="raw") for n in range(len(answers))]
+    by_path = {f"/images/{n}/file": a for n, a in enumerate(answers)}
+    conn = NS(image=NS(get=lambda path, **kw: by_path[path]))
+    figures = {}
+    evidence = NS(figure=lambda k, v: figures.update({k: v}))
+    try:
+        cloud_compute.image_data_readable(NS(roles=roles), conn, images, evidence)
+    except pytest.skip.Exception as exc:
+        return "IGNORÉ", str(exc), figures
+    except AssertionError as exc:
+        return "ÉCHEC", str(exc), figures
+    return "RÉUSSI", "", figures
+
+
+FORBIDDEN = "<html><h1>403 Forbidden</h1> You are not authorized</html>"
+
+
+def test_a_403_to_a_member_is_a_failure_naming_the_policy_and_to_a_reader_not_checked():
+    """F1: Glance's default download_image lets a member read every image it lists; a 403 to a member is a
+    policy or a fault (ÉCHEC), only a reader-only account's 403 leaves the data unchecked (IGNORÉ)."""
+    verdict, said, _ = _step(["member", "reader"], [Answer(403, text=FORBIDDEN), Answer(403, text=FORBIDDEN)])
+    assert verdict == "ÉCHEC" and "politique download_image" in said and "membre du projet" in said
+    verdict, said, _ = _step(["reader"], [Answer(403, text=FORBIDDEN), Answer(403, text=FORBIDDEN)])
+    assert verdict == "IGNORÉ" and "2/2 image(s)" in said and "rôle reader" in said and "autre" not in said
+
+
+def test_a_reader_refused_some_images_is_not_a_pass_over_them():
+    verdict, said, figures = _step(["reader"], [Answer(206, b"x" * 1024), Answer(403, text=FORBIDDEN)])
+    assert verdict == "IGNORÉ" and "1/2 image(s)" in said and "les 1 autre(s) se relisent" in said
+    assert figures["images dont les données se relisent"] == "1/2 (1 refusée(s) à ce compte)"
+    assert _step(["reader"], [Answer(206, b"x" * 1024)])[0] == "RÉUSSI"
+    verdict, said, _ = _step(["reader"], [Answer(404, text="gone"), Answer(403, text=FORBIDDEN)])
+    assert verdict == "ÉCHEC" and "HTTP 404" in said      # a broken image is found whatever the rest
