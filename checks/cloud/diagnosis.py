@@ -188,7 +188,8 @@ class Observer:
     name now (stuck.health_word, admin), None when they name none or cannot be read: a port left unwired
     by a dead L2 agent or neutron-rpc-server gets no lease either, and that is not the DHCP agent's fault;
     host_firewall: which chains of this host's own firewall drop its traffic with the floating IP
-    (host_firewall_drops), None when none does or that cannot be traced: asked once, before blaming L3/NAT;
+    (host_firewall_drops), None when none does or that cannot be traced: asked once, before blaming L3/NAT
+    (a Suspect is appended to the verdict that follows instead);
     dhcp_disabled: the subnets of the guest's port whose DHCP is off in Neutron (subnets_without_dhcp), None
     when DHCP is on or that cannot be read: asked when the lease is overdue, before blaming a DHCP agent."""
     ssh: Callable[[], str]
@@ -255,9 +256,11 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
     if since_ready is not None and since_ready > SSH_GRACE and last_ssh != "key-refused":
         where = f"l'instance est prête depuis {since_ready:.0f} s (console : {_quote(seen.lines[-2:])})"
         wall = obs.host_firewall()  # this host's own firewall, traced: conclusive before any cloud component
-        if wall:
+        if wall and not isinstance(wall, Suspect):
             return Unreachable("host-firewall", f"l'IP flottante {obs.address} ne répond pas en SSH : {wall} ; {where} ; "
                                                 "d'après cette preuve, c'est cet hôte qui bloque, pas le cloud")
+        if wall:  # counters of rules that do not name the address: a note on the verdict that follows, no verdict
+            where += f" ; peut-être aussi : {wall}"
         fixed = obs.fixed_answers()  # a probe from the DHCP namespace: only when the host is not the cause
         if fixed is True:
             return Unreachable("l3", f"l'IP flottante {obs.address} ne mène pas à l'instance (L3/NAT) : son adresse "
@@ -504,6 +507,29 @@ def _legacy_rule_may_match(rule: str, address: str, packets, local: Optional[str
     return (outgoing or incoming) and any_proto
 
 
+def legacy_names(how: str, address: str) -> bool:
+    """Whether the iptables-legacy rule `how` names `address` itself: a -d or -s (not negated) that covers
+    it. Only such a rule's counter is evidence about this traffic; a policy or a rule without addresses counts
+    every packet of the host (ufw's INPUT DROP, Docker's FORWARD DROP drop background traffic all the time)."""
+    import ipaddress
+
+    for m in re.finditer(r"(?:^| )(! )?-[sd] (\S+)", how):
+        if m.group(1):
+            continue
+        try:
+            if ipaddress.ip_address(address) in ipaddress.ip_network(m.group(2), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class Suspect(str):
+    """What host_firewall_drops says when the only drops it saw are counters of iptables-legacy policies or
+    rules that do not name the address (and rose beyond an idle interval's): a note for the verdict that
+    follows the other probes, never the verdict "host-firewall"."""
+
+
 def legacy_drops(before: dict, after: dict, address: str, packets=None, local: Optional[str] = None) -> list[dict]:
     """The dropping rules and policies of iptables-legacy (legacy_counters before and after an attempt) whose
     packet counter rose meanwhile and that can concern the traffic between `local` (this host's address
@@ -534,6 +560,9 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
     policy dropped them. Nothing of the host's tables is changed. iptables-legacy's tables (x_tables, which
     nftables neither lists nor traces) are read with `iptables-legacy-save -c` before and after: a dropping
     rule or policy whose counter rose meanwhile, and that can concern `address`, is named with its count.
+    Counters are not a trace: only a rule whose -d/-s covers `address` is evidence; a policy or a rule without
+    addresses (which any background packet raises) counts only beyond an idle interval as long as the attempt,
+    and when nothing else dropped, the answer is a Suspect (a note, never the verdict "host-firewall").
     A trace table whose process is gone (killed before its `finally`) is deleted first."""
     import os
 
@@ -543,7 +572,9 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
     nft = _stdout(["nft", "--version"]) is not None
     if not nft and legacy_before is None:
         return None
+    began = time.monotonic()
     drops = _nft_traced_drops(address, port, timeout) if nft else _attempt(address, port, timeout) or []
+    lasted = time.monotonic() - began
     if drops is None:
         return None
     drops = [d for d in drops
@@ -553,8 +584,25 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
         local = next((r.get("prefsrc") for r in _ip_json(["route", "get", address])), None)
         legacy = legacy_drops(legacy_counters(legacy_before), legacy_counters(_stdout(["iptables-legacy-save", "-c"])),
                               address, packets, local)
+        vague = [d for d in legacy if not legacy_names(d["how"], address)]
+        if vague:
+            # counters are not a trace: an idle interval as long as the attempt, and only the rise beyond it
+            quiet = legacy_counters(_stdout(["iptables-legacy-save", "-c"]))
+            time.sleep(min(max(lasted, 1.0), 10.0))
+            idle = legacy_drops(quiet, legacy_counters(_stdout(["iptables-legacy-save", "-c"])), address, packets, local)
+            background = {(d["table"], d["chain"], d["how"]): d["packets"] for d in idle}
+            for d in vague:
+                d["background"] = background.get((d["table"], d["chain"], d["how"]), 0)
+                d["packets"] -= d["background"]
+            legacy = [d for d in legacy if d["packets"] > 0]
     if not drops and not legacy:
         return None
+    named = [d for d in legacy if "background" not in d]
+    if not drops and not named:  # only policies or rules without the address rose: a suspicion, not a verdict
+        return Suspect("le pare-feu iptables-legacy de cet hôte a jeté des paquets pendant l'essai, sans preuve qu'ils "
+                       f"concernaient {address} — " + " ; ".join(
+                           f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]} (+{d['packets']} paquet(s) "
+                           f"au-delà des {d['background']} d'un intervalle calme aussi long)" for d in legacy[:3]))
     rules: dict[str, list[str]] = {}  # each dropping rule or policy once, with the kinds of packets it dropped
     for d in drops:
         kinds = rules.setdefault(f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]}", [])
@@ -562,8 +610,11 @@ def host_firewall_drops(address: str, port: int = 22, timeout: float = 1.5, pack
             kinds.append(d["packet"])
     seen = [f"{where} (paquet{'s' if len(kinds) > 1 else ''} {', '.join(kinds)})" for where, kinds in rules.items()]
     seen += [f"table {d['table']}, chaîne {d['chain']} : {d['how'][:160]} ({d['packets']} paquet(s) jeté(s) pendant "
-             "l'essai, compteur de iptables-legacy-save -c)" for d in legacy]
-    if legacy:
+             "l'essai, compteur de iptables-legacy-save -c)" for d in named]
+    seen += [f"peut-être aussi : table {d['table']}, chaîne {d['chain']} : {d['how'][:160]} (+{d['packets']} "
+             f"paquet(s) au-delà d'un intervalle calme, règle qui ne nomme pas {address})"
+             for d in legacy if "background" in d]
+    if named:
         whose = "le pare-feu iptables-legacy de cet hôte (pas celui du cloud, invisible à nftables)"
     elif all(d["table"] == "inet popek" for d in drops):
         whose = "la clôture de popek"
@@ -779,7 +830,9 @@ def fip_findings(facts: dict) -> list[str]:
     if seen and facts["port_mac"] and facts["port_mac"].lower() not in [s.lower() for s in seen]:
         said.append(f"le routeur envoie {fixed} à la MAC {seen[0]}, pas à celle du port ({facts['port_mac']}) : "
                     f"entrée ARP du routeur périmée")
-    if facts.get("host_firewall"):
+    if isinstance(facts.get("host_firewall"), Suspect):
+        said.append("peut-être aussi : " + facts["host_firewall"])
+    elif facts.get("host_firewall"):
         said.insert(0, facts["host_firewall"])
     refused = facts.get("fence_refused_during_ping")
     if refused:

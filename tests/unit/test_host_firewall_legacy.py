@@ -56,17 +56,17 @@ def test_an_icmp_only_rule_does_not_explain_ssh_and_a_reply_rule_does():
     assert diagnosis.legacy_drops(before, after, "198.51.100.42", packets=("tcp",), local="192.0.2.2") == []
 
 
-def test_a_drop_policy_that_counted_during_the_attempt_is_named(monkeypatch):
+def _said(monkeypatch, *outputs):
+    """host_firewall_drops on a host with iptables-legacy and no nft: `iptables-legacy-save -c` answers
+    `outputs` in turn (before, after the attempt, then the idle interval's two readings), no sleep."""
     import os
     import socket
 
-    strict = BEFORE.replace(":INPUT ACCEPT [120:9000]", ":INPUT DROP [120:9000]")
-    outputs = iter([strict, strict.replace(":INPUT DROP [120:9000]", ":INPUT DROP [121:9084]")
-                    .replace("[0:0] -A OUTPUT -d 198.51.100.0/24 -p tcp", "[2:120] -A OUTPUT -d 198.51.100.0/24 -p tcp")])
+    answers = iter(outputs)
 
     def stdout(argv, timeout=10):
         if argv[0] == "iptables-legacy-save":
-            return next(outputs)
+            return next(answers)
         return None  # no nft on this host, no `ip`
 
     def refused(*a, **k):
@@ -74,9 +74,51 @@ def test_a_drop_policy_that_counted_during_the_attempt_is_named(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(diagnosis, "_stdout", stdout)
     monkeypatch.setattr(diagnosis.subprocess, "run", lambda *a, **k: None)
+    monkeypatch.setattr(diagnosis.time, "sleep", lambda s: None)
     monkeypatch.setattr(socket, "create_connection", refused)
-    said = diagnosis.host_firewall_drops("198.51.100.42", packets=("tcp",), owners_only=True)
+    return diagnosis.host_firewall_drops("198.51.100.42", packets=("tcp",), owners_only=True)
+
+
+STRICT = BEFORE.replace(":INPUT ACCEPT [120:9000]", ":INPUT DROP [120:9000]")
+
+
+def _policy(n):
+    return STRICT.replace(":INPUT DROP [120:9000]", f":INPUT DROP [{n}:9000]")
+
+
+def test_a_rule_naming_the_address_is_the_verdict_and_a_policy_beyond_the_idle_interval_a_note(monkeypatch):
+    after = _policy(121).replace("[0:0] -A OUTPUT -d 198.51.100.0/24 -p tcp", "[2:120] -A OUTPUT -d 198.51.100.0/24 -p tcp")
+    said = _said(monkeypatch, STRICT, after, _policy(121), _policy(121))
+    assert not isinstance(said, diagnosis.Suspect)
     assert said.startswith("le pare-feu iptables-legacy de cet hôte (pas celui du cloud, invisible à nftables) jette")
     assert "table filter (iptables-legacy), chaîne OUTPUT : -A OUTPUT -d 198.51.100.0/24 -p tcp" in said
     assert "2 paquet(s) jeté(s) pendant l'essai" in said
-    assert "table filter (iptables-legacy), chaîne INPUT : policy DROP (1 paquet(s) jeté(s)" in said
+    assert "peut-être aussi : table filter (iptables-legacy), chaîne INPUT : policy DROP (+1 paquet(s)" in said
+
+
+def test_f2_a_drop_policy_raised_by_background_traffic_is_no_verdict(monkeypatch):
+    """F2 (recorded): ufw-like INPUT policy DROP, 3 background packets during the attempt and 3 in an idle
+    interval as long: nothing is said; the cloud's fault is left to the probes that follow."""
+    assert _said(monkeypatch, _policy(1000), _policy(1003), _policy(1003), _policy(1006)) is None
+
+
+def test_f2_a_policy_that_rose_beyond_the_idle_interval_is_a_suspect_not_host_firewall(monkeypatch):
+    said = _said(monkeypatch, _policy(1000), _policy(1003), _policy(1003), _policy(1003))
+    assert isinstance(said, diagnosis.Suspect) and "sans preuve qu'ils concernaient 198.51.100.42" in said
+    assert "policy DROP (+3 paquet(s) au-delà des 0 d'un intervalle calme aussi long)" in said
+    # judge: no "host-firewall" verdict; the note rides on the fixed-address probe's verdict
+    obs = diagnosis.Observer(ssh=lambda: "no-answer", console=lambda: "", status=lambda: ("ACTIVE", ""),
+                             address="198.51.100.42", host_firewall=lambda: said, fixed_answers=lambda: True)
+    seen = diagnosis.Console(booted=True, lease="10.0.0.5", metadata_ok=True, ready=True, lines=("ready",))
+    found = diagnosis.judge(obs, seen, elapsed=1000.0, since_boot=1000.0, since_lease=1000.0, since_ready=1000.0,
+                            last_ssh="no-answer")
+    assert found.component == "l3" and "peut-être aussi : le pare-feu iptables-legacy" in str(found)
+
+
+def test_f2_a_rule_without_addresses_is_no_evidence_either(monkeypatch):
+    wild = BEFORE.replace("[0:0] -A OUTPUT -p icmp -j DROP", "[0:0] -A OUTPUT -p tcp -j DROP")
+    assert diagnosis.legacy_names("-A OUTPUT -p tcp -j DROP", "198.51.100.42") is False
+    assert diagnosis.legacy_names("-A OUTPUT ! -d 198.51.100.0/24 -j DROP", "198.51.100.42") is False
+    assert diagnosis.legacy_names("-A INPUT -s 198.51.100.42/32 -j DROP", "198.51.100.42") is True
+    rose = wild.replace("[0:0] -A OUTPUT -p tcp -j DROP", "[4:240] -A OUTPUT -p tcp -j DROP")
+    assert _said(monkeypatch, wild, rose, rose, rose.replace("[4:240]", "[8:480]")) is None
