@@ -26,7 +26,10 @@ message. The convention:
 At the end of a session, the table "claim → fault → verdict obtained → test outcome" of every fault
 test that ran is printed and written as JSON to `$POPEK_FAULT_TABLE`, else to
 `<rootdir>/popek-results/fault-table.json` (only when at least one fault test ran, so a run without
-fault tests does not overwrite it). `popek claims --faults [--fault-table FILE]` prints it as Markdown.
+fault tests does not overwrite it; and when only fault tests of tests/unit ran, to
+`<tmp>/popek-fault-table-unit-<uid>.json` instead: a unit run writes nothing into the checkout, and does
+not replace the table of the last run of the live fault tests). `popek claims --faults [--fault-table FILE]`
+prints it as Markdown.
 Under pytest-xdist the marks travel on the reports (an extra report attribute) and the controller
 writes the table.
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -85,7 +89,8 @@ class FaultTable:
     def pytest_terminal_summary(self, terminalreporter):
         if hasattr(self.config, "workerinput") or not self.table:
             return
-        write_table(terminalreporter, fault_rows(self.table), table_path(self.config))
+        rows = fault_rows(self.table)
+        write_table(terminalreporter, rows, table_path(self.config, rows))
 
 
 def outcome_of(phases: dict[str, str]) -> str:
@@ -113,9 +118,19 @@ def fault_rows(table: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (r["claim"], r["test"]))
 
 
-def table_path(config) -> Path:
+#: Where the fault tests that forge their observations live: a run of them only is a unit run.
+UNIT_TESTS = "tests/unit/"
+
+
+def table_path(config, rows: list[dict]) -> Path:
+    """$POPEK_FAULT_TABLE, else a temporary file when every fault test that ran is a unit test, else
+    <rootdir>/popek-results/fault-table.json (what CI's full run writes and the README's table is made from)."""
     env = os.environ.get("POPEK_FAULT_TABLE")
-    return Path(env) if env else paths.Results(Path(config.rootpath) / "popek-results").fault_table
+    if env:
+        return Path(env)
+    if all(r["test"].startswith(UNIT_TESTS) for r in rows):
+        return Path(tempfile.gettempdir()) / f"popek-fault-table-unit-{os.getuid()}.json"
+    return paths.Results(Path(config.rootpath) / "popek-results").fault_table
 
 
 def write_table(tr, rows: list[dict], path: Path) -> None:

@@ -5,6 +5,7 @@ claim's verdict *can* be ÉCHEC. `checks.coverage.fault_tests` finds them by rea
 file checks that finder, the registry it finds, the table the conftest writes and `popek claims`.
 """
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,31 @@ def test_a_session_without_fault_tests_writes_no_table(pytester, monkeypatch):
     monkeypatch.setenv("POPEK_FAULT_TABLE", str(pytester.path / "fault-table.json"))
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
     assert not (pytester.path / "fault-table.json").exists()
+
+
+def test_a_unit_run_writes_its_table_outside_the_checkout(pytester, monkeypatch, tmp_path):
+    """F8: `pytest tests/unit` replaced the checkout's popek-results/fault-table.json (the live run's table,
+    what `popek claims --faults` reads by default); a session with a fault test outside tests/unit (CI's
+    full run) still writes it there."""
+    import tempfile
+    pytester.makeconftest((TESTS_DIR / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makeini('[pytest]\nmarkers =\n    falsifies(*claims, fault): fault test\naddopts = -p no:cacheprovider -p no:randomly\n')
+    for folder, name in (("unit", "test_forged"), ("integration", "test_live")):
+        (pytester.path / "tests" / folder).mkdir(parents=True)
+        (pytester.path / "tests" / folder / f"{name}.py").write_text(
+            "import pytest\n\n@pytest.mark.falsifies('C05', fault='HLT sans #GP')\n"
+            f"def {name}(record_property):\n    record_property('verdict', 'ÉCHEC')\n")
+    monkeypatch.delenv("POPEK_FAULT_TABLE", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    checkout_table = pytester.path / "popek-results" / "fault-table.json"
+    result = pytester.runpytest("tests/unit")
+    result.assert_outcomes(passed=1)
+    assert not checkout_table.exists()
+    unit_table = tmp_path / f"popek-fault-table-unit-{os.getuid()}.json"
+    assert [r["test"] for r in json.loads(unit_table.read_text())["rows"]] == ["tests/unit/test_forged.py::test_forged"]
+    assert f"table écrite : {unit_table}" in result.stdout.str()
+    pytester.runpytest().assert_outcomes(passed=2)
+    assert len(json.loads(checkout_table.read_text())["rows"]) == 2
 
 
 def test_popek_claims_json_lists_fault_tests(tmp_path, capsys):
