@@ -165,8 +165,8 @@ def host_up(log=print) -> dict:
             made["vm"] = True
         if HOST_VM not in _virsh("list", "--name").stdout.split():
             _virsh("start", HOST_VM)
-        tiny = _popek_tiny_image()
-        if tiny is not None and _virsh("dominfo", HOST_DHCP_VM, check=False).returncode != 0:
+        tiny = _popek_tiny_image() or _build_tiny_image(log)
+        if _virsh("dominfo", HOST_DHCP_VM, check=False).returncode != 0:
             shutil.copyfile(tiny, HOST_DHCP_DISK)
             HOST_DHCP_CONSOLE.unlink(missing_ok=True)
             xml = STATE_FILE.with_suffix(".xml")
@@ -180,6 +180,19 @@ def host_up(log=print) -> dict:
         STATE_FILE.write_text(json.dumps(made))
     _settle()
     return made
+
+
+def _build_tiny_image(log=print) -> Path:
+    """popek's tiny image, built into popek's image cache (outside the cloud's state directory: what `up`
+    builds first and then finds there), for the owner's DHCP VM on a fresh machine: without it the DHCP-VM
+    part of the good-guest check would not run at all (F4). Raises when it cannot be built."""
+    from popek import paths
+    from popek.checks.localcloud import images
+    from popek.checks.localcloud.state import CloudState
+
+    cache = CloudState(paths.embedded_cloud_dir()).image_cache
+    cache.mkdir(parents=True, exist_ok=True)
+    return images.build_image("popek-tiny", cache, log=log).path
 
 
 def _popek_tiny_image() -> Path | None:
@@ -471,8 +484,8 @@ def test_a_hosts_own_libvirt_vm_bridge_and_namespace_survive_popeks_up_and_down(
         if was_up:
             lifecycle.down(state)
         qemu_conf = Path("/etc/libvirt/qemu.conf").read_bytes()
-        dhcp = _popek_tiny_image() is not None  # the owner's DHCP VM: a copy of popek's tiny image, once built
-        assert not dhcp or host_dhcp_address(timeout=120), "la VM DHCP de l'hôte n'a pas de bail du réseau default"
+        dhcp = True  # the owner's DHCP VM: a copy of popek's tiny image (host_up builds it when absent)
+        assert host_dhcp_address(timeout=120), "la VM DHCP de l'hôte n'a pas de bail du réseau default"
         before = snapshot()
         assert before["host VM QEMU"] != "absent", "la VM de l'hôte ne tourne pas"
         assert HOST_NET_BRIDGE in before["links"] and before["sysctls"]["net.ipv4.ip_forward"] == "1"
