@@ -30,22 +30,25 @@ def reached(evidence, guest: guests.ReachableGuest, since: str = "ACTIVE") -> gu
 
 def one_more_fip(conn) -> None:
     """Skip (IGNORÉ, the quota named) when the project's floating-IP quota leaves no floating IP for this
-    scenario besides those in use (the run's own one, held for the whole run, among them): room()'s."""
-    room(conn, floating_ips=1)
+    scenario besides those in use (the run's own one, held for the whole run, among them): room()'s.
+    Returns room()'s context manager: Neutron's refusal of the floating IP for lack of quota inside it
+    (another scenario took the last one meanwhile) is IGNORÉ too."""
+    return room(conn, floating_ips=1)
 
 
 def run_guest_reached(cloud, conn, ledger, routed, access, server, evidence) -> guests.ReachableGuest:
     """One of the run's shared servers (ACTIVE already), reached through a floating IP of this scenario."""
-    one_more_fip(conn)
-    found = guests.reach(conn, ledger, routed.external, access, server, guests.image_of(conn, server), access.group,
-                         attach_to(evidence), since=ASSOCIATED, admin=cloud.admin)
+    with one_more_fip(conn):
+        found = guests.reach(conn, ledger, routed.external, access, server, guests.image_of(conn, server), access.group,
+                             attach_to(evidence), since=ASSOCIATED, admin=cloud.admin)
     return reached(evidence, found, ASSOCIATED)
 
 
 def run_fip_reached(cloud, conn, shared, access, server, group, evidence) -> guests.ReachableGuest:
     """The run's first server (ACTIVE already, held by the scenario), reached through the run's own
     floating IP (shared.pair_fip), checked before use: guest.run_fip_guest."""
-    fip = shared.pair_fip()
+    with room(conn):    # Neutron's refusal of the run's floating IP for lack of quota: IGNORÉ with it
+        fip = shared.pair_fip()
     assert fip is not None, "pas d'IP flottante du run : le cloud n'a pas de réseau externe"
     found = guests.run_fip_guest(conn, fip, access, server, guests.image_of(conn, server), group,
                                  attach_to(evidence), since=RUN_FIP, admin=cloud.admin)
@@ -53,13 +56,15 @@ def run_fip_reached(cloud, conn, shared, access, server, group, evidence) -> gue
 
 
 @given("la paire de clés du run, importée depuis une clé générée ici", target_fixture="key")
-def run_key(shared):
-    return shared.access()  # the run's key and its SSH-only group (shared.Access)
+def run_key(shared, conn):
+    with room(conn):    # Neutron's refusal of the group for lack of quota: IGNORÉ with it
+        return shared.access()  # the run's key and its SSH-only group (shared.Access)
 
 
 @given("un groupe de sécurité qui n'autorise en entrée que SSH", target_fixture="firewall")
 def ssh_only_group(conn, ledger):
-    return guests.Firewall(*secgroups.ssh_only_group(conn, ledger))  # keeps its egress rules: DHCP, metadata
+    with room(conn), network.quota_room(conn):  # no room for a group or its rule: IGNORÉ with the quota
+        return guests.Firewall(*secgroups.ssh_only_group(conn, ledger))  # keeps its egress rules: DHCP, metadata
 
 
 @given("une instance du run, joignable par SSH sur une IP flottante", target_fixture="guest")

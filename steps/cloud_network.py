@@ -10,8 +10,9 @@ from popek.steps.cloud_dataplane import one_more_fip
 
 @given("un réseau relié au réseau externe par un routeur", target_fixture="routed")
 def routed(shared, conn):
-    room(conn, floating_ips=0)  # the project may have no floating IP at all (its quota 0)
-    found = shared.routed()  # one per run: scenarios only add ports to it
+    # the project may have no floating IP at all (its quota 0), or no room for a network or a router
+    with room(conn, floating_ips=0):
+        found = shared.routed()  # one per run: scenarios only add ports to it
     if found is None:
         pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante")
     return found
@@ -25,8 +26,8 @@ def two_on_network(shared, ledger, routed):
 
 @when("je crée une IP flottante", target_fixture="fip")
 def create_fip(conn, ledger, routed, evidence):
-    one_more_fip(conn)      # the run's own floating IP may take the project's last one
-    fip = network.create_floating_ip(conn, ledger, routed.external)
+    with one_more_fip(conn):      # the run's own floating IP may take the project's last one
+        fip = network.create_floating_ip(conn, ledger, routed.external)
     evidence.figure("IP flottante", fip.floating_ip_address)
     return fip
 

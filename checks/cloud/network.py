@@ -1,6 +1,9 @@
 """Neutron: routed project networks and floating IPs (C24), the course's "numéro de téléphone portable"."""
 from __future__ import annotations
 
+import contextlib
+import re
+
 from popek.checks.cloud import compute
 from popek.checks.cloud.waits import poll
 
@@ -35,15 +38,73 @@ def floating_ip_quota_reason(conn, needed: int = 0) -> str | None:
     return None
 
 
+#: Neutron's refusal for lack of quota (neutron_lib.exceptions.OverQuota, a Conflict: HTTP 409), which
+#: names the resources but gives no numbers: "Quota exceeded for resources: ['router']."
+NEUTRON_OVER = re.compile(r"Quota exceeded for resources: \[(?P<names>[^\]]*)\]")
+#: Neutron's quota names (in OverQuota, in GET /v2.0/quotas/{project}/details) -> openstacksdk's QuotaDetails attributes
+NEUTRON_QUOTAS = {"floatingip": "floating_ips", "network": "networks", "subnet": "subnets", "port": "ports",
+                  "router": "routers", "security_group": "security_groups",
+                  "security_group_rule": "security_group_rules", "subnetpool": "subnet_pools",
+                  "rbac_policy": "rbac_policies"}
+
+
+def quota_refusal(conn, exc) -> str | None:
+    """The French reason when `exc` is Neutron's refusal for lack of quota (HTTP 409 « Quota exceeded for
+    resources: [...] ») AND Neutron's own quota details of this project (GET /v2.0/quotas/{project}/details)
+    show a named resource at its limit (used + reserved >= limit): "quota router : limite 1, en usage 1".
+    None for anything else: another 409 (a conflict, an address in use), a refusal whose details show room
+    or cannot be read (a policy, an older Neutron): that stays the scenario's failure."""
+    if getattr(exc, "status_code", None) != 409:
+        return None
+    said = getattr(exc, "details", None) or str(exc)
+    found = NEUTRON_OVER.search(said or "")
+    if not found:
+        return None
+    try:
+        quota = conn.network.get_quota(conn.current_project_id, details=True)
+    except Exception:  # policy, an older Neutron without /details: not confirmed, not a reason
+        return None
+    full = []
+    for name in re.findall(r"[a-z_]+", found["names"]):
+        detail = getattr(quota, NEUTRON_QUOTAS.get(name, name), None)
+        if not isinstance(detail, dict):
+            continue
+        limit, used, reserved = detail.get("limit"), detail.get("used"), detail.get("reserved") or 0
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (limit, used, reserved)) or limit < 0:
+            continue
+        if used + reserved >= limit:
+            full.append(f"quota {name} : limite {limit}, en usage {used}"
+                        + (f", réservé(s) {reserved}" if reserved else ""))
+    if not full:
+        return None
+    return (f"refusé par Neutron faute de quota (HTTP 409) : {' ; '.join(full)} ; Neutron : « {said} » : une "
+            "limite du projet, pas une panne du cloud")
+
+
+@contextlib.contextmanager
+def quota_room(conn):
+    """Inside: Neutron's refusal for lack of quota, confirmed by its quota details (quota_refusal), is
+    raised as compute.NoRoom (IGNORÉ with the quota: steps.cloud_compute.room); anything else as it was."""
+    try:
+        yield
+    except Exception as exc:
+        over = quota_refusal(conn, exc)
+        if over:
+            raise compute.NoRoom(over) from exc
+        raise
+
+
 def routed_network(conn, ledger, external, cidr: str = "10.78.0.0/24"):
-    """A new network + subnet, and a router from it to `external` (so its ports can get floating IPs)."""
-    net = compute.create_network(conn, ledger, cidr)
-    router = ledger.create("router", "router", lambda name: conn.network.create_router(
-        name=name, external_gateway_info={"network_id": external.id}))
-    subnet_id = net.subnet_ids[0]
-    ledger.record("router_interface", f"{router.name}:{subnet_id}", id=router.id,
-                  router_id=router.id, subnet_id=subnet_id)
-    conn.network.add_interface_to_router(router, subnet_id=subnet_id)
+    """A new network + subnet, and a router from it to `external` (so its ports can get floating IPs).
+    compute.NoRoom when Neutron refuses one of them for lack of quota (quota_room)."""
+    with quota_room(conn):
+        net = compute.create_network(conn, ledger, cidr)
+        router = ledger.create("router", "router", lambda name: conn.network.create_router(
+            name=name, external_gateway_info={"network_id": external.id}))
+        subnet_id = net.subnet_ids[0]
+        ledger.record("router_interface", f"{router.name}:{subnet_id}", id=router.id,
+                      router_id=router.id, subnet_id=subnet_id)
+        conn.network.add_interface_to_router(router, subnet_id=subnet_id)
     return net, router
 
 
@@ -56,9 +117,11 @@ def server_port(conn, server, timeout: float = 30):
 
 
 def create_floating_ip(conn, ledger, external):
-    """A floating IP from `external`; its description carries the run's name (floating IPs have no name)."""
-    return ledger.create("floating_ip", "fip", lambda name: conn.network.create_ip(
-        floating_network_id=external.id, description=name))
+    """A floating IP from `external`; its description carries the run's name (floating IPs have no name).
+    compute.NoRoom when Neutron refuses it for lack of quota (quota_room: a race with another scenario)."""
+    with quota_room(conn):
+        return ledger.create("floating_ip", "fip", lambda name: conn.network.create_ip(
+            floating_network_id=external.id, description=name))
 
 
 def associate(conn, fip, port):

@@ -42,6 +42,12 @@ class RereadFailed(RuntimeError):
     of a moment (pair_fip's 409/5xx): that scenario's, not the run's."""
 
 
+class NoRoomNow(compute.NoRoom, RereadFailed):
+    """Neutron refused the run's floating IP for lack of quota (network.quota_refusal: its details show the
+    project at its limit), maybe while another scenario holds one: that scenario is IGNORÉ with the quota,
+    and the next one asks again (not kept as the run's error)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Routed:
     """A network of the run behind a router to the external network (floating IPs come from `external`)."""
@@ -102,7 +108,8 @@ class Shared:
         except RereadFailed:
             raise
         except Exception as exc:
-            return None, exc
+            over = network.quota_refusal(self.conn, exc)    # Neutron's 409 for lack of quota, confirmed
+            return (None, compute.NoRoom(over)) if over else (None, exc)
 
     def hold(self, ledger) -> None:
         """Nothing to do in one process: its scenarios run one at a time (RunShared holds the pair across
@@ -201,6 +208,9 @@ class Shared:
                             raise
                         time.sleep(FIP_PAUSE)
             except Exception as exc:    # a 409/5xx of a moment: this scenario's failure, not the run's
+                over = network.quota_refusal(self.conn, exc)
+                if over:
+                    raise NoRoomNow(over) from exc
                 if ledger_mod._transient(exc):
                     raise RereadFailed(f"IP flottante du run pas encore prête (erreur passagère, redemandée au "
                                        f"prochain scénario) : {type(exc).__name__} : {exc}") from exc
