@@ -10,7 +10,7 @@ import os
 import pytest
 
 from popek import paths
-from popek.checks.cloud import compute, connection, ledger as ledger_mod, shared as shared_mod
+from popek.checks.cloud import compute, connection, ledger as ledger_mod, probe, shared as shared_mod
 from popek.checks.cloud.needs import Unreachable
 from popek.checks.secrets import REDACT
 from popek.plugin import SWEEP_KEY, tell
@@ -70,7 +70,8 @@ def cloud(request):
     # run shares its run id, so no worker sweeps another's resources; a run with anything younger than
     # AUTO_SWEEP_MIN_AGE may be alive elsewhere (another popek on the same project) and is left alone.
     try:
-        swept, problems = ledger_mod.sweep(found.conn, run_id, min_age=ledger_mod.AUTO_SWEEP_MIN_AGE)
+        swept, problems = ledger_mod.sweep(found.conn, run_id, min_age=ledger_mod.AUTO_SWEEP_MIN_AGE,
+                                           read_only=probe.read_only(found.roles))
     except Exception as exc:  # one service down (Swift, Glance…): its scenarios fail and say so, the others run
         swept, problems = [], [f"balayage incomplet : {type(exc).__name__} : {REDACT(str(exc))[:300]}"]
     found.facts["sweep"] = {"trouvés": [f"{e.kind} {e.name}" for e in swept], "problèmes": problems}
@@ -123,7 +124,8 @@ def run_ledger(cloud, request):
             heartbeat.stop()
         problems = book.cleanup()
         if not problems:
-            found, problems = ledger_mod.sweep(cloud.conn, cloud.facts["run"], prefix=cloud.facts["prefix"])
+            found, problems = ledger_mod.sweep(cloud.conn, cloud.facts["run"], prefix=cloud.facts["prefix"],
+                                               read_only=probe.read_only(cloud.roles))
             book.entries += found       # deleted by name (done) or left (in problems)
         problems = cloud.facts.pop("problèmes partagés", []) + problems     # the `shared` fixture's, torn down first
         if request.session.exitstatus == pytest.ExitCode.INTERRUPTED:

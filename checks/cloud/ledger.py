@@ -473,24 +473,39 @@ def _problem(entry: Entry, exc: BaseException) -> str:
     return f"{entry.kind} {ident}: {type(exc).__name__}: {exc}"
 
 
+class Found(list):
+    """orphans()'s answer: a list of Entry, and `unverified`: {kind: the refusal's words} for each kind this
+    account may not list (HTTP 403): nothing is known of those, so they are never said clean."""
+
+    def __init__(self, entries=(), unverified=None):
+        super().__init__(entries)
+        self.unverified = dict(unverified or {})
+
+    def unverified_lines(self) -> list[str]:
+        return [f"non vérifié : {kind} (le cloud refuse à ce compte de les lister : {why})"
+                for kind, why in self.unverified.items()]
+
+
 def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER, min_age: float = 0.0,
-            now: Optional[float] = None, prefix: Optional[str] = None) -> list[Entry]:
-    """Resources named `popek-<run>-…` by another run than `current_run` (None: every popek run).
+            now: Optional[float] = None, prefix: Optional[str] = None) -> Found:
+    """Resources named `popek-<run>-…` by another run than `current_run` (None: every popek run); a Found,
+    whose `unverified` names the kinds the cloud refused to list (403): sweep() reports them.
 
     min_age: seconds; a run counts as alive (all its resources are kept) when its heartbeat (see
     Heartbeat) is younger than that; a run without a heartbeat, when any of its dated resources is younger
     than that, or when it has only undated resources (keypairs, containers: nothing says it is dead).
     min_age=0 takes every other run. prefix: only names starting with `prefix-` (a worker's own, at exit;
     then current_run is not skipped)."""
-    found, youngest, dated, heartbeat_ids = [], {}, set(), set()
+    found, youngest, dated, heartbeat_ids, unverified = [], {}, set(), set(), {}
     for kind in kinds:
         try:
             listing = list_dated(conn, kind)
         except Exception as exc:
             if _service_absent(exc):
                 continue  # this cloud has no such service (or its configuration disables it)
-            if _forbidden(exc):
-                continue  # this account may not even list them (Swift to a reader): it made none either
+            if _forbidden(exc):     # Swift to a reader (it made none), or a policy/fault refusing a member
+                unverified[kind] = (getattr(exc, "details", None) or "HTTP 403").strip()[:160] or "HTTP 403"
+                continue
             raise
         for r_id, r_name, created in listing:
             match = NAME_RE.match(r_name or "")
@@ -507,12 +522,12 @@ def orphans(conn, current_run: Optional[str], kinds: Iterable[str] = SWEEP_ORDER
                 dated.add(run)
                 youngest[run] = min(age, youngest.get(run, age))
     if prefix is not None or min_age <= 0:
-        return found
+        return Found(found, unverified)
     runs = {NAME_RE.match(e.name).group(1) for e in found}
     beats = heartbeat_ages(conn, now) if heartbeat_ids else {}
     alive = {run for run in runs
              if (beats[run] < min_age if run in beats else run not in dated or youngest[run] < min_age)}
-    return [e for e in found if NAME_RE.match(e.name).group(1) not in alive]
+    return Found([e for e in found if NAME_RE.match(e.name).group(1) not in alive], unverified)
 
 
 def _is_heartbeat(name: str) -> bool:
@@ -560,13 +575,16 @@ class Heartbeat:
 
 
 def sweep(conn, current_run: Optional[str], dry_run: bool = False, log: Callable[[str], None] = lambda s: None,
-          timeout: float = 60.0, min_age: float = 0.0, prefix: Optional[str] = None) -> tuple[list[Entry], list[str]]:
+          timeout: float = 60.0, min_age: float = 0.0, prefix: Optional[str] = None,
+          read_only: bool = False) -> tuple[list[Entry], list[str]]:
     """Delete the orphans of earlier runs (see orphans(), min_age and prefix included); returns
-    (found, problems): a resource whose deletion failed or timed out is in problems (with its id).
+    (found, problems): a resource whose deletion failed or timed out is in problems (with its id), and so
+    is each kind the cloud refused to list (« non vérifié : … »), unless `read_only` (the account's roles
+    are all read-only, probe.read_only: it could make none, e.g. Swift's 403 to a reader).
 
     dry_run: only list them. Order: SWEEP_ORDER, so that servers free their ports and volumes first."""
     found = orphans(conn, current_run, min_age=min_age, prefix=prefix)
-    problems = []
+    problems = [] if read_only else found.unverified_lines()
     if dry_run:
         return found, problems
     with _sigint_deferred():

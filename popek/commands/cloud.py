@@ -162,14 +162,15 @@ def add_sweep(cmds) -> None:
 def cmd_sweep(args) -> int:
     import os
 
-    from popek.checks.cloud import connection, ledger
+    from popek.checks.cloud import connection, ledger, probe
     from popek.errors import UserError
 
     try:
         cloud = connection.connect(args.os_cloud, os.environ, paths.embedded_clouds_yaml())
     except connection.CloudUnavailable as exc:
         raise UserError(str(exc), 1) from None
-    found, problems = ledger.sweep(cloud.conn, None, dry_run=args.dry_run, min_age=args.older_than * 60)
+    found, problems = ledger.sweep(cloud.conn, None, dry_run=args.dry_run, min_age=args.older_than * 60,
+                                   read_only=probe.read_only(cloud.roles))
     verb = "à supprimer" if args.dry_run else "supprimé"
     for entry in found:
         print(f"{verb} : {entry.kind:<15} {entry.name}  ({entry.id})")

@@ -318,3 +318,24 @@ def test_a_port_whose_groups_a_scenario_changed_gets_them_back_before_its_group_
     assert book.cleanup() == []
     assert calls == [("update_port", "port-1", {"security_group_ids": ["sg-ssh"]}),
                      ("delete_security_group", "sg-new")]
+
+
+def test_a_kind_the_cloud_refuses_to_list_is_never_said_clean(monkeypatch):
+    """F6: a 403 on a listing (a policy or a fault refusing a member its servers) was taken for "no orphan"
+    for every account; now the sweep reports the kind unverified, except for a read-only account."""
+    from types import SimpleNamespace as NS
+
+    class Servers:
+        def servers(self):
+            raise sdk_exc.ForbiddenException("ForbiddenException: 403", http_status=403,
+                                             details="Policy doesn't allow os_compute_api:servers:index")
+    monkeypatch.setattr(ledger_mod, "list_dated", lambda conn, kind: (
+        list(conn.compute.servers()) if kind == "server" else
+        [("b", "popek-ffffffff-main-x-2", None)] if kind == "network" else []))
+    conn = NS(compute=Servers())
+    found = ledger_mod.orphans(conn, None)
+    assert [e.id for e in found] == ["b"] and list(found.unverified) == ["server"]
+    found, problems = ledger_mod.sweep(conn, None, dry_run=True)
+    assert problems == ["non vérifié : server (le cloud refuse à ce compte de les lister : "
+                        "Policy doesn't allow os_compute_api:servers:index)"]
+    assert ledger_mod.sweep(conn, None, dry_run=True, read_only=True)[1] == []     # a reader made none
