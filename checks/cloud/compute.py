@@ -440,13 +440,27 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
 def computes_disabled(services) -> Optional[str]:
     """Why the scheduler found no host when every nova-compute is disabled in Nova's service records
     (`GET /os-services`, admin: status disabled; stuck.read_health's records, `enabled` False): the
-    scheduler leaves a disabled compute out. None when the records are unknown or one is enabled."""
+    scheduler leaves a disabled compute out. None when the records are unknown or one is enabled.
+
+    Each one's disabled_reason is said: "AUTO: …" is nova-compute disabling itself (the libvirt driver
+    when its connection to libvirtd is lost, and enabling itself again when it is back): the cause is
+    that, not the switch. (Build failures no longer disable a compute since Nova 18/Rocky:
+    consecutive_build_service_disable_threshold only feeds the BuildFailureWeigher.)"""
     computes = [s for s in services or [] if s.binary == "nova-compute"]
     if not computes or any(s.enabled for s in computes):
         return None
-    return ("aucun nova-compute en service : tous désactivés dans Nova (openstack compute service list : "
-            f"status disabled) : {', '.join(f'{s.binary}@{s.host}' for s in computes)} ; le planificateur "
-            "n'y place aucune instance")
+
+    def one(s):
+        reason = getattr(s, "reason", "") or ""
+        if reason.upper().startswith("AUTO:"):
+            return (f"{s.binary}@{s.host} désactivé par nova-compute lui-même : « {reason[5:].strip()} » "
+                    "(il se réactive quand la cause disparaît)")
+        return f"{s.binary}@{s.host}" + (f" (raison : « {reason} »)" if reason else "")
+    auto = [s for s in computes if (getattr(s, "reason", "") or "").upper().startswith("AUTO:")]
+    head = ("aucun nova-compute en service : Nova les a désactivés lui-même" if len(auto) == len(computes)
+            else "aucun nova-compute en service : tous désactivés dans Nova")
+    return (f"{head} (openstack compute service list : status disabled) : {', '.join(one(s) for s in computes)} ; "
+            "le planificateur n'y place aucune instance")
 
 
 def resources(conn, server) -> dict:

@@ -51,6 +51,7 @@ class Health:
     up: bool
     enabled: bool = True
     updated: str = ""      # last heartbeat as the API gives it
+    reason: str = ""       # why it is disabled (Nova's disabled_reason: the operator's words, or "AUTO: …")
 
 
 def _named(records: list[Health]) -> str:
@@ -156,8 +157,8 @@ def read_health(admin) -> tuple[Optional[list[Health]], Optional[list[Health]], 
     if admin is None:
         return None, None, "pas d'identifiants admin"
     try:
-        services = [Health(s.binary, s.host, s.state == "up", s.status != "disabled", str(s.updated_at or ""))
-                    for s in admin.compute.services()]
+        services = [Health(s.binary, s.host, s.state == "up", s.status != "disabled", str(s.updated_at or ""),
+                           str(getattr(s, "disabled_reason", None) or "")) for s in admin.compute.services()]
     except Exception as exc:  # policy, API down: said, not guessed
         return None, None, f"liste des services de Nova illisible : {type(exc).__name__}"
     try:

@@ -226,3 +226,15 @@ def test_the_runs_pair_is_no_room_before_any_boot_and_stays_so_in_every_worker(t
     assert record["no_room"] and record["nothing_to_boot"]
     _, error = one._load("pair", json.loads(json.dumps(record)))
     assert type(error) is compute.NoRoom and str(error) == "quota instances : limite 1"
+
+
+def test_a_compute_nova_disabled_itself_is_named_with_its_reason():
+    """F7: the libvirt driver disables its own nova-compute ("AUTO: Connection to libvirt lost: …") when
+    libvirtd goes away; « tous désactivés » named the switch, not the cause. An operator's reason is said too."""
+    from popek.checks.cloud.stuck import Health
+
+    lost = Health("nova-compute", "h1", True, False, "", "AUTO: Connection to libvirt lost: 1")
+    said = compute.computes_disabled([lost])
+    assert "désactivés lui-même" in said and "« Connection to libvirt lost: 1 »" in said and "tous désactivés" not in said
+    said = compute.computes_disabled([Health("nova-compute", "h2", True, False, "", "maintenance disque"), lost])
+    assert "tous désactivés" in said and "(raison : « maintenance disque »)" in said and "libvirt lost" in said
