@@ -63,28 +63,29 @@ def test_dhcp_off_on_the_subnet_is_named(state, tmp_path, record_property):
     record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
 
 
+def frozen_service_is_named(state, tmp_path, record_property, service: str, needle: str,
+                            within: float = 120) -> None:
+    """C21's server scenario run with the embedded cloud's `service` frozen (SIGSTOP, thawed after): ÉCHEC
+    whose message holds `needle`, within `within` seconds (test_faults_more's nova-scheduler test too)."""
+    with frozen(state, service):
+        found = run_scenarios(tmp_path, "server_create_avec")
+    result = pick(found, "C21")
+    message = failed_with(result, needle)
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
+    assert seconds(result) < within, f"nommé en {seconds(result):.0f} s"
+
+
 @pytest.mark.falsifies("C21", fault="nova-conductor gelé (SIGSTOP)")
 @SLOW
 def test_conductor_frozen_is_named(state, tmp_path, record_property):
-    with frozen(state, "nova-conductor"):
-        found = run_scenarios(tmp_path, "server_create_avec")
-    result = pick(found, "C21")
-    message = failed_with(result, "nova-conductor")
-    record_property("verdict", "ÉCHEC")
-    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
-    assert seconds(result) < 120, f"nommé en {seconds(result):.0f} s"
+    frozen_service_is_named(state, tmp_path, record_property, "nova-conductor", "nova-conductor")
 
 
 @pytest.mark.falsifies("C21", fault="libvirtd gelé (SIGSTOP) : l'instance reste en BUILD")
 @SLOW
 def test_libvirtd_frozen_is_named(state, tmp_path, record_property):
-    with frozen(state, "libvirtd"):
-        found = run_scenarios(tmp_path, "server_create_avec")
-    result = pick(found, "C21")
-    message = failed_with(result, "libvirtd est gelé")
-    record_property("verdict", "ÉCHEC")
-    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
-    assert seconds(result) < 120, f"nommé en {seconds(result):.0f} s"
+    frozen_service_is_named(state, tmp_path, record_property, "libvirtd", "libvirtd est gelé")
 
 
 @pytest.mark.falsifies("C21", "C31", fault="base MariaDB gelée (SIGSTOP) : toute API qui l'attend expire")

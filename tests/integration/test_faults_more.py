@@ -33,6 +33,7 @@ from popek.checks.cloud import connection
 from popek.checks.localcloud import bootstrap, lifecycle, services
 
 from helpers import frozen, running_cloud
+from test_faults_adversary import frozen_service_is_named
 from test_faults_api import failed, record, run_claims
 from test_faults_dataplane import failed_with, pick, run_scenarios, seconds
 
@@ -143,13 +144,7 @@ def test_placement_stopped_is_named(state, tmp_path, record_property):
 @pytest.mark.falsifies("C21", fault="nova-scheduler gelé (SIGSTOP)")
 @SLOW
 def test_scheduler_frozen_is_named(state, tmp_path, record_property):
-    with frozen(state, "nova-scheduler"):
-        found = run_scenarios(tmp_path, "server_create_avec")
-    result = pick(found, "C21")
-    message = failed_with(result, "nova-scheduler")
-    record_property("verdict", "ÉCHEC")
-    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
-    assert seconds(result) < 120, f"nommé en {seconds(result):.0f} s"
+    frozen_service_is_named(state, tmp_path, record_property, "nova-scheduler", "nova-scheduler")
 
 
 def restarted(state, name: str) -> None:
