@@ -336,7 +336,8 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"   # RunCleanupReport showed it passed to Allure alone: the run did fail
     short = None
     if report.longrepr is not None and not report.skipped:
-        short = stopped_answering(call.excinfo and call.excinfo.value)
+        short = shared_unavailable(call.excinfo and call.excinfo.value) or \
+            stopped_answering(call.excinfo and call.excinfo.value)
         report.longrepr = RedactedRepr(report.longrepr, short)
     report.sections = [(name, REDACT(text)) for name, text in report.sections]
     details = getattr(allure_test_result(item), "statusDetails", None)
@@ -349,6 +350,15 @@ def pytest_runtest_makereport(item, call):
         details.message = (details.message or "").removeprefix("Skipped: ")
     details.message = REDACT(details.message) if details.message else details.message
     details.trace = REDACT(details.trace) if details.trace else details.trace
+
+
+def shared_unavailable(exc) -> str | None:
+    """The verdict's message when a scenario failed because a resource the run shares (its pair of
+    instances, its routed network…) could not be made: that cause, as measured once for the run, is the
+    whole report (the same in every worker; the frames of the scenario that met it first say nothing more)."""
+    from popek.checks.cloud.shared import Unavailable
+
+    return str(exc) if isinstance(exc, Unavailable) else None
 
 
 #: user property of a teardown report whose failure is the run's cleanup (RunCleanupIncomplete), not its scenario's

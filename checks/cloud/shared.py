@@ -48,6 +48,79 @@ class NoRoomNow(compute.NoRoom, RereadFailed):
     and the next one asks again (not kept as the run's error)."""
 
 
+#: what each key of the run's shared resources is, in the messages a user reads
+WHAT = {"pair": "la paire d'instances du run", "pair-boot": "la paire d'instances du run",
+        "routed": "le réseau du run relié au réseau externe (réseau, sous-réseau, routeur)",
+        "access": "la paire de clés et le groupe de sécurité SSH du run",
+        "pair-fip": "l'IP flottante de la paire du run"}
+
+
+class Unavailable(AssertionError):
+    """A resource the run shares could not be made, for a cause of the cloud (not the project's quota:
+    NoRoom, nor a cloud with nothing to boot: NothingToBoot, both IGNORÉ): every scenario that needs it is
+    ÉCHEC (an AssertionError: pytest's and Allure's `failed`, not `broken`) with the cause as measured
+    once, by the first scenario of the run that asked for it (in whichever worker), and the time of that
+    measure; no scenario makes it again (a boot that failed would only fail slower). `cause` names the
+    component when the making could tell it (compute.wait_active's health records, a service that stopped
+    answering, the catalog's service behind a refused request)."""
+
+    def __init__(self, key: str, cause: str, measured: str = ""):
+        self.key, self.cause, self.measured = key, cause, measured
+        when = f", à {measured} UTC" if measured else ""
+        super().__init__(f"ressource partagée du run indisponible — {WHAT.get(key, f'« {key} »')} : {cause} "
+                         f"(cause mesurée une fois pour tout le run{when}, par le premier scénario qui l'a "
+                         f"demandée ; ce scénario ne la refait pas)")
+
+    def again(self) -> "Unavailable":
+        """A new exception with the same cause, for the next scenario (one instance raised by every
+        scenario would pile their tracebacks up)."""
+        fresh = Unavailable(self.key, self.cause, self.measured)
+        fresh.__cause__ = self.__cause__
+        return fresh
+
+
+def cause_of(conn, exc: BaseException) -> str:
+    """What made a shared resource's making fail, in one line, with its component when it can be told:
+    a cloud that stopped answering (and, on the embedded cloud, the frozen or silent service behind it);
+    an HTTP refusal, with the catalog's service whose address it came from; else the error's own text
+    (compute.wait_active's already names the dead component from the cloud's health records)."""
+    if isinstance(exc, Unavailable):
+        return exc.cause
+    from popek.checks.cloud.connection import stopped_answering
+    from popek.checks.secrets import REDACT
+
+    try:
+        said = stopped_answering(exc)
+    except Exception:       # a probe of the embedded cloud that failed: the error's own text then
+        said = None
+    if said:
+        return REDACT(said)
+    text = str(exc) or type(exc).__name__
+    if type(exc).__module__.split(".")[0] in ("openstack", "keystoneauth1"):
+        text = f"{type(exc).__name__} : {text}"
+        service = _service_at(conn, getattr(exc, "url", None) or getattr(getattr(exc, "response", None), "url", None))
+        if service:
+            text += f" (service {service} du catalogue)"
+    return REDACT(text)
+
+
+def _service_at(conn, url) -> Optional[str]:
+    """The catalog's service type whose endpoint `url` starts with, or None."""
+    if not url or conn is None:
+        return None
+    try:
+        catalog = conn.config.get_service_catalog().catalog
+    except Exception:
+        return None
+    best = None
+    for service in catalog or []:
+        for endpoint in service.get("endpoints", []):
+            base = (endpoint.get("url") or "").rstrip("/")
+            if base and url.startswith(base) and (best is None or len(base) > len(best[1])):
+                best = (service.get("type"), base)
+    return best[0] if best else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Routed:
     """A network of the run behind a router to the external network (floating IPs come from `external`)."""
@@ -90,8 +163,10 @@ class Shared:
         value, error = self._fetch(key, make)
         if isinstance(error, compute.NothingToBoot):  # nothing to boot in this cloud, or no room in the
             raise type(error)(str(error)) from error  # project's quota (NoRoom): the caller skips
-        if error is not None:
-            raise RuntimeError(f"ressource partagée du run « {key} » indisponible : {error}") from error
+        if isinstance(error, Unavailable):
+            raise error.again()
+        if error is not None:   # (not kept by _obtain: a subclass's own error)
+            raise Unavailable(key, cause_of(self.conn, error)) from error
         return value
 
     def _fetch(self, key: str, make: Callable[[], object]) -> tuple[object, BaseException | None]:
@@ -107,9 +182,17 @@ class Shared:
             return make(), None
         except RereadFailed:
             raise
+        except compute.NothingToBoot as exc:    # also NoRoom: IGNORÉ with its reason
+            return None, exc
+        except Unavailable as exc:      # another shared resource this one is made from (pair() -> routed()):
+            return None, exc            # that one's cause, as measured when it was made
         except Exception as exc:
             over = network.quota_refusal(self.conn, exc)    # Neutron's 409 for lack of quota, confirmed
-            return (None, compute.NoRoom(over)) if over else (None, exc)
+            if over:
+                return None, compute.NoRoom(over)
+            unavailable = Unavailable(key, cause_of(self.conn, exc), time.strftime("%H:%M:%S", time.gmtime()))
+            unavailable.__cause__ = exc     # the maker's traceback, in its own report
+            return None, unavailable
 
     def hold(self, ledger) -> None:
         """Nothing to do in one process: its scenarios run one at a time (RunShared holds the pair across
@@ -148,7 +231,7 @@ class Shared:
         def make():
             made, error = self._fetch("pair-boot", self._boot_pair)
             if error is not None:       # the same error, and message, as when the boots were made here
-                raise error
+                raise error.again() if isinstance(error, Unavailable) else error
             return [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason)
                     for s in made]
         return self.get("pair", make)
@@ -225,7 +308,7 @@ class Shared:
         refused or did not answer: that is the API's fault)."""
         try:
             return self.pair()[0], None
-        except RuntimeError as exc:
+        except Unavailable as exc:
             with self._lock:
                 created = list(self._created)
             if not created:
@@ -347,6 +430,8 @@ class RunShared(Shared):
         if error is not None:
             record = {"error": str(error), "nothing_to_boot": isinstance(error, compute.NothingToBoot),
                       "no_room": isinstance(error, compute.NoRoom)}
+            if isinstance(error, Unavailable):   # its cause and when it was measured, for every worker
+                record.update(unavailable={"key": error.key, "cause": error.cause, "measured": error.measured})
             if key in ("pair", "pair-boot"):    # what listed() still offers when the pair did not come up
                 record["created"] = [s.id for s in self._created]
             return record
@@ -367,6 +452,8 @@ class RunShared(Shared):
             if key in ("pair", "pair-boot"):
                 with contextlib.suppress(Exception):
                     self._created = [self.conn.compute.get_server(i) for i in record.get("created", [])]
+            if record.get("unavailable"):
+                return None, Unavailable(**record["unavailable"])
             kind = compute.NoRoom if record.get("no_room") else \
                 compute.NothingToBoot if record.get("nothing_to_boot") else RuntimeError
             return None, kind(record["error"])

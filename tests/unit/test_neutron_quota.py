@@ -100,7 +100,7 @@ def test_the_routed_step_skips_with_the_router_quota():
 def test_the_routed_step_fails_when_neutrons_details_show_room():
     conn = conn_with(quota=details(limit=5, used=1))
     shared = Shared(conn=conn, ledger=Ledger())
-    with pytest.raises(RuntimeError, match="« routed » indisponible : .*Quota exceeded"):
+    with pytest.raises(AssertionError, match="réseau du run relié au réseau externe .*: .*Quota exceeded"):
         cloud_network.routed(shared, conn)
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from popek.checks.cloud.compute import NothingToBoot
-from popek.checks.cloud.shared import Shared
+from popek.checks.cloud.shared import Shared, Unavailable
 
 
 def test_a_resource_is_made_once_and_then_reused():
@@ -22,7 +22,7 @@ def test_a_failed_making_is_not_tried_again_and_each_caller_gets_the_reason():
 
     shared = Shared(conn=None, ledger=None)
     for _ in range(3):
-        with pytest.raises(RuntimeError, match="« pair » indisponible : server ERROR: No valid host"):
+        with pytest.raises(Unavailable, match="la paire d'instances du run : server ERROR: No valid host"):
             shared.get("pair", make)
     assert calls == [1]
 
@@ -41,8 +41,8 @@ def test_another_lookup_error_is_a_fault_not_nothing_to_boot():
         return [][0]            # a bug, or an API answer without the expected item
 
     shared = Shared(conn=None, ledger=None)
-    with pytest.raises(RuntimeError, match="indisponible : list index out of range"):
-        shared.get("pair", make)
+    with pytest.raises(Unavailable, match="« pair-x » : list index out of range"):
+        shared.get("pair-x", make)
 
 
 def test_a_resource_made_from_another_one_does_not_deadlock():
@@ -90,13 +90,13 @@ def test_a_listing_scenario_gets_the_run_server_that_did_not_boot_with_the_reaso
     shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ERROR"))
     server, why = shared.listed()
     assert server == "server-0" and "neutron-openvswitch-agent" in why
-    with pytest.raises(RuntimeError, match="« pair » indisponible"):  # a scenario that needs ACTIVE still fails
+    with pytest.raises(Unavailable, match="la paire d'instances du run"):  # a scenario that needs ACTIVE still fails
         shared.pair()
 
 
 def test_a_listing_scenario_fails_when_nova_accepted_no_server(monkeypatch):
     shared = _patched(monkeypatch, _Cloud(accepted=0, ends="ACTIVE"))
-    with pytest.raises(RuntimeError, match="HTTP 503"):
+    with pytest.raises(Unavailable, match="HTTP 503"):
         shared.listed()
 
 

@@ -2,6 +2,7 @@
 real processes and the real features' collection, no cloud."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,14 +91,18 @@ def test_started_early_the_pair_is_booted_once_and_the_scenario_only_waits(tmp_p
 
 
 @pytest.mark.parametrize("fail, kind, message", [
-    (RuntimeError("Quota exceeded for instances"), "RuntimeError",
-     "ressource partagée du run « pair » indisponible : Quota exceeded for instances"),
+    (RuntimeError("Quota exceeded for instances"), "Unavailable",
+     "ressource partagée du run indisponible — la paire d'instances du run : Quota exceeded for instances "
+     "(cause mesurée une fois pour tout le run, à HH:MM:SS UTC, par le premier scénario qui l'a demandée ; "
+     "ce scénario ne la refait pas)"),
     (shared_mod.compute.NothingToBoot("aucune image active"), "NothingToBoot", "aucune image active"),
 ])
 def test_a_boot_refused_at_the_early_start_reaches_the_scenario_as_today(tmp_path, fail, kind, message):
     run_all(FORK.Process(target=starter, args=(tmp_path, "a", fail)),
             FORK.Process(target=asker, args=(tmp_path, "b", fail)))
-    assert json.loads((tmp_path / "b").read_text()) == {"error": kind, "message": message}
+    got = json.loads((tmp_path / "b").read_text())
+    got["message"] = re.sub(r"à \d\d:\d\d:\d\d UTC", "à HH:MM:SS UTC", got["message"])
+    assert got == {"error": kind, "message": message}
     assert len(calls(tmp_path)) == 1, "a second boot was tried after the first one was refused"
     # what it recorded before the refusal is deleted by the last user
     assert [len(d["names"]) for d in cleaned(tmp_path)] == [1]
