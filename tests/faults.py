@@ -7,7 +7,19 @@ the host allows it, else recorded or forged observations).
 """
 from __future__ import annotations
 
+import os
+
 import pytest
+
+#: the environment variable that lets the opt-in slow tests run (CI's budget leaves them out)
+SLOW_ENV = "POPEK_SLOW_FAULTS"
+
+
+def slow(what: str, then: str = "") -> pytest.MarkDecorator:
+    """The mark of an opt-in test outside CI's budget: skipped unless POPEK_SLOW_FAULTS=1, with a reason made
+    of `what` (French: what the test costs and why) and how to run it, then `then` (e.g. " (sous flock -x)")."""
+    return pytest.mark.skipif(os.environ.get(SLOW_ENV) != "1",
+                              reason=f"{what} hors du budget CI : {SLOW_ENV}=1 pour le lancer{then}")
 
 
 class Evidence:

@@ -54,10 +54,14 @@ def frozen(state, name: str):
             os.killpg(pid, signal.SIGCONT)
 
 
-def running_cloud(dataplane: bool = False, why_not_whole: str = "ne tourne pas"):
+def running_cloud(dataplane: bool = False, why_not_whole: str = "ne tourne pas", root_for: str | None = None):
     """The embedded cloud's state when every service of it runs (and, with `dataplane`, in dataplane mode);
-    else the calling test is skipped with the reason."""
+    else the calling test is skipped with the reason. `root_for` (French, e.g. "geler les services du cloud
+    embarqué"): the test needs root for that, and is skipped first when not root."""
     import pytest
+
+    if root_for is not None and os.geteuid() != 0:
+        pytest.skip(f"il faut être root pour {root_for}")
 
     from popek import paths
     from popek.checks.localcloud import lifecycle

@@ -19,22 +19,19 @@ import os
 
 import pytest
 
+from faults import slow
 from helpers import frozen, running_cloud
 from test_faults_dataplane import NAMED_WITHIN, failed_with, pick, run_scenarios, seconds
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
-SLOW = pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                          reason="faute lente (une instance à démarrer, un signe de vie à laisser vieillir) hors du "
-                                 "budget CI : POPEK_SLOW_FAULTS=1 pour la lancer")
+SLOW = slow("faute lente (une instance à démarrer, un signe de vie à laisser vieillir)")
 
 
 @pytest.fixture(scope="module")
 def state():
     """The embedded cloud, whole and in dataplane mode (else the test is skipped with the reason)."""
-    if os.geteuid() != 0:
-        pytest.skip("il faut être root pour geler les services du cloud embarqué")
-    return running_cloud(dataplane=True)
+    return running_cloud(dataplane=True, root_for="geler les services du cloud embarqué")
 
 
 #: Turns DHCP off on the run's subnet right after the scenario made its routed network, before the run's guests

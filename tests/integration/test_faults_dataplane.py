@@ -32,6 +32,7 @@ from popek import paths
 from popek.checks.localcloud import services
 from popek.checks.localcloud.state import PORTS, CloudState
 
+from faults import slow
 from helpers import allure_results, frozen, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
@@ -220,9 +221,8 @@ def test_l3_agent_frozen_fails_the_floating_ip(state, tmp_path, record_property)
 
 
 @pytest.mark.falsifies("C26", fault="agent DHCP de Neutron gelé (SIGSTOP sur neutron-dhcp-agent)")
-@pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                    reason="faute en plus (~2 min, mesuré : ÉCHEC « pas de bail DHCP » en 107 s) hors du budget CI : "
-                           "POPEK_SLOW_FAULTS=1 pour la lancer ; C26 a sa faute propre (clé remplacée)")
+@slow("faute en plus (~2 min, mesuré : ÉCHEC « pas de bail DHCP » en 107 s)",
+      " ; C26 a sa faute propre (clé remplacée)")
 def test_dhcp_agent_frozen_is_named(state, tmp_path, record_property):
     try:
         with frozen(state, "neutron-dhcp-agent"):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import re
 import secrets
 import subprocess
@@ -32,6 +31,7 @@ from popek import paths
 from popek.checks.cloud import connection
 from popek.checks.localcloud import bootstrap, lifecycle, services
 
+from faults import slow
 from helpers import frozen, running_cloud
 from test_faults_adversary import frozen_service_is_named
 from test_faults_api import failed, record, run_claims
@@ -39,17 +39,13 @@ from test_faults_dataplane import failed_with, pick, run_scenarios, seconds
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
-SLOW = pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                          reason="faute lente (des instances à démarrer, ou une minute de grâce) hors du budget CI : "
-                                 "POPEK_SLOW_FAULTS=1 pour la lancer")
+SLOW = slow("faute lente (des instances à démarrer, ou une minute de grâce)")
 
 
 @pytest.fixture(scope="module")
 def state():
     """The embedded cloud, whole and in dataplane mode (else the test is skipped with the reason)."""
-    if os.geteuid() != 0:
-        pytest.skip("il faut être root pour geler ou arrêter les services du cloud embarqué")
-    return running_cloud(dataplane=True)
+    return running_cloud(dataplane=True, root_for="geler ou arrêter les services du cloud embarqué")
 
 
 @pytest.mark.falsifies("C15", "C23", fault="cinder-volume gelé (SIGSTOP) : le volume créé reste « creating »")

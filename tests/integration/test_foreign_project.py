@@ -47,11 +47,11 @@ import yaml
 from popek import paths
 from popek.checks.cloud import connection
 
+from faults import slow
 from helpers import allure_results, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud,
-              pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                                 reason="budget CI : POPEK_SLOW_FAULTS=1 pour les lancer (sous flock -s)")]
+              slow("chaque cas crée un projet et y lance popek (~30 s)", " (sous flock -s)")]
 
 
 def _project_name() -> str:

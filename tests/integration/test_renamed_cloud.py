@@ -78,12 +78,11 @@ import yaml
 from popek import paths
 
 import verdicts
+from faults import slow
 from helpers import VENV_BIN, running_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud,
-              pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                                 reason="deux exécutions entières de `popek run cloud` sur un cloud renommé, hors du "
-                                        "budget CI : POPEK_SLOW_FAULTS=1 pour les lancer (sous flock -x)")]
+              slow("deux exécutions entières de `popek run cloud` sur un cloud renommé,", " (sous flock -x)")]
 
 #: the course's name → the renamed cloud's (the mapping of run (b)'s popek.yaml)
 RENAMED = {"small": "m1.small", "Debian 13": "debian-13-genericcloud-amd64", "public": "ext-net"}

@@ -6,11 +6,11 @@ that server's fixed address before anything is checked). Real cloud, real `popek
 Opt-in (POPEK_SLOW_FAULTS=1): two dataplane scenarios and the pair's boot, ~1 min on 2 cores."""
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pytest
 
+from faults import slow
 from helpers import allure_results, running_cloud, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
@@ -28,9 +28,7 @@ def pytest_bdd_after_scenario(request, feature, scenario):
 """
 
 
-@pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                    reason="test vivant (~1 min : deux scénarios du plan de données et le démarrage de la paire) "
-                           "hors du budget CI : POPEK_SLOW_FAULTS=1 pour le lancer")
+@slow("test vivant (~1 min : deux scénarios du plan de données et le démarrage de la paire)")
 def test_a_run_floating_ip_moved_behind_the_back_is_put_back_before_the_next_scenario(tmp_path):
     running_cloud(dataplane=True)
     (tmp_path / "popek_move_behind.py").write_text(textwrap.dedent(MOVE_BEHIND))
