@@ -35,15 +35,25 @@ def _state():
 
 
 def _user_errors(fn):
-    """CloudError (a message for the user) becomes popek's UserError: one line, exit code 1."""
+    """CloudError (a message for the user) becomes popek's UserError: one line, exit code 1. SIGTERM (a CI job
+    cancelled, `kill`, a closed session's group) interrupts as Ctrl-C does: without it an `up` died at once and
+    left its services, its nftables table and a booting smoke instance running, which the next `up` took
+    for a whole cloud (measured 2026-12-07, hT). Put back as it was at the end (cli.main may run in-process)."""
     def wrapper(args):
+        import signal
+
+        from popek.checks.cloud.ledger import terminate_like_ctrl_c
         from popek.checks.localcloud.errors import CloudError
         from popek.errors import UserError
 
+        installed = terminate_like_ctrl_c()
         try:
             return fn(args)
         except CloudError as exc:
             raise UserError(str(exc), 1) from None
+        finally:
+            if installed:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return wrapper
 
 
@@ -159,6 +169,7 @@ def add_sweep(cmds) -> None:
     sweep.set_defaults(func=cmd_sweep)
 
 
+@_user_errors
 def cmd_sweep(args) -> int:
     import os
 
