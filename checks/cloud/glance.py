@@ -37,7 +37,9 @@ def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
         return f"{label} : GET {path} sans réponse ({type(exc).__name__})"
     try:
         if answer.status_code >= 400:
-            words = " ".join(re.sub(r"<[^>]*>", " ", answer.text or "").split())[:200]    # Glance's 403 is HTML
+            # Glance's 403 is an HTML page whose <title> repeats its <h1> ("403 Forbidden 403 Forbidden …")
+            page = re.sub(r"(?is)<title>.*?</title>", " ", answer.text or "")
+            words = " ".join(re.sub(r"<[^>]*>", " ", page).split())[:200]
             if answer.status_code == 403:
                 return Refused(f"{label} : Glance refuse à ce compte la lecture de ses données (GET {path} : "
                                f"HTTP 403{', ' + words if words else ''})")
