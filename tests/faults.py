@@ -8,6 +8,7 @@ the host allows it, else recorded or forged observations).
 from __future__ import annotations
 
 import os
+import textwrap
 
 import pytest
 
@@ -65,3 +66,35 @@ def record(record_property, verdict: str, measure: str) -> None:
     """Record the verdict obtained and its message (tests/conftest.py's table shows them)."""
     record_property("verdict", verdict)
     record_property("measure", measure)
+
+
+
+def freeze_at_step(service: str, step: str, wait: str = "") -> str:
+    """The text of a pytest plugin (test_faults_dataplane.run_scenarios' `plugin`) that freezes the embedded
+    cloud's service `service` (SIGSTOP to its process group) right before the scenario's step named `step`,
+    once `wait` has run (code of the hook's body, with `request` in scope, e.g. a wait for the guests), and
+    thaws it (SIGCONT) at the session's end."""
+    wait = textwrap.indent(textwrap.dedent(wait).strip("\n"), "    ") + "\n" if wait.strip() else ""
+    return _FREEZE_HEAD.format(service=service, step=step) + wait + _FREEZE_TAIL
+
+
+_FREEZE_HEAD = """
+import os, signal, time
+
+def _pid():
+    from popek import paths
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+    return services.read_pid(CloudState(paths.embedded_cloud_dir()), {service!r})
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func):
+    if step.name != {step!r}:
+        return
+"""
+_FREEZE_TAIL = """    os.killpg(_pid(), signal.SIGSTOP)
+
+def pytest_sessionfinish(session):
+    pid = _pid()
+    if pid:
+        os.killpg(pid, signal.SIGCONT)
+"""

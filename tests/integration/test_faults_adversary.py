@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from faults import slow
+from faults import freeze_at_step, slow
 from helpers import frozen, running_cloud
 from test_faults_dataplane import NAMED_WITHIN, failed_with, pick, run_scenarios, seconds
 
@@ -101,24 +101,7 @@ def test_mariadb_frozen_is_named(state, tmp_path, record_property):
 
 #: Freezes nova-compute once the scenario's server is ACTIVE, right before the scenario deletes it (thawed at the
 #: session's end, and by the test whatever happens): Nova's API accepts the deletion, nova-compute never runs it.
-FREEZE_COMPUTE_AT_DELETE = """
-import os, signal
-
-def _pid():
-    from popek import paths
-    from popek.checks.localcloud import services
-    from popek.checks.localcloud.state import CloudState
-    return services.read_pid(CloudState(paths.embedded_cloud_dir()), "nova-compute")
-
-def pytest_bdd_before_step(request, feature, scenario, step, step_func):
-    if step.name == "je supprime l'instance":
-        os.killpg(_pid(), signal.SIGSTOP)
-
-def pytest_sessionfinish(session):
-    pid = _pid()
-    if pid:
-        os.killpg(pid, signal.SIGCONT)
-"""
+FREEZE_COMPUTE_AT_DELETE = freeze_at_step("nova-compute", "je supprime l'instance")
 
 
 @pytest.mark.falsifies("C21", fault="nova-compute gelé (SIGSTOP) juste avant la suppression de l'instance : elle "

@@ -32,7 +32,7 @@ from popek import paths
 from popek.checks.localcloud import services
 from popek.checks.localcloud.state import PORTS, CloudState
 
-from faults import slow
+from faults import freeze_at_step, slow
 from helpers import allure_results, frozen, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
@@ -175,18 +175,7 @@ def test_metadata_frozen_is_named_within_minutes(state, tmp_path, record_propert
 #: Freezes the L3 agent once the run's two guests are up (their metadata came through the router, so the
 #: router is in place) and before the scenario gives the first one a floating IP: the NAT of that floating
 #: IP is never written. Thawed at the session's end (and by the test, whatever happens).
-FREEZE_L3 = """
-import os, re, signal, time
-
-def _pid():
-    from popek import paths
-    from popek.checks.localcloud import services
-    from popek.checks.localcloud.state import PORTS, CloudState
-    return services.read_pid(CloudState(paths.embedded_cloud_dir()), "neutron-l3-agent")
-
-def pytest_bdd_before_step(request, feature, scenario, step, step_func):
-    if step.name != "une instance du run, joignable par SSH sur une IP flottante":
-        return
+FREEZE_L3 = freeze_at_step("neutron-l3-agent", "une instance du run, joignable par SSH sur une IP flottante", wait="""
     from popek.checks.cloud import compute
     conn = request.getfixturevalue("conn")
     pair = request.getfixturevalue("shared").pair()
@@ -194,13 +183,7 @@ def pytest_bdd_before_step(request, feature, scenario, step, step_func):
     while time.monotonic() < deadline and not all(
             "popek-tiny: metadata instance-id" in compute.console_log(conn, s, length=None) for s in pair):
         time.sleep(2)
-    os.killpg(_pid(), signal.SIGSTOP)
-
-def pytest_sessionfinish(session):
-    pid = _pid()
-    if pid:
-        os.killpg(pid, signal.SIGCONT)
-"""
+""")
 
 
 @pytest.mark.falsifies("C24", fault="agent L3 de Neutron gelé (SIGSTOP sur neutron-l3-agent) une fois les "
