@@ -191,7 +191,10 @@ class Observer:
     (host_firewall_drops), None when none does or that cannot be traced: asked once, before blaming L3/NAT
     (a Suspect is appended to the verdict that follows instead);
     dhcp_disabled: the subnets of the guest's port whose DHCP is off in Neutron (subnets_without_dhcp), None
-    when DHCP is on or that cannot be read: asked when the lease is overdue, before blaming a DHCP agent."""
+    when DHCP is on or that cannot be read: asked when the lease is overdue, before blaming a DHCP agent;
+    foreign_flows: the OpenFlow flows of the cloud's bridges that no agent wrote (ovs_foreign_flows, the embedded
+    cloud only), None when there is none or they cannot be read: asked before blaming DHCP, the metadata service
+    or L3/NAT (a Suspect is a note on the verdict that follows)."""
     ssh: Callable[[], str]
     console: Callable[[], str]
     status: Callable[[], tuple[str, str]]
@@ -203,10 +206,19 @@ class Observer:
     metadata_refusals: Callable[[], list] = lambda: []
     host_firewall: Callable[[], Optional[str]] = lambda: None
     dhcp_disabled: Callable[[], Optional[str]] = lambda: None
+    foreign_flows: Callable[[], Optional[str]] = lambda: None
 
 
 def _quote(lines) -> str:
     return " | ".join(line.strip()[:240] for line in lines) or "(rien de significatif)"
+
+
+def _foreign(obs: Observer) -> tuple[Optional[str], str]:
+    """obs.foreign_flows() as (the conclusive finding or None, a note to append to another verdict or "")."""
+    flows = obs.foreign_flows()
+    if isinstance(flows, Suspect):
+        return None, f" ; peut-être aussi : {flows}"
+    return flows or None, ""
 
 
 def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[float],
@@ -234,7 +246,11 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
             dead = obs.health()
             if dead:
                 return Unreachable("health", f"pas de bail DHCP : {said} ; {dead} ; console : {_quote(seen.lines)}")
-            return Unreachable("dhcp", f"pas de bail DHCP : {said} (agent DHCP ?) ; console : {_quote(seen.lines)}")
+            flows, note = _foreign(obs)
+            if flows:
+                return Unreachable("ovs-flow", f"pas de bail DHCP : {said} ; {flows} ; console : {_quote(seen.lines)}")
+            return Unreachable("dhcp", f"pas de bail DHCP : {said} (agent DHCP ?){note} ; "
+                                       f"console : {_quote(seen.lines)}")
         return None
     if not seen.metadata_ok:
         refused = obs.metadata_refusals() if seen.lease else []
@@ -247,8 +263,12 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
         if seen.metadata_failed or (since_lease is not None and since_lease > METADATA_GRACE[kind]):
             lease = (f"son bail DHCP ({seen.lease}) depuis {since_lease or 0:.0f} s" if seen.lease
                      else "du réseau (ses requêtes atteignent 169.254.169.254 ou y expirent, sans erreur de route)")
+            flows, note = _foreign(obs)
+            if flows:
+                return Unreachable("ovs-flow", f"169.254.169.254 ne répond pas à l'instance, qui a {lease} : {flows} ; "
+                                               f"console : {_quote(seen.lines)}")
             return Unreachable("metadata", "le service de metadata ne répond pas (169.254.169.254) : l'instance a "
-                                           f"{lease}, sans réponse des metadata ; console : {_quote(seen.lines)}")
+                                           f"{lease}, sans réponse des metadata{note} ; console : {_quote(seen.lines)}")
         return None
     if since_ready is not None and since_ready > KEY_GRACE and last_ssh == "key-refused":
         return Unreachable("keypair", f"la clé de la paire est refusée par l'instance, prête depuis "
@@ -261,6 +281,10 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
                                                 "d'après cette preuve, c'est cet hôte qui bloque, pas le cloud")
         if wall:  # counters of rules that do not name the address: a note on the verdict that follows, no verdict
             where += f" ; peut-être aussi : {wall}"
+        flows, note = _foreign(obs)  # a flow no agent wrote, on the way: conclusive before L3/NAT
+        if flows:
+            return Unreachable("ovs-flow", f"l'IP flottante {obs.address} ne répond pas en SSH : {flows} ; {where}")
+        where += note
         fixed = obs.fixed_answers()  # a probe from the DHCP namespace: only when the host is not the cause
         if fixed is True:
             return Unreachable("l3", f"l'IP flottante {obs.address} ne mène pas à l'instance (L3/NAT) : son adresse "
@@ -784,6 +808,142 @@ def ovs_findings(facts: dict, source: Optional[str] = None) -> list[str]:
         said.append(f"le datapath d'Open vSwitch a {len(dropping)} flux ICMP vers {fixed} qui jette(nt) les paquets "
                     f"(dernier usage : {used.group(1) if used else '?'})")
     return said
+
+
+#: The OVS agent's own word on its cookies, logged when it cleans its bridges of stale flows once after it starts
+#: (neutron's ofswitch.cleanup_flows), after the line's time and pid: "2026-12-07 09:42:14.380 19790 INFO … Reserved
+#: cookies for popek-int: {16090543154770756775}". Its flows carry one of these; it deletes any other only at its next
+#: start.
+_RESERVED_COOKIES = re.compile(r"^\S+ \S+ (\d+) .*?Reserved cookies for (\S+): (?:set\(\)|\{([\d, ]*)\})", re.M)
+#: The tables of the integration bridge where Neutron's OVS firewall writes a port's flows. While it rewrites them it
+#: stamps them with a cookie of the moment (firewall.update_cookie_context, not in the logged set) and some keep it:
+#: there a flow with a non-zero cookie the agent did not log is no evidence (neutron_lib ovs_constants 60–94).
+FIREWALL_TABLES = frozenset({60, 71, 72, 73, 81, 82, 91, 92, 93, 94})
+#: The fields of an `ovs-ofctl dump-flows` line that are counters or options, not part of what the flow matches.
+_FLOW_META = {"cookie", "duration", "table", "n_packets", "n_bytes", "idle_age", "hard_age", "idle_timeout",
+              "hard_timeout", "importance", "send_flow_rem", "check_overlap", "reset_counts", "no_packet_counts",
+              "no_byte_counts", "priority"}
+#: The priority of a flow whose `ovs-ofctl dump-flows` line says none (OFP_DEFAULT_PRIORITY).
+DEFAULT_PRIORITY = 32768
+
+
+def agent_cookies(log_text: str, alive: Optional[Callable[[int], bool]] = None) -> dict[str, set[int]]:
+    """{bridge: the cookies the OVS agent reserved for it} from the last "Reserved cookies for …" line of each
+    bridge in the agent's log (`log_text`). alive(pid): whether the agent process that wrote a line still runs; a
+    bridge whose last line comes from a process gone (a new agent that has not said its cookies yet) is left out,
+    as is a bridge the log does not name."""
+    last: dict[str, tuple[int, set[int]]] = {}
+    for m in _RESERVED_COOKIES.finditer(log_text or ""):
+        last[m.group(2)] = (int(m.group(1)), {int(c) for c in re.findall(r"\d+", m.group(3) or "")})
+    return {bridge: cookies for bridge, (pid, cookies) in last.items() if alive is None or alive(pid)}
+
+
+def parse_flows(dump: Optional[str]) -> list[dict]:
+    """The flows of `dump` (`ovs-ofctl dump-flows` output): [{"cookie": int, "table": int, "priority": int,
+    "packets": int or None, "match": "dl_vlan=4095,…" ("" for every packet), "actions": str,
+    "text": the flow as written, without its counters}]."""
+    flows = []
+    for line in (dump or "").splitlines():
+        line = line.strip()
+        if "actions=" not in line or line.startswith(("OFPST", "NXST")):  # the reply's header
+            continue
+        head, actions = line.split("actions=", 1)
+        fields = [f for f in re.split(r"[,\s]+", head) if f]
+        value = {k: v for k, _, v in (f.partition("=") for f in fields)}
+        try:
+            cookie = int(value.get("cookie", "0"), 16)
+            table = int(value.get("table", "0"))
+            priority = int(value.get("priority", DEFAULT_PRIORITY))
+            packets = int(value["n_packets"]) if "n_packets" in value else None
+        except ValueError:
+            continue
+        match = ",".join(f for f in fields if f.partition("=")[0] not in _FLOW_META)
+        text = f"cookie={cookie:#x}, table={table}, priority={priority}{',' + match if match else ''} actions={actions}"
+        flows.append({"cookie": cookie, "table": table, "priority": priority, "packets": packets, "match": match,
+                      "actions": actions.strip(), "text": text})
+    return flows
+
+
+def foreign_flows(dump: Optional[str], cookies: Optional[set[int]],
+                  firewall_tables=frozenset()) -> Optional[list[dict]]:
+    """The flows of `dump` (`ovs-ofctl dump-flows` of one bridge) that no agent wrote: a cookie none of `cookies`
+    (what the OVS agent reserved for that bridge), and either 0 (no writer's stamp: `ovs-ofctl add-flow`'s default)
+    or outside `firewall_tables` (FIREWALL_TABLES on the integration bridge: where the firewall's own cookies of
+    the moment live), those most likely to see a packet first first (lowest table, highest priority). None when this
+    cannot be told: no dump, no cookies, or no flow of the dump carries the agent's cookies (the agent restarted
+    since it said them, or does not drive this bridge)."""
+    flows = parse_flows(dump)
+    if not cookies or not any(f["cookie"] in cookies for f in flows):
+        return None
+    alien = [f for f in flows
+             if f["cookie"] not in cookies and (f["cookie"] == 0 or f["table"] not in firewall_tables)]
+    return sorted(alien, key=lambda f: (f["table"], -f["priority"]))
+
+
+def _flow_said(bridge: str, flow: dict) -> str:
+    """One foreign flow, in French, with its text as the evidence."""
+    match = f", match {flow['match']}" if flow["match"] else ", tout paquet"
+    took = "" if flow["packets"] is None else f", {flow['packets']} paquet(s) pris"
+    return (f"un flux OpenFlow étranger (cookie {flow['cookie']:#x}, table {flow['table']}, priorité {flow['priority']}"
+            f"{match}, actions={flow['actions'][:120]}{took}) dans {bridge}, écrit par aucun agent — "
+            f"« {flow['text'][:300]} »")
+
+
+def foreign_flow_findings(dumps: dict[str, Optional[str]], cookies: dict[str, set[int]],
+                          integration: Optional[str] = None) -> Optional[str]:
+    """What the flows of the embedded cloud's bridges say, in French: `dumps` {bridge: `ovs-ofctl dump-flows`},
+    `cookies` {bridge: the cookies the OVS agent reserved for it} (agent_cookies), `integration` the integration
+    bridge (where the firewall's tables are). A flow no agent wrote (foreign_flows) that has taken packets is on
+    the traffic's way and does what no agent decided: conclusive, named first. Foreign flows that took no packet
+    yet are only a Suspect (a note). None when there is none, or when it cannot be told."""
+    taken, idle = [], []
+    for bridge, dump in dumps.items():
+        tables = FIREWALL_TABLES if bridge == integration else frozenset()
+        for flow in foreign_flows(dump, cookies.get(bridge), tables) or []:
+            (taken if flow["packets"] else idle).append((bridge, flow))
+    if taken:
+        ours = " ; ".join(f"{b} : {', '.join(f'{c:#x}' for c in sorted(cookies[b]))}"
+                          for b in dict.fromkeys(b for b, _ in taken))
+        more = f" (et {len(taken) - 2} autre(s))" if len(taken) > 2 else ""
+        return (" ; ".join(_flow_said(b, f) for b, f in taken[:2]) + more
+                + f" — l'agent Open vSwitch de Neutron marque les siens de son cookie ({ours}), les agents du cloud "
+                "ne sont pas en cause")
+    if idle:
+        return Suspect(" ; ".join(_flow_said(b, f) for b, f in idle[:2]) + " (sans paquet pris)")
+    return None
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether process `pid` still runs (on this host)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def ovs_foreign_flows(bridges: dict[str, str], agent_log: Optional[str], integration: Optional[str] = None,
+                      limit: int = 64 << 20, alive: Callable[[int], bool] = _process_runs) -> Optional[str]:
+    """foreign_flow_findings() on the live bridges: `bridges` {bridge: its OpenFlow management socket (the
+    embedded cloud's userspace OVS)}, `agent_log` the OVS agent's log file (its last `limit` bytes are read for
+    the cookies it reserved, from lines of an agent process still `alive`), `integration` the integration
+    bridge. None when nothing is foreign or that cannot be read from here."""
+    if not bridges or not agent_log:
+        return None
+    try:
+        with open(agent_log, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - limit))
+            cookies = agent_cookies(f.read().decode("utf-8", "replace"), alive)
+    except OSError:
+        return None
+    dumps = {bridge: _stdout(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"unix:{mgmt}"])
+             for bridge, mgmt in bridges.items() if bridge in cookies}
+    return foreign_flow_findings(dumps, cookies, integration)
 
 
 def _fence_refused() -> Optional[int]:

@@ -145,7 +145,24 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         host_route=lambda: diagnosis.host_route_conflict(address, connection.embedded_external_bridges()),
         metadata_refusals=lambda: md_log.lines(diagnosis.METADATA_FORBIDDEN),
         host_firewall=lambda: diagnosis.host_firewall_drops(address, packets=("tcp",), owners_only=True),
-        dhcp_disabled=lambda: diagnosis.subnets_without_dhcp(conn, port))
+        dhcp_disabled=lambda: diagnosis.subnets_without_dhcp(conn, port),
+        foreign_flows=embedded_foreign_flows)
+
+
+def embedded_foreign_flows() -> Optional[str]:
+    """The OpenFlow flows of the embedded cloud's bridges (integration and external) that no agent wrote
+    (diagnosis.ovs_foreign_flows), with the cookies its OVS agent logged; None without an embedded cloud."""
+    from pathlib import Path
+
+    ctl, mgmt = connection.embedded_ovs_ctl(), connection.embedded_int_bridge()
+    if not ctl or not mgmt:
+        return None
+    run = Path(ctl).parent
+    bridges = {Path(mgmt).stem: mgmt}
+    bridges.update({b: str(run / f"{b}.mgmt") for b in connection.embedded_external_bridges()
+                    if (run / f"{b}.mgmt").exists()})
+    return diagnosis.ovs_foreign_flows(bridges, str(run.parent / "log" / "neutron-openvswitch-agent.log"),
+                                       integration=Path(mgmt).stem)
 
 
 def health_word(admin) -> Optional[str]:
@@ -372,6 +389,9 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
         if rule_flows is not None and icmp:  # no ICMP rule in the group: none for the agent to apply either
             ovs["ovs_port_icmp_rule_flows"] = rule_flows
         attach("Open vSwitch (espace utilisateur) : conntrack et flux ICMP de l'adresse fixe", ovs)
+    foreign = embedded_foreign_flows()  # a flow no agent wrote, on the way: named before L3/NAT
+    if foreign and not isinstance(foreign, diagnosis.Suspect):
+        return foreign
     inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)
     attach("console de l'instance", compute.console_log(conn, guest.server, length=60))
     alive = guest.alive()
@@ -388,6 +408,8 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
     elif inside is False:
         said.append(f"son adresse fixe {fixed} ne répond pas non plus depuis l'espace de noms DHCP")
     said.extend(diagnosis.ovs_findings(ovs))
+    if foreign:
+        said.append(f"peut-être aussi : {foreign}")
     return " ; ".join(said)
 
 
