@@ -9,12 +9,14 @@ from popek.steps.cloud_dataplane import one_more_fip
 
 
 @given("un réseau relié au réseau externe par un routeur", target_fixture="routed")
-def routed(shared, conn):
+def routed(shared, conn, evidence):
     # the project may have no floating IP at all (its quota 0), or no room for a network or a router
     with room(conn, floating_ips=0):
         found = shared.routed()  # one per run: scenarios only add ports to it
     if found is None:
-        pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante")
+        pytest.skip(f"pas d'IP flottante dans ce cloud : {network.no_external_reason(conn)}")
+    evidence.figure("réseau externe (source des IP flottantes)",
+                    f"{found.external.name} ; le choix : {network.no_external_reason(conn)}")
     return found
 
 

@@ -6,7 +6,7 @@ import shlex
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import storage, traffic
+from popek.checks.cloud import network, storage, traffic
 from popek.steps.cloud_common import shared_pair, uses_pair
 from popek.steps.cloud_compute import room
 from popek.steps.cloud_dataplane import run_fip_reached, run_guest_reached
@@ -18,7 +18,7 @@ def two_servers(cloud, conn, ledger, shared, evidence):
     pair = shared_pair(shared, ledger)
     routed, access = shared.routed(), shared.access()
     if routed is None:
-        pytest.skip("pas de réseau externe dans ce cloud : pas d'IP flottante pour entrer dans les instances")
+        pytest.skip(f"pas d'IP flottante pour entrer dans les instances : {network.no_external_reason(conn)}")
     # the first through the run's floating IP, the second through one of this scenario's own
     first = run_fip_reached(cloud, conn, shared, access, pair[0], access.group, evidence)
     return _Pair(pair, [first, run_guest_reached(cloud, conn, ledger, routed, access, pair[1], evidence)])

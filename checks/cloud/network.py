@@ -3,14 +3,85 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import Optional
 
 from popek.checks.cloud import compute
 from popek.checks.cloud.waits import poll
 
 
+#: Neutron's device owner of a floating IP: a subnet whose service_types are set gives floating IPs only
+#: when they include it (Neutron's subnet service types extension)
+FIP_OWNER = "network:floatingip"
+
+
+def _configured(conn) -> tuple[Optional[str], list[str]]:
+    """The clouds.yaml entry's own choice, as openstacksdk reads it: (the network of `nat_source: true`,
+    the networks of `routes_externally: true`), names or ids; (None, []) when it says nothing."""
+    config = getattr(conn, "config", None)
+    try:
+        source = config.get_nat_source() if config is not None else None
+        routes = list(config.get_external_ipv4_networks() or []) if config is not None else []
+    except Exception:  # an entry openstacksdk cannot read this way: no choice of its own
+        return None, []
+    return (source if isinstance(source, str) and source else None), [r for r in routes if isinstance(r, str)]
+
+
+def fip_subnet_problem(conn, net) -> Optional[str]:
+    """Why Neutron can give no floating IP from the external network `net` (French), from its subnets as
+    this account sees them: none at all, none in IPv4 (floating IPs are IPv4), or every IPv4 one kept by
+    its service_types for other ports (no "network:floatingip" among them). None when one can, and when
+    its subnets cannot be read (a policy that hides them: Neutron's own answer will then say)."""
+    ids = getattr(net, "subnet_ids", None)
+    if ids is None:
+        return None
+    if not ids:
+        return "aucun sous-réseau"
+    try:
+        subnets = [s for s in conn.network.subnets(network_id=net.id) if s.id in ids]
+    except Exception:  # subnets hidden from this account: not known, not a reason
+        return None
+    if not subnets:
+        return None
+    v4 = [s for s in subnets if s.ip_version == 4]
+    if not v4:
+        return "aucun sous-réseau IPv4 (une IP flottante est IPv4)"
+    if not any(not s.service_types or FIP_OWNER in s.service_types for s in v4):
+        kinds = sorted({t for s in v4 for t in s.service_types})
+        return f"ses sous-réseaux IPv4 sont réservés à d'autres ports (service_types : {', '.join(kinds)})"
+    return None
+
+
+def external_choice(conn) -> tuple[list, str]:
+    """([the external networks to take floating IPs from, best first], why, in French), as the `openstack`
+    client's library picks them: the network the clouds.yaml entry names `nat_source: true` (openstacksdk's
+    source of floating IPs; Tempest's public_network_id is the same idea), then those it names
+    `routes_externally: true`; else every external network (router:external) that can give a floating IP
+    (fip_subnet_problem), in Neutron's order (openstacksdk's default is the first external one, whatever its
+    subnets). ([], why) when there is none."""
+    externals = list(conn.network.networks(is_router_external=True))
+    if not externals:
+        return [], "aucun réseau externe (router:external) visible de ce projet"
+    source, routes = _configured(conn)
+    named = [n for key in ([source] if source else []) + routes for n in externals if key in (n.name, n.id)]
+    if named:
+        first = named[0]
+        how = "nat_source" if source in (first.name, first.id) else "routes_externally"
+        return list({n.id: n for n in named}.values()), f"{first.name} : désigné par l'entrée clouds.yaml ({how}: true)"
+    problems = {n.id: fip_subnet_problem(conn, n) for n in externals}
+    fit = [n for n in externals if problems[n.id] is None]
+    left = " ; ".join(f"{n.name} écarté : {problems[n.id]}" for n in externals if problems[n.id])
+    unknown = (f" ; {source or ', '.join(routes)} nommé(s) par l'entrée clouds.yaml mais absent(s) des réseaux "
+               "externes") if source or routes else ""
+    if not fit:
+        return [], f"aucun réseau externe ne peut donner d'IP flottante ({left}){unknown}"
+    why = f"{fit[0].name} : " + ("le seul réseau externe" if len(externals) == 1 else
+                                 "le premier réseau externe dont un sous-réseau IPv4 donne des IP flottantes")
+    return fit, why + (f" ({left})" if left else "") + unknown
+
+
 def external_network(conn):
-    """The first external network (where floating IPs come from), or None."""
-    return next(iter(conn.network.networks(is_router_external=True)), None)
+    """The external network floating IPs come from (external_choice's first), or None."""
+    return next(iter(external_choice(conn)[0]), None)
 
 
 def floating_ip_quota_reason(conn, needed: int = 0) -> str | None:
@@ -106,6 +177,46 @@ def routed_network(conn, ledger, external, cidr: str = "10.78.0.0/24"):
                       router_id=router.id, subnet_id=subnet_id)
         conn.network.add_interface_to_router(router, subnet_id=subnet_id)
     return net, router
+
+
+#: Neutron's refusal of a port on a network with no free address (IpAddressGenerationFailure, HTTP 409)
+NO_ADDRESS = "No more IP addresses available on network"
+
+
+def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
+    """(external, network, router): routed_network() to the first of external_choice()'s networks whose
+    router gateway gets an address; one that Neutron says has no free address left (409 « No more IP
+    addresses available on network … »: the project cannot allocate from it) gives way to the next, the
+    same network and subnet kept. None when the cloud has no external network that can give floating IPs.
+    compute.NoRoom when Neutron refuses one of them for lack of quota (quota_room)."""
+    from openstack import exceptions as sdk_exc
+
+    candidates, _why = external_choice(conn)
+    if not candidates:
+        return None
+    with quota_room(conn):
+        net = compute.create_network(conn, ledger, cidr)
+        for i, external in enumerate(candidates):
+            try:
+                router = ledger.create("router", "router", lambda name: conn.network.create_router(
+                    name=name, external_gateway_info={"network_id": external.id}))
+                break
+            except sdk_exc.ConflictException as exc:
+                if i == len(candidates) - 1 or NO_ADDRESS not in str(getattr(exc, "details", None) or exc):
+                    raise
+        subnet_id = net.subnet_ids[0]
+        ledger.record("router_interface", f"{router.name}:{subnet_id}", id=router.id,
+                      router_id=router.id, subnet_id=subnet_id)
+        conn.network.add_interface_to_router(router, subnet_id=subnet_id)
+    return external, net, router
+
+
+def no_external_reason(conn) -> str:
+    """Why the run has no external network to take floating IPs from (French), for a skip."""
+    try:
+        return external_choice(conn)[1]
+    except Exception as exc:  # the list itself refused: say so rather than guess
+        return f"les réseaux externes ne se lisent pas ({type(exc).__name__})"
 
 
 def server_port(conn, server, timeout: float = 30):

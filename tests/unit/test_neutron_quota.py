@@ -91,7 +91,7 @@ def test_the_routed_step_skips_with_the_router_quota():
     conn = conn_with()
     shared = Shared(conn=conn, ledger=Ledger())
     with pytest.raises(pytest.skip.Exception, match=r"quota router : limite 1, en usage 1"):
-        cloud_network.routed(shared, conn)
+        cloud_network.routed(shared, conn, None)
     # kept for the run as NoRoom: the pair (which asks for routed) is IGNORÉ the same way
     with pytest.raises(compute.NoRoom, match="quota router"):
         shared.routed()
@@ -101,7 +101,7 @@ def test_the_routed_step_fails_when_neutrons_details_show_room():
     conn = conn_with(quota=details(limit=5, used=1))
     shared = Shared(conn=conn, ledger=Ledger())
     with pytest.raises(AssertionError, match="réseau du run relié au réseau externe .*: .*Quota exceeded"):
-        cloud_network.routed(shared, conn)
+        cloud_network.routed(shared, conn, None)
 
 
 def test_a_floating_ip_refused_at_its_quota_is_no_room_and_another_409_is_not():

@@ -1,0 +1,166 @@
+"""Several external networks (mission item 3, any cloud): the floating IPs come from the network the
+clouds.yaml entry names (openstacksdk's `nat_source: true`, then `routes_externally: true`), else from the
+first external network with an IPv4 subnet that gives floating IPs; one without subnet, IPv6 only, or whose
+subnets are kept for other ports (service_types) is passed over and said; one Neutron finds full (409 « No
+more IP addresses available ») gives way to the next. Measured live on 2026-12-07 (hX): a subnet-less
+external network listed before `public` turned both C24 scenarios ÉCHEC/broken (400 « does not contain any
+IPv4 subnet »). Fakes stand for the SDK's objects only (pure logic, no cloud)."""
+from types import SimpleNamespace as NS
+
+import pytest
+from openstack import exceptions as sdk_exc
+
+from popek.checks.cloud import network
+
+FIP = network.FIP_OWNER
+
+
+def net(name, subnet_ids):
+    return NS(id=f"id-{name}", name=name, subnet_ids=subnet_ids, is_router_external=True)
+
+
+def subnet(sid, ip_version=4, service_types=()):
+    return NS(id=sid, ip_version=ip_version, service_types=list(service_types))
+
+
+class Config:
+    def __init__(self, source=None, routes=()):
+        self.source, self.routes = source, list(routes)
+
+    def get_nat_source(self):
+        return self.source
+
+    def get_external_ipv4_networks(self):
+        return self.routes
+
+
+class Net:
+    def __init__(self, externals, subnets, full=(), hidden=False, refuse=None):
+        self.externals, self.subnets_, self.full, self.hidden, self.refuse = externals, subnets, set(full), hidden, refuse
+        self.routers, self.made = [], []
+
+    def networks(self, **query):
+        assert query == {"is_router_external": True}
+        return iter(self.externals)
+
+    def subnets(self, network_id):
+        if self.hidden:
+            raise sdk_exc.ForbiddenException("policy")
+        return [s for s in self.subnets_ if s.id.startswith(network_id)]
+
+    def create_network(self, name):
+        self.made.append("network")
+        return NS(id="n1", name=name)
+
+    def create_subnet(self, **kwargs):
+        self.made.append("subnet")
+        return NS(id="s1", name=kwargs["name"])
+
+    def get_network(self, net_id):
+        return NS(id=net_id, subnet_ids=["s1"])
+
+    def create_router(self, name, external_gateway_info):
+        ext = external_gateway_info["network_id"]
+        self.routers.append(ext)
+        if self.refuse:
+            raise self.refuse
+        if ext in self.full:
+            said = f"No more IP addresses available on network {ext}."
+            raise sdk_exc.ConflictException(message=said, http_status=409, details=said)
+        return NS(id=f"r-{ext}", name=name)
+
+    def add_interface_to_router(self, router, subnet_id):
+        self.made.append(("interface", router.id, subnet_id))
+
+
+class Ledger:
+    def __init__(self):
+        self.entries = []
+
+    def create(self, kind, what, make, id_attr="id"):
+        self.entries.append(kind)
+        return make(f"popek-test-{what}")
+
+    def record(self, kind, name, **fields):
+        self.entries.append(kind)
+        return NS(name=name)
+
+
+def conn(externals, subnets, config=None, **kw):
+    return NS(network=Net(externals, subnets, **kw), config=config or Config(), current_project_id="p1")
+
+
+PUBLIC = net("public", ["id-public-s"])
+PUBLIC_SUBNETS = [subnet("id-public-s")]
+
+
+@pytest.mark.parametrize("first, its_subnets, said", [
+    (net("ext-vide", []), [], "aucun sous-réseau"),
+    (net("ext-v6", ["id-ext-v6-s"]), [subnet("id-ext-v6-s", 6)], "aucun sous-réseau IPv4"),
+    (net("ext-gw", ["id-ext-gw-s"]), [subnet("id-ext-gw-s", 4, ["network:router_gateway"])],
+     "ses sous-réseaux IPv4 sont réservés à d'autres ports (service_types : network:router_gateway)"),
+])
+def test_an_external_network_that_gives_no_floating_ip_is_passed_over_and_said(first, its_subnets, said):
+    c = conn([first, PUBLIC], its_subnets + PUBLIC_SUBNETS)
+    assert network.external_network(c) is PUBLIC
+    chosen, why = network.external_choice(c)
+    assert chosen == [PUBLIC]
+    assert why.startswith("public : le premier réseau externe dont un sous-réseau IPv4 donne des IP flottantes")
+    assert f"{first.name} écarté : {said}" in why
+
+
+def test_a_subnet_open_to_floating_ips_among_service_types_is_taken():
+    ext = net("ext", ["id-ext-s"])
+    c = conn([ext, PUBLIC], [subnet("id-ext-s", 4, ["network:router_gateway", FIP])] + PUBLIC_SUBNETS)
+    assert network.external_network(c) is ext
+
+
+def test_the_clouds_yaml_choice_comes_first_as_openstacksdk_reads_it():
+    other = net("autre", ["id-autre-s"])
+    subnets = [subnet("id-autre-s")] + PUBLIC_SUBNETS
+    chosen, why = network.external_choice(conn([other, PUBLIC], subnets, Config(source="public")))
+    assert chosen == [PUBLIC] and why == "public : désigné par l'entrée clouds.yaml (nat_source: true)"
+    chosen, why = network.external_choice(conn([other, PUBLIC], subnets, Config(routes=[PUBLIC.id])))
+    assert chosen == [PUBLIC] and "routes_externally" in why
+    # a name the cloud lacks: the automatic choice, and the entry's name said
+    chosen, why = network.external_choice(conn([other, PUBLIC], subnets, Config(source="ext-net")))
+    assert chosen == [other, PUBLIC] and "ext-net nommé(s) par l'entrée clouds.yaml mais absent(s)" in why
+
+
+def test_no_external_network_that_can_give_a_floating_ip_is_none_with_each_reason():
+    c = conn([net("ext-vide", [])], [])
+    assert network.external_network(c) is None
+    assert network.no_external_reason(c) == "aucun réseau externe ne peut donner d'IP flottante (ext-vide écarté : aucun sous-réseau)"
+    assert network.no_external_reason(conn([], [])) == "aucun réseau externe (router:external) visible de ce projet"
+
+
+def test_subnets_hidden_by_a_policy_are_no_reason_to_pass_a_network_over():
+    ext = net("ext", ["id-ext-s"])
+    assert network.external_network(conn([ext, PUBLIC], [], hidden=True)) is ext
+
+
+def test_a_full_external_network_gives_way_to_the_next_keeping_the_same_network():
+    full = net("ext-plein", ["id-ext-plein-s"])
+    c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
+    external, made_net, router = network.routed_to_external(c, Ledger())
+    assert external is PUBLIC and router.id == "r-id-public"
+    assert c.network.routers == [full.id, PUBLIC.id]
+    assert c.network.made.count("network") == 1 and ("interface", "r-id-public", "s1") in c.network.made
+
+
+def test_the_last_full_network_and_any_other_conflict_stay_the_clouds_answer():
+    full = net("ext-plein", ["id-ext-plein-s"])
+    c = conn([full], [subnet("id-ext-plein-s")], full={full.id})
+    with pytest.raises(sdk_exc.ConflictException, match="No more IP addresses"):
+        network.routed_to_external(c, Ledger())
+    other = sdk_exc.ConflictException(message="Router already has a gateway.", http_status=409,
+                                      details="Router already has a gateway.")
+    c = conn([PUBLIC, net("b", ["id-b-s"])], PUBLIC_SUBNETS + [subnet("id-b-s")], refuse=other)
+    with pytest.raises(sdk_exc.ConflictException, match="already has a gateway"):
+        network.routed_to_external(c, Ledger())
+    assert c.network.routers == [PUBLIC.id]
+
+
+def test_no_external_network_makes_nothing():
+    c = conn([net("ext-vide", [])], [])
+    assert network.routed_to_external(c, Ledger()) is None and c.network.made == []
