@@ -1041,8 +1041,13 @@ def smoke(state: CloudState, timeout: float = 150.0, looked: dict | None = None)
         raise CloudError("plan de données : image popek-tiny (et son marqueur), gabarit tiny ou réseau private absent")
 
     t0 = time.monotonic()
-    server = conn.compute.create_server(name=f"popek-essai-{secrets.token_hex(3)}", image_id=image.id,
-                                        flavor_id=flavor.id, networks=[{"uuid": net.id}])
+    name = f"popek-essai-{secrets.token_hex(3)}"
+    pending = state.run_dir / SMOKE_PENDING
+    # recorded by name before nova is asked, by id once known: an `up` killed (SIGKILL) while the guest boots
+    # leaves it findable by the next settle_smoke (measured, hT 2026-12-07: else ACTIVE for good)
+    pending.write_text(json.dumps({"name": name}))
+    server = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": net.id}])
+    pending.write_text(json.dumps({"id": server.id, "name": server.name}))
     try:
         try:
             compute.wait_active(conn, server, timeout)
@@ -1053,9 +1058,7 @@ def smoke(state: CloudState, timeout: float = 150.0, looked: dict | None = None)
         compute.lease_or_reboot(conn, server, marker, timeout, interval=1)
         console = compute.console_log(conn, server, length=400)
         ready = re.findall(SMOKE_READY, console)
-        if ready and "metadata instance-id" in console:
-            pending = state.run_dir / SMOKE_PENDING  # recorded before nova is asked: never lost
-            pending.write_text(json.dumps({"id": server.id, "name": server.name}))
+        if ready and "metadata instance-id" in console:  # its record stays until settle_smoke sees it gone
             conn.compute.delete_server(server, ignore_missing=True)
             server = None
             return time.monotonic() - t0
@@ -1066,6 +1069,7 @@ def smoke(state: CloudState, timeout: float = 150.0, looked: dict | None = None)
         if server is not None:
             conn.compute.delete_server(server, ignore_missing=True)
             conn.compute.wait_for_delete(server, interval=0.5, wait=120)
+            pending.unlink(missing_ok=True)
 
 
 SETTLE_API_TIMEOUT = 10.0  # s per API call: `down` settles the smoke first, a frozen API must not hang it
@@ -1085,15 +1089,15 @@ def settle_smoke(state: CloudState, timeout: float = 120.0) -> str | None:
         pending.unlink(missing_ok=True)
         return None
     conn = bootstrap.connect(state, "popek", api_timeout=SETTLE_API_TIMEOUT)
-    server = conn.compute.find_server(record["id"], ignore_missing=True)
-    what = f"instance d'essai {record['name']} ({record['id']})"
+    server = conn.compute.find_server(record.get("id") or record["name"], ignore_missing=True)  # no id: a killed up's
+    what = f"instance d'essai {record['name']} ({record.get('id') or getattr(server, 'id', '?')})"
     if server is not None:
         if server.status == "ERROR" or getattr(server, "task_state", None) != "deleting":
             conn.compute.delete_server(server, ignore_missing=True)  # a deletion that failed: once more
         try:
             conn.compute.wait_for_delete(server, interval=0.5, wait=timeout)
         except Exception as exc:  # noqa: BLE001 - the SDK's timeout, or an API error: say which server
-            server = conn.compute.find_server(record["id"], ignore_missing=True)
+            server = conn.compute.find_server(server.id, ignore_missing=True)
             fault = ((getattr(server, "fault", None) or {}).get("message") or "").strip() if server else ""
             raise CloudError(f"plan de données : l'{what} n'a pas pu être supprimée en {timeout:.0f} s "
                              f"(état {getattr(server, 'status', '?')}{' : ' + fault if fault else ''} ; "
