@@ -16,11 +16,13 @@ SDK_LISTS = {
 
 @given("une instance du run", target_fixture="server")
 @uses_pair
-def one_server(shared, evidence):
+def one_server(shared, ledger, evidence):
     """A server of the run as Nova lists it: these scenarios check the listing, not the boot, so a server
-    that went ERROR (a dead agent, a broken hypervisor) still serves, with why it did not boot attached."""
+    that went ERROR (a dead agent, a broken hypervisor) still serves, with why it did not boot attached;
+    when the project's quota has no room for the run's pair but has for one server, this scenario's own
+    (in its ledger: deleted at its end)."""
     try:
-        server, not_booted = shared.listed()
+        server, not_booted = shared.listed(ledger)
     except compute.NoRoom as exc:   # the project's quota left no room for the run's servers: the reason
         pytest.skip(str(exc))
     except LookupError as exc:

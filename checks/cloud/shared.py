@@ -300,20 +300,38 @@ class Shared:
                 raise
         return self.get("pair-fip", make)
 
-    def listed(self) -> tuple[object, str | None]:
+    def listed(self, ledger=None) -> tuple[object, str | None]:
         """(a server of the run as Nova lists it, why it is not ACTIVE or None): the pair's first server,
         also when it went ERROR or stays in BUILD. What a scenario that only *lists* instances needs is a
         server Nova knows: a boot broken by a dead agent or hypervisor is not the REST API's fault, and
         must not turn those claims ÉCHEC. Raises like pair() when Nova accepted no server at all (its API
-        refused or did not answer: that is the API's fault)."""
+        refused or did not answer: that is the API's fault).
+        When the project's quota has no room for the pair (NoRoom, kept for the run) but has room for one
+        server, and `ledger` (the scenario's) is given: one server of the scenario's own, asked of Nova and
+        not waited for (a listing needs Nova to know it, not to run it), deleted when the scenario ends;
+        no room for one either: NoRoom with both reasons (IGNORÉ)."""
         try:
             return self.pair()[0], None
+        except compute.NoRoom as refused:
+            if ledger is None:
+                raise
+            return self._own_listed(ledger, refused), None
         except Unavailable as exc:
             with self._lock:
                 created = list(self._created)
             if not created:
                 raise
             return created[0], str(exc)
+
+    def _own_listed(self, ledger, refused: compute.NoRoom):
+        """One server in `ledger` for a listing scenario when the pair was refused for lack of quota."""
+        image = compute.pick_image(self.conn)
+        flavor = compute.pick_flavor(self.conn, image)
+        room = compute.quota_reason(self.conn, **compute.server_needs(flavor, 1), what="l'instance de ce scénario")
+        if room:
+            raise compute.NoRoom(f"{refused} ; {room}")
+        net = compute.project_network(self.conn, ledger)
+        return compute.boot(self.conn, ledger, "listed", image, flavor, net, wait=False)
 
 
 class RunShared(Shared):
