@@ -337,7 +337,9 @@ def images(state: CloudState, conn, specs) -> None:
     held = list(conn.image.images())
     for spec in specs:
         same_name = [i for i in held if i.name == spec.name]
-        if any((i.properties or {}).get(RECIPE_PROPERTY) == spec.recipe for i in same_name):
+        # active only: an upload cut short (an `up` interrupted in it) leaves a queued image with the recipe
+        # already set, which would otherwise stand for the image for good; it is deleted below, as an old one
+        if any((i.properties or {}).get(RECIPE_PROPERTY) == spec.recipe and i.status == "active" for i in same_name):
             continue
         conn.image.create_image(name=spec.name, filename=str(spec.path), disk_format=spec.disk_format,
                                 container_format=spec.container_format, visibility="public",
@@ -352,10 +354,13 @@ def networks(state: CloudState, conn) -> None:
     """`public` (flat, shared, external: instances boot on it and floating IPs come from it) and, for the
     member, `private` + a router whose gateway is on `public`."""
     net = conn.network
+    # each part made when absent, not only with its network: an `up` interrupted between two calls left a
+    # network without its subnet (or router) that the next `up` found, and skipped
     public = net.find_network("public")
     if public is None:
         public = net.create_network(name="public", is_router_external=True, is_shared=True,
                                     provider_network_type="flat", provider_physical_network="public")
+    if next(iter(net.subnets(network_id=public.id)), None) is None:
         net.create_subnet(name="public-subnet", network_id=public.id, ip_version=4, cidr=PUBLIC_CIDR,
                           gateway_ip=PUBLIC_GATEWAY, is_dhcp_enabled=True,
                           allocation_pools=[{"start": PUBLIC_POOL[0], "end": PUBLIC_POOL[1]}])
@@ -365,9 +370,13 @@ def networks(state: CloudState, conn) -> None:
     private = mnet.find_network("private", project_id=project_id)
     if private is None:
         private = mnet.create_network(name="private")
+    subnet = next(iter(mnet.subnets(network_id=private.id)), None)
+    if subnet is None:
         subnet = mnet.create_subnet(name="private-subnet", network_id=private.id, ip_version=4, cidr=PRIVATE_CIDR,
                                     dns_nameservers=[])
-        router = mnet.create_router(name="router", external_gateway_info={"network_id": public.id})
+    if next(iter(mnet.ports(network_id=private.id, device_owner="network:router_interface")), None) is None:
+        router = next(iter(mnet.routers(project_id=project_id, name="router")), None) or \
+            mnet.create_router(name="router", external_gateway_info={"network_id": public.id})
         mnet.add_interface_to_router(router, subnet_id=subnet.id)
     # The member's default group is created on its first network call: make sure it exists now.
     list(mnet.security_groups(project_id=project_id))
