@@ -24,7 +24,7 @@ class _Refusals(contextlib.AbstractContextManager):
         return False
 
 
-def room(conn, floating_ips=None, **needs) -> _Refusals:
+def room(conn, floating_ips=None, neutron=None, **needs) -> _Refusals:
     """Skip (IGNORÉ, the quota named with its limit and its use) when the project's quota leaves no room for
     `needs` (compute.quota_reason: instances, cores, ram in MiB, volumes, gigabytes) or for `floating_ips`
     more floating IPs (network.floating_ip_quota_reason's `needed`: 0 asks only whether the quota is 0;
@@ -32,18 +32,17 @@ def room(conn, floating_ips=None, **needs) -> _Refusals:
     manager for the making
     itself: `with room(conn, instances=1, cores=f.vcpus, ram=f.ram): boot(…)` also skips when Nova or
     Cinder refuse it for lack of quota (a race with another boot of the project: the API's 403, or a
-    build its conductor's recheck put in ERROR), with Nova's numbers. Any other refusal stays ÉCHEC."""
+    build its conductor's recheck put in ERROR), with Nova's numbers. Any other refusal stays ÉCHEC.
+    `neutron`: what the scenario makes in Neutron ({"network": 1, "port": 2…}, Neutron's quota names),
+    read from its quota details (network.neutron_room_reason)."""
     reason = compute.quota_reason(conn, **needs)
+    if reason is None and neutron:
+        reason = network.neutron_room_reason(conn, neutron)
     if reason is None and floating_ips is not None:
         reason = network.floating_ip_quota_reason(conn, needed=floating_ips)
     if reason:
         pytest.skip(reason)
     return _Refusals()
-
-
-def boot_needs(flavor, count: int = 1) -> dict:
-    """room()'s needs for `count` servers of `flavor`."""
-    return compute.server_needs(flavor, count)
 
 
 @when("je liste les images du cloud", target_fixture="images")
@@ -139,17 +138,17 @@ def course_command(cloud, ledger, evidence, course_names):
     args = names.server_create_args(course_names)
     line = "openstack " + " ".join(shlex.quote(a) for a in args)
     flavor = cloud.conn.compute.find_flavor(course_names["flavor"], ignore_missing=True)
-    with room(cloud.conn, **(boot_needs(flavor) if flavor is not None else {"instances": 1})):
+    with room(cloud.conn, neutron={"port": 1},
+              **(compute.server_needs(flavor) if flavor is not None else {"instances": 1})):
         entry = ledger.record("server", ledger.name("cours"))
         evidence.figure("commande", f"{line} {entry.name}")
         started = time.monotonic()
         try:
             created = client.openstack_cli(cloud, [*args, entry.name, "-c", "id", "-c", "status"], os.environ)
         except AssertionError as exc:   # the client's message holds Nova's: a refusal for lack of quota skips
-            over = compute.quota_refusal(str(exc)) if "HTTP 403" in str(exc) else None
+            over = compute.cli_refusal(cloud.conn, str(exc))
             if over:
-                raise compute.NoRoom(f"{line} refusé par Nova faute de quota : {over} ; {exc} : une limite du "
-                                     "projet, pas une panne du cloud") from None
+                raise compute.NoRoom(f"{line} {over}") from None
             raise
         entry.id = created["id"]
         server = compute.wait_active(cloud.conn, cloud.conn.compute.get_server(entry.id), timeout=300,
@@ -168,8 +167,10 @@ def course_active(conn, ledger, course_server):
 @when("je crée une instance avec un gabarit, une image et un réseau", target_fixture="booted")
 def create_server(cloud, conn, ledger, evidence):
     image, flavor = bootable(conn)
-    refusals = room(conn, **boot_needs(flavor))     # before anything is made
-    network = compute.project_network(conn, ledger)
+    existing = compute.existing_network(conn)
+    # before anything is made: the server, its port, and the network when the project has none to use
+    refusals = room(conn, neutron=compute.network_needs(existing), **compute.server_needs(flavor))
+    network = compute.project_network(conn, ledger, existing=existing)
     evidence.json("server create", {"--flavor": flavor.name, "--image": image.name, "--net": network.name})
     with refusals:
         server = compute.boot(conn, ledger, "server", image, flavor, network, admin=cloud.admin,

@@ -6,7 +6,7 @@ from pytest_bdd import given, parsers, then, when
 
 from popek.checks.cloud import compute, guest as guests, hypervisor, network, secgroups, traffic
 from popek.steps.cloud_common import shared_pair, uses_pair
-from popek.steps.cloud_compute import boot_needs, room
+from popek.steps.cloud_compute import room
 
 CLOUD_INIT_TIMEOUT = 600    # a full Debian with cloud-init under TCG
 #: A cloud-init first boot under TCG: two vCPUs halve it (importing cloud-init's Python dominates).
@@ -211,7 +211,7 @@ def cloud_init_guest(cloud, conn, ledger, routed, key, evidence):
     token = secrets.token_hex(8)
     flavor = compute.pick_flavor(conn, image, 512, CLOUD_INIT_VCPUS)
     # the project's quota: a server of this flavor and one more floating IP, or IGNORÉ with it
-    with room(conn, floating_ips=1, **boot_needs(flavor)):
+    with room(conn, floating_ips=1, neutron={"port": 1}, **compute.server_needs(flavor)):
         asked = time.monotonic()
         found = guests.boot_reachable(conn, ledger, routed, key, key.group, attach_to(evidence), image, flavor,
                                       user_data=guests.cloud_init_user_data(token), timeout=CLOUD_INIT_TIMEOUT,

@@ -36,16 +36,19 @@ def _count(value) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _limit(absolute, key) -> Optional[int]:
+    """One of `absolute`'s limits (a mapping, or openstacksdk's AbsoluteLimits) as a count, else None."""
+    return _count(absolute.get(key) if isinstance(absolute, dict) else getattr(absolute, key, None))
+
+
 def shortfalls(absolute, needs: dict, table=NOVA_LIMITS) -> list[str]:
     """The quotas of `table` that leave less room than `needs` asks ({"instances": 2, "cores": 2, "ram":
     512…}), one French phrase each: "quota instances : limite 1, en usage 1, il en faut 2 de plus".
     absolute: the limits as a mapping or an object (openstacksdk's AbsoluteLimits) of `table`'s names.
     A limit that is unknown (absent, not a number) or unlimited (-1, any negative) is no shortfall."""
-    def read(key):
-        return _count(absolute.get(key) if isinstance(absolute, dict) else getattr(absolute, key, None))
     found = []
     for need, limit_key, used_key, quota, unit in table:
-        want, limit, used = _count(needs.get(need)) or 0, read(limit_key), read(used_key)
+        want, limit, used = _count(needs.get(need)) or 0, _limit(absolute, limit_key), _limit(absolute, used_key)
         if want <= 0 or limit is None or limit < 0:
             continue
         if limit - (used or 0) < want:
@@ -98,11 +101,9 @@ def quota_reason(conn, instances: int = 0, cores: int = 0, ram: int = 0, volumes
 def use_text(absolute, table=NOVA_LIMITS) -> Optional[str]:
     """ "quota instances 1/1, cores 1/20, ram 256/51200 Mio (en usage/limite)" of the limits given (a
     mapping or openstacksdk's AbsoluteLimits), -1 said "illimité"; None when none is known."""
-    def read(key):
-        return _count(absolute.get(key) if isinstance(absolute, dict) else getattr(absolute, key, None))
     parts = []
     for _, limit_key, used_key, quota, unit in table:
-        limit, used = read(limit_key), read(used_key)
+        limit, used = _limit(absolute, limit_key), _limit(absolute, used_key)
         if limit is None:
             continue
         shown = "illimité" if limit < 0 else f"{limit}" + (" Mio" if unit == "Mio" else " Gio" if unit == "Gio" else "")
@@ -164,6 +165,31 @@ def quota_refusal(message: Optional[str]) -> Optional[str]:
         return (f"quota {found['gname']} : limite {found['quota']} Gio, en usage {found['used']} Gio, "
                 f"demandé(s) {found['req']} Gio")
     return None
+
+
+def server_refusal(conn, status, said: str) -> Optional[str]:
+    """The French reason when Nova refused a server create (HTTP `status`, its message `said`) for lack of
+    quota: its own OverQuota whose numbers show the project over its limit (quota_refusal), or its
+    « Maximum number of ports exceeded » that Neutron's quota details confirm (neutron_quota.nova_port_refusal);
+    None for any other refusal (the scenario's failure)."""
+    from popek.checks.cloud import neutron_quota
+
+    over = quota_refusal(said) if status in (403, 413) else None
+    if over:
+        return (f"refusé par Nova faute de quota (HTTP {status}) : {over} ; Nova : « {said} » : une limite du "
+                "projet, pas une panne du cloud")
+    return neutron_quota.nova_port_refusal(conn, status, said)
+
+
+#: The HTTP status in the `openstack` client's error text: "… (HTTP 403) (Request-ID: …)" (the older
+#: clients' format) or "ForbiddenException: 403: Client Error for url: …" (openstacksdk's, OSC 6+)
+CLI_STATUS = re.compile(r"\(HTTP (?P<a>\d{3})\)|\b(?P<b>\d{3}): (?:Client|Server) Error")
+
+
+def cli_refusal(conn, text: str) -> Optional[str]:
+    """server_refusal() of the `openstack server create` client's error text (its status read from it)."""
+    found = CLI_STATUS.search(text or "")
+    return server_refusal(conn, int(found["a"] or found["b"]), text) if found else None
 
 
 def api_refusal(exc) -> Optional[str]:
@@ -302,13 +328,31 @@ def create_keypair(conn, ledger, public_key: str):
                          id_attr="name")
 
 
-def project_network(conn, ledger, cidr: str = "10.77.0.0/24"):
-    """A network the project can plug instances into: an existing non-external one it owns or shares,
-    else a new one with a subnet (both recorded in the ledger)."""
-    for net in conn.network.networks():
-        if not net.is_router_external and net.subnet_ids and net.status == "ACTIVE":
-            return net
-    return create_network(conn, ledger, cidr)
+def existing_network(conn):
+    """An existing non-external network with a subnet, ACTIVE, that the project owns or shares, or None.
+    Never one named like popek's runs (popek-<8 hex>-…: another run's, which its cleanup deletes, maybe
+    under the instance booting on it)."""
+    return next((net for net in conn.network.networks()
+                 if not net.is_router_external and net.subnet_ids and net.status == "ACTIVE"
+                 and not NAME_RE.match(net.name or "")), None)
+
+
+#: What create_network() makes in Neutron (its quota names): a network, a subnet, the subnet's DHCP port
+NETWORK_NEEDS = {"network": 1, "subnet": 1, "port": 1}
+
+
+def network_needs(existing, servers: int = 1) -> dict:
+    """Neutron's quotas that `servers` servers on the project's network take (one port each), plus, when
+    there is no `existing` network to use, the network create_network() makes (NETWORK_NEEDS)."""
+    needs = {"network": 0, "subnet": 0, "port": 0} if existing is not None else dict(NETWORK_NEEDS)
+    needs["port"] += servers
+    return needs
+
+
+def project_network(conn, ledger, cidr: str = "10.77.0.0/24", existing=None):
+    """A network the project can plug instances into: `existing`, or an existing non-external one it owns
+    or shares (existing_network), else a new one with a subnet (both recorded in the ledger)."""
+    return existing or existing_network(conn) or create_network(conn, ledger, cidr)
 
 
 def create_network(conn, ledger, cidr: str = "10.77.0.0/24"):
@@ -337,11 +381,9 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
     try:
         server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
     except sdk_exc.HttpException as exc:  # refused by the API (quota, policy, bad request): the verdict says why
-        said = exc.details or str(exc)
-        over = quota_refusal(said) if exc.status_code in (403, 413) else None
-        if over:                          # Nova's OverQuota (HTTP 403): the project's limit, not a fault
-            raise NoRoom(f"server create refusé par Nova faute de quota (HTTP {exc.status_code}) : {over} ; "
-                         f"Nova : « {said} » : une limite du projet, pas une panne du cloud") from None
+        over = server_refusal(conn, exc.status_code, exc.details or str(exc))
+        if over:                          # the project's limit, not a fault
+            raise NoRoom(f"server create {over}") from None
         raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {exc.details or exc}") from None
     if wait:
         server = wait_active(conn, server, timeout, admin, admin_reason)

@@ -6,6 +6,7 @@ import re
 from typing import Optional
 
 from popek.checks.cloud import compute
+from popek.checks.cloud.neutron_quota import NEUTRON_QUOTAS, counts as _free, details as _details, neutron_room_reason
 from popek.checks.cloud.waits import poll
 
 
@@ -112,11 +113,6 @@ def floating_ip_quota_reason(conn, needed: int = 0) -> str | None:
 #: Neutron's refusal for lack of quota (neutron_lib.exceptions.OverQuota, a Conflict: HTTP 409), which
 #: names the resources but gives no numbers: "Quota exceeded for resources: ['router']."
 NEUTRON_OVER = re.compile(r"Quota exceeded for resources: \[(?P<names>[^\]]*)\]")
-#: Neutron's quota names (in OverQuota, in GET /v2.0/quotas/{project}/details) -> openstacksdk's QuotaDetails attributes
-NEUTRON_QUOTAS = {"floatingip": "floating_ips", "network": "networks", "subnet": "subnets", "port": "ports",
-                  "router": "routers", "security_group": "security_groups",
-                  "security_group_rule": "security_group_rules", "subnetpool": "subnet_pools",
-                  "rbac_policy": "rbac_policies"}
 
 
 def quota_refusal(conn, exc) -> str | None:
@@ -131,18 +127,15 @@ def quota_refusal(conn, exc) -> str | None:
     found = NEUTRON_OVER.search(said or "")
     if not found:
         return None
-    try:
-        quota = conn.network.get_quota(conn.current_project_id, details=True)
-    except Exception:  # policy, an older Neutron without /details: not confirmed, not a reason
+    quota = _details(conn)
+    if quota is None:   # policy, an older Neutron without /details: not confirmed, not a reason
         return None
     full = []
     for name in re.findall(r"[a-z_]+", found["names"]):
-        detail = getattr(quota, NEUTRON_QUOTAS.get(name, name), None)
-        if not isinstance(detail, dict):
+        counts = _free(getattr(quota, NEUTRON_QUOTAS.get(name, name), None))
+        if counts is None:
             continue
-        limit, used, reserved = detail.get("limit"), detail.get("used"), detail.get("reserved") or 0
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (limit, used, reserved)) or limit < 0:
-            continue
+        limit, used, reserved = counts
         if used + reserved >= limit:
             full.append(f"quota {name} : limite {limit}, en usage {used}"
                         + (f", réservé(s) {reserved}" if reserved else ""))
@@ -165,9 +158,24 @@ def quota_room(conn):
         raise
 
 
+#: What a routed network makes in Neutron: a network, its subnet, a router, and two ports of the project
+#: (the subnet's DHCP port, the router's interface; the router's gateway port is nobody's project's)
+ROUTED_NEEDS = {"network": 1, "subnet": 1, "router": 1, "port": 2}
+
+
+def routed_room(conn) -> None:
+    """compute.NoRoom, before anything is made, when Neutron's quota details leave no room for a routed
+    network (ROUTED_NEEDS): a tight classroom project is IGNORÉ up front with the numbers."""
+    reason = neutron_room_reason(conn, ROUTED_NEEDS, "le réseau routé du run (réseau, sous-réseau, routeur)")
+    if reason:
+        raise compute.NoRoom(reason)
+
+
 def routed_network(conn, ledger, external, cidr: str = "10.78.0.0/24"):
     """A new network + subnet, and a router from it to `external` (so its ports can get floating IPs).
-    compute.NoRoom when Neutron refuses one of them for lack of quota (quota_room)."""
+    compute.NoRoom when the quota details leave no room for them (routed_room) or when Neutron refuses one
+    of them for lack of quota (quota_room)."""
+    routed_room(conn)
     with quota_room(conn):
         net = compute.create_network(conn, ledger, cidr)
         router = ledger.create("router", "router", lambda name: conn.network.create_router(
@@ -191,9 +199,11 @@ def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
     compute.NoRoom when Neutron refuses one of them for lack of quota (quota_room)."""
     from openstack import exceptions as sdk_exc
 
-    candidates, _why = external_choice(conn)
-    if not candidates:
+    first = external_network(conn)
+    if first is None:
         return None
+    candidates = [first] + [n for n in external_choice(conn)[0][1:] if n.id != first.id]
+    routed_room(conn)
     with quota_room(conn):
         net = compute.create_network(conn, ledger, cidr)
         for i, external in enumerate(candidates):

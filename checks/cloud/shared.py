@@ -207,11 +207,8 @@ class Shared:
         """The run's network behind a router to the external network, or None when the cloud has no
         external network (no floating IP can exist)."""
         def make():
-            external = network.external_network(self.conn)
-            if external is None:
-                return None
-            net, router = network.routed_network(self.conn, self.ledger, external)
-            return Routed(external=external, network=net, router=router)
+            made = network.routed_to_external(self.conn, self.ledger)    # None: no external network
+            return None if made is None else Routed(*made)
         return self.get("routed", make)
 
     def access(self) -> Access:

@@ -94,7 +94,7 @@ def test_the_step_helper_skips_before_and_on_a_quota_refusal_only():
         cloud_compute.room(Conn(fips={"limit": 0, "used": 0}), floating_ips=0)
     cloud_compute.room(Conn(fips={"limit": 1, "used": 1}), floating_ips=0)   # quota 1: only "none at all" asked
     cloud_compute.room(Conn(nova(1, 1)), floating_ips=1)                    # Nova not asked
-    assert cloud_compute.boot_needs(NS(vcpus=2, ram=512), 2) == {"instances": 2, "cores": 4, "ram": 1024}
+    assert compute.server_needs(NS(vcpus=2, ram=512), 2) == {"instances": 2, "cores": 4, "ram": 1024}
 
 
 def test_novas_quota_messages_are_read_with_their_numbers():
