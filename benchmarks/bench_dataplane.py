@@ -9,7 +9,10 @@ Measures, against the embedded cloud running in dataplane mode (`popek cloud up`
 - with --updown: `down` then a warm `up` of the whole cloud with its dataplane (disruptive: other work
   using the cloud sees it go away for a minute);
 - with --memory-only: only the whole cloud's PSS with two tiny guests running (per command, QEMU included),
-  nothing else booted or timed (run it on an idle cloud: `flock -x /tmp/popek-cloud.lock`).
+  nothing else booted or timed (run it on an idle cloud: `flock -x /tmp/popek-cloud.lock`); memory.json
+  also lists every process (pid, start, PSS, CPU seconds, command line);
+- with --memory-diff A.json B.json: where the PSS went between two such files (e.g. right after `up`, then
+  right after a main job): per process by pid, the processes started and ended in between.
 
 Prints a markdown table, writes benchmarks/results/dataplane.json (and dataplane_tempest.log).
 Measured once (isolated copy of the cloud, 2 shared cores): both Tempest scenarios passed with the tiny
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -151,7 +155,13 @@ def main() -> int:
                     help="also run Tempest's test_network_basic_ops and test_security_groups_basic_ops")
     ap.add_argument("--memory-only", action="store_true",
                     help="only the whole cloud's PSS with two tiny guests (idle cloud)")
+    ap.add_argument("--memory-diff", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="compare the processes of two memory.json files of --memory-only")
     args = ap.parse_args()
+    if args.memory_diff:
+        before, after = (json.loads(Path(f).read_text()) for f in args.memory_diff)
+        print("\n".join(memory_diff(before, after)))
+        return 0
     state = CloudState(paths.embedded_cloud_dir())
     mode = lifecycle.read_mode(state)
     if not mode.get("dataplane"):
@@ -251,6 +261,7 @@ def memory_with_two_guests(state: CloudState) -> int:
         time.sleep(10)  # the agents' and QEMUs' first-minute work settled a little
         qemu = qemu_pids(state)
         rss, pss, count, per = bench_cloud.memory(state, qemu)
+        procs = processes(sorted(set(services.ours(state)) | set(qemu)))
     finally:
         problems = g.cleanup()
         if problems:
@@ -263,9 +274,41 @@ def memory_with_two_guests(state: CloudState) -> int:
             print(f"| {name} | {mib:.0f} |")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "memory.json").write_text(json.dumps(
-        {"rss_mib": rss, "pss_mib": pss, "processes": count, "guests": len(qemu), "per_command_pss_mib": per},
-        indent=1))
+        {"rss_mib": rss, "pss_mib": pss, "processes": count, "guests": len(qemu), "per_command_pss_mib": per,
+         "per_process": procs}, indent=1))
     return 0
+
+
+def processes(pids) -> list[dict]:
+    """pid, start (s after boot), PSS (MiB), CPU seconds and command line (150 characters) of each live pid."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        out.append({"pid": pid, "start_s": int(stat[19]) / hz, "pss_mib": services.process_rss_pss(pid)[1] / 1024,
+                    "cpu_s": (int(stat[11]) + int(stat[12])) / hz, "cmd": cmd.strip()[:150]})
+    return out
+
+
+def memory_diff(before: dict, after: dict, top: int = 20) -> list[str]:
+    """Lines: the total, the `top` processes alive in both by PSS growth, then those started and ended
+    in between (the same pid with another start time is another process)."""
+    key = lambda p: (p["pid"], p["start_s"])  # noqa: E731
+    a = {key(p): p for p in before.get("per_process", [])}
+    b = {key(p): p for p in after.get("per_process", [])}
+    lines = [f"PSS {before['pss_mib']:.0f} -> {after['pss_mib']:.0f} MiB ({after['pss_mib'] - before['pss_mib']:+.0f}), "
+             f"{before['processes']} -> {after['processes']} processus"]
+    both = sorted(a.keys() & b.keys(), key=lambda k: a[k]["pss_mib"] - b[k]["pss_mib"])
+    for k in both[:top]:
+        lines.append(f"  {b[k]['pss_mib'] - a[k]['pss_mib']:+7.1f} MiB  {b[k]['pss_mib']:6.1f}  "
+                     f"{b[k]['cpu_s'] - a[k]['cpu_s']:+7.1f} CPU-s  {k[0]:>7}  {b[k]['cmd'][:90]}")
+    lines += [f"  nouveau {b[k]['pss_mib']:6.1f} MiB  {k[0]:>7}  {b[k]['cmd'][:100]}" for k in b.keys() - a.keys()]
+    lines += [f"  parti   {a[k]['pss_mib']:6.1f} MiB  {k[0]:>7}  {a[k]['cmd'][:100]}" for k in a.keys() - b.keys()]
+    return lines
 
 
 #: Tempest's two network scenarios, run against the same cloud with the tiny image.
