@@ -5,6 +5,7 @@ each puts the real cloud in the state the path is about, runs the claim's real s
 | path | claim | how it is made real | live verdict |
 |---|---|---|---|
 | F1: Glance refuses image data to a member by its policy | C20 | `download_image: role:admin` in glance-api's policy.d (oslo.policy re-reads it at the next request, verified: 403 at once, data again once the file is gone) | member (demo): ÉCHEC « … HTTP 403 … You are not authorized to complete download_image action ; Glance refuse à un membre du projet (rôles : member, reader) … (politique download_image …) » ; reader-only account of a fresh project: IGNORÉ « les données de 2/2 image(s) ne peuvent pas être relues avec ce compte (rôle reader) » ; 18 s (09:48) |
+| F7: nova-compute disabling itself | C21 | popek's own libvirtd stopped (SIGTERM to its session; repaired by `popek cloud up`) | ÉCHEC « No valid host was found. — aucun nova-compute en service : Nova les a désactivés lui-même (…) : nova-compute@compute1 désactivé par nova-compute lui-même : « Connection to libvirt lost: 1 » (il se réactive quand la cause disparaît) … » ; Nova's record disabled at the first poll, enabled by nova-compute itself 7 s after the repair began (its log: event '0' 10:27:01.0, libvirtd back 10:27:07.5, event '1' 10:27:12.8) ; 14.7 s (10:27) |
 
 Found on the way: deleting the rule within the same mtime tick as its write leaves it in force (oslo.policy
 reloads a policy directory only when its newest mtime grows; the directory removed right after is no longer
@@ -15,7 +16,6 @@ Run serially (CI) or under `flock -x /tmp/popek-cloud.lock` (these states change
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 
 import pytest
@@ -30,12 +30,11 @@ from test_foreign_project import _project, _run
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
 
+
 @pytest.fixture(scope="module")
 def state():
     """The embedded cloud, whole and in dataplane mode (else the test is skipped with the reason)."""
-    if os.geteuid() != 0:
-        pytest.skip("il faut être root pour changer les services du cloud embarqué")
-    return running_cloud(dataplane=True)
+    return running_cloud(dataplane=True, root_for="changer les services du cloud embarqué")
 
 
 @pytest.fixture(scope="module")
@@ -56,48 +55,61 @@ def _readable(conn, image) -> bool:
     return glance.data_problem(conn, image) is None
 
 
-def _restart_glance(state) -> None:
-    """glance-api killed and started again by popek's own repair (`popek cloud up` restarts what is down)."""
+def _restart(state, name: str) -> None:
+    """Service `name` killed and started again by popek's own repair (`popek cloud up` restarts what is down)."""
     from popek.checks.localcloud import services
 
-    services.kill_now(state, ["glance-api"])
+    services.kill_now(state, [name])
     proc = run_popek("cloud", "up")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 @contextlib.contextmanager
-def download_refused_to_members(state):
-    """Glance's `download_image` rule set to `role:admin` in a file of glance-api's policy.d (a directory next
-    to its glance-api.conf, which oslo.policy looks for at every enforcement: no restart). Checked with a
-    request before it is relied on: the member gets HTTP 403. Undone by deleting the file (oslo.policy sees
-    the directory's newer mtime and rebuilds its rules from the defaults), checked with a request (the
-    member reads the image's data again), then the directory is removed. Should the rules not come back
-    (the deletion within the same mtime tick as the write), glance-api is restarted through `popek cloud up`."""
-    conn = _member()
-    image = next(iter(conn.image.images(status="active")), None)
-    assert image is not None, "aucune image active dans Glance"
-    assert _readable(conn, image), f"le membre ne lit déjà pas l'image : {glance.data_problem(conn, image)}"
-    policy_d = paths.embedded_cloud_dir() / "etc" / "glance" / "policy.d"
+def policy_rules(state, service: str, etc: str, rules: dict, in_force, undone):
+    """`rules` (oslo.policy rule -> check string) in a file of policy.d under the embedded cloud's etc/`etc`
+    (next to the API's config files, where oslo.policy looks for it at every enforcement: no restart).
+    `in_force()` is asserted before it is relied on (a request sees the new rule), `undone()` after the file
+    is deleted (oslo.policy sees the directory's newer mtime and rebuilds its rules from the defaults); a
+    directory it made is removed only then. Should the rules not come back (a deletion within the same mtime
+    tick as the write is not seen), `service` is restarted through `popek cloud up`."""
+    policy_d = paths.embedded_cloud_dir() / "etc" / etc / "policy.d"
     made_dir = not policy_d.exists()
-    rule = policy_d / "popek-live-paths-f1.yaml"
+    rule = policy_d / "popek-live-paths.yaml"
     policy_d.mkdir(exist_ok=True)
     try:
-        rule.write_text('"download_image": "role:admin"\n')
-        refused = glance.data_problem(conn, image)
-        assert isinstance(refused, glance.Refused) and "download_image" in refused, \
-            f"Glance n'a pas relu sa politique : {refused!r}"
-        yield refused
+        rule.write_text("".join(f'"{name}": "{check}"\n' for name, check in rules.items()))
+        yield in_force()
     finally:
         time.sleep(0.1)     # the deletion must land on a later mtime tick than the write (oslo.policy compares)
         rule.unlink(missing_ok=True)
         deadline = time.monotonic() + 5
-        while not _readable(conn, image) and time.monotonic() < deadline:
+        while not undone() and time.monotonic() < deadline:
             time.sleep(0.5)
-        if not _readable(conn, image):
-            _restart_glance(state)
+        if not undone():
+            _restart(state, service)
         if made_dir:
             policy_d.rmdir()
-        assert _readable(conn, image), f"Glance refuse toujours l'image : {glance.data_problem(conn, image)}"
+        assert undone(), f"{service} : la politique par défaut n'est pas revenue"
+
+
+@contextlib.contextmanager
+def download_refused_to_members(state):
+    """Glance's `download_image` rule set to `role:admin` (policy_rules): checked with a request, the member
+    gets HTTP 403 naming download_image; undone, the member reads the image's data again."""
+    conn = _member()
+    image = next(iter(conn.image.images(status="active")), None)
+    assert image is not None, "aucune image active dans Glance"
+    assert _readable(conn, image), f"le membre ne lit déjà pas l'image : {glance.data_problem(conn, image)}"
+
+    def in_force():
+        refused = glance.data_problem(conn, image)
+        assert isinstance(refused, glance.Refused) and "download_image" in refused, \
+            f"Glance n'a pas relu sa politique : {refused!r}"
+        return refused
+
+    with policy_rules(state, "glance-api", "glance", {"download_image": "role:admin"}, in_force,
+                      lambda: _readable(conn, image)) as refused:
+        yield refused
 
 
 @pytest.mark.falsifies("C20", fault="politique de Glance : download_image réservé à l'admin (un membre ne relit "
@@ -121,3 +133,115 @@ def test_a_member_refused_image_data_by_policy_fails_c20_and_a_reader_is_ignored
     assert password not in written
     record_property("verdict", "ÉCHEC")
     record_property("measure", f"{time.monotonic() - t0:.0f} s ; membre : {said[:300]} // lecteur IGNORÉ : {why[:200]}")
+
+
+def _computes(admin) -> list:
+    return [s for s in admin.compute.services() if s.binary == "nova-compute"]
+
+
+@contextlib.contextmanager
+def libvirtd_stopped(state, admin, record: dict):
+    """The embedded cloud's own libvirtd stopped (its session, never the host's libvirtd), once no server is
+    left on the cloud (stopping it under a guest would take the guest with it), then awaited until Nova's
+    records show what nova-compute's libvirt driver does on its own: every nova-compute disabled with the
+    reason « AUTO: Connection to libvirt lost: … ». Undone by popek's own repair (`popek cloud up` starts
+    what is down), then awaited until nova-compute enables its service again by itself (its next libvirt
+    connection, at a periodic task); if it does not within 180 s, enabled through the admin API and said."""
+    from popek.checks.localcloud import services
+
+    left = list(admin.compute.servers(all_projects=True))
+    if left:
+        pytest.skip(f"{len(left)} instance(s) sur le cloud : arrêter libvirtd les emporterait")
+    before = _computes(admin)
+    assert before and all(s.status == "enabled" and s.state == "up" for s in before), \
+        [(s.host, s.status, s.state, s.disabled_reason) for s in before]
+    assert not services.stop(state, ["libvirtd"]), "libvirtd survit à l'arrêt"
+    stopped = time.monotonic()
+    try:
+        deadline = stopped + 120
+        while time.monotonic() < deadline:
+            now = _computes(admin)
+            if all(s.status == "disabled" for s in now):
+                break
+            time.sleep(2)
+        record["disabled after"] = time.monotonic() - stopped
+        record["reasons"] = [str(s.disabled_reason) for s in now]
+        assert all(s.status == "disabled" and str(s.disabled_reason).startswith("AUTO: Connection to libvirt lost")
+                   for s in now), [(s.host, s.status, s.disabled_reason) for s in now]
+        yield record["reasons"]
+    finally:
+        repaired = time.monotonic()
+        proc = run_popek("cloud", "up")
+        back = services.read_pid(state, "libvirtd") is not None
+        deadline = time.monotonic() + (180 if back else 0)
+        while time.monotonic() < deadline and not all(s.status == "enabled" for s in _computes(admin)):
+            time.sleep(3)
+        record["re-enabled after"] = time.monotonic() - repaired
+        still = [s for s in _computes(admin) if s.status != "enabled"]
+        for s in still:     # whatever happened, no compute is left disabled by this test
+            admin.compute.enable_service(s, host=s.host, binary=s.binary)
+        assert back and proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert not still, f"nova-compute ne s'est pas réactivé seul en 180 s : {[s.disabled_reason for s in still]}"
+
+
+@pytest.mark.falsifies("C21", fault="libvirtd du cloud embarqué arrêté : nova-compute désactive lui-même son service "
+                                    "(« AUTO: Connection to libvirt lost »)")
+def test_nova_disabling_its_own_compute_fails_c21_quoting_nova(state, admin, tmp_path, record_property):
+    """F7. The libvirt driver's own disable (not an operator's): C21 ÉCHEC « No valid host » quoting Nova's
+    reason as nova-compute's own, and nova-compute enables itself again once libvirtd is back."""
+    record = {}
+    with libvirtd_stopped(state, admin, record):
+        found = run_claims(tmp_path, "C21")
+    said = failed(found, "C21", "No valid host", "désactivé par nova-compute lui-même",
+                  "Connection to libvirt lost")
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"désactivé en {record['disabled after']:.0f} s, réactivé seul "
+                               f"{record['re-enabled after']:.0f} s après la réparation ; {said[:400]}")
+
+
+#: Neutron's pre-Wallaby ("legacy") rules for security groups: the project's owner, whatever its role, may
+#: write them — what `[oslo_policy] enforce_new_defaults = False` still grants (the deprecated rule OR the new one).
+LEGACY_GROUP_RULES = {name: "rule:admin_or_owner" for name in (
+    "create_security_group", "update_security_group", "delete_security_group",
+    "create_security_group_rule", "delete_security_group_rule")}
+
+
+def _may_create_group(conn) -> bool:
+    """A security group created (then deleted) by `conn`'s account: True; refused by the policy (403): False."""
+    import secrets
+
+    from openstack import exceptions
+
+    try:
+        group = conn.network.create_security_group(name=f"popek-{secrets.token_hex(4)}-lp")
+    except exceptions.ForbiddenException:
+        return False
+    conn.network.delete_security_group(group)
+    return True
+
+
+def test_a_reader_whom_the_cloud_lets_write_is_a_writer(state, tmp_path, record_property):
+    """F4. A reader-only account on a Neutron whose security-group rules are the legacy ones (owner may write):
+    @needs:write's probe sees its write succeed, so C25's writing scenarios run (and pass) instead of a false
+    IGNORÉ « ce compte n'a que le rôle reader »."""
+    import openstack
+
+    t0 = time.monotonic()
+    with _project(roles=("reader",)) as (_admin, _p, _name, password, entry):
+        reader = openstack.connect(**entry["auth"], region_name=entry["region_name"])
+        assert not _may_create_group(reader), "Neutron laisse déjà un lecteur créer un groupe de sécurité"
+
+        def in_force():
+            assert _may_create_group(reader), "Neutron n'a pas relu sa politique : le lecteur est toujours refusé"
+
+        with policy_rules(state, "neutron-api", "neutron", LEGACY_GROUP_RULES, in_force,
+                          lambda: not _may_create_group(reader)):
+            proc, found, written = _run(tmp_path, entry, "--claim", "C25")
+    api = [r for r in found if any(x["name"] == "feature" and "(API)" in x["value"] for x in r["labels"])]
+    seen = [(label(r), r["status"], message(r)[:200]) for r in found]
+    assert len(api) == 4 and all(r["status"] == "passed" for r in api), seen
+    assert not any("ce compte n'a que le rôle" in m for _, _, m in seen), seen
+    assert password not in written
+    record_property("verdict", "RÉUSSI")
+    record_property("measure", f"{time.monotonic() - t0:.0f} s ; " + " ; ".join(f"{n[:50]} : {s} {m[:120]}"
+                                                                            for n, s, m in seen))
