@@ -12,6 +12,9 @@ the cloud and checks that it is healthy again.
 | an allow-all ingress rule added behind the scenario's back | C25 | SSH still passes without a rule |
 | the remote-group rule naming the first guest's group put back behind the scenario's back | C25 | the first guest still reaches the second |
 | the volume's data overwritten on the storage backend while detached | C15, C23 | other data read back |
+| a foreign OpenFlow flow (cookie 0, table 0, priority 65535, actions=NORMAL) in popek-int | C25 | the flow named, not L3/NAT |
+| the same with actions=drop in popek-int (opt-in slow) | C26 | the flow named, not the DHCP agent |
+| the same with actions=drop in popek-ex (opt-in slow) | C24 | the flow named in popek-ex, not L3/NAT |
 
 Faults at the scenario's own steps are injected by a small pytest plugin (`pytest_bdd_after_step`) given to
 `popek run` after `--`, as tests/integration/test_cloud_features.py does to fail a run mid-way.
@@ -304,3 +307,63 @@ def test_volume_data_altered_behind_the_back(behind_the_back, record_property):
     message = failed_with(pick(behind_the_back, "C23"), "d'autres données que celles écrites par la première")
     record_property("verdict", "ÉCHEC")
     record_property("measure", message[:400])
+
+
+@contextlib.contextmanager
+def foreign_flow(bridge: str, actions: str):
+    """A flow no agent wrote in `bridge` of the embedded cloud's Open vSwitch: table 0, priority 65535, every
+    packet, `actions`, cookie 0 (`ovs-ofctl add-flow`'s default, as an operator would type it). Removed first (a
+    killed run leaves it: the OVS agent deletes it only at its next start) and in the end whatever happens, by
+    its exact match and cookie (the agent's own table-0 flow at 65535 matches dl_vlan=4095 and is kept); then
+    no foreign flow is left (diagnosis.ovs_foreign_flows)."""
+    from popek.checks.cloud import diagnosis
+
+    run = paths.embedded_cloud_dir() / "ovs"
+    mgmt = f"unix:{run / f'{bridge}.mgmt'}"
+    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
+    remove = [*ofctl, "--strict", "del-flows", mgmt, "cookie=0x0/-1,table=0,priority=65535"]
+    subprocess.run(remove, check=False, timeout=30, capture_output=True)
+    subprocess.run([*ofctl, "add-flow", mgmt, f"cookie=0x0,table=0,priority=65535,actions={actions}"], check=True,
+                   timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run(remove, check=True, timeout=30)
+        bridges = {b: str(run / f"{b}.mgmt") for b in ("popek-int", "popek-ex")}
+        left = diagnosis.ovs_foreign_flows(bridges, str(paths.embedded_cloud_dir() / "log" /
+                                                        "neutron-openvswitch-agent.log"), "popek-int")
+        assert left is None, f"flux étranger encore en place après le retrait : {left}"
+
+
+def foreign_flow_is_named(tmp_path, record_property, bridge: str, actions: str, keyword: str, claim: str,
+                          blamed: str) -> None:
+    """`popek run cloud -k keyword` with a foreign flow in `bridge`: `claim`'s scenario is ÉCHEC naming the flow
+    (its cookie, table, priority, actions, bridge), and not `blamed` (the component it would have blamed)."""
+    with foreign_flow(bridge, actions):
+        found = run_scenarios(tmp_path, keyword)
+    result = pick(found, claim)
+    message = failed_with(result, f"un flux OpenFlow étranger (cookie 0x0, table 0, priorité 65535, tout paquet, "
+                                  f"actions={actions}", f"dans {bridge}, écrit par aucun agent")
+    assert blamed not in message, message
+    assert seconds(result) < NAMED_WITHIN, f"ÉCHEC nommé en {seconds(result):.0f} s"
+    record_property("verdict", "ÉCHEC")
+    record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
+
+
+@pytest.mark.falsifies("C25", fault="flux OpenFlow étranger dans popek-int (table 0, priorité 65535, "
+                       "actions=NORMAL : le pare-feu des ports contourné)")
+def test_foreign_normal_flow_is_named_not_l3(state, tmp_path, record_property):
+    foreign_flow_is_named(tmp_path, record_property, "popek-int", "NORMAL", "bloque_puis", "C25", "L3/NAT")
+
+
+@pytest.mark.falsifies("C26", fault="flux OpenFlow étranger dans popek-int (table 0, priorité 65535, actions=drop)")
+@slow("faute en plus (~100 s, mesuré : ÉCHEC nommant le flux, pas l'agent DHCP ; C25 a la faute du flux NORMAL)",
+      " (sous flock -x)")
+def test_foreign_drop_flow_is_named_not_dhcp(state, tmp_path, record_property):
+    foreign_flow_is_named(tmp_path, record_property, "popek-int", "drop", "ouvre_linstance", "C26", "agent DHCP")
+
+
+@pytest.mark.falsifies("C24", fault="flux OpenFlow étranger dans popek-ex (table 0, priorité 65535, actions=drop)")
+@slow("faute en plus (~2 min : la paire démarre, puis 60 s sans SSH)", " (sous flock -x)")
+def test_foreign_flow_in_the_external_bridge_is_named(state, tmp_path, record_property):
+    foreign_flow_is_named(tmp_path, record_property, "popek-ex", "drop", "déplacée_mène", "C24", "L3/NAT")
