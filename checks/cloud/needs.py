@@ -84,7 +84,10 @@ def need_dataplane(cloud):
                 # the cloud did not answer the question (a service down or frozen: RabbitMQ frozen made
                 # Neutron time out): a broken cloud, not a missing dataplane; the scenarios run and say so
                 return None
-            cloud.facts["dataplane"] = f"plan de données impossible à établir : {type(exc).__name__}: {str(exc)[:160]}"
+            refused = probe.refusal_text(exc)
+            cloud.facts["dataplane"] = "plan de données impossible à établir : " + (
+                f"le cloud refuse à ce compte de créer l'instance sonde ou son réseau ({refused})" if refused
+                else f"{type(exc).__name__}: {str(exc)[:160]}")
     return cloud.facts["dataplane"]
 
 

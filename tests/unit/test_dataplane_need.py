@@ -50,9 +50,15 @@ def test_an_http_500_during_the_probe_is_not_skipped(monkeypatch):
 def test_a_probe_refused_by_policy_stays_a_reason(monkeypatch):
     from openstack import exceptions as sdk_exc
 
-    cloud, fails = _cloud(sdk_exc.ForbiddenException("policy", http_status=403))
+    # F4 live (a reader whose Neutron lets it write security groups, not networks): the reason read
+    # « ForbiddenException: ForbiddenException: 403: Client Error for url: …/v2.0/networks, rule:… »
+    cloud, fails = _cloud(sdk_exc.ForbiddenException("403: Client Error for url: http://n/v2.0/networks",
+                                                     http_status=403,
+                                                     details="rule:create_network is disallowed by policy"))
     monkeypatch.setattr(probe, "dataplane_reason", fails)
-    assert "plan de données impossible à établir : ForbiddenException" in needs.need_dataplane(cloud)
+    said = needs.need_dataplane(cloud)
+    assert said == ("plan de données impossible à établir : le cloud refuse à ce compte de créer l'instance sonde "
+                    "ou son réseau (HTTP 403 : rule:create_network is disallowed by policy)"), said
 
 
 def _quota_conn(floating_ips=None, error=None):
