@@ -6,10 +6,17 @@ each puts the real cloud in the state the path is about, runs the claim's real s
 |---|---|---|---|
 | F1: Glance refuses image data to a member by its policy | C20 | `download_image: role:admin` in glance-api's policy.d (oslo.policy re-reads it at the next request, verified: 403 at once, data again once the file is gone) | member (demo): ÉCHEC « … HTTP 403 … You are not authorized to complete download_image action ; Glance refuse à un membre du projet (rôles : member, reader) … (politique download_image …) » ; reader-only account of a fresh project: IGNORÉ « les données de 2/2 image(s) ne peuvent pas être relues avec ce compte (rôle reader) » ; 18 s (09:48) |
 | F7: nova-compute disabling itself | C21 | popek's own libvirtd stopped (SIGTERM to its session; repaired by `popek cloud up`) | ÉCHEC « No valid host was found. — aucun nova-compute en service : Nova les a désactivés lui-même (…) : nova-compute@compute1 désactivé par nova-compute lui-même : « Connection to libvirt lost: 1 » (il se réactive quand la cause disparaît) … » ; Nova's record disabled at the first poll, enabled by nova-compute itself 7 s after the repair began (its log: event '0' 10:27:01.0, libvirtd back 10:27:07.5, event '1' 10:27:12.8) ; 14.7 s (10:27) |
+| F4: a reader on older policies that let it write | C25 (@needs:write) | Neutron's legacy security-group rules (`rule:admin_or_owner`, what `enforce_new_defaults = False` grants) in neutron's policy.d, for a reader-only account of a fresh project | the write probe sees the write: C25's 4 API scenarios RÉUSSI (none IGNORÉ « ce compte n'a que le rôle reader »); its 2 dataplane scenarios IGNORÉ, the probe's network refused (HTTP 403 rule:create_network) ; 11 s (10:40) |
 
 Found on the way: deleting the rule within the same mtime tick as its write leaves it in force (oslo.policy
 reloads a policy directory only when its newest mtime grows; the directory removed right after is no longer
 looked at): the rule stayed until glance-api was restarted. The undo waits a tick, checks, and restarts if need be.
+
+Not tried live: Keystone unified limits (nova's `[quota] driver = nova.quota.UnifiedLimitsDriver`: nova.conf's
+[quota] and [oslo_limit] with a service account, registered limits, four Nova services restarted — not cheap).
+By the code (nova 34, nova/quota.py UnifiedLimitsDriver.get_project_quotas, which GET /limits calls): maxTotalInstances,
+maxTotalCores, maxTotalRAMSize are Keystone's limits for servers, class:VCPU, class:MEMORY_MB (0 when none is
+registered), the *Used counts are Placement's: the numbers compute.quota_reason reads are still those Nova enforces.
 
 Run serially (CI) or under `flock -x /tmp/popek-cloud.lock` (these states change the cloud for everyone).
 """
