@@ -126,10 +126,10 @@ def interrupted_starter(folder):
 def test_the_early_start_records_before_creating_and_an_interruption_leaves_nothing(tmp_path):
     proc = FORK.Process(target=interrupted_starter, args=(tmp_path,))
     proc.start()
-    deadline = time.monotonic() + 10
-    while not (tmp_path / "recorded").exists() and time.monotonic() < deadline:
+    deadline, recorded = time.monotonic() + 10, ""
+    while not recorded and time.monotonic() < deadline:     # (write_text: the file exists empty at first)
         time.sleep(0.02)
-    recorded = (tmp_path / "recorded").read_text()
+        recorded = (tmp_path / "recorded").read_text() if (tmp_path / "recorded").exists() else ""
     os.kill(proc.pid, signal.SIGINT)    # Ctrl-C while Nova is asked for the first server
     proc.join(20)
     assert proc.exitcode == 0 and (tmp_path / "interrupted").exists()
