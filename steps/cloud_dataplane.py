@@ -124,8 +124,8 @@ def both_blocked(guest, timeout):
     address = guest.address
     verdict = traffic.blocked_each({"ssh": lambda: traffic.tcp_open(address, 22, timeout),
                                     "ping": lambda: traffic.ping(address, timeout)}, guest.alive)
-    assert verdict["ssh"], "SSH passe toujours"
-    assert verdict["ping"], "le ping passe sans règle ICMP"
+    assert verdict["ssh"], "SSH passe toujours" + guests.foreign_flows_note()
+    assert verdict["ping"], "le ping passe sans règle ICMP" + guests.foreign_flows_note()
 
 
 @when("j'ajoute au groupe une règle ICMP")
@@ -138,7 +138,8 @@ def allow_icmp(conn, ledger, firewall):
 def ping_only(conn, firewall, guest, timeout, evidence):
     lost = guests.ping_lost(conn, firewall.group, guest, attach_to(evidence), timeout, within=60)
     assert lost is None, "le ping reste bloqué malgré la règle ICMP (60 s) ; " + str(lost)
-    assert traffic.blocked(lambda: traffic.tcp_open(guest.address, 22, timeout), guest.alive), "SSH passe sans règle SSH"
+    assert traffic.blocked(lambda: traffic.tcp_open(guest.address, 22, timeout), guest.alive), \
+        "SSH passe sans règle SSH" + guests.foreign_flows_note()
 
 
 @when("je remets la règle SSH")

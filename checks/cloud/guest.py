@@ -165,6 +165,16 @@ def embedded_foreign_flows() -> Optional[str]:
                                        integration=Path(mgmt).stem)
 
 
+def foreign_flows_note() -> str:
+    """" ; " and the flows of the embedded cloud's bridges that no agent wrote (embedded_foreign_flows), for a
+    verdict that traffic passes where a security group should block it (such a flow can send packets past the
+    firewall's tables); "" when there is none, or no embedded cloud."""
+    found = embedded_foreign_flows()
+    if not found:
+        return ""
+    return f" ; {'peut-être : ' if isinstance(found, diagnosis.Suspect) else ''}{found}"
+
+
 def health_word(admin) -> Optional[str]:
     """The dead component the cloud's health records name (admin), else what is wrong inside the embedded
     cloud (a service frozen or dead, a silent database or bus: ovs-vswitchd frozen leaves every agent

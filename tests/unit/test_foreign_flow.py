@@ -164,3 +164,25 @@ def test_the_live_reader_takes_the_cookies_from_the_agents_log(tmp_path, monkeyp
     assert diagnosis.ovs_foreign_flows(bridges, str(log), alive=lambda pid: False) is None  # that agent is gone
     assert diagnosis.ovs_foreign_flows(bridges, str(tmp_path / "absent.log")) is None
     assert diagnosis.ovs_foreign_flows({}, str(log)) is None
+
+
+class _Guest:
+    address, alive = "198.51.100.42", staticmethod(lambda: True)
+
+
+def test_ssh_that_passes_without_its_rule_names_a_foreign_flow(monkeypatch):
+    from faults import scenario_verdict
+    from popek.checks.cloud import guest, traffic
+    from popek.steps import cloud_dataplane
+
+    monkeypatch.setattr(traffic, "blocked_each", lambda probes, alive: {"ssh": False, "ping": True})
+    monkeypatch.setattr(guest, "embedded_foreign_flows", lambda: FOUND)
+    verdict, message = scenario_verdict(lambda: cloud_dataplane.both_blocked(_Guest(), 3))
+    assert verdict == "ÉCHEC", message
+    assert message.startswith("SSH passe toujours ; un flux OpenFlow étranger (cookie 0x0"), message
+    monkeypatch.setattr(guest, "embedded_foreign_flows", lambda: None)  # none (or not the embedded cloud): as before
+    assert scenario_verdict(lambda: cloud_dataplane.both_blocked(_Guest(), 3)) == ("ÉCHEC", "SSH passe toujours")
+    idle = diagnosis.Suspect("un flux OpenFlow étranger (…) (sans paquet pris)")
+    monkeypatch.setattr(guest, "embedded_foreign_flows", lambda: idle)
+    said = scenario_verdict(lambda: cloud_dataplane.both_blocked(_Guest(), 3))[1]
+    assert said == f"SSH passe toujours ; peut-être : {idle}"
