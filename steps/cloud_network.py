@@ -15,8 +15,7 @@ def routed(shared, conn, evidence):
         found = shared.routed()  # one per run: scenarios only add ports to it
     if found is None:
         pytest.skip(f"pas d'IP flottante dans ce cloud : {network.no_external_reason(conn)}")
-    evidence.figure("réseau externe (source des IP flottantes)",
-                    f"{found.external.name} ; le choix : {network.no_external_reason(conn)}")
+    evidence.figure("réseau externe (source des IP flottantes)", network.external_why(conn, found.external))
     return found
 
 

@@ -221,6 +221,21 @@ def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
     return external, net, router
 
 
+def external_why(conn, used) -> str:
+    """Why the run's floating IPs come from `used` (French, for the evidence): external_choice()'s reason,
+    and, when routed_to_external() went past the first choice(s), that those had no free address left."""
+    try:
+        chosen, why = external_choice(conn)
+    except Exception as exc:  # the list itself refused: say so rather than guess
+        return f"{used.name} (les réseaux externes ne se relisent pas : {type(exc).__name__})"
+    ids = [n.id for n in chosen]
+    if used.id not in ids or ids.index(used.id) == 0:
+        return why
+    passed = ", ".join(n.name for n in chosen[:ids.index(used.id)])
+    return (f"{used.name} : {passed} n'a plus d'adresse libre pour le routeur du run (Neutron, HTTP 409 "
+            f"« {NO_ADDRESS} ») ; l'ordre du choix : {why}")
+
+
 def no_external_reason(conn) -> str:
     """Why the run has no external network to take floating IPs from (French), for a skip."""
     try:

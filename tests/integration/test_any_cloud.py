@@ -152,3 +152,37 @@ def test_a_certificate_the_client_cannot_trust_is_one_line(home, untrusted_https
     proc = popek(home, "run", "cloud", "--os-cloud", "tls", "--no-report", "--results", str(home[0] / "r"))
     assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "pw-not-shown" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
+                    reason="budget CI : POPEK_SLOW_FAULTS=1 pour le lancer (sous flock -s)")
+def test_an_external_network_without_subnet_is_passed_over_for_floating_ips(tmp_path):
+    """A cloud with two external networks, the one without subnet listed first (Neutron lists by id): the
+    floating IPs come from the other one, and the evidence says why. The subnet-less one is external for
+    this test's project only (an RBAC policy access_as_external), so no other run sees it. Measured by hX
+    on 2026-12-07: before ab4ee26 both C24 scenarios ÉCHEC/broken (400 « does not contain any IPv4 subnet »)."""
+    from test_foreign_project import _project, _run
+
+    with _project() as (admin, project, name, _password, entry):
+        public = next(iter(admin.network.networks(is_router_external=True, name="public")), None)
+        if public is None:
+            pytest.skip("le cloud embarqué n'a pas de réseau « public »")
+        made = []
+        try:
+            for _ in range(12):     # one whose id sorts before public's, so Neutron lists it first
+                net = admin.network.create_network(name=f"{name}-ext-vide")
+                made.append(net)
+                if net.id < public.id:
+                    break
+            admin.network.create_rbac_policy(object_type="network", object_id=made[-1].id,
+                                             action="access_as_external", target_project_id=project.id)
+            proc, found, written = _run(tmp_path, entry, "-n", "2", "--claim", "C24")
+        finally:
+            for net in made:
+                for policy in admin.network.rbac_policies(object_id=net.id):
+                    admin.network.delete_rbac_policy(policy, ignore_missing=True)
+                admin.network.delete_network(net, ignore_missing=True)
+    assert found and all(r["status"] == "passed" for r in found), [(r["name"], r["status"]) for r in found]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    if made[-1].id < public.id:
+        assert f"{name}-ext-vide écarté : aucun sous-réseau" in written, "le choix du réseau externe n'est pas dit"

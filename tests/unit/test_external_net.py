@@ -164,3 +164,14 @@ def test_the_last_full_network_and_any_other_conflict_stay_the_clouds_answer():
 def test_no_external_network_makes_nothing():
     c = conn([net("ext-vide", [])], [])
     assert network.routed_to_external(c, Ledger()) is None and c.network.made == []
+
+
+def test_the_evidence_says_which_network_and_why():
+    full = net("ext-plein", ["id-ext-plein-s"])
+    c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
+    assert network.external_why(c, PUBLIC) == (
+        "public : ext-plein n'a plus d'adresse libre pour le routeur du run (Neutron, HTTP 409 « No more IP "
+        "addresses available on network ») ; l'ordre du choix : ext-plein : le premier réseau externe dont un "
+        "sous-réseau IPv4 donne des IP flottantes")
+    assert network.external_why(c, full).startswith("ext-plein : le premier réseau externe")
+    assert network.external_why(conn([PUBLIC], PUBLIC_SUBNETS), PUBLIC) == "public : le seul réseau externe"
