@@ -10,6 +10,7 @@ import yaml
 from popek import paths
 from popek.checks.cloud import connection
 
+from faults import slow
 from helpers import allure_results
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
@@ -154,8 +155,7 @@ def test_a_certificate_the_client_cannot_trust_is_one_line(home, untrusted_https
     assert len(proc.stderr.strip().splitlines()) == 1 and "pw-not-shown" not in proc.stdout + proc.stderr
 
 
-@pytest.mark.skipif(os.environ.get("POPEK_SLOW_FAULTS") != "1",
-                    reason="budget CI : POPEK_SLOW_FAULTS=1 pour le lancer (sous flock -s)")
+@slow("un projet, deux réseaux externes et un run C24 (~1 min)", " (sous flock -s)")
 def test_an_external_network_without_subnet_is_passed_over_for_floating_ips(tmp_path):
     """A cloud with two external networks, the one without subnet listed first (Neutron lists by id): the
     floating IPs come from the other one, and the evidence says why. The subnet-less one is external for
