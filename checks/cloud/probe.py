@@ -68,8 +68,8 @@ def dataplane_reason(cloud) -> Optional[str]:
         reason = hypervisor_reason(hypervisor_types(cloud.admin), hypervisor_types(cloud.admin, up_only=False))
         if reason:
             return reason
-    if network.external_network(cloud.conn) is None:
-        return "pas de réseau externe : pas d'IP flottante pour joindre les instances depuis l'hôte"
+    if network.external_network(cloud.conn) is None:   # none at all, or none that can give floating IPs: say which
+        return f"{network.no_external_reason(cloud.conn)} : pas d'IP flottante pour joindre les instances depuis l'hôte"
     quota = network.floating_ip_quota_reason(cloud.conn)
     if quota:
         return f"{quota} : pas d'IP flottante pour joindre les instances depuis l'hôte"

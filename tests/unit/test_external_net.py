@@ -175,3 +175,18 @@ def test_the_evidence_says_which_network_and_why():
         "sous-réseau IPv4 donne des IP flottantes")
     assert network.external_why(c, full).startswith("ext-plein : le premier réseau externe")
     assert network.external_why(conn([PUBLIC], PUBLIC_SUBNETS), PUBLIC) == "public : le seul réseau externe"
+
+
+def test_the_dataplane_reason_says_why_no_external_network_is_usable(monkeypatch):
+    """External networks exist but none can give a floating IP: the dataplane need says which and why (it
+    read « pas de réseau externe », false on such a cloud), and says there is none when there is none."""
+    from popek.checks.cloud import probe
+
+    monkeypatch.setattr(probe, "_probe_console", lambda cloud: pytest.fail("probe instance booted"))
+    cloud = NS(admin=None, conn=conn([net("ext-vide", [])], []))
+    assert probe.dataplane_reason(cloud) == (
+        "aucun réseau externe ne peut donner d'IP flottante (ext-vide écarté : aucun sous-réseau) : pas d'IP "
+        "flottante pour joindre les instances depuis l'hôte")
+    assert probe.dataplane_reason(NS(admin=None, conn=conn([], []))) == (
+        "aucun réseau externe (router:external) visible de ce projet : pas d'IP flottante pour joindre les "
+        "instances depuis l'hôte")
