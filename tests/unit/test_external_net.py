@@ -12,6 +12,8 @@ from openstack import exceptions as sdk_exc
 
 from popek.checks.cloud import network
 
+from fakes_neutron import Ledger
+
 FIP = network.FIP_OWNER
 
 
@@ -71,19 +73,6 @@ class Net:
 
     def add_interface_to_router(self, router, subnet_id):
         self.made.append(("interface", router.id, subnet_id))
-
-
-class Ledger:
-    def __init__(self):
-        self.entries = []
-
-    def create(self, kind, what, make, id_attr="id"):
-        self.entries.append(kind)
-        return make(f"popek-test-{what}")
-
-    def record(self, kind, name, **fields):
-        self.entries.append(kind)
-        return NS(name=name)
 
 
 def conn(externals, subnets, config=None, **kw):

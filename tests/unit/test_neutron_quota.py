@@ -10,6 +10,8 @@ from popek.checks.cloud import compute, network
 from popek.checks.cloud.shared import Shared
 from popek.steps import cloud_network
 
+from fakes_neutron import Ledger, QuotaDetails
+
 ROUTER_OVER = "Quota exceeded for resources: ['router']."
 
 
@@ -17,17 +19,11 @@ def conflict(details=ROUTER_OVER):
     return sdk_exc.ConflictException(message=details, details=details, http_status=409)
 
 
-class Net:
+class Net(QuotaDetails):
     """conn.network: a router refused with `refused`, quota details as given (or refused themselves)."""
 
     def __init__(self, refused, quota):
         self.refused, self.quota, self.made = refused, quota, []
-
-    def get_quota(self, project, details=False):
-        assert details and project == "p1"
-        if isinstance(self.quota, Exception):
-            raise self.quota
-        return self.quota
 
     def networks(self, **query):
         return iter([NS(id="ext", name="public")])
@@ -45,19 +41,6 @@ class Net:
 
     def create_router(self, **kwargs):
         raise self.refused
-
-
-class Ledger:
-    def __init__(self):
-        self.entries = []
-
-    def create(self, kind, what, make, id_attr="id"):
-        self.entries.append(kind)
-        return make(f"popek-test-{what}")
-
-    def record(self, kind, name, **fields):
-        self.entries.append(kind)
-        return NS(name=name)
 
 
 def details(limit=1, used=1, reserved=0):

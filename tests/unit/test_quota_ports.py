@@ -16,6 +16,8 @@ from openstack import exceptions as sdk_exc
 from popek.checks.cloud import client, compute, names, network, neutron_quota
 from popek.steps import cloud_compute
 
+from fakes_neutron import Ledger, QuotaDetails
+
 PORTS = "Maximum number of ports exceeded"
 CLI_PORTS = ("openstack server create --flavor small --image Debian 13 --net public popek-x-cours-1 -c id -c status "
              f"a échoué (1) : ForbiddenException: 403: Client Error for url: http://127.0.0.1:8774/v2.1/servers, {PORTS}")
@@ -26,15 +28,9 @@ def details(**quotas):
     return NS(**{k: {"limit": v[0], "used": v[1], "reserved": 0} for k, v in quotas.items()})
 
 
-class Net:
+class Net(QuotaDetails):
     def __init__(self, quota, externals=()):
         self.quota, self.externals, self.made = quota, list(externals), []
-
-    def get_quota(self, project, details=False):
-        assert details and project == "p1"
-        if isinstance(self.quota, Exception):
-            raise self.quota
-        return self.quota
 
     def networks(self, **query):
         return iter(self.externals)
@@ -59,11 +55,6 @@ def test_novas_port_refusal_is_no_room_when_neutrons_details_confirm_it():
     assert neutron_quota.nova_port_refusal(conn(details(ports=(-1, 3))), 403, PORTS) is None
     assert neutron_quota.nova_port_refusal(conn(details(ports=(3, 3))), 403, "Policy doesn't allow this") is None
     assert neutron_quota.nova_port_refusal(conn(details(ports=(3, 3))), 400, PORTS) is None
-
-
-class Ledger:
-    def create(self, kind, what, make, id_attr="id"):
-        return make(f"popek-test-{what}")
 
 
 def test_boot_refused_for_ports_is_no_room_else_failure():

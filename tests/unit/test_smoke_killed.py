@@ -8,27 +8,19 @@ import types
 import pytest
 
 from popek.checks.localcloud import dataplane
-from popek.checks.localcloud.state import CloudState
 
-from test_smoke_settle import Compute
+from test_smoke_settle import bootable, fake_cloud
 
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch):
-    st = CloudState(tmp_path / "cloud")
-    st.mkdirs()
-    holder = types.SimpleNamespace(compute=Compute())
-    monkeypatch.setattr(dataplane.bootstrap, "connect", lambda state, cloud="popek", **kw: holder)
-    return st, holder
+    return fake_cloud(tmp_path, monkeypatch)
 
 
 def test_the_smoke_is_recorded_by_name_before_nova_is_asked(cloud, monkeypatch):
     st, conn = cloud
     seen = []
-    image = types.SimpleNamespace(id="i", properties={dataplane.compute.TINY_MARKER: "popek-tiny: ready"})
-    conn.image = types.SimpleNamespace(find_image=lambda name: image)
-    conn.network = types.SimpleNamespace(find_network=lambda name: types.SimpleNamespace(id="n"))
-    conn.compute.find_flavor = lambda name: types.SimpleNamespace(id="f")
+    bootable(conn)
 
     def create_server(**kw):
         seen.append(json.loads((st.run_dir / dataplane.SMOKE_PENDING).read_text()))

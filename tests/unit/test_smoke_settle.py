@@ -34,13 +34,26 @@ class Compute:
             raise TimeoutError("still there")
 
 
-@pytest.fixture
-def cloud(tmp_path, monkeypatch):
+def fake_cloud(tmp_path, monkeypatch):
+    """(a state dir, the connection bootstrap.connect gives: `compute` a Compute) for dataplane's smoke."""
     st = CloudState(tmp_path / "cloud")
     st.mkdirs()
     holder = types.SimpleNamespace(compute=Compute())
-    monkeypatch.setattr(dataplane.bootstrap, "connect", lambda state, cloud="popek-admin", **kw: holder)
+    monkeypatch.setattr(dataplane.bootstrap, "connect", lambda state, cloud, **kw: holder)
     return st, holder
+
+
+@pytest.fixture
+def cloud(tmp_path, monkeypatch):
+    return fake_cloud(tmp_path, monkeypatch)
+
+
+def bootable(conn):
+    """What dataplane.smoke finds before it boots: the tiny image (marked ready), the network, the flavor."""
+    image = types.SimpleNamespace(id="i", properties={dataplane.compute.TINY_MARKER: "popek-tiny: ready"})
+    conn.image = types.SimpleNamespace(find_image=lambda name: image)
+    conn.network = types.SimpleNamespace(find_network=lambda name: types.SimpleNamespace(id="n"))
+    conn.compute.find_flavor = lambda name: types.SimpleNamespace(id="f")
 
 
 def pend(st, sid="s1"):
@@ -92,10 +105,7 @@ def test_a_deletion_that_keeps_failing_is_named_and_kept(cloud):
 def test_a_smoke_that_delivered_is_recorded_before_its_deletion_and_not_awaited(cloud, monkeypatch):
     st, conn = cloud
     seen = []
-    image = types.SimpleNamespace(id="i", properties={dataplane.compute.TINY_MARKER: "popek-tiny: ready"})
-    conn.image = types.SimpleNamespace(find_image=lambda name: image)
-    conn.network = types.SimpleNamespace(find_network=lambda name: types.SimpleNamespace(id="n"))
-    conn.compute.find_flavor = lambda name: types.SimpleNamespace(id="f")
+    bootable(conn)
     conn.compute.create_server = lambda **kw: types.SimpleNamespace(id="s2", name=kw["name"])
     real_delete = conn.compute.delete_server
 
@@ -114,10 +124,7 @@ def test_a_smoke_that_delivered_is_recorded_before_its_deletion_and_not_awaited(
 
 def test_a_smoke_that_did_not_deliver_is_deleted_and_awaited(cloud, monkeypatch):
     st, conn = cloud
-    image = types.SimpleNamespace(id="i", properties={dataplane.compute.TINY_MARKER: "popek-tiny: ready"})
-    conn.image = types.SimpleNamespace(find_image=lambda name: image)
-    conn.network = types.SimpleNamespace(find_network=lambda name: types.SimpleNamespace(id="n"))
-    conn.compute.find_flavor = lambda name: types.SimpleNamespace(id="f")
+    bootable(conn)
     conn.compute.create_server = lambda **kw: types.SimpleNamespace(id="s3", name=kw["name"])
     monkeypatch.setattr(dataplane.compute, "wait_active", lambda *a: None)
     monkeypatch.setattr(dataplane.compute, "lease_or_reboot", lambda *a, **k: None)
