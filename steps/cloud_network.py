@@ -15,7 +15,8 @@ def routed(shared, conn, evidence):
         found = shared.routed()  # one per run: scenarios only add ports to it
     if found is None:
         pytest.skip(f"pas d'IP flottante dans ce cloud : {network.no_external_reason(conn)}")
-    evidence.figure("réseau externe (source des IP flottantes)", network.external_why(conn, found.external))
+    why = network.external_why(conn, found.external, found.passed_over)    # a full network passed over: said
+    evidence.figure("réseau externe (source des IP flottantes)", why)
     return found
 
 

@@ -192,11 +192,13 @@ NO_ADDRESS = "No more IP addresses available on network"
 
 
 def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
-    """(external, network, router): routed_network() to the first of external_choice()'s networks whose
-    router gateway gets an address; one that Neutron says has no free address left (409 « No more IP
-    addresses available on network … »: the project cannot allocate from it) gives way to the next, the
-    same network and subnet kept. None when the cloud has no external network that can give floating IPs.
-    compute.NoRoom when Neutron refuses one of them for lack of quota (quota_room)."""
+    """(external, network, router, passed_over): routed_network() to the first of external_choice()'s
+    networks whose router gateway gets an address; one that Neutron says has no free address left (409 « No
+    more IP addresses available on network … »: the project cannot allocate from it) gives way to the next,
+    the same network and subnet kept, and is kept in passed_over as (its name, Neutron's words) for the
+    evidence (a class on this cloud would meet that full network). None when the cloud has no external
+    network that can give floating IPs. compute.NoRoom when Neutron refuses one of them for lack of quota
+    (quota_room)."""
     from openstack import exceptions as sdk_exc
 
     first = external_network(conn)
@@ -204,6 +206,7 @@ def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
         return None
     candidates = [first] + [n for n in external_choice(conn)[0][1:] if n.id != first.id]
     routed_room(conn)
+    passed_over = []
     with quota_room(conn):
         net = compute.create_network(conn, ledger, cidr)
         for i, external in enumerate(candidates):
@@ -212,28 +215,34 @@ def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
                     name=name, external_gateway_info={"network_id": external.id}))
                 break
             except sdk_exc.ConflictException as exc:
-                if i == len(candidates) - 1 or NO_ADDRESS not in str(getattr(exc, "details", None) or exc):
+                said = str(getattr(exc, "details", None) or exc)
+                if i == len(candidates) - 1 or NO_ADDRESS not in said:
                     raise
+                passed_over.append((external.name, said))
         subnet_id = net.subnet_ids[0]
         ledger.record("router_interface", f"{router.name}:{subnet_id}", id=router.id,
                       router_id=router.id, subnet_id=subnet_id)
         conn.network.add_interface_to_router(router, subnet_id=subnet_id)
-    return external, net, router
+    return external, net, router, tuple(passed_over)
 
 
-def external_why(conn, used) -> str:
+def external_why(conn, used, passed_over=()) -> str:
     """Why the run's floating IPs come from `used` (French, for the evidence): external_choice()'s reason,
-    and, when routed_to_external() went past the first choice(s), that those had no free address left."""
+    and each network routed_to_external() passed over (`passed_over`: (name, Neutron's words) as it met
+    them) because Neutron refused the run's router an address there. When `used` is not the first choice
+    and nothing was met, the choice is said as read now, not guessed."""
     try:
         chosen, why = external_choice(conn)
     except Exception as exc:  # the list itself refused: say so rather than guess
-        return f"{used.name} (les réseaux externes ne se relisent pas : {type(exc).__name__})"
-    ids = [n.id for n in chosen]
-    if used.id not in ids or ids.index(used.id) == 0:
+        why = f"les réseaux externes ne se relisent pas ({type(exc).__name__})"
+        chosen = []
+    if passed_over:
+        met = " ; ".join(f"{name} passé : Neutron a refusé une adresse au routeur du run (HTTP 409 « {said} »)"
+                         for name, said in passed_over)
+        return f"{used.name} : {met} ; l'ordre du choix : {why}"
+    if chosen and chosen[0].id == used.id:
         return why
-    passed = ", ".join(n.name for n in chosen[:ids.index(used.id)])
-    return (f"{used.name} : {passed} n'a plus d'adresse libre pour le routeur du run (Neutron, HTTP 409 "
-            f"« {NO_ADDRESS} ») ; l'ordre du choix : {why}")
+    return f"{used.name} : le réseau où le run a fait son routeur ; l'ordre du choix relu maintenant : {why}"
 
 
 def no_external_reason(conn) -> str:

@@ -123,10 +123,12 @@ def _service_at(conn, url) -> Optional[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Routed:
-    """A network of the run behind a router to the external network (floating IPs come from `external`)."""
+    """A network of the run behind a router to the external network (floating IPs come from `external`);
+    passed_over: the external networks Neutron refused the router an address on, (name, its words)."""
     external: object
     network: object
     router: object
+    passed_over: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -452,7 +454,8 @@ class RunShared(Shared):
             return record
         if key == "routed":
             return {"value": None if value is None else
-                    {"external": value.external.id, "network": value.network.id, "router": value.router.id}}
+                    {"external": value.external.id, "network": value.network.id, "router": value.router.id,
+                     "passed_over": [list(p) for p in value.passed_over]}}
         if key == "access":
             return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
         if key in ("pair", "pair-boot"):
@@ -477,7 +480,8 @@ class RunShared(Shared):
             if key == "routed" and value is not None:
                 return Routed(external=self.conn.network.get_network(value["external"]),
                               network=self.conn.network.get_network(value["network"]),
-                              router=self.conn.network.get_router(value["router"])), None
+                              router=self.conn.network.get_router(value["router"]),
+                              passed_over=tuple(tuple(p) for p in value.get("passed_over", ()))), None
             if key == "access":
                 private, public = self.key
                 return Access(private=private, public=public, keypair=self.conn.compute.get_keypair(value["keypair"]),

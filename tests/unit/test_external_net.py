@@ -5,12 +5,14 @@ subnets are kept for other ports (service_types) is passed over and said; one Ne
 more IP addresses available ») gives way to the next. Measured live on 2026-12-07 (hX): a subnet-less
 external network listed before `public` turned both C24 scenarios ÉCHEC/broken (400 « does not contain any
 IPv4 subnet »). Fakes stand for the SDK's objects only (pure logic, no cloud)."""
+import json
 from types import SimpleNamespace as NS
 
 import pytest
 from openstack import exceptions as sdk_exc
 
 from popek.checks.cloud import network
+from popek.checks.cloud.shared import Routed
 
 from fakes_neutron import Ledger
 
@@ -131,8 +133,10 @@ def test_subnets_hidden_by_a_policy_are_no_reason_to_pass_a_network_over():
 def test_a_full_external_network_gives_way_to_the_next_keeping_the_same_network():
     full = net("ext-plein", ["id-ext-plein-s"])
     c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
-    external, made_net, router = network.routed_to_external(c, Ledger())
+    external, made_net, router, passed_over = network.routed_to_external(c, Ledger())
     assert external is PUBLIC and router.id == "r-id-public"
+    # F8: the full network is kept with Neutron's own words, for the evidence (not inferred from an order)
+    assert passed_over == (("ext-plein", f"No more IP addresses available on network {full.id}."),)
     assert c.network.routers == [full.id, PUBLIC.id]
     assert c.network.made.count("network") == 1 and ("interface", "r-id-public", "s1") in c.network.made
 
@@ -158,12 +162,41 @@ def test_no_external_network_makes_nothing():
 def test_the_evidence_says_which_network_and_why():
     full = net("ext-plein", ["id-ext-plein-s"])
     c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
+    said = f"No more IP addresses available on network {full.id}."
+    assert network.external_why(c, PUBLIC, (("ext-plein", said),)) == (
+        "public : ext-plein passé : Neutron a refusé une adresse au routeur du run (HTTP 409 « No more IP "
+        "addresses available on network id-ext-plein. ») ; l'ordre du choix : ext-plein : le premier réseau "
+        "externe dont un sous-réseau IPv4 donne des IP flottantes")
+    # nothing met: not the first choice is said as read now, never guessed as « full »
     assert network.external_why(c, PUBLIC) == (
-        "public : ext-plein n'a plus d'adresse libre pour le routeur du run (Neutron, HTTP 409 « No more IP "
-        "addresses available on network ») ; l'ordre du choix : ext-plein : le premier réseau externe dont un "
-        "sous-réseau IPv4 donne des IP flottantes")
+        "public : le réseau où le run a fait son routeur ; l'ordre du choix relu maintenant : ext-plein : le "
+        "premier réseau externe dont un sous-réseau IPv4 donne des IP flottantes")
     assert network.external_why(c, full).startswith("ext-plein : le premier réseau externe")
     assert network.external_why(conn([PUBLIC], PUBLIC_SUBNETS), PUBLIC) == "public : le seul réseau externe"
+
+
+def test_the_c24_evidence_names_the_full_network_passed_over_even_in_another_worker(tmp_path):
+    """F8: routed_to_external's passed_over survives the run's state file (another xdist worker reads the
+    run's routed network by id) and the step writes it into the evidence."""
+    from popek.checks.cloud.shared import RunShared
+    from popek.steps import cloud_network
+
+    full = net("ext-plein", ["id-ext-plein-s"])
+    c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
+    maker = RunShared(c, str(tmp_path), "popek-0a1b2c3d-run", ("private", "public"))
+    made = network.routed_to_external(c, Ledger())
+    c.network.get_network = lambda i: {full.id: full, PUBLIC.id: PUBLIC}.get(i, NS(id=i, name=i))
+    c.network.get_router = lambda i: NS(id=i, name=i)
+    record = json.loads(json.dumps(maker._dump("routed", Routed(*made), None)))
+    rebuilt, error = maker._load("routed", record)
+    assert error is None and rebuilt.external is PUBLIC and rebuilt.passed_over == made[3]
+
+    figures = []
+    evidence = NS(figure=lambda label, value: figures.append((label, value)))
+    shared = NS(routed=lambda: rebuilt)
+    assert cloud_network.routed(shared, c, evidence) is rebuilt
+    assert figures[0][1].startswith("public : ext-plein passé : Neutron a refusé une adresse au routeur du run "
+                                    f"(HTTP 409 « No more IP addresses available on network {full.id}. »)")
 
 
 def test_the_dataplane_reason_says_why_no_external_network_is_usable(monkeypatch):
