@@ -76,25 +76,32 @@ def need_dataplane(cloud):
         return _unreachable(cloud)
     if "dataplane" not in cloud.facts:
         from popek.checks.cloud import probe
-        from popek.checks.cloud.connection import stopped_answering
+        from popek.checks.cloud.compute import NoRoom, NothingToBoot
         try:
             cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
-        except Exception as exc:  # the probe itself could not run: that is the reason, once for the session
-            if stopped_answering(exc) or _server_error(exc):
-                # the cloud did not answer the question (a service down or frozen: RabbitMQ frozen made
-                # Neutron time out): a broken cloud, not a missing dataplane; the scenarios run and say so
+        except NoRoom as exc:  # the project's quota leaves no room for one probe instance: a limit, kept
+            cloud.facts["dataplane"] = ("plan de données impossible à établir : pas de place pour l'instance "
+                                        f"sonde dans le quota du projet ({exc})")
+        except NothingToBoot as exc:  # no image or flavor to boot: a missing capability, kept
+            cloud.facts["dataplane"] = ("plan de données impossible à établir : rien pour démarrer l'instance "
+                                        f"sonde ({exc})")
+        except Exception as exc:
+            # compute.boot words Nova's 403 as an AssertionError (raised from None: the 403 is its context)
+            refused = probe.refusal_text(exc) or probe.refusal_text(exc.__cause__ or exc.__context__)
+            if refused and probe.read_only(getattr(cloud, "roles", None)):
+                # a read-only account (need 'write' let it through: the cloud let it write security groups)
+                # refused the probe instance or its network: this account cannot make the probe, kept
+                roles = ", ".join(sorted(cloud.roles))
+                cloud.facts["dataplane"] = ("plan de données impossible à établir : ce compte n'a que le rôle "
+                                            f"{roles} : le cloud refuse de lui créer l'instance sonde ou son "
+                                            f"réseau ({refused})")
+            else:
+                # anything else is a fault of the cloud, not a missing dataplane: a compute dead (wait_active's
+                # ERROR « No valid host »), a Nova or Neutron refusal (4xx, a member's 403), a service that
+                # stopped answering or answers 5xx; the scenarios run and fail naming the component (not
+                # cached: the next scenario asks again)
                 return None
-            refused = probe.refusal_text(exc)
-            cloud.facts["dataplane"] = "plan de données impossible à établir : " + (
-                f"le cloud refuse à ce compte de créer l'instance sonde ou son réseau ({refused})" if refused
-                else f"{type(exc).__name__}: {str(exc)[:160]}")
     return cloud.facts["dataplane"]
-
-
-def _server_error(exc: BaseException) -> bool:
-    """An HTTP 5xx answer of the cloud (a service that is there but broken)."""
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and status >= 500
 
 
 #: The services a cloud may go without (one without Cinder or Swift is still an OpenStack cloud): service

@@ -41,15 +41,17 @@ def hypervisor_reason(up: list[str], known: list[str]) -> Optional[str]:
 
 def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
     """Boot a probe instance as the member and read its console: the reason if it is a fake guest."""
-    from popek.checks.cloud import compute
+    from popek.checks.cloud import compute, network
     from popek.checks.cloud.ledger import Ledger
     from popek.checks.cloud.waits import poll
 
     ledger = Ledger(cloud.conn, cloud.facts["prefix"])
     try:
         image = compute.pick_image(cloud.conn)
-        server = compute.boot(cloud.conn, ledger, "probe", image, compute.pick_flavor(cloud.conn, image),
-                              compute.project_network(cloud.conn, ledger))
+        flavor = compute.pick_flavor(cloud.conn, image)
+        with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
+            net = compute.project_network(cloud.conn, ledger)
+        server = compute.boot(cloud.conn, ledger, "probe", image, flavor, net)
         log = poll(lambda: compute.console_log(cloud.conn, server), bool, timeout, 3) or ""
         if FAKE_CONSOLE in log:
             return "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
