@@ -167,7 +167,7 @@ def course_active(conn, ledger, course_server):
 @when("je crée une instance avec un gabarit, une image et un réseau", target_fixture="booted")
 def create_server(cloud, conn, ledger, evidence):
     image, flavor = bootable(conn)
-    existing = compute.existing_network(conn)
+    existing = compute.existing_network(conn, own=ledger.prefix)     # the project's, or this run's
     # before anything is made: the server, its port, and the network when the project has none to use
     refusals = room(conn, neutron=compute.network_needs(existing), **compute.server_needs(flavor))
     network = compute.project_network(conn, ledger, existing=existing)

@@ -328,13 +328,24 @@ def create_keypair(conn, ledger, public_key: str):
                          id_attr="name")
 
 
-def existing_network(conn):
-    """An existing non-external network with a subnet, ACTIVE, that the project owns or shares, or None.
-    Never one named like popek's runs (popek-<8 hex>-…: another run's, which its cleanup deletes, maybe
-    under the instance booting on it)."""
-    return next((net for net in conn.network.networks()
-                 if not net.is_router_external and net.subnet_ids and net.status == "ACTIVE"
-                 and not NAME_RE.match(net.name or "")), None)
+def existing_network(conn, own: Optional[str] = None):
+    """An existing non-external network with a subnet, ACTIVE, that the project owns or shares, or None:
+    the project's own first, else one of this run's (`own`: the caller's ledger prefix, see ours). Never
+    another one named like popek's runs (popek-<8 hex>-…: another run's, or another worker's scenario's,
+    which their cleanup deletes, maybe under the instance booting on it)."""
+    usable = [net for net in conn.network.networks()
+              if not net.is_router_external and net.subnet_ids and net.status == "ACTIVE"]
+    return next((net for net in usable if not NAME_RE.match(net.name or "")), None) \
+        or next((net for net in usable if ours(net.name or "", own)), None)
+
+
+def ours(name: str, own: Optional[str]) -> bool:
+    """Whether `name` is this run's and outlives the caller's use: `own` (the caller's ledger prefix,
+    popek-<run>-<worker>) names it (that worker's scenarios run one at a time: what is left is its run
+    ledger's or the current scenario's), or the run's shared resources' prefix does (popek-<run>-run-…,
+    kept until the run's last worker ends: shared.RunShared)."""
+    found = NAME_RE.match(f"{own}-") if own else None
+    return bool(found) and (name.startswith(f"{own}-") or name.startswith(f"popek-{found.group(1)}-run-"))
 
 
 #: What create_network() makes in Neutron (its quota names): a network, a subnet, the subnet's DHCP port
@@ -351,8 +362,8 @@ def network_needs(existing, servers: int = 1) -> dict:
 
 def project_network(conn, ledger, cidr: str = "10.77.0.0/24", existing=None):
     """A network the project can plug instances into: `existing`, or an existing non-external one it owns
-    or shares (existing_network), else a new one with a subnet (both recorded in the ledger)."""
-    return existing or existing_network(conn) or create_network(conn, ledger, cidr)
+    or shares, or this run's (existing_network), else a new one with a subnet (both recorded in the ledger)."""
+    return existing or existing_network(conn, own=getattr(ledger, "prefix", None)) or create_network(conn, ledger, cidr)
 
 
 def create_network(conn, ledger, cidr: str = "10.77.0.0/24"):

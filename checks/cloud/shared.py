@@ -79,6 +79,34 @@ class Unavailable(AssertionError):
         return fresh
 
 
+class MakingFailed(RuntimeError):
+    """An error of popek's own while making a shared resource (a TypeError, a KeyError…: not a cause of
+    the cloud, see of_the_cloud): kept for the run like the cloud's causes (never made again), but raised
+    as a RuntimeError, so that every scenario that needs it is `broken` (an error of the harness, with the
+    maker's traceback as its cause), never an ÉCHEC blamed on the cloud."""
+
+
+#: the modules whose exceptions are the cloud's answers (or its silence): openstacksdk, keystoneauth, HTTP
+CLOUD_MODULES = ("openstack", "keystoneauth1", "requests", "urllib3")
+
+
+def of_the_cloud(exc: BaseException) -> bool:
+    """Whether `exc`, met while making a shared resource, is a cause of the cloud: a check's own verdict
+    (AssertionError: compute.boot's refusal, wait_active's ERROR with its health records), an API's error
+    or silence (openstacksdk/keystoneauth/requests, CloudUnavailable, a timeout, or stopped_answering along
+    its causes). Anything else (a TypeError, AttributeError, KeyError…) is popek's own bug."""
+    from popek.checks.cloud.connection import CloudUnavailable, _unanswered
+
+    if isinstance(exc, (AssertionError, CloudUnavailable, TimeoutError)):
+        return True
+    if type(exc).__module__.split(".")[0] in CLOUD_MODULES:
+        return True
+    try:
+        return _unanswered(exc) is not None
+    except Exception:
+        return False
+
+
 def cause_of(conn, exc: BaseException) -> str:
     """What made a shared resource's making fail, in one line, with its component when it can be told:
     a cloud that stopped answering (and, on the embedded cloud, the frozen or silent service behind it);
@@ -167,8 +195,12 @@ class Shared:
             raise type(error)(str(error)) from error  # project's quota (NoRoom): the caller skips
         if isinstance(error, Unavailable):
             raise error.again()
-        if error is not None:   # (not kept by _obtain: a subclass's own error)
-            raise Unavailable(key, cause_of(self.conn, error)) from error
+        if isinstance(error, MakingFailed):     # popek's own error (of_the_cloud false): broken
+            fresh = MakingFailed(str(error))
+            fresh.__cause__ = error.__cause__   # the maker's traceback
+            raise fresh
+        if error is not None:
+            raise MakingFailed(f"ressource partagée du run « {key} » : {type(error).__name__} : {error}") from error
         return value
 
     def _fetch(self, key: str, make: Callable[[], object]) -> tuple[object, BaseException | None]:
@@ -186,12 +218,17 @@ class Shared:
             raise
         except compute.NothingToBoot as exc:    # also NoRoom: IGNORÉ with its reason
             return None, exc
-        except Unavailable as exc:      # another shared resource this one is made from (pair() -> routed()):
-            return None, exc            # that one's cause, as measured when it was made
+        except (Unavailable, MakingFailed) as exc:  # another shared resource this one is made from (pair() ->
+            return None, exc            # routed()): that one's cause, as measured when it was made
         except Exception as exc:
             over = network.quota_refusal(self.conn, exc)    # Neutron's 409 for lack of quota, confirmed
             if over:
                 return None, compute.NoRoom(over)
+            if not of_the_cloud(exc):   # popek's own bug: kept, raised by get() as broken with its traceback
+                failed = MakingFailed(f"ressource partagée du run « {key} » : erreur de popek en la faisant (pas "
+                                      f"une cause du cloud) : {type(exc).__name__} : {exc}")
+                failed.__cause__ = exc
+                return None, failed
             unavailable = Unavailable(key, cause_of(self.conn, exc), time.strftime("%H:%M:%S", time.gmtime()))
             unavailable.__cause__ = exc     # the maker's traceback, in its own report
             return None, unavailable
@@ -327,9 +364,18 @@ class Shared:
         image = compute.pick_image(self.conn)
         flavor = compute.pick_flavor(self.conn, image)
         room = compute.quota_reason(self.conn, **compute.server_needs(flavor, 1), what="l'instance de ce scénario")
+        # the project's network or the run's own (its routed one), else a new one: Neutron's room for it and
+        # the server's port read first, and its refusal for lack of quota is IGNORÉ too (hR F5)
+        existing = compute.existing_network(self.conn, own=getattr(ledger, "prefix", None))
+        room = room or network.neutron_room_reason(self.conn, compute.network_needs(existing),
+                                                   "l'instance de ce scénario")
         if room:
             raise compute.NoRoom(f"{refused} ; {room}")
-        net = compute.project_network(self.conn, ledger)
+        try:
+            with network.quota_room(self.conn):
+                net = compute.project_network(self.conn, ledger, existing=existing)
+        except compute.NoRoom as exc:
+            raise compute.NoRoom(f"{refused} ; {exc}") from exc
         return compute.boot(self.conn, ledger, "listed", image, flavor, net, wait=False)
 
 
@@ -446,7 +492,7 @@ class RunShared(Shared):
         """What the state file keeps of a made resource: its ids, or the error."""
         if error is not None:
             record = {"error": str(error), "nothing_to_boot": isinstance(error, compute.NothingToBoot),
-                      "no_room": isinstance(error, compute.NoRoom)}
+                      "no_room": isinstance(error, compute.NoRoom), "popek": isinstance(error, MakingFailed)}
             if isinstance(error, Unavailable):   # its cause and when it was measured, for every worker
                 record.update(unavailable={"key": error.key, "cause": error.cause, "measured": error.measured})
             if key in ("pair", "pair-boot"):    # what listed() still offers when the pair did not come up
@@ -473,7 +519,8 @@ class RunShared(Shared):
             if record.get("unavailable"):
                 return None, Unavailable(**record["unavailable"])
             kind = compute.NoRoom if record.get("no_room") else \
-                compute.NothingToBoot if record.get("nothing_to_boot") else RuntimeError
+                compute.NothingToBoot if record.get("nothing_to_boot") else \
+                MakingFailed if record.get("popek") else RuntimeError
             return None, kind(record["error"])
         value = record["value"]
         try:

@@ -110,12 +110,16 @@ def test_nothing_to_boot_stays_nothing_to_boot_in_every_worker(tmp_path):
 
 @pytest.mark.parametrize("fail", [IndexError("list index out of range"), KeyError("fixed_ips")])
 def test_another_lookup_error_in_the_making_is_a_fault_not_nothing_to_boot(tmp_path, fail):
-    """An IndexError or KeyError (a bug, an odd API answer) must not become « rien à démarrer » (IGNORÉ)."""
+    """An IndexError or KeyError (a bug, an odd API answer) must not become « rien à démarrer » (IGNORÉ),
+    nor an ÉCHEC blamed on the cloud (hR F2): popek's own error (MakingFailed, a RuntimeError: broken) in
+    every worker, made once."""
     make = make_counted(tmp_path, fail=fail)
     run_all(FORK.Process(target=worker, args=(tmp_path, make, "a")),
             FORK.Process(target=worker, args=(tmp_path, make, "b")))
     got = [json.loads((tmp_path / n).read_text()) for n in ("a", "b")]
-    assert [g["error"] for g in got] == ["Unavailable"] * 2
+    assert [g["error"] for g in got] == ["MakingFailed"] * 2
+    assert all(type(fail).__name__ in g["message"] and "pas une cause du cloud" in g["message"] for g in got)
+    assert len(calls(tmp_path)) == 1
 
 
 def test_only_the_last_user_deletes_and_it_deletes_what_the_other_recorded(tmp_path):

@@ -91,7 +91,7 @@ def test_started_early_the_pair_is_booted_once_and_the_scenario_only_waits(tmp_p
 
 
 @pytest.mark.parametrize("fail, kind, message", [
-    (RuntimeError("Quota exceeded for instances"), "Unavailable",
+    (AssertionError("Quota exceeded for instances"), "Unavailable",   # compute.boot's verdict
      "ressource partagée du run indisponible — la paire d'instances du run : Quota exceeded for instances "
      "(cause mesurée une fois pour tout le run, à HH:MM:SS UTC, par le premier scénario qui l'a demandée ; "
      "ce scénario ne la refait pas)"),

@@ -7,18 +7,19 @@ import types
 
 import pytest
 from allure_commons.model2 import Status
+from openstack import exceptions as sdk_exc
 from allure_pytest_bdd.utils import get_status
 
 from popek.checks.cloud import shared as shared_mod
 from popek.checks.cloud.compute import NoRoom, NothingToBoot
-from popek.checks.cloud.shared import RereadFailed, Shared, Unavailable
+from popek.checks.cloud.shared import MakingFailed, RereadFailed, Shared, Unavailable
 from popek.plugin import shared_unavailable
 
 from tests.unit.test_shared import _Cloud, _patched
 from tests.unit.test_shared_across_workers import FORK, Probe, calls, run_all
 
 #: compute.wait_active's error when every nova-compute is disabled (live, 2026-12-07 09:44 UTC)
-NO_HOST = RuntimeError("l'instance popek-x-run-shared-1 est passée en ERROR : No valid host was found. — aucun "
+NO_HOST = AssertionError("l'instance popek-x-run-shared-1 est passée en ERROR : No valid host was found. — aucun "
                        "nova-compute en service : tous désactivés dans Nova (openstack compute service list : "
                        "status disabled) : nova-compute@compute1")
 
@@ -71,6 +72,48 @@ def test_a_missing_capability_stays_a_skip_not_a_failure(error, kind):
     assert calls == [1]
 
 
+@pytest.mark.parametrize("bug", [AttributeError("'NoneType' object has no attribute 'id'"),
+                                 TypeError("boot() missing 1 required positional argument: 'flavor'"),
+                                 KeyError("fixed_ips")])
+def test_popeks_own_bug_is_broken_not_an_echec_blamed_on_the_cloud(bug):
+    """hR F2: a TypeError, AttributeError or KeyError in popek's making code is the harness's error
+    (pytest/Allure `broken`, its traceback kept), not « ressource partagée du run indisponible »; kept for
+    the run like any other cause (not made again)."""
+    make, calls = _failing(bug)
+    shared = Shared(conn=None, ledger=None)
+    for _ in range(2):
+        with pytest.raises(MakingFailed) as caught:
+            shared.get("pair", make)
+        assert not isinstance(caught.value, AssertionError) and get_status(caught.value) == Status.BROKEN
+        assert caught.value.__cause__ is bug and "indisponible" not in str(caught.value)
+        assert "pas une cause du cloud" in str(caught.value) and type(bug).__name__ in str(caught.value)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("error, said", [
+    (sdk_exc.HttpException("500: Server Error for url: http://10.0.0.1:9696/v2.0/routers", http_status=500,
+                           request_id="req-1"), "HttpException : 500: Server Error"),
+    (sdk_exc.ResourceTimeout("Timeout waiting for the server to come up"), "ResourceTimeout"),
+    (TimeoutError("server ERROR: No valid host"), "No valid host"),
+])
+def test_a_cause_of_the_cloud_stays_unavailable(error, said):
+    make, calls = _failing(error)
+    with pytest.raises(Unavailable, match=said):
+        Shared(conn=None, ledger=None).get("routed", make)
+
+
+def test_a_cloud_that_stopped_answering_underneath_a_wrapper_is_the_clouds():
+    import requests
+    try:
+        try:
+            raise requests.ConnectionError("http://10.0.0.1:8774/v2.1/servers: Connection refused")
+        except requests.ConnectionError as inner:
+            raise ValueError("wrapped by some library") from inner
+    except ValueError as wrapped:
+        assert shared_mod.of_the_cloud(wrapped)
+    assert not shared_mod.of_the_cloud(ValueError("plain"))
+
+
 def test_a_reread_failure_is_this_workers_and_asked_again():
     make, calls = _failing(RereadFailed("relecture par id impossible : 503"))
     shared = Shared(conn=None, ledger=None)
@@ -85,7 +128,7 @@ def test_a_pair_made_on_a_routed_network_that_failed_says_the_networks_cause(mon
     shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ACTIVE"))
 
     def no_router(conn):
-        raise RuntimeError("Neutron : création du routeur refusée (HTTP 500)")
+        raise sdk_exc.HttpException("Neutron : création du routeur refusée (HTTP 500)", http_status=500)
     monkeypatch.setattr(shared_mod.network, "external_network", no_router)
     with pytest.raises(Unavailable) as caught:
         shared.pair()
@@ -154,3 +197,14 @@ def test_every_worker_gets_the_same_failed_verdict_and_the_makers_cause_and_time
     assert {g["verdict"] for g in got} == {"ÉCHEC"} and {g["status"] for g in got} == {Status.FAILED}
     assert len({g["message"] for g in got}) == 1
     assert "nova-compute@compute1" in got[0]["message"] and " UTC, par le premier scénario" in got[0]["message"]
+
+
+def test_popeks_bug_in_a_resource_made_inside_another_is_told_once(monkeypatch):
+    """pair() makes routed() inside: popek's bug there reaches pair()'s scenarios as that bug, not wrapped
+    twice, and not as the cloud's (hR F2)."""
+    shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ACTIVE"))
+    monkeypatch.setattr(shared_mod.network, "external_network", lambda conn: None .id)
+    with pytest.raises(MakingFailed) as caught:
+        shared.pair()
+    message = str(caught.value)
+    assert message.count("erreur de popek") == 1 and "« routed »" in message and "AttributeError" in message
