@@ -389,13 +389,25 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
     if security_groups:
         kwargs["security_groups"] = [{"name": g} for g in security_groups]
     from openstack import exceptions as sdk_exc
-    try:
-        server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
-    except sdk_exc.HttpException as exc:  # refused by the API (quota, policy, bad request): the verdict says why
-        over = server_refusal(conn, exc.status_code, exc.details or str(exc))
-        if over:                          # the project's limit, not a fault
-            raise NoRoom(f"server create {over}") from None
-        raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {exc.details or exc}") from None
+
+    from popek.checks.cloud.neutron_quota import NOVA_PORTS
+    for attempt in (1, 2):
+        try:
+            server = ledger.create("server", what, lambda name: conn.compute.create_server(name=name, **kwargs))
+            break
+        except sdk_exc.HttpException as exc:  # refused by the API (quota, policy, bad request): the verdict says why
+            said = exc.details or str(exc)
+            over = server_refusal(conn, exc.status_code, said)
+            if over:                          # the project's limit, not a fault
+                raise NoRoom(f"server create {over}") from None
+            if attempt == 1 and exc.status_code == 403 and NOVA_PORTS in said:
+                # Nova counted the project's ports full, Neutron's details read just after show room: another
+                # scenario of the run freed a port in between (live: the dataplane probe's network deleted
+                # after its own refusal). Asked once more: a refusal then is read again, confirmed or not.
+                continue
+            raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {said}"
+                                 + (" (deux fois ; les détails du quota Neutron montrent de la place)"
+                                    if attempt == 2 else "")) from None
     if wait:
         server = wait_active(conn, server, timeout, admin, admin_reason)
     return server

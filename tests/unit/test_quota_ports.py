@@ -71,6 +71,45 @@ def test_boot_refused_for_ports_is_no_room_else_failure():
         compute.boot(with_create(details(ports=(50, 2))), Ledger(), "s", image, flavor, net)
 
 
+def test_a_port_refusal_whose_port_was_freed_since_is_asked_once_more():
+    """hX2 live 2026-12-07 11:13 (port quota 3, -n 2 --claim C24): the dataplane probe's network filled the
+    project's ports, Nova refused the pair's first server (403 « Maximum number of ports exceeded »), the probe's
+    cleanup freed its port before Neutron's details were read: 2 of 3 used, not confirmed, ÉCHEC for a refusal
+    that was true when Nova counted. Asked once more: the boot goes on, or its refusal is read again."""
+    def with_creates(*answers):
+        c = conn(details(ports=(3, 2)))
+        asked = []
+
+        def create_server(**kwargs):
+            asked.append(kwargs["name"])
+            answer = answers[len(asked) - 1]
+            if answer == "refuse":
+                raise sdk_exc.ForbiddenException(message=PORTS, details=PORTS, http_status=403)
+            c.network.quota = details(ports=answer)   # what Neutron shows after this answer
+            raise sdk_exc.ForbiddenException(message=PORTS, details=PORTS, http_status=403)
+        c.compute.create_server = create_server
+        return c, asked
+
+    image, flavor, net = NS(id="i"), NS(id="f"), NS(id="n")
+    c, asked = with_creates("refuse", "refuse")
+    with pytest.raises(AssertionError, match="Maximum number of ports exceeded .deux fois"):
+        compute.boot(c, Ledger(), "s", image, flavor, net)
+    assert len(asked) == 2
+    c, asked = with_creates("refuse", (3, 3))     # the second refusal is confirmed: the project's limit
+    with pytest.raises(compute.NoRoom, match="quota port : limite 3, en usage 3"):
+        compute.boot(c, Ledger(), "s", image, flavor, net)
+    c = conn(details(ports=(3, 2)))
+    made = []
+
+    def create_server(**kwargs):
+        made.append(kwargs["name"])
+        if len(made) == 1:
+            raise sdk_exc.ForbiddenException(message=PORTS, details=PORTS, http_status=403)
+        return NS(id="srv", name=kwargs["name"])
+    c.compute.create_server = create_server
+    assert compute.boot(c, Ledger(), "s", image, flavor, net, wait=False).id == "srv" and len(made) == 2
+
+
 @pytest.mark.parametrize("text", [
     CLI_PORTS,
     "Maximum number of ports exceeded (HTTP 403) (Request-ID: req-1)",
