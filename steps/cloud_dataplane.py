@@ -120,12 +120,14 @@ def drop_ssh(conn, firewall):
 
 
 @then(parsers.parse("SSH et ping vers l'instance sont bloqués (délai {timeout:d} s)"))
-def both_blocked(guest, timeout):
+def both_blocked(conn, guest, timeout):
     address = guest.address
+    before = guests.embedded_flow_dumps()  # a foreign flow is named when it takes packets during these probes
     verdict = traffic.blocked_each({"ssh": lambda: traffic.tcp_open(address, 22, timeout),
                                     "ping": lambda: traffic.ping(address, timeout)}, guest.alive)
-    assert verdict["ssh"], "SSH passe toujours" + guests.foreign_flows_note()
-    assert verdict["ping"], "le ping passe sans règle ICMP" + guests.foreign_flows_note()
+    path = guests.flow_path(conn, guest.server, address)
+    assert verdict["ssh"], "SSH passe toujours" + guests.foreign_flows_note(before, path)
+    assert verdict["ping"], "le ping passe sans règle ICMP" + guests.foreign_flows_note(before, path)
 
 
 @when("j'ajoute au groupe une règle ICMP")
@@ -138,8 +140,10 @@ def allow_icmp(conn, ledger, firewall):
 def ping_only(conn, firewall, guest, timeout, evidence):
     lost = guests.ping_lost(conn, firewall.group, guest, attach_to(evidence), timeout, within=60)
     assert lost is None, "le ping reste bloqué malgré la règle ICMP (60 s) ; " + str(lost)
+    before = guests.embedded_flow_dumps()
     assert traffic.blocked(lambda: traffic.tcp_open(guest.address, 22, timeout), guest.alive), \
-        "SSH passe sans règle SSH" + guests.foreign_flows_note()
+        "SSH passe sans règle SSH" + guests.foreign_flows_note(before, guests.flow_path(conn, guest.server,
+                                                                                       guest.address))
 
 
 @when("je remets la règle SSH")

@@ -263,6 +263,10 @@ def judge(obs: Observer, seen: Console, elapsed: float, since_boot: Optional[flo
         if seen.metadata_failed or (since_lease is not None and since_lease > METADATA_GRACE[kind]):
             lease = (f"son bail DHCP ({seen.lease}) depuis {since_lease or 0:.0f} s" if seen.lease
                      else "du réseau (ses requêtes atteignent 169.254.169.254 ou y expirent, sans erreur de route)")
+            dead = obs.health()  # a dead metadata agent or router named by the health records comes first
+            if dead:
+                return Unreachable("health", f"le service de metadata ne répond pas (169.254.169.254) : l'instance a "
+                                             f"{lease} ; {dead} ; console : {_quote(seen.lines)}")
             flows, note = _foreign(obs)
             if flows:
                 return Unreachable("ovs-flow", f"169.254.169.254 ne répond pas à l'instance, qui a {lease} : {flows} ; "
@@ -889,27 +893,123 @@ def _flow_said(bridge: str, flow: dict) -> str:
             f"« {flow['text'][:300]} »")
 
 
+#: match fields that name who a packet is from or for (a flow that has none covers every guest's packets)
+_PATH_FIELDS = {
+    "mac": {"dl_src", "dl_dst", "eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll", "nd_tll"},
+    "ip": {"nw_src", "nw_dst", "ip_src", "ip_dst", "arp_spa", "arp_tpa", "ipv6_src", "ipv6_dst", "nd_target"},
+    "port": {"in_port", "reg5"},  # reg5: the OVS firewall's copy of the port's OpenFlow number
+    "vlan": {"dl_vlan", "vlan_vid", "reg6"}}  # reg6: the OVS firewall's conntrack zone, the local VLAN
+
+
+def _names(kind: str, value: str, path: dict, bridge: str) -> bool:
+    """Whether one match field's `value` (of `kind`, _PATH_FIELDS) in `bridge` names something of `path`."""
+    import ipaddress
+
+    value = value.lower()
+    if kind == "ip":
+        try:
+            net = ipaddress.ip_network(value, strict=False)
+            return any(ipaddress.ip_address(a) in net for a in path.get("ip", ()) if a)
+        except ValueError:
+            return False
+    if kind == "vlan":
+        try:
+            return (int(value.split("/")[0], 0) & 0xFFF) in {int(v) for v in path.get("vlan", ())}
+        except ValueError:
+            return False
+    value = value.split("/")[0]
+    if kind == "port" and re.fullmatch(r"0x[0-9a-f]+|\d+", value):
+        value = str(int(value, 0))
+    known = path.get("port", {}).get(bridge, ()) if kind == "port" else path.get(kind, ())
+    return value in {str(v).lower() for v in known}
+
+
+def on_path(flow: dict, path: Optional[dict], bridge: str) -> bool:
+    """Whether `flow` (parse_flows) of `bridge` can take the guest's packets: its match names no MAC, IP, OpenFlow port or
+    VLAN (empty, or protocol fields only: every guest's packets of that kind), or names one of `path`
+    ({"mac": its port's MAC and the router's/DHCP's, "ip": its fixed and floating IPs, 169.254.169.254…,
+    "port": {bridge: the OpenFlow ports of its tap, router and DHCP ports}, "vlan": their local VLANs}). Not when `path` is unknown and the
+    match names someone."""
+    named = [(kind, v) for k, _, v in (f.partition("=") for f in flow["match"].split(",") if f)
+             for kind, keys in _PATH_FIELDS.items() if k in keys]
+    if not named:
+        return True
+    return bool(path) and any(_names(kind, v, path, bridge) for kind, v in named)
+
+
+def ofports(shown: Optional[str], port_ids) -> set[str]:
+    """The OpenFlow port numbers, in `shown` (`ovs-ofctl show` of the integration bridge), of Neutron ports
+    `port_ids` (their devices tap…, qr-…, qg-…: the prefix and the id's first 11 characters)."""
+    found = set()
+    for port_id in port_ids:
+        m = re.search(r"^\s*(\d+)\((?:tap|qr-|qg-|ha-)" + re.escape(port_id[:11]) + r"[^)]*\)", shown or "", re.M)
+        if m:
+            found.add(m.group(1))
+    return found
+
+
+def local_vlans(dump: Optional[str], ports: set[str]) -> set[int]:
+    """The local VLANs that the OVS agent's flows of `dump` (the integration bridge) give the packets coming in
+    on OpenFlow ports `ports`: set_field:<4096+vlan>->vlan_vid or mod_vlan_vid:<vlan> (table 0, a patch port),
+    or set_field:<vlan>->reg6 (table 60, the OVS firewall's conntrack zone of a tap: its local VLAN)."""
+    found = set()
+    for flow in parse_flows(dump):
+        fields = dict(f.partition("=")[::2] for f in flow["match"].split(",") if f)
+        if fields.get("in_port") not in ports:
+            continue
+        for m in re.finditer(r"set_field:(0x[0-9a-fA-F]+|\d+)->(?:vlan_vid|reg6)|mod_vlan_vid:(\d+)", flow["actions"]):
+            found.add(int(m.group(1) or m.group(2), 0) & 0xFFF)
+    return found
+
+
+def _counts(dump: Optional[str]) -> Optional[dict[str, int]]:
+    """{flow text: packets} of one dump; None without a dump."""
+    if dump is None:
+        return None
+    return {f["text"]: f["packets"] or 0 for f in parse_flows(dump)}
+
+
 def foreign_flow_findings(dumps: dict[str, Optional[str]], cookies: dict[str, set[int]],
-                          integration: Optional[str] = None) -> Optional[str]:
+                          integration: Optional[str] = None, before: Optional[dict[str, Optional[str]]] = None,
+                          path: Optional[Callable[[], Optional[dict]]] = None) -> Optional[str]:
     """What the flows of the embedded cloud's bridges say, in French: `dumps` {bridge: `ovs-ofctl dump-flows`},
     `cookies` {bridge: the cookies the OVS agent reserved for it} (agent_cookies), `integration` the integration
-    bridge (where the firewall's tables are). A flow no agent wrote (foreign_flows) that has taken packets is on
-    the traffic's way and does what no agent decided: conclusive, named first. Foreign flows that took no packet
-    yet are only a Suspect (a note). None when there is none, or when it cannot be told."""
-    taken, idle = [], []
+    bridge (where the firewall's tables are), `before` the same dumps read when the watch began, `path` what
+    names the guest's way (on_path; asked only when a foreign flow took packets during the watch).
+
+    A flow no agent wrote (foreign_flows) whose packets grew during the watch and whose match can take the
+    guest's packets is on the traffic's way and does what no agent decided: conclusive, named first. Any other
+    foreign flow (idle, its packets all older than the watch, no `before` to tell, or another guest's) is only
+    a Suspect (a note). None when there is none, or when it cannot be told."""
+    taken, other = [], []
+    grown = []
     for bridge, dump in dumps.items():
         tables = FIREWALL_TABLES if bridge == integration else frozenset()
+        start = _counts((before or {}).get(bridge))
         for flow in foreign_flows(dump, cookies.get(bridge), tables) or []:
-            (taken if flow["packets"] else idle).append((bridge, flow))
+            if flow["packets"] and start is not None and flow["packets"] > start.get(flow["text"], 0):
+                grown.append((bridge, flow))
+            else:
+                other.append((bridge, flow, "sans paquet pris" if not flow["packets"] else
+                              "aucun paquet pris pendant l'observation" if start is not None else
+                              "sans relevé au début de l'observation"))
+    if grown:
+        where = path() if path else None
+        for bridge, flow in grown:
+            if on_path(flow, where, bridge):
+                taken.append((bridge, flow))
+            else:
+                other.append((bridge, flow, "ne vise pas le chemin de cette instance"))
     if taken:
         ours = " ; ".join(f"{b} : {', '.join(f'{c:#x}' for c in sorted(cookies[b]))}"
                           for b in dict.fromkeys(b for b, _ in taken))
         more = f" (et {len(taken) - 2} autre(s))" if len(taken) > 2 else ""
         return (" ; ".join(_flow_said(b, f) for b, f in taken[:2]) + more
-                + f" — l'agent Open vSwitch de Neutron marque les siens de son cookie ({ours}), les agents du cloud "
-                "ne sont pas en cause")
-    if idle:
-        return Suspect(" ; ".join(_flow_said(b, f) for b, f in idle[:2]) + " (sans paquet pris)")
+                + f" — il a pris des paquets pendant l'observation et peut prendre ceux de l'instance ; l'agent "
+                f"Open vSwitch de Neutron marque les siens de son cookie ({ours}), les agents du cloud ne sont pas "
+                "en cause")
+    if other:
+        return Suspect(" ; ".join(f"{_flow_said(b, f)} ({why})" for b, f, why in other[:2]))
     return None
 
 
@@ -926,12 +1026,22 @@ def _process_runs(pid: int) -> bool:
     return True
 
 
+def ovs_flow_dumps(bridges: dict[str, str]) -> dict[str, Optional[str]]:
+    """{bridge: `ovs-ofctl dump-flows` of its OpenFlow management socket (None when it cannot be read)}: the
+    counters at a watch's start, for ovs_foreign_flows(before=…)."""
+    return {bridge: _stdout(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"unix:{mgmt}"])
+            for bridge, mgmt in bridges.items()}
+
+
 def ovs_foreign_flows(bridges: dict[str, str], agent_log: Optional[str], integration: Optional[str] = None,
-                      limit: int = 64 << 20, alive: Callable[[int], bool] = _process_runs) -> Optional[str]:
+                      limit: int = 64 << 20, alive: Callable[[int], bool] = _process_runs,
+                      before: Optional[dict[str, Optional[str]]] = None,
+                      path: Optional[Callable[[], Optional[dict]]] = None) -> Optional[str]:
     """foreign_flow_findings() on the live bridges: `bridges` {bridge: its OpenFlow management socket (the
     embedded cloud's userspace OVS)}, `agent_log` the OVS agent's log file (its last `limit` bytes are read for
     the cookies it reserved, from lines of an agent process still `alive`), `integration` the integration
-    bridge. None when nothing is foreign or that cannot be read from here."""
+    bridge, `before` the dumps at the watch's start (ovs_flow_dumps) and `path` the guest's way
+    (foreign_flow_findings). None when nothing is foreign or that cannot be read from here."""
     if not bridges or not agent_log:
         return None
     try:
@@ -943,7 +1053,7 @@ def ovs_foreign_flows(bridges: dict[str, str], agent_log: Optional[str], integra
         return None
     dumps = {bridge: _stdout(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"unix:{mgmt}"])
              for bridge, mgmt in bridges.items() if bridge in cookies}
-    return foreign_flow_findings(dumps, cookies, integration)
+    return foreign_flow_findings(dumps, cookies, integration, before, path)
 
 
 def _fence_refused() -> Optional[int]:

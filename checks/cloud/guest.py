@@ -125,6 +125,7 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
     port = network.server_port(conn, server)
     fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
     md_log = connection.EmbeddedLog("neutron-metadata-agent")  # its 403s from nova, from now on
+    flows_before = embedded_flow_dumps()  # the flows' counters at the watch's start
 
     def status():
         # asked every round: the list without details says "not in ERROR" without a Neutron request
@@ -146,30 +147,77 @@ def observer(conn, server, image, address, user, private, console, admin=None) -
         metadata_refusals=lambda: md_log.lines(diagnosis.METADATA_FORBIDDEN),
         host_firewall=lambda: diagnosis.host_firewall_drops(address, packets=("tcp",), owners_only=True),
         dhcp_disabled=lambda: diagnosis.subnets_without_dhcp(conn, port),
-        foreign_flows=embedded_foreign_flows)
+        foreign_flows=lambda: embedded_foreign_flows(flows_before, flow_path(conn, server, address)))
 
 
-def embedded_foreign_flows() -> Optional[str]:
-    """The OpenFlow flows of the embedded cloud's bridges (integration and external) that no agent wrote
-    (diagnosis.ovs_foreign_flows), with the cookies its OVS agent logged; None without an embedded cloud."""
+def _embedded_bridges() -> tuple[dict[str, str], Optional[str], Optional[str]]:
+    """The embedded cloud's bridges ({bridge: its OpenFlow management socket}, integration and external), the
+    integration bridge's name and the OVS agent's log file; ({}, None, None) without an embedded cloud."""
     from pathlib import Path
 
     ctl, mgmt = connection.embedded_ovs_ctl(), connection.embedded_int_bridge()
     if not ctl or not mgmt:
-        return None
+        return {}, None, None
     run = Path(ctl).parent
     bridges = {Path(mgmt).stem: mgmt}
     bridges.update({b: str(run / f"{b}.mgmt") for b in connection.embedded_external_bridges()
                     if (run / f"{b}.mgmt").exists()})
-    return diagnosis.ovs_foreign_flows(bridges, str(run.parent / "log" / "neutron-openvswitch-agent.log"),
-                                       integration=Path(mgmt).stem)
+    return bridges, Path(mgmt).stem, str(run.parent / "log" / "neutron-openvswitch-agent.log")
 
 
-def foreign_flows_note() -> str:
-    """" ; " and the flows of the embedded cloud's bridges that no agent wrote (embedded_foreign_flows), for a
-    verdict that traffic passes where a security group should block it (such a flow can send packets past the
-    firewall's tables); "" when there is none, or no embedded cloud."""
-    found = embedded_foreign_flows()
+def embedded_flow_dumps() -> Optional[dict[str, Optional[str]]]:
+    """The flows of the embedded cloud's bridges now, with their counters (diagnosis.ovs_flow_dumps): read when a
+    watch begins, so that embedded_foreign_flows can tell a foreign flow that takes packets during the watch from
+    one that took them before; None without an embedded cloud."""
+    bridges, _, _ = _embedded_bridges()
+    return diagnosis.ovs_flow_dumps(bridges) if bridges else None
+
+
+def flow_path(conn, server, address: Optional[str]) -> Callable[[], Optional[dict]]:
+    """What names the way of `server`'s packets in the embedded cloud's bridges (diagnosis.on_path), read when
+    asked (a foreign flow took packets): the MACs and IPs of its port, of its network's router and DHCP ports and
+    of that router's gateway; its floating IP `address` and 169.254.169.254; those ports' OpenFlow numbers on the
+    integration bridge and their local VLANs. None when its port cannot be read."""
+    def read() -> Optional[dict]:
+        try:
+            port = network.server_port(conn, server)
+            ports = [port] + [p for p in conn.network.ports(network_id=port.network_id)
+                              if (p.device_owner or "").startswith(("network:router_interface", "network:dhcp"))]
+            for router in {p.device_id for p in ports[1:] if (p.device_owner or "").startswith("network:router")}:
+                ports += list(conn.network.ports(device_id=router, device_owner="network:router_gateway"))
+        except Exception:  # noqa: BLE001 - a diagnosis never fails the verdict it explains
+            return None
+        path = {"mac": {p.mac_address for p in ports if p.mac_address},
+                "ip": {a["ip_address"] for p in ports for a in (p.fixed_ips or [])}
+                | {a for a in (address, "169.254.169.254") if a},
+                "port": {}, "vlan": set()}
+        bridges, integration, _ = _embedded_bridges()
+        if integration:
+            numbers = diagnosis.ofports(diagnosis._stdout(["ovs-ofctl", "-O", "OpenFlow13", "show",
+                                                           f"unix:{bridges[integration]}"]), [p.id for p in ports])
+            path["port"][integration] = numbers
+            path["vlan"] = diagnosis.local_vlans(diagnosis.ovs_flow_dumps({integration: bridges[integration]})
+                                                 [integration], numbers)
+        return path
+    return read
+
+
+def embedded_foreign_flows(before: Optional[dict] = None,
+                           path: Optional[Callable[[], Optional[dict]]] = None) -> Optional[str]:
+    """The OpenFlow flows of the embedded cloud's bridges (integration and external) that no agent wrote
+    (diagnosis.ovs_foreign_flows), with the cookies its OVS agent logged, `before` the dumps at the watch's start
+    (embedded_flow_dumps) and `path` the guest's way (flow_path); None without an embedded cloud."""
+    bridges, integration, log = _embedded_bridges()
+    if not bridges:
+        return None
+    return diagnosis.ovs_foreign_flows(bridges, log, integration=integration, before=before, path=path)
+
+
+def foreign_flows_note(before: Optional[dict] = None, path: Optional[Callable[[], Optional[dict]]] = None) -> str:
+    """" ; " and the flows of the embedded cloud's bridges that no agent wrote (embedded_foreign_flows, `before`
+    and `path` as there), for a verdict that traffic passes where a security group should block it (such a flow
+    can send packets past the firewall's tables); "" when there is none, or no embedded cloud."""
+    found = embedded_foreign_flows(before, path)
     if not found:
         return ""
     return f" ; {'peut-être : ' if isinstance(found, diagnosis.Suspect) else ''}{found}"
@@ -384,10 +432,11 @@ def behind_remote_group(conn, ledger, server, first: ReachableGuest, attach: Att
     return Neighbour(server=server, fixed=fixed, group=group, rule=rule, alive=alive)
 
 
-def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
+def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach, flows_before: Optional[dict] = None) -> str:
     """Where a ping that a rule allows is lost: the guest itself (not alive), the group (its rules as the
     API has them), or the way to its floating IP (the fixed address answers from the DHCP namespace, and
-    then what the network node holds for that floating IP: diagnosis.fip_path)."""
+    then what the network node holds for that floating IP: diagnosis.fip_path). A flow no agent wrote that took
+    the guest's packets since `flows_before` (embedded_flow_dumps, the wait's start) is named instead."""
     rules = secgroups.rules_of(conn, group)
     attach("règles du groupe au moment de l'échec", rules)
     icmp = [r for r in rules if r["direction"] == "ingress" and r["protocol"] in ("icmp", "1")]
@@ -399,7 +448,8 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
         if rule_flows is not None and icmp:  # no ICMP rule in the group: none for the agent to apply either
             ovs["ovs_port_icmp_rule_flows"] = rule_flows
         attach("Open vSwitch (espace utilisateur) : conntrack et flux ICMP de l'adresse fixe", ovs)
-    foreign = embedded_foreign_flows()  # a flow no agent wrote, on the way: named before L3/NAT
+    # a flow no agent wrote, taking packets on its way since `flows_before` (the wait's start): named before L3/NAT
+    foreign = embedded_foreign_flows(flows_before, flow_path(conn, guest.server, guest.address))
     if foreign and not isinstance(foreign, diagnosis.Suspect):
         return foreign
     inside = diagnosis.netns_ping(f"qdhcp-{port.network_id}", fixed)
@@ -425,9 +475,10 @@ def why_no_ping(conn, group, guest: ReachableGuest, attach: Attach) -> str:
 
 def ping_lost(conn, group, guest: ReachableGuest, attach: Attach, timeout: float, within: float = 60) -> Optional[str]:
     """None once a ping of `timeout` s reaches `guest` within `within` s; else where it is lost (why_no_ping)."""
+    flows_before = embedded_flow_dumps()
     if traffic.wait_until(lambda: traffic.ping(guest.address, timeout), within):
         return None
-    return why_no_ping(conn, group, guest, attach)
+    return why_no_ping(conn, group, guest, attach, flows_before)
 
 
 def lands_on(guest: ReachableGuest, fixed: str, timeout: float = SSH_BOOT_TIMEOUT) -> tuple[bool, list[str]]:
