@@ -650,8 +650,17 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
     log("cloud dégradé : " + ", ".join(f"{n} {why}" for n, why in sick.items())
         + " ; réparation sur place (les autres processus et les instances ne sont pas touchés)")
     services.kill_now(state, [n for n in sick if services.read_pid(state, n) is not None])
+    # neutron-rpc-server's topic queues, once it or the broker restarts, have no consumer (or do not exist: a
+    # broker restarts without its transient queues) until the server consumes again: its agents started before
+    # lose their first call and wait out a 60 s RPC timeout (measured: the DHCP and L3 agents' first sync
+    # ~88 s after « cloud réparé »). As on a start, the next stage waits for the server's consumers.
+    rpc = next((s for s in svc if s.name == "neutron-rpc-server"), None)
+    rpc_wait = rpc is not None and bool({"rabbitmq", rpc.name} & set(sick))
     for stage in STAGES:
         group = [s for s in svc if s.stage == stage and s.name in sick]
+        if rpc_wait and stage > rpc.stage and group:
+            _repair_rpc_wait(state, rpc, t0, log)
+            rpc_wait = False
         if not group:
             continue
         # A nova heartbeat counts from the second after the restart (nova stores whole seconds and
@@ -673,8 +682,23 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
                              "les autres services tournent toujours.\n"
                              + "\n".join(f"--- dernières lignes de {s.log} :\n{services.log_tail(s.log)}" for s in bad)) from None
         log(f"[{time.monotonic() - t0:6.1f} s] redémarré(s) : {', '.join(s.name for s in group)}")
+    if rpc_wait:  # no stage after the server's
+        _repair_rpc_wait(state, rpc, t0, log)
     log(f"[{time.monotonic() - t0:6.1f} s] cloud réparé : {', '.join(sick)} ; {label}")
     return list(sick)
+
+
+def _repair_rpc_wait(state: CloudState, rpc: Service, t0: float, log) -> None:
+    """During a repair: wait until neutron-rpc-server consumes its agents' queues (NEUTRON_RPC_QUEUES); if
+    it does not, it alone is stopped (it is the one half-started, or deaf to the broker) and CloudError says so."""
+    try:
+        wait_consumers(state, {q: (rpc.name, _alive(state, rpc.name)) for q in NEUTRON_RPC_QUEUES},
+                       timeout=REPAIR_TIMEOUT)
+    except CloudError as exc:
+        services.stop(state, [rpc.name], grace=5)
+        raise CloudError(f"réparation impossible : {rpc.name} ne redémarre pas ({exc}) ; les autres services "
+                         f"tournent toujours.\n--- dernières lignes de {rpc.log} :\n{services.log_tail(rpc.log)}") from None
+    log(f"[{time.monotonic() - t0:6.1f} s] {rpc.name} à l'écoute (RabbitMQ)")
 
 
 def _alive(state: CloudState, name: str):
