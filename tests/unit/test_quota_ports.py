@@ -166,6 +166,32 @@ def test_the_course_command_refused_for_ports_is_ignored_with_neutrons_numbers(m
         cloud_compute.course_command(cloud, RunLedger(), Evidence(), {"flavor": "small"})
 
 
+def test_the_course_commands_port_refusal_freed_since_is_asked_once_more(monkeypatch):
+    """C37's CLI path, compute.boot's race: the client refused for ports, Neutron's details show room when
+    read (another scenario's port freed in between): the command runs once more, and a second refusal is read."""
+    calls = []
+
+    def cli(cloud, args, environ):
+        calls.append(args)
+        if len(calls) == 1:
+            raise AssertionError(CLI_PORTS)
+        return {"id": "srv", "status": "BUILD"}
+    monkeypatch.setattr(client, "openstack_cli", cli)
+    monkeypatch.setattr(names, "server_create_args", lambda chosen: ["server", "create", "--net", "public"])
+    monkeypatch.setattr(compute, "wait_active", lambda conn, server, **kw: server)
+    c = conn(details(ports=(5, 4)))
+    c.compute.find_flavor = lambda name, ignore_missing: NS(vcpus=1, ram=256)
+    c.compute.get_server = lambda sid: NS(id=sid, status="ACTIVE")
+    cloud = NS(conn=c, admin=None, admin_reason=None)
+    assert cloud_compute.course_command(cloud, RunLedger(), Evidence(), {"flavor": "small"}).id == "srv"
+    assert len(calls) == 2 and calls[0] == calls[1]
+    calls.clear()
+    monkeypatch.setattr(client, "openstack_cli", lambda *a: calls.append(a) or (_ for _ in ()).throw(AssertionError(CLI_PORTS)))
+    with pytest.raises(AssertionError, match=PORTS):
+        cloud_compute.course_command(cloud, RunLedger(), Evidence(), {"flavor": "small"})
+    assert len(calls) == 2
+
+
 details_room = details(ports=(5, 4))
 
 
