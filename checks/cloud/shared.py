@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from popek.checks.cloud import compute, ledger as ledger_mod, network, secgroups
+from popek.checks.cloud import compute, ledger as ledger_mod, network, neutron_quota, secgroups
 
 
 #: tries (FIP_PAUSE s apart) of the run's floating IP's association on a 409/5xx before this scenario fails
@@ -287,6 +287,12 @@ class Shared:
             raise compute.NoRoom(room)
         routed = self.routed()
         net = routed.network if routed else compute.project_network(self.conn, self.ledger)
+        # their two ports, read once the network took its own: Nova's API counts the ports at each create only,
+        # so two creates it accepted can still find none at the build (live: ERROR « Exceeded maximum number of
+        # retries », PortLimitExceeded in nova-compute, with a port quota of 3)
+        ports = neutron_quota.neutron_room_reason(self.conn, {"port": 2}, "la paire d'instances du run")
+        if ports:
+            raise compute.NoRoom(ports)
         access = self.access()
         if routed is not None:      # recorded by name only: pair_fip() creates it when a scenario needs it
             self._fip_name = self.ledger.record("floating_ip", self.ledger.name("fip")).name

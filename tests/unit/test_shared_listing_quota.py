@@ -176,3 +176,25 @@ def test_existing_network_takes_this_runs_never_another_runs_or_another_workers_
     assert compute.existing_network(conn("popek-99999999-run-net-1"), own=f"{RUN}-gw0") is None
     assert compute.existing_network(conn(f"{RUN}-w0-net-1")) is None                      # no own: none
     assert compute.existing_network(conn(f"{RUN}-run-net-1", "private"), own=f"{RUN}-w0").name == "private"
+
+
+def test_the_pairs_ports_are_read_before_its_boots(monkeypatch):
+    """hX2 live 2026-12-07 11:21 (port quota 3, -n 2 --claim C24): the routed network took 2 ports, Nova's API
+    accepted both of the pair's creates (it counts ports at each create), nova-compute found no port for the
+    second (PortLimitExceeded): ERROR « Exceeded maximum number of retries », C24 ÉCHEC. Now IGNORÉ before any boot."""
+    from types import SimpleNamespace as NS
+
+    from tests.unit.fakes_neutron import QuotaDetails
+
+    cloud = _Cloud(accepted=5, ends="ACTIVE")
+    shared = _patched(monkeypatch, cloud)
+    net = QuotaDetails()
+    net.quota = NS(ports={"limit": 3, "used": 2, "reserved": 0})
+    shared.conn = NS(current_project_id="p1", network=net)
+    with pytest.raises(NoRoom, match=r"la paire d'instances du run .*quota port : limite 3, en usage 2, il en faut 2"):
+        shared.pair()
+    assert cloud.created == []
+    net.quota = NS(ports={"limit": 4, "used": 2, "reserved": 0})
+    shared2 = _patched(monkeypatch, cloud)
+    shared2.conn = NS(current_project_id="p1", network=net)
+    assert shared2.pair() == ["server-0", "server-1"]
