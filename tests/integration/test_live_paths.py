@@ -30,6 +30,7 @@ import pytest
 from popek import paths
 from popek.checks.cloud import glance
 
+from faults import slow
 from helpers import run_popek, running_cloud
 from test_faults_api import failed, label, message, run_claims
 from test_foreign_project import _project, _run
@@ -193,6 +194,7 @@ def libvirtd_stopped(state, admin, record: dict):
 
 @pytest.mark.falsifies("C21", fault="libvirtd du cloud embarqué arrêté : nova-compute désactive lui-même son service "
                                     "(« AUTO: Connection to libvirt lost »)")
+@slow("faute en plus (~40 s ; C21 a en CI la faute « nova-compute désactivé par l'API admin »)", " (sous flock -x)")
 def test_nova_disabling_its_own_compute_fails_c21_quoting_nova(state, admin, tmp_path, record_property):
     """F7. The libvirt driver's own disable (not an operator's): C21 ÉCHEC « No valid host » quoting Nova's
     reason as nova-compute's own, and nova-compute enables itself again once libvirtd is back."""
@@ -247,7 +249,12 @@ def test_a_reader_whom_the_cloud_lets_write_is_a_writer(state, tmp_path, record_
     api = [r for r in found if any(x["name"] == "feature" and "(API)" in x["value"] for x in r["labels"])]
     seen = [(label(r), r["status"], message(r)[:200]) for r in found]
     assert len(api) == 4 and all(r["status"] == "passed" for r in api), seen
-    assert not any("ce compte n'a que le rôle" in m for _, _, m in seen), seen
+    # the false IGNORÉ this guards against is @needs:write's (« le cloud refuse ses écritures »); the dataplane
+    # scenarios may be IGNORÉ for the true reason that Neutron refuses this reader a network (new defaults for
+    # networks, 403: « plan de données impossible à établir : ce compte n'a que le rôle reader … »)
+    assert not any("refuse ses écritures" in m for _, _, m in seen), seen
+    others = [(label(r), r["status"], message(r)) for r in found if r not in api]
+    assert all(s == "passed" or (s == "skipped" and "plan de donn" in m and "HTTP 403" in m) for _, s, m in others), others
     assert password not in written
     record_property("verdict", "RÉUSSI")
     record_property("measure", f"{time.monotonic() - t0:.0f} s ; " + " ; ".join(f"{n[:50]} : {s} {m[:120]}"

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from faults import slow
 from helpers import allure_results, run_popek
 from test_faults_api import claims_of, computes_disabled, instance_quota, label, message, quota_instances, record
 
@@ -89,6 +90,7 @@ def test_a_pair_that_cannot_boot_is_echec_with_its_cause_in_every_worker(admin, 
         (len(pair), seen, text)
 
 
+@slow("un run de plus (~40 s : quota d'instances réduit, la paire IGNORÉ, les listes avec leur propre instance)", " (sous flock -x)")
 def test_a_pair_without_room_is_ignored_and_the_listings_take_their_own_server(admin, tmp_path):
     """~30 s. One process (-n 0): two listing scenarios at once would share the one server of room (the
     second IGNORÉ with the quota in use, a true reason, but not what this test is about)."""
