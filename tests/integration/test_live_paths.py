@@ -6,6 +6,7 @@ each puts the real cloud in the state the path is about, runs the claim's real s
 |---|---|---|---|
 | F1: Glance refuses image data to a member by its policy | C20 | `download_image: role:admin` in glance-api's policy.d (oslo.policy re-reads it at the next request, verified: 403 at once, data again once the file is gone) | member (demo): ÉCHEC « … HTTP 403 … You are not authorized to complete download_image action ; Glance refuse à un membre du projet (rôles : member, reader) … (politique download_image …) » ; reader-only account of a fresh project: IGNORÉ « les données de 2/2 image(s) ne peuvent pas être relues avec ce compte (rôle reader) » ; 18 s (09:48) |
 | F7: nova-compute disabling itself | C21 | popek's own libvirtd stopped (SIGTERM to its session; repaired by `popek cloud up`) | ÉCHEC « No valid host was found. — aucun nova-compute en service : Nova les a désactivés lui-même (…) : nova-compute@compute1 désactivé par nova-compute lui-même : « Connection to libvirt lost: 1 » (il se réactive quand la cause disparaît) … » ; Nova's record disabled at the first poll, enabled by nova-compute itself 7 s after the repair began (its log: event '0' 10:27:01.0, libvirtd back 10:27:07.5, event '1' 10:27:12.8) ; 14.7 s (10:27) |
+| a6293a6: Nova's port refusal that Neutron's details do not confirm, asked once more | (compute.boot, every boot) | a fresh project, port quota 1 taken by its own port: Nova really refuses (403 « Maximum number of ports exceeded »); the port deleted right before the details are read (compute.server_refusal wrapped), taken back after for the second case | freed: the 2nd create accepted (11 s) ; taken back: refused twice, ÉCHEC « … (deux fois ; les détails du quota Neutron montrent de la place) » (21 s) ; hU 13:14 |
 | F4: a reader on older policies that let it write | C25 (@needs:write) | Neutron's legacy security-group rules (`rule:admin_or_owner`, what `enforce_new_defaults = False` grants) in neutron's policy.d, for a reader-only account of a fresh project | the write probe sees the write: C25's 4 API scenarios RÉUSSI (none IGNORÉ « ce compte n'a que le rôle reader »); its 2 dataplane scenarios IGNORÉ, the probe's network refused (HTTP 403 rule:create_network) ; 11 s (10:40) |
 
 Found on the way: deleting the rule within the same mtime tick as its write leaves it in force (oslo.policy
@@ -259,3 +260,83 @@ def test_a_reader_whom_the_cloud_lets_write_is_a_writer(state, tmp_path, record_
     record_property("verdict", "RÉUSSI")
     record_property("measure", f"{time.monotonic() - t0:.0f} s ; " + " ; ".join(f"{n[:50]} : {s} {m[:120]}"
                                                                             for n, s, m in seen))
+
+
+@contextlib.contextmanager
+def _port_full_project():
+    """(member connection, ledger, network, filler port): a fresh project whose Neutron port quota is 1 and
+    already taken by a port of its own (its network's subnet without DHCP, so no agent's port counts), and
+    Nova's instance quota left as it is: a server create is then refused by Nova's own count of the project's
+    ports (HTTP 403 « Maximum number of ports exceeded », nova/network/neutron.py validate_networks).
+    Everything deleted in the end (the ledger, then _project's emptying)."""
+    import openstack
+
+    from popek.checks.cloud import ledger as ledger_mod
+
+    with _project() as (admin, project, _name, _password, entry):
+        member = openstack.connect(**entry["auth"], region_name=entry["region_name"])
+        book = ledger_mod.Ledger(member, f"popek-{ledger_mod.new_run_id()}-hU")
+        try:
+            net = book.create("network", "net", lambda name: member.network.create_network(name=name))
+            book.create("subnet", "subnet", lambda name: member.network.create_subnet(
+                name=name, network_id=net.id, ip_version=4, cidr="10.78.0.0/24", enable_dhcp=False))
+            admin.network.update_quota(project.id, port=1)
+            filler = book.create("port", "filler", lambda name: member.network.create_port(name=name, network_id=net.id))
+            yield member, book, net, filler
+        finally:
+            book.cleanup()
+
+
+def _freeing(member, net, filler, book, take_back: bool):
+    """compute.server_refusal wrapped: before Neutron's details are read, the filler port is deleted (another
+    scenario's port freed between Nova's count and the details: the race of a6293a6); with `take_back`, a new
+    filler takes the port again once they are read (so Nova refuses the next create too). Returns (wrapper, calls)."""
+    from popek.checks.cloud import compute
+
+    real = compute.server_refusal
+    calls = []
+    port = {"now": filler}
+
+    def wrapper(conn, status, said):
+        calls.append((status, said))
+        member.network.delete_port(port["now"])
+        verdict = real(conn, status, said)
+        if take_back:
+            port["now"] = book.create("port", "filler", lambda name: member.network.create_port(name=name, network_id=net.id))
+        return verdict
+    return wrapper, calls
+
+
+@pytest.mark.parametrize("take_back", [False, True], ids=["freed", "taken-back"])
+def test_novas_port_refusal_with_room_in_neutron_is_asked_once_more(state, take_back, monkeypatch, record_property):
+    """a6293a6, live: Nova really refuses the create (HTTP 403 « Maximum number of ports exceeded », its own
+    count of the project's ports), Neutron's details read just after show room (the port freed in between):
+    compute.boot asks once more. Freed for good: the second create is accepted (the server exists). Taken back
+    before the second create: Nova refuses again, the details show room again: ÉCHEC saying it was refused
+    twice with room shown (not IGNORÉ: Neutron never confirmed the lack)."""
+    from popek.checks.cloud import compute
+    from popek.checks.cloud.neutron_quota import NOVA_PORTS
+
+    t0 = time.monotonic()
+    with _port_full_project() as (member, book, net, filler):
+        image = compute.pick_image(member)
+        flavor = compute.pick_flavor(member, image)
+        wrapper, calls = _freeing(member, net, filler, book, take_back)
+        monkeypatch.setattr(compute, "server_refusal", wrapper)
+        try:
+            server = compute.boot(member, book, "vm", image, flavor, net, wait=False)
+            verdict, said = "RÉUSSI", f"serveur {server.id} accepté à la 2e demande"
+        except compute.NoRoom as exc:
+            verdict, said = "IGNORÉ", str(exc)
+        except AssertionError as exc:
+            verdict, said = "ÉCHEC", str(exc)
+        seen = [(s, m[:120]) for s, m in calls]
+        record_property("verdict", verdict)
+        record_property("measure", f"{time.monotonic() - t0:.0f} s ; refus de Nova : {seen} ; {said[:300]}")
+        assert calls and all(s == 403 and NOVA_PORTS in m for s, m in calls), seen
+        if not take_back:
+            assert verdict == "RÉUSSI" and len(calls) == 1, (verdict, said, seen)
+            assert member.compute.get_server(server.id).name.startswith(book.prefix)
+        else:
+            assert verdict == "ÉCHEC" and len(calls) == 2, (verdict, said, seen)
+            assert "deux fois" in said and "montrent de la place" in said and NOVA_PORTS in said, said
