@@ -15,7 +15,8 @@ def routed(shared, conn, evidence):
         found = shared.routed()  # one per run: scenarios only add ports to it
     if found is None:
         pytest.skip(f"pas d'IP flottante dans ce cloud : {network.no_external_reason(conn)}")
-    why = network.external_why(conn, found.external, found.passed_over)    # a full network passed over: said
+    # why that external network (a full one passed over said): read once, when the run's router was made
+    why = found.why or network.external_why(conn, found.external, found.passed_over)
     evidence.figure("réseau externe (source des IP flottantes)", why)
     return found
 

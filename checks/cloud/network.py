@@ -192,19 +192,20 @@ NO_ADDRESS = "No more IP addresses available on network"
 
 
 def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
-    """(external, network, router, passed_over): routed_network() to the first of external_choice()'s
+    """(external, network, router, passed_over, why): routed_network() to the first of external_choice()'s
     networks whose router gateway gets an address; one that Neutron says has no free address left (409 « No
     more IP addresses available on network … »: the project cannot allocate from it) gives way to the next,
     the same network and subnet kept, and is kept in passed_over as (its name, Neutron's words) for the
-    evidence (a class on this cloud would meet that full network). None when the cloud has no external
-    network that can give floating IPs. compute.NoRoom when Neutron refuses one of them for lack of quota
-    (quota_room)."""
+    evidence (a class on this cloud would meet that full network); why: external_why() of the network used,
+    from the same one reading of the external networks (kept with the run's routed network, so that a
+    scenario does not read them again). None when the cloud has no external network that can give floating
+    IPs. compute.NoRoom when Neutron refuses one of them for lack of quota (quota_room)."""
     from openstack import exceptions as sdk_exc
 
-    first = external_network(conn)
-    if first is None:
+    choice = external_choice(conn)
+    candidates = choice[0]
+    if not candidates:
         return None
-    candidates = [first] + [n for n in external_choice(conn)[0][1:] if n.id != first.id]
     routed_room(conn)
     passed_over = []
     with quota_room(conn):
@@ -223,16 +224,17 @@ def routed_to_external(conn, ledger, cidr: str = "10.78.0.0/24"):
         ledger.record("router_interface", f"{router.name}:{subnet_id}", id=router.id,
                       router_id=router.id, subnet_id=subnet_id)
         conn.network.add_interface_to_router(router, subnet_id=subnet_id)
-    return external, net, router, tuple(passed_over)
+    return external, net, router, tuple(passed_over), external_why(conn, external, passed_over, choice=choice)
 
 
-def external_why(conn, used, passed_over=()) -> str:
-    """Why the run's floating IPs come from `used` (French, for the evidence): external_choice()'s reason,
-    and each network routed_to_external() passed over (`passed_over`: (name, Neutron's words) as it met
-    them) because Neutron refused the run's router an address there. When `used` is not the first choice
-    and nothing was met, the choice is said as read now, not guessed."""
+def external_why(conn, used, passed_over=(), choice=None) -> str:
+    """Why the run's floating IPs come from `used` (French, for the evidence): external_choice()'s reason
+    (`choice`: its answer when the caller has just read it, else read here), and each network
+    routed_to_external() passed over (`passed_over`: (name, Neutron's words) as it met them) because
+    Neutron refused the run's router an address there. When `used` is not the first choice and nothing was
+    met, the choice is said as read then, not guessed."""
     try:
-        chosen, why = external_choice(conn)
+        chosen, why = choice if choice is not None else external_choice(conn)
     except Exception as exc:  # the list itself refused: say so rather than guess
         why = f"les réseaux externes ne se relisent pas ({type(exc).__name__})"
         chosen = []

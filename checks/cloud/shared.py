@@ -152,11 +152,13 @@ def _service_at(conn, url) -> Optional[str]:
 @dataclasses.dataclass(frozen=True)
 class Routed:
     """A network of the run behind a router to the external network (floating IPs come from `external`);
-    passed_over: the external networks Neutron refused the router an address on, (name, its words)."""
+    passed_over: the external networks Neutron refused the router an address on, (name, its words); why:
+    why `external` (network.external_why, French), read once when the router was made."""
     external: object
     network: object
     router: object
     passed_over: tuple = ()
+    why: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -507,7 +509,7 @@ class RunShared(Shared):
         if key == "routed":
             return {"value": None if value is None else
                     {"external": value.external.id, "network": value.network.id, "router": value.router.id,
-                     "passed_over": [list(p) for p in value.passed_over]}}
+                     "passed_over": [list(p) for p in value.passed_over], "why": value.why}}
         if key == "access":
             return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
         if key in ("pair", "pair-boot"):
@@ -534,7 +536,8 @@ class RunShared(Shared):
                 return Routed(external=self.conn.network.get_network(value["external"]),
                               network=self.conn.network.get_network(value["network"]),
                               router=self.conn.network.get_router(value["router"]),
-                              passed_over=tuple(tuple(p) for p in value.get("passed_over", ()))), None
+                              passed_over=tuple(tuple(p) for p in value.get("passed_over", ())),
+                              why=value.get("why") or ""), None
             if key == "access":
                 private, public = self.key
                 return Access(private=private, public=public, keypair=self.conn.compute.get_keypair(value["keypair"]),

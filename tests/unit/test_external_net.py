@@ -45,6 +45,7 @@ class Net:
 
     def networks(self, **query):
         assert query == {"is_router_external": True}
+        self.reads = getattr(self, "reads", 0) + 1
         return iter(self.externals)
 
     def subnets(self, network_id):
@@ -133,7 +134,7 @@ def test_subnets_hidden_by_a_policy_are_no_reason_to_pass_a_network_over():
 def test_a_full_external_network_gives_way_to_the_next_keeping_the_same_network():
     full = net("ext-plein", ["id-ext-plein-s"])
     c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
-    external, made_net, router, passed_over = network.routed_to_external(c, Ledger())
+    external, made_net, router, passed_over, _why = network.routed_to_external(c, Ledger())
     assert external is PUBLIC and router.id == "r-id-public"
     # F8: the full network is kept with Neutron's own words, for the evidence (not inferred from an order)
     assert passed_over == (("ext-plein", f"No more IP addresses available on network {full.id}."),)
@@ -212,3 +213,24 @@ def test_the_dataplane_reason_says_why_no_external_network_is_usable(monkeypatch
     assert probe.dataplane_reason(NS(admin=None, conn=conn([], []))) == (
         "aucun réseau externe (router:external) visible de ce projet : pas d'IP flottante pour joindre les "
         "instances depuis l'hôte")
+
+
+def test_the_external_networks_are_read_once_for_the_run_not_again_at_each_scenario():
+    """CI got slower (hC, 2026-12-07): routed_to_external read the external networks and their subnets twice
+    (external_network, then external_choice), and every scenario's `routed` step read them once more
+    (external_why). Now one reading when the run's router is made; its why is kept with the run's routed
+    network (across xdist workers too) and the step reads nothing."""
+    from popek.steps import cloud_network
+
+    full = net("ext-plein", ["id-ext-plein-s"])
+    c = conn([full, PUBLIC], [subnet("id-ext-plein-s")] + PUBLIC_SUBNETS, full={full.id})
+    made = network.routed_to_external(c, Ledger())
+    assert c.network.reads == 1
+    said = f"No more IP addresses available on network {full.id}."
+    assert made[4] == network.external_why(c, PUBLIC, (("ext-plein", said),))   # the same words as read later
+    c.network.reads = 0
+    figures = []
+    evidence = NS(figure=lambda label, value: figures.append((label, value)))
+    for _ in range(3):   # three scenarios of the run
+        assert cloud_network.routed(NS(routed=lambda: Routed(*made)), NS(), evidence).external is PUBLIC
+    assert figures == [("réseau externe (source des IP flottantes)", made[4])] * 3

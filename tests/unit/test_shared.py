@@ -80,7 +80,7 @@ def _patched(monkeypatch, cloud: _Cloud) -> Shared:
                         "create_keypair": lambda conn, ledger, public: type("K", (), {"name": "k"})(),
                         "boot": cloud.boot, "wait_active": cloud.wait_active}.items():
         monkeypatch.setattr(mod.compute, name, value)
-    monkeypatch.setattr(mod.network, "external_network", lambda conn: None)
+    monkeypatch.setattr(mod.network, "external_choice", lambda conn: ([], "aucun réseau externe"))
     monkeypatch.setattr(mod.secgroups, "ssh_only_group",
                         lambda conn, ledger, what: (type("G", (), {"name": "g"})(), None))
     return Shared(conn=None, ledger=None)

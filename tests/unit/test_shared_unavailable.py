@@ -129,7 +129,7 @@ def test_a_pair_made_on_a_routed_network_that_failed_says_the_networks_cause(mon
 
     def no_router(conn):
         raise sdk_exc.HttpException("Neutron : création du routeur refusée (HTTP 500)", http_status=500)
-    monkeypatch.setattr(shared_mod.network, "external_network", no_router)
+    monkeypatch.setattr(shared_mod.network, "external_choice", no_router)
     with pytest.raises(Unavailable) as caught:
         shared.pair()
     assert "le réseau du run relié au réseau externe" in str(caught.value)
@@ -203,7 +203,7 @@ def test_popeks_bug_in_a_resource_made_inside_another_is_told_once(monkeypatch):
     """pair() makes routed() inside: popek's bug there reaches pair()'s scenarios as that bug, not wrapped
     twice, and not as the cloud's (hR F2)."""
     shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ACTIVE"))
-    monkeypatch.setattr(shared_mod.network, "external_network", lambda conn: None .id)
+    monkeypatch.setattr(shared_mod.network, "external_choice", lambda conn: None .id)
     with pytest.raises(MakingFailed) as caught:
         shared.pair()
     message = str(caught.value)
