@@ -103,14 +103,18 @@ def public_url(service: dict) -> str | None:
 def version_urls(service_type: str, url: str) -> list[str]:
     """Where the version document of the API at catalog address `url` is, as clients discover it: the
     address itself without a trailing project id, then its parent (Glance, Neutron, Cinder answer at their
-    root); Swift's discovery document is /info at its root."""
+    root); Swift's discovery document is /info where its /v1 begins (openstacksdk's and swiftclient's rule):
+    the server's root on a cloud of one port per API, `http://host/object-store/info` behind devstack's
+    path prefixes."""
+    import re
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     root = f"{parts.scheme}://{parts.netloc}/"
-    if service_type == "object-store":
-        return [root + "info"]
     path = parts.path.rstrip("/")
+    if service_type == "object-store":
+        versioned = re.search(r"/v\d+(\.\d+)?(/|$)", path)
+        return [f"{parts.scheme}://{parts.netloc}{path[:versioned.start()] if versioned else path}/info"]
     last = path.rsplit("/", 1)[-1]
     if last.startswith("AUTH_") or (len(last) == 32 and all(c in "0123456789abcdef" for c in last)) or "%(" in last:
         path = path.rsplit("/", 1)[0]
