@@ -170,11 +170,18 @@ def skip_unmet_needs(request) -> None:
     # pytest-bdd keeps a scenario's tags in a set: the registry's order, not hash order, decides which
     # unmet need is reported (the same reason from run to run)
     order = list(needs_mod.REQUIREMENTS)
+    broken = None   # a need that found the capability there but broken (an AssertionError): the scenario
     for name in sorted({m.args[0] for m in request.node.iter_markers("needs")}, key=order.index):
         args = (request.getfixturevalue("cloud"),) if needs_mod.takes_cloud(name) else ()
-        reason = needs_mod.unmet(name, *args)
+        try:
+            reason = needs_mod.unmet(name, *args)
+        except AssertionError as exc:   # fails with it, unless another need is truly missing (then skipped)
+            broken = broken or exc
+            continue
         if reason:
             pytest.skip(f"{name} : {reason}")
+    if broken is not None:
+        raise broken
 
 
 @pytest.hookimpl(trylast=True)

@@ -72,6 +72,8 @@ def need_write(cloud):
 
 @requirement("dataplane")
 def need_dataplane(cloud):
+    """None when guests run, the reason when the cloud has none (or gives no way to tell); raises
+    probe.BrokenDataplane (an AssertionError: the scenario's ÉCHEC) when its probe guest did not boot."""
     if _unreachable(cloud):
         return _unreachable(cloud)
     if "dataplane" not in cloud.facts:
@@ -79,6 +81,11 @@ def need_dataplane(cloud):
         from popek.checks.cloud.compute import NoRoom, NothingToBoot
         try:
             cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
+        except probe.BrokenDataplane as exc:
+            # the probe guest is ACTIVE, its console answers, and it did not boot: a broken cloud, found once
+            # per session; every dataplane scenario fails with that evidence (no IGNORÉ that hides it)
+            cloud.facts["dataplane"] = None
+            cloud.facts["dataplane_broken"] = str(exc)
         except NoRoom as exc:  # the project's quota leaves no room for one probe instance: a limit, kept
             cloud.facts["dataplane"] = ("plan de données impossible à établir : pas de place pour l'instance "
                                         f"sonde dans le quota du projet ({exc})")
@@ -101,6 +108,9 @@ def need_dataplane(cloud):
                 # stopped answering or answers 5xx; the scenarios run and fail naming the component (not
                 # cached: the next scenario asks again)
                 return None
+    if cloud.facts.get("dataplane_broken"):
+        from popek.checks.cloud import probe
+        raise probe.BrokenDataplane(cloud.facts["dataplane_broken"])
     return cloud.facts["dataplane"]
 
 

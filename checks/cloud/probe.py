@@ -4,6 +4,9 @@
 2. floating IPs need an external network, and a project whose floating-IP quota is not 0;
 3. as a member, what a probe instance prints on its console (Nova's fake driver returns a canned
    "FAKE CONSOLE OUTPUT"; a real guest prints its kernel's boot log): booted only when 2 leaves it open.
+   A console Nova does not give (501 not implemented, 403 policy, 404 no console) is a missing capability;
+   a console that answers and stays empty, or says the guest did not boot, is a broken cloud
+   (BrokenDataplane: every dataplane scenario ÉCHEC with the evidence).
 
 And may this account write at all? An account whose only role is Keystone's `reader` (a teacher's audit
 account) is refused every creation by the default policies of every service since their "secure RBAC"
@@ -39,11 +42,139 @@ def hypervisor_reason(up: list[str], known: list[str]) -> Optional[str]:
     return "aucun hyperviseur dans Nova : aucun nova-compute ne s'est jamais enregistré"
 
 
-def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
-    """Boot a probe instance as the member and read its console: the reason if it is a fake guest."""
-    from popek.checks.cloud import compute, network
-    from popek.checks.cloud.ledger import Ledger
+#: What a guest's console says when it did not boot: its kernel gave up, or its firmware found nothing to boot
+#: (SeaBIOS's words, when it writes on the serial port).
+BOOT_FAILURES = ("Kernel panic", "No working init found", "Unable to mount root fs", "No bootable device",
+                 "Boot failed", "not a bootable disk", "No bootable option or device was found")
+
+
+class BrokenDataplane(AssertionError):
+    """The probe instance is ACTIVE, Nova's console API answers, and the guest did not boot: its console
+    stayed empty, or it wrote a boot failure. A broken cloud, not a missing capability: every dataplane
+    scenario fails with this finding (an AssertionError: ÉCHEC), measured once per session (needs.py)."""
+
+
+def console_refusal(exc: BaseException) -> Optional[str]:
+    """Why Nova's console API gives no console at all (French), from its refusal: not implemented by the
+    driver (501), refused by policy (403), no console for this guest (404 ConsoleNotAvailable). None for any
+    other answer (409 InstanceNotReady: asked again; 404 of a vanished instance, 5xx: not a capability)."""
+    from openstack import exceptions as sdk_exc
+
+    if not isinstance(exc, sdk_exc.HttpException):
+        return None
+    said = (getattr(exc, "details", None) or "").strip()[:160]
+    status = exc.status_code
+    if status == 501:
+        what = "la console des instances n'est pas implémentée par ce cloud"
+    elif status == 403:
+        what = "Nova refuse à ce compte la console des instances"
+    elif status == 404 and "could not be found" not in said.lower():   # not InstanceNotFound: ConsoleNotAvailable
+        what = "Nova n'a pas de console pour l'instance sonde"
+    else:
+        return None
+    return f"{what} (HTTP {status}{' : ' + said if said else ''})"
+
+
+def boot_failure(log: str) -> Optional[str]:
+    """The console's line that says the guest did not boot (BOOT_FAILURES), None if none does."""
+    for line in log.splitlines():
+        if any(word.lower() in line.lower() for word in BOOT_FAILURES):
+            return line.strip()[:200]
+    return None
+
+
+def silent_guest_finding(server, image, flavor, waited: float, log: str, failure: Optional[str],
+                         actions: str, not_ready: Optional[str] = None) -> str:
+    """The French finding of a probe guest that did not boot, with its evidence: the instance, its image,
+    flavor and host as this account sees them, what its console said (or that it stayed empty, or that
+    Nova kept answering 409), and Nova's record of its actions."""
+    host = getattr(server, "compute_host", None) or getattr(server, "hypervisor_hostname", None)
+    where = f"hôte {host}" if host else f"hôte non visible de ce compte (hostId {getattr(server, 'host_id', None) or '?'})"
+    what = (f"l'instance sonde {server.id} (image « {image.name} » {image.id}, gabarit {flavor.name}, {where}) "
+            f"est ACTIVE")
+    if failure:
+        said = f"et sa console dit que l'invité n'a pas démarré : « {failure} »"
+    elif not_ready:
+        said = f"mais Nova répond depuis {waited:.0f} s que sa console n'est pas prête ({not_ready})"
+    else:
+        said = (f"et n'a rien écrit sur sa console en {waited:.0f} s alors que l'API de console répond : l'invité "
+                "ne démarre pas (image qui ne démarre pas, hyperviseur qui n'exécute rien) ou son image n'écrit "
+                "rien sur le port série")
+    return f"plan de données en panne : {what} {said} ; actions Nova : {actions}"
+
+
+def _field(item, name: str):
+    """A field of an SDK resource or of a plain dict."""
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def nova_actions(conn, server) -> str:
+    """Nova's instance actions of `server` with their events where this account may read them (the events
+    are admin-only by default), one line: e.g. « create (Success : compute__do_build_and_run_instance) »."""
+    try:
+        parts = []
+        for action in conn.compute.server_actions(server):
+            events = []
+            try:
+                detail = conn.compute.get_server_action(action.request_id, server)
+                events = [f"{_field(e, 'result') or '?'} : {_field(e, 'event')}" for e in (detail.events or [])]
+            except Exception:  # events refused to this account: the action alone
+                pass
+            parts.append(f"{action.action}{' (' + ', '.join(events) + ')' if events else ''}"
+                         f"{' : ' + action.message if action.message else ''}")
+        return "; ".join(parts) or "aucune"
+    except Exception as exc:   # the actions API refused or failed: said, not hidden
+        return f"illisibles ({type(exc).__name__})"
+
+
+#: Seconds between two reads of the probe's console.
+CONSOLE_POLL = 3
+
+
+def _watch_console(conn, server, marker: Optional[str], timeout: float) -> dict:
+    """Read `server`'s console every CONSOLE_POLL s until it says something conclusive (a fake console, a boot failure,
+    the image's ready marker or, without one, any output), Nova refuses it for good, or `timeout` s pass.
+    Returns {'log', 'refused' (console_refusal), 'not_ready' (Nova's last 409, if it was its last answer)}."""
+    from openstack import exceptions as sdk_exc
+
     from popek.checks.cloud.waits import poll
+
+    seen = {"log": "", "not_ready": None, "refused": None}
+
+    def read():
+        try:
+            out = conn.compute.get_server_console_output(server, length=60)
+        except sdk_exc.HttpException as exc:
+            seen["refused"] = console_refusal(exc)
+            if seen["refused"] is None and exc.status_code != 409:
+                raise
+            seen["not_ready"] = (f"HTTP 409 : {(exc.details or '').strip()[:120]}"
+                                 if exc.status_code == 409 else None)
+            return seen
+        seen["not_ready"] = None
+        seen["log"] = (out or {}).get("output") or ""
+        return seen
+
+    def done(state) -> bool:
+        log = state["log"]
+        return bool(state["refused"]) or FAKE_CONSOLE in log or boot_failure(log) is not None \
+            or (marker in log if marker else bool(log))
+
+    poll(read, done, timeout, CONSOLE_POLL)
+    return seen
+
+
+def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
+    """Boot a probe instance as the member and read its console: the reason if it is a fake guest or if the
+    cloud gives no console (a missing capability); BrokenDataplane if the guest did not boot (a broken
+    cloud); None when a real guest wrote on its console.
+
+    A kernel panic alone (`Kernel panic - not syncing`: a Debian guest under QEMU TCG, 2 of 64 boots, guest.py)
+    is not conclusive: the probe is replaced once, as the scenarios' guests are; a second failure is."""
+    import time
+
+    from popek.checks.cloud import compute, diagnosis, network
+    from popek.checks.cloud.ledger import Ledger
 
     ledger = Ledger(cloud.conn, cloud.facts["prefix"])
     try:
@@ -51,13 +182,35 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         flavor = compute.pick_flavor(cloud.conn, image)
         with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
             net = compute.project_network(cloud.conn, ledger)
-        server = compute.boot(cloud.conn, ledger, "probe", image, flavor, net)
-        log = poll(lambda: compute.console_log(cloud.conn, server), bool, timeout, 3) or ""
-        if FAKE_CONSOLE in log:
-            return "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
-        if not log:
-            return "l'instance sonde n'a rien écrit sur sa console : impossible d'établir un plan de données"
-        return None
+        marker = (image.properties or {}).get(compute.TINY_MARKER)
+        first_panic = None
+        for attempt in (1, 2):
+            server = compute.boot(cloud.conn, ledger, "probe", image, flavor, net)
+            active = time.monotonic()
+            seen = _watch_console(cloud.conn, server, marker, timeout)
+            log = seen["log"]
+            if seen["refused"]:
+                return f"plan de données impossible à établir : {seen['refused']}"
+            if FAKE_CONSOLE in log:
+                return "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
+            failure = boot_failure(log)
+            if not failure and log:
+                return None
+            panic = diagnosis.kernel_panic(log)
+            if panic and attempt == 1:
+                first_panic = panic.quote()
+                ledger.delete(server.id)
+                continue
+            current = cloud.conn.compute.get_server(server.id)
+            if current.status != "ACTIVE":   # it left ACTIVE meanwhile (ERROR, deleted): not this finding
+                raise AssertionError(f"l'instance sonde {server.id} est passée de ACTIVE à {current.status}")
+            finding = silent_guest_finding(current, image, flavor, time.monotonic() - active, log,
+                                           panic.quote() if panic else failure,
+                                           nova_actions(cloud.conn, current), seen["not_ready"])
+            if first_panic:
+                finding += f" ; la première instance sonde avait déjà paniqué : « {first_panic} »"
+            raise BrokenDataplane(finding)
+        raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
     finally:
         ledger.cleanup()
 
