@@ -50,7 +50,7 @@ def probe_cloud(monkeypatch):
     monkeypatch.setattr(network, "quota_room", lambda conn: __import__("contextlib").nullcontext())
     monkeypatch.setattr(ledger.Ledger, "cleanup", lambda self: None)
     monkeypatch.setattr(ledger.Ledger, "delete", lambda self, server_id: None)
-    monkeypatch.setattr(probe, "CONSOLE_POLL", 0.05)
+    monkeypatch.setattr(probe, "CONSOLE_POLL", 0.05, raising=False)
 
     def make(*answers):
         conn = types.SimpleNamespace(compute=_Compute(answers))
