@@ -682,10 +682,34 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
                              "les autres services tournent toujours.\n"
                              + "\n".join(f"--- dernières lignes de {s.log} :\n{services.log_tail(s.log)}" for s in bad)) from None
         log(f"[{time.monotonic() - t0:6.1f} s] redémarré(s) : {', '.join(s.name for s in group)}")
+        if any(s.name == "rabbitmq" for s in group):
+            _repair_declare(state, t0, log)
     if rpc_wait:  # no stage after the server's
         _repair_rpc_wait(state, rpc, t0, log)
     log(f"[{time.monotonic() - t0:6.1f} s] cloud réparé : {', '.join(sick)} ; {label}")
     return list(sick)
+
+
+#: The topic queues a repair that restarted RabbitMQ declares at once: its running RPC servers' (Nova's
+#: conductor and scheduler, neutron-rpc-server's), lost with the broker's transient queues.
+REPAIR_QUEUES = {**EARLY_QUEUES, "neutron": list(NEUTRON_RPC_QUEUES)}
+
+
+def _repair_declare(state: CloudState, t0: float, log) -> None:
+    """During a repair, once a restarted RabbitMQ answers: its RPC servers' topic queues (REPAIR_QUEUES)
+    declared at once, as a start declares EARLY_QUEUES. The broker restarts without its transient queues; the
+    services still running reconnect by themselves within a second or two, their clients publishing what they
+    held back (a report, a periodic call) maybe before the server re-declares its queue: dropped, a 60 s RPC
+    timeout (live, RabbitMQ SIGKILLed then `popek cloud up`: nova-compute's « Lost connection to
+    nova-conductor » and update_available_resource timed out 60 s after the broker came back). A declared
+    queue keeps it until its server consumes. A declaration that fails is said, and the repair goes on."""
+    try:
+        wait_consumers(state, {}, timeout=10.0, declare=REPAIR_QUEUES)
+    except CloudError as exc:
+        log(f"[{time.monotonic() - t0:6.1f} s] files RabbitMQ non déclarées d'avance ({exc})")
+        return
+    log(f"[{time.monotonic() - t0:6.1f} s] files RabbitMQ déclarées d'avance : "
+        + ", ".join(t for topics in REPAIR_QUEUES.values() for t in topics))
 
 
 def _repair_rpc_wait(state: CloudState, rpc: Service, t0: float, log) -> None:
