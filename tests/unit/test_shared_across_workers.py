@@ -53,9 +53,10 @@ def cleaned(folder) -> list[dict]:
         if (folder / "cleaned").exists() else []
 
 
-def worker(folder, make, out, linger=0.0, close=True, barrier=None):
+def worker(folder, make, out, linger=0.0, close=True, barrier=None, after=None):
     """One worker: asks for the resource, writes what it got (or the error), stays `linger` s, closes.
-    barrier: waited on before asking (workers that must ask at once)."""
+    barrier: waited on before asking (workers that must ask at once); after: another worker's output file
+    waited for before closing (that worker has asked, and holds the run's resources too)."""
     shared = probe(folder)
     if barrier is not None:
         barrier.wait(20)
@@ -65,6 +66,9 @@ def worker(folder, make, out, linger=0.0, close=True, barrier=None):
         got = {"error": type(exc).__name__, "message": str(exc)}
     (folder / out).write_text(json.dumps(got))
     time.sleep(linger)
+    deadline = time.monotonic() + 30
+    while after is not None and not (folder / after).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
     if close:
         problems, deleted = shared.close()
         (folder / f"{out}.closed").write_text(json.dumps([problems, deleted]))
@@ -124,7 +128,9 @@ def test_another_lookup_error_in_the_making_is_a_fault_not_nothing_to_boot(tmp_p
 
 def test_only_the_last_user_deletes_and_it_deletes_what_the_other_recorded(tmp_path):
     make = make_counted(tmp_path, pause=0.1)
-    first = FORK.Process(target=worker, args=(tmp_path, make, "a"))             # makes it, ends at once
+    # makes it, ends as soon as the other has asked (under load 7, hC 2026-12-07 13:12, the other could start
+    # after this one had already closed as the only user: two deletions, the test's premise not met)
+    first = FORK.Process(target=worker, args=(tmp_path, make, "a"), kwargs={"after": "b"})
     last = FORK.Process(target=worker, args=(tmp_path, make, "b"), kwargs={"linger": 1.0})
     run_all(first, last)
     done = cleaned(tmp_path)
