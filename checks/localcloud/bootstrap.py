@@ -6,6 +6,7 @@ HTTP with the admin credentials of clouds.yaml, like any client would.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -29,6 +30,8 @@ CATALOG = (
     ("volumev3", "cinderv3", "cinder", "/v3"),
     ("object-store", "swift", "swift", "/v1/AUTH_%(project_id)s"),
 )
+#: The swift storage servers' keys in the port map (their ports are in the rings).
+SWIFT_STORAGE = ("swift-account", "swift-container", "swift-object")
 #: The course's menu: bigger costs more (name, vCPU, RAM MiB, disk GiB). `small`, the course's flavor for
 #: Debian 13, has two vCPUs: QEMU's multi-threaded TCG then uses both host cores, the biggest lever on a
 #: cloud-init first boot (bare QEMU on this machine type: 42 s with two, 59-66 s with one;
@@ -178,18 +181,35 @@ def nova_db(state: CloudState) -> None:
 
 
 def swift_rings(state: CloudState) -> None:
-    """One-replica rings of one device each, on 127.0.0.1 (account, container, object)."""
+    """One-replica rings of one device each, on 127.0.0.1 (account, container, object), at the storage
+    servers' ports of the cloud's map. Made anew when those moved (one device: every partition stays on it)."""
     (state.data("swift") / "d1").mkdir(parents=True, exist_ok=True)
     builder = state.bin("swift-ring-builder")
+    ports = state.ports
     for kind in ("account", "container", "object"):
         path = str(state.etc("swift") / f"{kind}.builder")
+        for old in (state.etc("swift") / f"{kind}.builder", state.etc("swift") / f"{kind}.ring.gz"):
+            old.unlink(missing_ok=True)
         run(state, [builder, path, "create", "8", "1", "1"], "swift")
-        run(state, [builder, path, "add", f"r1z1-{HOST}:{PORTS['swift-' + kind]}/d1", "1"], "swift")
+        run(state, [builder, path, "add", f"r1z1-{HOST}:{ports['swift-' + kind]}/d1", "1"], "swift")
         run(state, [builder, path, "rebalance"], "swift")
+
+
+def swift_ring_ports(state: CloudState) -> str:
+    """What the rings' marker holds: the storage servers' ports they were made with."""
+    return json.dumps({k: v for k, v in state.ports.items() if k in SWIFT_STORAGE})
 
 
 def databases(state: CloudState) -> None:
     """Every schema, two at a time (the machine has two cores); nova needs MariaDB running."""
+    rings = state.marker("swift-rings")
+    if rings.exists() and rings.read_text().strip() != swift_ring_ports(state):
+        try:  # an older popek wrote a date there: its rings are at the standard ports
+            made = json.loads(rings.read_text())
+        except ValueError:
+            made = {k: PORTS[k] for k in SWIFT_STORAGE}
+        if made != json.loads(swift_ring_ports(state)):
+            rings.unlink()
     steps = {"db-keystone": keystone_db, "db-glance": glance_db, "db-placement": placement_db,
              "db-neutron": neutron_db, "db-cinder-mariadb": cinder_db, "db-nova": nova_db, "swift-rings": swift_rings}
     if neutron_connection(state).startswith("mysql"):
@@ -199,6 +219,8 @@ def databases(state: CloudState) -> None:
         futures = [pool.submit(once, state, name, fn, state) for name, fn in steps.items()]
         for f in futures:
             f.result()
+    if not rings.exists() or rings.read_text().strip() != swift_ring_ports(state):
+        rings.write_text(swift_ring_ports(state) + "\n")
 
 
 # --- client side ---------------------------------------------------------------------------------
@@ -272,6 +294,39 @@ def identity(state: CloudState) -> None:
             if interface not in existing:
                 idn.create_endpoint(service_id=svc.id, interface=interface, url=state.url(port_key) + path,
                                     region_id=REGION)
+
+
+def catalog_urls(state: CloudState) -> dict[str, str]:
+    """The URL each catalog entry must have on this cloud's port map, by service type."""
+    return {"identity": state.url("keystone") + "/v3"} | {stype: state.url(key) + path for stype, _n, key, path in CATALOG}
+
+
+def catalog_step(state: CloudState) -> str:
+    """The one-time step (marker) of the catalog made on this port map: another map, another step."""
+    import hashlib
+
+    return "catalog-ports-" + hashlib.sha256(json.dumps(state.ports, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def repoint_catalog(state: CloudState, log=print) -> list[str]:
+    """Every endpoint of our services at its port of the map (a port moved at this `up`: the catalog lives in
+    keystone's database); returns the types re-pointed. Run once per map (`once(state, catalog_step(state),
+    …)`); the markers of other maps are removed, so that a map coming back is re-pointed again. Keystone
+    itself must answer at its own (new) port, which clouds.yaml names already."""
+    idn = connect(state).identity
+    want = catalog_urls(state)
+    types = {s.id: s.type for s in idn.services()}
+    moved = []
+    for e in idn.endpoints():
+        url = want.get(types.get(e.service_id, ""))
+        if url is not None and e.url != url:
+            idn.update_endpoint(e, url=url)
+            moved.append(types[e.service_id])
+    if moved:
+        log(f"catalogue de Keystone : {', '.join(sorted(set(moved)))} re-pointé(s) sur les ports de ports.json")
+    for old in state.marker("x").parent.glob("catalog-ports-*"):
+        old.unlink(missing_ok=True)
+    return sorted(set(moved))
 
 
 def rehash_passwords(state: CloudState) -> None:

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from popek.checks.localcloud.state import HOST, PORTS, RABBIT_USER, RABBIT_VHOST, REGION, CloudState
+from popek.checks.localcloud.state import HOST, RABBIT_USER, RABBIT_VHOST, REGION, CloudState
 
 Config = dict[str, dict[str, dict[str, object]]]
 
@@ -32,6 +32,7 @@ KEYSTONE_API_MODULE = "popek_keystoneapi"
 #: gunicorn threads of a worker that serves several APIs (nova-api: the compute and the metadata API).
 MULTI_API_THREADS = 4
 #: Gunicorn apps: name -> (config dir, WSGI callable, port keys: gunicorn binds each, the first is the app's own).
+#: A callable's `{key}` is the port of that key in the cloud's map (`state.ports`), filled in by generate().
 WSGI_APPS = {
     # keystone's own application, its SQLite connections enforcing the schema's foreign keys (keystoneapi.py)
     "keystone": ("keystone", f"{KEYSTONE_API_MODULE}:load()", ("keystone",)),
@@ -40,7 +41,7 @@ WSGI_APPS = {
     # the compute API and the metadata API, each on its own port, dispatched by the port that accepted the
     # connection: one process instead of two (its own gunicorn master and worker made the metadata API
     # ~118 MiB PSS; both in one worker take ~103 MiB less, measured before any request)
-    "nova-api": ("nova", f"{NOVA_APIS_MODULE}:load({PORTS['nova']}, {PORTS['metadata']})", ("nova", "metadata")),
+    "nova-api": ("nova", f"{NOVA_APIS_MODULE}:load({{nova}}, {{metadata}})", ("nova", "metadata")),
     # neutron's own application, loaded once three eager loads of every Port are made selectin (neutronapi.py)
     "neutron-api": ("neutron", f"{NEUTRON_API_MODULE}:load()", ("neutron",)),
     "cinder-api": ("cinder", "cinder.wsgi.api:application", ("cinder",)),
@@ -68,9 +69,9 @@ def mysql(state: CloudState, database: str, password: str) -> str:
             f"?unix_socket={state.mysql_socket}&charset=utf8")
 
 
-def rabbit_url(password: str) -> str:
+def rabbit_url(state: CloudState, password: str) -> str:
     """Our own RabbitMQ user and vhost (made at the node's first boot, see bootstrap.init_rabbitmq)."""
-    return f"rabbit://{RABBIT_USER}:{password}@{HOST}:{PORTS['rabbitmq']}/{RABBIT_VHOST}"
+    return f"rabbit://{RABBIT_USER}:{password}@{HOST}:{state.ports['rabbitmq']}/{RABBIT_VHOST}"
 
 
 def ksa(state: CloudState, user: str, password: str, **extra) -> dict:
@@ -89,6 +90,7 @@ def authtoken(state: CloudState, user: str, password: str) -> dict:
 def generate(state: CloudState) -> Config:
     """The whole configuration of the API-only cloud (fake compute, fake volumes, always-bind ML2)."""
     pw = state.passwords()
+    ports = state.ports
     lock = lambda name: {"lock_path": str(state.data(name) / "lock")}  # noqa: E731
     noop = {"driver": "noop"}
     cfg: Config = {}
@@ -138,7 +140,7 @@ def generate(state: CloudState) -> Config:
     nova_db = lambda db: mysql(state, db, pw["mariadb_nova"])  # noqa: E731
     cfg["nova/nova.conf"] = {
         "DEFAULT": {
-            "transport_url": rabbit_url(pw["rabbitmq"]), "compute_driver": FAKE_COMPUTE_DRIVER, "host": COMPUTE_HOST,
+            "transport_url": rabbit_url(state, pw["rabbitmq"]), "compute_driver": FAKE_COMPUTE_DRIVER, "host": COMPUTE_HOST,
             "my_ip": HOST, "state_path": str(state.data("nova")), "instances_path": str(state.data("nova") / "instances"),
             "osapi_compute_workers": 1, "metadata_workers": 1, "use_stderr": True,
             "osapi_compute_listen": HOST, "metadata_listen": HOST,
@@ -170,7 +172,7 @@ def generate(state: CloudState) -> Config:
         "DEFAULT": {
             # The same host name as nova-compute's: an agent binds ports of its own host only.
             "host": COMPUTE_HOST,
-            "core_plugin": "ml2", "service_plugins": "router", "transport_url": rabbit_url(pw["rabbitmq"]),
+            "core_plugin": "ml2", "service_plugins": "router", "transport_url": rabbit_url(state, pw["rabbitmq"]),
             "auth_strategy": "keystone", "state_path": str(state.data("neutron")),
             "api_paste_config": str(state.etc("neutron") / "api-paste.ini"), "use_stderr": True,
             # rpc_* are read by neutron-rpc-server only (a dataplane's agents talk to it); the API under
@@ -199,8 +201,8 @@ def generate(state: CloudState) -> Config:
 
     cfg["cinder/cinder.conf"] = {
         "DEFAULT": {
-            "transport_url": rabbit_url(pw["rabbitmq"]), "auth_strategy": "keystone", "my_ip": HOST,
-            "osapi_volume_listen": HOST, "osapi_volume_listen_port": PORTS["cinder"], "osapi_volume_workers": 1,
+            "transport_url": rabbit_url(state, pw["rabbitmq"]), "auth_strategy": "keystone", "my_ip": HOST,
+            "osapi_volume_listen": HOST, "osapi_volume_listen_port": ports["cinder"], "osapi_volume_workers": 1,
             "enabled_backends": "fake", "state_path": str(state.data("cinder")), "host": "volume1",
             "api_paste_config": str(state.etc("cinder") / "api-paste.ini"), "use_stderr": True,
         },
@@ -220,12 +222,12 @@ def generate(state: CloudState) -> Config:
     }
     for kind in ("account", "container", "object"):
         cfg[f"swift/{kind}-server.conf"] = {
-            "DEFAULT": swift_common | {"bind_port": PORTS[f"swift-{kind}"]},
+            "DEFAULT": swift_common | {"bind_port": ports[f"swift-{kind}"]},
             "pipeline:main": {"pipeline": f"{kind}-server"},
             f"app:{kind}-server": {"use": f"egg:swift#{kind}"},
         }
     cfg["swift/proxy-server.conf"] = {
-        "DEFAULT": {"bind_ip": HOST, "bind_port": PORTS["swift"], "swift_dir": str(state.etc("swift")), "workers": 0},
+        "DEFAULT": {"bind_ip": HOST, "bind_port": ports["swift"], "swift_dir": str(state.etc("swift")), "workers": 0},
         "pipeline:main": {"pipeline": "catch_errors healthcheck proxy-logging authtoken keystoneauth proxy-logging "
                                       "proxy-server"},
         "filter:healthcheck": {"use": "egg:swift#healthcheck"},
@@ -252,12 +254,13 @@ def generate(state: CloudState) -> Config:
                    "innodb_lock_wait_timeout": 5},
     }
 
-    for name, (directory, app, ports) in WSGI_APPS.items():
+    for name, (directory, app, keys) in WSGI_APPS.items():
         # gunicorn reads ./gunicorn.conf.py: one directory per app, the process's working directory.
-        binds = [f"{HOST}:{PORTS[port]}" for port in ports]
-        conf = {"bind": binds[0] if len(binds) == 1 else binds, "workers": 1, "wsgi_app": app, "timeout": 300,
+        binds = [f"{HOST}:{ports[key]}" for key in keys]
+        conf = {"bind": binds[0] if len(binds) == 1 else binds, "workers": 1, "wsgi_app": app.format(**ports),
+                "timeout": 300,
                 "control_socket_disable": True, "proc_name": name}
-        if len(ports) > 1:
+        if len(keys) > 1:
             # Two APIs in one worker (nova's): gunicorn's sync worker serves one request at a time, so a guest's
             # metadata read would wait for a POST /servers in flight (up to ~6 s measured), and the tiny image reads
             # its key and user data once, with a 5 s timeout. Threads (gunicorn's gthread worker) serve them side

@@ -60,7 +60,7 @@ from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.localcloud.services import Service, nova_compute_argv
-from popek.checks.localcloud.state import HOST, PORTS, CloudState
+from popek.checks.localcloud.state import HOST, CloudState
 
 #: Debian packages of the dataplane (installed on demand by `prepare`, as root).
 DATAPLANE_APT = (
@@ -436,7 +436,7 @@ def config_overrides(state: CloudState) -> dict:
             "ovs": ovs_common,
         },
         "neutron/metadata_agent.ini": {
-            "DEFAULT": {"nova_metadata_host": HOST, "nova_metadata_port": PORTS["metadata"],
+            "DEFAULT": {"nova_metadata_host": HOST, "nova_metadata_port": state.ports["metadata"],
                         "metadata_proxy_shared_secret": secret, "metadata_workers": 1},
         },
     }

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from popek.checks.localcloud import apt, bootstrap, config, fence, images, install, services
+from popek.checks.localcloud import apt, bootstrap, config, fence, images, install, ports, services
 from popek.checks.localcloud import dataplane as dataplane_hooks  # `dataplane` is up()'s flag
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.secrets import REDACT
@@ -176,6 +176,8 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
                 settle_smoke(state, current_mod, log)
             _fence_up(current_mod, log)
             return current
+    # each service's port: its recorded (or standard) one, else a free one, recorded before anything binds it
+    settle_ports(state, mod, log)
     # every port of the services about to start, checked before anything is installed or started (hG)
     services.check_ports_free([s for s in table(state, mod) if services.read_pid(state, s.name) is None])
     progress = Progress(log)
@@ -303,6 +305,8 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                                        if rpc else {}, declare=EARLY_QUEUES if early else None)
                 with progress.step("identité : utilisateurs, projets, rôles, catalogue"):
                     bootstrap.once(state, "identity", bootstrap.identity, state)
+                    bootstrap.once(state, bootstrap.catalog_step(state),  # a port moved: the catalog follows
+                                   lambda: bootstrap.repoint_catalog(state, log=lambda line: log(f"  {line}")))
                     bootstrap.once(state, f"password-hash-rounds-{config.KEYSTONE_HASH_ROUNDS}",
                                    bootstrap.rehash_passwords, state)
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -538,7 +542,7 @@ def wait_consumers(state: CloudState, queues: dict, timeout: float = 120.0, decl
     that dies meanwhile, or a queue still without a consumer after `timeout` s, raises CloudError naming
     the service and its log. `declare` ({exchange: [topic, ...]}): topic queues declared first, as their
     server will declare them (EARLY_QUEUES); one that cannot be raises CloudError."""
-    request = {"host": HOST, "port": PORTS["rabbitmq"], "user": RABBIT_USER, "vhost": RABBIT_VHOST,
+    request = {"host": HOST, "port": state.ports["rabbitmq"], "user": RABBIT_USER, "vhost": RABBIT_VHOST,
                "password": state.passwords()["rabbitmq"], "queues": list(queues), "timeout": timeout,
                "declare": declare or {}}
     proc = subprocess.Popen([state.python, "-I", str(RPCREADY_SCRIPT)], stdin=subprocess.PIPE,
@@ -727,6 +731,25 @@ def _repair_rpc_wait(state: CloudState, rpc: Service, t0: float, log) -> None:
 
 def _alive(state: CloudState, name: str):
     return lambda: services.read_pid(state, name) is not None
+
+
+def settle_ports(state: CloudState, mod, log) -> list[tuple]:
+    """The cloud's port map for this start (ports.choose): a port of the map that someone else holds moves,
+    one line said per move; the map is written before any service binds it. The ports of the cloud's own
+    running services are kept. Returns the moves."""
+    held = {p for s in table(state, mod) if services.read_pid(state, s.name) is not None
+            for p in services.ports_of(s)}
+    before = state.ports
+    try:
+        chosen, moves = ports.choose(PORTS, before, services.port_taken, ports.ephemeral_range(),
+                                     ours={k for k, p in before.items() if p in held})
+    except ValueError as exc:
+        raise CloudError(f"{exc} sur {HOST} : popek ne démarre rien") from None
+    if moves or not state.ports_file.exists():
+        state.record_ports(chosen)
+    for line in ports.say(moves):
+        log(line)
+    return moves
 
 
 def _check_port_free(svc: Service) -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 from popek.checks.localcloud import config
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.secrets import REDACT
-from popek.checks.localcloud.state import HOST, PORTS, CloudState
+from popek.checks.localcloud.state import HOST, CloudState
 
 #: Start order. 0: databases and message bus; 1: identity and placement; 2: the other services (their
 #: service users exist by then: conductor and scheduler exit on a 401 otherwise); 3: compute.
@@ -70,12 +70,13 @@ class Service:
 
 
 def _wsgi(state: CloudState, name: str, conf_env: dict[str, str]) -> Service:
-    directory, _app, ports = config.WSGI_APPS[name]
+    directory, _app, keys = config.WSGI_APPS[name]
+    ports = state.ports
     # gunicorn gets no argument at all: oslo.config parses sys.argv too and would reject gunicorn's
     # (research pitfall 2). Its settings are ./gunicorn.conf.py in its working directory. An app on several
     # ports (nova-api: the compute and metadata APIs) is healthy when each of them answers.
     return Service(name, [state.bin("gunicorn")], env=conf_env, cwd=str(state.etc(directory) / f"gunicorn-{name}"),
-                   log=str(state.log(name)), health=" ".join(f"http://{HOST}:{PORTS[p]}/" for p in ports),
+                   log=str(state.log(name)), health=" ".join(f"http://{HOST}:{ports[k]}/" for k in keys),
                    stage=1 if name in STAGE_1_APIS else 2)
 
 
@@ -86,9 +87,11 @@ def core_services(state: CloudState) -> list[Service]:
     cinder_conf = ["--config-file", str(etc / "cinder/cinder.conf")]
     nova_env = {"OS_NOVA_CONFIG_DIR": str(etc / "nova"), "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
     # (nova's WSGI loader takes its paste pipeline from the FIRST file of that list)
+    ports = state.ports
     rabbit_env = {
         "RABBITMQ_NODE_IP_ADDRESS": HOST, "ERL_EPMD_ADDRESS": HOST, "RABBITMQ_NODENAME": "rabbit@localhost",
-        "RABBITMQ_NODE_PORT": str(PORTS["rabbitmq"]), "RABBITMQ_DIST_PORT": str(PORTS["rabbitmq-dist"]),
+        "RABBITMQ_NODE_PORT": str(ports["rabbitmq"]), "RABBITMQ_DIST_PORT": str(ports["rabbitmq-dist"]),
+        "ERL_EPMD_PORT": str(ports["epmd"]),  # our epmd's (rabbitmq-server and the erl it runs read it)
         "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         "RABBITMQ_MNESIA_BASE": str(state.data("rabbitmq") / "mnesia"),
         "RABBITMQ_LOG_BASE": str(state.data("rabbitmq") / "log"), "RABBITMQ_LOGS": "-",
@@ -102,11 +105,11 @@ def core_services(state: CloudState) -> list[Service]:
         mysqld.append("--user=root")
     svc = [
         Service("mariadb", mysqld, log=str(state.log("mariadb")), health=f"unix://{state.mysql_socket}", stage=0),
-        Service("epmd", ["/usr/bin/epmd", "-address", HOST, "-port", str(PORTS["epmd"])],
-                log=str(state.log("epmd")), health=f"tcp://{HOST}:{PORTS['epmd']}", stage=0),
+        Service("epmd", ["/usr/bin/epmd", "-address", HOST, "-port", str(ports["epmd"])],
+                log=str(state.log("epmd")), health=f"tcp://{HOST}:{ports['epmd']}", stage=0),
         Service("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=rabbit_env, cwd=str(state.data("rabbitmq")),
-                log=str(state.log("rabbitmq")), health=f"tcp://{HOST}:{PORTS['rabbitmq']}", stage=0,
-                ports=(PORTS["rabbitmq-dist"],)),
+                log=str(state.log("rabbitmq")), health=f"tcp://{HOST}:{ports['rabbitmq']}", stage=0,
+                ports=(ports["rabbitmq-dist"],)),
         _wsgi(state, "keystone", {"OS_KEYSTONE_CONFIG_DIR": str(etc / "keystone")}),
         _wsgi(state, "glance-api", {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")}),
         _wsgi(state, "placement-api", {"OS_PLACEMENT_CONFIG_DIR": str(etc / "placement")}),
@@ -122,9 +125,9 @@ def core_services(state: CloudState) -> list[Service]:
     ]
     for kind in ("account", "container", "object"):
         svc.append(Service(f"swift-{kind}", [state.bin(f"swift-{kind}-server"), str(etc / f"swift/{kind}-server.conf")],
-                           log=str(state.log(f"swift-{kind}")), health=f"tcp://{HOST}:{PORTS['swift-' + kind]}"))
+                           log=str(state.log(f"swift-{kind}")), health=f"tcp://{HOST}:{ports['swift-' + kind]}"))
     svc.append(Service("swift-proxy", [state.bin("swift-proxy-server"), str(etc / "swift/proxy-server.conf")],
-                       log=str(state.log("swift-proxy")), health=f"http://{HOST}:{PORTS['swift']}/healthcheck"))
+                       log=str(state.log("swift-proxy")), health=f"http://{HOST}:{ports['swift']}/healthcheck"))
     return svc
 
 

@@ -5,6 +5,8 @@ Layout under `root` (`popek.paths.embedded_cloud_dir()`):
   etc/<service>/   generated configuration           data/<service>/  databases, images, volumes
   log/<name>.log   one log per process               run/<name>.pid   one pid file per process
   secrets.json     generated passwords (mode 0600)   clouds.yaml, openrc-*  the client side
+  ports.json       the TCP port of each service on 127.0.0.1, chosen at the first `up` (ports.py) and
+                   written before anything binds it; absent: the standard ones (PORTS)
   host-record.json what popek made on the host outside this directory (links, mount points), each
                    written down before it is made, so that `down` removes those and nothing else
 Built images and the services' wheels are cached beside it (`<root>/../cache`): they are not cloud
@@ -27,6 +29,8 @@ ACCOUNTS = ("admin", "member", "glance", "placement", "nova", "neutron", "cinder
             "rabbitmq")
 
 HOST = "127.0.0.1"
+#: The standard port of each service: what it takes when free on HOST at the first `up`. Every user reads
+#: the cloud's own map, `CloudState.ports` (a service whose standard port was taken runs elsewhere).
 PORTS = {
     "keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "metadata": 8775,
     "neutron": 9696, "cinder": 8776, "swift": 8080,
@@ -144,6 +148,29 @@ class CloudState:
     def secrets_file(self) -> Path:
         return self.root / "secrets.json"
 
+    @property
+    def ports_file(self) -> Path:
+        return self.root / "ports.json"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The TCP port of each service on HOST: the recorded map (ports.json) over the standard one (PORTS)."""
+        try:
+            recorded = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        if not isinstance(recorded, dict):
+            recorded = {}
+        return {key: recorded[key] if isinstance(recorded.get(key), int) and 0 < recorded[key] < 65536 else port
+                for key, port in PORTS.items()}
+
+    def record_ports(self, ports: dict[str, int]) -> None:
+        """Write the port map (atomically: a reader sees the old map or the new one)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.ports_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: ports[k] for k in PORTS if k in ports}, indent=1))
+        os.replace(tmp, self.ports_file)
+
     def passwords(self) -> dict[str, str]:
         """The per-install passwords, generated on first call and kept in secrets.json (0600).
 
@@ -165,7 +192,7 @@ class CloudState:
 
     def url(self, service: str) -> str:
         """Base URL of an HTTP service (`keystone`, `nova`, …) on the loopback address."""
-        return f"http://{HOST}:{PORTS[service]}"
+        return f"http://{HOST}:{self.ports[service]}"
 
     def mkdirs(self) -> None:
         for d in (self.etc(), self.root / "log", self.run_dir, self.marker("x").parent):

@@ -33,7 +33,7 @@ import pytest
 
 from popek import paths
 from popek.checks.localcloud import services
-from popek.checks.localcloud.state import PORTS, CloudState
+from popek.checks.localcloud.state import CloudState
 
 from faults import freeze_at_step, slow
 from helpers import allure_results, frozen, run_popek
@@ -148,7 +148,7 @@ def metadata_unanswered():
     leaves it behind: nothing else removes it, `popek cloud down` does not know it) and in the end whatever
     happens."""
     table = METADATA_FAULT_TABLE
-    rule = f"ip daddr 127.0.0.1 tcp dport {PORTS['metadata']} drop"
+    rule = f"ip daddr 127.0.0.1 tcp dport {CloudState(paths.embedded_cloud_dir()).ports['metadata']} drop"
     subprocess.run(["nft", "delete", "table", "inet", table], check=False, timeout=30, capture_output=True)
     subprocess.run(["nft", "-f", "-"], check=True, text=True, timeout=30,
                    input=f"table inet {table} {{\n chain out {{\n  type filter hook output priority 0;\n  {rule}\n }}\n}}\n")
@@ -162,7 +162,7 @@ def metadata_unanswered():
 def test_metadata_frozen_is_named_within_minutes(state, tmp_path, record_property):
     with metadata_unanswered():
         found = run_scenarios(tmp_path, "ouvre_linstance", "cloudinit", workers=2)
-    wait_http("http://127.0.0.1:8775/", hint=f" (table nftables inet {METADATA_FAULT_TABLE} encore en place ?)")
+    wait_http(f"http://127.0.0.1:{CloudState(paths.embedded_cloud_dir()).ports['metadata']}/", hint=f" (table nftables inet {METADATA_FAULT_TABLE} encore en place ?)")
     measures = []
     for claim in ("C18", "C19"):
         result = pick(found, claim)

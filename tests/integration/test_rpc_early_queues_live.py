@@ -13,7 +13,7 @@ import pytest
 
 from popek import paths
 from popek.checks.localcloud import config, lifecycle
-from popek.checks.localcloud.state import HOST, PORTS, RABBIT_USER, RABBIT_VHOST, CloudState
+from popek.checks.localcloud.state import HOST, RABBIT_USER, RABBIT_VHOST, CloudState
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +70,8 @@ print(json.dumps(out))
 def cast_before_the_server(declare: bool, wait: float) -> dict:
     tag = secrets.token_hex(4)
     pw = STATE.passwords()["rabbitmq"]
-    request = {"host": f"{HOST}:{PORTS['rabbitmq']}", "user": RABBIT_USER, "password": pw, "vhost": RABBIT_VHOST,
-               "url": config.rabbit_url(pw), "exchange": f"popek-test-{tag}", "topic": f"popek-test-{tag}",
+    request = {"host": f"{HOST}:{STATE.ports['rabbitmq']}", "user": RABBIT_USER, "password": pw, "vhost": RABBIT_VHOST,
+               "url": config.rabbit_url(STATE, pw), "exchange": f"popek-test-{tag}", "topic": f"popek-test-{tag}",
                "declare": declare, "wait": wait}
     out = subprocess.run([STATE.python, "-W", "ignore", "-c", PROBE], input=json.dumps(request),
                          capture_output=True, text=True, timeout=120)

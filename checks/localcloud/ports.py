@@ -1,0 +1,76 @@
+"""The embedded cloud's TCP ports on 127.0.0.1, chosen at `up` so that the owner's own servers never block it.
+
+At the first `up` each service keeps its standard port (state.PORTS) when it is free on 127.0.0.1, else takes
+a free one outside the range the kernel hands out to outgoing connections (ip_local_port_range: a port in it
+may be taken by any client at any moment). The map is recorded in the state directory (ports.json) before
+anything binds it, and every user reads it (`CloudState.ports`). At a later `up` a recorded port that someone
+else took meanwhile moves again, the same way; a port held by the cloud's own running service is not "taken",
+and a port that moved stays where it is once its squatter is gone (the student's openrc and clouds.yaml stay
+right). popek never touches the squatter.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+#: Where a moved port is first sought: its standard one plus this (keystone 5000 -> 15000), then upwards.
+OFFSET = 10000
+#: Below this, ports are the well-known ones of the system's own servers: a moved port never goes there.
+LOWEST = 1024
+EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Linux's default, when the file cannot be read.
+EPHEMERAL_DEFAULT = (32768, 60999)
+
+
+def ephemeral_range(path: Path = EPHEMERAL_FILE) -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (inclusive)."""
+    try:
+        low, high = (int(x) for x in path.read_text().split()[:2])
+    except (OSError, ValueError):
+        return EPHEMERAL_DEFAULT
+    return (low, high) if 0 < low <= high < 65536 else EPHEMERAL_DEFAULT
+
+
+def candidates(standard: int, ephemeral: tuple[int, int]):
+    """Ports to try for a service whose port is taken: standard + OFFSET upwards, wrapping to LOWEST,
+    never the standard port itself, never one of the ephemeral range."""
+    low, high = ephemeral
+    start = standard + OFFSET if standard + OFFSET < 65536 else LOWEST
+    span = 65536 - LOWEST
+    for i in range(span):
+        port = LOWEST + (start - LOWEST + i) % span
+        if port != standard and not low <= port <= high:
+            yield port
+
+
+def choose(standard: dict[str, int], recorded: dict[str, int], taken: Callable[[int], str | None],
+           ephemeral: tuple[int, int], ours: set[str] = frozenset()) -> tuple[dict[str, int], list[tuple]]:
+    """The port of each key of `standard`, and the moves [(key, old port, new port, holder of the old)].
+
+    recorded: the map of an earlier `up` (missing keys: their standard port); taken(port): who holds it
+    (None: free); ours: the keys whose port the cloud's own running service holds (kept, never probed).
+    A key keeps its recorded port when free; else it moves to the first free candidate (`candidates`) that
+    no other key of the map uses (nor any standard port of the map's: a service not moved yet may still
+    want it). Pure: `taken` is the only contact with the host."""
+    current = {key: recorded.get(key, port) for key, port in standard.items()}
+    reserved = set(current.values()) | set(standard.values())
+    chosen: dict[str, int] = {}
+    moves = []
+    for key, port in current.items():
+        who = None if key in ours else taken(port)
+        if who is None:
+            chosen[key] = port
+            continue
+        new = next((p for p in candidates(standard[key], ephemeral)
+                    if p not in reserved and taken(p) is None), None)
+        if new is None:
+            raise ValueError(f"aucun port libre pour {key}")
+        reserved.add(new)
+        chosen[key] = new
+        moves.append((key, port, new, who))
+    return chosen, moves
+
+
+def say(moves: list[tuple]) -> list[str]:
+    """One French line per move: « keystone : 5000 occupé par le processus 42 (python3), pris 15000 »."""
+    return [f"{key} : {old} occupé par {who}, pris {new}" for key, old, new, who in moves]

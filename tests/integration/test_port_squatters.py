@@ -1,0 +1,155 @@
+"""A student's own servers on the embedded cloud's ports (a Docker container published on 8080, a Flask app on
+5000), for real: `popek cloud up` moves keystone and swift to free ports (checks/localcloud/ports.py), says so in
+one French line each, re-points Keystone's catalog, clouds.yaml and the openrc files, and the cloud is whole
+(28/28, the catalog claims green) while the squatters, untouched, go on answering. `down` stops only the cloud;
+the squatters gone, the next `up` keeps the moved ports (the student's openrc stays right). In the end the map
+the cloud had before is written back and the cloud started on it again (the catalog re-pointed back).
+
+Opt-in: stops the shared cloud and starts it three times (~4-5 min): POPEK_SLOW_FAULTS=1 and
+POPEK_CLOUD_DOWN_TEST=1, as root; takes /tmp/popek-cloud.lock exclusively (POPEK_CLOUD_LOCK_HELD=1 if held).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+import yaml
+
+from faults import slow
+from helpers import VENV_BIN, allure_results, cloud_lock_exclusive, running_cloud
+
+pytestmark = [pytest.mark.integration,
+              slow("arrête le cloud partagé et le démarre trois fois (~4-5 min)", " (et POPEK_CLOUD_DOWN_TEST=1)")]
+
+POPEK = str(VENV_BIN / "popek")
+ANSWER = b"popek-hK squatter\n"
+
+
+class Squatter:
+    """A plain TCP server of the test's own on `address`:`port` (as a Docker-published port or a Flask app
+    listens), answering ANSWER to each connection, until stop()."""
+
+    def __init__(self, port: int, address: str):
+        self.port, self.sock = port, socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(ANSWER)
+
+    def answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
+            return c.recv(100) == ANSWER
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def popek(*args, timeout=900) -> subprocess.CompletedProcess:
+    return subprocess.run([POPEK, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def whole() -> tuple[int, int]:
+    out = popek("cloud", "status").stdout
+    for line in out.splitlines():
+        if line.endswith("services en marche"):
+            up, total = line.split()[0].split("/")
+            return int(up), int(total)
+    return 0, -1
+
+
+def catalog(state) -> dict[str, set[str]]:
+    out = subprocess.run([str(VENV_BIN / "openstack"), "--os-cloud", "popek-admin", "endpoint", "list", "-f", "json"],
+                         capture_output=True, text=True, timeout=120,
+                         env=os.environ | {"OS_CLIENT_CONFIG_FILE": str(state.clouds_yaml)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    found: dict[str, set[str]] = {}
+    for e in json.loads(out.stdout):
+        found.setdefault(e["Service Type"], set()).add(e["URL"])
+    return found
+
+
+def client_side_points_at(state, port: int) -> None:
+    auth = yaml.safe_load(state.clouds_yaml.read_text())["clouds"]
+    assert {c["auth"]["auth_url"] for c in auth.values()} == {f"http://127.0.0.1:{port}/v3"}
+    for cloud in auth:
+        assert f"OS_AUTH_URL=http://127.0.0.1:{port}/v3\n" in state.openrc(cloud).read_text()
+
+
+@pytest.fixture
+def down_allowed():
+    if os.environ.get("POPEK_CLOUD_DOWN_TEST") != "1":
+        pytest.skip("arrête le cloud partagé : POPEK_CLOUD_DOWN_TEST=1 pour le lancer")
+    state = running_cloud(dataplane=True, root_for="arrêter et démarrer le cloud embarqué")
+    with cloud_lock_exclusive(900, "le cloud partagé ne peut pas être arrêté"):
+        before = state.ports
+        try:
+            yield state, before
+        finally:  # the map of before, and the cloud whole on it, its catalog and client side re-pointed back
+            if state.ports != before:
+                popek("cloud", "down", timeout=300)
+                state.record_ports(before)
+            up = popek("cloud", "up")
+            assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+            assert whole()[0] == whole()[1] > 0
+            client_side_points_at(state, before["keystone"])
+            assert catalog(state)["identity"] == {f"http://127.0.0.1:{before['keystone']}/v3"}
+
+
+def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(down_allowed, tmp_path,
+                                                                                record_property):
+    state, before = down_allowed
+    keystone, swift = before["keystone"], before["swift"]  # 5000 and 8080 on a map never moved
+    assert popek("cloud", "down", timeout=300).returncode == 0
+    squatters = [Squatter(swift, "0.0.0.0"), Squatter(keystone, "127.0.0.1")]  # Docker's -p 8080:80; Flask's
+    try:
+        up = popek("cloud", "up")
+        out = up.stdout + up.stderr
+        assert up.returncode == 0, out[-3000:]
+        moved = state.ports
+        assert moved["keystone"] != keystone and moved["swift"] != swift, moved
+        assert {k: v for k, v in moved.items() if k not in ("keystone", "swift")} == \
+            {k: v for k, v in before.items() if k not in ("keystone", "swift")}
+        me = f"le processus {os.getpid()} ("
+        for key, old in (("keystone", keystone), ("swift", swift)):
+            line = next((ln for ln in out.splitlines() if ln.startswith(f"{key} : {old} occupé par ")), "")
+            assert me in line and line.endswith(f", pris {moved[key]}"), out[-3000:]
+        assert whole()[0] == whole()[1] > 0, popek("cloud", "status").stdout
+        client_side_points_at(state, moved["keystone"])
+        urls = catalog(state)
+        assert urls["identity"] == {f"http://127.0.0.1:{moved['keystone']}/v3"}
+        assert urls["object-store"] == {f"http://127.0.0.1:{moved['swift']}/v1/AUTH_%(project_id)s"}
+        run = popek("run", "cloud", "-n", "2", "--claim", "C27", "--claim", "C28", "--claim", "C18", "--no-cloud-up",
+                    "--no-report", "--results", str(tmp_path / "r"))
+        results = allure_results(tmp_path / "r")
+        statuses = {r["name"]: (r["status"], r.get("statusDetails", {}).get("message", "")[:200]) for r in results}
+        bad = {n: s for n, s in statuses.items() if s[0] not in ("passed", "skipped")}
+        assert results and not bad and run.returncode == 0, (bad, run.stdout[-3000:])
+        assert any(s[0] == "passed" for s in statuses.values()), statuses
+        assert all(s.answers() for s in squatters)  # untouched, still theirs
+        record_property("moved", f"keystone {keystone} -> {moved['keystone']}, swift {swift} -> {moved['swift']}")
+        record_property("run", ", ".join(f"{n}: {s[0]}" for n, s in sorted(statuses.items())))
+        assert popek("cloud", "down", timeout=300).returncode == 0
+        assert all(s.answers() for s in squatters)  # `down` touched nothing of theirs
+    finally:
+        for s in squatters:
+            s.stop()
+    again = popek("cloud", "up")
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert state.ports == moved and " occupé par " not in again.stdout  # kept: the openrc stays right
+    assert whole()[0] == whole()[1] > 0
+    assert catalog(state)["identity"] == {f"http://127.0.0.1:{moved['keystone']}/v3"}
