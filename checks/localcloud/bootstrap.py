@@ -200,16 +200,23 @@ def swift_ring_ports(state: CloudState) -> str:
     return json.dumps({k: v for k, v in state.ports.items() if k in SWIFT_STORAGE})
 
 
+def swift_rings_moved(state: CloudState) -> bool:
+    """The rings were made (marker "swift-rings") with other storage ports than the map's: to be made anew."""
+    rings = state.marker("swift-rings")
+    if not rings.exists():
+        return False
+    try:  # an older popek wrote a date there: its rings are at the standard ports
+        made = json.loads(rings.read_text())
+    except ValueError:
+        made = {k: PORTS[k] for k in SWIFT_STORAGE}
+    return made != json.loads(swift_ring_ports(state))
+
+
 def databases(state: CloudState) -> None:
     """Every schema, two at a time (the machine has two cores); nova needs MariaDB running."""
     rings = state.marker("swift-rings")
-    if rings.exists() and rings.read_text().strip() != swift_ring_ports(state):
-        try:  # an older popek wrote a date there: its rings are at the standard ports
-            made = json.loads(rings.read_text())
-        except ValueError:
-            made = {k: PORTS[k] for k in SWIFT_STORAGE}
-        if made != json.loads(swift_ring_ports(state)):
-            rings.unlink()
+    if swift_rings_moved(state):
+        rings.unlink()
     steps = {"db-keystone": keystone_db, "db-glance": glance_db, "db-placement": placement_db,
              "db-neutron": neutron_db, "db-cinder-mariadb": cinder_db, "db-nova": nova_db, "swift-rings": swift_rings}
     if neutron_connection(state).startswith("mysql"):

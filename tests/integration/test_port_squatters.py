@@ -22,7 +22,7 @@ import yaml
 from faults import slow
 from helpers import VENV_BIN, allure_results, cloud_lock_exclusive, running_cloud
 
-pytestmark = [pytest.mark.integration,
+pytestmark = [pytest.mark.integration, pytest.mark.cloud,
               slow("arrête le cloud partagé et le démarre trois fois (~4-5 min)", " (et POPEK_CLOUD_DOWN_TEST=1)")]
 
 POPEK = str(VENV_BIN / "popek")

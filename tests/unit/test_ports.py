@@ -186,3 +186,17 @@ def test_repoint_catalog_moves_the_endpoints_of_moved_ports_once_per_map(tmp_pat
     state.record_ports(PORTS)  # back to the first map: its marker went, so re-pointed back
     assert bootstrap.once(state, bootstrap.catalog_step(state), bootstrap.repoint_catalog, state)
     assert [u for _, u in idn.updated] == ["http://127.0.0.1:5000/v3", "http://127.0.0.1:8080/v1/AUTH_%(project_id)s"]
+
+
+def test_swift_rings_are_made_anew_only_when_the_storage_ports_moved(tmp_path):
+    state = CloudState(tmp_path)
+    state.mkdirs()
+    assert not bootstrap.swift_rings_moved(state)  # never made: the one-time step makes them
+    state.marker("swift-rings").write_text("2026-12-01T10:00:00\n")  # an older popek's marker: standard ports
+    assert not bootstrap.swift_rings_moved(state)
+    state.record_ports(PORTS | {"keystone": 15000})  # not a storage port
+    assert not bootstrap.swift_rings_moved(state)
+    state.record_ports(PORTS | {"swift-object": 16200})
+    assert bootstrap.swift_rings_moved(state)
+    state.marker("swift-rings").write_text(bootstrap.swift_ring_ports(state) + "\n")
+    assert not bootstrap.swift_rings_moved(state)
