@@ -126,8 +126,10 @@ def both_blocked(conn, guest, timeout):
     verdict = traffic.blocked_each({"ssh": lambda: traffic.tcp_open(address, 22, timeout),
                                     "ping": lambda: traffic.ping(address, timeout)}, guest.alive)
     path = guests.flow_path(conn, guest.server, address)
-    assert verdict["ssh"], "SSH passe toujours" + guests.foreign_flows_note(before, path)
-    assert verdict["ping"], "le ping passe sans règle ICMP" + guests.foreign_flows_note(before, path)
+    assert verdict["ssh"], "SSH passe toujours" + secgroups.filter_note(conn, guest.server, "tcp", 22) \
+        + guests.foreign_flows_note(before, path)
+    assert verdict["ping"], "le ping passe sans règle ICMP" + secgroups.filter_note(conn, guest.server, "icmp") \
+        + guests.foreign_flows_note(before, path)
 
 
 @when("j'ajoute au groupe une règle ICMP")
@@ -142,8 +144,8 @@ def ping_only(conn, firewall, guest, timeout, evidence):
     assert lost is None, "le ping reste bloqué malgré la règle ICMP (60 s) ; " + str(lost)
     before = guests.embedded_flow_dumps()
     assert traffic.blocked(lambda: traffic.tcp_open(guest.address, 22, timeout), guest.alive), \
-        "SSH passe sans règle SSH" + guests.foreign_flows_note(before, guests.flow_path(conn, guest.server,
-                                                                                       guest.address))
+        "SSH passe sans règle SSH" + secgroups.filter_note(conn, guest.server, "tcp", 22) \
+        + guests.foreign_flows_note(before, guests.flow_path(conn, guest.server, guest.address))
 
 
 @when("je remets la règle SSH")
@@ -187,9 +189,10 @@ def remote_group_elsewhere(conn, ledger, second):
 
 
 @then(parsers.parse("la première instance n'atteint plus le port SSH de la seconde (délai {timeout:d} s)"))
-def first_blocked_from_second(guest, second, timeout):
+def first_blocked_from_second(conn, guest, second, timeout):
     assert traffic.blocked(lambda: guest.reaches(second.fixed, timeout), second.alive), \
-        f"la première instance atteint toujours {second.fixed}:22 sans être membre du groupe distant"
+        f"la première instance atteint toujours {second.fixed}:22 sans être membre du groupe distant" \
+        + secgroups.filter_note(conn, second.server, "tcp", 22, guest.server)
 
 
 @when("je déplace l'IP flottante vers la seconde instance")

@@ -6,6 +6,7 @@ with Hypothesis against the real Neutron API:
 from __future__ import annotations
 
 import ipaddress
+from typing import Callable, Iterable, Optional
 
 #: The fields of a rule that a client sets (SDK attribute -> API field).
 FIELDS = {"direction": "direction", "ether_type": "ethertype", "protocol": "protocol",
@@ -119,6 +120,80 @@ def round_trip_mismatches(fields: dict, shown: dict) -> list[str]:
     want, got = expected_rule(fields), shown_rule(shown)
     return [f"{api}: créé avec {fields.get(attr)!r}" + (f" (attendu {want[api]!r})" if want[api] != fields.get(attr) else "")
             + f", relu {shown[api]!r}" for attr, api in FIELDS.items() if want[api] != got[api]]
+
+
+#: Protocol names and numbers Neutron accepts for the two protocols a blocked-traffic check probes.
+_PROTOCOLS = {"tcp": {"tcp", "6"}, "icmp": {"icmp", "1"}}
+
+
+def admitting_rules(rules: list[dict], protocol: str, port: Optional[int] = None,
+                    source_groups: Iterable[str] = ()) -> list[dict]:
+    """The rules among `rules` (rule_dict's) that let IPv4 `protocol` ("tcp" or "icmp") in, to `port` for TCP:
+    ingress, IPv4, any protocol or this one, no port range or one that holds `port`, and from a prefix or
+    from a remote group the source is a member of (`source_groups`: its groups' ids; none for this host).
+    A group a port is in with such a rule is why traffic that should be refused gets in."""
+    names, groups = _PROTOCOLS[protocol], set(source_groups)
+    out = []
+    for rule in rules:
+        if rule.get("direction") != "ingress" or (rule.get("ethertype") or "IPv4") != "IPv4":
+            continue
+        if rule.get("protocol") not in (None, "any", *names):
+            continue
+        low, high = rule.get("port_range_min"), rule.get("port_range_max")
+        if protocol == "tcp" and port is not None and low is not None and not low <= port <= (high or low):
+            continue
+        if rule.get("remote_group_id") and rule["remote_group_id"] not in groups:
+            continue
+        out.append(rule)
+    return out
+
+
+def rule_said(rule: dict) -> str:
+    """A rule in a sentence (French): « entrée IPv4 tcp 22-22 depuis 0.0.0.0/0 (règle <id>) »."""
+    ports = "" if rule.get("port_range_min") is None else \
+        f" {rule['port_range_min']}-{rule.get('port_range_max') or rule['port_range_min']}"
+    source = f"les membres du groupe {rule['remote_group_id']}" if rule.get("remote_group_id") else \
+        (rule.get("remote_ip_prefix") or "partout")
+    return f"entrée {rule.get('ethertype') or 'IPv4'} {rule.get('protocol') or 'tout protocole'}{ports} " \
+           f"depuis {source} (règle {rule.get('id')})"
+
+
+def filter_findings(ports: list[dict], rules_of_group: Callable[[str], list[dict]], protocol: str,
+                    port: Optional[int] = None, source_groups: Iterable[str] = ()) -> list[str]:
+    """Why the ports of a guest (dicts: id, port_security_enabled, security_group_ids) let `protocol` in
+    (French, one finding each): a port whose security is off (no group filters it), or a rule of one of
+    its groups that admits it (admitting_rules; `rules_of_group(id)` gives a group's rule_dict's)."""
+    out = []
+    for p in ports:
+        if p.get("port_security_enabled") is False:
+            out.append(f"la sécurité de port est désactivée sur le port {p['id']} de l'instance "
+                       f"(port_security_enabled=False) : aucun groupe de sécurité ne le filtre")
+            continue
+        for group in p.get("security_group_ids") or []:
+            for rule in admitting_rules(rules_of_group(group), protocol, port, source_groups):
+                out.append(f"le port {p['id']} est dans le groupe {group}, dont une règle laisse entrer "
+                           f"{protocol}{f' {port}' if port is not None else ''} : {rule_said(rule)}")
+    return out
+
+
+def filter_note(conn, server, protocol: str, port: Optional[int] = None, source=None) -> str:
+    """" ; " and why `server`'s ports let `protocol` (to `port`) in, as Neutron shows them now
+    (filter_findings), for a verdict that traffic passes where a security group should block it; the source
+    is this host, or the server `source` (its ports' groups then count for remote-group rules). "" when
+    Neutron shows no such reason or cannot be read (evidence only: never hides the verdict itself)."""
+    try:
+        server_id = server.id
+        source_groups = {g for p in (conn.network.ports(device_id=source.id) if source is not None else [])
+                         for g in (p.security_group_ids or [])}
+        ports = [{"id": p.id, "port_security_enabled": p.is_port_security_enabled,
+                  "security_group_ids": list(p.security_group_ids or [])}
+                 for p in conn.network.ports(device_id=server_id)]
+        found = filter_findings(ports, lambda g: [rule_dict(r) for r in
+                                                  conn.network.security_group_rules(security_group_id=g)],
+                                protocol, port, source_groups)
+    except Exception:  # evidence only
+        return ""
+    return " ; " + " ; ".join(found) if found else ""
 
 
 def http_status(exc: BaseException):
