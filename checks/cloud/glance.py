@@ -4,14 +4,44 @@ record alone would keep C20 RÉUSSI, and a compute node that has the image in it
 so only reading the data tells. The first KiB is asked (a Range request; a Glance that ignores Range sends
 the whole file, of which only the first chunk is read), and where the image's disk format opens with a
 signature inside it (qcow2, vhdx, vdi), the data must carry it: bytes that are no image of the format Glance
-records would not boot either."""
+records would not boot either. An image small enough (HASH_MAX_BYTES) is read whole and hashed: data that is
+not what Glance recorded at upload (os_hash_value, else the MD5 checksum) is refused by any download that checks
+its integrity, Nova's (glanceclient's `data`, which verifies os_hash_value) among them."""
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Optional
 
 #: Bytes read of each image's data: enough to prove the store has it, cheap on any cloud.
 PROBE_BYTES = 1024
+
+#: Images up to this size are read whole and their hash compared with Glance's record (a tiny guest image,
+#: ~15 MiB here, costs a fraction of a second; a distribution's image of hundreds of MiB keeps the KiB probe).
+HASH_MAX_BYTES = 32 << 20
+
+
+def recorded_hash(image) -> Optional[tuple[str, str, str]]:
+    """(algorithm, hex digest, Glance's field) of what Glance recorded of `image`'s data at upload: os_hash_algo
+    and os_hash_value (multihash), else the MD5 `checksum`; None when neither is there or the algorithm is
+    unknown here."""
+    algo, value = getattr(image, "hash_algo", None), getattr(image, "hash_value", None)
+    if algo and value and algo in hashlib.algorithms_available:
+        return algo, value.lower(), "os_hash_value"
+    checksum = getattr(image, "checksum", None)
+    return ("md5", checksum.lower(), "checksum") if checksum else None
+
+
+def hash_mismatch(label: str, recorded: tuple[str, str, str], got: str, size: int) -> Optional[str]:
+    """The French finding when the data read (`got`, its hex digest, `size` bytes) is not what Glance recorded
+    (`recorded`, as recorded_hash gives it); None when they agree."""
+    algo, want, field = recorded
+    if got == want:
+        return None
+    return (f"{label} : ses données ({size} octets relus) ne sont pas celles que Glance a enregistrées au "
+            f"téléversement ({algo} relu {got[:16]}…, enregistré {want[:16]}… dans {field}) : un téléchargement qui "
+            f"vérifie l'intégrité, comme celui de Nova pour démarrer l'image, les refuse")
+
 
 #: disk_format -> (offset, bytes) of the signature an image of that format opens with, within PROBE_BYTES
 #: (qemu's block drivers probe the same: block/qcow2.c, vhdx.c, vdi.c). raw, iso and the kernel/ramdisk
@@ -31,8 +61,11 @@ def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
 
     path = f"/images/{image.id}/file"
     label = f"l'image « {image.name} » ({image.id})"
+    size = getattr(image, "size", None) or 0
+    recorded = recorded_hash(image) if 0 < size <= HASH_MAX_BYTES else None
+    headers = {} if recorded else {"Range": f"bytes=0-{length - 1}"}
     try:
-        answer = conn.image.get(path, headers={"Range": f"bytes=0-{length - 1}"}, stream=True, raise_exc=False)
+        answer = conn.image.get(path, headers=headers, stream=True, raise_exc=False)
     except (ks.ConnectFailure, ks.ConnectTimeout) as exc:
         return f"{label} : GET {path} sans réponse ({type(exc).__name__})"
     try:
@@ -47,8 +80,18 @@ def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
         chunk = next(answer.iter_content(length), b"") if answer.status_code != 204 else b""
         if not chunk:
             return f"{label} : GET {path} répond HTTP {answer.status_code} sans aucune donnée"
+        if recorded:
+            hasher, read = hashlib.new(recorded[0]), len(chunk)
+            hasher.update(chunk)
+            for block in answer.iter_content(1 << 20):
+                hasher.update(block)
+                read += len(block)
     finally:
         answer.close()
+    if recorded:
+        found = hash_mismatch(label, recorded, hasher.hexdigest(), read)
+        if found:
+            return found
     fmt = (getattr(image, "disk_format", None) or "").lower()
     if fmt in SIGNATURES:
         at, magic = SIGNATURES[fmt]
