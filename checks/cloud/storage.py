@@ -42,12 +42,42 @@ def wait_volume(conn, volume, status: str, failures: tuple, timeout: float, doin
     if seen["finding"]:
         raise AssertionError(seen["finding"])
     if last.status in failures:
-        raise AssertionError(f"le volume {volume.name} est passé en « {last.status} » ({doing})")
+        said = cinder_messages(conn, volume.id)
+        raise AssertionError(f"le volume {volume.name} est passé en « {last.status} » ({doing})"
+                             + (f" ; Cinder dit (openstack volume message list) : {' ; '.join(said)}" if said else ""))
     if last.status != status:
         raise AssertionError(f"le volume {volume.name} n'est pas « {status} » après {timeout:.0f} s ({doing}) : "
                              f"il reste « {last.status} » ; les services de Cinder (openstack volume service list) "
                              "ou, pour un attachement, nova-compute n'ont pas fini")
     return last
+
+
+#: Cinder's messages API (user messages, what Cinder tells the project why an operation failed) needs 3.3.
+MESSAGES_MICROVERSION = "3.3"
+
+
+def volume_messages(answer: dict, volume_id: str) -> list[str]:
+    """The user messages of Cinder's GET /messages answer that are about `volume_id`, oldest first, each
+    "« user_message » (event_id, created_at)", repeats once."""
+    out = []
+    for m in sorted((answer or {}).get("messages") or [], key=lambda m: m.get("created_at") or ""):
+        if m.get("resource_uuid") == volume_id and m.get("user_message"):
+            line = f"« {m['user_message']} » ({m.get('event_id') or '?'}, {m.get('created_at') or '?'})"
+            if line not in out:
+                out.append(line)
+    return out
+
+
+def cinder_messages(conn, volume_id: str) -> list[str]:
+    """What Cinder told the project about `volume_id` (volume_messages of its 50 newest user messages: e.g.
+    « schedule allocate volume:Could not find any available weighted backend. » when no backend has room);
+    [] when Cinder has no such API or does not answer (evidence only: never hides the failure itself)."""
+    try:
+        answer = conn.block_storage.get("/messages?sort=created_at:desc&limit=50",
+                                        microversion=MESSAGES_MICROVERSION, raise_exc=False)
+        return volume_messages(answer.json(), volume_id) if answer.status_code == 200 else []
+    except Exception:  # evidence only
+        return []
 
 
 def create_volume(conn, ledger, size_gib: int = 1, timeout: float = 120):
