@@ -44,6 +44,9 @@ AUTO_SWEEP_MIN_AGE = 30 * 60
 #: AUTO_SWEEP_MIN_AGE is dead (it would have refreshed it several times).
 HEARTBEAT_EVERY = 120
 HEARTBEAT_WHAT = "heartbeat"
+#: The oldest a live run's heartbeat can be when read (seconds): its period, plus the time a refresh takes on a
+#: loaded cloud. A sweep with a smaller min_age (but not 0) would take a live run for dead and delete its resources.
+LIVE_HEARTBEAT_AGE = HEARTBEAT_EVERY + 30
 
 SWEEP_ORDER = ("server", "server_group", "floating_ip", "router", "port", "subnet", "network", "security_group",
                "keypair", "volume_backup", "volume_snapshot", "volume", "image", "container")

@@ -163,7 +163,8 @@ def add_sweep(cmds) -> None:
     sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     sweep.add_argument("--older-than", type=float, default=30, metavar="MINUTES",
                        help="leave alone every run whose heartbeat (else newest resource) is younger than MINUTES "
-                            "(default 30; 0 sweeps every run, also one running now)")
+                            "(default 30, at least 2.5: a live run refreshes its heartbeat every 2 min; "
+                            "0 sweeps every run, also one running now)")
     sweep.add_argument("--os-cloud", default=None,
                        help="cloud of clouds.yaml (default: $OS_CLOUD, an openrc, else the embedded cloud)")
     sweep.set_defaults(func=cmd_sweep)
@@ -176,6 +177,12 @@ def cmd_sweep(args) -> int:
     from popek.checks.cloud import connection, ledger, probe
     from popek.errors import UserError
 
+    if args.older_than < 0 or 0 < args.older_than * 60 < ledger.LIVE_HEARTBEAT_AGE:
+        # a live run refreshes its heartbeat every HEARTBEAT_EVERY s: a shorter age would take it for dead
+        raise UserError(f"--older-than {args.older_than:g} : un run en cours ne rafraîchit son signe de vie que toutes "
+                        f"les {ledger.HEARTBEAT_EVERY // 60} min, il serait pris pour mort et ses ressources supprimées ; "
+                        f"au moins {ledger.LIVE_HEARTBEAT_AGE / 60:g} min (ou 0 pour tout supprimer, runs en cours "
+                        "compris)".replace(".", ","))
     try:
         cloud = connection.connect(args.os_cloud, os.environ, paths.embedded_clouds_yaml())
     except connection.CloudUnavailable as exc:
