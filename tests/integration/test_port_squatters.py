@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from faults import slow
+from popek.checks.localcloud import services
 from helpers import VENV_BIN, allure_results, cloud_lock_exclusive, running_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud,
@@ -55,6 +56,10 @@ class Squatter:
             return c.recv(100) == ANSWER
 
     def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress (close alone does not)
+        except OSError:
+            pass
         self.sock.close()
         self.thread.join(5)
 
@@ -126,8 +131,8 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
             {k: v for k, v in before.items() if k not in ("keystone", "swift")}
         me = f"le processus {os.getpid()} ("
         for key, old in (("keystone", keystone), ("swift", swift)):
-            line = next((ln for ln in out.splitlines() if ln.startswith(f"{key} : {old} occupé par ")), "")
-            assert me in line and line.endswith(f", pris {moved[key]}"), out[-3000:]
+            line = next((ln for ln in out.splitlines() if f"{key} : {old} occupé par " in ln), "")
+            assert me in line and line.rstrip().endswith(f", pris {moved[key]}"), out[-3000:]
         assert whole()[0] == whole()[1] > 0, popek("cloud", "status").stdout
         client_side_points_at(state, moved["keystone"])
         urls = catalog(state)
@@ -148,6 +153,7 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
     finally:
         for s in squatters:
             s.stop()
+    assert services.port_taken(keystone) is None and services.port_taken(swift) is None  # the squatters gone
     again = popek("cloud", "up")
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert state.ports == moved and " occupé par " not in again.stdout  # kept: the openrc stays right
