@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 import yaml
@@ -65,7 +66,10 @@ class Squatter:
 
 
 def popek(*args, timeout=900) -> subprocess.CompletedProcess:
-    return subprocess.run([POPEK, *args], capture_output=True, text=True, timeout=timeout)
+    t0 = time.monotonic()
+    proc = subprocess.run([POPEK, *args], capture_output=True, text=True, timeout=timeout)
+    print(f"popek {' '.join(args[:2])} : rc {proc.returncode}, {time.monotonic() - t0:.1f} s")
+    return proc
 
 
 def whole() -> tuple[int, int]:
@@ -148,6 +152,7 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
         assert all(s.answers() for s in squatters)  # untouched, still theirs
         record_property("moved", f"keystone {keystone} -> {moved['keystone']}, swift {swift} -> {moved['swift']}")
         record_property("run", ", ".join(f"{n}: {s[0]}" for n, s in sorted(statuses.items())))
+        print("moved:", {k: (before[k], moved[k]) for k in moved if moved[k] != before[k]}, "run:", statuses)
         assert popek("cloud", "down", timeout=300).returncode == 0
         assert all(s.answers() for s in squatters)  # `down` touched nothing of theirs
     finally:
