@@ -43,16 +43,28 @@ def catalog(conn) -> list[dict]:
 
     Read from the authentication answer itself (keystoneauth keeps it), i.e. the first request's result.
     Each service's endpoints in the connection's region (clouds.yaml region_name) come first: on a cloud of
-    several regions, the address checked is the one this client uses (public_url takes the first)."""
+    several regions, the address checked is the one this client uses (public_url takes the first). Each
+    service also says the interface this client uses (clouds.yaml `interface:` / OS_INTERFACE, public by
+    default): on a cloud whose public addresses this machine cannot reach, the client uses its internal ones."""
     access = conn.session.auth.get_access(conn.session)
-    region = getattr(getattr(conn, "config", None), "region_name", None)
+    config = getattr(conn, "config", None)
+    region = getattr(config, "region_name", None)
+    interface = client_interface(getattr(config, "config", None) or {})
     out = []
     for service in access.service_catalog.catalog:
         endpoints = [{"interface": e.get("interface"), "region": e.get("region_id") or e.get("region"),
                       "url": e.get("url")} for e in service.get("endpoints", [])]
         endpoints.sort(key=lambda e: bool(region) and e["region"] != region)     # stable: the rest keep their order
-        out.append({"type": service.get("type"), "name": service.get("name"), "endpoints": endpoints})
+        out.append({"type": service.get("type"), "name": service.get("name"), "endpoints": endpoints,
+                    "interface": interface})
     return out
+
+
+def client_interface(config: dict) -> str:
+    """The catalog interface the `openstack` client uses with this clouds.yaml entry: `interface:`
+    (OS_INTERFACE), "public" by default; keystoneauth's old spellings (publicURL, internalURL) too."""
+    given = str(config.get("interface") or "public").lower()
+    return given[:-3] if given.endswith("url") else given
 
 
 def course_table(entries: list[dict]) -> list[dict]:
@@ -61,7 +73,7 @@ def course_table(entries: list[dict]) -> list[dict]:
     for e in entries:
         function, project = COURSE_NAMES.get(e["type"], (None, OTHER_PROJECTS.get(e["type"])))
         rows.append({"type": e["type"], "nom": e["name"], "fonction (cours)": function, "projet": project,
-                     "url": next((x["url"] for x in e["endpoints"] if x["interface"] == "public"), None)})
+                     "url": public_url(e)})
     return rows
 
 
@@ -93,11 +105,14 @@ def as_a_service(entries: list[dict], extensions: set[str]) -> dict[str, list[st
 
 
 def public_url(service: dict) -> str | None:
-    """The service's public endpoint URL in the catalog (else its first one), None without endpoints."""
+    """The URL the client uses for the service: its endpoint of the client's interface (catalog()'s
+    "interface", public by default), else its public one, else its first; None without endpoints."""
     endpoints = service["endpoints"]
     if not endpoints:
         return None
-    return next((e["url"] for e in endpoints if e["interface"] == "public"), None) or endpoints[0]["url"]
+    wanted = service.get("interface") or "public"
+    return next((e["url"] for e in endpoints if e["interface"] == wanted), None) \
+        or next((e["url"] for e in endpoints if e["interface"] == "public"), None) or endpoints[0]["url"]
 
 
 def version_urls(service_type: str, url: str) -> list[str]:
