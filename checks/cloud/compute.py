@@ -4,6 +4,7 @@ Every resource is created through a `Ledger` (named with the run's prefix, delet
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 from typing import Optional
@@ -20,6 +21,29 @@ class NoRoom(NothingToBoot):
     gigabytes): a limit the operator set for this project, not a fault of the cloud; the scenario is
     IGNORÉ with the quota, its limit and its use (steps.cloud_compute.room). A NothingToBoot, so that what
     already carries that one across a run's workers (the shared pair's kept error) carries this too."""
+
+
+class Refused(NoRoom):
+    """The cloud's policy refuses this account what a scenario would make (HTTP 403 on a network, a router):
+    the operator's choice for this cloud, not a fault (a provider-network cloud, whose members plug their
+    instances into the network the admin shared and may make no network or router of their own). IGNORÉ
+    with the policy's words, as a quota is: a NoRoom, so every place that skips on one skips on this."""
+
+
+@contextlib.contextmanager
+def refused_by_policy(what: str):
+    """Inside: an HTTP 403 that is no quota's (quota_refusal) becomes Refused, « ce cloud refuse à ce compte
+    `what` » with the API's words; anything else goes through."""
+    from openstack import exceptions as sdk_exc
+
+    try:
+        yield
+    except sdk_exc.ForbiddenException as exc:
+        said = (getattr(exc, "details", None) or str(exc)).strip()
+        if quota_refusal(said):
+            raise
+        raise Refused(f"ce cloud refuse à ce compte {what} (HTTP 403 : {said[:200]}) : la politique de ce "
+                      "cloud, pas une panne") from exc
 
 
 #: Nova's absolute limits (GET /limits, openstacksdk's names): (what a scenario asks, the limit, the use,
@@ -367,8 +391,10 @@ def project_network(conn, ledger, cidr: str = "10.77.0.0/24", existing=None):
 
 
 def create_network(conn, ledger, cidr: str = "10.77.0.0/24"):
-    """A new network with one IPv4 subnet (DHCP on), recorded in the ledger."""
-    net = ledger.create("network", "net", lambda name: conn.network.create_network(name=name))
+    """A new network with one IPv4 subnet (DHCP on), recorded in the ledger. Refused when the cloud's policy
+    refuses this account a network (a provider-network cloud)."""
+    with refused_by_policy("la création d'un réseau (Neutron, create_network)"):
+        net = ledger.create("network", "net", lambda name: conn.network.create_network(name=name))
     ledger.create("subnet", "subnet", lambda name: conn.network.create_subnet(
         name=name, network_id=net.id, ip_version=4, cidr=cidr, enable_dhcp=True))
     return conn.network.get_network(net.id)

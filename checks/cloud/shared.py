@@ -248,7 +248,9 @@ class Shared:
         """The run's network behind a router to the external network, or None when the cloud has no
         external network (no floating IP can exist)."""
         def make():
-            made = network.routed_to_external(self.conn, self.ledger)    # None: no external network
+            # a cloud whose policy refuses this account a router (or a network): compute.Refused, IGNORÉ
+            with compute.refused_by_policy("un routeur vers le réseau externe (Neutron, create_router)"):
+                made = network.routed_to_external(self.conn, self.ledger)    # None: no external network
             return None if made is None else Routed(*made)
         return self.get("routed", make)
 
@@ -287,7 +289,10 @@ class Shared:
         room = compute.quota_reason(self.conn, **compute.server_needs(flavor, 2), what="la paire d'instances du run")
         if room:
             raise compute.NoRoom(room)
-        routed = self.routed()
+        try:
+            routed = self.routed()
+        except compute.Refused:     # no network or router of its own (a provider-network cloud): the pair on
+            routed = None           # the network it may use; what needs a floating IP meets routed()'s refusal
         net = routed.network if routed else compute.project_network(self.conn, self.ledger)
         # their two ports, read once the network took its own: Nova's API counts the ports at each create only,
         # so two creates it accepted can still find none at the build (live: ERROR « Exceeded maximum number of
@@ -500,7 +505,8 @@ class RunShared(Shared):
         """What the state file keeps of a made resource: its ids, or the error."""
         if error is not None:
             record = {"error": str(error), "nothing_to_boot": isinstance(error, compute.NothingToBoot),
-                      "no_room": isinstance(error, compute.NoRoom), "popek": isinstance(error, MakingFailed)}
+                      "no_room": isinstance(error, compute.NoRoom), "popek": isinstance(error, MakingFailed),
+                      "refused": isinstance(error, compute.Refused)}
             if isinstance(error, Unavailable):   # its cause and when it was measured, for every worker
                 record.update(unavailable={"key": error.key, "cause": error.cause, "measured": error.measured})
             if key in ("pair", "pair-boot"):    # what listed() still offers when the pair did not come up
@@ -526,7 +532,7 @@ class RunShared(Shared):
                     self._created = [self.conn.compute.get_server(i) for i in record.get("created", [])]
             if record.get("unavailable"):
                 return None, Unavailable(**record["unavailable"])
-            kind = compute.NoRoom if record.get("no_room") else \
+            kind = compute.Refused if record.get("refused") else compute.NoRoom if record.get("no_room") else \
                 compute.NothingToBoot if record.get("nothing_to_boot") else \
                 MakingFailed if record.get("popek") else RuntimeError
             return None, kind(record["error"])
