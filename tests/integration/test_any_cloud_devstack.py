@@ -7,6 +7,13 @@ rewritten to the prefixed ones, as Apache's ProxyPass + the services' proxy head
 `popek-hA-<hex>` whose endpoints point through it, a fresh member-only project (test_foreign_project's),
 and a clouds.yaml with `region_name` and `auth_url: http://127.0.0.1:<p>/identity`; all deleted in the end.
 
+Measured by hA on 2026-12-07 (live.py-style runs of these fixtures, `popek run cloud --os-cloud uni --no-cloud-up`):
+
+| the cloud | before | after |
+|---|---|---|
+| devstack-style prefixes, catalogue claims (C11 C17 C27 C28 C30 C33 C34 C35 C36), 220 s, 13:11 | 19 RÉUSSI, C35 and C27 ÉCHEC « http://127.0.0.1:44341/info → 404 » (Swift's /info looked for at the server's root) | dc139c1 (/info where /v1 begins); not re-run live (the lock was taken) |
+| same region, public endpoints on a closed port, `interface: internal` | not run live; by the code C35/C27 probed the public addresses | a5d404d (the client's interface first); unit-tested only |
+
 Opt-in: POPEK_SLOW_FAULTS=1, under `flock -s /tmp/popek-cloud.lock` (only the test's project and region)."""
 from __future__ import annotations
 
