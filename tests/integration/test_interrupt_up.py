@@ -8,7 +8,8 @@ namespaces) and deletes its smoke instance; the next `up` is then whole (28/28) 
 | SIGTERM to `up`'s process group, 2 s after « bases de données » | `up` killed at once (rc -15): 8 services, the table inet popek, popek-ex and its routes, OVS's devices left; the next `up` « repaired » them (21.6 s), DHCP/router namespaces ~85 s later (the agents' first RPC timed out) | not run live this session (smoke-term covers the same path) |
 | SIGTERM to `up`'s process group, 6 s into the smoke instance | `up` killed: 27 services left, BACKGROUND services at nice 19, smoke instance popek-essai-997db0 ACTIVE; next `up`: « rien à faire », instance never deleted | exit 130 « interrompu », the host as before the `up`, 0/28; next `up` a whole start, 28/28, no smoke instance, same networks/images/flavors (c1878c4) |
 | SIGKILL to `up`'s process group, 6 s into the smoke instance | (as SIGTERM above) | next `up` « on le reprend », 28/28, nothing at nice 19, the killed smoke instance deleted, nothing duplicated (f2ccdda, d78ff84) |
-| SIGINT (`up`, smoke), SIGINT/SIGTERM (`down`) | not tried | not run live this session |
+| SIGINT to `up`, 6 s into the smoke instance | not tried | live 2026-12-07 13:49-13:53 (hU, flock -x): exit 130 « interrompu » 69 s after the `up` began, nothing left (snapshot diff {}), 0/28; next `up` a whole start, 28/28, no smoke instance, same networks/images/flavors; passed in 210 s |
+| SIGINT 3 s / SIGTERM 8 s into `down` | not tried | not run live yet (no lock slot left this session) |
 
 Opt-in: each case stops the shared cloud and starts it again (~2-3 min): POPEK_SLOW_FAULTS=1 and
 POPEK_CLOUD_DOWN_TEST=1, as root; takes /tmp/popek-cloud.lock exclusively (POPEK_CLOUD_LOCK_HELD=1 if the
