@@ -11,7 +11,8 @@ test_cloud_features.test_sweep_removes_what_a_hard_killed_run_left covers the sw
 (one security group, no heartbeat); this one kills a real run.
 
 Live 2026-12-07 10:42-10:49 (under flock -s, load from the other engineers' runs): [tree] passed in 395 s (run B:
-39 passed, 2 skipped in 327 s; the dead run's /tmp/popek-shared-* folder gone too); [controller] not run yet.
+39 passed, 2 skipped in 327 s; the dead run's /tmp/popek-shared-* folder gone too); [controller] not run yet;
+[pair] (the tree killed as soon as a server of its shared pair is in BUILD) added by hU 13:25, not run live yet.
 
 Opt-in (~4-7 min a case: a run killed 40-80 s in, a minute for its heartbeat to age, a second whole run):
 POPEK_SLOW_FAULTS=1, under `flock -s /tmp/popek-cloud.lock` (it only uses the cloud, as a student would).
@@ -79,20 +80,37 @@ def start_run(tmp_path: Path, name: str) -> subprocess.Popen:
                             start_new_session=True, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("victims", ["tree", "controller"])
+def pair_building(conn, before: set, started: float, timeout: float = 240.0) -> float:
+    """Seconds since `started` when a server of the run's shared pair (`popek-<run>-run-…`, shared.RunShared)
+    of a run not in `before` is seen in BUILD; the timeout when none was."""
+    while time.monotonic() - started < timeout:
+        for server in conn.compute.servers(details=False, status="BUILD"):
+            found = ledger.NAME_RE.match(server.name or "")
+            if found and found.group(1) not in before and server.name.startswith(f"popek-{found.group(1)}-run-"):
+                return time.monotonic() - started
+        time.sleep(1)
+    return timeout
+
+
+@pytest.mark.parametrize("victims", ["tree", "controller", "pair"])
 def test_a_hard_killed_run_is_swept_by_its_heartbeat_and_a_live_run_beside_it_is_not(tmp_path, victims,
                                                                                    record_property):
+    """`pair`: the whole tree killed while the run's shared pair is being built (one of its servers in BUILD)."""
     running_cloud(dataplane=True)
     conn = connection.connect("popek", {}, paths.embedded_clouds_yaml()).conn
     before = set(by_run(conn))
     a = start_run(tmp_path, "A")
+    started = time.monotonic()
     family: list[int] = []
     b = None
     try:
-        at = random.uniform(40, 80)
-        time.sleep(at)
+        if victims == "pair":
+            at = pair_building(conn, before, started)
+        else:
+            at = random.uniform(40, 80)
+            time.sleep(at)
         family = descendants(a.pid)
-        for pid in (family if victims == "tree" else [a.pid]):
+        for pid in (family if victims != "controller" else [a.pid]):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         a.wait()

@@ -7,6 +7,7 @@ each puts the real cloud in the state the path is about, runs the claim's real s
 | F1: Glance refuses image data to a member by its policy | C20 | `download_image: role:admin` in glance-api's policy.d (oslo.policy re-reads it at the next request, verified: 403 at once, data again once the file is gone) | member (demo): ÉCHEC « … HTTP 403 … You are not authorized to complete download_image action ; Glance refuse à un membre du projet (rôles : member, reader) … (politique download_image …) » ; reader-only account of a fresh project: IGNORÉ « les données de 2/2 image(s) ne peuvent pas être relues avec ce compte (rôle reader) » ; 18 s (09:48) |
 | F7: nova-compute disabling itself | C21 | popek's own libvirtd stopped (SIGTERM to its session; repaired by `popek cloud up`) | ÉCHEC « No valid host was found. — aucun nova-compute en service : Nova les a désactivés lui-même (…) : nova-compute@compute1 désactivé par nova-compute lui-même : « Connection to libvirt lost: 1 » (il se réactive quand la cause disparaît) … » ; Nova's record disabled at the first poll, enabled by nova-compute itself 7 s after the repair began (its log: event '0' 10:27:01.0, libvirtd back 10:27:07.5, event '1' 10:27:12.8) ; 14.7 s (10:27) |
 | a6293a6: Nova's port refusal that Neutron's details do not confirm, asked once more | (compute.boot, every boot) | a fresh project, port quota 1 taken by its own port: Nova really refuses (403 « Maximum number of ports exceeded »); the port deleted right before the details are read (compute.server_refusal wrapped), taken back after for the second case | freed: the 2nd create accepted (11 s) ; taken back: refused twice, ÉCHEC « … (deux fois ; les détails du quota Neutron montrent de la place) » (21 s) ; hU 13:14 |
+| 9479776: RabbitMQ killed by someone else (SIGKILL to beam.smp), then `popek cloud up` | (the cloud's repair) | the broker restarted alone, its running servers' topic queues declared at once | trial /tmp/hU/rabbit_trial.py: before, OVS agent report_state timed out 11 s and nova-compute's conductor calls 60 s after the broker was back; after, up 10.7 s, no RPC timeout in 75 s, 4 agents alive (13:16) ; the opt-in pytest test itself not run yet |
 | F4: a reader on older policies that let it write | C25 (@needs:write) | Neutron's legacy security-group rules (`rule:admin_or_owner`, what `enforce_new_defaults = False` grants) in neutron's policy.d, for a reader-only account of a fresh project | the write probe sees the write: C25's 4 API scenarios RÉUSSI (none IGNORÉ « ce compte n'a que le rôle reader »); its 2 dataplane scenarios IGNORÉ, the probe's network refused (HTTP 403 rule:create_network) ; 11 s (10:40) |
 
 Found on the way: deleting the rule within the same mtime tick as its write leaves it in force (oslo.policy
@@ -340,3 +341,56 @@ def test_novas_port_refusal_with_room_in_neutron_is_asked_once_more(state, take_
         else:
             assert verdict == "ÉCHEC" and len(calls) == 2, (verdict, said, seen)
             assert "deux fois" in said and "montrent de la place" in said and NOVA_PORTS in said, said
+
+
+#: what the RPC clients log when a call's reply never came (oslo.messaging)
+RPC_TIMEOUT = ("MessagingTimeout", "Timed out waiting for a reply")
+RPC_CLIENTS = ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent",
+               "nova-compute", "nova-conductor", "nova-scheduler", "neutron-rpc-server")
+
+
+@slow("RabbitMQ tué puis réparé, 65 s d'observation des journaux (~90 s)", " (sous flock -x)")
+def test_a_broker_killed_by_someone_else_is_repaired_without_rpc_timeouts(state, admin, record_property):
+    """RabbitMQ's beam.smp SIGKILLed (the OOM killer, an operator: not popek), then `popek cloud up`: the repair
+    restarts the broker alone, declares its running servers' topic queues at once (REPAIR_QUEUES) and waits for
+    neutron-rpc-server's consumers; the services still running reconnect by themselves. For the 65 s after
+    (an RPC call times out after 60 s), no service logs an RPC timeout, and every Neutron agent is alive.
+    Live 13:16 (hU): up 10.7 s, queues declared 0.2 s after RabbitMQ answered (nova-compute reconnected 0.5 s
+    later, nova-conductor 3.4 s later), no timeout; before 9479776 (13:08): the OVS agent's report_state
+    timed out 11 s after the broker was back, nova-compute's calls to nova-conductor 60 s after."""
+    import os
+    import signal
+    import subprocess
+
+    from popek.checks.localcloud import services
+
+    from helpers import cloud_lock_exclusive
+
+    with cloud_lock_exclusive(600, "RabbitMQ ne peut pas être tué sous les autres"):
+        logs = {name: state.log(name) for name in RPC_CLIENTS}
+        sizes = {name: os.path.getsize(path) for name, path in logs.items()}
+        leader = services.read_pid(state, "rabbitmq")
+        beam = subprocess.run(["pgrep", "-s", str(leader), "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
+        assert beam, f"pas de beam.smp dans la session de RabbitMQ ({leader})"
+        os.kill(int(beam[0]), signal.SIGKILL)
+        time.sleep(5)
+        t0 = time.monotonic()
+        proc = run_popek("cloud", "up")
+        took = time.monotonic() - t0
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        time.sleep(65)
+        timeouts = {}
+        for name, path in logs.items():
+            with open(path, errors="replace") as f:
+                f.seek(sizes[name])
+                found = [line for line in f if any(w in line for w in RPC_TIMEOUT)]
+            if found:
+                timeouts[name] = found[-1].strip()[:200]
+        agents = [(a.binary, a.is_alive) for a in admin.network.agents()]
+        record_property("verdict", "RÉUSSI" if not timeouts else "ÉCHEC")
+        record_property("measure", f"up {took:.1f} s ; " + " | ".join(
+            line.strip() for line in proc.stdout.splitlines() if "s]" in line) + f" ; délais RPC : {timeouts or 'aucun'}")
+        assert "rabbitmq" in proc.stdout and "déclarées d'avance" in proc.stdout, proc.stdout[-2000:]
+        assert not timeouts, timeouts
+        assert agents and all(alive for _, alive in agents), agents
+
