@@ -28,8 +28,9 @@ Facts of this machine type, measured on it, that shaped it:
   its checksum trap is defused in the guests (`virtio_net.csum=0 gso=0`, see images/shared.py);
 - no dummy links, so no VXLAN: the public network is flat (physnet `public` on `br-ex`) and project
   networks are of type `local` (one host: every port is on br-int);
-- no sudo, no systemd: root_helper is empty, privsep helpers come from the cloud venv, and the daemons
-  run in the foreground under the process table, with their sockets under `<state>/ovs`;
+- no sudo, no systemd: root_helper is empty, the services that use oslo.privsep (the agents, nova-compute)
+  run their privileged calls in-process (privsep_inproc.py: they run as root already, no privsep daemon),
+  and the daemons run in the foreground under the process table, with their sockets under `<state>/ovs`;
 - `/dev/kvm` here is PVM, thousands of times slower for guest kernels: nova uses `virt_type=qemu`
   (TCG) unless the host's kvm is real VT-x/AMD-V; QEMU's TCG translation cache is capped through
   nova's `[libvirt] tb_cache_size` (QEMU's default is 1 GiB per guest).
@@ -59,7 +60,7 @@ from popek.checks.localcloud import apt, bootstrap, fence, images, install, ovs_
 from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
-from popek.checks.localcloud.services import Service, nova_compute_argv
+from popek.checks.localcloud.services import Service
 from popek.checks.localcloud.state import HOST, CloudState
 
 #: Debian packages of the dataplane (installed on demand by `prepare`, as root).
@@ -368,9 +369,10 @@ def config_overrides(state: CloudState) -> dict:
     neutron_conf = str(etc / "neutron/neutron.conf")
     nova_conf = str(etc / "nova/nova.conf")
     ovs_common = {"ovsdb_connection": db, "integration_bridge": INT_BRIDGE, "datapath_type": "netdev"}
-    # nova asks for root through sudo unless a privsep context has its own helper: there is no sudo.
-    nova_helper = {"helper_command": f"{privsep_helper(state, 'nova')} --config-file {nova_conf}"}
-    neutron_helper = {"helper_command": f"{privsep_helper(state, 'neutron')} --config-file {neutron_conf}"}
+    # The agents and nova-compute run their privsep contexts in-process (privsep_inproc.py). A context of
+    # another process would ask for root through sudo, which is not here: its helper is the venv's own.
+    nova_helper = {"helper_command": f"{state.bin('privsep-helper')} --config-file {nova_conf}"}
+    neutron_helper = {"helper_command": f"{state.bin('privsep-helper')} --config-file {neutron_conf}"}
     virt_type = "kvm" if kvm_is_hardware() else "qemu"
     return {
         "nova/nova.conf": {
@@ -407,8 +409,8 @@ def config_overrides(state: CloudState) -> dict:
             "database": {"connection": mysql(state, "neutron", state.passwords()["mariadb_nova"])},
             "agent": {"root_helper": "", "root_helper_daemon": "", "report_interval": 10},
             "ovs": ovs_common,
-            # oslo.privsep falls back to its own "sudo" prefix when root_helper is empty: every one of
-            # neutron's privsep contexts needs the venv's helper, or agents die on "No such file: 'sudo'".
+            # oslo.privsep falls back to its own "sudo" prefix when root_helper is empty: a context not run
+            # in-process needs the venv's helper, or its process dies on "No such file: 'sudo'".
             **{section: neutron_helper for section in NEUTRON_PRIVSEP_SECTIONS},
         },
         "neutron/plugins/ml2/ml2_conf.ini": {
@@ -754,12 +756,9 @@ def _wait_link(name: str, timeout: float = 10.0) -> None:
 
 # --- processes -----------------------------------------------------------------------------------
 
-#: the fork servers of privsep daemons (privsep_fork.py): project -> packages they preload
-PRIVSEP_FORK = {"neutron": ("neutron.privileged",),
-                "nova": ("nova.privsep", "vif_plug_ovs.privsep", "os_brick.privileged")}
-PRIVSEP_FORK_SCRIPT = Path(__file__).with_name("privsep_fork.py")
 NOTHP_SCRIPT = Path(__file__).with_name("nothp.py")
 L3_GUARD_SCRIPT = Path(__file__).with_name("l3_guard.py")
+PRIVSEP_INPROC_SCRIPT = Path(__file__).with_name("privsep_inproc.py")
 
 
 def nothp_prefix(state: CloudState) -> list[str]:
@@ -767,31 +766,22 @@ def nothp_prefix(state: CloudState) -> list[str]:
     return [state.python, "-I", "-S", str(NOTHP_SCRIPT)]
 
 
-def privsep_socket(state: CloudState, project: str) -> Path:
-    return state.run_dir / f"privsep-{project}.sock"
-
-
-def privsep_helper(state: CloudState, project: str) -> str:
-    """The `helper_command` of `project`'s privsep contexts: ask its fork server (no site: stdlib only)."""
-    return f"{state.python} -I -S {PRIVSEP_FORK_SCRIPT} {privsep_socket(state, project)}"
-
-
-def privsep_fork_service(state: CloudState, project: str, stage: int) -> Service:
-    return Service(f"privsep-fork-{project}",
-                   [state.python, str(PRIVSEP_FORK_SCRIPT), "serve", str(privsep_socket(state, project)),
-                    *PRIVSEP_FORK[project]],
-                   env=ovs_env(state), log=str(state.log(f"privsep-fork-{project}")),
-                   health=f"unix://{privsep_socket(state, project)}", stage=stage)
+def inproc_argv(state: CloudState, program: str, args: list[str]) -> list[str]:
+    """Python file `program` with `args`, its oslo.privsep contexts run in-process (privsep_inproc.py; -P: the
+    launcher's folder, popek's modules, is not put on the cloud venv's sys.path)."""
+    return [state.python, "-P", str(PRIVSEP_INPROC_SCRIPT), program, *args]
 
 
 def services(state: CloudState) -> list[Service]:
-    """Open vSwitch and libvirtd (stage 0), neutron's RPC server and privsep fork server (1), its agents
-    and nova's privsep fork server (2), nova-compute (3)."""
+    """Open vSwitch and libvirtd (stage 0), neutron's RPC server (1), its agents (2), nova-compute (3). The
+    agents and nova-compute run their privileged calls in-process (privsep_inproc.py)."""
     etc = state.etc("neutron")
     env = ovs_env(state)
     conf = lambda *files: [a for f in ("neutron.conf", *files) for a in ("--config-file", str(etc / f))]  # noqa: E731
     agent = lambda name, *files: Service(  # noqa: E731
         name, [state.bin(name), *conf(*files)], env=env, log=str(state.log(name)), stage=2)
+    privileged = lambda name, *files: dataclasses.replace(  # noqa: E731
+        agent(name, *files), argv=inproc_argv(state, state.bin(name), conf(*files)))
     return [
         *ovs_services(state),
         # popek's own libvirtd, in a mount namespace of its own (libvirtd_script_text); slave propagation:
@@ -803,19 +793,17 @@ def services(state: CloudState) -> list[Service]:
         # Stage 1, before the agents: their first RPC calls go to queues the server declares when it starts
         # consuming; sent earlier, they are lost and each agent waits out a 60 s timeout (measured).
         dataclasses.replace(agent("neutron-rpc-server", "plugins/ml2/ml2_conf.ini"), stage=1),
-        # the agents' and nova-compute's privsep daemons are forked by these (privsep_fork.py)
-        privsep_fork_service(state, "neutron", stage=1),
-        privsep_fork_service(state, "nova", stage=2),
         # it listens on the OpenFlow port, where popek's bridges take it as their controller
-        dataclasses.replace(agent("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini",
-                                  "plugins/ml2/openvswitch_agent.ini"), ports=(OPENFLOW_PORT,)),
-        agent("neutron-dhcp-agent", "dhcp_agent.ini"),
+        dataclasses.replace(privileged("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini",
+                                       "plugins/ml2/openvswitch_agent.ini"), ports=(OPENFLOW_PORT,)),
+        privileged("neutron-dhcp-agent", "dhcp_agent.ini"),
         # behind l3_guard.py: no start-up deletion of the machine's other qrouter-/snat-/fip- namespaces
-        dataclasses.replace(agent("neutron-l3-agent", "l3_agent.ini"), argv=[
-            state.python, "-P", str(L3_GUARD_SCRIPT), state.bin("neutron-l3-agent"), *conf("l3_agent.ini")]),
+        dataclasses.replace(agent("neutron-l3-agent", "l3_agent.ini"), argv=inproc_argv(
+            state, str(L3_GUARD_SCRIPT), [state.bin("neutron-l3-agent"), *conf("l3_agent.ini")])),
         agent("neutron-metadata-agent", "metadata_agent.ini"),
         # nova-compute talks to libvirtd and (through os-vif and libvirt) to our OVS
-        Service("nova-compute", nova_compute_argv(state, ["--config-file", str(state.etc("nova") / "nova.conf")]),
+        Service("nova-compute", inproc_argv(state, str(svcmod.NOVA_COMPUTE_SCRIPT),
+                                            ["--config-file", str(state.etc("nova") / "nova.conf")]),
                 env=env, log=str(state.log("nova-compute")), stage=3),
     ]
 

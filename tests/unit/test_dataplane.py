@@ -26,18 +26,20 @@ def test_overrides_switch_nova_to_libvirt_and_neutron_to_ovs_agents(state, monke
     assert nova["neutron"]["service_metadata_proxy"] is True
     secret = nova["neutron"]["metadata_proxy_shared_secret"]
     assert secret and cfg["neutron/metadata_agent.ini"]["DEFAULT"]["metadata_proxy_shared_secret"] == secret
-    # no sudo here: every privsep context asks its project's fork server (privsep_fork.py), with its config
+    # the agents and nova-compute run their privsep contexts in-process, no daemon (privsep_inproc.py)
+    table = {s.name: s for s in dataplane.services(state)}
+    launcher = [state.python, "-P", str(dataplane.PRIVSEP_INPROC_SCRIPT)]
+    for name in ("neutron-openvswitch-agent", "neutron-dhcp-agent"):
+        assert table[name].argv[:4] == [*launcher, state.bin(name)] and "--config-file" in table[name].argv
+    assert table["neutron-l3-agent"].argv[:5] == [*launcher, str(dataplane.L3_GUARD_SCRIPT),
+                                                  state.bin("neutron-l3-agent")]
+    assert table["nova-compute"].argv[:4] == [*launcher, str(services.NOVA_COMPUTE_SCRIPT)]
+    assert not [n for n in table if n.startswith("privsep")]
+    # no sudo here: a context of any other process execs the venv's own helper, with its config
     for section in ("nova_sys_admin", "vif_plug_ovs_privileged"):
-        command = nova[section]["helper_command"].split()
-        assert command[:4] == [state.python, "-I", "-S", str(dataplane.PRIVSEP_FORK_SCRIPT)]
-        assert command[4] == str(dataplane.privsep_socket(state, "nova")) and "--config-file" in command
+        assert nova[section]["helper_command"].split()[:2] == [state.bin("privsep-helper"), "--config-file"]
     for section in dataplane.NEUTRON_PRIVSEP_SECTIONS:
-        assert str(dataplane.privsep_socket(state, "neutron")) in cfg["neutron/neutron.conf"][section]["helper_command"]
-    fork_servers = {s.name: s for s in dataplane.services(state) if s.name.startswith("privsep-fork-")}
-    assert fork_servers["privsep-fork-neutron"].argv[2:] == ["serve", str(dataplane.privsep_socket(state, "neutron")),
-                                                             "neutron.privileged"]
-    # before the agents (stage 2) and nova-compute (stage 3) ask for their daemons
-    assert fork_servers["privsep-fork-neutron"].stage < 2 and fork_servers["privsep-fork-nova"].stage < 3
+        assert cfg["neutron/neutron.conf"][section]["helper_command"].startswith(state.bin("privsep-helper") + " ")
     ml2 = cfg["neutron/plugins/ml2/ml2_conf.ini"]
     assert ml2["ml2"]["mechanism_drivers"] == "openvswitch"
     assert ml2["ml2"]["tenant_network_types"] == "local"  # no dummy links here: no VXLAN tunnels
@@ -88,11 +90,14 @@ def test_services_replace_nova_compute_and_add_ovs_libvirt_agents(state):
     for name in ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent",
                  "neutron-rpc-server"):
         svc = next(s for s in table if s.name == name)
-        argv = svc.argv[3:] if name == "neutron-l3-agent" else svc.argv  # behind l3_guard.py (python -P script)
+        # the agents with privileged calls behind privsep_inproc.py (python -P script), the L3 one also l3_guard.py
+        skip = {"neutron-l3-agent": 4, "neutron-openvswitch-agent": 3, "neutron-dhcp-agent": 3}.get(name, 0)
+        argv = svc.argv[skip:]
         assert argv[0].endswith(name) and Path(argv[2]).name == "neutron.conf"
     l3 = next(s for s in table if s.name == "neutron-l3-agent")
     # -P: the script's folder (popek's checks/localcloud: config.py, state.py…) is not on the agent's sys.path
-    assert l3.argv[:3] == [state.python, "-P", str(dataplane.L3_GUARD_SCRIPT)] and dataplane.L3_GUARD_SCRIPT.is_file()
+    assert l3.argv[:4] == [state.python, "-P", str(dataplane.PRIVSEP_INPROC_SCRIPT), str(dataplane.L3_GUARD_SCRIPT)]
+    assert dataplane.L3_GUARD_SCRIPT.is_file() and dataplane.PRIVSEP_INPROC_SCRIPT.is_file()
 
 
 DOMAIN_XML = """<domain type='qemu'><devices>
