@@ -251,16 +251,17 @@ def write_client_config(state: CloudState) -> None:
     write_private(state.clouds_yaml, yaml.safe_dump({"clouds": clouds}, sort_keys=False))
 
 
-def connect(state: CloudState, cloud: str = "popek-admin", api_timeout: float | None = None):
+def connect(state: CloudState, cloud: str = "popek-admin", api_timeout: float | None = None, **overrides):
     """An openstacksdk connection from the embedded clouds.yaml (the same file the `openstack` CLI reads).
     `api_timeout` (s) bounds each HTTP call, the token's included (keystoneauth's default: none, and a
-    SIGSTOPped API accepts the connection but never answers)."""
+    SIGSTOPped API accepts the connection but never answers). `overrides`: more client settings, e.g.
+    identity_endpoint_override (the catalog's own URL not used)."""
     import openstack
     from openstack.config import loader
 
     state.passwords()  # feeds popek's redactor with every password of the file about to be read
     config = loader.OpenStackConfig(config_files=[str(state.clouds_yaml)], vendor_files=[])
-    return openstack.connection.Connection(config=config.get_one(cloud=cloud, api_timeout=api_timeout))
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud, api_timeout=api_timeout, **overrides))
 
 
 # --- identity and catalog (keystone running) ---------------------------------------------------
@@ -319,9 +320,11 @@ def repoint_catalog(state: CloudState, log=print) -> list[str]:
     """Every endpoint of our services at its port of the map (a port moved at this `up`: the catalog lives in
     keystone's database); returns the types re-pointed. Run once per map (`once(state, catalog_step(state),
     …)`); the markers of other maps are removed, so that a map coming back is re-pointed again. Keystone
-    itself must answer at its own (new) port, which clouds.yaml names already."""
-    idn = connect(state).identity
+    itself must answer at its own (new) port, which clouds.yaml names already; the identity API is reached
+    there too, not at the catalog's URL (still the old port, maybe someone else's server: live 14:12 UTC,
+    BadStatusLine from a squatter on 5000)."""
     want = catalog_urls(state)
+    idn = connect(state, identity_endpoint_override=want["identity"]).identity
     types = {s.id: s.type for s in idn.services()}
     moved = []
     for e in idn.endpoints():

@@ -170,7 +170,9 @@ def test_repoint_catalog_moves_the_endpoints_of_moved_ports_once_per_map(tmp_pat
            types.SimpleNamespace(service_id="s-object-store", url="http://127.0.0.1:8080/v1/AUTH_%(project_id)s"),
            types.SimpleNamespace(service_id="s-foreign", url="http://example.org:1")]
     idn = FakeIdentity(eps)
-    monkeypatch.setattr(bootstrap, "connect", lambda st: types.SimpleNamespace(identity=idn))
+    reached = []  # the identity API is reached at the map's keystone port, never at the catalog's (old) URL
+    monkeypatch.setattr(bootstrap, "connect",
+                        lambda st, **kw: reached.append(kw) or types.SimpleNamespace(identity=idn))
     standard = bootstrap.catalog_step(state)
     assert bootstrap.once(state, standard, bootstrap.repoint_catalog, state) and idn.updated == []
     state.record_ports(PORTS | {"keystone": 15000, "swift": 18080})
@@ -181,6 +183,7 @@ def test_repoint_catalog_moves_the_endpoints_of_moved_ports_once_per_map(tmp_pat
     assert idn.updated == [("s-identity", "http://127.0.0.1:15000/v3"),
                            ("s-object-store", "http://127.0.0.1:18080/v1/AUTH_%(project_id)s")]
     assert eps[3].url == "http://example.org:1" and len(said) == 1
+    assert reached[-1] == {"identity_endpoint_override": "http://127.0.0.1:15000/v3"}
     idn.updated.clear()
     assert not bootstrap.once(state, moved, bootstrap.repoint_catalog, state) and idn.updated == []  # same map
     state.record_ports(PORTS)  # back to the first map: its marker went, so re-pointed back
