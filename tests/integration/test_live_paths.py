@@ -308,6 +308,8 @@ def _freeing(member, net, filler, book, take_back: bool):
     return wrapper, calls
 
 
+@slow("deux projets à quota de ports plein et deux demandes de démarrage à Nova (~47 s les deux cas, mesuré sous "
+      "flock -s, 85a1e69)")
 @pytest.mark.parametrize("take_back", [False, True], ids=["freed", "taken-back"])
 def test_novas_port_refusal_with_room_in_neutron_is_asked_once_more(state, take_back, monkeypatch, record_property):
     """a6293a6, live: Nova really refuses the create (HTTP 403 « Maximum number of ports exceeded », its own
