@@ -44,27 +44,40 @@ def catalog(conn) -> list[dict]:
     Read from the authentication answer itself (keystoneauth keeps it), i.e. the first request's result.
     Each service's endpoints in the connection's region (clouds.yaml region_name) come first: on a cloud of
     several regions, the address checked is the one this client uses (public_url takes the first). Each
-    service also says the interface this client uses (clouds.yaml `interface:` / OS_INTERFACE, public by
-    default): on a cloud whose public addresses this machine cannot reach, the client uses its internal ones."""
+    service also says the interfaces this client uses for it, in its order of preference (clouds.yaml
+    `interface:` / OS_INTERFACE, or that service's own `<type>_interface:`, public by default): on a cloud
+    whose public addresses this machine cannot reach, the client uses its internal ones."""
     access = conn.session.auth.get_access(conn.session)
     config = getattr(conn, "config", None)
     region = getattr(config, "region_name", None)
-    interface = client_interface(getattr(config, "config", None) or {})
     out = []
     for service in access.service_catalog.catalog:
         endpoints = [{"interface": e.get("interface"), "region": e.get("region_id") or e.get("region"),
                       "url": e.get("url")} for e in service.get("endpoints", [])]
         endpoints.sort(key=lambda e: bool(region) and e["region"] != region)     # stable: the rest keep their order
+        interfaces = client_interfaces(config, service.get("type"))
         out.append({"type": service.get("type"), "name": service.get("name"), "endpoints": endpoints,
-                    "interface": interface})
+                    "interface": interfaces[0], "interfaces": interfaces})
     return out
 
 
-def client_interface(config: dict) -> str:
-    """The catalog interface the `openstack` client uses with this clouds.yaml entry: `interface:`
-    (OS_INTERFACE), "public" by default; keystoneauth's old spellings (publicURL, internalURL) too."""
-    given = str(config.get("interface") or "public").lower()
-    return given[:-3] if given.endswith("url") else given
+def client_interfaces(region, service_type: str | None = None) -> list[str]:
+    """The catalog interfaces the `openstack` client uses for `service_type` with this cloud entry (`region`:
+    openstacksdk's CloudRegion, conn.config), in its order of preference, as openstacksdk reads them
+    (CloudRegion.get_interface): the service's own `<type>_interface:` (or one of its aliases', e.g.
+    volume_interface for volumev3), else `interface:` (OS_INTERFACE), "public" by default; a list is kept in
+    its order (keystoneauth takes the first the service has); old spellings (publicURL, internalURL) too."""
+    given = None
+    try:
+        given = region.get_interface(service_type)
+    except AttributeError:      # not a CloudRegion: its plain config dict
+        given = (getattr(region, "config", None) or {}).get("interface")
+    except Exception:           # openstacksdk refuses the value: the connection already said so
+        given = None
+    values = given if isinstance(given, (list, tuple)) else [given]
+    names = [str(v).lower() for v in values if v]
+    names = [n[:-3] if n.endswith("url") else n for n in names]
+    return list(dict.fromkeys(names)) or ["public"]
 
 
 def course_table(entries: list[dict]) -> list[dict]:
@@ -105,14 +118,15 @@ def as_a_service(entries: list[dict], extensions: set[str]) -> dict[str, list[st
 
 
 def public_url(service: dict) -> str | None:
-    """The URL the client uses for the service: its endpoint of the client's interface (catalog()'s
-    "interface", public by default), else its public one, else its first; None without endpoints."""
+    """The URL the client uses for the service: its endpoint of the first of the client's interfaces it has
+    (catalog()'s "interfaces", or "interface"; public by default), else its public one, else its first; None
+    without endpoints."""
     endpoints = service["endpoints"]
     if not endpoints:
         return None
-    wanted = service.get("interface") or "public"
-    return next((e["url"] for e in endpoints if e["interface"] == wanted), None) \
-        or next((e["url"] for e in endpoints if e["interface"] == "public"), None) or endpoints[0]["url"]
+    wanted = list(service.get("interfaces") or [service.get("interface") or "public"]) + ["public"]
+    return next((e["url"] for interface in wanted for e in endpoints if e["interface"] == interface), None) \
+        or endpoints[0]["url"]
 
 
 def version_urls(service_type: str, url: str) -> list[str]:

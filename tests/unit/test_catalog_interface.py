@@ -36,3 +36,43 @@ def test_the_address_checked_is_the_clients_interface(interface, region, nova):
 def test_a_service_without_the_clients_interface_falls_back_to_its_public_address():
     entries = catalog.catalog(_conn("internal"))
     assert catalog.public_url(entries[1]) == "http://203.0.113.9:9292"
+
+
+def _region(config, region="RegionOne"):
+    from openstack.config.cloud_region import CloudRegion
+    return CloudRegion(config=config, region_name=region)
+
+
+def _sdk_conn(config):
+    conn = _conn(None)
+    conn.config = _region(config)
+    return conn
+
+
+def test_a_services_own_interface_wins_as_openstacksdk_reads_it():
+    # clouds.yaml `interface: internal` + `compute_interface: admin`: the client reaches Nova at its admin
+    # address and the other services at their internal ones (CloudRegion.get_interface per service type).
+    services = [{"type": "compute", "name": "nova", "endpoints": [
+        {"interface": "internal", "region_id": "RegionOne", "url": "http://10.0.0.5:8774/v2.1"},
+        {"interface": "admin", "region_id": "RegionOne", "url": "http://10.9.0.5:8774/v2.1"}]},
+        {"type": "volumev3", "name": "cinderv3", "endpoints": [
+            {"interface": "internal", "region_id": "RegionOne", "url": "http://10.0.0.5:8776/v3"},
+            {"interface": "admin", "region_id": "RegionOne", "url": "http://10.9.0.5:8776/v3"}]}]
+    conn = _sdk_conn({"interface": "internal", "compute_interface": "admin"})
+    conn.session = NS(auth=NS(get_access=lambda session: NS(service_catalog=NS(catalog=services))))
+    nova, cinder = catalog.catalog(conn)
+    assert catalog.public_url(nova) == "http://10.9.0.5:8774/v2.1"
+    assert catalog.public_url(cinder) == "http://10.0.0.5:8776/v3"
+    # an alias of the service type counts too (volume_interface for volumev3), as openstacksdk reads it
+    conn.config = _region({"interface": "internal", "volume_interface": "admin"})
+    assert catalog.public_url(catalog.catalog(conn)[1]) == "http://10.9.0.5:8776/v3"
+
+
+def test_a_list_of_interfaces_is_tried_in_its_order():
+    conn = _sdk_conn({"interface": ["internal", "public"]})
+    nova, glance = catalog.catalog(conn)
+    assert catalog.public_url(nova) == "http://10.0.0.5:8774/v2.1"        # internal first
+    assert catalog.public_url(glance) == "http://203.0.113.9:9292"        # no internal one: public, next in the list
+    assert nova["interfaces"] == ["internal", "public"]
+    conn = _sdk_conn({"interface": ["adminURL", "internalURL"]})
+    assert catalog.public_url(catalog.catalog(conn)[0]) == "http://10.0.0.5:8774/v2.1"
