@@ -36,8 +36,10 @@ def state():
 
 def refused_rules(project_id: str) -> dict:
     """Neutron's create_network and create_router as its defaults say (neutron_lib.policy.rules
-    ADMIN_OR_PROJECT_MEMBER), but not for `project_id`."""
-    scoped = f"(rule:admin_only) or (role:member and project_id:%(project_id)s and not project_id:{project_id})"
+    ADMIN_OR_PROJECT_MEMBER), but not for `project_id`. The project is named as a quoted literal compared to
+    the target's (oslo.policy's generic check): Neutron reads `project_id:<literal>` as its OwnerCheck, which
+    wants `%(field)s` and fails every request (HTTP 500 PolicyInitError, live 14:18 UTC)."""
+    scoped = f"(rule:admin_only) or (role:member and project_id:%(project_id)s and not '{project_id}':%(project_id)s)"
     return {"create_network": scoped, "create_router": scoped}
 
 
