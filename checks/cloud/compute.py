@@ -30,17 +30,30 @@ class Refused(NoRoom):
     with the policy's words, as a quota is: a NoRoom, so every place that skips on one skips on this."""
 
 
+#: oslo.policy's words when a rule refuses a request (PolicyNotAuthorized: « <rule> is disallowed by policy »)
+POLICY_REFUSAL = "is disallowed by policy"
+
+
+def policy_refused(said: str, rule: str) -> bool:
+    """Whether `said` (a 403's words) is oslo.policy's refusal of `rule` itself or of one of its attributes
+    (« (rule:create_network) is disallowed by policy », « rule:create_router:external_gateway_info … »),
+    not of another call's rule (rule:create_subnet) and not a proxy's or a WAF's 403 page."""
+    return POLICY_REFUSAL in said and re.search(rf"\brule:{re.escape(rule)}(?![\w])", said) is not None
+
+
 @contextlib.contextmanager
-def refused_by_policy(what: str):
-    """Inside: an HTTP 403 that is no quota's (quota_refusal) becomes Refused, « ce cloud refuse à ce compte
-    `what` » with the API's words; anything else goes through."""
+def refused_by_policy(rule: str, what: str):
+    """Inside: an HTTP 403 in which the cloud's policy refuses `rule` (policy_refused: Neutron's rule of the
+    very call made inside, e.g. create_network) becomes Refused, « ce cloud refuse à ce compte `what` » with
+    the API's words; any other 403 (a quota's, another call's rule, a page that is no policy's) and anything
+    else goes through: a fault, not the operator's choice."""
     from openstack import exceptions as sdk_exc
 
     try:
         yield
     except sdk_exc.ForbiddenException as exc:
         said = (getattr(exc, "details", None) or str(exc)).strip()
-        if quota_refusal(said):
+        if quota_refusal(said) or not policy_refused(said, rule):
             raise
         raise Refused(f"ce cloud refuse à ce compte {what} (HTTP 403 : {said[:200]}) : la politique de ce "
                       "cloud, pas une panne") from exc
@@ -393,7 +406,7 @@ def project_network(conn, ledger, cidr: str = "10.77.0.0/24", existing=None):
 def create_network(conn, ledger, cidr: str = "10.77.0.0/24"):
     """A new network with one IPv4 subnet (DHCP on), recorded in the ledger. Refused when the cloud's policy
     refuses this account a network (a provider-network cloud)."""
-    with refused_by_policy("la création d'un réseau (Neutron, create_network)"):
+    with refused_by_policy("create_network", "la création d'un réseau (Neutron, create_network)"):
         net = ledger.create("network", "net", lambda name: conn.network.create_network(name=name))
     ledger.create("subnet", "subnet", lambda name: conn.network.create_subnet(
         name=name, network_id=net.id, ip_version=4, cidr=cidr, enable_dhcp=True))

@@ -78,7 +78,7 @@ def need_dataplane(cloud):
         return _unreachable(cloud)
     if "dataplane" not in cloud.facts:
         from popek.checks.cloud import probe
-        from popek.checks.cloud.compute import NoRoom, NothingToBoot
+        from popek.checks.cloud.compute import NoRoom, NothingToBoot, Refused
         try:
             cloud.facts["dataplane"] = probe.dataplane_reason(cloud)
         except probe.BrokenDataplane as exc:
@@ -86,6 +86,13 @@ def need_dataplane(cloud):
             # per session; every dataplane scenario fails with that evidence (no IGNORÉ that hides it)
             cloud.facts["dataplane"] = None
             cloud.facts["dataplane_broken"] = str(exc)
+        except Refused as exc:
+            # Neutron's policy refuses this account the probe's network (rule:create_network, compute.Refused):
+            # a policy, not a quota. On the embedded cloud popek writes that policy (members may create): there
+            # the refusal is a fault (a policy file left behind): the scenarios run and fail (not cached)
+            if getattr(getattr(cloud, "choice", None), "kind", None) == "embedded":
+                return None
+            cloud.facts["dataplane"] = f"plan de données impossible à établir : {exc}"
         except NoRoom as exc:  # the project's quota leaves no room for one probe instance: a limit, kept
             cloud.facts["dataplane"] = ("plan de données impossible à établir : pas de place pour l'instance "
                                         f"sonde dans le quota du projet ({exc})")
@@ -104,7 +111,8 @@ def need_dataplane(cloud):
                                             f"réseau ({refused})")
             else:
                 # anything else is a fault of the cloud, not a missing dataplane: a compute dead (wait_active's
-                # ERROR « No valid host »), a Nova or Neutron refusal (4xx, a member's 403), a service that
+                # ERROR « No valid host »), a Nova or Neutron refusal (4xx, a member's 403 other than Neutron's
+                # policy refusing it the network, Refused above), a service that
                 # stopped answering or answers 5xx; the scenarios run and fail naming the component (not
                 # cached: the next scenario asks again)
                 return None

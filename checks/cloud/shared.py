@@ -248,8 +248,11 @@ class Shared:
         """The run's network behind a router to the external network, or None when the cloud has no
         external network (no floating IP can exist)."""
         def make():
-            # a cloud whose policy refuses this account a router (or a network): compute.Refused, IGNORÉ
-            with compute.refused_by_policy("un routeur vers le réseau externe (Neutron, create_router)"):
+            # a cloud whose policy refuses this account a router (rule:create_router; its network's
+            # rule:create_network is compute.create_network's): compute.Refused, IGNORÉ; any other 403 (the
+            # subnet's, the router interface's, a page no policy wrote) stays a fault
+            with compute.refused_by_policy("create_router",
+                                           "un routeur vers le réseau externe (Neutron, create_router)"):
                 made = network.routed_to_external(self.conn, self.ledger)    # None: no external network
             return None if made is None else Routed(*made)
         return self.get("routed", make)

@@ -91,3 +91,75 @@ def test_the_refusal_is_kept_as_a_refusal_for_the_other_workers(tmp_path):
     other = RunShared(None, tmp_path, "popek-0123abcd-run", ("private", "public"))
     with pytest.raises(compute.Refused, match="un routeur"):
         other.get("routed", lambda: pytest.fail("made twice"))
+
+
+# hR F1: only Neutron's policy refusing the rule of the very call made is the cloud's policy; any other 403 stays
+# a fault (ÉCHEC), and the probe's refused network is said as a policy, not as a quota.
+
+def test_a_403_page_that_no_policy_wrote_is_not_the_clouds_policy():
+    page = "<html><head><title>403 Forbidden</title></head><body>Blocked by administrative rules</body></html>"
+    with pytest.raises(sdk_exc.ForbiddenException):
+        compute.create_network(_refusing(page), Ledger())
+
+
+def test_another_calls_rule_is_not_the_networks():
+    with pytest.raises(sdk_exc.ForbiddenException):
+        compute.create_network(_refusing("(rule:create_network_segment_range) is disallowed by policy"), Ledger())
+
+
+@pytest.mark.parametrize("details", ["(rule:create_subnet) is disallowed by policy",
+                                     "(rule:add_router_interface) is disallowed by policy",
+                                     "<html>403 Forbidden</html>"])
+def test_a_403_in_routed_that_is_not_the_routers_rule_stays_a_fault(monkeypatch, details):
+    from popek.checks.cloud import shared as mod
+    from tests.unit.test_shared import _Cloud, _patched
+
+    shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ACTIVE"))
+
+    def routed_to_external(conn, ledger):
+        raise sdk_exc.ForbiddenException(message="403", details=details)
+    monkeypatch.setattr(mod.network, "routed_to_external", routed_to_external)
+    with pytest.raises(Exception) as caught:
+        shared.routed()
+    assert not isinstance(caught.value, compute.NothingToBoot), caught.value
+    assert "create_router" not in str(caught.value)
+
+
+def test_a_routers_attribute_refused_is_the_routers_policy(monkeypatch):
+    from popek.checks.cloud import shared as mod
+    from tests.unit.test_shared import _Cloud, _patched
+
+    shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ACTIVE"))
+
+    def routed_to_external(conn, ledger):
+        raise sdk_exc.ForbiddenException(message="403", details="(rule:create_router and "
+                                         "rule:create_router:external_gateway_info) is disallowed by policy")
+    monkeypatch.setattr(mod.network, "routed_to_external", routed_to_external)
+    with pytest.raises(compute.Refused, match="un routeur"):
+        shared.routed()
+
+
+def _probe_refused(monkeypatch, kind):
+    from popek.checks.cloud import needs, probe
+
+    cloud = NS(facts={}, roles=["member"], choice=NS(kind=kind))
+
+    def dataplane_reason(cloud):
+        compute.create_network(_refusing("(rule:create_network) is disallowed by policy"), Ledger())
+    monkeypatch.setattr(probe, "dataplane_reason", dataplane_reason)
+    return needs.need_dataplane(cloud), cloud
+
+
+def test_the_probes_network_refused_is_said_as_a_policy_not_a_quota(monkeypatch):
+    said, cloud = _probe_refused(monkeypatch, "os-cloud")
+    assert said.startswith("plan de données impossible à établir : ce cloud refuse à ce compte la création d'un "
+                           "réseau (Neutron, create_network)"), said
+    assert "quota" not in said and "la politique de ce cloud" in said
+    assert cloud.facts["dataplane"] == said
+
+
+def test_on_the_embedded_cloud_the_probes_network_refused_is_a_fault(monkeypatch):
+    # popek writes the embedded cloud's policy (members may create networks): a refusal there is a policy file
+    # left behind, a fault; the scenarios run and fail (not kept for the session)
+    said, cloud = _probe_refused(monkeypatch, "embedded")
+    assert said is None and "dataplane" not in cloud.facts
