@@ -127,12 +127,15 @@ _PROTOCOLS = {"tcp": {"tcp", "6"}, "icmp": {"icmp", "1"}}
 
 
 def admitting_rules(rules: list[dict], protocol: str, port: Optional[int] = None,
-                    source_groups: Iterable[str] = ()) -> list[dict]:
+                    source_groups: Iterable[str] = (), sources: Iterable[str] = ()) -> list[dict]:
     """The rules among `rules` (rule_dict's) that let IPv4 `protocol` ("tcp" or "icmp") in, to `port` for TCP:
-    ingress, IPv4, any protocol or this one, no port range or one that holds `port`, and from a prefix or
-    from a remote group the source is a member of (`source_groups`: its groups' ids; none for this host).
-    A group a port is in with such a rule is why traffic that should be refused gets in."""
+    ingress, IPv4, any protocol or this one, no port range or one that holds `port`, and from a prefix that
+    holds the source or from a remote group the source is a member of (`source_groups`: its groups' ids; none
+    for this host). `sources`: the source's IPv4 addresses as the guest sees them; none when unknown (a NAT
+    between): every prefix is kept then. A group a port is in with such a rule is why traffic that should be
+    refused gets in."""
     names, groups = _PROTOCOLS[protocol], set(source_groups)
+    addresses = [a for a in (_address(s) for s in sources) if a is not None and a.version == 4]
     out = []
     for rule in rules:
         if rule.get("direction") != "ingress" or (rule.get("ethertype") or "IPv4") != "IPv4":
@@ -144,8 +147,26 @@ def admitting_rules(rules: list[dict], protocol: str, port: Optional[int] = None
             continue
         if rule.get("remote_group_id") and rule["remote_group_id"] not in groups:
             continue
+        if not rule.get("remote_group_id") and rule.get("remote_ip_prefix") and addresses \
+                and not any(a in _network(rule["remote_ip_prefix"]) for a in addresses):
+            continue
         out.append(rule)
     return out
+
+
+def _address(text):
+    try:
+        return ipaddress.ip_address(str(text))
+    except ValueError:
+        return None
+
+
+def _network(prefix):
+    """A rule's remote_ip_prefix as a network; one that does not parse holds everything (kept: evidence)."""
+    try:
+        return ipaddress.ip_network(str(prefix), strict=False)
+    except ValueError:
+        return ipaddress.ip_network("0.0.0.0/0")
 
 
 def rule_said(rule: dict) -> str:
@@ -159,18 +180,21 @@ def rule_said(rule: dict) -> str:
 
 
 def filter_findings(ports: list[dict], rules_of_group: Callable[[str], list[dict]], protocol: str,
-                    port: Optional[int] = None, source_groups: Iterable[str] = ()) -> list[str]:
+                    port: Optional[int] = None, source_groups: Iterable[str] = (),
+                    sources: Iterable[str] = ()) -> list[str]:
     """Why the ports of a guest (dicts: id, port_security_enabled, security_group_ids) let `protocol` in
     (French, one finding each): a port whose security is off (no group filters it), or a rule of one of
-    its groups that admits it (admitting_rules; `rules_of_group(id)` gives a group's rule_dict's)."""
+    its groups that admits it from the source (admitting_rules; `rules_of_group(id)` gives a group's
+    rule_dict's; `sources`: the source's addresses, none when unknown)."""
     out = []
+    sources = list(sources)
     for p in ports:
         if p.get("port_security_enabled") is False:
             out.append(f"la sécurité de port est désactivée sur le port {p['id']} de l'instance "
                        f"(port_security_enabled=False) : aucun groupe de sécurité ne le filtre")
             continue
         for group in p.get("security_group_ids") or []:
-            for rule in admitting_rules(rules_of_group(group), protocol, port, source_groups):
+            for rule in admitting_rules(rules_of_group(group), protocol, port, source_groups, sources):
                 out.append(f"le port {p['id']} est dans le groupe {group}, dont une règle laisse entrer "
                            f"{protocol}{f' {port}' if port is not None else ''} : {rule_said(rule)}")
     return out
@@ -179,21 +203,60 @@ def filter_findings(ports: list[dict], rules_of_group: Callable[[str], list[dict
 def filter_note(conn, server, protocol: str, port: Optional[int] = None, source=None) -> str:
     """" ; " and why `server`'s ports let `protocol` (to `port`) in, as Neutron shows them now
     (filter_findings), for a verdict that traffic passes where a security group should block it; the source
-    is this host, or the server `source` (its ports' groups then count for remote-group rules). "" when
-    Neutron shows no such reason or cannot be read (evidence only: never hides the verdict itself)."""
+    is this host (its address toward the server's floating IPs, source_addresses), or the server `source`
+    (its fixed addresses; its ports' groups then count for remote-group rules). "" when Neutron shows no
+    such reason or cannot be read (evidence only: never hides the verdict itself)."""
     try:
         server_id = server.id
-        source_groups = {g for p in (conn.network.ports(device_id=source.id) if source is not None else [])
-                         for g in (p.security_group_ids or [])}
+        source_ports = list(conn.network.ports(device_id=source.id)) if source is not None else []
+        source_groups = {g for p in source_ports for g in (p.security_group_ids or [])}
+        server_ports = list(conn.network.ports(device_id=server_id))
         ports = [{"id": p.id, "port_security_enabled": p.is_port_security_enabled,
-                  "security_group_ids": list(p.security_group_ids or [])}
-                 for p in conn.network.ports(device_id=server_id)]
+                  "security_group_ids": list(p.security_group_ids or [])} for p in server_ports]
+        sources = source_addresses(conn, server_ports, source_ports if source is not None else None)
         found = filter_findings(ports, lambda g: [rule_dict(r) for r in
                                                   conn.network.security_group_rules(security_group_id=g)],
-                                protocol, port, source_groups)
+                                protocol, port, source_groups, sources)
     except Exception:  # evidence only
         return ""
     return " ; " + " ; ".join(found) if found else ""
+
+
+def source_addresses(conn, server_ports, source_ports=None, local_toward=None) -> list[str]:
+    """The addresses the guest sees the probe come from: the source server's fixed addresses
+    (`source_ports` given), else this host's own address toward the server's floating IPs (or its fixed ones
+    without a floating IP), as the route picks it (`local_toward(address)`, a UDP socket's connect: no packet
+    sent). [] when unknown: Neutron unreadable, no route, or a private host address toward a public one
+    (a NAT between: the guest sees another address)."""
+    try:
+        if source_ports is not None:
+            return [ip["ip_address"] for p in source_ports for ip in (p.fixed_ips or []) if ip.get("ip_address")]
+        targets = [f.floating_ip_address for p in server_ports for f in conn.network.ips(port_id=p.id)]
+        if not targets:
+            targets = [ip["ip_address"] for p in server_ports for ip in (p.fixed_ips or []) if ip.get("ip_address")]
+        local_toward = local_toward or _local_address_toward
+        out = []
+        for target in targets:
+            mine = local_toward(target)
+            if mine is None or (_address(mine).is_private and not _address(target).is_private):
+                return []
+            out.append(mine)
+        return list(dict.fromkeys(out))
+    except Exception:  # evidence only: unknown source, every prefix kept
+        return []
+
+
+def _local_address_toward(address: str):
+    """This host's source address toward `address` (connect() on a UDP socket picks it; nothing is sent)."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((address, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return None
 
 
 def http_status(exc: BaseException):

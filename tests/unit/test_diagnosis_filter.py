@@ -94,3 +94,58 @@ def test_filter_note_off_port_and_unreadable_neutron():
     assert "sécurité de port est désactivée sur le port p" in secgroups.filter_note(conn, types.SimpleNamespace(id="s"), "icmp")
     assert secgroups.filter_note(types.SimpleNamespace(network=_Network({}, {}, fail=True)), types.SimpleNamespace(id="s"), "tcp", 22) == ""
     assert secgroups.filter_note(None, None, "tcp", 22) == ""
+
+
+def test_a_prefix_rule_is_named_only_when_its_prefix_holds_the_source():
+    # F6: tcp 22 from 192.0.2.0/24 does not admit this host (172.24.4.1 toward the floating IP)
+    ports = [{"id": "p1", "port_security_enabled": True, "security_group_ids": ["g"]}]
+    rules = EGRESS + [rule(protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix="192.0.2.0/24",
+                           id="lab")]
+    assert secgroups.filter_findings(ports, lambda g: rules, "tcp", 22, sources=["172.24.4.1"]) == []
+    found = secgroups.filter_findings(ports, lambda g: rules, "tcp", 22, sources=["192.0.2.7"])
+    assert len(found) == 1 and "depuis 192.0.2.0/24 (règle lab)" in found[0]
+    # the source unknown (a NAT between): the rule is kept, as before
+    assert len(secgroups.filter_findings(ports, lambda g: rules, "tcp", 22)) == 1
+    # anywhere, a bare address, a prefix written without its mask
+    assert [r["id"] for r in secgroups.admitting_rules(
+        [rule(remote_ip_prefix="0.0.0.0/0", id="all"), rule(remote_ip_prefix="172.24.4.1", id="one"),
+         rule(remote_ip_prefix="172.24.4.9/32", id="other"), rule(remote_ip_prefix="172.24.0.0/16", id="wide")],
+        "tcp", 22, sources=["172.24.4.1"])] == ["all", "one", "wide"]
+
+
+class _FipNetwork(_Network):
+    def __init__(self, ports, rules, fips):
+        super().__init__(ports, rules)
+        self._fips = fips
+
+    def ips(self, port_id):
+        return [types.SimpleNamespace(floating_ip_address=a) for a in self._fips.get(port_id, [])]
+
+
+def _fixed_port(pid, groups, *addresses):
+    p = _port(pid, True, groups)
+    p.fixed_ips = [{"subnet_id": "s", "ip_address": a} for a in addresses]
+    return p
+
+
+def test_filter_note_takes_the_hosts_address_toward_the_floating_ip(monkeypatch):
+    rules = {"g": [_rule(protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix="192.0.2.0/24",
+                         id="lab"), _rule(protocol="icmp", remote_ip_prefix="172.24.4.0/24", id="ping")]}
+    net = _FipNetwork({"srv": [_fixed_port("p", ["g"], "10.0.0.5")]}, rules, {"p": ["172.24.4.50"]})
+    asked = []
+    monkeypatch.setattr(secgroups, "_local_address_toward", lambda a: asked.append(a) or "172.24.4.1")
+    conn = types.SimpleNamespace(network=net)
+    assert secgroups.filter_note(conn, types.SimpleNamespace(id="srv"), "tcp", 22) == ""
+    assert "(règle ping)" in secgroups.filter_note(conn, types.SimpleNamespace(id="srv"), "icmp")
+    assert asked[0] == "172.24.4.50"
+
+
+def test_the_source_is_unknown_behind_a_nat_and_a_servers_fixed_addresses_otherwise():
+    server_ports = [_fixed_port("p", ["g"], "10.0.0.5")]
+    public = types.SimpleNamespace(network=_FipNetwork({}, {}, {"p": ["151.101.0.50"]}))
+    assert secgroups.source_addresses(public, server_ports, local_toward=lambda a: "192.168.1.10") == []
+    assert secgroups.source_addresses(public, server_ports, local_toward=lambda a: "151.101.9.9") == ["151.101.9.9"]
+    assert secgroups.source_addresses(public, server_ports, local_toward=lambda a: None) == []
+    no_fip = types.SimpleNamespace(network=_FipNetwork({}, {}, {}))
+    assert secgroups.source_addresses(no_fip, server_ports, local_toward=lambda a: a.replace(".5", ".1")) == ["10.0.0.1"]
+    assert secgroups.source_addresses(no_fip, server_ports, [_fixed_port("q", [], "10.0.0.7")]) == ["10.0.0.7"]
