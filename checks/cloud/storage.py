@@ -13,7 +13,7 @@ VOLUME_GRACE = 20.0
 #: The embedded cloud's services a volume's create / attach / detach waits for (what is named when frozen
 #: or dead): Cinder's, and for an attachment Nova's compute side.
 VOLUME_PATH = ("cinder-api", "cinder-scheduler", "cinder-volume", "rabbitmq", "mariadb", "RabbitMQ", "MariaDB")
-ATTACH_PATH = VOLUME_PATH + ("nova-api", "nova-conductor", "nova-compute", "libvirtd", "privsep-fork-nova")
+ATTACH_PATH = VOLUME_PATH + ("nova-api", "nova-conductor", "nova-compute", "libvirtd")
 
 
 def wait_volume(conn, volume, status: str, failures: tuple, timeout: float, doing: str, path=VOLUME_PATH):

@@ -153,6 +153,38 @@ def protect_logs(state: CloudState) -> None:
 STARTING = "starting"
 
 
+#: Services of an older popek that this one no longer has: the fork servers of the privsep daemons
+#: (privsep_fork.py, removed when the agents and nova-compute began running their privsep contexts in-process).
+RETIRED = ("privsep-fork-neutron", "privsep-fork-nova")
+#: What the older popek wrote in neutron.conf / nova.conf (helper_command): a file that no longer exists.
+RETIRED_HELPER = "privsep_fork.py"
+
+
+def left_by_older_popek(state: CloudState, running: bool) -> str:
+    """Why a cloud an older popek started cannot be repaired in place (one French line), else "". Its agents
+    and nova-compute ask its fork servers (privsep_fork.py) for every new privsep daemon, and their helper_command
+    execs that file once those are gone: a repair, which neither regenerates the configuration nor knows those
+    servers, would leave every new router, DHCP namespace or instance port failing. `running`: a service of
+    the table runs (the configuration on disk is then the one it read)."""
+    alive = [n for n in RETIRED if services.read_pid(state, n) is not None]
+    confs = []
+    if running:
+        for name in ("neutron/neutron.conf", "nova/nova.conf"):
+            try:
+                if RETIRED_HELPER in (state.etc() / name).read_text(errors="replace"):
+                    confs.append(name.split("/")[1])
+            except OSError:
+                continue
+    if not alive and not confs:
+        return ""
+    seen = ([f"{', '.join(alive)} en marche"] if alive else []) + \
+        ([f"{' et '.join(confs)} demandent {RETIRED_HELPER}"] if confs else [])
+    return (f"ce cloud a été démarré par une version précédente de popek ({' ; '.join(seen)}) : ses agents "
+            f"Neutron et nova-compute obtiennent leurs privilèges par {RETIRED_HELPER}, qui n'existe plus (un "
+            "nouveau routeur, réseau ou port d'instance échouerait) ; une réparation sur place ne suffit pas : "
+            "redémarrez-le (`popek cloud down` puis `popek cloud up`)")
+
+
 def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: bool = False) -> dict:
     mod, mode = _choose_mode(dataplane)
     protect_logs(state)
@@ -163,6 +195,9 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
         current_mod = dataplane_hooks if current.get("dataplane") else None
         svc = table(state, current_mod)
         was_running = any(services.read_pid(state, s.name) is not None for s in svc)
+        older = left_by_older_popek(state, was_running)
+        if older:
+            raise CloudError(older)
         if was_running and current.get("dataplane") != mode["dataplane"]:
             raise CloudError(f"le cloud tourne déjà ({mode_label(current)}) ; `popek cloud down` d'abord "
                              "pour changer de mode")
@@ -277,8 +312,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
                 if stage == 0:
                     services.wait_healthy(state, [s for s in group if s not in bus])
                 elif stage == 2:  # nova-compute starts as soon as what it needs answers; the rest is awaited below
-                    deferred = [s for s in group if s.name not in COMPUTE_NEEDS and s not in background]
-                    services.wait_healthy(state, [s for s in group if s.name in COMPUTE_NEEDS])
+                    deferred = [s for s in group if s not in background]
                     if early and nova.get("compute_driver") == config.FAKE_COMPUTE_DRIVER:
                         bootstrap.fake_compute_identity(state, nova["host"])
                     for s in early:
@@ -333,13 +367,12 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     services.wait_healthy(state, svc, timeout=5)  # none died while the others started
 
 
-#: What of stage 2 nova-compute needs answering when it starts, besides nova-conductor consuming its queue
-#: (it pings it, _before_compute) and stages 0-1 (Placement among them: its first resource update, missed,
-#: comes again a minute later): the fork server of its privsep daemons. The others keep starting meanwhile.
-COMPUTE_NEEDS = ("privsep-fork-nova",)
 #: Stage 1's services that do not use the message bus: they start once stage 0's others answer, while
 #: RabbitMQ still boots (~8 s, about one core busy of the two: measured; the others wait for it).
-BUS_FREE = ("keystone", "placement-api", "privsep-fork-neutron")
+#: nova-compute needs nothing of stage 2 answering when it starts (its privsep contexts run in-process), besides
+#: nova-conductor's queue (declared ahead, EARLY_QUEUES) and stages 0-1 (Placement among them: its first
+#: resource update, missed, comes again a minute later): it starts with the others of stage 2.
+BUS_FREE = ("keystone", "placement-api")
 #: Stage 2's services that neither nova-compute, the course's resources nor the smoke instance use (volumes,
 #: objects): they start with stage 2 at the lowest CPU priority, so that the 17 sessions starting at once do
 #: not share the two cores equally with them (the `up` is CPU-bound from stage 1 to its end: measured); they
@@ -352,8 +385,8 @@ BACKGROUND_NICE = 19
 #: them (rpcready.py): nova-compute then starts with stage 2, beside nova-conductor and nova-scheduler, and its
 #: first calls (the conductor ping of nova.service, the service record) wait in the conductor's queue until it
 #: consumes instead of being dropped (a dropped ping costs a 10 s RPC timeout). Before, nova-compute started
-#: only once both consumed, ~13 s after stage 2 began; now ~4 s after, once privsep-fork-nova answers (measured,
-#: warm up: nova-compute "up" 3-4 s sooner). What nova-compute sends the scheduler at start (fanout instance
+#: only once both consumed, ~13 s after stage 2 began; then ~4 s after, once the (since removed) fork server of
+#: nova's privsep daemons answered (measured, warm up: nova-compute "up" 3-4 s sooner); now with stage 2. What nova-compute sends the scheduler at start (fanout instance
 #: info) is read again by the scheduler from the database at its own start.
 EARLY_QUEUES = {"nova": ["conductor", "scheduler"]}
 #: The queues of neutron-rpc-server that the agents call first (neutron_lib.agent.topics). An agent started

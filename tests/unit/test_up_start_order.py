@@ -15,9 +15,9 @@ from popek.checks.localcloud.state import CloudState
 
 TABLE = [Service("mariadb", [], stage=0), Service("rabbitmq", [], stage=0),
          Service("keystone", [], stage=1), Service("placement-api", [], stage=1),
-         Service("neutron-rpc-server", [], stage=1), Service("privsep-fork-neutron", [], stage=1),
+         Service("neutron-rpc-server", [], stage=1),
          Service("nova-conductor", [], stage=2), Service("nova-scheduler", [], stage=2),
-         Service("privsep-fork-nova", [], stage=2), Service("neutron-dhcp-agent", [], stage=2),
+         Service("neutron-dhcp-agent", [], stage=2),
          Service("cinder-volume", [], stage=2), Service("swift-proxy", [], stage=2),
          Service("nova-compute", [], stage=3)]
 
@@ -77,7 +77,7 @@ def index(events, event):
 def test_services_without_the_bus_start_while_it_boots(run):
     ev = run()
     assert index(ev, ("healthy", ["mariadb"])) < index(ev, ("start", "keystone"))  # rabbitmq not awaited
-    for name in ("keystone", "placement-api", "privsep-fork-neutron"):
+    for name in ("keystone", "placement-api"):
         assert index(ev, ("start", name)) < index(ev, ("healthy", ["rabbitmq"])) < index(ev, ("start", "neutron-rpc-server"))
 
 
@@ -154,8 +154,9 @@ def test_compute_starts_with_stage_2_once_its_conductors_queue_is_declared(run):
     declared = ("consumers", sorted(lifecycle.NEUTRON_RPC_QUEUES), ("declare", lifecycle.EARLY_QUEUES))
     assert lifecycle.EARLY_QUEUES == {"nova": ["conductor", "scheduler"]}
     assert index(ev, ("healthy", ["rabbitmq"])) < index(ev, declared) < index(ev, ("start", "nova-conductor"))
-    # after the fork server it needs answers, before the other stage 2 services are awaited
-    assert index(ev, ("healthy", ["privsep-fork-nova"])) < index(ev, ("start", "nova-compute"))
+    # with the others of stage 2 (nothing of theirs awaited first), before they are awaited
+    stage_2 = [e for e in ev[index(ev, ("start", "nova-conductor")):index(ev, ("start", "nova-compute"))]]
+    assert stage_2 and all(e[0] in ("start", "nice") for e in stage_2), stage_2
     assert index(ev, ("start", "nova-compute")) < index(ev, ("healthy", ["neutron-dhcp-agent", "nova-conductor",
                                                                           "nova-scheduler"]))
     assert ("before-compute",) not in ev and ev.count(("start", "nova-compute")) == 1
