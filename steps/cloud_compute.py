@@ -64,7 +64,7 @@ def image_data_readable(cloud, conn, images, evidence):
     """A 403 (glance.Refused) means "not checked" only for a read-only account: Glance's default
     `download_image` wants the member role. A member refused the data of an image it lists is a policy (or
     fault) that also keeps Nova from booting that image for it (Nova downloads with the user's token): ÉCHEC."""
-    found = [p for p in (glance.data_problem(conn, i) for i in images) if p]
+    found = [p for p in glance.data_problems(conn, images) if p]
     refused = [p for p in found if isinstance(p, glance.Refused)]
     problems = [p for p in found if not isinstance(p, glance.Refused)]
     reader = probe.read_only(cloud.roles)

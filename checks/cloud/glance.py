@@ -6,7 +6,10 @@ the whole file, of which only the first chunk is read), and where the image's di
 signature inside it (qcow2, vhdx, vdi), the data must carry it: bytes that are no image of the format Glance
 records would not boot either. An image small enough (HASH_MAX_BYTES) is read whole and hashed: data that is
 not what Glance recorded at upload (os_hash_value, else the MD5 checksum) is refused by any download that checks
-its integrity, Nova's (glanceclient's `data`, which verifies os_hash_value) among them."""
+its integrity, Nova's (glanceclient's `data`, which verifies os_hash_value) among them. A run reads whole at most
+HASH_BUDGET_BYTES, smallest image first (the one compute.pick_image boots): a class project of thirty tiny images
+keeps the KiB probe for the rest (data_problems). A stream that ends before the recorded size is read once more,
+then said as a short read, never as a hash mismatch."""
 from __future__ import annotations
 
 import hashlib
@@ -20,16 +23,33 @@ PROBE_BYTES = 1024
 #: ~15 MiB here, costs a fraction of a second; a distribution's image of hundreds of MiB keeps the KiB probe).
 HASH_MAX_BYTES = 32 << 20
 
+#: Bytes read whole (to be hashed) by one data_problems() call, i.e. one run of C20, over all the images.
+HASH_BUDGET_BYTES = 32 << 20
+
+
+def hasher(algo: str):
+    """A new hash object of `algo`, or None where this Python refuses it (unknown, or MD5 under FIPS): it only
+    checks integrity, so it is asked with usedforsecurity=False where the Python knows that argument."""
+    try:
+        return hashlib.new(algo, usedforsecurity=False)
+    except TypeError:
+        try:
+            return hashlib.new(algo)
+        except ValueError:
+            return None
+    except ValueError:
+        return None
+
 
 def recorded_hash(image) -> Optional[tuple[str, str, str]]:
     """(algorithm, hex digest, Glance's field) of what Glance recorded of `image`'s data at upload: os_hash_algo
     and os_hash_value (multihash), else the MD5 `checksum`; None when neither is there or the algorithm is
     unknown here."""
     algo, value = getattr(image, "hash_algo", None), getattr(image, "hash_value", None)
-    if algo and value and algo in hashlib.algorithms_available:
+    if algo and value and hasher(algo) is not None:
         return algo, value.lower(), "os_hash_value"
     checksum = getattr(image, "checksum", None)
-    return ("md5", checksum.lower(), "checksum") if checksum else None
+    return ("md5", checksum.lower(), "checksum") if checksum and hasher("md5") is not None else None
 
 
 def hash_mismatch(label: str, recorded: tuple[str, str, str], got: str, size: int) -> Optional[str]:
@@ -54,15 +74,30 @@ class Refused(str):
     `download_image` needs the member role and the account is a reader): nothing is known of the data."""
 
 
-def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
+def data_problems(conn, images, budget: int = HASH_BUDGET_BYTES) -> list[Optional[str]]:
+    """data_problem() of each of `images`, in their order; only the smallest ones, up to `budget` bytes in all,
+    are read whole and hashed (the first the smallest, the image a run boots), the others get the KiB probe."""
+    whole = set()
+    for image in sorted(images, key=lambda i: getattr(i, "size", None) or 0):
+        size = getattr(image, "size", None) or 0
+        if 0 < size <= min(budget, HASH_MAX_BYTES) and recorded_hash(image):
+            whole.add(image.id)
+            budget -= size
+    return [data_problem(conn, i, whole=i.id in whole) for i in images]
+
+
+def data_problem(conn, image, length: int = PROBE_BYTES, whole: bool = True, again: bool = True) -> Optional[str]:
     """None when the first `length` bytes of `image`'s data come back from Glance, else what was seen, in
-    French (the HTTP status and Glance's words, or the connection error); a `Refused` for an HTTP 403."""
+    French (the HTTP status and Glance's words, or the connection error); a `Refused` for an HTTP 403. With
+    `whole`, an image up to HASH_MAX_BYTES is read whole and hashed; a short read is read once more (`again`)."""
     from keystoneauth1 import exceptions as ks
+    from requests import exceptions as rq
 
     path = f"/images/{image.id}/file"
     label = f"l'image « {image.name} » ({image.id})"
     size = getattr(image, "size", None) or 0
-    recorded = recorded_hash(image) if 0 < size <= HASH_MAX_BYTES else None
+    recorded = recorded_hash(image) if whole and 0 < size <= HASH_MAX_BYTES else None
+    broken = None
     headers = {} if recorded else {"Range": f"bytes=0-{length - 1}"}
     try:
         answer = conn.image.get(path, headers=headers, stream=True, raise_exc=False)
@@ -81,15 +116,24 @@ def data_problem(conn, image, length: int = PROBE_BYTES) -> Optional[str]:
         if not chunk:
             return f"{label} : GET {path} répond HTTP {answer.status_code} sans aucune donnée"
         if recorded:
-            hasher, read = hashlib.new(recorded[0]), len(chunk)
-            hasher.update(chunk)
-            for block in answer.iter_content(1 << 20):
-                hasher.update(block)
-                read += len(block)
+            digest, read = hasher(recorded[0]), len(chunk)
+            digest.update(chunk)
+            try:
+                for block in answer.iter_content(1 << 20):
+                    digest.update(block)
+                    read += len(block)
+            except (rq.RequestException, OSError) as exc:     # requests wraps urllib3's IncompleteRead/ProtocolError
+                broken = type(exc).__name__
     finally:
         answer.close()
+    if recorded and (broken or read < size):
+        if again:
+            return data_problem(conn, image, length, whole, again=False)
+        return (f"{label} : la lecture de ses données (GET {path}) s'est arrêtée à {read} octets sur les {size} que "
+                "Glance enregistre, deux fois" + (f" ({broken})" if broken else "") + " : données tronquées dans "
+                "le magasin ou connexion coupée, leur hachage n'a pas pu être comparé")
     if recorded:
-        found = hash_mismatch(label, recorded, hasher.hexdigest(), read)
+        found = hash_mismatch(label, recorded, digest.hexdigest(), read)
         if found:
             return found
     fmt = (getattr(image, "disk_format", None) or "").lower()
