@@ -54,10 +54,17 @@ class BrokenDataplane(AssertionError):
     scenario fails with this finding (an AssertionError: ÉCHEC), measured once per session (needs.py)."""
 
 
+#: Nova's words for ConsoleNotAvailable (nova/exception.py: « Guest does not have a console available. »), the
+#: only 404 of its console-output API that means "no console": its other 404 is InstanceNotFound, and a 404 in
+#: other words (a proxy's or a web server's page, an empty body: a mis-routed endpoint) is no capability.
+NO_CONSOLE = "does not have a console available"
+
+
 def console_refusal(exc: BaseException) -> Optional[str]:
     """Why Nova's console API gives no console at all (French), from its refusal: not implemented by the
-    driver (501), refused by policy (403), no console for this guest (404 ConsoleNotAvailable). None for any
-    other answer (409 InstanceNotReady: asked again; 404 of a vanished instance, 5xx: not a capability)."""
+    driver (501), refused by policy (403), no console for this guest (404 in Nova's ConsoleNotAvailable words,
+    NO_CONSOLE). None for any other answer (409 InstanceNotReady: asked again; 404 of a vanished instance or
+    in anyone else's words, 5xx: not a capability: the scenarios run and fail naming Nova)."""
     from openstack import exceptions as sdk_exc
 
     if not isinstance(exc, sdk_exc.HttpException):
@@ -68,7 +75,7 @@ def console_refusal(exc: BaseException) -> Optional[str]:
         what = "la console des instances n'est pas implémentée par ce cloud"
     elif status == 403:
         what = "Nova refuse à ce compte la console des instances"
-    elif status == 404 and "could not be found" not in said.lower():   # not InstanceNotFound: ConsoleNotAvailable
+    elif status == 404 and NO_CONSOLE in said.lower():   # Nova's own ConsoleNotAvailable, nothing else
         what = "Nova n'a pas de console pour l'instance sonde"
     else:
         return None

@@ -189,3 +189,21 @@ def test_a_broken_need_fails_the_scenario_unless_another_need_is_missing(monkeyp
     monkeypatch.setitem(registry.REQUIREMENTS, "volume", lambda cloud: "pas de Cinder")
     with pytest.raises(pytest.skip.Exception, match="volume : pas de Cinder"):
         plugin.skip_unmet_needs(Request("dataplane", "volume"))
+
+
+@pytest.mark.parametrize("details", [
+    "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr>"
+    "<center>nginx</center></body></html>",
+    "",
+    "The resource could not be found.",
+])
+def test_a_console_404_in_anyone_elses_words_is_no_capability(details):
+    """hR F4: a 404 is « no console » only in Nova's ConsoleNotAvailable words; a proxy's page, an empty body (a
+    mis-routed prefix, a broken nova-api route) must not make every dataplane scenario IGNORÉ."""
+    assert probe.console_refusal(sdk_exc.NotFoundException("404", http_status=404, details=details)) is None
+
+
+def test_a_console_404_in_novas_words_is_no_console():
+    said = probe.console_refusal(sdk_exc.NotFoundException(
+        "404", http_status=404, details="Guest does not have a console available."))
+    assert said == "Nova n'a pas de console pour l'instance sonde (HTTP 404 : Guest does not have a console available.)"
