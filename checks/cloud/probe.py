@@ -6,7 +6,8 @@
    "FAKE CONSOLE OUTPUT"; a real guest prints its kernel's boot log): booted only when 2 leaves it open.
    A console Nova does not give (501 not implemented, 403 policy, 404 no console) is a missing capability;
    a console that answers and stays empty, or says the guest did not boot, is a broken cloud
-   (BrokenDataplane: every dataplane scenario ÉCHEC with the evidence).
+   (BrokenDataplane: every dataplane scenario ÉCHEC with the evidence) once a second, different image
+   did not boot either; if it did, the first image is named, not the dataplane (UnbootableImage).
 
 And may this account write at all? An account whose only role is Keystone's `reader` (a teacher's audit
 account) is refused every creation by the default policies of every service since their "secure RBAC"
@@ -171,16 +172,87 @@ def _watch_console(conn, server, marker: Optional[str], timeout: float) -> dict:
     return seen
 
 
+class UnbootableImage(BrokenDataplane):
+    """The probe's image did not boot and a different image did: the dataplane runs guests, that image does
+    not. Still every dataplane scenario's ÉCHEC (they boot the same image, compute.pick_image: the smallest),
+    but the finding names the image, not the dataplane."""
+
+
+def second_image(conn, first):
+    """A different image to boot when `first` did not, or None: among the images compute.pick_image may take
+    (active, no other run's upload, no kernel or ramdisk), neither `first` nor one with its data (same hash:
+    the same upload twice proves nothing); first one popek knows boots (its ready marker, a CirrOS), a disk
+    image before an ISO, then the smallest."""
+    from popek.checks.cloud import compute
+    from popek.checks.cloud.ledger import NAME_RE
+
+    def same_data(image) -> bool:
+        return any(getattr(image, key, None) and getattr(image, key, None) == getattr(first, key, None)
+                   for key in ("os_hash_value", "checksum"))
+
+    def known(image) -> bool:
+        return compute.TINY_MARKER in (image.properties or {}) or "cirros" in (image.name or "").lower()
+
+    others = [i for i in compute.images(conn) if i.id != first.id and not same_data(i)
+              and not NAME_RE.match(i.name or "")
+              and (i.container_format or "bare") not in ("aki", "ari") and (i.disk_format or "raw") not in ("aki", "ari")]
+    if not others:
+        return None
+    return min(others, key=lambda i: (not known(i), (i.disk_format or "") == "iso", i.size or 0, i.name or ""))
+
+
+def _boot_and_read(cloud, ledger, image, flavor, net, timeout: float) -> tuple[str, Optional[str]]:
+    """Boot a probe instance of `image` and read its console: ('booted', None) when a real guest wrote on it,
+    ('reason', why) when the cloud has a fake guest or gives no console, ('silent', the finding) when the
+    guest did not boot (its instance deleted then). A kernel panic alone is not conclusive: the instance is
+    replaced once (see _probe_console)."""
+    import time
+
+    from popek.checks.cloud import compute, diagnosis
+
+    marker = (image.properties or {}).get(compute.TINY_MARKER)
+    first_panic = None
+    for attempt in (1, 2):
+        server = compute.boot(cloud.conn, ledger, "probe", image, flavor, net)
+        active = time.monotonic()
+        seen = _watch_console(cloud.conn, server, marker, timeout)
+        log = seen["log"]
+        if seen["refused"]:
+            return "reason", f"plan de données impossible à établir : {seen['refused']}"
+        if FAKE_CONSOLE in log:
+            return "reason", "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
+        failure = boot_failure(log)
+        if not failure and log:
+            return "booted", None
+        panic = diagnosis.kernel_panic(log)
+        if panic and attempt == 1:
+            first_panic = panic.quote()
+            ledger.delete(server.id)
+            continue
+        current = cloud.conn.compute.get_server(server.id)
+        if current.status != "ACTIVE":   # it left ACTIVE meanwhile (ERROR, deleted): not this finding
+            raise AssertionError(f"l'instance sonde {server.id} est passée de ACTIVE à {current.status}")
+        finding = silent_guest_finding(current, image, flavor, time.monotonic() - active, log,
+                                       panic.quote() if panic else failure,
+                                       nova_actions(cloud.conn, current), seen["not_ready"])
+        if first_panic:
+            finding += f" ; la première instance sonde avait déjà paniqué : « {first_panic} »"
+        ledger.delete(server.id)   # the project's room for the next image's probe (quota of one instance)
+        return "silent", finding
+    raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
+
+
 def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
     """Boot a probe instance as the member and read its console: the reason if it is a fake guest or if the
     cloud gives no console (a missing capability); BrokenDataplane if the guest did not boot (a broken
     cloud); None when a real guest wrote on its console.
 
     A kernel panic alone (`Kernel panic - not syncing`: a Debian guest under QEMU TCG, 2 of 64 boots, guest.py)
-    is not conclusive: the probe is replaced once, as the scenarios' guests are; a second failure is."""
-    import time
-
-    from popek.checks.cloud import compute, diagnosis, network
+    is not conclusive: the probe is replaced once, as the scenarios' guests are; a second failure is.
+    One image is not the dataplane (the smallest image may be anyone's upload that boots nothing): when it
+    does not boot, a different one is booted (second_image) before the dataplane is blamed; if that one
+    boots, the finding names the first image (UnbootableImage)."""
+    from popek.checks.cloud import compute, network
     from popek.checks.cloud.ledger import Ledger
 
     ledger = Ledger(cloud.conn, cloud.facts["prefix"])
@@ -189,35 +261,31 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         flavor = compute.pick_flavor(cloud.conn, image)
         with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
             net = compute.project_network(cloud.conn, ledger)
-        marker = (image.properties or {}).get(compute.TINY_MARKER)
-        first_panic = None
-        for attempt in (1, 2):
-            server = compute.boot(cloud.conn, ledger, "probe", image, flavor, net)
-            active = time.monotonic()
-            seen = _watch_console(cloud.conn, server, marker, timeout)
-            log = seen["log"]
-            if seen["refused"]:
-                return f"plan de données impossible à établir : {seen['refused']}"
-            if FAKE_CONSOLE in log:
-                return "hyperviseur fake : pas de plan de données (la console de l'instance sonde est factice)"
-            failure = boot_failure(log)
-            if not failure and log:
-                return None
-            panic = diagnosis.kernel_panic(log)
-            if panic and attempt == 1:
-                first_panic = panic.quote()
-                ledger.delete(server.id)
-                continue
-            current = cloud.conn.compute.get_server(server.id)
-            if current.status != "ACTIVE":   # it left ACTIVE meanwhile (ERROR, deleted): not this finding
-                raise AssertionError(f"l'instance sonde {server.id} est passée de ACTIVE à {current.status}")
-            finding = silent_guest_finding(current, image, flavor, time.monotonic() - active, log,
-                                           panic.quote() if panic else failure,
-                                           nova_actions(cloud.conn, current), seen["not_ready"])
-            if first_panic:
-                finding += f" ; la première instance sonde avait déjà paniqué : « {first_panic} »"
-            raise BrokenDataplane(finding)
-        raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
+        outcome, said = _boot_and_read(cloud, ledger, image, flavor, net, timeout)
+        if outcome != "silent":
+            return said
+        other = second_image(cloud.conn, image)
+        if other is None:
+            raise BrokenDataplane(f"{said} ; aucune autre image à démarrer sur ce cloud pour départager l'image "
+                                  "et le plan de données")
+        try:
+            outcome, other_said = _boot_and_read(cloud, ledger, other, compute.pick_flavor(cloud.conn, other),
+                                                 net, timeout)
+        except Exception as exc:   # no flavor, no room, Nova's refusal for the second image: the first's finding
+            raise BrokenDataplane(f"{said} ; une deuxième image, « {other.name} » {other.id}, n'a pas pu être "
+                                  f"démarrée : {type(exc).__name__} : {str(exc)[:200]}") from exc
+        evidence = said.removeprefix("plan de données en panne : ")
+        if outcome == "booted":
+            raise UnbootableImage(
+                f"l'image « {image.name} » {image.id} ne démarre pas sur ce cloud, l'image « {other.name} » "
+                f"{other.id} y démarre : le plan de données fonctionne, cette image non ; popek démarre la plus "
+                f"petite image active du projet : retirez-la du projet ou remplacez-la par une image qui "
+                f"démarre (constat : {evidence})")
+        if outcome == "silent":
+            raise BrokenDataplane(f"{said} ; une deuxième image ne démarre pas non plus : "
+                                  f"{other_said.removeprefix('plan de données en panne : ')}")
+        raise BrokenDataplane(f"{said} ; une deuxième image, « {other.name} » {other.id}, n'a pas pu être "
+                              f"lue : {other_said}")
     finally:
         ledger.cleanup()
 

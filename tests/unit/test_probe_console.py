@@ -12,7 +12,8 @@ from popek.checks.cloud import compute, ledger, needs, network, probe
 
 SERVER = types.SimpleNamespace(id="srv-1", name="popek-abcd1234-probe", status="ACTIVE", host_id="h4sh",
                                compute_host=None)
-IMAGE = types.SimpleNamespace(id="img-1", name="noboot", properties={})
+IMAGE = types.SimpleNamespace(id="img-1", name="noboot", properties={}, size=1 << 20, disk_format="raw",
+                              container_format="bare", os_hash_value="h4sh-img-1", checksum=None)
 
 
 class _Compute:
@@ -44,6 +45,7 @@ class _Compute:
 def probe_cloud(monkeypatch):
     """A member's cloud whose probe boots at once; its console answers `answers` (set by the test)."""
     monkeypatch.setattr(compute, "pick_image", lambda conn: IMAGE)
+    monkeypatch.setattr(compute, "images", lambda conn: [IMAGE])      # no other image to try
     monkeypatch.setattr(compute, "pick_flavor", lambda conn, image: types.SimpleNamespace(name="m1.tiny"))
     monkeypatch.setattr(compute, "project_network", lambda conn, led: object())
     monkeypatch.setattr(compute, "boot", lambda *a, **k: SERVER)
@@ -207,3 +209,104 @@ def test_a_console_404_in_novas_words_is_no_console():
     said = probe.console_refusal(sdk_exc.NotFoundException(
         "404", http_status=404, details="Guest does not have a console available."))
     assert said == "Nova n'a pas de console pour l'instance sonde (HTTP 404 : Guest does not have a console available.)"
+
+
+def _img(image_id, name, size, properties=None, disk_format="raw", container_format="bare", os_hash_value=None):
+    return types.SimpleNamespace(id=image_id, name=name, size=size, properties=properties or {},
+                                 disk_format=disk_format, container_format=container_format,
+                                 os_hash_value=os_hash_value or f"hash-{image_id}", checksum=None, min_ram=0,
+                                 min_disk=0, status="active")
+
+
+class _PerImage(_Compute):
+    """Nova whose probe instance of image I writes `consoles[I]` on its console (one text per image)."""
+
+    def __init__(self, consoles):
+        super().__init__([""])
+        self.consoles = consoles
+
+    def get_server_console_output(self, server, length=None):
+        self.reads += 1
+        return {"output": self.consoles[server.image_id]}
+
+    def get_server(self, server_id):
+        return types.SimpleNamespace(**{**vars(SERVER), "id": server_id})
+
+
+@pytest.fixture
+def two_images(probe_cloud, monkeypatch):
+    """The smallest image (« noboot », 1 MiB) and popek's tiny one (its ready marker), each its own probe."""
+    good = _img("img-2", "popek-tiny", 30 << 20, {compute.TINY_MARKER: "POPEK-READY"})
+    booted = []
+
+    def boot(conn, led, what, image, flavor, net, **kw):
+        booted.append(image.id)
+        return types.SimpleNamespace(**{**vars(SERVER), "id": f"srv-{image.id}", "image_id": image.id})
+
+    monkeypatch.setattr(compute, "images", lambda conn: [_img("img-1", "noboot", 1 << 20), good])
+    monkeypatch.setattr(compute, "boot", boot)
+
+    def make(consoles):
+        cloud = probe_cloud()
+        cloud.conn.compute = _PerImage(consoles)
+        return cloud
+    return make, booted
+
+
+def test_one_image_that_does_not_boot_is_named_not_the_dataplane(two_images):
+    """hR F2: the smallest image (anyone's upload) silent, a different one boots: the image is the finding."""
+    make, booted = two_images
+    with pytest.raises(probe.UnbootableImage) as found:
+        probe._probe_console(make({"img-1": "", "img-2": "Linux version\nPOPEK-READY\n"}), timeout=0.3)
+    said = str(found.value)
+    assert not said.startswith("plan de données en panne"), said
+    assert said.startswith("l'image « noboot » img-1 ne démarre pas sur ce cloud, l'image « popek-tiny » img-2 "
+                           "y démarre"), said
+    assert "n'a rien écrit sur sa console" in said and "srv-img-1" in said, said
+    assert booted == ["img-1", "img-2"]
+    assert isinstance(found.value, AssertionError)    # still the dataplane scenarios' ÉCHEC: they boot that image
+
+
+def test_two_different_images_that_do_not_boot_are_a_broken_dataplane(two_images):
+    make, booted = two_images
+    with pytest.raises(probe.BrokenDataplane) as found:
+        probe._probe_console(make({"img-1": "", "img-2": "Linux version\nKernel panic - not syncing: VFS\n"}),
+                             timeout=0.3)
+    said = str(found.value)
+    assert not isinstance(found.value, probe.UnbootableImage)
+    assert said.startswith("plan de données en panne : l'instance sonde srv-img-1 (image « noboot » img-1"), said
+    assert "une deuxième image ne démarre pas non plus : l'instance sonde srv-img-2 (image « popek-tiny » img-2" \
+        in said, said
+    assert booted == ["img-1", "img-2", "img-2"]   # the second image's single panic replaced once, as the first's
+
+
+def test_a_second_image_that_cannot_be_booted_keeps_the_first_finding(two_images, monkeypatch):
+    make, booted = two_images
+    first_boot = compute.boot
+
+    def boot(conn, led, what, image, flavor, net, **kw):
+        if image.id == "img-2":
+            raise compute.NoRoom("server create : quota d'instances 1, 1 utilisée")
+        return first_boot(conn, led, what, image, flavor, net, **kw)
+
+    monkeypatch.setattr(compute, "boot", boot)
+    with pytest.raises(probe.BrokenDataplane, match="plan de données en panne : l'instance sonde srv-img-1 .* une "
+                                                    "deuxième image, « popek-tiny » img-2, n'a pas pu être démarrée : "
+                                                    "NoRoom : server create : quota"):
+        probe._probe_console(make({"img-1": "", "img-2": "POPEK-READY"}), timeout=0.3)
+
+
+def test_the_second_image_is_a_different_one_popek_knows_boots_first(monkeypatch):
+    first = _img("a", "junk", 1 << 20, os_hash_value="h1")
+    listed = [first, _img("b", "junk-again", 2 << 20, os_hash_value="h1"),       # the same data: proves nothing
+              _img("c", "popek-0123abcd-img-1", 3 << 20),                        # another run's upload
+              _img("d", "vmlinuz", 4 << 20, disk_format="aki", container_format="aki"),
+              _img("e", "small-iso", 5 << 20, disk_format="iso"),
+              _img("f", "debian-13", 400 << 20),
+              _img("g", "cirros-0.6.3", 21 << 20)]
+    monkeypatch.setattr(compute, "images", lambda conn: listed)
+    assert probe.second_image(None, first).id == "g"
+    listed.remove(listed[-1])
+    assert probe.second_image(None, first).id == "f"       # a disk image before an ISO
+    monkeypatch.setattr(compute, "images", lambda conn: listed[:4])
+    assert probe.second_image(None, first) is None
