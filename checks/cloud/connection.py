@@ -504,12 +504,14 @@ def catalog_mismatch(services: list, region_name: Optional[str], interface: Opti
     if region_name and region_name not in regions:
         return (f"la région « {region_name} » (region_name / OS_REGION_NAME) n'est pas dans le catalogue de ce "
                 f"cloud ; ses régions : {', '.join(regions) or 'aucune'}")
-    wanted = (interface or "public").lower()
-    wanted = wanted[:-3] if wanted.endswith("url") else wanted      # v2 spelling "internalURL"
+    # a list (openstacksdk and keystoneauth accept one: its interfaces in order of preference) or one name
+    given = [str(i).lower() for i in (interface if isinstance(interface, (list, tuple)) else [interface]) if i]
+    wanted = [w[:-3] if w.endswith("url") else w for w in given or ["public"]]     # v2 spelling "internalURL"
     here = sorted({e.get("interface") for e in endpoints if not region_name or where(e) == region_name} - {None})
-    if wanted not in here:
+    if not set(wanted) & set(here):
         place = f" dans la région « {region_name} »" if region_name else ""
-        return (f"aucune adresse « {wanted} » (interface / OS_INTERFACE) dans le catalogue de ce cloud{place} ; "
+        said = " ni ".join(f"« {w} »" for w in dict.fromkeys(wanted))
+        return (f"aucune adresse {said} (interface / OS_INTERFACE) dans le catalogue de ce cloud{place} ; "
                 f"il a : {', '.join(here)}")
     return None
 

@@ -243,3 +243,12 @@ def test_a_cacert_file_that_is_not_there_is_named():
     exc = OSError("Could not find a suitable TLS CA certificate bundle, invalid path: /nowhere/ca.pem")
     said = connection.explain_auth_failure(exc, "https://k/v3", "u")
     assert said.endswith("(cacert: / OS_CACERT) est introuvable ou illisible : /nowhere/ca.pem")
+
+
+def test_a_list_of_interfaces_matches_when_the_catalog_has_one_of_them():
+    # F5: `interface: [internal, public]` is valid for openstacksdk (tried in that order); it was .lower()ed
+    only_internal = [{**s, "endpoints": [e for e in s["endpoints"] if e["interface"] == "internal"]} for s in CATALOG]
+    assert connection.catalog_mismatch(only_internal, None, ["internal", "public"]) is None
+    assert connection.catalog_mismatch(only_internal, None, ["adminURL", "internalURL"]) is None
+    assert connection.catalog_mismatch(only_internal, None, ["admin", "public"]) == \
+        "aucune adresse « admin » ni « public » (interface / OS_INTERFACE) dans le catalogue de ce cloud ; il a : internal"
