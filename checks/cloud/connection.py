@@ -629,8 +629,9 @@ def _unanswered(exc: Optional[BaseException]) -> Optional[str]:
     from keystoneauth1 import exceptions as ks
     import requests
 
-    seen = exc
-    while seen is not None:
+    seen, walked = exc, set()
+    while seen is not None and id(seen) not in walked:     # a chain may loop back (an error re-raised in its handler)
+        walked.add(id(seen))
         if isinstance(seen, (ks.ConnectFailure, ks.ConnectTimeout, requests.ConnectionError)):
             where = getattr(getattr(seen, "request", None), "url", None) or str(seen).split(": ", 1)[0]
             return f"le cloud ne répond plus pendant le scénario ({type(seen).__name__}) : {where}"

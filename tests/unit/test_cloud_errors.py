@@ -252,3 +252,11 @@ def test_a_list_of_interfaces_matches_when_the_catalog_has_one_of_them():
     assert connection.catalog_mismatch(only_internal, None, ["adminURL", "internalURL"]) is None
     assert connection.catalog_mismatch(only_internal, None, ["admin", "public"]) == \
         "aucune adresse « admin » ni « public » (interface / OS_INTERFACE) dans le catalogue de ce cloud ; il a : internal"
+
+
+def test_an_error_chain_that_loops_back_ends():
+    # an error re-raised inside its own handler can make __context__ point back along the chain: the walk
+    # must end (it spun forever, hanging a unit run, 2026-12-07)
+    first, second = RuntimeError("a"), ValueError("b")
+    first.__context__, second.__context__ = second, first
+    assert connection.stopped_answering(first) is None
