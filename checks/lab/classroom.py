@@ -128,7 +128,10 @@ def openrc_text(entry: dict, student: Student) -> str:
     if entry.get("region_name"):
         lines.append(f"export OS_REGION_NAME={shlex.quote(entry['region_name'])}")
     if entry.get("interface"):
-        lines.append(f"export OS_INTERFACE={shlex.quote(entry['interface'])}")
+        # clouds.yaml may give a list (interfaces in order of preference); OS_INTERFACE takes one: the first
+        interface = entry["interface"]
+        interface = interface[0] if isinstance(interface, (list, tuple)) else interface
+        lines.append(f"export OS_INTERFACE={shlex.quote(str(interface))}")
     return "\n".join(lines) + "\n"
 
 

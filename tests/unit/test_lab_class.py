@@ -107,6 +107,15 @@ def test_credentials_files_are_private_and_usable(tmp_path):
     assert "OS_USERNAME=tp-etu01" in env and "OS_PROJECT_ID=pid1" in env
 
 
+def test_an_interface_list_gives_the_openrc_its_first_interface(tmp_path):
+    # clouds.yaml accepts `interface: [internal, public]` (openstacksdk tries them in order); OS_INTERFACE takes
+    # one name. shlex.quote() of the list raised TypeError (hY4, 2026-12-07)
+    student = Student("etu02", "Martin", "Paul", "paul@example.org")
+    entry = classroom.cloud_entry({**SITE, "interface": ["internal", "public"]}, "tp-etu02", "pw", "pid2", "tp-etu02")
+    rc = classroom.write_student_files(tmp_path, student, entry)[1]
+    assert "export OS_INTERFACE=internal" in rc.read_text().splitlines()
+
+
 def test_class_yaml_merges_entries_and_stays_private(tmp_path):
     a = classroom.cloud_entry(SITE, "tp-a", "pa", "p1", "tp-a")
     b = classroom.cloud_entry(SITE, "tp-b", "pb", "p2", "tp-b")
