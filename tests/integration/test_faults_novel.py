@@ -10,8 +10,9 @@ asserts ÉCHEC naming the component with its evidence — then undoes the fault.
 
 Measured 2026-12-07 13:48-13:50 UTC under `flock -x` (hF): port security off, ÉCHEC « SSH passe toujours ; la sécurité de
 port est désactivée sur le port 3b91df25-… de l'instance (port_security_enabled=False) : aucun groupe de sécurité ne le
-filtre », whole test ~55 s (opt-in: CI's budget). The image-hash and backend-full tests were not yet run live (no cloud
-slot left in that session): the first runs in CI (~15 s, one listing scenario), the second is opt-in.
+filtre », whole test ~55 s (opt-in: CI's budget). The image-hash test ran live at 14:10 (hLive, flock -x): C20 ÉCHEC « ses
+données (15339008 octets relus) ne sont pas celles que Glance a enregistrées … os_hash_value », 8 s; it runs in CI. The
+backend-full test (opt-in) has not been run live yet.
 
 Run serially (CI) or under `flock -x /tmp/popek-cloud.lock`.
 """

@@ -1,7 +1,7 @@
 """A student's own servers on the embedded cloud's ports (a Docker container published on 8080, a Flask app on
 5000), for real: `popek cloud up` moves keystone and swift to free ports (checks/localcloud/ports.py), says so in
 one French line each, re-points Keystone's catalog, clouds.yaml and the openrc files, and the cloud is whole
-(28/28, the catalog claims green) while the squatters, untouched, go on answering. `down` stops only the cloud;
+(every service up, the catalog claims green) while the squatters, untouched, go on answering. `down` stops only the cloud;
 the squatters gone, the next `up` keeps the moved ports (the student's openrc stays right). In the end the map
 the cloud had before is written back and the cloud started on it again (the catalog re-pointed back).
 
