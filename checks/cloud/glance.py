@@ -132,14 +132,13 @@ def data_problem(conn, image, length: int = PROBE_BYTES, whole: bool = True, aga
         return (f"{label} : la lecture de ses données (GET {path}) s'est arrêtée à {read} octets sur les {size} que "
                 "Glance enregistre, deux fois" + (f" ({broken})" if broken else "") + " : données tronquées dans "
                 "le magasin ou connexion coupée, leur hachage n'a pas pu être comparé")
-    if recorded:
-        found = hash_mismatch(label, recorded, digest.hexdigest(), read)
-        if found:
-            return found
+    # data that is not even of its format says more than a hash that differs: that finding first
     fmt = (getattr(image, "disk_format", None) or "").lower()
     if fmt in SIGNATURES:
         at, magic = SIGNATURES[fmt]
         if chunk[at:at + len(magic)] != magic:
             return (f"{label} : ses données ne sont pas une image {fmt} comme Glance l'indique (pas de signature "
                     f"{magic!r} à l'octet {at} ; elles commencent par {chunk[:8].hex(' ')})")
+    if recorded:
+        return hash_mismatch(label, recorded, digest.hexdigest(), read)
     return None

@@ -146,3 +146,12 @@ def test_md5_refused_by_a_fips_python_keeps_the_kib_probe(monkeypatch):
     conn, seen = conn_answering(Answer(206, DATA[:1024]))
     assert glance.data_problem(conn, image(hash_algo=None, hash_value=None, checksum="00" * 16)) is None
     assert seen["headers"] == {"Range": "bytes=0-1023"}
+
+
+def test_zeros_where_a_qcow2_was_are_said_as_not_its_format_before_the_hash():
+    # CI 2026-12-07 14:55 (test_faults_api::test_image_data_not_its_format_fails_c20): the qcow2's data replaced by
+    # zeros of the same size was said only as a hash mismatch; that it is no qcow2 at all says more
+    zeros = bytes(len(DATA))
+    conn, _ = conn_answering(Answer(200, zeros))
+    said = glance.data_problem(conn, image(hash_algo="sha512", hash_value=hashlib.sha512(DATA).hexdigest(), checksum=None))
+    assert said and "pas une image qcow2" in said and "00 00 00 00" in said
