@@ -259,11 +259,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     nova-compute starts and reports "up"; its exception, if any, is raised here. `smoke` (the dataplane's
     guest) runs last, while the BACKGROUND services finish starting; every service answers at the end."""
     with progress.step("configuration"):
-        cfg = config.generate(state)
-        if mod is not None:
-            cfg = config.merge(cfg, mod.config_overrides(state))
-        config.write(state, cfg)
-        config.copy_shipped(state)
+        cfg = write_config(state, mod)
         bootstrap.once(state, "init-mariadb", bootstrap.init_mariadb, state)
         bootstrap.init_rabbitmq(state)
         bootstrap.write_client_config(state)
@@ -394,6 +390,37 @@ EARLY_QUEUES = {"nova": ["conductor", "scheduler"]}
 #: agent's first network sync, and the smoke instance then without a lease for 100 s. (Before BUS_FREE,
 #: keystone's own start gave the server those seconds by chance.)
 NEUTRON_RPC_QUEUES = ("q-plugin", "q-reports-plugin", "q-l3-plugin", "q-server-resource-versions")
+
+
+def write_config(state: CloudState, mod, shipped: bool = True) -> dict:
+    """Every service's configuration on the port map of the state (and the dataplane's overrides); returns it.
+    shipped: the files copied from the wheels too (config.copy_shipped: none depends on a port)."""
+    cfg = config.generate(state)
+    if mod is not None:
+        cfg = config.merge(cfg, mod.config_overrides(state))
+    config.write(state, cfg)
+    if shipped:
+        config.copy_shipped(state)
+    config_ports(state).parent.mkdir(parents=True, exist_ok=True)
+    config_ports(state).write_text(json.dumps(state.ports))
+    return cfg
+
+
+def config_ports(state: CloudState) -> Path:
+    """The port map the configuration was last written with (write_config): a repair compares it with the map."""
+    return state.run_dir / "config-ports.json"
+
+
+def ports_unwritten(state: CloudState) -> set[str]:
+    """The keys of the map whose port the configuration does not name yet (a move recorded, then the `up` or
+    repair interrupted before the configuration was written; ports.json edited by hand); none when unknown."""
+    try:
+        written = json.loads(config_ports(state).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(written, dict):
+        return set()
+    return {key for key, port in state.ports.items() if written.get(key, port) != port}
 
 
 def _set_nice(pid: int | None, nice: int, autogroup: int | None = None) -> None:
@@ -687,6 +714,7 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
     log("cloud dégradé : " + ", ".join(f"{n} {why}" for n, why in sick.items())
         + " ; réparation sur place (les autres processus et les instances ne sont pas touchés)")
     services.kill_now(state, [n for n in sick if services.read_pid(state, n) is not None])
+    moved = _repair_ports(state, mod, svc, sick, log)
     # neutron-rpc-server's topic queues, once it or the broker restarts, have no consumer (or do not exist: a
     # broker restarts without its transient queues) until the server consumes again: its agents started before
     # lose their first call and wait out a 60 s RPC timeout (measured: the DHCP and L3 agents' first sync
@@ -699,6 +727,9 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
             _repair_rpc_wait(state, rpc, t0, log)
             rpc_wait = False
         if not group:
+            if moved and stage == 1:
+                bootstrap.once(state, bootstrap.catalog_step(state),
+                               lambda: bootstrap.repoint_catalog(state, log=lambda line: log(f"  {line}")))
             continue
         # A nova heartbeat counts from the second after the restart (nova stores whole seconds and
         # wait_nova allows 2 s of slack for it): the killed process's last one must not pass for the new one's.
@@ -719,12 +750,45 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
                              "les autres services tournent toujours.\n"
                              + "\n".join(f"--- dernières lignes de {s.log} :\n{services.log_tail(s.log)}" for s in bad)) from None
         log(f"[{time.monotonic() - t0:6.1f} s] redémarré(s) : {', '.join(s.name for s in group)}")
+        if moved and stage == 1:  # keystone answers (running, or just restarted): before its readers start
+            bootstrap.once(state, bootstrap.catalog_step(state),
+                           lambda: bootstrap.repoint_catalog(state, log=lambda line: log(f"  {line}")))
         if any(s.name == "rabbitmq" for s in group):
             _repair_declare(state, t0, log)
     if rpc_wait:  # no stage after the server's
         _repair_rpc_wait(state, rpc, t0, log)
     log(f"[{time.monotonic() - t0:6.1f} s] cloud réparé : {', '.join(sick)} ; {label}")
     return list(sick)
+
+
+def _repair_ports(state: CloudState, mod, svc: list[Service], sick: dict[str, str], log) -> set[str]:
+    """During a repair, once the sick services are stopped: a port of theirs that someone else took meanwhile
+    moves, as at `up` (settle_ports: said in French, the map written first); then the configuration, the
+    swift rings and the client side (clouds.yaml, openrc) are written on the new map, and every running
+    process that reads a moved port (ports.readers) is stopped and joins `sick` (started again by the
+    repair, in stage order; the catalog is re-pointed once keystone answers). Without this, the restart
+    failed on the squatted port, and a process that kept the old one would have sent its token there.
+    A port the map holds but the configuration does not (ports_unwritten) counts as moved too.
+    Returns the keys moved."""
+    moved = {key for key, *_ in settle_ports(state, mod, log)} | ports_unwritten(state)
+    if not moved:
+        return moved
+    names = [s.name for s in svc]
+    again = [n for n in ports.readers(moved, names) if n not in sick]
+    write_config(state, mod, shipped=False)
+    bootstrap.write_client_config(state)
+    if bootstrap.swift_rings_moved(state):
+        bootstrap.swift_rings(state)
+        state.marker("swift-rings").write_text(bootstrap.swift_ring_ports(state) + "\n")
+    if again:
+        log(f"ports déplacés : redémarrage de {', '.join(again)}, qui les lisent (configuration ou catalogue)")
+        services.stop(state, [n for n in again if services.read_pid(state, n) is not None], grace=10)
+        sick.update({n: "lit un port déplacé" for n in again})
+    order = {n: i for i, n in enumerate(names)}
+    sick_sorted = dict(sorted(sick.items(), key=lambda kv: order.get(kv[0], len(order))))
+    sick.clear()
+    sick.update(sick_sorted)
+    return moved
 
 
 #: The topic queues a repair that restarted RabbitMQ declares at once: its running RPC servers' (Nova's

@@ -74,3 +74,38 @@ def choose(standard: dict[str, int], recorded: dict[str, int], taken: Callable[[
 def say(moves: list[tuple]) -> list[str]:
     """One French line per move: « keystone : 5000 occupé par le processus 42 (python3), pris 15000 »."""
     return [f"{key} : {old} occupé par {who}, pris {new}" for key, old, new, who in moves]
+
+
+#: The process of the cloud that listens on each key of the map.
+OWNER = {"keystone": "keystone", "glance": "glance-api", "placement": "placement-api", "nova": "nova-api",
+         "metadata": "nova-api", "neutron": "neutron-api", "cinder": "cinder-api", "swift": "swift-proxy",
+         "swift-account": "swift-account", "swift-container": "swift-container", "swift-object": "swift-object",
+         "rabbitmq": "rabbitmq", "rabbitmq-dist": "rabbitmq", "epmd": "epmd"}
+#: Processes that reach no port of the map but their own (keystone reads only its database; the swift
+#: storage servers and the host's daemons of the dataplane none).
+READ_NONE = frozenset({"mariadb", "epmd", "keystone", "swift-account", "swift-container", "swift-object",
+                       "ovsdb-server", "ovs-vswitchd", "libvirtd"})
+#: Processes whose only port of the map, besides their own, is keystone's (their [keystone_authtoken]).
+READ_KEYSTONE = frozenset({"placement-api", "glance-api", "swift-proxy"})
+SWIFT_STORAGE = frozenset({"swift-account", "swift-container", "swift-object"})
+
+
+def readers(moved: set[str], names: list[str]) -> list[str]:
+    """The processes of `names` that must start again once the keys `moved` have a new port, in the order
+    of `names`: each key's owner (OWNER); for keystone's key, every process that authenticates (its
+    configuration names the old port); for rabbitmq's or an API's behind the catalog, every other
+    OpenStack process (their transport_url, or the catalog their keystone session cached for up to a
+    token's life: their next call would reach the old port, maybe with a token, whoever holds it now);
+    for epmd's or rabbitmq's distribution port, rabbitmq; for a swift storage server's, swift-proxy (the
+    rings). Pure data: a process of no table here (a dataplane's agent) counts as an OpenStack one."""
+    need = {OWNER[k] for k in moved if k in OWNER}
+    for name in names:
+        if name in READ_NONE or name == "rabbitmq":
+            continue
+        if "keystone" in moved or (name not in READ_KEYSTONE and moved - SWIFT_STORAGE - {"epmd", "rabbitmq-dist"}):
+            need.add(name)
+    if moved & {"epmd", "rabbitmq-dist"}:
+        need.add("rabbitmq")
+    if moved & SWIFT_STORAGE:
+        need.add("swift-proxy")
+    return [n for n in names if n in need]

@@ -164,3 +164,53 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
     assert state.ports == moved and " occupé par " not in again.stdout  # kept: the openrc stays right
     assert whole()[0] == whole()[1] > 0
     assert catalog(state)["identity"] == {f"http://127.0.0.1:{moved['keystone']}/v3"}
+
+
+def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(tmp_path, record_property):
+    """A running cloud whose placement-api died and whose port someone took meanwhile (a student's server):
+    `popek cloud up` (a repair, no `down`) moves placement to a free port, says so, rewrites its configuration
+    and Keystone's catalog, restarts what reads it (nova's services, neutron's, cinder's), and the cloud is whole
+    while the squatter goes on answering. Then, the squatter gone and the old map written back by hand, the next
+    repair follows it back (the configuration did not name it yet: lifecycle.ports_unwritten)."""
+    from popek.checks.localcloud import lifecycle
+
+    state = running_cloud(dataplane=True, root_for="arrêter un service du cloud embarqué")
+    with cloud_lock_exclusive(900, "le cloud partagé ne peut pas être réparé"):
+        before = state.ports
+        old = before["placement"]
+        squatter = None
+        try:
+            assert services.kill_now(state, ["placement-api"]) == []
+            squatter = Squatter(old, "127.0.0.1")
+            up = popek("cloud", "up")
+            out = up.stdout + up.stderr
+            assert up.returncode == 0, out[-3000:]
+            moved = state.ports
+            assert moved["placement"] != old and {k: v for k, v in moved.items() if k != "placement"} == \
+                {k: v for k, v in before.items() if k != "placement"}, moved
+            line = next((ln for ln in out.splitlines() if f"placement : {old} occupé par " in ln), "")
+            assert f"le processus {os.getpid()} (" in line and line.rstrip().endswith(f", pris {moved['placement']}"), out[-3000:]
+            assert "ports déplacés : redémarrage de " in out and "nova-compute" in out, out[-3000:]
+            assert whole()[0] == whole()[1] > 0, popek("cloud", "status").stdout
+            assert catalog(state)["placement"] == {f"http://127.0.0.1:{moved['placement']}"}
+            run = popek("run", "cloud", "-n", "2", "--claim", "C27", "--claim", "C28", "--no-cloud-up",
+                        "--no-report", "--results", str(tmp_path / "r"))
+            results = allure_results(tmp_path / "r")
+            statuses = {r["name"]: (r["status"], r.get("statusDetails", {}).get("message", "")[:200]) for r in results}
+            bad = {n: s for n, s in statuses.items() if s[0] not in ("passed", "skipped")}
+            assert results and not bad and run.returncode == 0, (bad, run.stdout[-3000:])
+            assert squatter.answers()  # untouched, still theirs
+            record_property("moved", f"placement {old} -> {moved['placement']}")
+            record_property("run", ", ".join(f"{n}: {s[0]}" for n, s in sorted(statuses.items())))
+            print("moved:", old, "->", moved["placement"], "run:", statuses)
+        finally:  # the squatter gone, the map of before written back, and the cloud repaired on it
+            if squatter is not None:
+                squatter.stop()
+            if state.ports != before:
+                services.kill_now(state, ["placement-api"])
+                state.record_ports(before)  # the configuration still names the moved port: ports_unwritten
+            back = popek("cloud", "up")
+            assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
+            assert whole()[0] == whole()[1] > 0
+            assert lifecycle.ports_unwritten(state) == set() and state.ports == before
+            assert catalog(state)["placement"] == {f"http://127.0.0.1:{old}"}
