@@ -4,7 +4,7 @@
 `.venv/bin/python benchmarks/bench_requests.py [--top 40] -- .venv/bin/popek run -n 2 --no-cloud-up …`
 
 A raw packet socket on the loopback interface (root), with a kernel filter, reads the TCP segments sent to the embedded cloud's
-API ports (taken from its catalog ports below: keystone, nova, neutron, placement, glance, cinder, swift)
+API ports (read from its port map, ports.json: keystone, nova, neutron, placement, glance, cinder, swift)
 and keeps each HTTP request line with its User-Agent: openstacksdk/keystoneauth clients are popek's own
 (its member and admin connections) unless the agent names an OpenStack service (nova's and neutron's
 clients send theirs). Ids in paths (uuids, hex ids) become `<id>`. Nothing is sent and nothing of the cloud
@@ -26,12 +26,25 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: The embedded cloud's API ports (checks/localcloud): service name by TCP port.
-PORTS = {5000: "keystone", 8774: "nova", 8775: "nova-metadata", 9696: "neutron", 8778: "placement",
-         9292: "glance", 8776: "cinder", 8080: "swift"}
+#: The embedded cloud's APIs: service name by key of its port map (checks/localcloud/state.py, ports.json).
+API_KEYS = {"keystone": "keystone", "nova": "nova", "metadata": "nova-metadata", "neutron": "neutron",
+            "placement": "placement", "glance": "glance", "cinder": "cinder", "swift": "swift"}
 METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"HEAD ")
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
 PACKET_OUTGOING = 4
+
+
+def api_ports(port_map: dict[str, int]) -> dict[int, str]:
+    """Service name by TCP port, from the cloud's port map (a port moved at `up` is where its API listens)."""
+    return {port_map[key]: name for key, name in API_KEYS.items()}
+
+
+def cloud_ports() -> dict[int, str]:
+    """The embedded cloud's API ports as its state records them (`CloudState.ports`: ports.json over the standard ones)."""
+    from popek import paths
+    from popek.checks.localcloud.state import CloudState
+
+    return api_ports(CloudState(paths.embedded_cloud_dir()).ports)
 
 
 def client_of(agent: str) -> str:
@@ -78,14 +91,14 @@ def kernel_filter(ports) -> list[tuple[int, int, int, int]]:
     return prog
 
 
-def open_sniffer() -> socket.socket:
+def open_sniffer(ports: dict[int, str]) -> socket.socket:
     """The raw socket on lo with its kernel filter (root or CAP_NET_RAW): opened before the command runs, so a
     refusal is an error of the benchmark, never a measurement of 0 requests."""
     import ctypes
 
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
     try:
-        program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in kernel_filter(PORTS)))
+        program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in kernel_filter(ports)))
         sock.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", len(program) // 8, ctypes.addressof(program)))
         sock.bind(("lo", 0))
     except BaseException:
@@ -94,7 +107,7 @@ def open_sniffer() -> socket.socket:
     return sock
 
 
-def sniff(sock: socket.socket, stop: threading.Event, seen: list) -> None:
+def sniff(sock: socket.socket, stop: threading.Event, seen: list, ports: dict[int, str]) -> None:
     while True:  # what arrived before the filter was attached
         try:
             sock.recv(65535, socket.MSG_DONTWAIT)
@@ -114,7 +127,7 @@ def sniff(sock: socket.socket, stop: threading.Event, seen: list) -> None:
         ihl = (ip[0] & 0x0F) * 4
         tcp = ip[ihl:]
         dport = struct.unpack("!H", tcp[2:4])[0]
-        if dport not in PORTS:
+        if dport not in ports:
             continue
         payload = tcp[(tcp[12] >> 4) * 4:]
         if not payload.startswith(METHODS):
@@ -123,7 +136,7 @@ def sniff(sock: socket.socket, stop: threading.Event, seen: list) -> None:
         method, path = (head[0].split(" ") + ["", ""])[:2]
         agent = next((line.split(":", 1)[1].strip() for line in head[1:] if line.lower().startswith("user-agent:")),
                      "?")
-        seen.append((time.monotonic(), PORTS[dport], client_of(agent), method, shape(path)))
+        seen.append((time.monotonic(), ports[dport], client_of(agent), method, shape(path)))
 
 
 def main() -> int:
@@ -134,15 +147,16 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("a command to run is needed")
+    ports = cloud_ports()
     try:
-        sock = open_sniffer()
+        sock = open_sniffer(ports)
     except OSError as exc:
         print(f"bench_requests: cannot read the loopback's packets ({exc}): run it as root (CAP_NET_RAW); "
               "nothing measured", file=sys.stderr)
         return 2
     seen: list = []
     stop = threading.Event()
-    thread = threading.Thread(target=sniff, args=(sock, stop, seen), daemon=True)
+    thread = threading.Thread(target=sniff, args=(sock, stop, seen, ports), daemon=True)
     thread.start()
     started = time.monotonic()
     status = subprocess.call(command)
@@ -160,7 +174,7 @@ def main() -> int:
         print(f"| {service} | {client} | `{method} {path}` | {n} |")
     out = HERE / "results" / "requests.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"command": command, "wall": wall, "exit": status, "total": len(seen),
+    out.write_text(json.dumps({"command": command, "ports": {name: port for port, name in ports.items()}, "wall": wall, "exit": status, "total": len(seen),
                                "by_service": [[s, c, n] for (s, c), n in by_service.items()],
                                "by_call": [[s, c, m, p, n] for (s, c, m, p), n in by_call.items()]}, indent=1))
     return status
