@@ -154,9 +154,17 @@ def allow_ssh(conn, ledger, firewall):
 
 
 @then("SSH passe de nouveau")
-def ssh_again(guest):
-    status, _ = traffic.wait_ssh(guest.address, guest.user, guest.key, timeout=60)
-    assert status == 0
+def ssh_again(conn, guest):
+    # groups that no longer admit SSH (the rule put back, then deleted behind the scenario's back) are said after
+    # one short try, not after the whole wait (a cloud that applies no group would still let SSH in)
+    refused = secgroups.refused_by_groups(conn, guest.server, "tcp", 22)
+    try:
+        status, _ = traffic.wait_ssh(guest.address, guest.user, guest.key, timeout=20 if refused else 60)
+    except TimeoutError as exc:
+        refused = refused or secgroups.refused_by_groups(conn, guest.server, "tcp", 22)
+        raise AssertionError(f"SSH ne passe pas malgré la règle SSH remise : {exc}"
+                             + (f" ; {refused}" if refused else "")) from None
+    assert status == 0, f"SSH passe mais la commande « true » rend {status}"
 
 
 @given("la seconde instance du run, sur le même réseau", target_fixture="second")
@@ -175,10 +183,15 @@ def second_guest_remote_group(conn, ledger, shared, guest, evidence):
 
 
 @then("la première instance atteint le port SSH de la seconde")
-def first_reaches_second(guest, second):
+def first_reaches_second(conn, guest, second):
     # Also the proof that the second guest is up: its "blocked" below can then be believed.
-    assert traffic.wait_until(lambda: guest.reaches(second.fixed, 3), guests.SSH_BOOT_TIMEOUT, interval=2), \
-        f"la première instance n'atteint pas {second.fixed}:22 malgré la règle à groupe distant"
+    # Groups that no longer admit the first (its rule deleted behind the scenario's back): said after a short try
+    refused = secgroups.refused_by_groups(conn, second.server, "tcp", 22, guest.server)
+    reached = traffic.wait_until(lambda: guest.reaches(second.fixed, 3), 20 if refused else guests.SSH_BOOT_TIMEOUT,
+                                 interval=2)
+    refused = None if reached else refused or secgroups.refused_by_groups(conn, second.server, "tcp", 22, guest.server)
+    assert reached, f"la première instance n'atteint pas {second.fixed}:22 malgré la règle à groupe distant" \
+        + (f" ; {refused}" if refused else "")
 
 
 @when("la règle de la seconde désigne un autre groupe, dont la première n'est pas membre")
@@ -202,9 +215,14 @@ def move_fip(conn, ledger, guest, second):
 
 
 @then("SSH sur la même adresse arrive sur la seconde instance")
-def lands_on_second(guest, second, evidence):
-    arrived, seen = guests.lands_on(guest, second.fixed)
-    assert arrived, f"SSH via {guest.address} n'arrive pas sur {second.fixed} (dernier vu : {seen[-1:]})"
+def lands_on_second(conn, guest, second, evidence):
+    # groups that no longer admit SSH to the second (its rule deleted behind the scenario's back): said after a
+    # short try, not after the whole boot-long wait
+    refused = secgroups.refused_by_groups(conn, second.server, "tcp", 22)
+    arrived, seen = guests.lands_on(guest, second.fixed, **({"timeout": 20} if refused else {}))
+    refused = None if arrived else refused or secgroups.refused_by_groups(conn, second.server, "tcp", 22)
+    assert arrived, f"SSH via {guest.address} n'arrive pas sur {second.fixed} (dernier vu : {seen[-1:]})" \
+        + (f" ; {refused}" if refused else "")
     evidence.text("adresses vues par SSH après le déplacement", seen[-1])
 
 

@@ -222,6 +222,53 @@ def filter_note(conn, server, protocol: str, port: Optional[int] = None, source=
     return " ; " + " ; ".join(found) if found else ""
 
 
+def refusal_findings(ports: list[dict], rules_of_group: Callable[[str], list[dict]], protocol: str,
+                     port: Optional[int] = None, source_groups: Iterable[str] = (),
+                     sources: Iterable[str] = ()) -> Optional[str]:
+    """Why the ports of a guest (filter_findings' dicts) cannot let `protocol` (to `port`) in, as the groups
+    say it, for traffic a scenario expects to PASS (the allow path): None when one port has its security off
+    or a group with a rule that admits it from the source (admitting_rules); else French, the groups and their
+    ingress rules: « aucun groupe de sécurité de ses ports ne laisse entrer tcp 22 depuis cette source (groupe
+    G : entrée IPv4 icmp depuis 0.0.0.0/0 (règle R)) : une règle qui l'autorisait a été retirée ». None as well
+    for a guest without ports (nothing known)."""
+    if not ports:
+        return None
+    sources, said = list(sources), []
+    for p in ports:
+        if p.get("port_security_enabled") is False:
+            return None
+        groups = p.get("security_group_ids") or []
+        for group in groups:
+            rules = rules_of_group(group)
+            if admitting_rules(rules, protocol, port, source_groups, sources):
+                return None
+            ingress = [rule_said(r) for r in rules if r.get("direction") == "ingress"]
+            said.append(f"groupe {group} : {', '.join(ingress) if ingress else 'aucune règle en entrée'}")
+        if not groups:
+            said.append(f"le port {p['id']} n'est dans aucun groupe")
+    what = f"{protocol}{f' {port}' if port is not None else ''}"
+    return (f"aucun groupe de sécurité des ports de l'instance ne laisse entrer {what} depuis cette source, "
+            f"selon Neutron en ce moment ({' ; '.join(said)}) : la règle qui l'autorisait n'y est plus")
+
+
+def refused_by_groups(conn, server, protocol: str, port: Optional[int] = None, source=None) -> Optional[str]:
+    """refusal_findings for `server` as Neutron shows it now (the source: this host, or the server `source`, as
+    filter_note): why traffic a scenario expects to pass cannot, from the groups alone; None when a group admits
+    it, a port's security is off, or Neutron cannot be read (evidence only: never a verdict by itself)."""
+    try:
+        source_ports = list(conn.network.ports(device_id=source.id)) if source is not None else []
+        source_groups = {g for p in source_ports for g in (p.security_group_ids or [])}
+        server_ports = list(conn.network.ports(device_id=server.id))
+        ports = [{"id": p.id, "port_security_enabled": p.is_port_security_enabled,
+                  "security_group_ids": list(p.security_group_ids or [])} for p in server_ports]
+        sources = source_addresses(conn, server_ports, source_ports if source is not None else None)
+        return refusal_findings(ports, lambda g: [rule_dict(r) for r in
+                                                  conn.network.security_group_rules(security_group_id=g)],
+                                protocol, port, source_groups, sources)
+    except Exception:  # evidence only
+        return None
+
+
 def source_addresses(conn, server_ports, source_ports=None, local_toward=None) -> list[str]:
     """The addresses the guest sees the probe come from: the source server's fixed addresses
     (`source_ports` given), else this host's own address toward the server's floating IPs (or its fixed ones
