@@ -65,6 +65,9 @@ def cloud(request):
         pytest.fail(str(exc), pytrace=False)
     run_id, worker = run_identity(request.config)
     found.facts.update(run=run_id, prefix=f"popek-{run_id}-{worker}")
+    across = (getattr(request.config, "workerinput", None) or {}).get("popek_shared")
+    if across and os.path.isdir(across["dir"]):     # the run's folder, shared by its workers (probe.unbootable)
+        found.facts["run_folder"] = across["dir"]
     ledger_mod.terminate_like_ctrl_c()      # CI cancelling the job (SIGTERM) cleans up as Ctrl-C does
     # Orphans of earlier runs (killed hard): gone before this run creates anything. Every worker of this
     # run shares its run id, so no worker sweeps another's resources; a run with anything younger than
@@ -149,9 +152,15 @@ def shared(cloud, run_ledger, request):
         private, public = across["key"]
         REDACT.add(private)
         found = shared_mod.RunShared(cloud.conn, across["dir"], f"popek-{cloud.facts['run']}-run", (private, public),
-                                     admin=cloud.admin, admin_reason=cloud.admin_reason)
+                                     admin=cloud.admin, admin_reason=cloud.admin_reason,
+                                     embedded=cloud.embedded_root, avoid=lambda: probe.unbootable(cloud))
     else:
-        found = shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason)
+        found = shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason,
+                                  embedded=cloud.embedded_root, avoid=lambda: probe.unbootable(cloud))
+    if selection_needs(request.session, "dataplane"):
+        # the dataplane probe before the pair boots (whichever scenario asks for it first): an image the probe
+        # finds not booting is then passed over by the pair, which the dataplane scenarios log into
+        unbootable_images(cloud)
     try:
         # one set for all workers: the first worker here asks Nova for the pair at once (only when the run's
         # selection has a scenario that uses it), so that its boot runs beside the scenarios before the first
@@ -166,6 +175,28 @@ def shared(cloud, run_ledger, request):
             problems, deleted = [f"ressources partagées du run : {type(exc).__name__} : {REDACT(str(exc))[:300]}"], 0
         cloud.facts["supprimées"] = cloud.facts.get("supprimées", 0) + deleted
         cloud.facts["problèmes partagés"] = problems
+
+
+def selection_needs(session, need: str) -> bool:
+    """Whether one of the session's collected scenarios has the tag @needs:`need`."""
+    return any(marker.args and marker.args[0] == need
+               for item in session.items for marker in item.iter_markers("needs"))
+
+
+def unbootable_images(cloud) -> dict:
+    """{image id: finding} of the images this run found not booting (probe.unbootable), once the dataplane
+    need has been asked (needs.need_dataplane, once per session: on a cloud popek reaches without admin
+    credentials its probe boots the smallest image, and another one when that one stays silent). What C20
+    reports, and what the run's image choices pass over."""
+    from popek.checks.cloud import needs
+
+    if isinstance(cloud, Unreachable):
+        return {}
+    try:
+        needs.need_dataplane(cloud)
+    except AssertionError:      # a broken dataplane (both images silent): the dataplane scenarios' ÉCHEC
+        pass
+    return probe.unbootable(cloud)
 
 
 def uses_pair(step_func):
@@ -214,10 +245,11 @@ def shared_pair(shared, ledger):
         pytest.skip(f"{exc} dans ce cloud : rien à démarrer")
 
 
-def bootable(conn, cloud_init: bool = False, min_ram: int = 0):
-    """(image, flavor) to boot, or skip the scenario when the cloud has none (nothing to boot is not a failure)."""
+def bootable(conn, cloud_init: bool = False, min_ram: int = 0, avoid=()):
+    """(image, flavor) to boot, or skip the scenario when the cloud has none (nothing to boot is not a failure);
+    avoid: the images the run found not booting (unbootable_images), passed over while another one fits."""
     try:
-        image = compute.pick_image(conn, cloud_init)
+        image = compute.pick_image(conn, cloud_init, avoid=avoid) if avoid else compute.pick_image(conn, cloud_init)
         return image, compute.pick_flavor(conn, image, min_ram)
     except compute.NothingToBoot as exc:
         pytest.skip(f"{exc} dans ce cloud : rien à démarrer")

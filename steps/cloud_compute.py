@@ -9,7 +9,7 @@ import pytest
 from pytest_bdd import given, then, when
 
 from popek.checks.cloud import client, compute, glance, names, network, neutron_quota, probe
-from popek.steps.cloud_common import bootable
+from popek.steps.cloud_common import bootable, unbootable_images
 
 
 class _Refusals(contextlib.AbstractContextManager):
@@ -80,6 +80,16 @@ def image_data_readable(cloud, conn, images, evidence):
         pytest.skip(f"les données de {len(refused)}/{len(images)} image(s) ne peuvent pas être relues avec ce "
                     f"compte (rôle {', '.join(sorted(cloud.roles))})"
                     + (f", les {rest} autre(s) se relisent" if rest else "") + " : " + " ; ".join(refused))
+
+
+@then("chaque image que la sonde du plan de données a démarrée a démarré")
+def images_boot(cloud, evidence):
+    """An image that Nova makes ACTIVE and that writes nothing on its console while another image boots on the
+    same cloud (probe.UnbootableImage, found by the dataplane probe on a cloud reached without admin
+    credentials) is not ready to boot: ÉCHEC naming it. The run's other scenarios boot another image."""
+    found = unbootable_images(cloud)
+    evidence.json("images qui ne démarrent pas (sonde du plan de données)", found or "aucune")
+    assert not found, "image active qui ne démarre pas sur ce cloud : " + " ; ".join(found.values())
 
 
 @when("je liste les gabarits du cloud", target_fixture="flavors")
@@ -170,7 +180,7 @@ def course_active(conn, ledger, course_server):
 
 @when("je crée une instance avec un gabarit, une image et un réseau", target_fixture="booted")
 def create_server(cloud, conn, ledger, evidence):
-    image, flavor = bootable(conn)
+    image, flavor = bootable(conn, avoid=probe.unbootable(cloud))     # not an image the run found not booting
     existing = compute.existing_network(conn, own=ledger.prefix)     # the project's, or this run's
     # before anything is made: the server, its port, and the network when the project has none to use
     refusals = room(conn, neutron=compute.network_needs(existing), **compute.server_needs(flavor))

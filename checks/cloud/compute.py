@@ -278,12 +278,15 @@ def images(conn) -> list:
                              f"{conn.endpoint_for('image')} : {type(exc).__name__} : {exc}") from None
 
 
-def pick_image(conn, cloud_init: bool = False):
+def pick_image(conn, cloud_init: bool = False, avoid=()):
     """An image to boot: the smallest active one, or (cloud_init=True) one that runs cloud-init.
 
     An image is taken as running cloud-init unless it is popek's initramfs image (property
     popek_ready_marker) or a CirrOS (which has its own tiny init). Images of popek runs (another run's
-    upload) and kernel/ramdisk images are never picked. Raises NothingToBoot if none fits."""
+    upload) and kernel/ramdisk images are never picked. Raises NothingToBoot if none fits.
+    avoid: ids of images this run found not booting (probe.unbootable: the dataplane probe booted them, they
+    stayed silent, another image booted): passed over while another one fits; when none else does, the
+    smallest of them is still taken (its scenario then fails on it, never IGNORÉ « rien à démarrer »)."""
     # never another run's image (a benchmark's variant, a test's upload: named popek-<run id>-…), nor a
     # kernel or ramdisk that Glance keeps beside a bootable disk
     candidates = [i for i in images(conn) if not NAME_RE.match(i.name or "")
@@ -294,7 +297,8 @@ def pick_image(conn, cloud_init: bool = False):
                       if TINY_MARKER not in (i.properties or {}) and "cirros" not in (i.name or "").lower()]
     if not candidates:
         raise NothingToBoot("aucune image active" + (" avec cloud-init" if cloud_init else ""))
-    return min(candidates, key=lambda i: (i.size or 0, i.name or ""))
+    booting = ([i for i in candidates if i.id not in avoid] or candidates) if avoid else candidates
+    return min(booting, key=lambda i: (i.size or 0, i.name or ""))
 
 
 def flavors(conn) -> list:

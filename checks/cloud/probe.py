@@ -174,8 +174,68 @@ def _watch_console(conn, server, marker: Optional[str], timeout: float) -> dict:
 
 class UnbootableImage(BrokenDataplane):
     """The probe's image did not boot and a different image did: the dataplane runs guests, that image does
-    not. Still every dataplane scenario's ÉCHEC (they boot the same image, compute.pick_image: the smallest),
-    but the finding names the image, not the dataplane."""
+    not. Not the dataplane's verdict: dataplane_reason keeps the finding for the run (remember_unbootable),
+    every image choice of the run passes that image over (compute.pick_image's avoid, from unbootable()) and
+    the claim about images (C20: « des modèles prêts à démarrer ») fails naming it. `image_id`: the image
+    that did not boot."""
+
+    def __init__(self, finding: str, image_id: str = ""):
+        super().__init__(finding)
+        self.image_id = image_id
+
+
+#: the file, in the run's folder shared by its pytest-xdist workers (popek.plugin's popek_shared), where each
+#: worker's probe writes the images it found not booting: {image id: finding}
+UNBOOTABLE_FILE = "unbootable.json"
+
+
+def _unbootable_file(cloud):
+    from pathlib import Path
+
+    folder = (getattr(cloud, "facts", None) or {}).get("run_folder")
+    return Path(folder) / UNBOOTABLE_FILE if folder else None
+
+
+def unbootable(cloud) -> dict:
+    """{image id: finding} of the images this run's probe found not booting (UnbootableImage): this
+    process's, and every worker's of the run (UNBOOTABLE_FILE in the run's folder, when it has one)."""
+    import json
+
+    found = {}
+    path = _unbootable_file(cloud)
+    if path is not None:
+        try:
+            found.update(json.loads(path.read_text()))
+        except (OSError, ValueError):   # none written yet (or being replaced): this process's own
+            pass
+    found.update((getattr(cloud, "facts", None) or {}).get("unbootable", {}))
+    return found
+
+
+def remember_unbootable(cloud, image_id: str, finding: str) -> None:
+    """Keep `finding` about `image_id` for the run: in cloud.facts, and in the run's folder for the other
+    workers (read, updated and replaced under an exclusive lock: two workers' probes may finish together)."""
+    import fcntl
+    import json
+    import os
+
+    cloud.facts.setdefault("unbootable", {})[image_id] = finding
+    path = _unbootable_file(cloud)
+    if path is None:
+        return
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known[image_id] = finding
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, path)
+    finally:
+        os.close(fd)
 
 
 def second_image(conn, first):
@@ -257,7 +317,9 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
 
     ledger = Ledger(cloud.conn, cloud.facts["prefix"])
     try:
-        image = compute.pick_image(cloud.conn)
+        # an image another worker's probe found not booting is not booted again (its finding is the run's)
+        avoid = unbootable(cloud)
+        image = compute.pick_image(cloud.conn, avoid=avoid) if avoid else compute.pick_image(cloud.conn)
         flavor = compute.pick_flavor(cloud.conn, image)
         with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
             net = compute.project_network(cloud.conn, ledger)
@@ -278,9 +340,9 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         if outcome == "booted":
             raise UnbootableImage(
                 f"l'image « {image.name} » {image.id} ne démarre pas sur ce cloud, l'image « {other.name} » "
-                f"{other.id} y démarre : le plan de données fonctionne, cette image non ; popek démarre la plus "
-                f"petite image active du projet : retirez-la du projet ou remplacez-la par une image qui "
-                f"démarre (constat : {evidence})")
+                f"{other.id} y démarre : le plan de données fonctionne, cette image non ; ce run ne la démarre "
+                f"plus (ses scénarios prennent une autre image) : retirez-la du projet ou remplacez-la par une "
+                f"image qui démarre (constat : {evidence})", image_id=image.id)
         if outcome == "silent":
             raise BrokenDataplane(f"{said} ; une deuxième image ne démarre pas non plus : "
                                   f"{other_said.removeprefix('plan de données en panne : ')}")
@@ -304,7 +366,11 @@ def dataplane_reason(cloud) -> Optional[str]:
     if quota:
         return f"{quota} : pas d'IP flottante pour joindre les instances depuis l'hôte"
     if cloud.admin is None:     # the API answers first; a probe instance only when they leave the question open
-        return _probe_console(cloud)
+        try:
+            return _probe_console(cloud)
+        except UnbootableImage as exc:  # the dataplane runs guests (the second image booted): that image is the
+            remember_unbootable(cloud, exc.image_id, str(exc))  # finding (C20's ÉCHEC), passed over by the run
+            return None
     return None
 
 

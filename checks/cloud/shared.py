@@ -23,6 +23,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -149,6 +150,49 @@ def _service_at(conn, url) -> Optional[str]:
     return best[0] if best else None
 
 
+#: Neutron's policy files under the embedded cloud's etc/ (oslo.policy's policy_file and policy_dirs defaults,
+#: beside neutron.conf): popek writes none, Neutron's defaults let a member create networks and routers
+NEUTRON_POLICY = ("neutron/policy.yaml", "neutron/policy.json", "neutron/policy.d")
+
+
+def policy_files(root: os.PathLike, rule: str) -> tuple[list[str], list[str]]:
+    """([files that name `rule`], [the other policy files]) among Neutron's policy files of the embedded cloud
+    whose state directory is `root` (NEUTRON_POLICY under etc/), as paths; unreadable ones are said so."""
+    naming, others = [], []
+    for place in NEUTRON_POLICY:
+        path = Path(root) / "etc" / place
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+        for file in files:
+            try:
+                text = file.read_text(errors="replace")
+            except OSError as exc:
+                others.append(f"{file} (illisible : {exc.strerror})")
+                continue
+            (naming if rule in text else others).append(str(file))
+    return naming, others
+
+
+def embedded_policy_fault(refused: BaseException, root: os.PathLike) -> str:
+    """The French finding of the embedded cloud's Neutron refusing the run's router or network by policy
+    (`refused`: compute.Refused, with the API's words): popek writes that policy, so it is a fault, with the
+    policy files that name the refused rule (or the other policy files there, or that there is none)."""
+    cause = refused.__cause__      # the API's 403 (refused_by_policy raises Refused from it)
+    said = ((getattr(cause, "details", None) or str(cause)) if cause is not None else str(refused)).strip()[:200]
+    match = re.search(r"rule:(\w+)", said)
+    rule = match.group(1) if match else "create_router"
+    naming, others = policy_files(root, rule)
+    if naming:
+        where = f"fichier(s) de politique qui nomment {rule} : {', '.join(naming)}"
+    elif others:
+        where = f"aucun fichier de politique ne nomme {rule} ; fichier(s) de politique présents : {', '.join(others)}"
+    else:
+        where = (f"aucun fichier de politique sous {Path(root) / 'etc' / 'neutron'} (policy.yaml, policy.d/) : la "
+                 "politique a changé ailleurs (le code de Neutron, son paramètre [oslo_policy])")
+    return (f"la politique de Neutron du cloud embarqué refuse au projet du run {rule} (HTTP 403 : {said}) : "
+            f"popek écrit cette politique, ses membres y créent réseaux et routeurs : une panne, pas un choix "
+            f"du cloud ; {where}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Routed:
     """A network of the run behind a router to the external network (floating IPs come from `external`);
@@ -176,8 +220,15 @@ class Shared:
     ledger (cleaned up by whoever made it). A resource whose making failed is not tried again: every
     scenario that asks for it gets the same error at once (a boot that failed would only fail slower)."""
 
-    def __init__(self, conn, ledger, admin=None, admin_reason=None, key: Optional[tuple[str, str]] = None):
+    def __init__(self, conn, ledger, admin=None, admin_reason=None, key: Optional[tuple[str, str]] = None,
+                 embedded: Optional[os.PathLike] = None, avoid: Optional[Callable[[], object]] = None):
         self.conn, self.ledger = conn, ledger
+        # embedded: the embedded cloud's state directory when this is popek's embedded cloud (connection.Cloud's
+        # embedded_root), whose Neutron policy popek writes: a refusal by policy there is a fault, not a choice
+        self.embedded = embedded
+        # avoid: () -> the ids of the images the run found not booting (probe.unbootable), passed over by
+        # compute.pick_image for the pair
+        self.avoid = avoid or (lambda: ())
         # key: (private, public) of the run's keypair when it was made elsewhere (the xdist controller), else
         # access() makes one here
         self.key = key
@@ -250,12 +301,29 @@ class Shared:
         def make():
             # a cloud whose policy refuses this account a router (rule:create_router; its network's
             # rule:create_network is compute.create_network's): compute.Refused, IGNORÉ; any other 403 (the
-            # subnet's, the router interface's, a page no policy wrote) stays a fault
-            with compute.refused_by_policy("create_router",
-                                           "un routeur vers le réseau externe (Neutron, create_router)"):
-                made = network.routed_to_external(self.conn, self.ledger)    # None: no external network
+            # subnet's, the router interface's, a page no policy wrote) stays a fault. On the embedded cloud
+            # popek writes Neutron's policy (its members create networks and routers): there the refusal is
+            # a fault (a policy changed behind popek), ÉCHEC naming Neutron's policy (embedded_policy_fault)
+            refused = None
+            try:
+                with compute.refused_by_policy("create_router",
+                                               "un routeur vers le réseau externe (Neutron, create_router)"):
+                    made = network.routed_to_external(self.conn, self.ledger)    # None: no external network
+            except compute.Refused as exc:
+                if not self.embedded:
+                    raise
+                refused = exc
+            if refused is not None:     # raised here, outside the handler: a fresh error, its cause the refusal
+                fault = AssertionError(embedded_policy_fault(refused, self.embedded))
+                fault.__cause__ = refused
+                raise fault
             return None if made is None else Routed(*made)
         return self.get("routed", make)
+
+    def pick_image(self):
+        """compute.pick_image for the run's servers, passing over the images the run found not booting."""
+        avoid = self.avoid()
+        return compute.pick_image(self.conn, avoid=avoid) if avoid else compute.pick_image(self.conn)
 
     def access(self) -> Access:
         """The run's keypair (a key made here, the private half kept in memory and redacted) and its
@@ -286,7 +354,7 @@ class Shared:
 
     def _boot_pair(self) -> list:
         """The pair's two servers as Nova accepted them (not waited for)."""
-        image = compute.pick_image(self.conn)
+        image = self.pick_image()
         flavor = compute.pick_flavor(self.conn, image)
         # a project whose quota leaves no room for two more servers: IGNORÉ with the quota, before any boot
         room = compute.quota_reason(self.conn, **compute.server_needs(flavor, 2), what="la paire d'instances du run")
@@ -377,7 +445,7 @@ class Shared:
 
     def _own_listed(self, ledger, refused: compute.NoRoom):
         """One server in `ledger` for a listing scenario when the pair was refused for lack of quota."""
-        image = compute.pick_image(self.conn)
+        image = self.pick_image()
         flavor = compute.pick_flavor(self.conn, image)
         room = compute.quota_reason(self.conn, **compute.server_needs(flavor, 1), what="l'instance de ce scénario")
         # the project's network or the run's own (its routed one), else a new one: Neutron's room for it and
@@ -428,9 +496,10 @@ class RunShared(Shared):
     HELD = "pair.held"
 
     def __init__(self, conn, directory: str | os.PathLike, prefix: str, key: tuple[str, str], admin=None,
-                 admin_reason=None, log: Callable[[str], None] = lambda s: None):
+                 admin_reason=None, log: Callable[[str], None] = lambda s: None,
+                 embedded: Optional[os.PathLike] = None, avoid: Optional[Callable[[], object]] = None):
         super().__init__(conn, ledger_mod.Ledger(conn, prefix, log=log), admin=admin, admin_reason=admin_reason,
-                         key=key)
+                         key=key, embedded=embedded, avoid=avoid)
         self.directory, self.prefix, self.log = Path(directory), prefix, log
         self._users: Optional[int] = None   # fd of users.lock, held shared from the first ask to close()
         self._making_depth = 0              # pair() makes routed() and access() inside its own making

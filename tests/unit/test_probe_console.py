@@ -264,7 +264,7 @@ def test_one_image_that_does_not_boot_is_named_not_the_dataplane(two_images):
                            "y démarre"), said
     assert "n'a rien écrit sur sa console" in said and "srv-img-1" in said, said
     assert booted == ["img-1", "img-2"]
-    assert isinstance(found.value, AssertionError)    # still the dataplane scenarios' ÉCHEC: they boot that image
+    assert isinstance(found.value, AssertionError)    # dataplane_reason keeps it for the run (C20's ÉCHEC), see test_pick_image_unbootable
 
 
 def test_two_different_images_that_do_not_boot_are_a_broken_dataplane(two_images):

@@ -1,0 +1,101 @@
+"""An image the dataplane probe found not booting (probe.UnbootableImage: ACTIVE, silent console, while a second
+image boots) is passed over by the run's image choices (compute.pick_image's avoid), so the scenarios boot the
+image that boots; the finding stays C20's ÉCHEC (« des modèles prêts à démarrer »). Before, the probe's finding
+was every dataplane scenario's ÉCHEC and every scenario still booted the broken image (the smallest). Forged
+images (openstacksdk's fields), a fake cloud for the probe; no cloud."""
+import types
+
+import pytest
+
+from popek.checks.cloud import compute, needs, probe
+from popek.steps import cloud_common, cloud_compute
+
+from tests.unit import test_probe_console as console
+from tests.unit.test_probe_console import _img
+from tests.unit.test_shared import _Cloud, _patched
+
+probe_cloud, two_images = console.probe_cloud, console.two_images     # the probe's fixtures, used here
+
+NOBOOT, TINY, DEBIAN = _img("img-1", "noboot", 1 << 20), _img("img-2", "popek-tiny", 30 << 20,
+                                                              {compute.TINY_MARKER: "POPEK-READY"}), \
+    _img("img-3", "Debian 13", 400 << 20)
+GLANCE = types.SimpleNamespace(image=types.SimpleNamespace(images=lambda: [NOBOOT, TINY, DEBIAN]))
+
+
+def test_pick_image_passes_over_an_image_the_run_found_not_booting():
+    assert compute.pick_image(GLANCE).id == "img-1"                    # the smallest, as before
+    assert compute.pick_image(GLANCE, avoid={"img-1": "…"}).id == "img-2"
+    assert compute.pick_image(GLANCE, cloud_init=True, avoid={"img-1"}).id == "img-3"
+
+
+def test_pick_image_still_boots_an_avoided_image_when_nothing_else_fits():
+    """Never IGNORÉ « rien à démarrer » for an image that exists: its scenario fails on it, as before."""
+    only = types.SimpleNamespace(image=types.SimpleNamespace(images=lambda: [NOBOOT]))
+    assert compute.pick_image(only, avoid={"img-1"}).id == "img-1"
+
+
+def _cloud(folder=None):
+    facts = {"prefix": "popek-abcd1234-gw0"}
+    if folder:
+        facts["run_folder"] = str(folder)
+    return types.SimpleNamespace(facts=facts, admin=None, roles=["member"])
+
+
+def test_the_probes_finding_is_the_runs_not_the_dataplanes(two_images, monkeypatch, tmp_path):
+    """dataplane_reason: the second image booted, so the dataplane is there (None, no BrokenDataplane for the
+    dataplane scenarios); the image is remembered for every worker of the run (the run's folder)."""
+    make, booted = two_images
+    cloud = make({"img-1": "", "img-2": "Linux version\nPOPEK-READY\n"})
+    cloud.facts["run_folder"] = str(tmp_path)
+    monkeypatch.setattr("popek.checks.cloud.network.external_network", lambda conn: object())
+    monkeypatch.setattr("popek.checks.cloud.network.floating_ip_quota_reason", lambda conn: None)
+    quick = probe._probe_console
+    monkeypatch.setattr(probe, "_probe_console", lambda c: quick(c, timeout=0.3))
+    assert needs.need_dataplane(cloud) is None                      # no ÉCHEC for the dataplane scenarios
+    assert list(probe.unbootable(cloud)) == ["img-1"]
+    other_worker = _cloud(tmp_path)
+    found = probe.unbootable(other_worker)
+    assert list(found) == ["img-1"] and "l'image « noboot » img-1 ne démarre pas sur ce cloud" in found["img-1"]
+    assert "ce run ne la démarre plus" in found["img-1"]
+
+
+def test_another_workers_finding_makes_this_workers_probe_boot_the_other_image(two_images, monkeypatch, tmp_path):
+    make, booted = two_images
+    monkeypatch.setattr(compute, "pick_image", PICK_IMAGE)          # the real choice, over the fixture's images
+    probe.remember_unbootable(_cloud(tmp_path), "img-1", "l'image « noboot » img-1 ne démarre pas sur ce cloud")
+    cloud = make({"img-1": "", "img-2": "Linux version\nPOPEK-READY\n"})
+    cloud.facts["run_folder"] = str(tmp_path)
+    assert probe._probe_console(cloud, timeout=0.3) is None
+    assert booted == ["img-2"]                                      # not the image already found not booting
+
+
+PICK_IMAGE = compute.pick_image
+
+
+def test_the_runs_pair_boots_the_image_that_boots(monkeypatch):
+    shared = _patched(monkeypatch, _Cloud(accepted=2, ends="ACTIVE"))
+    picked = []
+    monkeypatch.setattr(compute, "pick_image", lambda conn, avoid=(): picked.append(dict(avoid)) or "img")
+    monkeypatch.setattr("popek.checks.cloud.shared.compute.quota_reason", lambda *a, **k: None)
+    shared.avoid = lambda: {"img-1": "ne démarre pas"}
+    assert shared.pair() == ["server-0", "server-1"]
+    assert picked == [{"img-1": "ne démarre pas"}]
+
+
+def test_c20_fails_naming_the_image_the_probe_found_not_booting(monkeypatch, tmp_path):
+    asked = []
+    cloud = _cloud(tmp_path)
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: asked.append(c) or None)
+    evidence = types.SimpleNamespace(json=lambda *a: None)
+    cloud_compute.images_boot(cloud, evidence)                      # nothing found: nothing to say
+    probe.remember_unbootable(cloud, "img-1", "l'image « noboot » img-1 ne démarre pas sur ce cloud")
+    with pytest.raises(AssertionError, match="image active qui ne démarre pas sur ce cloud : l'image « noboot » img-1"):
+        cloud_compute.images_boot(cloud, evidence)
+    assert asked == [cloud, cloud]                                  # the probe asked first (once per session)
+
+
+def test_a_broken_dataplane_is_not_c20s(monkeypatch):
+    def broken(cloud):
+        raise AssertionError("plan de données en panne : …")
+    monkeypatch.setattr(needs, "need_dataplane", broken)
+    assert cloud_common.unbootable_images(_cloud()) == {}
