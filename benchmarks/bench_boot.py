@@ -21,6 +21,12 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
              at the same address (its translation blocks are keyed by the guest's virtual address too)
   trim       cloud-init modules trimmed to those the course uses (users, keys, write_files, runcmd, packages)
   fastds     datasource fast path: no cloud-init generator/ds-identify at boot (cloud-init wanted outright)
+  cdrive     config drive: the image lists cloud-init's ConfigDrive datasource before OpenStack (as an image
+             that serves both would) and each server is created with config_drive=True: cloud-init reads
+             the metadata from the drive nova attaches (an ISO made by genisoimage on the compute host)
+             instead of the OpenStack datasource's ephemeral DHCP and metadata crawl in init-local. Every
+             boot reads the datasource cloud-init used (instance-data.json's platform): a `cdrive` boot that
+             did not use the drive, or another boot that did not use the metadata service, counts as failed
   file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
 e.g. `--variants base,fit,direct,noinit,trim,fastds,fit+direct+noinit+trim+fastds`.
 A variant may end in `@<network>` (boot it on that network instead of --net: `base@public` beside `base`
@@ -68,10 +74,27 @@ HERE = Path(__file__).resolve().parent
 PART_OFFSET = 1 << 20      # images.make_boot_disk: one partition at 1 MiB
 FIT_GIB = 10               # flavor small's disk
 BOOT_TIMEOUT = 360        # seconds from create to the login; a boot that takes longer counts as failed
-LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds")
+LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive")
 
 #: cloud-init modules the course uses (C19: users, keys, packages; the scenarios: write_files, runcmd),
 #: with what they need to apply them (hostname, /etc/hosts, growpart and resizefs for the flavor's disk).
+#: The image's datasource list (images/debian.py) and the one the `cdrive` lever writes in its place.
+DS_LIST = "datasource_list: [OpenStack, None]"
+DS_LIST_CDRIVE = "datasource_list: [ConfigDrive, OpenStack, None]"
+POPEK_CLOUD_CFG = "etc/cloud/cloud.cfg.d/90-popek.cfg"
+#: The config drive is an IDE CD-ROM on nova's default `pc` machine: its drivers are modules that udev loads
+#: at ~22 s of uptime (seen on a first `cdrive` boot, 16:16), after cloud-init's generator (ds-identify) has
+#: looked for a `config-2` file system and found none, so cloud-init took the metadata service. In the
+#: initramfs they make /dev/sr0 before the generator runs (ata_piix is loaded in every guest anyway: QEMU's
+#: `pc` machine always has the PIIX IDE controller).
+CDROM_MODULES = ("ata_piix", "sr_mod", "isofs")
+#: instance-data.json's platform for each datasource (cloud-init's DataSourceConfigDrive / DataSourceOpenStack).
+PLATFORM_CDRIVE, PLATFORM_METADATA = "configdrive", "openstack"
+#: Read in the timed login, before /proc/uptime (a grep: no Python started in the guest): every "platform" and
+#: "subplatform" of instance-data.json, one `key=value` a line (sys_info's platform is the kernel's, e.g. Linux-6.12…).
+PLATFORM_CMD = ("grep -o '\"\\(sub\\)\\{0,1\\}platform\": *\"[^\"]*\"' /run/cloud-init/instance-data.json 2>/dev/null "
+                "| sort -u | sed 's/^\"\\([a-z]*\\)\": *\"\\(.*\\)\"$/\\1=\\2/'")
+
 TRIMMED_MODULES = {
     "cloud_init_modules": ["bootcmd", "write-files", "growpart", "resizefs", "set_hostname", "update_hostname",
                            "update_etc_hosts", "users-groups", "ssh"],
@@ -141,6 +164,17 @@ def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
                 (mnt / "etc/systemd/system/multi-user.target.wants/cloud-init.target").symlink_to(
                     "/usr/lib/systemd/system/cloud-init.target")
                 (mnt / "etc/tmpfiles.d/popek-cloud-init.conf").write_text("f /run/cloud-init/enabled 0644 - - -\n")
+            if "cdrive" in levers:
+                cfg = mnt / POPEK_CLOUD_CFG
+                cfg.write_text(with_config_drive(cfg.read_text()))
+                mods = mnt / "etc/initramfs-tools/modules"
+                mods.write_text(mods.read_text() + "".join(f"{m}\n" for m in CDROM_MODULES))
+                kver = re.search(r"(?m)^\s*LINUX \S*vmlinuz-(\S+)", text).group(1)
+                run(["chroot", str(mnt), "update-initramfs", "-u", "-k", kver])
+                listed = run(["chroot", str(mnt), "lsinitramfs", f"/boot/initrd.img-{kver}"])
+                absent = [m for m in CDROM_MODULES if f"/{m}.ko" not in listed]
+                if absent:
+                    raise RuntimeError(f"initramfs without {', '.join(absent)}")
             if "direct" in levers:
                 kernel = re.search(r"(?m)^\s*LINUX (\S+)", text).group(1)
                 initrd = re.search(r"(?m)^\s*INITRD (\S+)", text).group(1)
@@ -165,6 +199,34 @@ def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
     return out
 
 
+def with_config_drive(cfg: str) -> str:
+    """popek's cloud.cfg.d file with ConfigDrive listed before OpenStack."""
+    if DS_LIST not in cfg:
+        raise RuntimeError(f"{POPEK_CLOUD_CFG}: no « {DS_LIST} »")
+    return cfg.replace(DS_LIST, DS_LIST_CDRIVE)
+
+
+def platform_of(out: str) -> str | None:
+    """The datasource platform the login's output names (PLATFORM_CMD: cloud-init's platform types are
+    lower-case words, e.g. configdrive, openstack; the kernel's Linux-6.12… is not one), or None."""
+    m = re.search(r"(?m)^platform=([a-z][a-z0-9-]*)$", out)
+    return m.group(1) if m else None
+
+
+def subplatform_of(out: str) -> str | None:
+    """Where the datasource read its data (e.g. `config-disk (/dev/sr0)`, `metadata (http://169.254.169.254)`)."""
+    m = re.search(r"(?m)^subplatform=(.+)$", out)
+    return m.group(1) if m else None
+
+
+def datasource_problem(config_drive: bool, platform: str | None) -> str | None:
+    """Why a boot's datasource is not the one its variant measures, or None."""
+    want = PLATFORM_CDRIVE if config_drive else PLATFORM_METADATA
+    if platform == want:
+        return None
+    return f"cloud-init used datasource platform {platform or 'unknown'!r}, not {want!r}"
+
+
 def unapplied(root: Path, levers: set[str]) -> list[str]:
     """The levers whose change is not in the file system mounted at `root`."""
     missing = []
@@ -176,6 +238,10 @@ def unapplied(root: Path, levers: set[str]) -> list[str]:
         missing.append("trim")
     if "fastds" in levers and not (root / "etc/systemd/system-generators/cloud-init-generator").is_symlink():
         missing.append("fastds")
+    if "cdrive" in levers and (DS_LIST_CDRIVE not in (root / POPEK_CLOUD_CFG).read_text()
+                               or not set(CDROM_MODULES) <= set((root / "etc/initramfs-tools/modules")
+                                                                .read_text().split())):
+        missing.append("cdrive")
     if "fit" in levers and shutil.disk_usage(root).total < (FIT_GIB - 1) << 30:
         missing.append("fit")
     return missing
@@ -207,12 +273,13 @@ def file_key(path: Path) -> str:
 
 def parse_variant(spec: str, runs: int) -> dict:
     """`fit+direct@public:3` -> {"label": "fit+direct@public", "image": "fit+direct", "parts": {...},
-    "net": "public" or None, "runs": 3}."""
+    "net": "public" or None, "runs": 3, "config_drive": False} (True with the `cdrive` lever)."""
     m = re.fullmatch(r"([a-z+]+)(?:@([\w.-]+))?(?::(\d+))?", spec)
     if not m:
         raise ValueError(spec)
     return {"label": spec.split(":")[0], "image": m.group(1), "parts": set(m.group(1).split("+")),
-            "net": m.group(2), "runs": int(m.group(3)) if m.group(3) else runs}
+            "net": m.group(2), "runs": int(m.group(3)) if m.group(3) else runs,
+            "config_drive": "cdrive" in m.group(1).split("+")}
 
 
 class Bench:
@@ -277,9 +344,11 @@ class Bench:
         self.image_ids.append(image.id)
         return image
 
-    def create(self, image, net: str, user_data: str | None = None):
+    def create(self, image, net: str, user_data: str | None = None, config_drive: bool = False):
         import base64
         kw = {"user_data": base64.b64encode(user_data.encode()).decode()} if user_data else {}
+        if config_drive:
+            kw["config_drive"] = True
         return self.ledger.create("server", "boot", lambda name: self.conn.compute.create_server(
             name=name, image_id=image.id, flavor_id=self.flavor.id, networks=[{"uuid": self.nets[net].id}],
             key_name=self.key.name, security_groups=[{"name": self.sg.name}], **kw))
@@ -287,13 +356,13 @@ class Bench:
     def gone(self, server) -> None:
         self.ledger.delete(server.id)
 
-    def boot_once(self, image, net: str, details: bool) -> dict:
+    def boot_once(self, image, net: str, details: bool, config_drive: bool = False) -> dict:
         """One boot timed; a boot that fails (ERROR, no login in time, an API error) is recorded as failed."""
         r: dict = {"at": time.strftime("%H:%M:%S", time.gmtime()),
                    "load1": float(Path("/proc/loadavg").read_text().split()[0])}
         server = None
         try:
-            server = self._boot(image, net, details, r)
+            server = self._boot(image, net, details, r, config_drive)
         except Exception as exc:  # noqa: BLE001 - one failed boot is a figure, the rounds go on
             r["failed"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -301,14 +370,15 @@ class Bench:
                 self.gone(server)
         r.setdefault("milestones", {})
         print(f"    {'FAILED ' + r['failed'] if 'failed' in r else format(r['ssh_s'], '.1f') + ' s'}; "
-              f"guest uptime {r.get('guest_uptime_s', float('nan')):.1f} s; {r['milestones']}", flush=True)
+              f"guest uptime {r.get('guest_uptime_s', float('nan')):.1f} s; platform {r.get('platform')} {r.get('subplatform')}; "
+              f"{r['milestones']}", flush=True)
         return r
 
-    def _boot(self, image, net: str, details: bool, r: dict):
+    def _boot(self, image, net: str, details: bool, r: dict, config_drive: bool = False):
         token = secrets.token_hex(8)
         user_data = f"#cloud-config\nwrite_files:\n  - path: /run/popek-bench\n    content: \"{token}\\n\"\n"
         t0, r["t0_epoch"] = time.monotonic(), time.time()
-        server = self.create(image, net, user_data)
+        server = self.create(image, net, user_data, config_drive)
         address = None
         fip = self.fips.get(net)
         if fip is not None:
@@ -335,7 +405,8 @@ class Bench:
                 continue
             r.setdefault("port22_s", time.monotonic() - t0)
             try:
-                rc, out = traffic.ssh_run(address, user, self.private, "cat /run/popek-bench; cat /proc/uptime", 5)
+                rc, out = traffic.ssh_run(address, user, self.private,
+                                          f"cat /run/popek-bench; {PLATFORM_CMD}; cat /proc/uptime", 5)
             except Exception:  # noqa: BLE001 - sshd up before the key is installed, connection reset…
                 time.sleep(0.5)
                 continue
@@ -344,6 +415,11 @@ class Bench:
                 r["guest_uptime_s"] = float(out.split()[-2])
                 # the guest's kernel started this long after create (its uptime counts from there)
                 r["kernel_start_s"] = r["ssh_s"] - r["guest_uptime_s"]
+                r["platform"] = platform_of(out)
+                r["subplatform"] = subplatform_of(out)
+                wrong = datasource_problem(config_drive, r["platform"])
+                if wrong:
+                    r["failed"] = wrong   # not the lever this variant measures: never timed as it
                 break
             time.sleep(0.5)
         else:
@@ -538,7 +614,7 @@ def main() -> int:
                 min_disk = FIT_GIB if "fit" in levers else base.min_disk
                 image = bench.upload(slug, made[v["image"]], props, base.min_ram, min_disk)
                 t0 = time.monotonic()   # warm-up: fills nova's image cache, not counted
-                warm = bench.create(image, v["net"] or args.net)
+                warm = bench.create(image, v["net"] or args.net, config_drive=v["config_drive"])
                 bench.conn.compute.wait_for_server(warm, wait=600, interval=1)
                 warm_s = time.monotonic() - t0
                 bench.gone(warm)
@@ -560,7 +636,8 @@ def main() -> int:
                     break
                 print(f"  {v['res']['variant']} #{i + 1}", flush=True)
                 details = not v["res"]["boots"] and (args.details is None or v["label"] in args.details.split(","))
-                v["res"]["boots"].append(bench.boot_once(v["image_obj"], v["net"] or args.net, details))
+                v["res"]["boots"].append(bench.boot_once(v["image_obj"], v["net"] or args.net, details,
+                                                         v["config_drive"]))
                 v["res"]["load1_after"] = float(Path("/proc/loadavg").read_text().split()[0])
             else:
                 continue
