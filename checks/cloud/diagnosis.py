@@ -406,19 +406,25 @@ def _ip_json(argv: list[str]) -> list:
 
 
 def host_route_conflict(address: str, bridges: list[str], routes: Optional[list] = None,
-                        chosen: Optional[str] = None) -> Optional[str]:
+                        chosen: Optional[str] = None, links: Optional[list] = None) -> Optional[str]:
     """Why this host does not send `address` (a floating IP) to the cloud's external network, in French: a
     route of `bridges` (the cloud's external bridges on this host, e.g. the embedded cloud's popek-ex) covers
     it, yet the kernel picks another device (a more specific route of the owner's: a bridge or a libvirt
     network over part of the same addresses). None when the route goes through one of `bridges`, when none
     of them covers `address`, or when the routes cannot be read (popek away from the cloud's network node).
     routes / chosen: `ip -j route show match ADDRESS` and the device of `ip -j route get ADDRESS` (read here
-    when not given)."""
+    when not given). Also named: a bridge of `bridges` whose address network holds `address` and that is down
+    (`ip link set … down`: its route went with it, the host sends the address elsewhere); links: `ip -j addr
+    show dev BRIDGE` of each bridge (read here when not given and the route does not go through a bridge)."""
     if not bridges:
         return None
     routes = _ip_json(["route", "show", "match", address]) if routes is None else routes
     if chosen is None:
         chosen = next((r.get("dev") for r in _ip_json(["route", "get", address])), None)
+    if chosen not in bridges:
+        down = bridge_down(address, bridges, chosen, links)
+        if down:
+            return down
     ours = [r for r in routes if r.get("dev") in bridges and r.get("dst") != "default"]
     if not chosen or chosen in bridges or not ours:
         return None
@@ -430,6 +436,31 @@ def host_route_conflict(address: str, bridges: list[str], routes: Optional[list]
             f"pas par {ours[0].get('dev')}, le pont du réseau externe du cloud (route {ours[0].get('dst')}) : une "
             f"route plus précise d'une autre interface de l'hôte capte ces adresses (un pont ou un réseau de "
             f"l'hôte qui chevauche le réseau externe du cloud)")
+
+
+def bridge_down(address: str, bridges: list[str], chosen: Optional[str], links: Optional[list] = None) -> Optional[str]:
+    """host_route_conflict's other case, in French: a bridge of `bridges` holding an address whose network holds
+    `address` is down (no UP flag), so the kernel took its route away and sends `address` by `chosen` (None: no
+    route at all). None when no such bridge is down. links: `ip -j addr show dev BRIDGE` of each (read here)."""
+    import ipaddress
+
+    if links is None:
+        links = [link for bridge in bridges for link in _ip_json(["addr", "show", "dev", bridge])]
+    for link in links:
+        if link.get("ifname") not in bridges or "UP" in (link.get("flags") or []):
+            continue
+        for info in link.get("addr_info") or []:
+            try:
+                net = ipaddress.ip_interface(f"{info.get('local')}/{info.get('prefixlen')}").network
+                if ipaddress.ip_address(address) not in net:
+                    continue
+            except ValueError:
+                continue
+            way = f"par {chosen}" if chosen else "nulle part (aucune route)"
+            return (f"cet hôte envoie {address} {way}, pas par {link['ifname']}, le pont du réseau externe du cloud "
+                    f"({info.get('local')}/{info.get('prefixlen')}) : ce pont est à l'arrêt (ip link : pas de drapeau "
+                    f"UP, état {link.get('operstate') or '?'}), sa route vers {net} a disparu avec lui")
+    return None
 
 
 #: One trace line of `nft monitor trace`: "trace id ID FAMILY TABLE CHAIN (packet: …|rule … (verdict X)|policy X)".
