@@ -331,7 +331,11 @@ def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
     at least `vcpus` vCPUs when the cloud has one (else the smallest that fits)."""
     need_ram = max(image.min_ram or 0, min_ram)
     need_disk = image.min_disk or 0
-    size_gib = ((image.size or 0) + 2**30 - 1) // 2**30
+    # the disk Nova writes is the image's virtual size (a qcow2 of 300 MB may hold a 3 GiB disk): libvirt refuses a
+    # flavor's root disk smaller than it at spawn (« Flavor's disk is too small for requested image »), an ERROR
+    # that is popek's choice, not the cloud's fault
+    size = max(image.size or 0, getattr(image, "virtual_size", None) or 0)
+    size_gib = (size + 2**30 - 1) // 2**30
     fits = [f for f in flavors(conn) if f.ram >= need_ram and (f.disk >= max(need_disk, size_gib) or f.disk == 0)]
     fits = [f for f in fits if f.disk > 0] or fits  # disk 0 means "the image's size", fine but less telling
     fits = [f for f in fits if f.vcpus >= vcpus] or fits
