@@ -94,7 +94,24 @@ def resolve(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
 
 
 def openrc_missing(environ: Mapping[str, str]) -> list[str]:
-    """The openrc variables the course lists (Keystone URL, login, password, project) that are absent."""
+    """The openrc variables that are absent for its way of logging in (OS_AUTH_TYPE, `password` by default):
+    the course's four (Keystone URL, login, password, project); for an application credential (the openrc
+    Horizon gives for one: OS_AUTH_TYPE=v3applicationcredential) its id, or its name and owner, and its
+    secret; for a token, OS_TOKEN. Another plugin's own options are named by keystoneauth when missing."""
+    kind = (environ.get("OS_AUTH_TYPE") or "password").strip().lower()
+    if kind not in ("password", "v3password", "v2password"):
+        missing = [] if environ.get("OS_AUTH_URL") else ["OS_AUTH_URL"]
+        if kind == "v3applicationcredential":
+            if not environ.get("OS_APPLICATION_CREDENTIAL_SECRET"):
+                missing.append("OS_APPLICATION_CREDENTIAL_SECRET")
+            if not environ.get("OS_APPLICATION_CREDENTIAL_ID"):
+                if not environ.get("OS_APPLICATION_CREDENTIAL_NAME"):
+                    missing.append("OS_APPLICATION_CREDENTIAL_ID (ou OS_APPLICATION_CREDENTIAL_NAME et OS_USERNAME)")
+                elif not (environ.get("OS_USERNAME") or environ.get("OS_USER_ID")):
+                    missing.append("OS_USERNAME ou OS_USER_ID (le propriétaire de OS_APPLICATION_CREDENTIAL_NAME)")
+        elif kind in ("v3token", "token", "v2token") and not environ.get("OS_TOKEN"):
+            missing.append("OS_TOKEN")
+        return missing
     missing = [v for v in ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD") if not environ.get(v)]
     if "OS_USERNAME" in missing and environ.get("OS_USER_ID"):
         missing.remove("OS_USERNAME")
@@ -313,13 +330,23 @@ def _config_error(exc: BaseException) -> str:
     return text
 
 
-def explain_auth_failure(exc: BaseException, auth_url: str, user: str) -> str:
-    """One French sentence for an authentication failure (walks the exception chain)."""
+def explain_auth_failure(exc: BaseException, auth_url: str, user: str, auth_type: Optional[str] = None) -> str:
+    """One French sentence for an authentication failure (walks the exception chain). auth_type: the
+    entry's keystoneauth plugin (an application credential or a token is refused for other reasons than a
+    password)."""
     from keystoneauth1 import exceptions as ks
 
+    kind = str(auth_type or "password").lower()
     seen = exc
     while seen is not None:
         if isinstance(seen, ks.Unauthorized):
+            if kind == "v3applicationcredential":
+                return (f"Keystone refuse l'authentification (401) par l'identifiant d'application « {user} » à "
+                        f"{auth_url} : identifiant ou secret erroné, identifiant expiré ou supprimé, "
+                        "ou son propriétaire désactivé")
+            if kind in ("v3token", "token", "v2token"):
+                return (f"Keystone refuse le jeton (401) à {auth_url} : jeton expiré ou révoqué, "
+                        "ou projet demandé hors de sa portée")
             return (f"Keystone refuse l'authentification (401) de l'utilisateur « {user} » à {auth_url} : "
                     "mot de passe, utilisateur ou projet erroné")
         if isinstance(seen, ks.MissingRequiredOptions):
@@ -408,9 +435,12 @@ def _authenticate(region, choice: Choice):
     try:
         token = conn.session.get_token()
     except Exception as exc:  # keystoneauth raises many kinds; explain_auth_failure names the cause
-        user = str(auth.get("username") or auth.get("user_id") or "?")
-        raise CloudUnavailable(f"{choice.describe()} : {explain_auth_failure(exc, str(auth.get('auth_url')), user)}",
-                               choice.named) from None
+        kind = region.config.get("auth_type")
+        user = str((auth.get("application_credential_id") or auth.get("application_credential_name")
+                    if kind == "v3applicationcredential" else None)
+                   or auth.get("username") or auth.get("user_id") or "?")
+        said = explain_auth_failure(exc, str(auth.get("auth_url")), user, kind)
+        raise CloudUnavailable(f"{choice.describe()} : {said}", choice.named) from None
     finally:
         quiet.setLevel(level)
     REDACT.add(token)

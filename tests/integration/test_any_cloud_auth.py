@@ -1,0 +1,205 @@
+"""Any cloud, round 5 (hA5): credentials no test was written for, on a fresh `popek-…` project of the embedded
+cloud reached as a foreign cloud (an entry that is not popek's: no admin, no embedded internals), each case
+made through the admin API and removed in the end (application credentials go with their user, the domain
+is disabled then deleted, the region's endpoints then the region).
+
+Measured live by hA5 on 2026-12-07 (see each test's docstring for its numbers).
+
+Opt-in: POPEK_SLOW_FAULTS=1, under `flock -s /tmp/popek-cloud.lock` (only the test's own project, user,
+domain and region change)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+
+import pytest
+import yaml
+
+from popek import paths
+from popek.checks.cloud import connection
+
+from faults import slow
+from helpers import allure_results, run_popek
+from test_foreign_project import _project, _remove
+
+pytestmark = [pytest.mark.integration, pytest.mark.cloud,
+              slow("chaque cas crée un projet et y lance popek (~30 s)", " (sous flock -s)")]
+
+#: A few quick claims that read the catalog, call the APIs raw and through the client, and make the openrc.
+QUICK = ("--claim", "C34", "--claim", "C22", "--claim", "C17", "--claim", "C35")
+
+
+def _popek(tmp_path, clouds: dict | None, env: dict, *args):
+    """`popek run cloud` in a HOME of its own holding `clouds` as the user's clouds.yaml (if any), with the
+    process environment without its OS_* variables, plus `env`. Returns (proc, allure results, all it wrote)."""
+    home = tmp_path / "home"
+    (home / ".config" / "openstack").mkdir(parents=True)
+    if clouds is not None:
+        (home / ".config" / "openstack" / "clouds.yaml").write_text(yaml.safe_dump({"clouds": clouds}))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    base.update(HOME=str(home), POPEK_HOME=str(paths.state_home()), **env)
+    results = tmp_path / "r"
+    proc = run_popek("run", "cloud", "--no-cloud-up", "--no-report", "--results", str(results), *args,
+                     cwd=home, env=base)
+    found = allure_results(results) if (results / "allure-results").is_dir() else []
+    written = proc.stdout + proc.stderr + "".join(
+        p.read_text(errors="replace") for p in results.rglob("*") if p.is_file())
+    return proc, found, written
+
+
+def _verdicts(found) -> dict:
+    out = {}
+    for r in found:
+        claim = ",".join(x["value"] for x in r["labels"] if x["name"] == "claim")
+        out.setdefault(claim, []).append((r["status"], (r.get("statusDetails") or {}).get("message", "")[:200]))
+    return out
+
+
+def _all_pass_but_c34(proc, found):
+    """Exit 0; every scenario passed but C34, IGNORÉ because the course's openrc needs a login and a password."""
+    verdicts = _verdicts(found)
+    assert proc.returncode == 0 and found, (proc.returncode, verdicts, proc.stderr[-1500:])
+    assert all(s == "passed" for c, v in verdicts.items() if c != "C34" for s, _ in v), verdicts
+    assert [s for s, _ in verdicts["C34"]] == ["skipped"] and "pas un login et un mot de passe" in verdicts["C34"][0][1], verdicts
+
+
+@pytest.fixture
+def appcred():
+    """(admin, project, entry of the user, application credential's id, name, secret): a member-only user's
+    own application credential (made by that user, as Horizon's « Identifiants d'application » does)."""
+    import openstack
+
+    with _project() as (admin, project, name, password, entry):
+        member = openstack.connect(**entry["auth"], region_name="RegionOne")
+        user = member.identity.get_user(member.current_user_id)
+        made = member.identity.create_application_credential(user, name=f"{name}-ac")
+        yield admin, project, entry, made.id, made.name, made.secret
+
+
+def test_an_application_credential_entry_by_id_and_by_name(appcred, tmp_path):
+    """clouds.yaml `auth_type: v3applicationcredential`, by id + secret and by name + secret + owner:
+    every claim as with the password, C34 IGNORÉ (no login/password for the course's openrc); no secret
+    written anywhere."""
+    admin, project, entry, cred_id, cred_name, secret = appcred
+    url = entry["auth"]["auth_url"]
+    by_id = {"auth_type": "v3applicationcredential", "region_name": "RegionOne",
+             "auth": {"auth_url": url, "application_credential_id": cred_id, "application_credential_secret": secret}}
+    by_name = {**by_id, "auth": {"auth_url": url, "application_credential_name": cred_name,
+                                 "application_credential_secret": secret, "username": entry["auth"]["username"],
+                                 "user_domain_name": "Default"}}
+    for label, cloud in (("id", by_id), ("name", by_name)):
+        proc, found, written = _popek(tmp_path / label, {"uni": cloud}, {}, "--os-cloud", "uni", *QUICK)
+        _all_pass_but_c34(proc, found)
+        assert secret not in written
+    wrong = {**by_id, "auth": {**by_id["auth"], "application_credential_secret": "not-" + secret[:8]}}
+    proc, found, written = _popek(tmp_path / "wrong", {"uni": wrong}, {}, "--os-cloud", "uni", *QUICK)
+    assert proc.returncode == 2 and not found and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"l'identifiant d'application « {cred_id} »" in proc.stderr and "Traceback" not in proc.stderr
+    assert secret not in written
+
+
+def test_an_openrc_of_an_application_credential(appcred, tmp_path):
+    """Horizon's openrc for an application credential (OS_AUTH_TYPE=v3applicationcredential, its id and
+    secret, no login, no project): before, « openrc incomplet : il manque OS_USERNAME, OS_PASSWORD,
+    OS_PROJECT_NAME », exit 2, where `openstack token issue` worked; now the claims run, C34 IGNORÉ."""
+    admin, project, entry, cred_id, cred_name, secret = appcred
+    env = {"OS_AUTH_TYPE": "v3applicationcredential", "OS_AUTH_URL": entry["auth"]["auth_url"],
+           "OS_APPLICATION_CREDENTIAL_ID": cred_id, "OS_APPLICATION_CREDENTIAL_SECRET": secret,
+           "OS_REGION_NAME": "RegionOne", "OS_INTERFACE": "public", "OS_IDENTITY_API_VERSION": "3"}
+    proc, found, written = _popek(tmp_path, None, env, *QUICK)
+    _all_pass_but_c34(proc, found)
+    assert secret not in written
+
+
+@contextlib.contextmanager
+def _domain_project():
+    """(admin, domain, project, user name, password): a domain `popek-<hex>-dom`, with a project and a
+    member user in it; the project emptied and deleted, the user deleted, the domain disabled and deleted."""
+    try:
+        admin = connection.connect("popek-admin", {}, paths.embedded_clouds_yaml()).conn
+    except connection.CloudUnavailable as exc:
+        pytest.skip(f"pas de cloud embarqué : {exc}")
+    ident = admin.identity
+    name = f"popek-{secrets.token_hex(4)}-dom"
+    password = secrets.token_urlsafe(18)
+    domain = ident.create_domain(name=name)
+    project = user = None
+    try:
+        project = ident.create_project(name=name, domain_id=domain.id)
+        user = ident.create_user(name=name, domain_id=domain.id, password=password)
+        ident.assign_project_role_to_user(project, user, ident.find_role("member"))
+        yield admin, domain, project, name, password
+    finally:
+        try:
+            if project is not None:
+                _remove(admin, project, user)
+            elif user is not None:
+                ident.delete_user(user, ignore_missing=True)
+        finally:
+            ident.update_domain(domain, is_enabled=False)
+            ident.delete_domain(domain, ignore_missing=True)
+
+
+def test_a_user_and_project_in_a_domain_of_their_own(tmp_path):
+    """User and project in a non-default domain, named by name and by id; and the same user without a
+    project (an unscoped entry given by mistake): one line asking for a project."""
+    with _domain_project() as (admin, domain, project, name, password):
+        url = yaml.safe_load(paths.embedded_clouds_yaml().read_text())["clouds"]["popek"]["auth"]["auth_url"]
+        base = {"region_name": "RegionOne", "identity_api_version": 3}
+        by_name = {**base, "auth": {"auth_url": url, "username": name, "password": password, "project_name": name,
+                                    "user_domain_name": domain.name, "project_domain_name": domain.name}}
+        by_id = {**base, "auth": {"auth_url": url, "username": name, "password": password, "project_name": name,
+                                  "user_domain_id": domain.id, "project_domain_id": domain.id}}
+        for label, cloud in (("name", by_name), ("id", by_id)):
+            proc, found, written = _popek(tmp_path / label, {"uni": cloud}, {}, "--os-cloud", "uni", *QUICK)
+            verdicts = _verdicts(found)
+            assert proc.returncode == 0 and found and all(s == "passed" for v in verdicts.values() for s, _ in v), \
+                (label, verdicts, proc.stderr[-1500:])
+            assert password not in written
+        unscoped = {**base, "auth": {k: v for k, v in by_name["auth"].items() if not k.startswith("project_")}}
+        proc, found, written = _popek(tmp_path / "unscoped", {"uni": unscoped}, {}, "--os-cloud", "uni", *QUICK)
+    assert proc.returncode == 2 and not found and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "jeton sans portée" in proc.stderr and "Traceback" not in proc.stderr
+    assert password not in written
+
+
+@contextlib.contextmanager
+def dead_region(admin):
+    """A region `popek-<hex>-dead` whose endpoints (every service type of RegionOne, every interface)
+    point at a closed port of this host: a second region of the catalog that does not answer."""
+    ident = admin.identity
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    region = ident.create_region(id=f"popek-{secrets.token_hex(4)}-dead")
+    made = []
+    try:
+        for e in [e for e in ident.endpoints() if e.region_id == "RegionOne"]:
+            made.append(ident.create_endpoint(service_id=e.service_id, interface=e.interface, region_id=region.id,
+                                              url=f"http://127.0.0.1:{port}/dead"))
+        yield region.id
+    finally:
+        for e in made:
+            with contextlib.suppress(Exception):
+                ident.delete_endpoint(e)
+        ident.delete_region(region)
+
+
+def test_a_second_region_that_does_not_answer(tmp_path):
+    """The catalog has RegionOne and a second region whose every endpoint is a closed port: with
+    `region_name: RegionOne`, popek uses RegionOne only (every claim passes); with the dead region, the
+    claims fail naming the dead address, never RegionOne's."""
+    with _project() as (admin, project, name, password, entry), dead_region(admin) as dead:
+        proc, found, written = _popek(tmp_path / "one", {"uni": entry}, {}, "--os-cloud", "uni", *QUICK,
+                                      "--claim", "C27", "--claim", "C33")
+        verdicts = _verdicts(found)
+        assert proc.returncode == 0 and found and all(s == "passed" for v in verdicts.values() for s, _ in v), \
+            (verdicts, proc.stderr[-1500:])
+        proc, found, written = _popek(tmp_path / "dead", {"uni": {**entry, "region_name": dead}}, {},
+                                      "--os-cloud", "uni", "--claim", "C17", "--claim", "C35")
+        verdicts = _verdicts(found)
+    assert found and all(s == "failed" for v in verdicts.values() for s, _ in v), verdicts
+    assert all("/dead" in m for v in verdicts.values() for _, m in v), verdicts
+    assert password not in written

@@ -1,0 +1,84 @@
+"""An openrc that logs in otherwise than with a login and a password (Horizon's openrc for an application
+credential: OS_AUTH_TYPE=v3applicationcredential; a token: OS_AUTH_TYPE=v3token) is what the `openstack`
+client accepts: popek takes it too, and says which of *its* variables is missing. Before, popek asked such an
+openrc for OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (found by hA5 on 2026-12-07, live: « openrc
+incomplet … il manque OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME » where `openstack token issue` worked).
+
+No cloud: Keystone is a closed port, so a complete openrc reaches the authentication and fails there."""
+import os
+
+import pytest
+
+from popek.checks.cloud import connection
+from popek.checks.cloud.connection import CloudUnavailable
+
+CLOSED = "http://127.0.0.1:1/v3"
+SECRET = "appcred-secret-do-not-print-77"
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("OS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _connect(tmp_path, env):
+    return connection.connect(None, env, tmp_path / "no-embedded" / "clouds.yaml", api_timeout=5)
+
+
+@pytest.mark.parametrize("env", [
+    {"OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_ID": "a1b2",
+     "OS_APPLICATION_CREDENTIAL_SECRET": SECRET},
+    {"OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_NAME": "ci", "OS_USERNAME": "u",
+     "OS_USER_DOMAIN_NAME": "Default", "OS_APPLICATION_CREDENTIAL_SECRET": SECRET},
+    {"OS_AUTH_TYPE": "v3token", "OS_TOKEN": SECRET, "OS_PROJECT_ID": "p1"},
+], ids=["appcred-id", "appcred-name", "token"])
+def test_an_openrc_of_another_auth_type_reaches_keystone(isolated, env):
+    with pytest.raises(CloudUnavailable) as exc:
+        _connect(isolated, {"OS_AUTH_URL": CLOSED, **env})
+    text = str(exc.value)
+    assert "injoignable" in text and "127.0.0.1:1" in text and "incomplet" not in text, text
+    assert SECRET not in text and exc.value.named
+
+
+@pytest.mark.parametrize("env, wanted, unwanted", [
+    ({"OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_ID": "a1b2"},
+     ["OS_APPLICATION_CREDENTIAL_SECRET"], ["OS_PASSWORD", "OS_PROJECT_NAME"]),
+    ({"OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_SECRET": SECRET},
+     ["OS_APPLICATION_CREDENTIAL_ID (ou OS_APPLICATION_CREDENTIAL_NAME et OS_USERNAME)"], ["OS_PASSWORD"]),
+    ({"OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_NAME": "ci",
+      "OS_APPLICATION_CREDENTIAL_SECRET": SECRET}, ["OS_USERNAME ou OS_USER_ID"], ["OS_PASSWORD"]),
+    ({"OS_AUTH_TYPE": "V3Token", "OS_PROJECT_ID": "p1"}, ["OS_TOKEN"], ["OS_USERNAME", "OS_PASSWORD"]),
+    ({"OS_USERNAME": "u"}, ["OS_PASSWORD", "OS_PROJECT_NAME"], ["OS_TOKEN"]),
+    ({"OS_AUTH_TYPE": "password", "OS_USERNAME": "u"}, ["OS_PASSWORD", "OS_PROJECT_NAME"], ["OS_TOKEN"]),
+], ids=["appcred-no-secret", "appcred-no-id", "appcred-name-no-owner", "token-no-token", "password", "password-said"])
+def test_an_incomplete_openrc_names_the_variables_of_its_auth_type(isolated, env, wanted, unwanted):
+    with pytest.raises(CloudUnavailable) as exc:
+        _connect(isolated, {"OS_AUTH_URL": CLOSED, **env})
+    text = str(exc.value)
+    assert "openrc incomplet" in text and all(w in text for w in wanted), text
+    assert not any(u in text for u in unwanted), text
+    assert SECRET not in text
+
+
+def test_an_openrc_of_another_plugin_is_left_to_keystoneauth_to_judge():
+    # its options are its own (e.g. v3totp's passcode): popek requires only the Keystone address
+    assert connection.openrc_missing({"OS_AUTH_TYPE": "v3totp", "OS_AUTH_URL": CLOSED}) == []
+    assert connection.openrc_missing({"OS_AUTH_TYPE": "v3totp"}) == ["OS_AUTH_URL"]
+
+
+@pytest.mark.parametrize("auth_type, says", [
+    ("v3applicationcredential", "l'identifiant d'application « ac1 »"),
+    ("v3token", "Keystone refuse le jeton (401)"),
+    (None, "de l'utilisateur « ac1 »"),
+])
+def test_a_refused_login_says_what_was_refused(auth_type, says):
+    from keystoneauth1 import exceptions as ks
+
+    text = connection.explain_auth_failure(ks.Unauthorized("The request you have made requires authentication."),
+                                           CLOSED, "ac1", auth_type)
+    assert says in text and "(401)" in text, text
+    assert ("mot de passe" in text) == (auth_type is None), text
