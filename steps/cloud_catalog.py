@@ -96,7 +96,12 @@ def has_catalog(entries, evidence):
 
 @then("chaque autre API que révèle le catalogue répond à l'adresse donnée par son document de versions")
 def other_apis(cloud, conn, entries, evidence):
-    others = [e for e in entries if e["type"] != "identity" and e["endpoints"]]
+    others = [e for e in entries if e["type"] != "identity" and e["endpoints"] and catalog.in_region(e)]
+    elsewhere = [f"{e['name']} ({e['type']}) : {', '.join(sorted({str(x['region']) for x in e['endpoints']}))}"
+                 for e in entries if not catalog.in_region(e)]
+    if elsewhere:   # the client never calls them in its region: no evidence about the cloud it uses
+        evidence.json(f"API d'autres régions seulement, hors de la région « {entries[0]['region']} » de ce client",
+                      elsewhere)
     assert others, "le catalogue ne révèle aucune autre API que Keystone"
     found = {f"{e['name']} ({e['type']})": catalog.version_answer(conn.session, e) for e in others}
     evidence.json("API révélées par le catalogue", found)
@@ -114,7 +119,15 @@ def _service(entries, service_type):
     if not found and optional:  # a cloud without Cinder or Swift: nothing to check here, and no failure
         pytest.skip(needs.not_in_catalog(optional, *aliases))
     assert found, f"pas de service {' / '.join(aliases)} au catalogue (types présents : {sorted(e['type'] for e in entries)})"
-    return found[0]
+    here = [e for e in found if catalog.in_region(e)]
+    if not here:    # only in other regions: the client never calls it in the region it uses
+        regions = sorted({str(x["region"]) for e in found for x in e["endpoints"]})
+        said = (f"le service {' / '.join(aliases)} n'a d'adresse au catalogue que dans la région {', '.join(regions)}, "
+                f"pas dans « {found[0]['region']} » (region_name / OS_REGION_NAME) que ce client utilise")
+        if optional:
+            pytest.skip(said)
+        assert False, said
+    return here[0]
 
 
 @then(parsers.parse('le catalogue contient le service de type "{service_type}"'), target_fixture="service")

@@ -57,8 +57,17 @@ def catalog(conn) -> list[dict]:
         endpoints.sort(key=lambda e: bool(region) and e["region"] != region)     # stable: the rest keep their order
         interfaces = client_interfaces(config, service.get("type"))
         out.append({"type": service.get("type"), "name": service.get("name"), "endpoints": endpoints,
-                    "interface": interfaces[0], "interfaces": interfaces})
+                    "interface": interfaces[0], "interfaces": interfaces, "region": region})
     return out
+
+
+def in_region(service: dict) -> bool:
+    """Does the client reach this catalog() service in its region (clouds.yaml region_name / OS_REGION_NAME)?
+    False for a service whose endpoints are all in other regions: the SDK and the `openstack` client never
+    call it (keystoneauth filters the catalog by region), so its addresses are no evidence about this cloud
+    as this client sees it. True without a region, or for a service without endpoints."""
+    region = service.get("region")
+    return not region or not service["endpoints"] or any(e["region"] in (region, None) for e in service["endpoints"])
 
 
 def client_interfaces(region, service_type: str | None = None) -> list[str]:
@@ -119,10 +128,11 @@ def as_a_service(entries: list[dict], extensions: set[str]) -> dict[str, list[st
 
 def public_url(service: dict) -> str | None:
     """The URL the client uses for the service: its endpoint of the first of the client's interfaces it has
-    (catalog()'s "interfaces", or "interface"; public by default), else its public one, else its first; None
-    without endpoints."""
-    endpoints = service["endpoints"]
-    if not endpoints:
+    (catalog()'s "interfaces", or "interface"; public by default), else its public one, else its first, in
+    the client's region (catalog()'s "region") when it has one; None without endpoints there."""
+    region = service.get("region")
+    endpoints = [e for e in service["endpoints"] if not region or e["region"] in (region, None)]
+    if not endpoints:       # none, or only in other regions than the client's (see in_region)
         return None
     wanted = list(service.get("interfaces") or [service.get("interface") or "public"]) + ["public"]
     return next((e["url"] for interface in wanted for e in endpoints if e["interface"] == interface), None) \
