@@ -27,6 +27,8 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
              instead of the OpenStack datasource's ephemeral DHCP and metadata crawl in init-local. Every
              boot reads the datasource cloud-init used (instance-data.json's platform): a `cdrive` boot that
              did not use the drive, or another boot that did not use the metadata service, counts as failed
+  cdimg      the `cdrive` image booted without a config drive: what the image's change costs a guest that
+             reads the metadata service (C18, C19); shares the `cdrive` upload
   file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
 e.g. `--variants base,fit,direct,noinit,trim,fastds,fit+direct+noinit+trim+fastds`.
 A variant may end in `@<network>` (boot it on that network instead of --net: `base@public` beside `base`
@@ -74,7 +76,7 @@ HERE = Path(__file__).resolve().parent
 PART_OFFSET = 1 << 20      # images.make_boot_disk: one partition at 1 MiB
 FIT_GIB = 10               # flavor small's disk
 BOOT_TIMEOUT = 360        # seconds from create to the login; a boot that takes longer counts as failed
-LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive")
+LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive", "cdimg")
 
 #: cloud-init modules the course uses (C19: users, keys, packages; the scenarios: write_files, runcmd),
 #: with what they need to apply them (hostname, /etc/hosts, growpart and resizefs for the flavor's disk).
@@ -273,11 +275,14 @@ def file_key(path: Path) -> str:
 
 def parse_variant(spec: str, runs: int) -> dict:
     """`fit+direct@public:3` -> {"label": "fit+direct@public", "image": "fit+direct", "parts": {...},
-    "net": "public" or None, "runs": 3, "config_drive": False} (True with the `cdrive` lever)."""
+    "levers": the image's levers, "net": "public" or None, "runs": 3, "config_drive": False} (True with the
+    `cdrive` lever; `cdimg` is the `cdrive` image without the drive: its image is `cdrive`'s)."""
     m = re.fullmatch(r"([a-z+]+)(?:@([\w.-]+))?(?::(\d+))?", spec)
     if not m:
         raise ValueError(spec)
-    return {"label": spec.split(":")[0], "image": m.group(1), "parts": set(m.group(1).split("+")),
+    image = "+".join("cdrive" if p == "cdimg" else p for p in m.group(1).split("+"))
+    return {"label": spec.split(":")[0], "image": image, "parts": set(m.group(1).split("+")),
+            "levers": set(image.split("+")) - {"base", "file"},
             "net": m.group(2), "runs": int(m.group(3)) if m.group(3) else runs,
             "config_drive": "cdrive" in m.group(1).split("+")}
 
@@ -588,7 +593,7 @@ def main() -> int:
         part.rename(glance_path)
     made: dict = {}
     for v in variants:   # before any cloud resource is made: an exclusive hold is spent booting
-        levers = v["parts"] - {"base", "file"}
+        levers = v["levers"]
         if "file" in v["parts"]:
             made[v["image"]] = made_variant(cache, Path(args.base_file), "file-" + file_key(Path(args.base_file)),
                                             levers)
@@ -607,7 +612,7 @@ def main() -> int:
         for v in variants:
             if v["image"] in images:
                 continue
-            levers = v["parts"] - {"base", "file"}
+            levers = v["levers"]
             slug = v["image"].replace("+", "-")
             image, warm_s = bench.held(slug), 0.0
             if image is None:

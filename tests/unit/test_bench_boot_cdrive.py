@@ -25,11 +25,18 @@ def bb():
 
 def test_cdrive_variant_asks_for_a_config_drive_and_others_do_not(bb):
     assert bb.parse_variant("cdrive:4", 5) == {"label": "cdrive", "image": "cdrive", "parts": {"cdrive"},
-                                               "net": None, "runs": 4, "config_drive": True}
+                                               "levers": {"cdrive"}, "net": None, "runs": 4, "config_drive": True}
     assert bb.parse_variant("fit+cdrive@public", 5)["config_drive"] is True
     assert bb.parse_variant("base:4", 5)["config_drive"] is False
     assert bb.parse_variant("fit+direct", 5)["config_drive"] is False
     assert "cdrive" in bb.LEVERS
+    assert bb.parse_variant("base", 5)["levers"] == set()
+
+
+def test_cdimg_is_the_cdrive_image_booted_without_the_drive(bb):
+    v = bb.parse_variant("fit+cdimg:3", 5)
+    assert (v["label"], v["image"], v["levers"], v["config_drive"]) == ("fit+cdimg", "fit+cdrive", {"fit", "cdrive"}, False)
+    assert v["image"] == bb.parse_variant("fit+cdrive", 5)["image"]   # one upload for both variants
 
 
 def test_the_recipe_lists_the_datasource_the_lever_replaces(bb):
