@@ -1,7 +1,10 @@
 """popek's one apt helper: installs the Debian packages it is given with the machine's own apt, and
 changes nothing else on the machine.
 
-What apt will install (dependencies included) is shown first; no package is removed (`--no-remove`), no
+What apt will install (dependencies included) is shown first; no package is removed (`--no-remove`) nor
+upgraded (a package of the machine's own that apt would bring to another version refuses the install, naming
+it: on a machine not up to date, installing one new package upgrades its installed dependencies — measured on
+a Debian 12 behind its point release: `bash-doc` upgrades `bash`, `fuse2fs` five e2fsprogs packages), no
 recommends; no service is started (policy-rc.d for the run) nor left enabled at boot. The callers pass
 their packages: the API-only cloud's (install.APT_PACKAGES), the dataplane's, the image builds' tools.
 """
@@ -81,6 +84,36 @@ def planned_installs(simulation: str) -> list[str]:
     return [line.split()[1] for line in simulation.splitlines() if line.startswith("Inst ")]
 
 
+def planned_upgrades(simulation: str) -> list[tuple[str, str, str]]:
+    """The packages of the machine that `apt-get install -s` (`simulation`) would bring to another version:
+    (name, installed version, new version). apt writes the installed version in brackets:
+    `Inst bash [5.2.15-2+b8] (5.2.15-2+b13 Debian:12.15/oldstable [amd64])`."""
+    found = []
+    for line in simulation.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "Inst" and parts[2].startswith("[") and parts[2].endswith("]") \
+                and parts[3].startswith("("):
+            found.append((parts[1], parts[2][1:-1], parts[3][1:]))
+    return found
+
+
+def held() -> set[str]:
+    """The packages the machine's owner holds (`apt-mark hold`)."""
+    if shutil.which("apt-mark") is None:
+        return set()
+    return set(subprocess.run(["apt-mark", "showhold"], capture_output=True, text=True).stdout.split())
+
+
+def upgrades_refused(absent: list[str], upgrades: list[tuple[str, str, str]], holds: set[str]) -> str:
+    """The French message that refuses an install which would upgrade packages of the machine's own."""
+    listed = ", ".join(f"{name} {old} → {new}" + (" (retenu par apt-mark hold)" if name in holds else "")
+                       for name, old, new in upgrades)
+    return (f"paquets Debian manquants : {' '.join(absent)} ; apt mettrait aussi à jour {len(upgrades)} paquet(s) "
+            f"déjà installé(s) sur cette machine : {listed} ; popek ne change pas les paquets de la machine : "
+            f"mettez-la à jour vous-même (apt-get upgrade), ou installez ces paquets vous-même : "
+            f"apt-get install --no-install-recommends {' '.join(absent)}")
+
+
 def disable_new(before: set[str], log: Callable[[str], None], globs=ENABLED_GLOBS) -> list[str]:
     """Disable, the Debian way, every service a package script enabled since `before` was taken
     (deb-systemd-helper for systemd units, update-rc.d for init scripts). Returns their names."""
@@ -113,10 +146,12 @@ def _apt_plan(packages: list[str]) -> subprocess.CompletedProcess:
 
 def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list[str]:
     """Install the missing ones of `packages` with the machine's apt, changing nothing else: what will be
-    installed (dependencies included) is shown first, no package is removed (`--no-remove`), no recommends,
+    installed (dependencies included) is shown first, no package is removed (`--no-remove`) nor upgraded
+    (refused with the list of what apt would upgrade, before anything is installed), no recommends,
     no service is started (policy-rc.d) nor left enabled at boot. Returns the packages installed.
 
-    Raises AptError (one French sentence) when not root, without apt, or when apt refuses."""
+    Raises AptError (one French sentence) when not root, without apt, when apt would upgrade a package of the
+    machine's, or when apt refuses."""
     absent = missing(packages)
     if not absent:
         return []
@@ -134,6 +169,9 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list
         if plan.returncode != 0:
             raise AptError(f"apt-get install {' '.join(absent)} impossible sans retirer de paquet ou "
                            f"autrement : {(plan.stderr or plan.stdout).strip()[-400:]}")
+        upgrades = [u for u in planned_upgrades(plan.stdout) if u[0] not in absent]  # absent: half-installed ones
+        if upgrades:
+            raise AptError(upgrades_refused(absent, upgrades, held()))
         installs = planned_installs(plan.stdout)
         log(f"apt : installation de {len(installs)} paquet(s) : {' '.join(installs)}")
         enabled = enabled_links()
