@@ -90,6 +90,7 @@ NOVA_PRIVSEP_SECTIONS = ("nova_sys_admin", "vif_plug_ovs_privileged", "vif_plug_
 #: 32 took 54 MiB off each tiny guest, but a Debian 13 boot flushed it ~200 times and needed 152 s from ACTIVE to
 #: SSH; at 128, 13 flushes and 90 s (one run each, loadavg 5, 2026-12-06, issue #17).
 TB_CACHE_MIB = 128
+#: The OpenFlow port's standard number (the agent's of_listen_port: the cloud's map, `state.ports["openflow"]`).
 OPENFLOW_PORT = 6633
 #: libvirt's fixed directories, each replaced in popek's libvirtd's mount namespace by `<state>/libvirt/<key>`
 #: (all that libvirtd 9.0 and its QEMU driver write as root: config, sockets and pid files, domain state,
@@ -423,7 +424,7 @@ def config_overrides(state: CloudState) -> dict:
         },
         "neutron/plugins/ml2/openvswitch_agent.ini": {
             "ovs": {**ovs_common, "bridge_mappings": f"{PHYSNET}:{EXT_BRIDGE}", "of_listen_address": HOST,
-                    "of_listen_port": OPENFLOW_PORT},
+                    "of_listen_port": state.ports["openflow"]},
             "agent": {"tunnel_types": "", "l2_population": False},
             "securitygroup": {"enable_security_group": True, "firewall_driver": "openvswitch"},
         },
@@ -558,9 +559,10 @@ def check_openflow_port(state: CloudState) -> None:
     program as their controller (it is no health check port: `up` would not see it otherwise)."""
     if svcmod.read_pid(state, "neutron-openvswitch-agent") is not None:
         return
-    who = svcmod.port_taken(OPENFLOW_PORT)
+    port = state.ports["openflow"]
+    who = svcmod.port_taken(port)
     if who is not None:
-        raise CloudError(f"plan de données : le port {OPENFLOW_PORT} (OpenFlow, où l'agent Open vSwitch de Neutron "
+        raise CloudError(f"plan de données : le port {port} (OpenFlow, où l'agent Open vSwitch de Neutron "
                          f"pilote les ponts de popek) est déjà occupé par {who} ; popek n'y touche pas : libérez ce "
                          "port (arrêtez ce programme), puis relancez `popek cloud up`")
 
@@ -795,7 +797,7 @@ def services(state: CloudState) -> list[Service]:
         dataclasses.replace(agent("neutron-rpc-server", "plugins/ml2/ml2_conf.ini"), stage=1),
         # it listens on the OpenFlow port, where popek's bridges take it as their controller
         dataclasses.replace(privileged("neutron-openvswitch-agent", "plugins/ml2/ml2_conf.ini",
-                                       "plugins/ml2/openvswitch_agent.ini"), ports=(OPENFLOW_PORT,)),
+                                       "plugins/ml2/openvswitch_agent.ini"), ports=(state.ports["openflow"],)),
         privileged("neutron-dhcp-agent", "dhcp_agent.ini"),
         # behind l3_guard.py: no start-up deletion of the machine's other qrouter-/snat-/fip- namespaces
         dataclasses.replace(agent("neutron-l3-agent", "l3_agent.ini"), argv=inproc_argv(

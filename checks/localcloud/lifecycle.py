@@ -30,7 +30,7 @@ from popek.checks.localcloud import dataplane as dataplane_hooks  # `dataplane` 
 from popek.checks.localcloud.errors import CloudError
 from popek.checks.secrets import REDACT
 from popek.checks.localcloud.services import STAGES, Service
-from popek.checks.localcloud.state import HOST, PORTS, RABBIT_USER, RABBIT_VHOST, CloudState
+from popek.checks.localcloud.state import DATAPLANE_PORTS, HOST, PORTS, RABBIT_USER, RABBIT_VHOST, CloudState
 
 API_ONLY = "API seulement (pilote fake)"
 
@@ -715,6 +715,8 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
         + " ; réparation sur place (les autres processus et les instances ne sont pas touchés)")
     services.kill_now(state, [n for n in sick if services.read_pid(state, n) is not None])
     moved = _repair_ports(state, mod, svc, sick, log)
+    if moved:  # the table on the new map: a health check, an argv (epmd's -port) at the old port would reach the squatter
+        svc = table(state, mod)
     # neutron-rpc-server's topic queues, once it or the broker restarts, have no consumer (or do not exist: a
     # broker restarts without its transient queues) until the server consumes again: its agents started before
     # lose their first call and wait out a 60 s RPC timeout (measured: the DHCP and L3 agents' first sync
@@ -838,12 +840,13 @@ def settle_ports(state: CloudState, mod, log) -> list[tuple]:
             for p in services.ports_of(s)}
     before = state.ports
     try:
-        chosen, moves = ports.choose(PORTS, before, services.port_taken, ports.ephemeral_range(),
+        standard = PORTS if mod is not None else {k: p for k, p in PORTS.items() if k not in DATAPLANE_PORTS}
+        chosen, moves = ports.choose(standard, before, services.port_taken, ports.ephemeral_range(),
                                      ours={k for k, p in before.items() if p in held})
     except ValueError as exc:
         raise CloudError(f"{exc} sur {HOST} : popek ne démarre rien") from None
     if moves or not state.ports_file.exists():
-        state.record_ports(chosen)
+        state.record_ports(before | chosen)  # a key of the other mode's (OpenFlow's) kept as it was
     for line in ports.say(moves):
         log(line)
     return moves

@@ -80,7 +80,7 @@ def say(moves: list[tuple]) -> list[str]:
 OWNER = {"keystone": "keystone", "glance": "glance-api", "placement": "placement-api", "nova": "nova-api",
          "metadata": "nova-api", "neutron": "neutron-api", "cinder": "cinder-api", "swift": "swift-proxy",
          "swift-account": "swift-account", "swift-container": "swift-container", "swift-object": "swift-object",
-         "rabbitmq": "rabbitmq", "rabbitmq-dist": "rabbitmq", "epmd": "epmd"}
+         "rabbitmq": "rabbitmq", "rabbitmq-dist": "rabbitmq", "epmd": "epmd", "openflow": "neutron-openvswitch-agent"}
 #: Processes that reach no port of the map but their own (keystone reads only its database; the swift
 #: storage servers and the host's daemons of the dataplane none).
 READ_NONE = frozenset({"mariadb", "epmd", "keystone", "swift-account", "swift-container", "swift-object",
@@ -88,6 +88,9 @@ READ_NONE = frozenset({"mariadb", "epmd", "keystone", "swift-account", "swift-co
 #: Processes whose only port of the map, besides their own, is keystone's (their [keystone_authtoken]).
 READ_KEYSTONE = frozenset({"placement-api", "glance-api", "swift-proxy"})
 SWIFT_STORAGE = frozenset({"swift-account", "swift-container", "swift-object"})
+#: The keys whose port every OpenStack process may reach (its configuration, or keystone's catalog); the others
+#: (epmd's, rabbitmq's distribution port, the swift storage servers', OpenFlow's) only their owner and one reader.
+WIDE = frozenset({"keystone", "rabbitmq", "glance", "placement", "nova", "metadata", "neutron", "cinder", "swift"})
 
 
 def readers(moved: set[str], names: list[str]) -> list[str]:
@@ -102,7 +105,7 @@ def readers(moved: set[str], names: list[str]) -> list[str]:
     for name in names:
         if name in READ_NONE or name == "rabbitmq":
             continue
-        if "keystone" in moved or (name not in READ_KEYSTONE and moved - SWIFT_STORAGE - {"epmd", "rabbitmq-dist"}):
+        if "keystone" in moved or (name not in READ_KEYSTONE and moved & WIDE):
             need.add(name)
     if moved & {"epmd", "rabbitmq-dist"}:
         need.add("rabbitmq")

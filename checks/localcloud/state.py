@@ -36,7 +36,12 @@ PORTS = {
     "neutron": 9696, "cinder": 8776, "swift": 8080,
     "swift-account": 6202, "swift-container": 6201, "swift-object": 6200,
     "rabbitmq": 5672, "rabbitmq-dist": 25672, "epmd": 4369,
+    # the Open vSwitch agent's OpenFlow controller (dataplane only): TCP on HOST, where popek's bridges connect
+    # (`ss -ltnp`: 127.0.0.1:6633 neutron-openvsw); ovsdb-server and ovs-vswitchd listen on unix sockets only
+    "openflow": 6633,
 }
+#: The keys of the map that only the dataplane binds (an API-only cloud neither probes nor moves them).
+DATAPLANE_PORTS = ("openflow",)
 REGION = "RegionOne"
 RABBIT_USER = RABBIT_VHOST = "popek"
 #: One data directory per OpenStack service (sqlite database, image store, lock files…); MariaDB's and

@@ -166,33 +166,52 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
     assert catalog(state)["identity"] == {f"http://127.0.0.1:{moved['keystone']}/v3"}
 
 
-def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(tmp_path, record_property):
-    """A running cloud whose placement-api died and whose port someone took meanwhile (a student's server):
-    `popek cloud up` (a repair, no `down`) moves placement to a free port, says so, rewrites its configuration
-    and Keystone's catalog, restarts what reads it (nova's services, neutron's, cinder's), and the cloud is whole
-    while the squatter goes on answering. Then, the squatter gone and the old map written back by hand, the next
-    repair follows it back (the configuration did not name it yet: lifecycle.ports_unwritten)."""
+
+def epmd_names(port: int) -> str:
+    """What the epmd on `port` says its registered nodes are (`epmd -names`)."""
+    out = subprocess.run(["/usr/bin/epmd", "-port", str(port), "-names"], capture_output=True, text=True, timeout=30)
+    return out.stdout + out.stderr
+
+
+#: (service killed, key of its port, a process the repair must restart for it, a check of the moved port)
+REPAIRS = {
+    "placement": ("placement-api", "placement", "nova-compute",
+                  lambda state, port: catalog(state)["placement"] == {f"http://127.0.0.1:{port}"}),
+    # RabbitMQ registered again with the moved epmd (rabbitmqctl finds the node through it)
+    "epmd": ("epmd", "epmd", "rabbitmq", lambda state, port: "name rabbit at port" in epmd_names(port)),
+}
+
+
+@pytest.mark.parametrize("case", list(REPAIRS))
+def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(case, tmp_path, record_property):
+    """A running cloud whose placement-api (or epmd) died and whose port someone took meanwhile (a student's
+    server): `popek cloud up` (a repair, no `down`) moves the port, says so, rewrites the configuration and
+    Keystone's catalog, restarts what reads it (for placement nova's, neutron's and cinder's services; for epmd,
+    RabbitMQ), and the cloud is whole while the squatter goes on answering. Then, the squatter gone and the old
+    map written back by hand, the next repair follows it back (lifecycle.ports_unwritten)."""
     from popek.checks.localcloud import lifecycle
 
+    name, key, reader, check = REPAIRS[case]
     state = running_cloud(dataplane=True, root_for="arrêter un service du cloud embarqué")
     with cloud_lock_exclusive(900, "le cloud partagé ne peut pas être réparé"):
         before = state.ports
-        old = before["placement"]
+        old = before[key]
         squatter = None
         try:
-            assert services.kill_now(state, ["placement-api"]) == []
+            assert services.kill_now(state, [name]) == []
             squatter = Squatter(old, "127.0.0.1")
             up = popek("cloud", "up")
             out = up.stdout + up.stderr
             assert up.returncode == 0, out[-3000:]
             moved = state.ports
-            assert moved["placement"] != old and {k: v for k, v in moved.items() if k != "placement"} == \
-                {k: v for k, v in before.items() if k != "placement"}, moved
-            line = next((ln for ln in out.splitlines() if f"placement : {old} occupé par " in ln), "")
-            assert f"le processus {os.getpid()} (" in line and line.rstrip().endswith(f", pris {moved['placement']}"), out[-3000:]
-            assert "ports déplacés : redémarrage de " in out and "nova-compute" in out, out[-3000:]
+            assert moved[key] != old and {k: v for k, v in moved.items() if k != key} == \
+                {k: v for k, v in before.items() if k != key}, moved
+            line = next((ln for ln in out.splitlines() if f"{key} : {old} occupé par " in ln), "")
+            assert f"le processus {os.getpid()} (" in line and line.rstrip().endswith(f", pris {moved[key]}"), out[-3000:]
+            said = next((ln for ln in out.splitlines() if "ports déplacés : redémarrage de " in ln), "")
+            assert reader in said, out[-3000:]
             assert whole()[0] == whole()[1] > 0, popek("cloud", "status").stdout
-            assert catalog(state)["placement"] == {f"http://127.0.0.1:{moved['placement']}"}
+            assert check(state, moved[key]), out[-3000:]
             run = popek("run", "cloud", "-n", "2", "--claim", "C27", "--claim", "C28", "--no-cloud-up",
                         "--no-report", "--results", str(tmp_path / "r"))
             results = allure_results(tmp_path / "r")
@@ -200,17 +219,17 @@ def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(tmp
             bad = {n: s for n, s in statuses.items() if s[0] not in ("passed", "skipped")}
             assert results and not bad and run.returncode == 0, (bad, run.stdout[-3000:])
             assert squatter.answers()  # untouched, still theirs
-            record_property("moved", f"placement {old} -> {moved['placement']}")
+            record_property("moved", f"{key} {old} -> {moved[key]}; {said.strip()}")
             record_property("run", ", ".join(f"{n}: {s[0]}" for n, s in sorted(statuses.items())))
-            print("moved:", old, "->", moved["placement"], "run:", statuses)
+            print("moved:", key, old, "->", moved[key], "|", said.strip(), "| run:", statuses)
         finally:  # the squatter gone, the map of before written back, and the cloud repaired on it
             if squatter is not None:
                 squatter.stop()
             if state.ports != before:
-                services.kill_now(state, ["placement-api"])
+                services.kill_now(state, [name])
                 state.record_ports(before)  # the configuration still names the moved port: ports_unwritten
             back = popek("cloud", "up")
             assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
             assert whole()[0] == whole()[1] > 0
             assert lifecycle.ports_unwritten(state) == set() and state.ports == before
-            assert catalog(state)["placement"] == {f"http://127.0.0.1:{old}"}
+            assert check(state, old)

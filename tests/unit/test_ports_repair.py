@@ -123,3 +123,28 @@ def test_a_map_the_configuration_does_not_name_yet_is_written_and_read_again(tmp
 
 def test_no_record_of_the_written_map_moves_nothing(tmp_path):
     assert lifecycle.ports_unwritten(CloudState(tmp_path)) == set()
+
+
+def test_the_repair_starts_the_moved_service_on_its_new_port_and_its_readers_after_the_catalog(tmp_path, monkeypatch):
+    """Through repair() itself: the processes are started from the table of the new map (a health check at the old
+    port would ask the squatter, which answers: healthy), and the catalog is re-pointed before stage 2 starts."""
+    state, svc, stopped = fake_cloud(tmp_path, monkeypatch, dead=["placement-api", "epmd"], busy={8778, 4369})
+    calls = []
+    monkeypatch.setattr(lifecycle, "diagnose", lambda st, table: {"epmd": "arrêté", "placement-api": "arrêté"})
+    monkeypatch.setattr(services, "kill_now", lambda st, names: [])
+    monkeypatch.setattr(services, "start", lambda st, s: calls.append(("start", s.name, s.health, tuple(s.argv))) or 43)
+    monkeypatch.setattr(services, "wait_healthy", lambda st, group, timeout=None: None)
+    monkeypatch.setattr(lifecycle, "_check_port_free", lambda s: None)
+    monkeypatch.setattr(lifecycle, "wait_nova", lambda *a, **k: None)
+    monkeypatch.setattr(lifecycle, "wait_consumers", lambda *a, **k: None)
+    monkeypatch.setattr(bootstrap, "repoint_catalog", lambda st, log=print: calls.append(("catalog",)) or [])
+    said = []
+    lifecycle.repair(state, None, svc, said.append, "x")
+    started = {c[1]: c for c in calls if c[0] == "start"}
+    assert started["placement-api"][2] == "http://127.0.0.1:18778/"
+    assert started["epmd"][3][-1] == "14369" and started["epmd"][2] == "tcp://127.0.0.1:14369"
+    assert "rabbitmq" in started and "nova-conductor" in started and "glance-api" not in started
+    order = [c[1] if c[0] == "start" else "catalog" for c in calls]
+    assert order.index("epmd") < order.index("rabbitmq") < order.index("placement-api") < order.index("catalog") \
+        < order.index("nova-conductor")
+    assert any("cloud réparé" in line for line in said)
