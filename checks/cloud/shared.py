@@ -313,9 +313,9 @@ class Shared:
                 if not self.embedded:
                     raise
                 refused = exc
-            if refused is not None:     # raised here, outside the handler: a fresh error, its cause the refusal
-                fault = AssertionError(embedded_policy_fault(refused, self.embedded))
-                fault.__cause__ = refused
+            if refused is not None:     # raised here, outside the handler: a fresh error, its cause Neutron's 403
+                fault = AssertionError(embedded_policy_fault(refused, self.embedded))   # (not Refused's « la
+                fault.__cause__ = refused.__cause__ or refused      # politique de ce cloud » in its trace)
                 raise fault
             return None if made is None else Routed(*made)
         return self.get("routed", make)

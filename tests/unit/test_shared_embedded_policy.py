@@ -47,6 +47,8 @@ def test_on_the_embedded_cloud_a_router_refused_by_policy_fails_naming_the_polic
                    f"fichier(s) de politique qui nomment create_router : {root}/etc/neutron/policy.d/popek-hE.yaml"):
         assert needle in said, said
     assert "other.yaml" not in said and "la politique de ce cloud, pas une panne" not in said
+    # its trace: Neutron's 403, not Refused's « la politique de ce cloud, pas une panne » (live 16:32, in the report)
+    assert isinstance(exc.__cause__.__cause__, sdk_exc.ForbiddenException), repr(exc.__cause__.__cause__)
     with pytest.raises(Unavailable):                  # the next scenario: the same cause, not made again
         shared.routed()
 

@@ -1,0 +1,137 @@
+"""The embedded cloud's own refusals, and an image the probe found broken (hE, 2026-12-07).
+
+| fault | claims | what the run must say | before the fix |
+|---|---|---|---|
+| Neutron's policy of the EMBEDDED cloud refuses create_router to the run's project (a policy.d file) | C24 | ÉCHEC « la politique de Neutron du cloud embarqué refuse au projet du run create_router (HTTP 403 : …) : popek écrit cette politique … une panne, pas un choix du cloud ; fichier(s) de politique qui nomment create_router : …/policy.d/… » | IGNORÉ « ce cloud refuse à ce compte un routeur … : la politique de ce cloud, pas une panne » |
+| the project's smallest image does not boot (a private image of 1 MiB of zeros), popek-tiny does; no admin credentials, so the probe boots | C20 (C26's dataplane scenario: RÉUSSI on the other image) | C20 ÉCHEC « image active qui ne démarre pas sur ce cloud : l'image « popek-hE-noboot » … ne démarre pas sur ce cloud, l'image « popek-tiny » … y démarre » | C20 RÉUSSI; every dataplane scenario ÉCHEC naming the image, and every scenario still booting it |
+
+On the embedded cloud popek writes Neutron's policy (its members create networks and routers): a refusal there is a
+fault (someone changed policy.d), not the operator's choice it is on any other cloud (test_any_cloud_provider: the
+same refusal reached as a foreign cloud stays IGNORÉ). The run must know it is on the embedded cloud: the fresh
+project's account is the user's clouds.yaml entry `popek` with the embedded Keystone's address, as
+connection.connect recognises the embedded cloud (embedded_root), while only that project is refused (a quoted
+literal of its id in the rule, test_any_cloud_provider.refused_rules), so no other run sees a change.
+
+Each case: a fresh member-only project (test_foreign_project._project: everything in it, the user and the project
+deleted in the end; the policy file removed and the default checked back, test_live_paths.policy_rules).
+Opt-in (POPEK_SLOW_FAULTS=1): the image case waits 90 s for a silent console. Under `flock -s /tmp/popek-cloud.lock`
+(only the test's project is refused, only it sees its image).
+"""
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import time
+
+import pytest
+import yaml
+
+from popek import paths
+
+from faults import slow
+from helpers import allure_results, run_popek, running_cloud
+from test_faults_api import claims_of, label, message, record
+from test_foreign_project import _project, _run
+from test_live_paths import policy_rules
+
+pytestmark = [pytest.mark.integration, pytest.mark.cloud,
+              slow("un projet neuf du cloud embarqué, popek lancé dessus (la sonde attend 90 s une console muette)",
+                   " (sous flock -s)")]
+
+
+@pytest.fixture(scope="module")
+def state():
+    """The embedded cloud, whole and in dataplane mode (else the test is skipped with the reason)."""
+    return running_cloud(dataplane=True, root_for="changer la politique de Neutron du cloud embarqué")
+
+
+def _run_as_embedded(tmp_path, entry, *args):
+    """`popek run cloud --os-cloud popek` with `entry` (the fresh project's account, the embedded Keystone's
+    address) as the user's clouds.yaml entry `popek`: the embedded cloud as popek recognises it."""
+    home = tmp_path / "home"
+    (home / ".config" / "openstack").mkdir(parents=True)
+    (home / ".config" / "openstack" / "clouds.yaml").write_text(yaml.safe_dump({"clouds": {"popek": entry}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(HOME=str(home), POPEK_HOME=str(paths.state_home()))
+    results = tmp_path / "r"
+    proc = run_popek("run", "cloud", "--os-cloud", "popek", "--no-cloud-up", "--no-report", "--results",
+                     str(results), *args, cwd=home, env=env)
+    found = allure_results(results) if (results / "allure-results").is_dir() else []
+    written = proc.stdout + proc.stderr + "".join(
+        p.read_text(errors="replace") for p in results.rglob("*") if p.is_file())
+    return proc, found, written
+
+
+def _member_may_create_router(entry) -> bool:
+    """Whether the project's member gets a router from Neutron (one is made, then deleted at once)."""
+    import openstack
+    from openstack import exceptions
+
+    conn = openstack.connect(**entry["auth"], region_name=entry["region_name"])
+    try:
+        router = conn.network.create_router(name=f"popek-hE-probe-{secrets.token_hex(3)}")
+    except exceptions.ForbiddenException:
+        return False
+    conn.network.delete_router(router)
+    return True
+
+
+def _verdicts(found):
+    return [(label(r), r["status"], message(r)[:1500]) for r in found]
+
+
+@pytest.mark.falsifies("C24", fault="politique de Neutron du cloud embarqué changée (policy.d) : create_router refusé "
+                                    "au projet du run")
+def test_the_embedded_clouds_neutron_refusing_the_router_fails_naming_its_policy(state, tmp_path, record_property):
+    t0 = time.monotonic()
+    with _project() as (admin, project, name, password, entry):
+        # Neutron's default for create_router (ADMIN_OR_PROJECT_MEMBER), minus this project alone
+        rule = {"create_router": f"(rule:admin_only) or (role:member and project_id:%(project_id)s and not "
+                                 f"'{project.id}':%(project_id)s)"}
+        with policy_rules(state, "neutron-api", "neutron", rule, lambda: not _member_may_create_router(entry),
+                          lambda: _member_may_create_router(entry)) as refused:
+            assert refused, "Neutron n'a pas relu sa politique : le membre crée encore des routeurs"
+            proc, found, written = _run_as_embedded(tmp_path, entry, "--claim", "C24")
+    record(record_property, dict(enumerate(found)), "C24")
+    record_property("seconds", round(time.monotonic() - t0, 1))
+    mine = [r for r in found if "C24" in claims_of(r)]
+    assert mine and all(r["status"] == "failed" for r in mine), _verdicts(found) or proc.stdout[-3000:]
+    said = message(mine[0])
+    for needle in ("la politique de Neutron du cloud embarqué refuse au projet du run create_router",
+                   "is disallowed by policy", "une panne, pas un choix du cloud",
+                   "fichier(s) de politique qui nomment create_router", "policy.d/popek-live-paths.yaml"):
+        assert needle in said, said
+    assert "la politique de ce cloud, pas une panne" not in written
+    assert password not in written
+
+
+@pytest.mark.falsifies("C20", fault="la plus petite image du projet ne démarre pas (1 Mio de zéros), une autre "
+                                    "démarre : la sonde la nomme, le run démarre l'autre")
+def test_an_image_that_does_not_boot_fails_c20_and_the_run_boots_another(tmp_path, record_property):
+    import openstack
+
+    t0 = time.monotonic()
+    with _project() as (admin, project, name, password, entry):
+        member = openstack.connect(**entry["auth"], region_name="RegionOne")
+        image = member.image.create_image(name="popek-hE-noboot", disk_format="raw", container_format="bare",
+                                          visibility="private", data=io.BytesIO(bytes(1 << 20)),
+                                          validate_checksum=False, wait=True)
+        try:
+            proc, found, written = _run(tmp_path, entry, "-n", "2", "--claim", "C20", "--claim", "C26")
+        finally:
+            member.image.delete_image(image, ignore_missing=True)
+    record(record_property, dict(enumerate(found)), "C20")
+    record_property("seconds", round(time.monotonic() - t0, 1))
+    images = [r for r in found if "C20" in claims_of(r)]
+    assert images and all(r["status"] == "failed" for r in images), _verdicts(found) or proc.stdout[-3000:]
+    said = message(images[0])
+    for needle in ("image active qui ne démarre pas sur ce cloud",
+                   f"l'image « popek-hE-noboot » {image.id} ne démarre pas sur ce cloud", "« popek-tiny »",
+                   "y démarre", "n'a rien écrit sur sa console"):
+        assert needle in said, said
+    # the dataplane works (the other image booted): its scenario logs into the pair, booted of that image
+    dataplane = [r for r in found if "needs:dataplane" in {x["value"] for x in r["labels"] if x["name"] == "tag"}]
+    assert dataplane and all(r["status"] == "passed" for r in dataplane), _verdicts(found)
+    assert "plan de données en panne" not in written
+    assert password not in written
