@@ -93,6 +93,24 @@ def resolve(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
     return Choice("embedded", EMBEDDED_MEMBER, files, False)
 
 
+def lone_user_cloud(environ: Mapping[str, str]) -> Optional[str]:
+    """A French note when popek falls back to its embedded cloud (no --os-cloud, OS_CLOUD nor openrc) while
+    the user's clouds.yaml holds exactly one cloud: the `openstack` client uses that one without OS_CLOUD
+    (openstacksdk's loader: "If there is only one cloud just use it"), popek does not (its default is its own
+    cloud: it creates servers on no cloud the user did not name), and says so, with how to check that one.
+    None otherwise (no user file, several entries, an unreadable file: the named cloud's errors say that)."""
+    try:
+        loaded = open_config(environ, Path("/nonexistent/popek-embedded/clouds.yaml"), named=False)
+    except CloudUnavailable:
+        return None
+    names = loaded.known()
+    if loaded.config.config_filename is None or len(names) != 1:
+        return None
+    return (f"votre clouds.yaml ({loaded.config.config_filename}) a une seule entrée, « {names[0]} », que le client "
+            "openstack prend sans OS_CLOUD ; popek vérifie par défaut son cloud embarqué : "
+            f"--os-cloud {names[0]} (ou OS_CLOUD={names[0]}) pour vérifier celui-là")
+
+
 def openrc_missing(environ: Mapping[str, str]) -> list[str]:
     """The openrc variables that are absent for its way of logging in (OS_AUTH_TYPE, `password` by default):
     the course's four (Keystone URL, login, password, project); for an application credential (the openrc

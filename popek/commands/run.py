@@ -96,6 +96,9 @@ def check_named_cloud(os_cloud) -> None:
     from popek.errors import UserError
 
     if not connection.resolve(os_cloud, os.environ, paths.embedded_clouds_yaml()).named:
+        note = connection.lone_user_cloud(os.environ)   # the cloud the `openstack` client would use instead
+        if note:
+            print(f"popek: {note}", flush=True)
         return
     try:
         connection.connect(os_cloud, os.environ, paths.embedded_clouds_yaml())

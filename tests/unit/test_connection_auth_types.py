@@ -82,3 +82,28 @@ def test_a_refused_login_says_what_was_refused(auth_type, says):
                                            CLOSED, "ac1", auth_type)
     assert says in text and "(401)" in text, text
     assert ("mot de passe" in text) == (auth_type is None), text
+
+
+def _user_clouds(home, names):
+    path = home / ".config" / "openstack"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "clouds.yaml").write_text("clouds:\n" + "".join(
+        f"  {n}:\n    auth: {{auth_url: '{CLOSED}', username: u, password: x, project_name: p}}\n" for n in names))
+
+
+def test_a_lone_user_cloud_is_named_when_popek_checks_its_own(isolated, monkeypatch):
+    """The `openstack` client takes a clouds.yaml's only entry without OS_CLOUD (openstacksdk's loader);
+    popek's default stays its embedded cloud, and the note says which cloud the client would have used."""
+    from openstack.config import loader
+
+    monkeypatch.setattr(loader, "CONFIG_FILES", [str(isolated / ".config" / "openstack" / "clouds.yaml")])
+    assert connection.lone_user_cloud({}) is None            # no user file
+    _user_clouds(isolated, ["uni"])
+    note = connection.lone_user_cloud({})
+    assert "une seule entrée, « uni »" in note and "--os-cloud uni" in note, note
+    assert loader.OpenStackConfig(load_envvars=False).get_one().name == "uni"     # the client's choice indeed
+    _user_clouds(isolated, ["uni", "lab"])
+    assert connection.lone_user_cloud({}) is None            # several: the client would need OS_CLOUD too
+    other = isolated / "other.yaml"
+    other.write_text(f"clouds:\n  solo:\n    auth: {{auth_url: '{CLOSED}'}}\n")
+    assert "« solo »" in connection.lone_user_cloud({"OS_CLIENT_CONFIG_FILE": str(other)})
