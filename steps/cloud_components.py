@@ -25,7 +25,7 @@ def nova_on_mariadb(wiring, evidence):
 
 
 @then("les services se parlent par un bus RabbitMQ qui répond")
-def rabbit(wiring, evidence):
+def rabbit(cloud, wiring, evidence):
     buses = [r for r in wiring if r["rôle"] == "bus de messages"]
     assert buses and all(r["scheme"] == "rabbit" for r in buses), f"bus : {buses}"
     host, port = buses[0]["host"], buses[0]["port"] or 5672
@@ -35,6 +35,10 @@ def rabbit(wiring, evidence):
         raise AssertionError(f"le bus de messages ne répond pas à {host}:{port} : {type(exc).__name__} {exc}") from None
     evidence.figure("bus de messages", f"{hello.get('product')} {hello.get('version')}")
     assert hello.get("product") == "RabbitMQ", f"le broker se présente comme {hello}"
+    # a broker that greets yet blocks every publisher (a memory or disk alarm) carries no message between services
+    alarms = components.rabbit_alarms(cloud.embedded_root)
+    assert not alarms, f"le bus RabbitMQ ({host}:{port}) répond à l'accueil AMQP mais ne transmet plus : " \
+        + " ; ".join(alarms)
 
 
 @then("je relève le stockage derrière les volumes (Ceph ou autre)")

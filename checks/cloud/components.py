@@ -7,6 +7,7 @@ Passwords inside URLs never leave this module (only schemes, hosts and paths do)
 from __future__ import annotations
 
 import configparser
+import re
 import socket
 from importlib import metadata
 from pathlib import Path
@@ -110,14 +111,67 @@ def silent_backends(etc: Path, timeout: float = 3.0) -> list[str]:
     return said
 
 
+#: RabbitMQ's own words (rabbit_alarm) when a resource alarm starts and ends; while one is set, it blocks every
+#: connection that publishes: each RPC call of the cloud waits, with every process alive and the bus greeting.
+_ALARM = re.compile(r"\b(memory|disk) resource limit alarm (set|cleared) on node")
+#: The lines that say the measure behind an alarm (vm_memory_monitor, rabbit_disk_monitor).
+_ALARM_DETAIL = {"memory": re.compile(r"vm_memory_high_watermark set\. (Memory used:\S+ allowed:\S+)"),
+                 "disk": re.compile(r"(Free disk space is insufficient\. Free bytes: ?\S+ Limit: ?\S+)")}
+#: A (re)start of the broker: no alarm survives it.
+_BROKER_BOOT = "Running boot step rabbit_alarm"
+
+
+def bus_alarms(log_text: str) -> list[str]:
+    """The resource alarms (memory, disk) in effect at the end of RabbitMQ's log `log_text`, in French with
+    RabbitMQ's own measure: "le bus RabbitMQ a une alarme de mémoire en cours : il bloque les connexions qui
+    publient (Memory used:… allowed:…)"; [] when none is set (or the last one was cleared, or the broker
+    restarted since)."""
+    active: dict[str, str] = {}
+    detail: dict[str, str] = {}
+    for line in log_text.splitlines():
+        if _BROKER_BOOT in line:
+            active.clear()
+            continue
+        for kind, pattern in _ALARM_DETAIL.items():
+            found = pattern.search(line)
+            if found:
+                detail[kind] = found.group(1).rstrip(".")
+        found = _ALARM.search(line)
+        if found:
+            if found.group(2) == "set":
+                active[found.group(1)] = line[:19]
+            else:
+                active.pop(found.group(1), None)
+    names = {"memory": "de mémoire", "disk": "d'espace disque"}
+    return [f"le bus RabbitMQ a une alarme {names[kind]} en cours (depuis {since}) : il bloque les connexions qui "
+            f"publient, chaque appel RPC du cloud attend" + (f" ({detail[kind]})" if kind in detail else "")
+            for kind, since in active.items()]
+
+
+def rabbit_alarms(root: Path) -> list[str]:
+    """bus_alarms of the embedded cloud at `root` (its RabbitMQ's log, the last 4 MiB)."""
+    return bus_alarms(_log_tail(root / "log" / "rabbitmq.log"))
+
+
+def _log_tail(path: Path, size: int = 4 << 20) -> str:
+    """The last `size` bytes of the log at `path` ("" when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def stalled_services(root: Path) -> list[str]:
     """The embedded cloud's services (pid files under `root`/run) that are frozen (a process of theirs in
     the stopped state T: SIGSTOP) or dead (pid file left, its process gone), in French; [] when all run.
-    A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time."""
+    A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time. First, a resource alarm
+    of its RabbitMQ (its log, bus_alarms): every process alive and greeting, every publisher blocked."""
     from popek.checks.localcloud import services
     from popek.checks.localcloud.state import CloudState
 
-    state, said = CloudState(root), []
+    state, said = CloudState(root), rabbit_alarms(root)
     for pidfile in sorted((root / "run").glob("*.pid")):
         pid = services.read_pid(state, pidfile.stem)
         if pid is None:

@@ -6,6 +6,8 @@ real embedded cloud (or the run's own resources) in the faulty state, runs the c
 |---|---|---|---|
 | the SSH rule the scenario put back deleted behind its back (the allow path) | C25 | no group of the guest's ports admits tcp 22 any more, with the rules they hold, after a short try | a TimeoutError after 60 s (no verdict, no cause) |
 | the SSH rule of the second guest's group deleted right after the floating IP moved to it | C24 | the same, after a short try | 300 s of waiting, then « n'arrive pas sur … » without a cause |
+| RabbitMQ's memory alarm (`rabbitmqctl set_vm_memory_high_watermark 0.0001`): every publisher blocked, every process alive, the bus greeting | C21, C31 | C21: the API that timed out, and the bus's alarm with RabbitMQ's measure; C31: the bus greets but carries nothing | C21 « le cloud ne répond plus … 9696/v2.0/networks timed out », no cause; C31 RÉUSSI |
+| nova-compute stopped (SIGTERM: its service goes « down » after service_down_time), not frozen nor disabled | C21 | the boot stays in BUILD and nova-compute gives no sign of life, with its last heartbeat | (no defect: already named) |
 
 Measured 2026-12-07 under `flock -s` (hF2): the SSH rule put back then deleted (C25), before the fix « broken »
 (TimeoutError « SSH vers 198.51.100.85 impossible en 60 s », no cause, 128.7 s), after ÉCHEC in 125.8 s (the run's pair
@@ -17,13 +19,35 @@ later (RÉUSSI, true at that moment: the plugin now waits 10 s); with it, ÉCHEC
 n'arrive pas sur 10.78.0.253 (dernier vu : ['TimeoutError']) ; aucun groupe … (groupe 8acbac92-… : aucune règle en
 entrée) : la règle qui l'autorisait n'y est plus » — before the fix, by its code, 300 s of waiting and no cause.
 
+Measured in hF2's slot S1 (2026-12-07 16:30–16:35 UTC, flock -x): RabbitMQ's memory alarm, before the fix C21 broken
+« le cloud ne répond plus pendant le scénario (ConnectTimeout) : Request to http://127.0.0.1:9696/v2.0/networks timed
+out » (31 s) and C31 RÉUSSI; after, C21 the same « ; le bus RabbitMQ a une alarme de mémoire en cours (depuis …) : il
+bloque les connexions qui publient, chaque appel RPC du cloud attend (Memory used:137035776 allowed:2527618) » and C31
+ÉCHEC « le bus RabbitMQ (127.0.0.1:5672) répond à l'accueil AMQP mais ne transmet plus : … » (0,15 s), whole run 50 s.
+The run's heartbeat group, created by Neutron once the alarm cleared after its client had timed out, was left behind
+(the run's cleanup timed out too; the 30-min auto sweep would take it): the test deletes such leftovers itself.
+nova-compute stopped: C21 ÉCHEC in 59.5 s « l'instance … reste en BUILD (étape scheduling) depuis 58 s : nova-compute
+ne donne plus signe de vie (openstack compute service list : state down) : nova-compute@compute1 (dernier signe de vie
+…) »; stop 20 s + run 63 s + restart 23 s (opt-in).
+
 Faults at the scenario's own steps are injected by a small pytest plugin given to `popek run` after `--`
 (test_faults_dataplane.run_scenarios). They touch only the run's own security groups: a shared hold of the
-cloud's lock is enough (`flock -s /tmp/popek-cloud.lock`).
+cloud's lock is enough (`flock -s /tmp/popek-cloud.lock`). The others change the cloud: run them serially (CI) or
+under `flock -x /tmp/popek-cloud.lock`.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import subprocess
+import time
+
 import pytest
+
+from popek import paths
+from popek.checks.cloud import connection, ledger
+from popek.checks.localcloud import services
 
 from faults import record, slow
 from helpers import running_cloud
@@ -110,3 +134,82 @@ def test_second_guests_ssh_rule_deleted_is_named_not_the_move(state, tmp_path, r
                           "la règle qui l'autorisait n'y est plus")
     assert seconds(result) < 150, f"nommé en {seconds(result):.0f} s"
     record(record_property, "ÉCHEC", f"{seconds(result):.0f} s : {message[:400]}")
+
+
+def rabbitmqctl(state, *args: str) -> str:
+    """The embedded RabbitMQ's rabbitmqctl, run with the environment its service runs with (node name, epmd port,
+    the $HOME of its Erlang cookie): never the host's own broker."""
+    svc = next(s for s in services.core_services(state) if s.name == "rabbitmq")
+    done = subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", *args], env={**os.environ, **svc.env},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"rabbitmqctl {' '.join(args)} : {done.stderr[-500:]}"
+    return done.stdout
+
+
+def everything_alive(admin, timeout: float = 90) -> None:
+    """Every Nova service up and every Neutron agent alive within `timeout` s (their heartbeats go over the bus)."""
+    deadline, late = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        late = [s.binary for s in admin.compute.services() if s.state != "up"] + \
+            [a.binary for a in admin.network.agents() if not a.is_alive]
+        if not late:
+            return
+        time.sleep(5)
+    raise AssertionError(f"toujours « down » après la faute : {late}")
+
+
+def heartbeat_runs(admin) -> set[str]:
+    """The run ids of the popek heartbeat groups now in the cloud (popek-<run>-…-heartbeat-<n>)."""
+    return {m.group(1) for g in admin.network.security_groups()
+            if (m := re.match(r"popek-([0-9a-f]+)-.*heartbeat", g.name or ""))}
+
+
+@contextlib.contextmanager
+def bus_memory_alarm(state, admin):
+    """The embedded RabbitMQ's memory watermark set to 0.0001 of the host's memory: its memory alarm goes off and it
+    blocks every connection that publishes. In the end the watermark is put back to 0.4 (RabbitMQ's default: the
+    embedded cloud's rabbitmq.conf sets none), every Nova service and Neutron agent is seen alive again, and what the
+    faulty run could not delete (its heartbeat group, created once the alarm cleared) is swept."""
+    conf = state.etc("rabbitmq") / "rabbitmq.conf"
+    if "vm_memory_high_watermark" in (conf.read_text() if conf.is_file() else ""):
+        pytest.skip(f"{conf} fixe vm_memory_high_watermark : ce test ne saurait pas le remettre")
+    before = heartbeat_runs(admin)
+    rabbitmqctl(state, "set_vm_memory_high_watermark", "0.0001")
+    try:
+        yield
+    finally:
+        rabbitmqctl(state, "set_vm_memory_high_watermark", "0.4")
+        everything_alive(admin)
+        member = connection.connect(connection.EMBEDDED_MEMBER, {}, paths.embedded_clouds_yaml()).conn
+        for run in heartbeat_runs(admin) - before:
+            ledger.sweep(member, None, prefix=f"popek-{run}")
+
+
+@pytest.fixture(scope="module")
+def admin(state):
+    return connection.connect(connection.EMBEDDED_ADMIN, {}, paths.embedded_clouds_yaml()).conn
+
+
+@pytest.mark.falsifies("C21", "C31", fault="alarme mémoire de RabbitMQ (rabbitmqctl set_vm_memory_high_watermark "
+                                           "0.0001) : le bus salue encore mais bloque toute connexion qui publie")
+def test_bus_memory_alarm_is_named(state, admin, tmp_path, record_property):
+    """~55 s: the two scenarios end within 31 s (Neutron's API times out on its blocked RPC)."""
+    from test_faults_api import failed, record as record_claims, run_claims
+
+    with bus_memory_alarm(state, admin):
+        found = run_claims(tmp_path, "C21", "C31")
+    record_claims(record_property, found, "C21", "C31")
+    failed(found, "C21", "le bus RabbitMQ a une alarme de mémoire en cours", "Memory used:")
+    failed(found, "C31", "répond à l'accueil AMQP mais ne transmet plus", "alarme de mémoire")
+
+
+@pytest.mark.falsifies("C21", fault="nova-compute arrêté (SIGTERM), ni gelé ni désactivé : son service passe « down » "
+                                    "après service_down_time")
+@slow("faute lente (~110 s : nova-compute arrêté puis redémarré, son signe de vie attendu périmé)")
+def test_compute_stopped_is_named(state, tmp_path, record_property):
+    from test_faults_api import failed, record as record_claims, run_claims, stopped
+
+    with stopped(state, "nova-compute"):
+        found = run_claims(tmp_path, "C21")
+    record_claims(record_property, found, "C21")
+    failed(found, "C21", "reste en BUILD", "nova-compute ne donne plus signe de vie", "state down")
