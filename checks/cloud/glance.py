@@ -139,6 +139,12 @@ def data_problem(conn, image, length: int = PROBE_BYTES, whole: bool = True, aga
         if chunk[at:at + len(magic)] != magic:
             return (f"{label} : ses données ne sont pas une image {fmt} comme Glance l'indique (pas de signature "
                     f"{magic!r} à l'octet {at} ; elles commencent par {chunk[:8].hex(' ')})")
+    else:   # raw, iso…: no signature of their own, but data that bears another format's is not of theirs
+        for other, (at, magic) in SIGNATURES.items():
+            if chunk[at:at + len(magic)] == magic:
+                return (f"{label} : ses données sont une image {other} (signature {magic!r} à l'octet {at}), pas "
+                        f"{fmt or '(aucun format)'} comme Glance l'indique (disk_format) : Nova la refuse au démarrage "
+                        f"(son inspecteur de format) ou la lit comme du {fmt or '?'}")
     if recorded:
         return hash_mismatch(label, recorded, digest.hexdigest(), read)
     return None
