@@ -8,6 +8,8 @@ real embedded cloud (or the run's own resources) in the faulty state, runs the c
 | the SSH rule of the second guest's group deleted right after the floating IP moved to it | C24 | the same, after a short try | 300 s of waiting, then « n'arrive pas sur … » without a cause |
 | RabbitMQ's memory alarm (`rabbitmqctl set_vm_memory_high_watermark 0.0001`): every publisher blocked, every process alive, the bus greeting | C21, C31 | C21: the API that timed out, and the bus's alarm with RabbitMQ's measure; C31: the bus greets but carries nothing | C21 « le cloud ne répond plus … 9696/v2.0/networks timed out », no cause; C31 RÉUSSI |
 | nova-compute stopped (SIGTERM: its service goes « down » after service_down_time), not frozen nor disabled | C21 | the boot stays in BUILD and nova-compute gives no sign of life, with its last heartbeat | (no defect: already named) |
+| the cloud's external bridge down on this host (`ip link set popek-ex down`: its route gone with it) | C26, C18 | this host sends the floating IP elsewhere: the bridge is down, its route gone; no cloud component blamed | L3/NAT blamed (by the code: no route of the bridge, the watch went on) |
+| the smallest image (qcow2) recorded as raw in Glance's database (disk_format), its data and hash unchanged | C20 | its data is a qcow2 image, not raw as Glance says | RÉUSSI (raw has no signature to check) |
 
 Measured 2026-12-07 under `flock -s` (hF2): the SSH rule put back then deleted (C25), before the fix « broken »
 (TimeoutError « SSH vers 198.51.100.85 impossible en 60 s », no cause, 128.7 s), after ÉCHEC in 125.8 s (the run's pair
@@ -213,3 +215,62 @@ def test_compute_stopped_is_named(state, tmp_path, record_property):
         found = run_claims(tmp_path, "C21")
     record_claims(record_property, found, "C21")
     failed(found, "C21", "reste en BUILD", "nova-compute ne donne plus signe de vie", "state down")
+
+
+def external_bridges(state) -> list[str]:
+    """The embedded cloud's external bridges on this host (its OVS agent's bridge_mappings, e.g. popek-ex)."""
+    import configparser
+
+    agent = configparser.ConfigParser(interpolation=None)
+    agent.read(state.etc("neutron") / "plugins" / "ml2" / "openvswitch_agent.ini")
+    mappings = agent.get("ovs", "bridge_mappings", fallback="")
+    return [m.split(":", 1)[1].strip() for m in mappings.split(",") if ":" in m]
+
+
+@contextlib.contextmanager
+def bridge_down(bridge: str):
+    """`ip link set BRIDGE down` (the kernel drops its connected route), up again in the end and its route seen back."""
+    subprocess.run(["ip", "link", "set", bridge, "down"], check=True, timeout=10)
+    try:
+        yield bridge
+    finally:
+        subprocess.run(["ip", "link", "set", bridge, "up"], check=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not subprocess.run(["ip", "route", "show", "dev", bridge],
+                                                                 capture_output=True, text=True).stdout.strip():
+            time.sleep(0.5)
+        assert subprocess.run(["ip", "route", "show", "dev", bridge], capture_output=True, text=True).stdout.strip(), \
+            f"{bridge} relevé, mais sa route n'est pas revenue"
+
+
+@pytest.mark.falsifies("C26", "C18", fault="le pont du réseau externe du cloud mis à l'arrêt sur cet hôte (ip link set "
+                                           "popek-ex down) : sa route vers les IP flottantes disparaît avec lui")
+@slow("faute lente (~2 min : la paire d'instances du run à démarrer)")
+def test_external_bridge_down_is_named_not_l3(state, tmp_path, record_property):
+    bridges = external_bridges(state)
+    if not bridges:
+        pytest.skip("pas de pont externe dans la configuration de l'agent OVS du cloud embarqué")
+    with bridge_down(bridges[0]):
+        found = run_scenarios(tmp_path, "ouvre_linstance")
+    result = pick(found, "C26")
+    message = failed_with(result, "ce pont est à l'arrêt", bridges[0], "a disparu avec lui")
+    assert "L3/NAT" not in message, message
+    record(record_property, "ÉCHEC", f"{seconds(result):.0f} s : {message[:400]}")
+
+
+@pytest.mark.falsifies("C20", fault="la plus petite image (qcow2) enregistrée « raw » dans la base de Glance (disk_format), "
+                                    "ses données et leur hachage intacts : Nova la refuse au démarrage")
+def test_image_recorded_as_raw_fails_c20(state, admin, tmp_path, record_property):
+    """~15 s: one listing scenario, the tiny image read whole."""
+    from test_faults_api import failed, record as record_claims, run_claims
+    from test_faults_novel import glance_sql
+
+    image = min((i for i in admin.image.images() if i.status == "active" and i.visibility == "public"
+                 and (i.size or 0) > 0 and i.disk_format == "qcow2"), key=lambda i: i.size)
+    glance_sql(state, "UPDATE images SET disk_format = 'raw' WHERE id = ?", image.id)
+    try:
+        found = run_claims(tmp_path, "C20", keyword="images_sont")
+    finally:
+        glance_sql(state, "UPDATE images SET disk_format = 'qcow2' WHERE id = ?", image.id)
+    record_claims(record_property, found, "C20")
+    failed(found, "C20", image.id, "sont une image qcow2", "pas raw comme Glance l'indique", name_has="images")
