@@ -99,3 +99,29 @@ def test_a_broken_dataplane_is_not_c20s(monkeypatch):
         raise AssertionError("plan de données en panne : …")
     monkeypatch.setattr(needs, "need_dataplane", broken)
     assert cloud_common.unbootable_images(_cloud()) == {}
+
+
+def test_the_cloud_init_scenario_boots_another_image_than_the_one_found_not_booting(monkeypatch, tmp_path):
+    """The 1 MiB image that does not boot is neither popek-tiny nor a CirrOS: pick_image(cloud_init=True) took it
+    as the smallest image with cloud-init (C19's scenario then waited 600 s for cloud-init on a silent guest)."""
+    import contextlib
+
+    from popek.steps import cloud_dataplane
+
+    cloud = _cloud(tmp_path)
+    probe.remember_unbootable(cloud, "img-1", "l'image « noboot » img-1 ne démarre pas sur ce cloud")
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: None)
+    monkeypatch.setattr(compute, "images", lambda conn: [NOBOOT, TINY, DEBIAN])
+    monkeypatch.setattr(compute, "pick_flavor", lambda conn, image, *a: "flv")
+    monkeypatch.setattr(cloud_dataplane, "room", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(compute, "server_needs", lambda flavor: {})
+    booted = []
+
+    def boot_reachable(conn, ledger, routed, key, group, attach, image, flavor, **kw):
+        booted.append(image.id)
+        raise StopIteration
+    monkeypatch.setattr(cloud_dataplane.guests, "boot_reachable", boot_reachable)
+    with pytest.raises(StopIteration):
+        cloud_dataplane.cloud_init_guest(cloud, None, None, None, types.SimpleNamespace(group=None),
+                                             types.SimpleNamespace(figure=lambda *a: None))
+    assert booted == ["img-3"]
