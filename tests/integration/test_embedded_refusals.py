@@ -12,6 +12,16 @@ project's account is the user's clouds.yaml entry `popek` with the embedded Keys
 connection.connect recognises the embedded cloud (embedded_root), while only that project is refused (a quoted
 literal of its id in the rule, test_any_cloud_provider.refused_rules), so no other run sees a change.
 
+Live, hE 2026-12-07 (flock -s, each alone): router refused 16:33-16:34 UTC, passed in 19 s; the same test run on
+a35f620 (popek before 703f8b2, PYTHONPATH remap) got C24 IGNORÉ « ce cloud refuse à ce compte un routeur vers le
+réseau externe (Neutron, create_router) (HTTP 403 : (rule:create_router and (rule:create_router:external_gateway_info
+and (…network_id))) is disallowed by policy) : la politique de ce cloud, pas une panne ». Image that does not boot
+16:35-16:38 UTC, passed in 169 s: C20 ÉCHEC « image active qui ne démarre pas sur ce cloud : l'image
+« popek-hE-noboot » dd8ae659-… ne démarre pas sur ce cloud, l'image « popek-tiny » 3420af78-… y démarre : … (constat :
+l'instance sonde … est ACTIVE et n'a rien écrit sur sa console en 92 s …) », C26's dataplane scenario RÉUSSI on the
+pair (popek-tiny), no « plan de données en panne » anywhere. Its before (a35f620) not run live: by the code and the
+unit test (test_pick_image_unbootable), C20 RÉUSSI and the dataplane scenario ÉCHEC naming the image.
+
 Each case: a fresh member-only project (test_foreign_project._project: everything in it, the user and the project
 deleted in the end; the policy file removed and the default checked back, test_live_paths.policy_rules).
 Opt-in (POPEK_SLOW_FAULTS=1): the image case waits 90 s for a silent console. Under `flock -s /tmp/popek-cloud.lock`
