@@ -24,8 +24,9 @@ unit test (test_pick_image_unbootable), C20 RÉUSSI and the dataplane scenario �
 
 Each case: a fresh member-only project (test_foreign_project._project: everything in it, the user and the project
 deleted in the end; the policy file removed and the default checked back, test_live_paths.policy_rules).
-Opt-in (POPEK_SLOW_FAULTS=1): the image case waits 90 s for a silent console. Under `flock -s /tmp/popek-cloud.lock`
-(only the test's project is refused, only it sees its image).
+The router case runs in CI (~20 s); the image case is opt-in (POPEK_SLOW_FAULTS=1: ~3 min, the probe waits 90 s for a
+silent console). Outside CI, under `flock -s /tmp/popek-cloud.lock` (only the test's project is refused, only it sees
+its image).
 """
 from __future__ import annotations
 
@@ -45,9 +46,7 @@ from test_faults_api import claims_of, label, message, record
 from test_foreign_project import _project, _run
 from test_live_paths import policy_rules
 
-pytestmark = [pytest.mark.integration, pytest.mark.cloud,
-              slow("un projet neuf du cloud embarqué, popek lancé dessus (la sonde attend 90 s une console muette)",
-                   " (sous flock -s)")]
+pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +115,8 @@ def test_the_embedded_clouds_neutron_refusing_the_router_fails_naming_its_policy
     assert password not in written
 
 
+@slow("un projet neuf, popek lancé dessus sans identifiants admin : la sonde attend 90 s une console muette (~3 min)",
+      " (sous flock -s)")
 @pytest.mark.falsifies("C20", fault="la plus petite image du projet ne démarre pas (1 Mio de zéros), une autre "
                                     "démarre : la sonde la nomme, le run démarre l'autre")
 def test_an_image_that_does_not_boot_fails_c20_and_the_run_boots_another(tmp_path, record_property):
