@@ -179,7 +179,26 @@ REPAIRS = {
                   lambda state, port: catalog(state)["placement"] == {f"http://127.0.0.1:{port}"}),
     # RabbitMQ registered again with the moved epmd (rabbitmqctl finds the node through it)
     "epmd": ("epmd", "epmd", "rabbitmq", lambda state, port: "name rabbit at port" in epmd_names(port)),
+    # the agent alone restarts (no other reader: no « ports déplacés » line), popek's bridges' controller follows
+    "openflow": ("neutron-openvswitch-agent", "openflow", None, lambda state, port: bridges_controlled_at(state, port)),
 }
+
+
+def bridges_controlled_at(state, port: int, wait: float = 60.0) -> bool:
+    """popek's integration bridge takes the Open vSwitch agent at 127.0.0.1:`port` as its controller (the agent
+    sets it as it starts: waited for), connected."""
+    from popek.checks.localcloud import dataplane
+
+    deadline = time.monotonic() + wait
+    while True:
+        out = dataplane._vsctl(state, "--columns=target,is_connected", "list", "controller", check=False).stdout
+        rows = [" ".join(r.split()) for r in out.strip().split("\n\n") if r.strip()]
+        if rows and all(r == f'target : "tcp:127.0.0.1:{port}" is_connected : true' for r in rows):
+            return True
+        if time.monotonic() > deadline:
+            print(out)
+            return False
+        time.sleep(2)
 
 
 @pytest.mark.parametrize("case", list(REPAIRS))
@@ -188,7 +207,13 @@ def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(cas
     server): `popek cloud up` (a repair, no `down`) moves the port, says so, rewrites the configuration and
     Keystone's catalog, restarts what reads it (for placement nova's, neutron's and cinder's services; for epmd,
     RabbitMQ), and the cloud is whole while the squatter goes on answering. Then, the squatter gone and the old
-    map written back by hand, the next repair follows it back (lifecycle.ports_unwritten)."""
+    map written back by hand, the next repair follows it back (lifecycle.ports_unwritten). For OpenFlow's port the
+    agent alone restarts and popek's bridges connect to it at the new port.
+
+    Live (hK2, 2026-12-07 16:42-16:47 UTC, dataplane cloud, POPEK_SLOW_FAULTS=1 under flock -x): placement
+    8778 -> 18778, repair 35.9 s (13 readers restarted), C27/C28 passed, back 36.5 s, test 90 s; epmd 4369 -> 14369,
+    rabbitmq re-registered there (« name rabbit at port 25672 »), repair 10.9 s, back 10.6 s, 33 s; openflow 6633 ->
+    16633, both bridges' controller connected at 16633, repair 1.0 s, back 1.0 s, 32 s; 26/26 after each."""
     from popek.checks.localcloud import lifecycle
 
     name, key, reader, check = REPAIRS[case]
@@ -209,7 +234,7 @@ def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(cas
             line = next((ln for ln in out.splitlines() if f"{key} : {old} occupé par " in ln), "")
             assert f"le processus {os.getpid()} (" in line and line.rstrip().endswith(f", pris {moved[key]}"), out[-3000:]
             said = next((ln for ln in out.splitlines() if "ports déplacés : redémarrage de " in ln), "")
-            assert reader in said, out[-3000:]
+            assert reader in said if reader else not said, out[-3000:]
             assert whole()[0] == whole()[1] > 0, popek("cloud", "status").stdout
             assert check(state, moved[key]), out[-3000:]
             run = popek("run", "cloud", "-n", "2", "--claim", "C27", "--claim", "C28", "--no-cloud-up",
