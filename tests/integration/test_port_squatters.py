@@ -1,11 +1,12 @@
 """A student's own servers on the embedded cloud's ports (a Docker container published on 8080, a Flask app on
-5000), for real: `popek cloud up` moves keystone and swift to free ports (checks/localcloud/ports.py), says so in
-one French line each, re-points Keystone's catalog, clouds.yaml and the openrc files, and the cloud is whole
+5000, and servers on epmd's 4369 and OpenFlow's 6633), for real: `popek cloud up` moves keystone, swift, epmd and
+the Open vSwitch agent's OpenFlow port to free ports (checks/localcloud/ports.py), says so in one French line each, re-points Keystone's catalog, clouds.yaml and the openrc files, and the cloud is whole
 (every service up, the catalog claims green) while the squatters, untouched, go on answering. `down` stops only the cloud;
 the squatters gone, the next `up` keeps the moved ports (the student's openrc stays right). In the end the map
 the cloud had before is written back and the cloud started on it again (the catalog re-pointed back).
 
-Opt-in: stops the shared cloud and starts it three times (~4-5 min): POPEK_SLOW_FAULTS=1 and
+The repair cases (no `down`: a dead service's port squatted, `popek cloud up` repairs) need only
+POPEK_SLOW_FAULTS=1. Opt-in: the first stops the shared cloud and starts it three times (~4-5 min): POPEK_SLOW_FAULTS=1 and
 POPEK_CLOUD_DOWN_TEST=1, as root; takes /tmp/popek-cloud.lock exclusively (POPEK_CLOUD_LOCK_HELD=1 if held).
 """
 from __future__ import annotations
@@ -123,21 +124,25 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
                                                                                 record_property):
     state, before = down_allowed
     keystone, swift = before["keystone"], before["swift"]  # 5000 and 8080 on a map never moved
+    # and epmd's 4369 (RabbitMQ must find its node through the moved one) and OpenFlow's 6633 (the bridges' controller)
+    squatted = ("keystone", "swift", "epmd", "openflow")
     assert popek("cloud", "down", timeout=300).returncode == 0
-    squatters = [Squatter(swift, "0.0.0.0"), Squatter(keystone, "127.0.0.1")]  # Docker's -p 8080:80; Flask's
+    squatters = [Squatter(swift, "0.0.0.0"), Squatter(keystone, "127.0.0.1"),  # Docker's -p 8080:80; Flask's
+                 Squatter(before["epmd"], "127.0.0.1"), Squatter(before["openflow"], "127.0.0.1")]
     try:
         up = popek("cloud", "up")
         out = up.stdout + up.stderr
         assert up.returncode == 0, out[-3000:]
         moved = state.ports
-        assert moved["keystone"] != keystone and moved["swift"] != swift, moved
-        assert {k: v for k, v in moved.items() if k not in ("keystone", "swift")} == \
-            {k: v for k, v in before.items() if k not in ("keystone", "swift")}
+        assert all(moved[k] != before[k] for k in squatted), moved
+        assert {k: v for k, v in moved.items() if k not in squatted} == {k: v for k, v in before.items() if k not in squatted}
         me = f"le processus {os.getpid()} ("
-        for key, old in (("keystone", keystone), ("swift", swift)):
-            line = next((ln for ln in out.splitlines() if f"{key} : {old} occupé par " in ln), "")
+        for key in squatted:
+            line = next((ln for ln in out.splitlines() if f"{key} : {before[key]} occupé par " in ln), "")
             assert me in line and line.rstrip().endswith(f", pris {moved[key]}"), out[-3000:]
         assert whole()[0] == whole()[1] > 0, popek("cloud", "status").stdout
+        assert "name rabbit at port" in epmd_names(moved["epmd"])
+        assert bridges_controlled_at(state, moved["openflow"])
         client_side_points_at(state, moved["keystone"])
         urls = catalog(state)
         assert urls["identity"] == {f"http://127.0.0.1:{moved['keystone']}/v3"}
@@ -150,7 +155,7 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
         assert results and not bad and run.returncode == 0, (bad, run.stdout[-3000:])
         assert any(s[0] == "passed" for s in statuses.values()), statuses
         assert all(s.answers() for s in squatters)  # untouched, still theirs
-        record_property("moved", f"keystone {keystone} -> {moved['keystone']}, swift {swift} -> {moved['swift']}")
+        record_property("moved", ", ".join(f"{k} {before[k]} -> {moved[k]}" for k in squatted))
         record_property("run", ", ".join(f"{n}: {s[0]}" for n, s in sorted(statuses.items())))
         print("moved:", {k: (before[k], moved[k]) for k in moved if moved[k] != before[k]}, "run:", statuses)
         assert popek("cloud", "down", timeout=300).returncode == 0
@@ -158,7 +163,7 @@ def test_squatters_on_swift_and_keystone_ports_move_them_and_the_cloud_is_whole(
     finally:
         for s in squatters:
             s.stop()
-    assert services.port_taken(keystone) is None and services.port_taken(swift) is None  # the squatters gone
+    assert all(services.port_taken(before[k]) is None for k in squatted)  # the squatters gone
     again = popek("cloud", "up")
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert state.ports == moved and " occupé par " not in again.stdout  # kept: the openrc stays right
