@@ -131,9 +131,13 @@ def openrc_unusable(auth_type: Optional[str]) -> Optional[str]:
 
 def openrc_values(auth: Mapping[str, object], project_id: str) -> tuple[dict, dict]:
     """From an auth section (clouds.yaml / SDK config) and the token's project id: (the course's four
-    variables, the Keystone v3 domain variables these credentials carry besides)."""
+    variables, the Keystone v3 domain variables these credentials carry besides). An entry that names its
+    user by id only (`user_id:`, no `username:`) gives OS_USER_ID as the login: without it the openrc had
+    no login at all and `openstack token issue` failed on a cloud that works (hA5, 2026-12-07)."""
+    login = ("OS_USERNAME", auth.get("username")) if auth.get("username") or not auth.get("user_id") \
+        else ("OS_USER_ID", auth.get("user_id"))
     four = {"OS_AUTH_URL": auth.get("auth_url"), "OS_TENANT_ID": project_id,
-            "OS_USERNAME": auth.get("username"), "OS_PASSWORD": auth.get("password")}
+            login[0]: login[1], "OS_PASSWORD": auth.get("password")}
     domains = {f"OS_{key.upper()}": auth[key] for key in
                ("user_domain_name", "user_domain_id", "project_domain_name", "project_domain_id") if auth.get(key)}
     return {k: str(v) for k, v in four.items() if v}, {k: str(v) for k, v in domains.items()}

@@ -16,6 +16,7 @@ Measured live by hA5 on 2026-12-07 16:15–16:43 UTC (claims C34 C22 C17 C35, + 
 | a second region, every endpoint a closed port; `region_name: RegionOne` | 14 RÉUSSI (C17 C22 C27 C33 C34 C35 C36 C37), nothing probed in the dead region | unchanged |
 | same, `region_name:` the dead region | C35 ÉCHEC naming each dead address (ConnectFailure), C17 ÉCHEC « Glance ne répond pas à son adresse du catalogue http://127.0.0.1:<p>/dead » | unchanged |
 | a service only in the other region (unit-tested only: a service type made in Keystone is seen by every run on the shared cloud) | C35 probed its other region's address (public_url fell back to it) | not probed, listed apart; Swift/Cinder there only: IGNORÉ naming the regions (392f06a) |
+| `auth: {user_id, password, project_id}` only | C34 ÉCHEC « Missing parameter(s): Set a username … » (the openrc had no login) | 4 RÉUSSI, the openrc's login OS_USER_ID |
 | one cloud in the user's clouds.yaml, OS_CLOUD unset (the `openstack` client takes it) | popek checked its embedded cloud, silently | same cloud (popek creates servers on no cloud not named), a note « votre clouds.yaml a une seule entrée « uni » … --os-cloud uni » (0f05219) |
 
 Durations at load ~4: application credential 3 runs 100 s, openrc 30 s, domain 3 runs ~150 s, regions 46 s.
@@ -141,6 +142,23 @@ def test_an_openrc_of_a_token(tmp_path):
         proc, found, written = _popek(tmp_path, None, env, "--claim", "C34", "--claim", "C22", "--claim", "C17")
     _all_pass_but_c34(proc, found)
     assert token not in written and entry["auth"]["password"] not in written
+
+
+def test_an_entry_naming_user_and_project_by_id_only(tmp_path):
+    """`auth: {auth_url, user_id, password, project_id}` (no names, no domains: ids are unique across
+    domains): every claim passes; C34's openrc carries OS_USER_ID as its login. Before, the openrc had no
+    login at all: `openstack token issue` said « Missing parameter(s): Set a username … or set a user-id »
+    and C34 failed on a cloud that works (the client's words measured on a closed port; live after: 4
+    RÉUSSI, hA5 16:46, 41 s)."""
+    with _project() as (admin, project, name, password, entry):
+        user = admin.identity.find_user(name, domain_id="default")
+        cloud = {**entry, "auth": {"auth_url": entry["auth"]["auth_url"], "user_id": user.id, "password": password,
+                                   "project_id": project.id}}
+        proc, found, written = _popek(tmp_path, {"uni": cloud}, {}, "--os-cloud", "uni", *QUICK)
+    verdicts = _verdicts(found)
+    assert proc.returncode == 0 and found and all(s == "passed" for v in verdicts.values() for s, _ in v), \
+        (verdicts, proc.stderr[-1500:])
+    assert password not in written
 
 
 @contextlib.contextmanager

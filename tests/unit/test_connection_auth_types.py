@@ -107,3 +107,13 @@ def test_a_lone_user_cloud_is_named_when_popek_checks_its_own(isolated, monkeypa
     other = isolated / "other.yaml"
     other.write_text(f"clouds:\n  solo:\n    auth: {{auth_url: '{CLOSED}'}}\n")
     assert "« solo »" in connection.lone_user_cloud({"OS_CLIENT_CONFIG_FILE": str(other)})
+
+
+def test_an_entry_naming_its_user_by_id_gives_the_openrc_a_login():
+    from popek.checks.cloud import client
+
+    four, domains = client.openrc_values({"auth_url": CLOSED, "user_id": "u1d", "password": "pw"}, "p1d")
+    assert four == {"OS_AUTH_URL": CLOSED, "OS_TENANT_ID": "p1d", "OS_USER_ID": "u1d", "OS_PASSWORD": "pw"}
+    assert domains == {}
+    four, _ = client.openrc_values({"auth_url": CLOSED, "username": "u", "user_id": "u1d", "password": "pw"}, "p1d")
+    assert four["OS_USERNAME"] == "u" and "OS_USER_ID" not in four
