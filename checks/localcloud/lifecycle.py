@@ -212,7 +212,9 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
             _fence_up(current_mod, log)
             return current
     # each service's port: its recorded (or standard) one, else a free one, recorded before anything binds it
-    settle_ports(state, mod, log)
+    moves = settle_ports(state, mod, log)
+    if was_running:  # a start resumed: a process still running on the old map starts again on the new one
+        stop_readers(state, mod, {key for key, *_ in moves} | ports_unwritten(state), log)
     # every port of the services about to start, checked before anything is installed or started (hG)
     services.check_ports_free([s for s in table(state, mod) if services.read_pid(state, s.name) is None])
     progress = Progress(log)
@@ -761,6 +763,19 @@ def repair(state: CloudState, mod, svc: list[Service], log, label: str = "") -> 
         _repair_rpc_wait(state, rpc, t0, log)
     log(f"[{time.monotonic() - t0:6.1f} s] cloud réparé : {', '.join(sick)} ; {label}")
     return list(sick)
+
+
+def stop_readers(state: CloudState, mod, moved: set[str], log) -> list[str]:
+    """Stop the running processes that read a port of `moved` (ports.readers), said in one French line: a start
+    resumed (`up` interrupted, then `up` again) starts them again on the new map. Returns their names."""
+    if not moved:
+        return []
+    again = [n for n in ports.readers(moved, [s.name for s in table(state, mod)])
+             if services.read_pid(state, n) is not None]
+    if again:
+        log(f"ports déplacés : redémarrage de {', '.join(again)}, qui les lisent (configuration ou catalogue)")
+        services.stop(state, again, grace=10)
+    return again
 
 
 def _repair_ports(state: CloudState, mod, svc: list[Service], sick: dict[str, str], log) -> set[str]:

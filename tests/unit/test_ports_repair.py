@@ -148,3 +148,15 @@ def test_the_repair_starts_the_moved_service_on_its_new_port_and_its_readers_aft
     assert order.index("epmd") < order.index("rabbitmq") < order.index("placement-api") < order.index("catalog") \
         < order.index("nova-conductor")
     assert any("cloud réparé" in line for line in said)
+
+
+def test_a_resumed_start_stops_the_running_readers_of_a_moved_port_only(tmp_path, monkeypatch):
+    """`up` interrupted, then `up` again (no repair: the start resumes): a process still running on the old map that
+    reads a moved port is stopped, so that the start brings it up on the new one; a process that does not read it,
+    or one not running, is left alone."""
+    state, svc, stopped = fake_cloud(tmp_path, monkeypatch, dead=["placement-api", "nova-compute"], busy=set())
+    said = []
+    assert lifecycle.stop_readers(state, None, set(), said.append) == [] and said == []
+    again = lifecycle.stop_readers(state, None, {"placement"}, said.append)
+    assert "nova-conductor" in again and "nova-compute" not in again and "placement-api" not in again
+    assert "keystone" not in again and stopped == again and said[0].startswith("ports déplacés : redémarrage de ")
