@@ -318,7 +318,13 @@ def load_config(choice: Choice, api_timeout: float = 15.0, environ: Optional[Map
             options = _cloud_options(config, name, environ)
         return config.get_one(name, argparse=options, api_timeout=api_timeout)
     except Exception as exc:  # the loader and keystoneauth raise many kinds for a malformed entry
-        raise CloudUnavailable(f"configuration du cloud ({choice.describe()}) invalide : {_config_error(exc)}",
+        merged = sorted(k for k in environ if k.startswith("OS_") and k not in (
+            "OS_CLOUD", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE", "OS_CLOUD_NAME")) \
+            if choice.kind in ("os-cloud", "OS_CLOUD") else []
+        # an openrc left loaded beside a clouds.yaml entry: its variables are merged in (names only, no value)
+        also = (f" ; variables de l'environnement fusionnées dans l'entrée, comme le fait le client openstack : "
+                f"{', '.join(merged)}") if merged else ""
+        raise CloudUnavailable(f"configuration du cloud ({choice.describe()}) invalide : {_config_error(exc)}{also}",
                                choice.named) from None
 
 
@@ -343,6 +349,10 @@ def _config_error(exc: BaseException) -> str:
     if isinstance(exc, ks.MissingRequiredOptions):
         return "paramètres d'authentification manquants : " + ", ".join(o.dest for o in exc.options)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for part in ("project", "user"):
+        if f"You have provided a {part}_name" in text:   # the loader's check, before any request
+            return (f"{part}_name sans son domaine : Keystone v3 demande aussi {part}_domain_name ou {part}_domain_id "
+                    f"(OS_{part.upper()}_DOMAIN_NAME / OS_{part.upper()}_DOMAIN_ID)")
     if "invalid auth-type" in text:
         return "auth_type inconnu (" + text + ")"
     return text

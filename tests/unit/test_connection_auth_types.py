@@ -117,3 +117,19 @@ def test_an_entry_naming_its_user_by_id_gives_the_openrc_a_login():
     assert domains == {}
     four, _ = client.openrc_values({"auth_url": CLOSED, "username": "u", "user_id": "u1d", "password": "pw"}, "p1d")
     assert four["OS_USERNAME"] == "u" and "OS_USER_ID" not in four
+
+
+def test_an_openrc_left_loaded_beside_an_entry_is_named_when_it_breaks_it(isolated):
+    """OS_PROJECT_NAME of an earlier openrc merged into an application credential's entry: the `openstack`
+    client refuses it the same way (« You have provided a project_name … »); popek says it in French and
+    names the variables of the environment merged in (names only)."""
+    path = isolated / "ac.yaml"
+    path.write_text("clouds:\n  ac:\n    auth_type: v3applicationcredential\n"
+                    f"    auth: {{auth_url: '{CLOSED}', application_credential_id: a1, application_credential_secret: {SECRET}}}\n")
+    env = {"OS_CLIENT_CONFIG_FILE": str(path), "OS_CLOUD": "ac", "OS_PROJECT_NAME": "leftover", "OS_PASSWORD": "pw-77"}
+    with pytest.raises(CloudUnavailable) as exc:
+        connection.connect(None, env, isolated / "none" / "clouds.yaml", api_timeout=5)
+    text = str(exc.value)
+    assert "project_name sans son domaine" in text and "OS_PROJECT_DOMAIN_NAME" in text, text
+    assert "fusionnées dans l'entrée" in text and "OS_PASSWORD, OS_PROJECT_NAME" in text, text
+    assert "pw-77" not in text and SECRET not in text and "leftover" not in text
