@@ -856,8 +856,11 @@ def settle_ports(state: CloudState, mod, log) -> list[tuple]:
     before = state.ports
     try:
         standard = PORTS if mod is not None else {k: p for k, p in PORTS.items() if k not in DATAPLANE_PORTS}
+        both = {s.name for s in table(state, mod) if s.ipv6_loopback}  # epmd: 127.0.0.1 and ::1
         chosen, moves = ports.choose(standard, before, services.port_taken, ports.ephemeral_range(),
-                                     ours={k for k, p in before.items() if p in held})
+                                     ours={k for k, p in before.items() if p in held},
+                                     taken_by_key={k: services.port_taken_loopback for k, owner in ports.OWNER.items()
+                                                   if owner in both})
     except ValueError as exc:
         raise CloudError(f"{exc} sur {HOST} : popek ne démarre rien") from None
     if moves or not state.ports_file.exists():
@@ -870,7 +873,7 @@ def settle_ports(state: CloudState, mod, log) -> list[tuple]:
 def _check_port_free(svc: Service) -> None:
     """A port of `svc` taken before we start it belongs to someone else: say so clearly."""
     for port in services.ports_of(svc):
-        who = services.port_taken(port)
+        who = services.holder(svc, port)
         if who is not None:
             raise CloudError(f"le port {port} de {svc.name} est déjà occupé par {who} ; popek n'y touche pas : "
                              "libérez ce port (arrêtez ce programme), puis relancez `popek cloud up`")

@@ -44,11 +44,13 @@ def candidates(standard: int, ephemeral: tuple[int, int]):
 
 
 def choose(standard: dict[str, int], recorded: dict[str, int], taken: Callable[[int], str | None],
-           ephemeral: tuple[int, int], ours: set[str] = frozenset()) -> tuple[dict[str, int], list[tuple]]:
+           ephemeral: tuple[int, int], ours: set[str] = frozenset(),
+           taken_by_key: dict[str, Callable[[int], str | None]] | None = None) -> tuple[dict[str, int], list[tuple]]:
     """The port of each key of `standard`, and the moves [(key, old port, new port, holder of the old)].
 
     recorded: the map of an earlier `up` (missing keys: their standard port); taken(port): who holds it
-    (None: free); ours: the keys whose port the cloud's own running service holds (kept, never probed).
+    (None: free), or taken_by_key[key](port) for a key given there (epmd's: ::1 too); ours: the keys whose
+    port the cloud's own running service holds (kept, never probed).
     A key keeps its recorded port when free; else it moves to the first free candidate (`candidates`) that
     no other key of the map uses (nor any standard port of the map's: a service not moved yet may still
     want it). Pure: `taken` is the only contact with the host."""
@@ -57,12 +59,13 @@ def choose(standard: dict[str, int], recorded: dict[str, int], taken: Callable[[
     chosen: dict[str, int] = {}
     moves = []
     for key, port in current.items():
-        who = None if key in ours else taken(port)
+        held = (taken_by_key or {}).get(key, taken)
+        who = None if key in ours else held(port)
         if who is None:
             chosen[key] = port
             continue
         new = next((p for p in candidates(standard[key], ephemeral)
-                    if p not in reserved and taken(p) is None), None)
+                    if p not in reserved and held(p) is None), None)
         if new is None:
             raise ValueError(f"aucun port libre pour {key}")
         reserved.add(new)

@@ -67,6 +67,8 @@ class Service:
     #: TCP ports (on HOST) it binds besides those of its health check (RabbitMQ's distribution port, the
     #: OpenFlow port of the Open vSwitch agent): `up` checks them free before it starts anything.
     ports: tuple[int, ...] = ()
+    #: It binds its ports on IPv6's loopback ::1 too, and dies when one is taken there (epmd: see holder).
+    ipv6_loopback: bool = False
 
 
 def _wsgi(state: CloudState, name: str, conf_env: dict[str, str]) -> Service:
@@ -106,7 +108,7 @@ def core_services(state: CloudState) -> list[Service]:
     svc = [
         Service("mariadb", mysqld, log=str(state.log("mariadb")), health=f"unix://{state.mysql_socket}", stage=0),
         Service("epmd", ["/usr/bin/epmd", "-address", HOST, "-port", str(ports["epmd"])],
-                log=str(state.log("epmd")), health=f"tcp://{HOST}:{ports['epmd']}", stage=0),
+                log=str(state.log("epmd")), health=f"tcp://{HOST}:{ports['epmd']}", stage=0, ipv6_loopback=True),
         Service("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=rabbit_env, cwd=str(state.data("rabbitmq")),
                 log=str(state.log("rabbitmq")), health=f"tcp://{HOST}:{ports['rabbitmq']}", stage=0,
                 ports=(ports["rabbitmq-dist"],)),
@@ -256,9 +258,17 @@ def port_taken(port: int, host: str = HOST) -> str | None:
     The test is the bind itself, with SO_REUSEADDR as the servers bind: a listener on `host`, on the IPv4
     wildcard or on a dual-stack IPv6 wildcard refuses it, one bound to another address of the machine does
     not. A refused bind with no listening socket on that port (only connections of an earlier run closing,
-    TIME_WAIT) is no conflict of anyone's: None, the server's own bind decides. One socket, closed at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    TIME_WAIT) is no conflict of anyone's: None, the server's own bind decides. One socket, closed at once.
+    An IPv6 `host` ("::1") is tried IPv6-only; a machine without IPv6 has nothing there: None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    with sock as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
@@ -267,12 +277,24 @@ def port_taken(port: int, host: str = HOST) -> str | None:
     return None  # free (any other refusal, e.g. no such address, is the server's own to report)
 
 
+def port_taken_loopback(port: int) -> str | None:
+    """port_taken on 127.0.0.1, then on ::1: for a server that binds both (epmd, even with `-address
+    127.0.0.1`: measured, an IPv6-only listener on [::1]:P made `epmd -address 127.0.0.1 -port P` exit at once,
+    silently, while 127.0.0.1:P was free)."""
+    return port_taken(port) or port_taken(port, "::1")
+
+
+def holder(svc: Service, port: int, host: str = HOST) -> str | None:
+    """Who holds `port` of `svc` so that it could not start (port_taken; on ::1 too for an ipv6_loopback one)."""
+    return port_taken_loopback(port) if svc.ipv6_loopback and host == HOST else port_taken(port, host)
+
+
 def taken_ports(svcs: list[Service], host: str = HOST) -> list[tuple[int, str, str]]:
     """(port, service, who holds it) for each TCP port of `svcs` (ports_of) that is taken (port_taken)."""
     found = []
     for svc in svcs:
         for port in ports_of(svc):
-            who = port_taken(port, host)
+            who = holder(svc, port, host)
             if who is not None:
                 found.append((port, svc.name, who))
     return found

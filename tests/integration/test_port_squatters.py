@@ -37,8 +37,11 @@ class Squatter:
     listens), answering ANSWER to each connection, until stop()."""
 
     def __init__(self, port: int, address: str):
-        self.port, self.sock = port, socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self.port, self.address, self.sock = port, address, socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # IPv6 only: 127.0.0.1:port stays free
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         self.sock.bind((address, port))
         self.sock.listen(8)
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -54,7 +57,7 @@ class Squatter:
                 conn.sendall(ANSWER)
 
     def answers(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
+        with socket.create_connection(("127.0.0.1" if self.address == "0.0.0.0" else self.address, self.port), timeout=5) as c:
             return c.recv(100) == ANSWER
 
     def stop(self):
@@ -178,12 +181,15 @@ def epmd_names(port: int) -> str:
     return out.stdout + out.stderr
 
 
-#: (service killed, key of its port, a process the repair must restart for it, a check of the moved port)
+#: (service killed, key of its port, a process the repair must restart for it, a check of the moved port[, the
+#: squatter's address: 127.0.0.1 unless given])
 REPAIRS = {
     "placement": ("placement-api", "placement", "nova-compute",
                   lambda state, port: catalog(state)["placement"] == {f"http://127.0.0.1:{port}"}),
     # RabbitMQ registered again with the moved epmd (rabbitmqctl finds the node through it)
     "epmd": ("epmd", "epmd", "rabbitmq", lambda state, port: "name rabbit at port" in epmd_names(port)),
+    # a squatter on IPv6's loopback only: epmd binds ::1 too and would die there (services.port_taken_loopback)
+    "epmd-ipv6": ("epmd", "epmd", "rabbitmq", lambda state, port: "name rabbit at port" in epmd_names(port), "::1"),
     # the agent alone restarts (no other reader: no « ports déplacés » line), popek's bridges' controller follows
     "openflow": ("neutron-openvswitch-agent", "openflow", None, lambda state, port: bridges_controlled_at(state, port)),
 }
@@ -221,7 +227,7 @@ def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(cas
     16633, both bridges' controller connected at 16633, repair 1.0 s, back 1.0 s, 32 s; 26/26 after each."""
     from popek.checks.localcloud import lifecycle
 
-    name, key, reader, check = REPAIRS[case]
+    name, key, reader, check, *address = REPAIRS[case]
     state = running_cloud(dataplane=True, root_for="arrêter un service du cloud embarqué")
     with cloud_lock_exclusive(900, "le cloud partagé ne peut pas être réparé"):
         before = state.ports
@@ -229,7 +235,7 @@ def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(cas
         squatter = None
         try:
             assert services.kill_now(state, [name]) == []
-            squatter = Squatter(old, "127.0.0.1")
+            squatter = Squatter(old, address[0] if address else "127.0.0.1")
             up = popek("cloud", "up")
             out = up.stdout + up.stderr
             assert up.returncode == 0, out[-3000:]

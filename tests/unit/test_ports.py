@@ -14,7 +14,7 @@ WHO = "le processus 4242 (python3)"
 
 
 def held_by(*busy):
-    return lambda port: WHO if port in busy else None
+    return lambda port, host="127.0.0.1": WHO if port in busy and host == "127.0.0.1" else None  # IPv4 only
 
 
 def test_all_free_keeps_every_standard_port_and_moves_nothing():

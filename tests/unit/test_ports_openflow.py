@@ -12,7 +12,7 @@ WHO = "le processus 4242 (python3)"
 
 
 def squat(monkeypatch, *busy):
-    monkeypatch.setattr(services, "port_taken", lambda port: WHO if port in busy else None)
+    monkeypatch.setattr(services, "port_taken", lambda port, host="127.0.0.1": WHO if port in busy and host == "127.0.0.1" else None)
     monkeypatch.setattr(ports, "ephemeral_range", lambda: EPHEMERAL)
 
 
@@ -33,7 +33,7 @@ def test_an_api_only_cloud_neither_probes_nor_moves_the_openflow_port_and_keeps_
     state = CloudState(tmp_path)
     state.record_ports(PORTS | {"openflow": 16633})
     probed = []
-    monkeypatch.setattr(services, "port_taken", lambda port: probed.append(port) or (WHO if port == 5000 else None))
+    monkeypatch.setattr(services, "port_taken", lambda port, host="127.0.0.1": probed.append(port) or (WHO if port == 5000 and host == "127.0.0.1" else None))
     monkeypatch.setattr(ports, "ephemeral_range", lambda: EPHEMERAL)
     assert [m[0] for m in lifecycle.settle_ports(state, None, print)] == ["keystone"]
     assert 16633 not in probed and 6633 not in probed

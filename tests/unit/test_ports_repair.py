@@ -52,7 +52,7 @@ def fake_cloud(tmp_path, monkeypatch, dead, busy):
     running = {s.name for s in svc} - set(dead)
     stopped = []
     monkeypatch.setattr(services, "read_pid", lambda st, name: 99 if name in running else None)
-    monkeypatch.setattr(services, "port_taken", lambda port: WHO if port in busy else None)
+    monkeypatch.setattr(services, "port_taken", lambda port, host="127.0.0.1": WHO if port in busy and host == "127.0.0.1" else None)
 
     def stop(st, names, grace=20.0):
         stopped.extend(names)
