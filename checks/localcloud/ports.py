@@ -6,7 +6,8 @@ may be taken by any client at any moment). The map is recorded in the state dire
 anything binds it, and every user reads it (`CloudState.ports`). At a later `up` a recorded port that someone
 else took meanwhile moves again, the same way; a port held by the cloud's own running service is not "taken",
 and a port that moved stays where it is once its squatter is gone (the student's openrc and clouds.yaml stay
-right). popek never touches the squatter.
+right). A repair (`up` on a running cloud) moves a dead service's port the same way, and restarts every running
+process that reads it (`readers`). popek never touches the squatter.
 """
 from __future__ import annotations
 
