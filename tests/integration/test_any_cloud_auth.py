@@ -10,6 +10,7 @@ Measured live by hA5 on 2026-12-07 16:15–16:43 UTC (claims C34 C22 C17 C35, + 
 | clouds.yaml `auth_type: v3applicationcredential`, by id + secret, and by name + secret + username | 3 RÉUSSI, C34 IGNORÉ (no login/password), secret written nowhere | unchanged |
 | same, a wrong secret | « Keystone refuse l'authentification (401) de l'utilisateur « ? » … mot de passe … erroné » (by the code) | one line « … par l'identifiant d'application « <id> » … identifiant ou secret erroné, expiré… », exit 2 (9a88ed7) |
 | Horizon's openrc of an application credential (OS_AUTH_TYPE=v3applicationcredential, id, secret; no login, no project) | « openrc incomplet : il manque OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME », exit 2 | 3 RÉUSSI, C34 IGNORÉ, exit 0 (9a88ed7) |
+| same openrc, the claims that call the `openstack` client and raw HTTP (C11 C16 C20 C33 C36 C37) | (not run before the fix) | 7 RÉUSSI, 38 s; the secret in no file written during the run (results, popek's state dir, /tmp: find -newer + grep -F -f) (hA5 16:54) |
 | openrc OS_AUTH_TYPE=v3token + OS_TOKEN + OS_PROJECT_ID | same « openrc incomplet » (by the code) | C17 C22 RÉUSSI, C34 IGNORÉ, token written nowhere, 30 s (9a88ed7) |
 | user and project in a domain of their own, by name and by id | 4 RÉUSSI each (C34's openrc adds OS_USER_DOMAIN_*) | unchanged |
 | same user, no project (an unscoped entry) | one line « jeton sans portée … popek a besoin d'un compte sur un projet », exit 2 | unchanged |
