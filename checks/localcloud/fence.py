@@ -124,7 +124,9 @@ def status() -> str:
     if not available():
         return "clôture des instances absente : commande nft absente (paquet nftables)"
     if not present():
-        return f"clôture des instances ABSENTE : pas de table nftables inet {TABLE}"
+        return (f"clôture des instances ABSENTE : pas de table nftables inet {TABLE} (un `flush ruleset` du pare-feu "
+                "de la machine la retire, p. ex. le rechargement de /etc/nftables.conf) ; les instances ne sont plus "
+                "tenues à l'écart de l'hôte : `popek cloud up` la remet, sans toucher aux tables de la machine")
     c = counters()
     return (f"clôture des instances en place (table nftables inet {TABLE}) : "
             f"{c.get('refused_input', 0)} paquet(s) vers l'hôte et {c.get('refused_forward', 0)} à router refusés")

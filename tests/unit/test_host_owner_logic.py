@@ -28,3 +28,13 @@ def test_only_a_process_popek_could_have_touched_is_a_difference():
         "processes": ["- 7 3 /usr/sbin/ovsdb-server /etc/openvswitch/conf.db"],
         "sysctls": ["~ net.ipv4.conf.all.rp_filter: 1 -> 0"]}
     assert owner.popeks_differences({"processes": ["+ 41 9 /bin/bash -l"]}) == {}
+
+
+def test_a_missing_fence_is_said_with_its_likely_cause_and_the_repair(monkeypatch):
+    from popek.checks.localcloud import fence
+
+    monkeypatch.setattr(fence, "available", lambda: True)
+    monkeypatch.setattr(fence, "present", lambda: False)
+    said = fence.status()
+    assert said.startswith("clôture des instances ABSENTE : pas de table nftables inet popek")
+    assert "flush ruleset" in said and "`popek cloud up` la remet" in said
