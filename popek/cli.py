@@ -63,6 +63,12 @@ def cloud_options(given: list[str], os_cloud) -> dict[str, str]:
     except Exception as exc:     # the loader's ConfigException: an unknown auth type, a cloud it cannot peek at
         raise UserError(f"options OpenStack invalides : {str(exc).splitlines()[0]}") from None
     known = {o for a in parser._actions for o in a.option_strings}
+    # keystoneauth names some plugins' options with underscores (--os-application_credential_id); the
+    # `openstack` client (osc-lib) registers every one with dashes (--os-application-credential-id): both
+    # spellings are taken, as the client documents the dashed one
+    dashed = {o.replace("_", "-"): o for o in known if "_" in o}
+    given = [dashed.get(t.split("=", 1)[0], t.split("=", 1)[0]) + ("=" + t.split("=", 1)[1] if "=" in t else "")
+             if t.startswith("--os-") else t for t in given]
     unknown = [t.split("=", 1)[0] for t in given if t.startswith("--") and t.split("=", 1)[0] not in known]
     if unknown:
         raise UserError(f"option(s) inconnue(s) du client openstack : {', '.join(unknown)}")
