@@ -3,7 +3,7 @@ cloud reached as a foreign cloud (an entry that is not popek's: no admin, no emb
 made through the admin API and removed in the end (application credentials go with their user, the domain
 is disabled then deleted, the region's endpoints then the region).
 
-Measured live by hA5 on 2026-12-07 16:15–16:43 UTC (claims C34 C22 C17 C35, + C27 C33 for the regions):
+Measured live by hA5 on 2026-12-07 16:15–16:57 UTC (claims C34 C22 C17 C35, + C27 C33 for the regions):
 
 | the cloud | before | after |
 |---|---|---|
