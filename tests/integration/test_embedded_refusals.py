@@ -19,8 +19,8 @@ and (…network_id))) is disallowed by policy) : la politique de ce cloud, pas u
 16:35-16:38 UTC, passed in 169 s: C20 ÉCHEC « image active qui ne démarre pas sur ce cloud : l'image
 « popek-hE-noboot » dd8ae659-… ne démarre pas sur ce cloud, l'image « popek-tiny » 3420af78-… y démarre : … (constat :
 l'instance sonde … est ACTIVE et n'a rien écrit sur sa console en 92 s …) », C26's dataplane scenario RÉUSSI on the
-pair (popek-tiny), no « plan de données en panne » anywhere. Its before (a35f620) not run live: by the code and the
-unit test (test_pick_image_unbootable), C20 RÉUSSI and the dataplane scenario ÉCHEC naming the image.
+pair (popek-tiny), no « plan de données en panne » anywhere. The same test on a35f620 (16:57-16:59 UTC, 130 s): C20
+RÉUSSI « Les images sont des modèles prêts à démarrer », C26's dataplane scenario ÉCHEC (the probe's finding).
 
 Each case: a fresh member-only project (test_foreign_project._project: everything in it, the user and the project
 deleted in the end; the policy file removed and the default checked back, test_live_paths.policy_rules).
