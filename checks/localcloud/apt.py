@@ -169,7 +169,8 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list
         if plan.returncode != 0:
             raise AptError(f"apt-get install {' '.join(absent)} impossible sans retirer de paquet ou "
                            f"autrement : {(plan.stderr or plan.stdout).strip()[-400:]}")
-        upgrades = [u for u in planned_upgrades(plan.stdout) if u[0] not in absent]  # absent: half-installed ones
+        # not a change of the machine's: one of `absent` (half-installed), or the same version (a reinstall)
+        upgrades = [u for u in planned_upgrades(plan.stdout) if u[0] not in absent and u[1] != u[2]]
         if upgrades:
             raise AptError(upgrades_refused(absent, upgrades, held()))
         installs = planned_installs(plan.stdout)

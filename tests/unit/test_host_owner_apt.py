@@ -68,8 +68,10 @@ def test_an_install_that_would_upgrade_the_machines_packages_is_refused_before_a
 
 
 def test_an_install_of_new_packages_only_goes_on(tmp_path, monkeypatch):
-    calls = _fake_apt(tmp_path, monkeypatch, "Inst popek-demo (1.0 Debian:12 [all])\n")
+    """New packages, and an installed one apt only sets up again at its own version (a half-configured one)."""
+    calls = _fake_apt(tmp_path, monkeypatch, "Inst popek-demo (1.0 Debian:12 [all])\n"
+                                             "Inst libdemo [2.1] (2.1 Debian:12 [amd64])\n")
     lines = []
-    assert apt.install(["popek-demo"], lines.append) == ["popek-demo"]
-    assert lines == ["apt : installation de 1 paquet(s) : popek-demo"]
+    assert apt.install(["popek-demo"], lines.append) == ["popek-demo", "libdemo"]
+    assert lines == ["apt : installation de 2 paquet(s) : popek-demo libdemo"]
     assert [c.split()[:2] for c in calls.read_text().splitlines()] == [["install", "-s"], ["install", "-y"]]
