@@ -144,11 +144,15 @@ def _apt_plan(packages: list[str]) -> subprocess.CompletedProcess:
                       env=NONINTERACTIVE, check=False)
 
 
-def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list[str]:
+def install(packages: Iterable[str], log: Callable[[str], None] = print, upgrades_ok: bool = False) -> list[str]:
     """Install the missing ones of `packages` with the machine's apt, changing nothing else: what will be
     installed (dependencies included) is shown first, no package is removed (`--no-remove`) nor upgraded
     (refused with the list of what apt would upgrade, before anything is installed), no recommends,
     no service is started (policy-rc.d) nor left enabled at boot. Returns the packages installed.
+
+    `upgrades_ok`: the machine's owner asks for the install themselves (a test harness playing the owner,
+    who installs their own libvirt: on a fresh machine of this kind `libvirt-daemon-system` upgrades
+    systemd's packages, apt's log of 2026-12-07 07:24): apt's upgrades go ahead, each named in the log.
 
     Raises AptError (one French sentence) when not root, without apt, when apt would upgrade a package of the
     machine's, or when apt refuses."""
@@ -171,10 +175,12 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print) -> list
                            f"autrement : {(plan.stderr or plan.stdout).strip()[-400:]}")
         # not a change of the machine's: one of `absent` (half-installed), or the same version (a reinstall)
         upgrades = [u for u in planned_upgrades(plan.stdout) if u[0] not in absent and u[1] != u[2]]
-        if upgrades:
+        if upgrades and not upgrades_ok:
             raise AptError(upgrades_refused(absent, upgrades, held()))
         installs = planned_installs(plan.stdout)
-        log(f"apt : installation de {len(installs)} paquet(s) : {' '.join(installs)}")
+        log(f"apt : installation de {len(installs)} paquet(s) : {' '.join(installs)}"
+            + (f" ; dont {len(upgrades)} mise(s) à jour : " + ", ".join(f"{n} {a} → {b}" for n, a, b in upgrades)
+               if upgrades else ""))
         enabled = enabled_links()
         with services_held_back():
             try:

@@ -106,10 +106,13 @@ def host_up(log=print) -> dict:
 
     # what popek's own `up` would install on first use, installed first: between the two snapshots only
     # popek's up and down act (a package install is a change the user asked for, and `up` lists it)
-    apt.install([*install.APT_PACKAGES, *dataplane.DATAPLANE_APT, *images.IMAGE_BUILD_APT], log=log)
+    # (upgrades_ok: this harness is the owner installing; popek's own `up` refuses to upgrade the machine's
+    # packages, and on a fresh machine of this kind libvirt-daemon-system upgrades systemd's)
+    apt.install([*install.APT_PACKAGES, *dataplane.DATAPLANE_APT, *images.IMAGE_BUILD_APT], log=log,
+                upgrades_ok=True)
     # on a machine without systemd, the sysv flavour (apt's first choice would bring systemd in)
     sysv = ["libvirt-daemon-system-sysv"] if apt.missing(["systemd-sysv"]) else []
-    apt.install(["libvirt-daemon-system", *sysv, "qemu-system-x86"], log=log)
+    apt.install(["libvirt-daemon-system", *sysv, "qemu-system-x86"], log=log, upgrades_ok=True)
     try:  # a host-up before this one: what it made stays to be removed
         made = json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):

@@ -75,3 +75,14 @@ def test_an_install_of_new_packages_only_goes_on(tmp_path, monkeypatch):
     assert apt.install(["popek-demo"], lines.append) == ["popek-demo", "libdemo"]
     assert lines == ["apt : installation de 2 paquet(s) : popek-demo libdemo"]
     assert [c.split()[:2] for c in calls.read_text().splitlines()] == [["install", "-s"], ["install", "-y"]]
+
+
+def test_the_owner_installing_themselves_may_upgrade_and_each_upgrade_is_named(tmp_path, monkeypatch):
+    """The good-guest harness plays the owner installing their own libvirt: on a fresh machine of this kind
+    libvirt-daemon-system upgrades systemd's packages (apt's log, 2026-12-07 07:24); refused, CI's host-up failed."""
+    calls = _fake_apt(tmp_path, monkeypatch, STALE)
+    lines = []
+    installed = apt.install(["e2fsprogs-l10n"], lines.append, upgrades_ok=True)
+    assert "e2fsprogs-l10n" in installed
+    assert len(lines) == 1 and "dont 4 mise(s) à jour : logsave 1.47.0-2 → 1.47.0-2+b2" in lines[0]
+    assert [c.split()[:2] for c in calls.read_text().splitlines()] == [["install", "-s"], ["install", "-y"]]
