@@ -8,7 +8,7 @@ real embedded cloud (or the run's own resources) in the faulty state, runs the c
 | the SSH rule of the second guest's group deleted right after the floating IP moved to it | C24 | the same, after a short try | 300 s of waiting, then « n'arrive pas sur … » without a cause |
 | RabbitMQ's memory alarm (`rabbitmqctl set_vm_memory_high_watermark 0.0001`): every publisher blocked, every process alive, the bus greeting | C21, C31 | C21: the API that timed out, and the bus's alarm with RabbitMQ's measure; C31: the bus greets but carries nothing | C21 « le cloud ne répond plus … 9696/v2.0/networks timed out », no cause; C31 RÉUSSI |
 | nova-compute stopped (SIGTERM: its service goes « down » after service_down_time), not frozen nor disabled | C21 | the boot stays in BUILD and nova-compute gives no sign of life, with its last heartbeat | (no defect: already named) |
-| the cloud's external bridge down on this host (`ip link set popek-ex down`: its route gone with it) | C26, C18 | this host sends the floating IP elsewhere: the bridge is down, its route gone; no cloud component blamed | L3/NAT blamed (by the code: no route of the bridge, the watch went on) |
+| the cloud's external bridge down on this host (`ip link set popek-ex down`: its route gone with it) | C26, C18 | this host sends the floating IP elsewhere: the bridge is down, its route gone; no cloud component blamed | L3/NAT blamed (by the code: no route of the bridge, the watch went on; not run before the fix) |
 | the smallest image (qcow2) recorded as raw in Glance's database (disk_format), its data and hash unchanged | C20 | its data is a qcow2 image, not raw as Glance says | RÉUSSI (raw has no signature to check) |
 
 Measured 2026-12-07 under `flock -s` (hF2): the SSH rule put back then deleted (C25), before the fix « broken »
@@ -31,6 +31,16 @@ The run's heartbeat group, created by Neutron once the alarm cleared after its c
 nova-compute stopped: C21 ÉCHEC in 59.5 s « l'instance … reste en BUILD (étape scheduling) depuis 58 s : nova-compute
 ne donne plus signe de vie (openstack compute service list : state down) : nova-compute@compute1 (dernier signe de vie
 …) »; stop 20 s + run 63 s + restart 23 s (opt-in).
+Slot S5 (17:18–17:20 UTC, flock -x, `POPEK_SLOW_FAULTS=1 pytest … -k "bus_memory or recorded_as_raw or external_bridge"`):
+3 passed in 79.5 s. The bridge down: C26/C18 ÉCHEC in 13 s (named 2 s into the watch) « l'IP flottante 198.51.100.220 ne
+répond pas en SSH : cet hôte envoie 198.51.100.220 par eth0, pas par popek-ex, le pont du réseau externe du cloud
+(198.51.100.1/24) : ce pont est à l'arrêt (ip link : pas de drapeau UP, état DOWN), sa route vers 198.51.100.0/24 a
+disparu avec lui ; d'après cette preuve, ni l'instance ni les agents du cloud ne sont en cause ». popek-tiny recorded
+raw: C20 ÉCHEC « … ses données sont une image qcow2 (signature b'QFI\xfb' à l'octet 0), pas raw comme Glance l'indique
+(disk_format) … ». The bus alarm test: C21 and C31 ÉCHEC as in S1, nothing left behind.
+Checked and found sound (no test added): the member project's Neutron port quota 0 (a project of hF2's own): C21
+IGNORÉ « quota port : limite 0, en usage 0, il en faut 2 de plus … pas une panne du cloud »; the member role removed
+right before the boot: C21 RÉUSSI, true (the services still honour the cached token: the server did boot).
 
 Faults at the scenario's own steps are injected by a small pytest plugin given to `popek run` after `--`
 (test_faults_dataplane.run_scenarios). They touch only the run's own security groups: a shared hold of the
@@ -245,11 +255,11 @@ def bridge_down(bridge: str):
 
 @pytest.mark.falsifies("C26", "C18", fault="le pont du réseau externe du cloud mis à l'arrêt sur cet hôte (ip link set "
                                            "popek-ex down) : sa route vers les IP flottantes disparaît avec lui")
-@slow("faute lente (~2 min : la paire d'instances du run à démarrer)")
 def test_external_bridge_down_is_named_not_l3(state, tmp_path, record_property):
     bridges = external_bridges(state)
     if not bridges:
         pytest.skip("pas de pont externe dans la configuration de l'agent OVS du cloud embarqué")
+    # ~25 s: named from the host's own links as soon as the watch starts (13 s live, 2 s into the watch)
     with bridge_down(bridges[0]):
         found = run_scenarios(tmp_path, "ouvre_linstance")
     result = pick(found, "C26")
