@@ -38,6 +38,7 @@ répond pas en SSH : cet hôte envoie 198.51.100.220 par eth0, pas par popek-ex,
 disparu avec lui ; d'après cette preuve, ni l'instance ni les agents du cloud ne sont en cause ». popek-tiny recorded
 raw: C20 ÉCHEC « … ses données sont une image qcow2 (signature b'QFI\xfb' à l'octet 0), pas raw comme Glance l'indique
 (disk_format) … ». The bus alarm test: C21 and C31 ÉCHEC as in S1, nothing left behind.
+Then (17:20–17:22, flock -x) the two allow-path tests as pytest: 2 passed in 134 s.
 Checked and found sound (no test added): the member project's Neutron port quota 0 (a project of hF2's own): C21
 IGNORÉ « quota port : limite 0, en usage 0, il en faut 2 de plus … pas une panne du cloud »; the member role removed
 right before the boot: C21 RÉUSSI, true (the services still honour the cached token: the server did boot).
