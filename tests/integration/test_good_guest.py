@@ -98,21 +98,26 @@ def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return _run("virsh", "-c", HOST_URI, *args, check=check)
 
 
+def install_packages(log=print) -> None:
+    """The host's packages before the first snapshot: the owner's libvirt (the owner installs it: apt may
+    upgrade the machine's packages for it; on a fresh machine of this kind libvirt-daemon-system brings
+    systemd-container and upgrades systemd's packages, apt's history of 2026-12-07 07:24), then what popek's
+    own `up` would install on first use, as `up` installs it: refused if apt would upgrade a package of the
+    machine's (review F3: CI must meet the refusal a student's `popek cloud up` meets, not hide it). Between
+    the two snapshots only popek's up and down act."""
+    from popek.checks.localcloud import apt, dataplane, images, install
+
+    # on a machine without systemd, the sysv flavour (apt's first choice would bring systemd in)
+    sysv = ["libvirt-daemon-system-sysv"] if apt.missing(["systemd-sysv"]) else []
+    apt.install(["libvirt-daemon-system", *sysv, "qemu-system-x86"], log=log, upgrades_ok=True)
+    apt.install([*install.APT_PACKAGES, *dataplane.DATAPLANE_APT, *images.IMAGE_BUILD_APT], log=log)
+
+
 def host_up(log=print) -> dict:
     """Debian's libvirt-daemon-system (through popek's apt helper: no service started by the install),
     its virtlogd and libvirtd started from the system's configuration, the host's VM on the host's bridge,
     the host's namespace. Returns (and records) what was started here."""
-    from popek.checks.localcloud import apt, dataplane, images, install
-
-    # what popek's own `up` would install on first use, installed first: between the two snapshots only
-    # popek's up and down act (a package install is a change the user asked for, and `up` lists it)
-    # (upgrades_ok: this harness is the owner installing; popek's own `up` refuses to upgrade the machine's
-    # packages, and on a fresh machine of this kind libvirt-daemon-system upgrades systemd's)
-    apt.install([*install.APT_PACKAGES, *dataplane.DATAPLANE_APT, *images.IMAGE_BUILD_APT], log=log,
-                upgrades_ok=True)
-    # on a machine without systemd, the sysv flavour (apt's first choice would bring systemd in)
-    sysv = ["libvirt-daemon-system-sysv"] if apt.missing(["systemd-sysv"]) else []
-    apt.install(["libvirt-daemon-system", *sysv, "qemu-system-x86"], log=log, upgrades_ok=True)
+    install_packages(log)
     try:  # a host-up before this one: what it made stays to be removed
         made = json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):

@@ -39,3 +39,23 @@ def test_the_good_guest_script_runs_as_ci_runs_it(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "0 difference(s)" in done.stdout
+
+
+def test_the_harness_installs_popeks_packages_as_up_does_refusing_upgrades(monkeypatch):
+    """Review F3: only the owner's libvirt may upgrade the machine's packages (the owner installs it); popek's own
+    lists go through the refusal a student's `popek cloud up` meets, so that CI cannot hide it."""
+    import importlib.util
+
+    from popek.checks.localcloud import apt
+
+    spec = importlib.util.spec_from_file_location("good_guest_harness", REPO / "tests/integration/test_good_guest.py")
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    calls = []
+    monkeypatch.setattr(apt, "install", lambda packages, log=print, upgrades_ok=False:
+                        calls.append((list(packages), upgrades_ok)) or [])
+    monkeypatch.setattr(apt, "missing", lambda packages: [])
+    harness.install_packages(log=lambda line: None)
+    assert calls[0] == (["libvirt-daemon-system", "qemu-system-x86"], True)
+    assert "openvswitch-switch" in calls[1][0] and calls[1][1] is False
+    assert len(calls) == 2
