@@ -113,11 +113,13 @@ def test_an_application_credential_entry_by_id_and_by_name(appcred, tmp_path):
         proc, found, written = _popek(tmp_path / label, {"uni": cloud}, {}, "--os-cloud", "uni", *QUICK)
         _all_pass_but_c34(proc, found)
         assert secret not in written
-    wrong = {**by_id, "auth": {**by_id["auth"], "application_credential_secret": "not-" + secret[:8]}}
+    # a wrong secret that shares nothing with the real one: not even a prefix of it goes to disk
+    wrong = {**by_id, "auth": {**by_id["auth"], "application_credential_secret": secrets.token_urlsafe(32)}}
     proc, found, written = _popek(tmp_path / "wrong", {"uni": wrong}, {}, "--os-cloud", "uni", *QUICK)
     assert proc.returncode == 2 and not found and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert f"l'identifiant d'application « {cred_id} »" in proc.stderr and "Traceback" not in proc.stderr
-    assert secret not in written
+    assert secret not in written and secret[:8] not in written
+    assert secret[:8] not in (tmp_path / "wrong" / "home" / ".config" / "openstack" / "clouds.yaml").read_text()
 
 
 def test_an_openrc_of_an_application_credential(appcred, tmp_path):
