@@ -12,7 +12,9 @@ Measured 2026-12-07 13:48-13:50 UTC under `flock -x` (hF): port security off, É
 port est désactivée sur le port 3b91df25-… de l'instance (port_security_enabled=False) : aucun groupe de sécurité ne le
 filtre », whole test ~55 s (opt-in: CI's budget). The image-hash test ran live at 14:10 (hLive, flock -x): C20 ÉCHEC « ses
 données (15339008 octets relus) ne sont pas celles que Glance a enregistrées … os_hash_value », 8 s; it runs in CI. The
-backend-full test (opt-in) has not been run live yet.
+backend-full test (opt-in) ran live at 17:36-17:37 (hLive, flock -x, POPEK_SLOW_FAULTS=1): C15 and C23 ÉCHEC in 22 s « le
+volume … est passé en « error » (création) ; Cinder dit (openstack volume message list) : « schedule allocate
+volume:Could not find any available weighted backend. » (VOLUME_VOLUME_001_003) », test 34.9 s, 26/26 after.
 
 Run serially (CI) or under `flock -x /tmp/popek-cloud.lock`.
 """
