@@ -231,7 +231,12 @@ def test_a_repair_moves_a_dead_services_squatted_port_and_its_readers_follow(cas
     Live (hK2, 2026-12-07 16:42-16:47 UTC, dataplane cloud, POPEK_SLOW_FAULTS=1 under flock -x): placement
     8778 -> 18778, repair 35.9 s (13 readers restarted), C27/C28 passed, back 36.5 s, test 90 s; epmd 4369 -> 14369,
     rabbitmq re-registered there (« name rabbit at port 25672 »), repair 10.9 s, back 10.6 s, 33 s; openflow 6633 ->
-    16633, both bridges' controller connected at 16633, repair 1.0 s, back 1.0 s, 32 s; 26/26 after each."""
+    16633, both bridges' controller connected at 16633, repair 1.0 s, back 1.0 s, 32 s; 26/26 after each.
+    With the reader's claim (hLive, 17:24-17:36 UTC, same setting): placement repair 33.0 s, C21/C27/C28 passed
+    (run 17.0 s), back 34.8 s; epmd 8.7 s, C21/C27/C28 passed, back 10.7 s; epmd-ipv6 (squatter on [::1]:4369)
+    moved to 14369, 7.8 s, passed, back 10.8 s (3 passed in 164 s); openflow first failed at the squatter's bind
+    (EADDRINUSE: kill_now returned while the agent's threads still held 6633, fixed in services._exited), then
+    repair 1.2 s, C25/C27/C28 passed (run 74.5 s), back 0.9 s, 89.5 s; 26/26 after each."""
     from popek.checks.localcloud import lifecycle
 
     name, key, reader, check, *address = REPAIRS[case]
