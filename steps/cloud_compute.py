@@ -88,8 +88,26 @@ def images_boot(cloud, evidence):
     same cloud (probe.UnbootableImage, found by the dataplane probe on a cloud reached without admin
     credentials) is not ready to boot: ÉCHEC naming it. The run's other scenarios boot another image."""
     found = unbootable_images(cloud)
-    evidence.json("images qui ne démarrent pas (sonde du plan de données)", found or "aucune")
+    probed = (getattr(cloud, "facts", None) or {}).get("probed_images") or {}
+    evidence.json("images démarrées par la sonde du plan de données", probed or not_probed(cloud))
+    evidence.json("images qui ne démarrent pas (sonde du plan de données)",
+                  found or ("aucune" if probed else "non vérifié : aucune instance sonde dans ce processus"))
     assert not found, "image active qui ne démarre pas sur ce cloud : " + " ; ".join(found.values())
+
+
+def not_probed(cloud) -> str:
+    """Why no probe instance was booted by this run's process (C20's evidence, never « aucune » image failing
+    as if images had been tried)."""
+    facts = getattr(cloud, "facts", None) or {}
+    if getattr(cloud, "admin", None) is not None:
+        why = "identifiants admin : l'état des hyperviseurs a répondu"
+    elif facts.get("dataplane"):
+        why = facts["dataplane"]
+    elif facts.get("dataplane_broken"):
+        why = facts["dataplane_broken"]
+    else:
+        why = "le plan de données n'a pas été sondé"
+    return f"non vérifié : aucune instance sonde ({why})"
 
 
 @when("je liste les gabarits du cloud", target_fixture="flavors")

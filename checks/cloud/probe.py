@@ -302,6 +302,20 @@ def _boot_and_read(cloud, ledger, image, flavor, net, timeout: float) -> tuple[s
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
 
+#: _boot_and_read's outcome, as C20's evidence says it
+PROBED_OUTCOMES = {"booted": "a démarré (sa console a écrit)", "silent": "n'a pas démarré (console muette)",
+                   "reason": "non lue"}
+
+
+def _record_probed(cloud, image, outcome: str, said) -> None:
+    """Keep in cloud.facts["probed_images"] {image id: what its probe instance showed}: C20 says which images
+    the probe booted, and that none was when none was (not « aucune » image failing as if all were tried)."""
+    text = f"« {image.name} » : {PROBED_OUTCOMES.get(outcome, outcome)}"
+    if outcome == "reason" and said:
+        text += f" ({said})"
+    cloud.facts.setdefault("probed_images", {})[image.id] = text
+
+
 def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
     """Boot a probe instance as the member and read its console: the reason if it is a fake guest or if the
     cloud gives no console (a missing capability); BrokenDataplane if the guest did not boot (a broken
@@ -324,6 +338,7 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
             net = compute.project_network(cloud.conn, ledger)
         outcome, said = _boot_and_read(cloud, ledger, image, flavor, net, timeout)
+        _record_probed(cloud, image, outcome, said)
         if outcome != "silent":
             return said
         other = second_image(cloud.conn, image)
@@ -336,6 +351,7 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         except Exception as exc:   # no flavor, no room, Nova's refusal for the second image: the first's finding
             raise BrokenDataplane(f"{said} ; une deuxième image, « {other.name} » {other.id}, n'a pas pu être "
                                   f"démarrée : {type(exc).__name__} : {str(exc)[:200]}") from exc
+        _record_probed(cloud, other, outcome, other_said)
         evidence = said.removeprefix("plan de données en panne : ")
         if outcome == "booted":
             raise UnbootableImage(

@@ -125,3 +125,52 @@ def test_the_cloud_init_scenario_boots_another_image_than_the_one_found_not_boot
         cloud_dataplane.cloud_init_guest(cloud, None, None, None, types.SimpleNamespace(group=None),
                                              types.SimpleNamespace(figure=lambda *a: None))
     assert booted == ["img-3"]
+
+
+def _evidence():
+    said = {}
+    return said, types.SimpleNamespace(json=lambda key, value: said.update({key: value}))
+
+
+def test_c20_says_not_checked_when_no_probe_instance_was_booted(monkeypatch):
+    """hR F2: with admin credentials (the embedded cloud, any admin cloud) the hypervisors' state answers the
+    dataplane question and no probe instance boots: C20's evidence said « aucune » image not booting, as if
+    images had been booted and found fine. It now says that none was booted, and why."""
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: None)
+    for admin, facts, why in ((object(), {}, "identifiants admin : l'état des hyperviseurs a répondu"),
+                              (None, {"dataplane": "aucun réseau externe"}, "aucun réseau externe")):
+        cloud = _cloud()
+        cloud.admin = admin
+        cloud.facts.update(facts)
+        said, evidence = _evidence()
+        cloud_compute.images_boot(cloud, evidence)
+        assert "aucune" not in said.values(), said
+        assert said["images démarrées par la sonde du plan de données"] == \
+            f"non vérifié : aucune instance sonde ({why})", said
+        assert said["images qui ne démarrent pas (sonde du plan de données)"].startswith("non vérifié"), said
+
+
+def test_c20_names_the_images_the_probe_booted(two_images, monkeypatch, tmp_path):
+    """The probe's boots are C20's evidence: the image that stayed silent and the one that booted."""
+    make, booted = two_images
+    cloud = make({"img-1": "", "img-2": "Linux version\nPOPEK-READY\n"})
+    cloud.facts["run_folder"] = str(tmp_path)
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: probe.dataplane_reason(c))
+    monkeypatch.setattr(probe, "_probe_console", lambda c, **kw: PROBE_CONSOLE(c, timeout=0.3))
+    monkeypatch.setattr("popek.checks.cloud.network.external_network", lambda conn: object())
+    monkeypatch.setattr("popek.checks.cloud.network.floating_ip_quota_reason", lambda conn: None)
+    said, evidence = _evidence()
+    with pytest.raises(AssertionError, match="l'image « noboot » img-1 ne démarre pas sur ce cloud"):
+        cloud_compute.images_boot(cloud, evidence)
+    assert said["images démarrées par la sonde du plan de données"] == {
+        "img-1": "« noboot » : n'a pas démarré (console muette)",
+        "img-2": "« popek-tiny » : a démarré (sa console a écrit)"}, said
+
+
+def test_a_probe_that_boots_records_its_image(probe_cloud):
+    cloud = probe_cloud("", "[    0.0] Linux version 6.12 (debian)\n")
+    assert probe._probe_console(cloud, timeout=10) is None
+    assert cloud.facts["probed_images"] == {"img-1": "« noboot » : a démarré (sa console a écrit)"}
+
+
+PROBE_CONSOLE = probe._probe_console
