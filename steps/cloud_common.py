@@ -59,6 +59,13 @@ def cloud(request):
         if started:  # the embedded cloud runs but does not answer: broken, not absent
             return Unreachable(f"le cloud embarqué ne répond pas : {exc}", broken=f"{exc} ; {started}")
         return Unreachable(f"pas de cloud joignable : {exc}")
+    if found.choice.kind == "embedded":     # its guests' fence, taken by the owner's `flush ruleset`: put back
+        from popek.checks.localcloud import lifecycle
+        from popek.checks.localcloud.state import CloudState
+
+        said = lifecycle.refence(CloudState(paths.embedded_cloud_dir()), root=os.geteuid() == 0)
+        if said:
+            tell(request.config, f"popek : {said}")
     try:
         found.names = paths.course_names()     # the course's names as this cloud calls them (popek.yaml, --image…)
     except ValueError as exc:

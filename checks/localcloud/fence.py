@@ -103,7 +103,22 @@ def remove() -> bool:
 
 
 def present() -> bool:
-    return available() and _nft("list", "table", "inet", TABLE).returncode == 0
+    return reading() == PRESENT
+
+
+PRESENT, ABSENT, UNREADABLE, NO_NFT = "present", "absent", "unreadable", "no-nft"
+
+
+def reading() -> str:
+    """What `nft list table inet popek` shows: PRESENT, ABSENT (nft says there is no such table), UNREADABLE
+    (nft refused to read: without root it answers "Operation not permitted (you must be root)"; any other
+    refusal is not evidence of absence either) or NO_NFT."""
+    if not available():
+        return NO_NFT
+    proc = _nft("list", "table", "inet", TABLE)
+    if proc.returncode == 0:
+        return PRESENT
+    return ABSENT if "No such file or directory" in proc.stderr else UNREADABLE
 
 
 def counters() -> dict[str, int]:
@@ -119,11 +134,15 @@ def counters() -> dict[str, int]:
     return found
 
 
-def status() -> str:
-    """One French line for `popek cloud status`."""
-    if not available():
+def status(seen: str | None = None) -> str:
+    """One French line for `popek cloud status`; seen: a reading() already made (else one is made)."""
+    seen = seen or reading()
+    if seen == NO_NFT:
         return "clôture des instances absente : commande nft absente (paquet nftables)"
-    if not present():
+    if seen == UNREADABLE:
+        return (f"clôture des instances illisible sans root : nft refuse de lire la table inet {TABLE} à cet "
+                "utilisateur ; `sudo popek cloud status` dit si elle est en place")
+    if seen == ABSENT:
         return (f"clôture des instances ABSENTE : pas de table nftables inet {TABLE} (un `flush ruleset` du pare-feu "
                 "de la machine la retire, p. ex. le rechargement de /etc/nftables.conf) ; les instances ne sont plus "
                 "tenues à l'écart de l'hôte : `popek cloud up` la remet, sans toucher aux tables de la machine")

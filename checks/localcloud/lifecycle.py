@@ -669,6 +669,28 @@ def _fence_up(mod, log) -> None:
         raise CloudError(str(exc)) from None
 
 
+def refence(state: CloudState, root: bool) -> str | None:
+    """The guests' fence of a running dataplane cloud, checked before a run uses it (`popek run`, also with
+    --no-cloud-up): the owner's `flush ruleset` (e.g. nftables.service reloading /etc/nftables.conf) takes
+    it away and nothing else puts it back. Gone and root: put back (only popek's table, one transaction);
+    gone or unreadable without root: the status line, so a run never uses unfenced guests silently.
+    Returns the French line to show, or None (not a dataplane cloud, or the fence is in place)."""
+    if not read_mode(state).get("dataplane"):
+        return None
+    if not any(services.read_pid(state, p.stem) for p in state.run_dir.glob("*.pid")):
+        return None     # stopped (`down` removed the fence): nothing to fence
+    seen = fence.reading()
+    if seen == fence.PRESENT:
+        return None
+    if seen == fence.ABSENT and root:
+        try:
+            return "clôture des instances retirée par le pare-feu de la machine : remise — " + \
+                fence.apply(dataplane_hooks.fence_interfaces())
+        except fence.FenceError as exc:
+            return str(exc)
+    return fence.status(seen)
+
+
 #: How long a restarted service has to answer its health check during a repair.
 REPAIR_TIMEOUT = 60.0
 NOVA_RPC = ("nova-conductor", "nova-scheduler", "nova-compute")

@@ -100,10 +100,13 @@ def cmd_status(args) -> int:
     mod = lifecycle.dataplane_module()
     if mod is not None and hasattr(mod, "status"):
         print(f"plan de données : {mod.status(state)}")
+    unfenced = False    # the guests' fence seen gone (root only: without root nft cannot read it)
     if mode.get("dataplane"):
         from popek.checks.localcloud import fence
 
-        print(fence.status())
+        seen = fence.reading()
+        print(fence.status(seen))
+        unfenced = seen == fence.ABSENT
     if not rows:
         print("aucun service démarré (`popek cloud up`)")
         return 3
@@ -113,7 +116,9 @@ def cmd_status(args) -> int:
         print(f"  {r.name:<{width}}  pid {r.pid or '-':>7}  {verdict:<13} {r.health:<40} {r.log}")
     up = sum(r.ok for r in rows)
     print(f"{up}/{len(rows)} services en marche")
-    return 0 if up == len(rows) else 3
+    if unfenced:
+        print("cloud dégradé : clôture des instances absente ; `popek cloud up` la remet")
+    return 0 if up == len(rows) and not unfenced else 3
 
 
 @_user_errors

@@ -268,6 +268,8 @@ def _the_owners_workstation(record_property):
         assert not fence.present(), "la clôture a survécu au `flush ruleset` du propriétaire ?"
         said = fence.status()
         assert "ABSENTE" in said, said
+        from popek.commands import cloud as cloud_cmd      # F1: a teacher's `popek cloud status && …` stops here
+        assert cloud_cmd.cmd_status(None) == 3, "popek cloud status dit 0 sans la clôture"
         t0 = time.monotonic()
         lifecycle.up(state, dataplane=True, log=lines.append)  # repair in place
         measured["repair s"] = round(time.monotonic() - t0, 1)

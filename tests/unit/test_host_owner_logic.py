@@ -34,7 +34,7 @@ def test_a_missing_fence_is_said_with_its_likely_cause_and_the_repair(monkeypatc
     from popek.checks.localcloud import fence
 
     monkeypatch.setattr(fence, "available", lambda: True)
-    monkeypatch.setattr(fence, "present", lambda: False)
+    monkeypatch.setattr(fence, "reading", lambda: fence.ABSENT)   # nft said: no such table (root)
     said = fence.status()
     assert said.startswith("clôture des instances ABSENTE : pas de table nftables inet popek")
     assert "flush ruleset" in said and "`popek cloud up` la remet" in said
