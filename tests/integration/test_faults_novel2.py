@@ -177,21 +177,41 @@ def heartbeat_runs(admin) -> set[str]:
             if (m := re.match(r"popek-([0-9a-f]+)-.*heartbeat", g.name or ""))}
 
 
+def watermark_args(said: str) -> list[str] | None:
+    """The arguments of `rabbitmqctl set_vm_memory_high_watermark` that put back the watermark `said` by
+    `vm_memory_monitor:get_vm_memory_high_watermark()` ("0.4" on 3.10, "{absolute,1073741824}", "{relative,0.6}");
+    None for an answer of another shape."""
+    said = said.strip()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", said):
+        return [said]
+    if found := re.fullmatch(r"\{relative,\s*([0-9]+(?:\.[0-9]+)?)\}", said):
+        return [found.group(1)]
+    if found := re.fullmatch(r"\{absolute,\s*([0-9]+)\}", said):
+        return ["absolute", found.group(1)]
+    return None
+
+
 @contextlib.contextmanager
 def bus_memory_alarm(state, admin):
     """The embedded RabbitMQ's memory watermark set to 0.0001 of the host's memory: its memory alarm goes off and it
-    blocks every connection that publishes. In the end the watermark is put back to 0.4 (RabbitMQ's default: the
-    embedded cloud's rabbitmq.conf sets none), every Nova service and Neutron agent is seen alive again, and what the
-    faulty run could not delete (its heartbeat group, created once the alarm cleared) is swept."""
+    blocks every connection that publishes. In the end the watermark is put back to the value read before (not
+    RabbitMQ's default, which changed: 0.4 in 3.x, 0.6 in 4.x; nor over a value set at runtime), every Nova service
+    and Neutron agent is seen alive again, and what the faulty run could not delete (its heartbeat group, created
+    once the alarm cleared) is swept."""
     conf = state.etc("rabbitmq") / "rabbitmq.conf"
     if "vm_memory_high_watermark" in (conf.read_text() if conf.is_file() else ""):
         pytest.skip(f"{conf} fixe vm_memory_high_watermark : ce test ne saurait pas le remettre")
+    found = rabbitmqctl(state, "eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    restore = watermark_args(found)
+    if restore is None:
+        pytest.skip(f"seuil mémoire de RabbitMQ lu sous une forme inconnue ({found.strip()[:80]!r}) : "
+                    "ce test ne saurait pas le remettre")
     before = heartbeat_runs(admin)
     rabbitmqctl(state, "set_vm_memory_high_watermark", "0.0001")
     try:
         yield
     finally:
-        rabbitmqctl(state, "set_vm_memory_high_watermark", "0.4")
+        rabbitmqctl(state, "set_vm_memory_high_watermark", *restore)
         everything_alive(admin)
         member = connection.connect(connection.EMBEDDED_MEMBER, {}, paths.embedded_clouds_yaml()).conn
         for run in heartbeat_runs(admin) - before:
