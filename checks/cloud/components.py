@@ -7,8 +7,11 @@ Passwords inside URLs never leave this module (only schemes, hosts and paths do)
 from __future__ import annotations
 
 import configparser
+import json
+import os
 import re
 import socket
+import subprocess
 from importlib import metadata
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -121,11 +124,8 @@ _ALARM_DETAIL = {"memory": re.compile(r"vm_memory_high_watermark set\. (Memory u
 _BROKER_BOOT = "Running boot step rabbit_alarm"
 
 
-def bus_alarms(log_text: str) -> list[str]:
-    """The resource alarms (memory, disk) in effect at the end of RabbitMQ's log `log_text`, in French with
-    RabbitMQ's own measure: "le bus RabbitMQ a une alarme de mémoire en cours : il bloque les connexions qui
-    publient (Memory used:… allowed:…)"; [] when none is set (or the last one was cleared, or the broker
-    restarted since)."""
+def _active_alarms(log_text: str) -> dict[str, tuple[str, str | None]]:
+    """The resource alarms in effect at the end of RabbitMQ's log `log_text`: kind -> (since, RabbitMQ's measure)."""
     active: dict[str, str] = {}
     detail: dict[str, str] = {}
     # only the lines that hold one of these words, in their order (str.find: a 4 MiB log of ~20 000 connection lines
@@ -153,10 +153,71 @@ def bus_alarms(log_text: str) -> list[str]:
                 active[found.group(1)] = line[:19]
             else:
                 active.pop(found.group(1), None)
-    names = {"memory": "de mémoire", "disk": "d'espace disque"}
-    return [f"le bus RabbitMQ a une alarme {names[kind]} en cours (depuis {since}) : il bloque les connexions qui "
-            f"publient, chaque appel RPC du cloud attend" + (f" ({detail[kind]})" if kind in detail else "")
-            for kind, since in active.items()]
+    return {kind: (since, detail.get(kind)) for kind, since in active.items()}
+
+
+_ALARM_NAMES = {"memory": "de mémoire", "disk": "d'espace disque", "file_descriptors": "de descripteurs de fichiers"}
+
+
+def _say_alarm(kind: str, since: str, measure: str | None) -> str:
+    return (f"le bus RabbitMQ a une alarme {_ALARM_NAMES.get(kind, kind)} en cours ({since}) : il bloque les "
+            f"connexions qui publient, chaque appel RPC du cloud attend" + (f" ({measure})" if measure else ""))
+
+
+def bus_alarms(log_text: str) -> list[str]:
+    """The resource alarms (memory, disk) in effect at the end of RabbitMQ's log `log_text`, in French with
+    RabbitMQ's own measure: "le bus RabbitMQ a une alarme de mémoire en cours : il bloque les connexions qui
+    publient (Memory used:… allowed:…)"; [] when none is set (or the last one was cleared, or the broker
+    restarted since)."""
+    return [_say_alarm(kind, f"depuis {since}", measure) for kind, (since, measure) in _active_alarms(log_text).items()]
+
+
+def broker_alarms(answer: str, log_text: str = "") -> list[str]:
+    """The resource alarms the broker itself reports in `answer` (`rabbitmq-diagnostics -q alarms --formatter
+    json`: {"alarms": [{"resource": "memory", "node": …}, …]}), in French; the time it was set and RabbitMQ's
+    measure added from its log `log_text` when the log still holds them. Raises ValueError on an answer that
+    is not that JSON."""
+    found = json.loads(answer)
+    if not isinstance(found, dict) or not isinstance(found.get("alarms"), list):
+        raise ValueError(f"réponse inattendue : {answer[:200]!r}")
+    logged = _active_alarms(log_text)
+    said = []
+    for alarm in found["alarms"]:
+        kind = str(alarm.get("resource")) if isinstance(alarm, dict) else str(alarm)
+        since, measure = logged.get(kind, (None, None))
+        said.append(_say_alarm(kind, f"depuis {since}" if since else "signalée par le broker", measure))
+    return said
+
+
+#: RabbitMQ's diagnostics CLI (Debian's rabbitmq-server package), the embedded cloud's broker's own.
+DIAGNOSTICS = "/usr/lib/rabbitmq/bin/rabbitmq-diagnostics"
+
+
+def ask_broker_alarms(root: Path, timeout: float = 60) -> str:
+    """The embedded cloud at `root`'s RabbitMQ asked for its alarms (`rabbitmq-diagnostics -q alarms --formatter
+    json`, with its service's environment: its node name, epmd port and the $HOME of its Erlang cookie; never the
+    host's own broker): 1-3 s. Raises OSError, subprocess.SubprocessError or RuntimeError when it cannot be asked."""
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+
+    svc = next(s for s in services.core_services(CloudState(root)) if s.name == "rabbitmq")
+    done = subprocess.run([DIAGNOSTICS, "-q", "alarms", "--formatter", "json"], env={**os.environ, **svc.env},
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{Path(DIAGNOSTICS).name} alarms : code {done.returncode} "
+                           f"{(done.stderr or done.stdout).strip()[-200:]}")
+    return done.stdout
+
+
+def asked_bus_alarms(root: Path, ask=ask_broker_alarms) -> tuple[list[str], str]:
+    """(alarms, source) of the embedded cloud at `root`'s RabbitMQ, for C31 (once per run): the broker asked
+    (`ask`: however long ago its alarm was set, where the log's last 4 MiB can have lost it under the lines of
+    retrying publishers); its log's tail only when the broker cannot be asked, and the source says so."""
+    tail = _log_tail(root / "log" / "rabbitmq.log").decode(errors="replace")
+    try:
+        return broker_alarms(ask(root), tail), "rabbitmq-diagnostics alarms"
+    except (OSError, subprocess.SubprocessError, RuntimeError, ValueError) as exc:
+        return bus_alarms(tail), f"journal du broker (4 derniers Mio) seulement : broker non interrogé ({exc})"[:300]
 
 
 def rabbit_alarms(root: Path) -> list[str]:
