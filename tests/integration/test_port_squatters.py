@@ -8,6 +8,9 @@ the cloud had before is written back and the cloud started on it again (the cata
 The repair cases (no `down`: a dead service's port squatted, `popek cloud up` repairs) need only
 POPEK_SLOW_FAULTS=1. Opt-in: the first stops the shared cloud and starts it three times (~4-5 min): POPEK_SLOW_FAULTS=1 and
 POPEK_CLOUD_DOWN_TEST=1, as root; takes /tmp/popek-cloud.lock exclusively (POPEK_CLOUD_LOCK_HELD=1 if held).
+Live (hLive, 17:43-17:48 UTC, flock -x) with squatters on 5000, 8080, 4369 and 6633: down 22.3 s, up 45.8 s moving
+keystone 5000 -> 15000, swift 8080 -> 18080, epmd 4369 -> 14369, openflow 6633 -> 16633, the run's 4 scenarios passed
+(87.5 s), down 23.4 s / up 39.3 s on the moved map, down 22.8 s / up 40.0 s back on the old one: 1 passed in 294 s.
 """
 from __future__ import annotations
 
