@@ -256,7 +256,7 @@ def bootable(conn, cloud_init: bool = False, min_ram: int = 0, avoid=()):
     """(image, flavor) to boot, or skip the scenario when the cloud has none (nothing to boot is not a failure);
     avoid: the images the run found not booting (unbootable_images), passed over while another one fits."""
     try:
-        image = compute.pick_image(conn, cloud_init, avoid=avoid) if avoid else compute.pick_image(conn, cloud_init)
+        image = compute.pick_image(conn, cloud_init, avoid=avoid)
         return image, compute.pick_flavor(conn, image, min_ram)
     except compute.NothingToBoot as exc:
         pytest.skip(f"{exc} dans ce cloud : rien à démarrer")

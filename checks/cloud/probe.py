@@ -332,8 +332,7 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
     ledger = Ledger(cloud.conn, cloud.facts["prefix"])
     try:
         # an image another worker's probe found not booting is not booted again (its finding is the run's)
-        avoid = unbootable(cloud)
-        image = compute.pick_image(cloud.conn, avoid=avoid) if avoid else compute.pick_image(cloud.conn)
+        image = compute.pick_image(cloud.conn, avoid=unbootable(cloud))
         flavor = compute.pick_flavor(cloud.conn, image)
         with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
             net = compute.project_network(cloud.conn, ledger)

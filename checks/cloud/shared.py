@@ -322,8 +322,7 @@ class Shared:
 
     def pick_image(self):
         """compute.pick_image for the run's servers, passing over the images the run found not booting."""
-        avoid = self.avoid()
-        return compute.pick_image(self.conn, avoid=avoid) if avoid else compute.pick_image(self.conn)
+        return compute.pick_image(self.conn, avoid=self.avoid())
 
     def access(self) -> Access:
         """The run's keypair (a key made here, the private half kept in memory and redacted) and its

@@ -151,7 +151,7 @@ def test_the_probes_network_refused_for_quota_is_no_room(monkeypatch):
 
     over = sdk_exc.ConflictException("409", http_status=409,
                                      details="Quota exceeded for resources: ['network'].")
-    monkeypatch.setattr(compute, "pick_image", lambda conn: object())
+    monkeypatch.setattr(compute, "pick_image", lambda conn, avoid=(): object())
     monkeypatch.setattr(compute, "pick_flavor", lambda conn, image: object())
     monkeypatch.setattr(compute, "project_network", lambda conn, led: (_ for _ in ()).throw(over))
     monkeypatch.setattr(compute, "boot", lambda *a, **k: pytest.fail("booted without a network"))

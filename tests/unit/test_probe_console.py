@@ -44,7 +44,7 @@ class _Compute:
 @pytest.fixture
 def probe_cloud(monkeypatch):
     """A member's cloud whose probe boots at once; its console answers `answers` (set by the test)."""
-    monkeypatch.setattr(compute, "pick_image", lambda conn: IMAGE)
+    monkeypatch.setattr(compute, "pick_image", lambda conn, avoid=(): IMAGE)
     monkeypatch.setattr(compute, "images", lambda conn: [IMAGE])      # no other image to try
     monkeypatch.setattr(compute, "pick_flavor", lambda conn, image: types.SimpleNamespace(name="m1.tiny"))
     monkeypatch.setattr(compute, "project_network", lambda conn, led: object())
@@ -105,7 +105,7 @@ def test_a_guest_that_writes_its_boot_is_a_dataplane(probe_cloud):
 
 def test_a_guest_with_a_ready_marker_is_waited_for_until_it_or_a_failure(probe_cloud, monkeypatch):
     monkeypatch.setattr(compute, "pick_image",
-                        lambda conn: types.SimpleNamespace(id="i", name="tiny",
+                        lambda conn, avoid=(): types.SimpleNamespace(id="i", name="tiny",
                                                            properties={compute.TINY_MARKER: "POPEK-READY"}))
     cloud = probe_cloud("Linux version\n", "Linux version\nRunning /init\nKernel panic - not syncing: Attempted "
                                            "to kill init!\n")

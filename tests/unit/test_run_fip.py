@@ -203,7 +203,7 @@ def _pair_shared(monkeypatch, conn, book):
         ledger.record("server", ledger.name(what))
         servers.append(NS(id=f"srv-{len(servers) + 1}", name=f"s{len(servers) + 1}"))
         return servers[-1]
-    for name, value in {"pick_image": lambda conn: "img", "pick_flavor": lambda conn, image: "flv",
+    for name, value in {"pick_image": lambda conn, avoid=(): "img", "pick_flavor": lambda conn, image: "flv",
                         "boot": boot, "wait_active": lambda conn, s, **kw: s}.items():
         monkeypatch.setattr(mod.compute, name, value)
     shared = Shared(conn, book, key=("priv", "pub"))

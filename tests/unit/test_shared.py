@@ -74,7 +74,7 @@ class _Cloud:
 def _patched(monkeypatch, cloud: _Cloud) -> Shared:
     from popek.checks.cloud import shared as mod
 
-    for name, value in {"pick_image": lambda conn: "img", "pick_flavor": lambda conn, image: "flv",
+    for name, value in {"pick_image": lambda conn, avoid=(): "img", "pick_flavor": lambda conn, image: "flv",
                         "project_network": lambda conn, ledger, existing=None: existing or "net",
                         "existing_network": lambda conn, own=None: None, "ssh_keypair": lambda: ("priv", "pub"),
                         "create_keypair": lambda conn, ledger, public: type("K", (), {"name": "k"})(),

@@ -116,7 +116,7 @@ def _tight(monkeypatch, neutron):
     """Only one instance fits (the pair is refused); the boot records the network it was given."""
     _quota(monkeypatch, room_for=1)
     booted = []
-    monkeypatch.setattr(shared_mod.compute, "pick_image", lambda conn: NS(id="img"))
+    monkeypatch.setattr(shared_mod.compute, "pick_image", lambda conn, avoid=(): NS(id="img"))
     monkeypatch.setattr(shared_mod.compute, "pick_flavor", lambda conn, image: NS(id="flv", vcpus=1, ram=512))
     monkeypatch.setattr(shared_mod.compute, "boot", lambda conn, ledger, what, image, flavor, net, **kw:
                         booted.append(net.name) or f"server-on-{net.name}")
