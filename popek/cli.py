@@ -9,6 +9,7 @@ import pkgutil
 import sys
 
 import popek.commands
+from popek import syspath
 from popek.errors import UserError
 
 
@@ -78,6 +79,7 @@ def cloud_options(given: list[str], os_cloud) -> dict[str, str]:
 
 
 def main(argv=None) -> int:
+    syspath.complete_environ()  # a root shell from `su` without `-` lacks /usr/sbin: nft, losetup… (syspath.py)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `popek run … -- ARGS`: argparse cannot give a positional after options ("unrecognized arguments"),
