@@ -57,26 +57,64 @@ def from_options(flavor: Optional[str] = None, image: Optional[str] = None, netw
     return {course: cloud for course, cloud in given.items() if cloud}
 
 
+#: the plural of each kind, in the reason of a name several resources bear
+PLURAL = {"flavor": "gabarits", "image": "images", "network": "réseaux"}
+
+
 def _find(conn, kind: str, name: str):
-    if kind == "flavor":
-        return conn.compute.find_flavor(name, ignore_missing=True)
-    if kind == "image":
-        return next((i for i in conn.image.images(name=name) if i.status == "active"), None) or \
-            next((i for i in [conn.image.find_image(name, ignore_missing=True)] if i and i.status == "active"), None)
-    return conn.network.find_network(name, ignore_missing=True)
+    """What the `openstack` client's `server create` takes for `name`: python-openstackclient calls
+    openstacksdk's find_flavor / find_image / find_network with it (an id first, then the name; hidden images
+    too, whatever their status). None when nothing bears it; openstack.exceptions.DuplicateResource when
+    several do (the client then refuses the command: « More than one Image exists with the name … »)."""
+    find = {"flavor": conn.compute.find_flavor, "image": conn.image.find_image,
+            "network": conn.network.find_network}[kind]
+    return find(name, ignore_missing=True)
+
+
+def _same_named(conn, kind: str, name: str) -> list[str]:
+    """The ids of the `kind` resources this account sees named exactly `name` (for the reason of an
+    ambiguous name: the ids to give instead); [] when they cannot be listed."""
+    try:
+        listed = {"flavor": lambda: conn.compute.flavors(), "image": lambda: conn.image.images(name=name),
+                  "network": lambda: conn.network.networks(name=name)}[kind]()
+        return sorted(r.id for r in listed if r.name == name)
+    except Exception:  # the list is a help in the reason, not the finding
+        return []
+
+
+def _why_not(conn, kind: str, name: str, lacking: str, option: str, given: str) -> Optional[str]:
+    """Why the `openstack` client's `server create` cannot take `name` for `kind` (French), None when it can."""
+    from openstack import exceptions as sdk_exc
+
+    try:
+        found = _find(conn, kind, name)
+    except sdk_exc.DuplicateResource:
+        ids = _same_named(conn, kind, name)
+        shown = f" ({', '.join(ids[:4])}{', …' if len(ids) > 4 else ''})" if ids else ""
+        return (f"le cloud a plusieurs {PLURAL[kind]} « {name} »{given}{shown} : le client openstack refuse un nom "
+                f"ambigu (donnez {option} <id>)")
+    if found is None:
+        return f"le cloud n'a pas {lacking} « {name} »{given} (donnez {option} …)"
+    status = getattr(found, "status", None) if kind == "image" else None
+    if status is not None and status != "active":
+        return (f"l'image « {name} »{given} est {status}, pas active : Nova ne démarre pas d'instance dessus "
+                f"(donnez {option} …)")
+    return None
 
 
 def resolve(conn, mapping: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """({kind: the cloud's name}, [why not, in French]) for the course's flavor, image and network.
 
     mapping: {course name: cloud name} (parse() / from_options()); a course name not in it is looked
-    up as it is. The reasons name what the cloud lacks and the option that would give it."""
+    up as it is, the way the `openstack` client looks it up (_find): a name it would refuse (absent,
+    borne by several, an image not active) is a reason, naming what the cloud lacks and the option that
+    would give it."""
     chosen, missing = {}, []
     for kind, course, lacking, option in COURSE:
         name = mapping.get(course, course)
-        if _find(conn, kind, name) is None:
-            given = f", nom donné pour « {course} »" if name != course else ""
-            missing.append(f"le cloud n'a pas {lacking} « {name} »{given} (donnez {option} …)")
+        why = _why_not(conn, kind, name, lacking, option, f", nom donné pour « {course} »" if name != course else "")
+        if why:
+            missing.append(why)
         chosen[kind] = name
     return chosen, missing
 

@@ -11,15 +11,30 @@ from popek.cli import split_os_options
 
 
 class Conn:
-    """A cloud whose flavors, images and networks are the given names (images all active)."""
+    """A cloud whose flavors, images and networks are the given names (images active unless `status` says
+    otherwise, by name or id; a name given twice is borne by two resources: openstacksdk's find_* then raises DuplicateResource,
+    as it does on a cloud (Resource._get_one_match))."""
 
-    def __init__(self, flavors=(), images=(), networks=()):
-        pick = lambda pool: lambda name, ignore_missing=True: types.SimpleNamespace(name=name) if name in pool else None  # noqa: E731
-        self.compute = types.SimpleNamespace(find_flavor=pick(flavors))
-        self.network = types.SimpleNamespace(find_network=pick(networks))
-        self.image = types.SimpleNamespace(
-            images=lambda name: [types.SimpleNamespace(name=name, status="active")] if name in images else [],
-            find_image=lambda name, ignore_missing=True: None)
+    def __init__(self, flavors=(), images=(), networks=(), status=None):
+        from openstack import exceptions
+
+        def pool(names, kind):
+            made = [types.SimpleNamespace(name=n, id=f"{kind}-{i}",
+                                          status=(status or {}).get(f"{kind}-{i}", (status or {}).get(n, "active")))
+                    for i, n in enumerate(names)]
+
+            def find(name_or_id, ignore_missing=True):
+                found = [r for r in made if name_or_id in (r.id, r.name)]
+                if len(found) > 1:
+                    raise exceptions.DuplicateResource(f"More than one {kind} exists with the name '{name_or_id}'.")
+                return found[0] if found else None
+            return find, lambda name=None: [r for r in made if name in (None, r.name)]
+        find_flavor, all_flavors = pool(flavors, "flavor")
+        find_image, list_images = pool(images, "image")
+        find_network, list_networks = pool(networks, "network")
+        self.compute = types.SimpleNamespace(find_flavor=find_flavor, flavors=all_flavors)
+        self.network = types.SimpleNamespace(find_network=find_network, networks=list_networks)
+        self.image = types.SimpleNamespace(find_image=find_image, images=list_images)
 
 
 REAL = Conn(flavors=["m1.small"], images=["debian-13-genericcloud-amd64"], networks=["ext-net"])
@@ -49,6 +64,32 @@ def test_a_mapping_given_once_makes_the_course_command_run_with_the_clouds_names
 def test_a_mapped_name_the_cloud_lacks_says_both_names():
     _, missing = names.resolve(REAL, {"Debian 13": "debian-12"})
     assert "le cloud n'a pas d'image « debian-12 », nom donné pour « Debian 13 » (donnez --image …)" in missing
+
+
+def test_a_name_two_resources_bear_is_a_reason_with_their_ids_not_a_silent_pick():
+    """Two images « Debian 13 — cours » (one active, one queued) and two networks « réseau privé »: the
+    `openstack` client refuses both names (DuplicateResource); the scenario is skipped naming the ids to give,
+    where it was one image picked silently (then the client's refusal: ÉCHEC) or DuplicateResource raised
+    from the step (broken), measured by hA6 on the embedded cloud 2026-12-07 19:26."""
+    cloud = Conn(["m1.petit (1 vCPU)"], ["Debian 13 — cours", "Debian 13 — cours"], ["réseau privé", "réseau privé"],
+                 status={"image-1": "queued"})
+    chosen, missing = names.resolve(cloud, names.from_options("m1.petit (1 vCPU)", "Debian 13 — cours", "réseau privé"))
+    assert chosen == {"flavor": "m1.petit (1 vCPU)", "image": "Debian 13 — cours", "network": "réseau privé"}
+    assert missing == [
+        "le cloud a plusieurs images « Debian 13 — cours », nom donné pour « Debian 13 » (image-0, image-1) : "
+        "le client openstack refuse un nom ambigu (donnez --image <id>)",
+        "le cloud a plusieurs réseaux « réseau privé », nom donné pour « public » (network-0, network-1) : "
+        "le client openstack refuse un nom ambigu (donnez --net <id>)"]
+    _, missing = names.resolve(cloud, {"small": "m1.petit (1 vCPU)", "Debian 13": "image-0", "public": "network-1"})
+    assert missing == [], "an id given instead of the ambiguous name is what the client takes"
+
+
+def test_an_image_not_active_is_named_with_its_status():
+    """A deactivated image (an operator's retired one) is found by the client, and refused by Nova: the
+    reason says so, not « le cloud n'a pas d'image »."""
+    cloud = Conn(["small"], ["Debian 13"], ["public"], status={"Debian 13": "deactivated"})
+    assert names.resolve(cloud, {})[1] == [
+        "l'image « Debian 13 » est deactivated, pas active : Nova ne démarre pas d'instance dessus (donnez --image …)"]
 
 
 @pytest.mark.parametrize("data, expected", [
