@@ -326,9 +326,23 @@ def flavor_defects(items) -> list[str]:
     return bad
 
 
+#: Extra specs by which a flavor asks the scheduler for more than vCPU, RAM and disk (Nova's placement
+#: resources and traits, a PCI or accelerator device, an aggregate or host capability, pinned CPUs, huge
+#: pages, a NUMA layout): an operator's GPU or dedicated-host flavor, which only some hosts (or none) satisfy.
+SCHEDULING_SPECS = ("resources", "trait", "pci_passthrough:", "accel:", "aggregate_instance_extra_specs:",
+                    "capabilities:", "hw:cpu_policy", "hw:cpu_thread_policy", "hw:mem_page_size", "hw:numa_")
+
+
+def scheduling_specs(flavor) -> list[str]:
+    """The extra specs of `flavor` (as Nova lists them since microversion 2.61) in SCHEDULING_SPECS."""
+    return sorted(k for k in (getattr(flavor, "extra_specs", None) or {}) if k.startswith(SCHEDULING_SPECS))
+
+
 def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
     """The smallest flavor big enough for `image` (its min_ram/min_disk) and `min_ram` MiB, among those with
-    at least `vcpus` vCPUs when the cloud has one (else the smallest that fits)."""
+    at least `vcpus` vCPUs when the cloud has one (else the smallest that fits); one whose extra specs ask the
+    scheduler for a device, a trait or pinned CPUs (scheduling_specs) only when no other fits: a GPU flavor
+    `resources:VGPU=1` smaller than the rest was picked and C21 failed « No valid host » (hA6, 2026-12-07)."""
     need_ram = max(image.min_ram or 0, min_ram)
     need_disk = image.min_disk or 0
     # the disk Nova writes is the image's virtual size (a qcow2 of 300 MB may hold a 3 GiB disk): libvirt refuses a
@@ -338,6 +352,7 @@ def pick_flavor(conn, image, min_ram: int = 0, vcpus: int = 1):
     size_gib = (size + 2**30 - 1) // 2**30
     fits = [f for f in flavors(conn) if f.ram >= need_ram and (f.disk >= max(need_disk, size_gib) or f.disk == 0)]
     fits = [f for f in fits if f.disk > 0] or fits  # disk 0 means "the image's size", fine but less telling
+    fits = [f for f in fits if not scheduling_specs(f)] or fits     # before the vCPUs: fewer beat none booting
     fits = [f for f in fits if f.vcpus >= vcpus] or fits
     if not fits:
         raise NothingToBoot(f"aucun gabarit assez grand pour l'image {image.name} ({need_ram} Mio, {need_disk} Gio)")
