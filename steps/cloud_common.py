@@ -160,10 +160,12 @@ def shared(cloud, run_ledger, request):
         REDACT.add(private)
         found = shared_mod.RunShared(cloud.conn, across["dir"], f"popek-{cloud.facts['run']}-run", (private, public),
                                      admin=cloud.admin, admin_reason=cloud.admin_reason,
-                                     embedded=cloud.embedded_root, avoid=lambda: probe.unbootable(cloud))
+                                     embedded=cloud.embedded_root, avoid=lambda: probe.unbootable(cloud),
+                                     judge=pair_judge(cloud, f"popek-{cloud.facts['run']}-run"))
     else:
         found = shared_mod.Shared(cloud.conn, run_ledger, admin=cloud.admin, admin_reason=cloud.admin_reason,
-                                  embedded=cloud.embedded_root, avoid=lambda: probe.unbootable(cloud))
+                                  embedded=cloud.embedded_root, avoid=lambda: probe.unbootable(cloud),
+                                  judge=pair_judge(cloud, cloud.facts["prefix"]))
     if selection_needs(request.session, "dataplane"):
         # the dataplane probe before the pair boots (whichever scenario asks for it first): an image the probe
         # finds not booting is then passed over by the pair, which the dataplane scenarios log into
@@ -182,6 +184,19 @@ def shared(cloud, run_ledger, request):
             problems, deleted = [f"ressources partagées du run : {type(exc).__name__} : {REDACT(str(exc))[:300]}"], 0
         cloud.facts["supprimées"] = cloud.facts.get("supprimées", 0) + deleted
         cloud.facts["problèmes partagés"] = problems
+
+
+def pair_judge(cloud, prefix: str):
+    """Shared's judge of the run's pair: whether its image boots (probe.judge_pair, its extra instance named
+    with `prefix`); an image found not booting is remembered for the run (probe.remember_unbootable, every
+    worker's), so that C20 names it and every image choice of the run passes it over. On a cloud reached with
+    admin credentials no probe instance boots: the pair's boots are the run's only evidence of its images."""
+    def judge(servers):
+        verdict = probe.judge_pair(cloud.conn, servers, prefix)
+        if verdict.image_id:
+            probe.remember_unbootable(cloud, verdict.image_id, verdict.finding)
+        return verdict
+    return judge
 
 
 def selection_needs(session, need: str) -> bool:

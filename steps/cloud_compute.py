@@ -82,17 +82,45 @@ def image_data_readable(cloud, conn, images, evidence):
                     + (f", les {rest} autre(s) se relisent" if rest else "") + " : " + " ; ".join(refused))
 
 
-@then("chaque image que la sonde du plan de données a démarrée a démarré")
-def images_boot(cloud, evidence):
+@then("chaque image que ce run a démarrée a démarré")
+def images_boot(cloud, request, evidence):
     """An image that Nova makes ACTIVE and that writes nothing on its console while another image boots on the
-    same cloud (probe.UnbootableImage, found by the dataplane probe on a cloud reached without admin
-    credentials) is not ready to boot: ÉCHEC naming it. The run's other scenarios boot another image."""
+    same cloud is not ready to boot: ÉCHEC naming it. Found by the dataplane probe on a cloud reached without
+    admin credentials (probe.UnbootableImage), else by the run's own pair of instances (probe.judge_pair: the
+    embedded cloud, any admin cloud), asked for here when the probe booted nothing and the cloud runs guests.
+    The run's other scenarios boot another image."""
     found = unbootable_images(cloud)
     probed = (getattr(cloud, "facts", None) or {}).get("probed_images") or {}
     evidence.json("images démarrées par la sonde du plan de données", probed or not_probed(cloud))
-    evidence.json("images qui ne démarrent pas (sonde du plan de données)",
-                  found or ("aucune" if probed else "non vérifié : aucune instance sonde dans ce processus"))
+    judged = None
+    if not probed:
+        judged = pair_judged(cloud, request)
+        evidence.json("images démarrées par la paire d'instances du run", judged)
+        found = probe.unbootable(cloud)     # the pair's finding, in whichever worker it was made
+    checked = probed or isinstance(judged, dict) and judged
+    evidence.json("images qui ne démarrent pas",
+                  found or ("aucune" if checked else "non vérifié : aucune instance démarrée par ce run pour ce constat"))
     assert not found, "image active qui ne démarre pas sur ce cloud : " + " ; ".join(found.values())
+
+
+def pair_judged(cloud, request):
+    """What the run's pair showed of its image (Shared.judged: {image id: text}), made now when no scenario
+    made it yet; a French « non vérifié » with why when the cloud runs no guest or the pair could not be made
+    (that is its scenarios' verdict, not the images')."""
+    from popek.checks.cloud import needs, shared as shared_mod
+
+    try:
+        reason = needs.need_dataplane(cloud)
+    except AssertionError as exc:   # a broken dataplane: the dataplane scenarios' ÉCHEC, not an image's
+        return f"non vérifié : {str(exc)[:300]}"
+    if reason:
+        return f"non vérifié : {reason}"
+    shared = request.getfixturevalue("shared")
+    try:
+        shared.pair()
+    except (compute.NothingToBoot, shared_mod.Unavailable, shared_mod.RereadFailed) as exc:
+        return f"non vérifié : la paire d'instances du run n'a pas démarré : {str(exc)[:300]}"
+    return shared.judged or "non vérifié : la paire d'instances du run n'a pas été jugée"
 
 
 def not_probed(cloud) -> str:

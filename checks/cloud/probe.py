@@ -16,6 +16,8 @@ guessed: one security group is created and deleted (write_refused).
 """
 from __future__ import annotations
 
+import dataclasses
+import types
 from typing import Optional
 
 FAKE_CONSOLE = "FAKE CONSOLE OUTPUT"
@@ -92,13 +94,13 @@ def boot_failure(log: str) -> Optional[str]:
 
 
 def silent_guest_finding(server, image, flavor, waited: float, log: str, failure: Optional[str],
-                         actions: str, not_ready: Optional[str] = None) -> str:
+                         actions: str, not_ready: Optional[str] = None, role: str = "l'instance sonde") -> str:
     """The French finding of a probe guest that did not boot, with its evidence: the instance, its image,
     flavor and host as this account sees them, what its console said (or that it stayed empty, or that
-    Nova kept answering 409), and Nova's record of its actions."""
+    Nova kept answering 409), and Nova's record of its actions. role: what the instance is, in French."""
     host = getattr(server, "compute_host", None) or getattr(server, "hypervisor_hostname", None)
     where = f"hôte {host}" if host else f"hôte non visible de ce compte (hostId {getattr(server, 'host_id', None) or '?'})"
-    what = (f"l'instance sonde {server.id} (image « {image.name} » {image.id}, gabarit {flavor.name}, {where}) "
+    what = (f"{role} {server.id} (image « {image.name} » {image.id}, gabarit {flavor.name}, {where}) "
             f"est ACTIVE")
     if failure:
         said = f"et sa console dit que l'invité n'a pas démarré : « {failure} »"
@@ -261,7 +263,7 @@ def second_image(conn, first):
     return min(others, key=lambda i: (not known(i), (i.disk_format or "") == "iso", i.size or 0, i.name or ""))
 
 
-def _boot_and_read(cloud, ledger, image, flavor, net, timeout: float) -> tuple[str, Optional[str]]:
+def _boot_and_read(conn, ledger, image, flavor, net, timeout: float) -> tuple[str, Optional[str]]:
     """Boot a probe instance of `image` and read its console: ('booted', None) when a real guest wrote on it,
     ('reason', why) when the cloud has a fake guest or gives no console, ('silent', the finding) when the
     guest did not boot (its instance deleted then). A kernel panic alone is not conclusive: the instance is
@@ -273,9 +275,9 @@ def _boot_and_read(cloud, ledger, image, flavor, net, timeout: float) -> tuple[s
     marker = (image.properties or {}).get(compute.TINY_MARKER)
     first_panic = None
     for attempt in (1, 2):
-        server = compute.boot(cloud.conn, ledger, "probe", image, flavor, net)
+        server = compute.boot(conn, ledger, "probe", image, flavor, net)
         active = time.monotonic()
-        seen = _watch_console(cloud.conn, server, marker, timeout)
+        seen = _watch_console(conn, server, marker, timeout)
         log = seen["log"]
         if seen["refused"]:
             return "reason", f"plan de données impossible à établir : {seen['refused']}"
@@ -289,17 +291,26 @@ def _boot_and_read(cloud, ledger, image, flavor, net, timeout: float) -> tuple[s
             first_panic = panic.quote()
             ledger.delete(server.id)
             continue
-        current = cloud.conn.compute.get_server(server.id)
+        current = conn.compute.get_server(server.id)
         if current.status != "ACTIVE":   # it left ACTIVE meanwhile (ERROR, deleted): not this finding
             raise AssertionError(f"l'instance sonde {server.id} est passée de ACTIVE à {current.status}")
         finding = silent_guest_finding(current, image, flavor, time.monotonic() - active, log,
                                        panic.quote() if panic else failure,
-                                       nova_actions(cloud.conn, current), seen["not_ready"])
+                                       nova_actions(conn, current), seen["not_ready"])
         if first_panic:
             finding += f" ; la première instance sonde avait déjà paniqué : « {first_panic} »"
         ledger.delete(server.id)   # the project's room for the next image's probe (quota of one instance)
         return "silent", finding
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
+
+
+def unbootable_finding(image, other, evidence: str) -> str:
+    """The French finding of `image` not booting while `other` boots on the same cloud (UnbootableImage's, and
+    the run's pair's: judge_pair), with `evidence`, what was seen."""
+    return (f"l'image « {image.name} » {image.id} ne démarre pas sur ce cloud, l'image « {other.name} » "
+            f"{other.id} y démarre : le plan de données fonctionne, cette image non ; ce run ne la démarre "
+            f"plus (ses scénarios prennent une autre image) : retirez-la du projet ou remplacez-la par une "
+            f"image qui démarre (constat : {evidence})")
 
 
 #: _boot_and_read's outcome, as C20's evidence says it
@@ -336,7 +347,7 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         flavor = compute.pick_flavor(cloud.conn, image)
         with network.quota_room(cloud.conn):     # Neutron's quota full: compute.NoRoom (a limit, not a fault)
             net = compute.project_network(cloud.conn, ledger)
-        outcome, said = _boot_and_read(cloud, ledger, image, flavor, net, timeout)
+        outcome, said = _boot_and_read(cloud.conn, ledger, image, flavor, net, timeout)
         _record_probed(cloud, image, outcome, said)
         if outcome != "silent":
             return said
@@ -345,7 +356,7 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
             raise BrokenDataplane(f"{said} ; aucune autre image à démarrer sur ce cloud pour départager l'image "
                                   "et le plan de données")
         try:
-            outcome, other_said = _boot_and_read(cloud, ledger, other, compute.pick_flavor(cloud.conn, other),
+            outcome, other_said = _boot_and_read(cloud.conn, ledger, other, compute.pick_flavor(cloud.conn, other),
                                                  net, timeout)
         except Exception as exc:   # no flavor, no room, Nova's refusal for the second image: the first's finding
             raise BrokenDataplane(f"{said} ; une deuxième image, « {other.name} » {other.id}, n'a pas pu être "
@@ -353,11 +364,7 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
         _record_probed(cloud, other, outcome, other_said)
         evidence = said.removeprefix("plan de données en panne : ")
         if outcome == "booted":
-            raise UnbootableImage(
-                f"l'image « {image.name} » {image.id} ne démarre pas sur ce cloud, l'image « {other.name} » "
-                f"{other.id} y démarre : le plan de données fonctionne, cette image non ; ce run ne la démarre "
-                f"plus (ses scénarios prennent une autre image) : retirez-la du projet ou remplacez-la par une "
-                f"image qui démarre (constat : {evidence})", image_id=image.id)
+            raise UnbootableImage(unbootable_finding(image, other, evidence), image_id=image.id)
         if outcome == "silent":
             raise BrokenDataplane(f"{said} ; une deuxième image ne démarre pas non plus : "
                                   f"{other_said.removeprefix('plan de données en panne : ')}")
@@ -365,6 +372,150 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
                               f"lue : {other_said}")
     finally:
         ledger.cleanup()
+
+
+# --- the run's own boots (shared.Shared.pair): on a cloud reached WITH admin credentials no probe instance
+# boots (the hypervisors' state answers the dataplane question), so the pair's consoles are what tells an
+# image that does not boot
+
+#: Seconds the run's pair may write nothing on its consoles after ACTIVE before a different image is booted
+#: beside it. Not a verdict: a guest's kernel writes within seconds of ACTIVE under QEMU TCG (a whole Debian boot
+#: ~45 s, a cirros-like ~15 s, twice that on a loaded host); only the other image's guest, booted later on the
+#: same cloud, writing its boot while the pair still shows none is conclusive (pair_outcome).
+PAIR_SILENCE = 45
+
+
+def did_not_boot(log: str) -> bool:
+    """A console that shows no boot: empty, or a boot failure (BOOT_FAILURES: firmware with nothing to boot, a
+    kernel that gave up)."""
+    return not log.strip() or boot_failure(log) is not None
+
+
+def pair_outcome(before: list, other: str, after: list) -> str:
+    """What the run's pair's consoles say of its image (pure logic): `before`, what each of its instances had
+    printed when another image was booted beside them; `other`, that image's outcome (_boot_and_read's
+    'booted', 'silent', 'reason', or 'none': none could be booted); `after`, what the pair's consoles printed
+    once the other image's guest had written (or not).
+    'booted' when one of the pair printed a boot, before or after (a slow boot is a boot); 'unbootable' only
+    when none printed a boot before nor after while the other image's guest, booted after them on the same
+    cloud, printed its own; else 'undecided' (no other image, or it did not boot either: the dataplane's, which
+    the scenarios' own waits name)."""
+    if not before or not after:
+        return "undecided"
+    if not all(did_not_boot(log) for log in before) or not all(did_not_boot(log) for log in after):
+        return "booted"
+    return "unbootable" if other == "booted" else "undecided"
+
+
+@dataclasses.dataclass
+class PairVerdict:
+    """judge_pair's conclusion: `outcome` (pair_outcome's, or 'reason': a console Nova does not give or a fake
+    one); `evidence`, {image id: what its instances showed} for C20; `image_id` and `finding` (unbootable_finding)
+    when the pair's image does not boot."""
+    outcome: str
+    evidence: dict
+    image_id: str = ""
+    finding: str = ""
+
+
+def _watch_pair(conn, servers, timeout: float) -> dict:
+    """Read the consoles of `servers` every CONSOLE_POLL s until one printed a boot, every one printed a boot
+    failure, one is fake, Nova refuses a console for good, or `timeout` s pass (at least one read).
+    Returns {'logs': {server id: its console}, 'refused': console_refusal or None}."""
+    from openstack import exceptions as sdk_exc
+
+    from popek.checks.cloud.waits import poll
+
+    seen = {"logs": {s.id: "" for s in servers}, "refused": None}
+
+    def read():
+        for server in servers:
+            try:
+                out = conn.compute.get_server_console_output(server, length=60)
+            except sdk_exc.HttpException as exc:    # 409: not ready yet (still nothing printed)
+                seen["refused"] = console_refusal(exc)
+                if seen["refused"] is None and exc.status_code != 409:
+                    raise
+                if seen["refused"]:
+                    return seen
+                continue
+            seen["logs"][server.id] = (out or {}).get("output") or ""
+        return seen
+
+    def done(state) -> bool:
+        logs = list(state["logs"].values())
+        return bool(state["refused"]) or any(FAKE_CONSOLE in log for log in logs) \
+            or not all(did_not_boot(log) for log in logs) or all(boot_failure(log) for log in logs)
+
+    poll(read, done, timeout, CONSOLE_POLL, final_look=True)
+    return seen
+
+
+def judge_pair(conn, servers, prefix: str, silence: float = PAIR_SILENCE, timeout: float = 90) -> PairVerdict:
+    """Whether the image of the run's pair `servers` (ACTIVE just now) boots, from their consoles: as soon as
+    one prints a boot, 'booted'. When none has after `silence` s, a different image (second_image) is booted on
+    the pair's network (named with `prefix`, deleted before returning) and its console read (_boot_and_read,
+    `timeout`); then the pair's consoles are read again: pair_outcome decides. 'unbootable' names the image,
+    with the evidence (the pair's silence, the other image's boot): the caller remembers it for the run
+    (remember_unbootable) and boots its pair of another image."""
+    import time
+
+    from popek.checks.cloud import compute, network
+    from popek.checks.cloud.ledger import Ledger
+
+    start = time.monotonic()
+    first = servers[0]
+    image = conn.image.get_image((first.image or {})["id"])
+    label = f"« {image.name} »"
+    seen = _watch_pair(conn, servers, silence)
+    before = list(seen["logs"].values())
+    if seen["refused"]:
+        return PairVerdict("reason", {image.id: f"{label} : console de la paire du run non lue ({seen['refused']})"})
+    if any(FAKE_CONSOLE in log for log in before):
+        return PairVerdict("reason", {image.id: f"{label} : console de la paire du run factice (hyperviseur fake)"})
+    if not all(did_not_boot(log) for log in before):
+        return PairVerdict("booted", {image.id: f"{label} : a démarré (la console de la paire du run a écrit en "
+                                                f"{time.monotonic() - start:.0f} s)"})
+    silent = f"{label} : la paire du run n'a rien démarré en {time.monotonic() - start:.0f} s (console muette)"
+    other = second_image(conn, image)
+    if other is None:
+        return PairVerdict("undecided", {image.id: f"{silent} ; aucune autre image sur ce cloud pour départager "
+                                                   "l'image et le plan de données"})
+    ledger = Ledger(conn, prefix)
+    try:
+        try:
+            net = conn.network.get_network(network.server_port(conn, first).network_id)
+            other_outcome, other_said = _boot_and_read(conn, ledger, other, compute.pick_flavor(conn, other), net,
+                                                       timeout)
+        except Exception as exc:    # no room, no flavor, Nova's refusal: nothing decided, the scenarios say
+            return PairVerdict("undecided", {image.id: silent, other.id: (
+                f"« {other.name} » : n'a pas pu être démarrée pour départager : {type(exc).__name__} : "
+                f"{str(exc)[:200]}")})
+    finally:
+        ledger.cleanup()
+    again = _watch_pair(conn, servers, 0)
+    after = list(again["logs"].values())
+    evidence = {image.id: silent, other.id: f"« {other.name} » : {PROBED_OUTCOMES.get(other_outcome, other_outcome)}"
+                + (f" ({other_said})" if other_outcome != "booted" and other_said else "")}
+    outcome = pair_outcome(before, other_outcome, [] if again["refused"] else after)
+    if outcome == "booted":
+        evidence[image.id] = (f"{label} : a démarré lentement (la console de la paire du run a écrit après "
+                              f"{time.monotonic() - start:.0f} s, pendant le démarrage de « {other.name} »)")
+        return PairVerdict("booted", evidence)
+    current = [conn.compute.get_server(s.id) for s in servers]
+    if outcome != "unbootable" or any(s.status != "ACTIVE" for s in current):   # left ACTIVE: not this finding
+        return PairVerdict("undecided", evidence)
+    waited = time.monotonic() - start
+    flavor = (getattr(current[0], "flavor", None) or {})
+    flavor = types.SimpleNamespace(name=flavor.get("original_name") or flavor.get("name") or flavor.get("id") or "?")
+    log = after[0]
+    said = silent_guest_finding(current[0], image, flavor, waited, log, boot_failure(log),
+                                nova_actions(conn, current[0]), role="l'instance de la paire du run")
+    said = said.removeprefix("plan de données en panne : ")
+    said += (f" ; les {len(servers)} instances de la paire du run n'ont écrit aucun démarrage, l'instance de l'image "
+             f"« {other.name} » démarrée après elles sur ce cloud a écrit le sien")
+    evidence[image.id] = f"{label} : n'a pas démarré (console muette {waited:.0f} s, une autre image démarre)"
+    return PairVerdict("unbootable", evidence, image_id=image.id, finding=unbootable_finding(image, other, said))
 
 
 def dataplane_reason(cloud) -> Optional[str]:

@@ -221,8 +221,15 @@ class Shared:
     scenario that asks for it gets the same error at once (a boot that failed would only fail slower)."""
 
     def __init__(self, conn, ledger, admin=None, admin_reason=None, key: Optional[tuple[str, str]] = None,
-                 embedded: Optional[os.PathLike] = None, avoid: Optional[Callable[[], object]] = None):
+                 embedded: Optional[os.PathLike] = None, avoid: Optional[Callable[[], object]] = None,
+                 judge: Optional[Callable[[list], object]] = None):
         self.conn, self.ledger = conn, ledger
+        # judge: (the pair's ACTIVE servers) -> probe.PairVerdict, whether their image boots (their consoles,
+        # and another image booted beside them when they stay silent); its 'unbootable' verdict was remembered
+        # for the run by the caller (probe.remember_unbootable), and pair() boots a new pair of another image.
+        # None: no judgement (the pair as Nova made it ACTIVE). judged: the verdict's evidence, for C20
+        self.judge = judge
+        self.judged: dict = {}
         # embedded: the embedded cloud's state directory when this is popek's embedded cloud (connection.Cloud's
         # embedded_root), whose Neutron policy popek writes: a refusal by policy there is a fault, not a choice
         self.embedded = embedded
@@ -342,9 +349,35 @@ class Shared:
             made, error = self._fetch("pair-boot", self._boot_pair)
             if error is not None:       # the same error, and message, as when the boots were made here
                 raise error.again() if isinstance(error, Unavailable) else error
-            return [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason)
-                    for s in made]
+            servers = [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason)
+                       for s in made]
+            return self._judged_pair(servers)
         return self.get("pair", make)
+
+    def _judged_pair(self, servers: list) -> list:
+        """`servers`, or a new pair of another image when `judge` finds theirs not booting (the old pair is
+        deleted at once: a guest that boots nothing still spins a host's CPU under TCG). A judgement that
+        fails (an API's error while reading a console) is evidence lost, never the pair's failure."""
+        if self.judge is None:
+            return servers
+        try:
+            verdict = self.judge(servers)
+        except Exception as exc:    # evidence only: the scenarios' own waits still say what they meet
+            self.judged = {"?": f"non jugée : {type(exc).__name__} : {str(exc)[:200]}"}
+            return servers
+        self.judged = dict(verdict.evidence)
+        if not verdict.image_id:
+            return servers
+        for server in servers:
+            with contextlib.suppress(Exception):    # the run's ledger deletes it again at the end
+                self.conn.compute.delete_server(server.id, ignore_missing=True)
+        for server in servers:      # gone before the new pair's quota and ports are counted
+            with contextlib.suppress(Exception):
+                ledger_mod._wait_gone(lambda: self.conn.compute.get_server(server.id), 60)
+        with self._lock:
+            self._created = []
+        made = self._boot_pair()        # pick_image passes over the image now remembered (avoid)
+        return [compute.wait_active(self.conn, s, admin=self.admin, admin_reason=self.admin_reason) for s in made]
 
     def start_pair(self) -> None:
         """Ask Nova for the pair's two servers now, without waiting for them: pair() then only waits
@@ -371,8 +404,8 @@ class Shared:
         if ports:
             raise compute.NoRoom(ports)
         access = self.access()
-        if routed is not None:      # recorded by name only: pair_fip() creates it when a scenario needs it
-            self._fip_name = self.ledger.record("floating_ip", self.ledger.name("fip")).name
+        if routed is not None and self._fip_name is None:   # recorded by name only: pair_fip() creates it
+            self._fip_name = self.ledger.record("floating_ip", self.ledger.name("fip")).name  # when one needs it
         made = []
         for _ in range(2):
             made.append(compute.boot(self.conn, self.ledger, "shared", image, flavor, net, wait=False,
@@ -496,9 +529,10 @@ class RunShared(Shared):
 
     def __init__(self, conn, directory: str | os.PathLike, prefix: str, key: tuple[str, str], admin=None,
                  admin_reason=None, log: Callable[[str], None] = lambda s: None,
-                 embedded: Optional[os.PathLike] = None, avoid: Optional[Callable[[], object]] = None):
+                 embedded: Optional[os.PathLike] = None, avoid: Optional[Callable[[], object]] = None,
+                 judge: Optional[Callable[[list], object]] = None):
         super().__init__(conn, ledger_mod.Ledger(conn, prefix, log=log), admin=admin, admin_reason=admin_reason,
-                         key=key, embedded=embedded, avoid=avoid)
+                         key=key, embedded=embedded, avoid=avoid, judge=judge)
         self.directory, self.prefix, self.log = Path(directory), prefix, log
         self._users: Optional[int] = None   # fd of users.lock, held shared from the first ask to close()
         self._making_depth = 0              # pair() makes routed() and access() inside its own making
@@ -590,7 +624,7 @@ class RunShared(Shared):
         if key == "access":
             return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
         if key in ("pair", "pair-boot"):
-            return {"value": [s.id for s in value], "fip_name": self._fip_name}
+            return {"value": [s.id for s in value], "fip_name": self._fip_name, "judged": self.judged}
         if key == "pair-fip":
             return {"value": None if value is None else value.id}
         return {"value": value}         # plain JSON values (the unit tests' keys)
@@ -623,6 +657,8 @@ class RunShared(Shared):
                 servers = [self.conn.compute.get_server(i) for i in value]
                 self._created = list(servers)
                 self._fip_name = record.get("fip_name")
+                if key == "pair":
+                    self.judged = record.get("judged") or {}
                 return servers, None
             if key == "pair-fip" and value is not None:
                 return self.conn.network.get_ip(value), None

@@ -9,13 +9,15 @@ Fonctionnalité: Images, gabarits, paires de clés et instances
   Scénario: Les images sont des modèles prêts à démarrer
     Une image « active » dont le fichier a disparu du stockage de Glance n'est plus prête à démarrer :
     le premier Kio des données de chaque image active est relu (GET /v2/images/ID/file), et doit porter
-    la signature de son format de disque quand ce format en a une (qcow2, vhdx, vdi). Sur un cloud joint
-    sans identifiants admin, popek démarre une instance sonde : une image qui n'y démarre pas alors qu'une
-    autre y démarre n'est pas prête à démarrer (les autres scénarios démarrent alors une autre image).
+    la signature de son format de disque quand ce format en a une (qcow2, vhdx, vdi). Une image que ce run
+    démarre (l'instance sonde, sur un cloud joint sans identifiants admin ; sinon la paire d'instances du
+    run) et dont la console reste muette alors qu'une autre image, démarrée après elle sur le même cloud, y
+    démarre n'est pas prête à démarrer (les autres scénarios démarrent alors une autre image). Un démarrage
+    lent n'est pas un échec : seule l'autre image qui démarre pendant ce silence départage.
     Quand je liste les images du cloud
     Alors au moins une image est active, avec son format de disque et sa taille
     Et les données de chaque image active se relisent depuis Glance
-    Et chaque image que la sonde du plan de données a démarrée a démarré
+    Et chaque image que ce run a démarrée a démarré
 
   @claim:C22
   Scénario: Les gabarits sont des tailles prédéfinies de CPU, de RAM et de disque

@@ -82,16 +82,38 @@ def test_the_runs_pair_boots_the_image_that_boots(monkeypatch):
     assert picked == [{"img-1": "ne démarre pas"}]
 
 
+class _Request:
+    """pytest's request as C20's step uses it: the run's `shared` (a fake pair whose judgement is `judged`)."""
+
+    def __init__(self, judged=None, error=None):
+        self.asked = []
+        self.shared = types.SimpleNamespace(judged=judged or {}, pair=self._pair)
+        self.error = error
+
+    def _pair(self):
+        self.asked.append("pair")
+        if self.error:
+            raise self.error
+        return ["server-0", "server-1"]
+
+    def getfixturevalue(self, name):
+        assert name == "shared"
+        return self.shared
+
+
 def test_c20_fails_naming_the_image_the_probe_found_not_booting(monkeypatch, tmp_path):
     asked = []
     cloud = _cloud(tmp_path)
+    cloud.facts["probed_images"] = {"img-1": "« noboot » : n'a pas démarré (console muette)"}
     monkeypatch.setattr(needs, "need_dataplane", lambda c: asked.append(c) or None)
     evidence = types.SimpleNamespace(json=lambda *a: None)
-    cloud_compute.images_boot(cloud, evidence)                      # nothing found: nothing to say
+    request = _Request()
+    cloud_compute.images_boot(cloud, request, evidence)             # nothing found: nothing to say
     probe.remember_unbootable(cloud, "img-1", "l'image « noboot » img-1 ne démarre pas sur ce cloud")
     with pytest.raises(AssertionError, match="image active qui ne démarre pas sur ce cloud : l'image « noboot » img-1"):
-        cloud_compute.images_boot(cloud, evidence)
+        cloud_compute.images_boot(cloud, request, evidence)
     assert asked == [cloud, cloud]                                  # the probe asked first (once per session)
+    assert request.asked == []                                      # the probe booted: the pair not asked for
 
 
 def test_a_broken_dataplane_is_not_c20s(monkeypatch):
@@ -132,22 +154,57 @@ def _evidence():
     return said, types.SimpleNamespace(json=lambda key, value: said.update({key: value}))
 
 
-def test_c20_says_not_checked_when_no_probe_instance_was_booted(monkeypatch):
+def test_c20_says_not_checked_when_no_instance_was_booted_for_it(monkeypatch):
     """hR F2: with admin credentials (the embedded cloud, any admin cloud) the hypervisors' state answers the
     dataplane question and no probe instance boots: C20's evidence said « aucune » image not booting, as if
-    images had been booted and found fine. It now says that none was booted, and why."""
+    images had been booted and found fine. Without a dataplane nothing is booted for it: it says so, and why."""
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: c.facts.get("dataplane"))
+    cloud = _cloud()
+    cloud.facts["dataplane"] = "aucun réseau externe"
+    said, evidence = _evidence()
+    request = _Request()
+    cloud_compute.images_boot(cloud, request, evidence)
+    assert "aucune" not in said.values(), said
+    assert said["images démarrées par la sonde du plan de données"] == \
+        "non vérifié : aucune instance sonde (aucun réseau externe)", said
+    assert said["images démarrées par la paire d'instances du run"] == "non vérifié : aucun réseau externe", said
+    assert said["images qui ne démarrent pas"].startswith("non vérifié"), said
+    assert request.asked == []                                      # no pair booted for nothing
+
+
+def test_c20_on_an_admin_cloud_asks_the_runs_pair(monkeypatch, tmp_path):
+    """The embedded cloud and every admin cloud: no probe instance; the run's pair is C20's evidence (hI)."""
     monkeypatch.setattr(needs, "need_dataplane", lambda c: None)
-    for admin, facts, why in ((object(), {}, "identifiants admin : l'état des hyperviseurs a répondu"),
-                              (None, {"dataplane": "aucun réseau externe"}, "aucun réseau externe")):
-        cloud = _cloud()
-        cloud.admin = admin
-        cloud.facts.update(facts)
+    cloud = _cloud(tmp_path)
+    cloud.admin = object()
+    said, evidence = _evidence()
+    request = _Request(judged={"img-2": "« popek-tiny » : a démarré (la console de la paire du run a écrit en 3 s)"})
+    cloud_compute.images_boot(cloud, request, evidence)             # RÉUSSI: the pair's image booted
+    assert request.asked == ["pair"]
+    assert said["images démarrées par la sonde du plan de données"] == \
+        "non vérifié : aucune instance sonde (identifiants admin : l'état des hyperviseurs a répondu)", said
+    assert said["images démarrées par la paire d'instances du run"] == request.shared.judged, said
+    assert said["images qui ne démarrent pas"] == "aucune", said
+    # the pair's judge (another worker's, maybe) remembered the image for the run: C20 names it
+    probe.remember_unbootable(_cloud(tmp_path), "img-1", "l'image « noboot » img-1 ne démarre pas sur ce cloud, "
+                                                        "l'image « popek-tiny » img-2 y démarre")
+    with pytest.raises(AssertionError, match="image active qui ne démarre pas sur ce cloud : l'image « noboot » img-1 "
+                                             "ne démarre pas sur ce cloud, l'image « popek-tiny » img-2 y démarre"):
+        cloud_compute.images_boot(cloud, request, evidence)
+
+
+def test_c20_is_not_failed_by_a_pair_that_could_not_be_made(monkeypatch):
+    """The pair's own failure (a dead agent, the project's quota) is its scenarios' verdict, not the images'."""
+    from popek.checks.cloud import shared as shared_mod
+
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: None)
+    for error in (shared_mod.Unavailable("pair", "l'agent neutron-openvswitch-agent ne donne plus signe de vie"),
+                  compute.NoRoom("quota d'instances : 10 sur 10")):
         said, evidence = _evidence()
-        cloud_compute.images_boot(cloud, evidence)
-        assert "aucune" not in said.values(), said
-        assert said["images démarrées par la sonde du plan de données"] == \
-            f"non vérifié : aucune instance sonde ({why})", said
-        assert said["images qui ne démarrent pas (sonde du plan de données)"].startswith("non vérifié"), said
+        cloud_compute.images_boot(_cloud(), _Request(error=error), evidence)
+        assert said["images démarrées par la paire d'instances du run"].startswith(
+            "non vérifié : la paire d'instances du run n'a pas démarré"), said
+        assert said["images qui ne démarrent pas"].startswith("non vérifié"), said
 
 
 def test_c20_names_the_images_the_probe_booted(two_images, monkeypatch, tmp_path):
@@ -161,7 +218,7 @@ def test_c20_names_the_images_the_probe_booted(two_images, monkeypatch, tmp_path
     monkeypatch.setattr("popek.checks.cloud.network.floating_ip_quota_reason", lambda conn: None)
     said, evidence = _evidence()
     with pytest.raises(AssertionError, match="l'image « noboot » img-1 ne démarre pas sur ce cloud"):
-        cloud_compute.images_boot(cloud, evidence)
+        cloud_compute.images_boot(cloud, _Request(), evidence)
     assert said["images démarrées par la sonde du plan de données"] == {
         "img-1": "« noboot » : n'a pas démarré (console muette)",
         "img-2": "« popek-tiny » : a démarré (sa console a écrit)"}, said
