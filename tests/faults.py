@@ -98,3 +98,72 @@ def pytest_sessionfinish(session):
     if pid:
         os.killpg(pid, signal.SIGCONT)
 """
+
+
+def freeze_then(service: str, first: str, step: str, wait: str, then: str, restored: str, inject: list[str]) -> str:
+    """The text of a fault plugin for ONE `popek run` that proves two faults one after the other on the same
+    guests, each alone in the cloud while its scenario runs:
+
+    - the scenario whose test name holds `first` runs first (the plugin sorts it ahead); `service` is frozen
+      (SIGSTOP to its process group) right before its step named `step`, once `wait` has run (code of the
+      hook's body, `request` in scope), and thawed (SIGCONT) as soon as that scenario ends;
+    - before the scenario whose test name holds `then` begins, `restored` runs (code, `request` in scope,
+      that asserts the first fault is gone: an AssertionError there is that scenario's failure, never a
+      pass), then `inject` (an argv run with check=True) puts the second fault in place. The caller removes
+      that one after the run.
+
+    The service is thawed at the session's end too, whatever happens."""
+    def body(code: str) -> str:
+        return textwrap.indent(textwrap.dedent(code).strip("\n"), "    ") + "\n" if code.strip() else ""
+
+    return (_THEN_HEAD.format(service=service, first=first, step=step) + body(wait) + _THEN_MIDDLE.format(
+        first=first, then=then) + body(restored) + _THEN_TAIL.format(inject=list(inject)))
+
+
+_THEN_HEAD = """
+import os, signal, subprocess, time
+
+import pytest
+
+_FROZEN = {{"pid": None, "thawed": False, "injected": False}}
+
+def _pid():
+    from popek import paths
+    from popek.checks.localcloud import services
+    from popek.checks.localcloud.state import CloudState
+    return services.read_pid(CloudState(paths.embedded_cloud_dir()), {service!r})
+
+def _thaw():
+    if _FROZEN["pid"] is not None and not _FROZEN["thawed"]:
+        _FROZEN["thawed"] = True
+        try:
+            os.killpg(_FROZEN["pid"], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: {first!r} not in item.name)
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func):
+    if step.name != {step!r} or {first!r} not in request.node.name or _FROZEN["pid"] is not None:
+        return
+"""
+_THEN_MIDDLE = """    _FROZEN["pid"] = _pid()
+    os.killpg(_FROZEN["pid"], signal.SIGSTOP)
+
+def pytest_bdd_after_scenario(request, feature, scenario):
+    if {first!r} in request.node.name:
+        _thaw()
+
+@pytest.hookimpl(trylast=True)
+def pytest_bdd_before_scenario(request, feature, scenario):
+    if {then!r} not in request.node.name or _FROZEN["injected"]:
+        return
+    assert _FROZEN["thawed"], "faute suivante non posée : le scénario de la première faute n'a pas tourné avant"
+"""
+_THEN_TAIL = """    subprocess.run({inject!r}, check=True, timeout=30)
+    _FROZEN["injected"] = True
+
+def pytest_sessionfinish(session):
+    _thaw()
+"""
