@@ -29,6 +29,14 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
              did not use the drive, or another boot that did not use the metadata service, counts as failed
   cdimg      the `cdrive` image booted without a config drive: what the image's change costs a guest that
              reads the metadata service (C18, C19); shares the `cdrive` upload
+  nollmnr    systemd-resolved without LLMNR (a resolved.conf.d file, LLMNR=no): before the metadata crawl,
+             cloud-init's DNS-redirect probe (util.is_resolvable) looks up three names that must not exist, one of
+             them single-label (`__cloud_init_expected_not_found__`), which resolved asks the link by LLMNR and
+             waits ~3 s for no answer (traced 2026-12-07: "Resolving URL took 3.225 seconds" in init-local)
+  wait4      systemd-networkd-wait-online waits for IPv4 only (`-4`): between init-local and cloud-init's network
+             stage it otherwise waits for the IPv6 link-local address too (networkd resets the link it takes over,
+             then IPv6 duplicate address detection: ~1.6 s after the DHCPv4 lease, traced 2026-12-07); the
+             course's guests use IPv4
   file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
 e.g. `--variants base,fit,direct,noinit,trim,fastds,fit+direct+noinit+trim+fastds`.
 A variant may end in `@<network>` (boot it on that network instead of --net: `base@public` beside `base`
@@ -42,7 +50,13 @@ spent booting. `--keep --run-id <8 hex>` leaves the uploaded (and nova-cached) i
 next call with the same `--run-id`, which boots them without upload nor warm-up; a call without `--keep`
 deletes every `popek-<run id>-bench-…` image. `--until HH:MM` (UTC) starts no boot after that time;
 `--details base,…` limits the in-guest analysis (cloud-init analyze, systemd-analyze: seconds of TCG
-after the timed login) to those variants' first boot. Each boot also records when nova-compute logged QEMU
+after the timed login) to those variants' first boot. `--trace base,…`: those variants' boots also record
+where cloud-init's init-local spends its time (issue #17's metadata path): the guest's own cloud-init.log
+(init-local to modules:config) and journal (networkd, DHCP), read after the timed login; the guest's frames
+seen on its tap from the host (DHCP, ARP, IPv6 router and neighbour solicitations, TCP to 169.254.169.254:80,
+DNS), each with its host time; and the embedded cloud's nova-compute, OVS agent and DHCP agent log lines
+naming the server or its port, all as seconds after create (`trace_report` prints them on one time line).
+Each boot also records when nova-compute logged QEMU
 started and its vCPUs resumed (the embedded cloud's log), the guest's kernel start (login − uptime) and
 the host's load average.
 
@@ -76,7 +90,7 @@ HERE = Path(__file__).resolve().parent
 PART_OFFSET = 1 << 20      # images.make_boot_disk: one partition at 1 MiB
 FIT_GIB = 10               # flavor small's disk
 BOOT_TIMEOUT = 360        # seconds from create to the login; a boot that takes longer counts as failed
-LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive", "cdimg")
+LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive", "cdimg", "nollmnr", "wait4")
 
 #: cloud-init modules the course uses (C19: users, keys, packages; the scenarios: write_files, runcmd),
 #: with what they need to apply them (hostname, /etc/hosts, growpart and resizefs for the flavor's disk).
@@ -90,6 +104,14 @@ POPEK_CLOUD_CFG = "etc/cloud/cloud.cfg.d/90-popek.cfg"
 #: initramfs they make /dev/sr0 before the generator runs (ata_piix is loaded in every guest anyway: QEMU's
 #: `pc` machine always has the PIIX IDE controller).
 CDROM_MODULES = ("ata_piix", "sr_mod", "isofs")
+#: The `nollmnr` lever's file in the guest and its content.
+NOLLMNR_CONF = "etc/systemd/resolved.conf.d/90-popek-nollmnr.conf"
+NOLLMNR_TEXT = "[Resolve]\nLLMNR=no\n"
+#: The `wait4` lever's drop-in for systemd-networkd-wait-online.service and the binary it runs.
+WAIT4_CONF = "etc/systemd/system/systemd-networkd-wait-online.service.d/90-popek-ipv4.conf"
+WAIT_ONLINE = "usr/lib/systemd/systemd-networkd-wait-online"
+WAIT4_TEXT = f"[Service]\nExecStart=\nExecStart=/{WAIT_ONLINE} -4\n"
+
 #: instance-data.json's platform for each datasource (cloud-init's DataSourceConfigDrive / DataSourceOpenStack).
 PLATFORM_CDRIVE, PLATFORM_METADATA = "configdrive", "openstack"
 #: Read in the timed login, before /proc/uptime (a grep: no Python started in the guest): every "platform" and
@@ -177,6 +199,16 @@ def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
                 absent = [m for m in CDROM_MODULES if f"/{m}.ko" not in listed]
                 if absent:
                     raise RuntimeError(f"initramfs without {', '.join(absent)}")
+            if "nollmnr" in levers:
+                conf_file = mnt / NOLLMNR_CONF
+                conf_file.parent.mkdir(parents=True, exist_ok=True)
+                conf_file.write_text(NOLLMNR_TEXT)
+            if "wait4" in levers:
+                if not (mnt / WAIT_ONLINE).exists():
+                    raise RuntimeError(f"/{WAIT_ONLINE} not in the image")
+                conf_file = mnt / WAIT4_CONF
+                conf_file.parent.mkdir(parents=True, exist_ok=True)
+                conf_file.write_text(WAIT4_TEXT)
             if "direct" in levers:
                 kernel = re.search(r"(?m)^\s*LINUX (\S+)", text).group(1)
                 initrd = re.search(r"(?m)^\s*INITRD (\S+)", text).group(1)
@@ -244,6 +276,11 @@ def unapplied(root: Path, levers: set[str]) -> list[str]:
                                or not set(CDROM_MODULES) <= set((root / "etc/initramfs-tools/modules")
                                                                 .read_text().split())):
         missing.append("cdrive")
+    if "nollmnr" in levers and not ((root / NOLLMNR_CONF).is_file()
+                                    and "LLMNR=no" in (root / NOLLMNR_CONF).read_text()):
+        missing.append("nollmnr")
+    if "wait4" in levers and not ((root / WAIT4_CONF).is_file() and " -4" in (root / WAIT4_CONF).read_text()):
+        missing.append("wait4")
     if "fit" in levers and shutil.disk_usage(root).total < (FIT_GIB - 1) << 30:
         missing.append("fit")
     return missing
@@ -277,7 +314,7 @@ def parse_variant(spec: str, runs: int) -> dict:
     """`fit+direct@public:3` -> {"label": "fit+direct@public", "image": "fit+direct", "parts": {...},
     "levers": the image's levers, "net": "public" or None, "runs": 3, "config_drive": False} (True with the
     `cdrive` lever; `cdimg` is the `cdrive` image without the drive: its image is `cdrive`'s)."""
-    m = re.fullmatch(r"([a-z+]+)(?:@([\w.-]+))?(?::(\d+))?", spec)
+    m = re.fullmatch(r"([a-z0-9+]+)(?:@([\w.-]+))?(?::(\d+))?", spec)
     if not m:
         raise ValueError(spec)
     image = "+".join("cdrive" if p == "cdimg" else p for p in m.group(1).split("+"))
@@ -361,13 +398,13 @@ class Bench:
     def gone(self, server) -> None:
         self.ledger.delete(server.id)
 
-    def boot_once(self, image, net: str, details: bool, config_drive: bool = False) -> dict:
+    def boot_once(self, image, net: str, details: bool, config_drive: bool = False, trace: bool = False) -> dict:
         """One boot timed; a boot that fails (ERROR, no login in time, an API error) is recorded as failed."""
         r: dict = {"at": time.strftime("%H:%M:%S", time.gmtime()),
                    "load1": float(Path("/proc/loadavg").read_text().split()[0])}
         server = None
         try:
-            server = self._boot(image, net, details, r, config_drive)
+            server = self._boot(image, net, details, r, config_drive, trace)
         except Exception as exc:  # noqa: BLE001 - one failed boot is a figure, the rounds go on
             r["failed"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -377,29 +414,77 @@ class Bench:
         print(f"    {'FAILED ' + r['failed'] if 'failed' in r else format(r['ssh_s'], '.1f') + ' s'}; "
               f"guest uptime {r.get('guest_uptime_s', float('nan')):.1f} s; platform {r.get('platform')} {r.get('subplatform')}; "
               f"{r['milestones']}", flush=True)
+        if trace:
+            for t, what in trace_timeline(r):
+                print(f"      {t:7.2f}  {what}", flush=True)
+            print(f"    init-local: {json.dumps(r.get('init_local', {}), ensure_ascii=False)}", flush=True)
         return r
 
-    def _boot(self, image, net: str, details: bool, r: dict, config_drive: bool = False):
+    def _boot(self, image, net: str, details: bool, r: dict, config_drive: bool = False, trace: bool = False):
         token = secrets.token_hex(8)
         user_data = f"#cloud-config\nwrite_files:\n  - path: /run/popek-bench\n    content: \"{token}\\n\"\n"
         t0, r["t0_epoch"] = time.monotonic(), time.time()
         server = self.create(image, net, user_data, config_drive)
         address = None
         fip = self.fips.get(net)
-        if fip is not None:
-            network.associate(self.conn, fip, network.server_port(self.conn, server))
-            address = fip.floating_ip_address
+        port = network.server_port(self.conn, server) if fip is not None or trace else None
+        sniffer = TapSniffer(port.id) if trace else None
+        try:
+            if fip is not None:
+                network.associate(self.conn, fip, port)
+                address = fip.floating_ip_address
+            self._wait_login(server, address, r, t0, config_drive, token)
+        finally:
+            if sniffer is not None:
+                r["wire"] = sniffer.stop()
+        console = self.conn.compute.get_server_console_output(server.id).get("output", "")
+        r["milestones"] = milestones(console)
+        if self.compute_log is not None:
+            r.update(nova_milestones(self.compute_log, server.id, r["t0_epoch"]))
+        if "failed" in r:
+            r["console"] = console[-30000:]
+            return server
+        if trace:
+            self._trace(server, port, address or r["address"], r)
+        if details:
+            cmd = ("sudo cloud-init analyze blame 2>&1 | head -25; echo ---; systemd-analyze 2>&1; "
+                   "systemd-analyze blame 2>&1 | head -25; echo ---; systemd-analyze critical-chain ssh.service 2>&1")
+            r["analyze"] = traffic.ssh_run(address or r["address"], self.user, self.private, cmd, 60)[1]
+            r["console"] = console[-30000:]
+        return server
+
+    def _trace(self, server, port, address: str, r: dict) -> None:
+        """After the timed login: the guest's cloud-init.log and journal, init-local's breakdown, the host's log
+        lines naming the server or its port (see the docstring's --trace)."""
+        try:
+            before = time.time()
+            rc, out = traffic.ssh_run(address, self.user, self.private, TRACE_CMD, 60)
+            after = time.time()
+            tr = parse_trace(out)
+            # the guest's clock against the host's (± half the SSH call): a cross-check of guest_to_create
+            tr["guest_clock_ahead_s"] = round(tr["guest_wall"] - (before + after) / 2, 3)
+            tr["clock_read_s"] = round(after - before, 3)
+            r["trace"] = tr
+            r["init_local"] = init_local_breakdown(cloudinit_lines(tr["log"]))
+        except Exception as exc:  # noqa: BLE001 - a trace that could not be read is said, the timing stands
+            r["trace"] = {"error": f"{type(exc).__name__}: {exc}"}
+        if self.compute_log is not None:
+            r["host_events"] = host_log_events(self.compute_log.parent, [server.id, port.id], r["t0_epoch"],
+                                               r["t0_epoch"] + r.get("ssh_s", 0) + 5)
+
+    def _wait_login(self, server, address, r: dict, t0: float, config_drive: bool, token: str) -> None:
         while time.monotonic() - t0 < BOOT_TIMEOUT:
             s = self.conn.compute.get_server(server.id)
             if s.status == "ERROR":
                 r["failed"] = f"server ERROR: {s.fault}"
-                return server
+                return
             if s.status == "ACTIVE":
                 r["active_s"] = time.monotonic() - t0
                 address = address or next(a["addr"] for nets in s.addresses.values() for a in nets
                                           if a.get("version") == 4)
                 break
             time.sleep(0.5)
+        r["address"] = address
         user = self.user
         while time.monotonic() - t0 < BOOT_TIMEOUT:
             try:
@@ -429,18 +514,6 @@ class Bench:
             time.sleep(0.5)
         else:
             r["failed"] = f"no SSH login with the user data applied in {BOOT_TIMEOUT} s ({address})"
-        console = self.conn.compute.get_server_console_output(server.id).get("output", "")
-        r["milestones"] = milestones(console)
-        if self.compute_log is not None:
-            r.update(nova_milestones(self.compute_log, server.id, r["t0_epoch"]))
-        if "failed" in r:
-            r["console"] = console[-30000:]
-        elif details:
-            cmd = ("sudo cloud-init analyze blame 2>&1 | head -25; echo ---; systemd-analyze 2>&1; "
-                   "systemd-analyze blame 2>&1 | head -25; echo ---; systemd-analyze critical-chain ssh.service 2>&1")
-            r["analyze"] = traffic.ssh_run(address, user, self.private, cmd, 60)[1]
-            r["console"] = console[-30000:]
-        return server
 
     def cleanup(self) -> list[str]:
         problems = self.ledger.cleanup()
@@ -498,6 +571,252 @@ def nova_milestones(log: Path, server_id: str, t0_epoch: float) -> dict:
     return out
 
 
+#: Read after the timed login of a traced boot: the guest's wall clock and uptime, cloud-init.log from init-local
+#: to modules:config and the journal's network lines (dots for quotes: the command is in single quotes).
+TRACE_CMD = ("sudo sh -c 'date +%s.%N; cat /proc/uptime; echo @@LOG; "
+             "sed -n \"/running .init-local./,/running .modules:config./p\" /var/log/cloud-init.log | tail -c 400000; "
+             "echo @@JOURNAL; journalctl -b -o short-monotonic --no-pager 2>&1 "
+             "| grep -iE \"networkd|ens[0-9]|dhcp|cloud-init|wait-online|resolved\" | tail -c 200000'")
+#: cloud-init.log: `2026-12-07 16:15:41,123 - util.py[DEBUG]: message` (the guest's clock, UTC).
+CI_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - ([^\[\]]+)\[(\w+)\]: (.*)$")
+#: cloud-init's stage lines carry the guest's uptime: they tie its clock to the console's and the host's.
+CI_STAGE_UP = re.compile(r"running '([\w:-]+)' at .*Up ([\d.]+) seconds")
+#: Spans of init-local worth naming (start regex, end regex: first match after the start; None = next line).
+CI_SPANS = (
+    ("datasource search", r"start: init-local/search-", r"finish: init-local/search-"),
+    ("DHCP client", r"Running command \[.{0,3}(?:/\S*/)?(?:dhcpcd|dhclient|udhcpc)\b", None),
+    ("metadata crawl", r"169\.254\.169\.254", r"finish: init-local/search-"),
+)
+
+
+def parse_trace(out: str) -> dict:
+    """TRACE_CMD's output: {"guest_wall", "guest_uptime", "log", "journal"}."""
+    head, _, rest = out.partition("@@LOG")
+    log, _, journal = rest.partition("@@JOURNAL")
+    nums = head.split()
+    return {"guest_wall": float(nums[0]), "guest_uptime": float(nums[1]), "log": log.strip("\n"),
+            "journal": journal.strip("\n")}
+
+
+def cloudinit_lines(log: str) -> list[tuple[float, str]]:
+    """(guest epoch seconds, message) of each timestamped cloud-init.log line, in order."""
+    out = []
+    for line in log.splitlines():
+        m = CI_LOG_LINE.match(line)
+        if m:
+            stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            out.append((stamp, f"{m.group(2).strip()}: {m.group(4)}"))
+    return out
+
+
+def init_local_breakdown(lines: list[tuple[float, str]], min_gap: float = 0.3) -> dict:
+    """Where init-local's time goes, from its own log: seconds from init-local's start line to the network
+    stage's ("init") start line, its named spans (CI_SPANS: duration and start offset), and every gap of at least
+    `min_gap` s between two consecutive lines (the line before the silence names what was running)."""
+    start = next((i for i, (_, msg) in enumerate(lines) if "running 'init-local'" in msg), None)
+    if start is None:
+        return {}
+    t_start = lines[start][0]
+    end = next((i for i in range(start + 1, len(lines)) if "running 'init'" in lines[i][1]), len(lines) - 1)
+    part = lines[start:end + 1]
+    out: dict = {"init_local_to_init_s": round(part[-1][0] - t_start, 3), "spans": {}, "gaps": []}
+    done = next((t for t, msg in part if re.search(r"finish: init-local: ", msg)), None)
+    if done is not None:
+        out["init_local_s"] = round(done - t_start, 3)
+    for name, rx_a, rx_b in CI_SPANS:
+        a = next((i for i, (_, msg) in enumerate(part) if re.search(rx_a, msg)), None)
+        if a is None:
+            continue
+        if rx_b is None:
+            b = min(a + 1, len(part) - 1)
+        else:
+            b = next((i for i in range(a + 1, len(part)) if re.search(rx_b, part[i][1])), None)
+            if b is None:
+                continue
+        out["spans"][name] = {"at_s": round(part[a][0] - t_start, 3), "s": round(part[b][0] - part[a][0], 3),
+                              "line": part[a][1][:200]}
+    for (t1, m1), (t2, _) in zip(part, part[1:]):
+        if t2 - t1 >= min_gap:
+            out["gaps"].append({"at_s": round(t1 - t_start, 3), "s": round(t2 - t1, 3), "after": m1[:200]})
+    return out
+
+
+def guest_to_create(lines: list[tuple[float, str]], kernel_start_s: float) -> float | None:
+    """The shift that puts a guest log time on the create-relative time line: a stage line's log time is at
+    uptime U, and the guest's kernel started `kernel_start_s` after create (login - uptime)."""
+    for stamp, msg in lines:
+        m = CI_STAGE_UP.search(msg)
+        if m:
+            return kernel_start_s + float(m.group(2)) - stamp
+    return None
+
+
+ETH_P_ALL = 0x0003
+DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK", 7: "RELEASE", 8: "INFORM"}
+METADATA_IP = bytes([169, 254, 169, 254])
+
+
+def wire_event(frame: bytes) -> str | None:
+    """A one-line summary of an Ethernet frame on a guest's tap if it is on the boot's network path (DHCP,
+    ARP, DNS, TCP with 169.254.169.254:80, IPv6 router/neighbour discovery, DHCPv6), else None."""
+    if len(frame) < 14:
+        return None
+    etype = int.from_bytes(frame[12:14], "big")
+    p = frame[14:]
+    if etype == 0x0806 and len(p) >= 28:
+        op = int.from_bytes(p[6:8], "big")
+        spa, tpa = socket.inet_ntoa(p[14:18]), socket.inet_ntoa(p[24:28])
+        return f"ARP {'who-has ' + tpa + ' tell ' + spa if op == 1 else spa + ' is-at'}"
+    if etype == 0x0800 and len(p) >= 20:
+        ihl = (p[0] & 0x0F) * 4
+        proto, src, dst = p[9], p[12:16], p[16:20]
+        l4 = p[ihl:]
+        if proto == 17 and len(l4) >= 8:
+            sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+            body = l4[8:]
+            if {sport, dport} & {67, 68}:
+                kind = "?"
+                opts = body[240:] if len(body) >= 240 and body[236:240] == b"\x63\x82\x53\x63" else b""
+                i = 0
+                while i + 1 < len(opts) and opts[i] != 255:
+                    if opts[i] == 0:
+                        i += 1
+                        continue
+                    if opts[i] == 53 and i + 2 < len(opts):
+                        kind = DHCP_TYPES.get(opts[i + 2], str(opts[i + 2]))
+                        break
+                    i += 2 + opts[i + 1]
+                xid = body[4:8].hex() if len(body) >= 8 else "?"
+                return f"DHCP {kind} xid {xid}"
+            if 53 in (sport, dport):
+                return f"DNS {'query to' if dport == 53 else 'reply from'} {socket.inet_ntoa(dst if dport == 53 else src)}"
+            if 5355 in (sport, dport):
+                return "LLMNR " + ("query" if dport == 5355 else "reply")
+            if 5353 in (sport, dport):
+                return "mDNS"
+            return None
+        if proto == 6 and len(l4) >= 14 and METADATA_IP in (src, dst):
+            sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+            flags = l4[13]
+            names = [n for bit, n in ((0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST")) if flags & bit]
+            if flags & 0x07 == 0:   # plain data / ACKs: not a connection's edge
+                return None
+            way = f"{sport}->169.254.169.254:{dport}" if dst == METADATA_IP else f"169.254.169.254:{sport}->{dport}"
+            return f"TCP metadata {way} {'+'.join(names)}"
+        if proto == 1 and len(l4) >= 1:
+            return f"ICMP type {l4[0]} {socket.inet_ntoa(src)}->{socket.inet_ntoa(dst)}"
+        return None
+    if etype == 0x86DD and len(p) >= 40:
+        nh, l4 = p[6], p[40:]
+        if nh == 58 and l4:
+            name = {133: "router solicitation", 134: "router advertisement", 135: "neighbour solicitation",
+                    136: "neighbour advertisement", 143: "MLDv2 report"}.get(l4[0])
+            return f"ICMPv6 {name or l4[0]}"
+        ports = {int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")} if nh == 17 and len(l4) >= 4 else set()
+        if ports & {546, 547}:
+            return "DHCPv6"
+        if 5355 in ports:
+            return "LLMNR (IPv6)"
+        if 5353 in ports:
+            return "mDNS (IPv6)"
+        return None
+    return None
+
+
+class TapSniffer:
+    """The frames on a guest's tap as the host sees them (guest -> switch as `guest`, switch -> guest as
+    `to guest`), from the moment the tap exists; a thread, stopped by stop(). Reads only: an AF_PACKET socket
+    bound to that one device."""
+
+    def __init__(self, port_id: str):
+        import threading
+        self.dev = "tap" + port_id[:11]   # nova's OVS VIF name (14 characters)
+        self.events: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and not Path(f"/sys/class/net/{self.dev}").exists():
+            time.sleep(0.02)
+        if self._stop.is_set():
+            return
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.bind((self.dev, 0))
+        except OSError as exc:
+            self.events.append((time.time(), f"sniffer not bound: {exc}"))
+            return
+        self.events.append((time.time(), f"{self.dev} exists, sniffer bound"))
+        sock.settimeout(0.2)
+        with sock:
+            while not self._stop.is_set():
+                try:
+                    frame, addr = sock.recvfrom(65535)
+                except socket.timeout:
+                    continue
+                except OSError as exc:
+                    self.events.append((time.time(), f"tap gone ({exc.strerror})"))
+                    return
+                what = wire_event(frame)
+                if what:
+                    self.events.append((time.time(), f"{'to guest' if addr[2] == socket.PACKET_OUTGOING else 'guest'}: {what}"))
+
+    def stop(self) -> list[tuple[float, str]]:
+        self._stop.set()
+        self._thread.join(2)
+        return list(self.events)
+
+
+#: The embedded cloud's logs read for a traced boot, and how much of each (lines naming the server or its port).
+HOST_LOGS = ("nova-compute", "neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-rpc-server")
+OSLO_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ (\w+) (\S+) (?:\[[^\]]*\] )?(.*)$")
+
+
+def host_log_events(log_dir: Path, needles: list[str], t0_epoch: float, until: float,
+                    per_log: int = 60) -> list[tuple[float, str]]:
+    """(seconds after create, `log: message`) of the HOST_LOGS lines naming one of `needles`, between 10 s before
+    create and `until` (epoch), at most `per_log` lines each (oslo's local-time stamps)."""
+    out = []
+    for name in HOST_LOGS:
+        try:
+            with open(log_dir / f"{name}.log", "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - (8 << 20)))
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            continue
+        kept = 0
+        for line in lines:
+            if not any(n in line for n in needles):
+                continue
+            m = OSLO_LINE.match(line)
+            if not m:
+                continue
+            stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            if t0_epoch - 10 <= stamp <= until and kept < per_log:
+                out.append((stamp - t0_epoch, f"{name}: {m.group(4)[:200]}"))
+                kept += 1
+    return sorted(out)
+
+
+def trace_timeline(r: dict, min_gap: float = 0.3) -> list[tuple[float, str]]:
+    """One time line (seconds after create) of a traced boot: the host's log lines, the frames on the tap, the
+    guest's stage lines and its cloud-init lines that start a silence of `min_gap` s or name DHCP/metadata."""
+    t0 = r["t0_epoch"]
+    rows = [(t, f"host {msg}") for t, msg in r.get("host_events", [])]
+    rows += [(t - t0, f"wire {msg}") for t, msg in r.get("wire", [])]
+    lines = cloudinit_lines(r.get("trace", {}).get("log", ""))
+    shift = guest_to_create(lines, r["kernel_start_s"]) if "kernel_start_s" in r else None
+    if shift is not None:
+        key = re.compile(r"running '|dhcp|DHCP|169\.254|lease|search-|Crawl|ephemeral|finish: init-local|Resolving URL|Getting metadata|Waiting to start", re.I)
+        for (t, msg), nxt in zip(lines, lines[1:] + [(None, "")]):
+            gap = (nxt[0] - t) if nxt[0] is not None else 0.0
+            if key.search(msg) or gap >= min_gap:
+                rows.append((t + shift, f"guest {msg[:160]}" + (f"  [then {gap:.1f} s silent]" if gap >= min_gap else "")))
+    return sorted(rows)
+
+
 def milestones(console: str) -> dict:
     out = {}
     for label, rx in MILESTONES:
@@ -548,6 +867,9 @@ def main() -> int:
     ap.add_argument("--until", help="HH:MM UTC: start no boot after that time (the rounds stop there)")
     ap.add_argument("--details", help="comma-separated variants whose first boot also runs cloud-init analyze "
                     "and systemd-analyze in the guest (default: every variant)")
+    ap.add_argument("--trace", default="", help="comma-separated variants whose boots also record where "
+                    "init-local's time goes: the guest's cloud-init.log and journal, the frames on its tap, the "
+                    "cloud's log lines (see the docstring)")
     args = ap.parse_args()
     try:
         variants = [parse_variant(v.strip(), args.runs) for v in args.variants.split(",") if v.strip()]
@@ -642,7 +964,7 @@ def main() -> int:
                 print(f"  {v['res']['variant']} #{i + 1}", flush=True)
                 details = not v["res"]["boots"] and (args.details is None or v["label"] in args.details.split(","))
                 v["res"]["boots"].append(bench.boot_once(v["image_obj"], v["net"] or args.net, details,
-                                                         v["config_drive"]))
+                                                         v["config_drive"], v["label"] in args.trace.split(",")))
                 v["res"]["load1_after"] = float(Path("/proc/loadavg").read_text().split()[0])
             else:
                 continue
