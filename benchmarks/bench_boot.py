@@ -33,10 +33,12 @@ Levers (`--variants`, comma-separated; `+` combines levers into one variant):
              cloud-init's DNS-redirect probe (util.is_resolvable) looks up three names that must not exist, one of
              them single-label (`__cloud_init_expected_not_found__`), which resolved asks the link by LLMNR and
              waits ~3 s for no answer (traced 2026-12-07: "Resolving URL took 3.225 seconds" in init-local)
-  wait4      systemd-networkd-wait-online waits for IPv4 only (`-4`): between init-local and cloud-init's network
-             stage it otherwise waits for the IPv6 link-local address too (networkd resets the link it takes over,
-             then IPv6 duplicate address detection: ~1.6 s after the DHCPv4 lease, traced 2026-12-07); the
-             course's guests use IPv4
+  nodad      no IPv6 duplicate address detection (a sysctl.d file: dad_transmits 0): between init-local and
+             cloud-init's network stage, systemd-networkd-wait-online waits for the link's setup state
+             « configured », which networkd reaches only once the IPv6 link-local address has passed DAD; networkd
+             bounces the link it takes over, so DAD runs again: ~1.6 s after the DHCPv4 lease (traced
+             2026-12-07). wait-online's `-4` cannot skip it (it checks the setup state first); link-local
+             addresses are made from Neutron's unique MACs
   file       start from --base-file instead of the Glance image (e.g. a new recipe's build)
 e.g. `--variants base,fit,direct,noinit,trim,fastds,fit+direct+noinit+trim+fastds`.
 A variant may end in `@<network>` (boot it on that network instead of --net: `base@public` beside `base`
@@ -90,7 +92,7 @@ HERE = Path(__file__).resolve().parent
 PART_OFFSET = 1 << 20      # images.make_boot_disk: one partition at 1 MiB
 FIT_GIB = 10               # flavor small's disk
 BOOT_TIMEOUT = 360        # seconds from create to the login; a boot that takes longer counts as failed
-LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive", "cdimg", "nollmnr", "wait4")
+LEVERS = ("fit", "direct", "noinit", "norand", "trim", "fastds", "cdrive", "cdimg", "nollmnr", "nodad")
 
 #: cloud-init modules the course uses (C19: users, keys, packages; the scenarios: write_files, runcmd),
 #: with what they need to apply them (hostname, /etc/hosts, growpart and resizefs for the flavor's disk).
@@ -107,10 +109,10 @@ CDROM_MODULES = ("ata_piix", "sr_mod", "isofs")
 #: The `nollmnr` lever's file in the guest and its content.
 NOLLMNR_CONF = "etc/systemd/resolved.conf.d/90-popek-nollmnr.conf"
 NOLLMNR_TEXT = "[Resolve]\nLLMNR=no\n"
-#: The `wait4` lever's drop-in for systemd-networkd-wait-online.service and the binary it runs.
-WAIT4_CONF = "etc/systemd/system/systemd-networkd-wait-online.service.d/90-popek-ipv4.conf"
-WAIT_ONLINE = "usr/lib/systemd/systemd-networkd-wait-online"
-WAIT4_TEXT = f"[Service]\nExecStart=\nExecStart=/{WAIT_ONLINE} -4\n"
+#: The `nodad` lever's sysctl file (`default` for the NIC udev adds later, `all` for the record).
+NODAD_CONF = "etc/sysctl.d/90-popek-nodad.conf"
+NODAD_TEXT = ("net.ipv6.conf.default.dad_transmits = 0\nnet.ipv6.conf.all.dad_transmits = 0\n"
+              "net.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.all.accept_dad = 0\n")
 
 #: instance-data.json's platform for each datasource (cloud-init's DataSourceConfigDrive / DataSourceOpenStack).
 PLATFORM_CDRIVE, PLATFORM_METADATA = "configdrive", "openstack"
@@ -203,12 +205,10 @@ def make_variant(base_qcow2: Path, levers: set[str], work: Path) -> dict:
                 conf_file = mnt / NOLLMNR_CONF
                 conf_file.parent.mkdir(parents=True, exist_ok=True)
                 conf_file.write_text(NOLLMNR_TEXT)
-            if "wait4" in levers:
-                if not (mnt / WAIT_ONLINE).exists():
-                    raise RuntimeError(f"/{WAIT_ONLINE} not in the image")
-                conf_file = mnt / WAIT4_CONF
+            if "nodad" in levers:
+                conf_file = mnt / NODAD_CONF
                 conf_file.parent.mkdir(parents=True, exist_ok=True)
-                conf_file.write_text(WAIT4_TEXT)
+                conf_file.write_text(NODAD_TEXT)
             if "direct" in levers:
                 kernel = re.search(r"(?m)^\s*LINUX (\S+)", text).group(1)
                 initrd = re.search(r"(?m)^\s*INITRD (\S+)", text).group(1)
@@ -279,8 +279,8 @@ def unapplied(root: Path, levers: set[str]) -> list[str]:
     if "nollmnr" in levers and not ((root / NOLLMNR_CONF).is_file()
                                     and "LLMNR=no" in (root / NOLLMNR_CONF).read_text()):
         missing.append("nollmnr")
-    if "wait4" in levers and not ((root / WAIT4_CONF).is_file() and " -4" in (root / WAIT4_CONF).read_text()):
-        missing.append("wait4")
+    if "nodad" in levers and not ((root / NODAD_CONF).is_file() and "dad_transmits = 0" in (root / NODAD_CONF).read_text()):
+        missing.append("nodad")
     if "fit" in levers and shutil.disk_usage(root).total < (FIT_GIB - 1) << 30:
         missing.append("fit")
     return missing

@@ -145,13 +145,11 @@ def test_nollmnr_is_a_lever_of_its_own_read_back_from_the_disk(bb, tmp_path):
     assert bb.NOLLMNR_TEXT.splitlines() == ["[Resolve]", "LLMNR=no"]
 
 
-def test_wait4_lever_drops_in_an_ipv4_only_wait_online(bb, tmp_path):
-    assert bb.parse_variant("nollmnr+wait4:2", 5)["levers"] == {"nollmnr", "wait4"}
-    assert bb.unapplied(tmp_path, {"wait4"}) == ["wait4"]
-    conf = tmp_path / bb.WAIT4_CONF
+def test_nodad_lever_writes_a_sysctl_file_without_ipv6_dad(bb, tmp_path):
+    assert bb.parse_variant("nollmnr+nodad:2", 5)["levers"] == {"nollmnr", "nodad"}
+    assert bb.unapplied(tmp_path, {"nodad"}) == ["nodad"]
+    conf = tmp_path / bb.NODAD_CONF
     conf.parent.mkdir(parents=True)
-    conf.write_text(bb.WAIT4_TEXT)
-    assert bb.unapplied(tmp_path, {"wait4"}) == []
-    # the unit's ExecStart is reset, then the same binary with -4
-    assert bb.WAIT4_TEXT.splitlines() == ["[Service]", "ExecStart=",
-                                          "ExecStart=/usr/lib/systemd/systemd-networkd-wait-online -4"]
+    conf.write_text(bb.NODAD_TEXT)
+    assert bb.unapplied(tmp_path, {"nodad"}) == []
+    assert "net.ipv6.conf.default.dad_transmits = 0" in bb.NODAD_TEXT.splitlines()
