@@ -581,12 +581,14 @@ TRACE_CMD = ("sudo sh -c 'date +%s.%N; cat /proc/uptime; echo @@LOG; "
 CI_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - ([^\[\]]+)\[(\w+)\]: (.*)$")
 #: cloud-init's stage lines carry the guest's uptime: they tie its clock to the console's and the host's.
 CI_STAGE_UP = re.compile(r"running '([\w:-]+)' at .*Up ([\d.]+) seconds")
-#: Spans of init-local worth naming (start regex, end regex: first match after the start; None = next line).
+#: Spans of init-local worth naming (start regex, end regex: its last match after the start; None = next line).
 CI_SPANS = (
     ("datasource search", r"start: init-local/search-", r"finish: init-local/search-"),
     ("DHCP client", r"Running command \[.{0,3}(?:/\S*/)?(?:dhcpcd|dhclient|udhcpc)\b", None),
-    ("metadata crawl", r"169\.254\.169\.254", r"finish: init-local/search-"),
+    ("metadata crawl", r"\] open 'http://(?:169\.254\.169\.254|\[fe80::a9fe:a9fe)", r"Read from http://"),
 )
+#: cloud-init's own timers (performance.py): "Resolving URL took 3.225 seconds"; commands' are left out.
+CI_TIMER = re.compile(r"^performance\.py: (?!Running )(.+?) took ([\d.]+) seconds")
 
 
 def parse_trace(out: str) -> dict:
@@ -631,11 +633,16 @@ def init_local_breakdown(lines: list[tuple[float, str]], min_gap: float = 0.3) -
         if rx_b is None:
             b = min(a + 1, len(part) - 1)
         else:
-            b = next((i for i in range(a + 1, len(part)) if re.search(rx_b, part[i][1])), None)
+            b = max((i for i in range(a + 1, len(part)) if re.search(rx_b, part[i][1])), default=None)
             if b is None:
                 continue
         out["spans"][name] = {"at_s": round(part[a][0] - t_start, 3), "s": round(part[b][0] - part[a][0], 3),
                               "line": part[a][1][:200]}
+    out["timers"] = {}
+    for _, msg in lines[start:]:   # the network stage's wait is timed on its first line, after init's start
+        m = CI_TIMER.match(msg)
+        if m and m.group(1) not in out["timers"]:
+            out["timers"][m.group(1)] = float(m.group(2))
     for (t1, m1), (t2, _) in zip(part, part[1:]):
         if t2 - t1 >= min_gap:
             out["gaps"].append({"at_s": round(t1 - t_start, 3), "s": round(t2 - t1, 3), "after": m1[:200]})

@@ -17,14 +17,17 @@ LOG = """\
 2026-12-07 19:28:17,250 - handlers.py[DEBUG]: start: init-local/search-OpenStackLocal: searching for local data from DataSourceOpenStackLocal
 2026-12-07 19:28:17,660 - subp.py[DEBUG]: Running command ['dhcpcd', '--ipv4only', '--waitip', 'ens2'] with allowed return codes [0] (shell=False, capture=True)
 2026-12-07 19:28:19,208 - performance.py[DEBUG]: Running ['dhcpcd', '--ipv4only', '--waitip', 'ens2'] took 1.546 seconds
+2026-12-07 19:28:19,300 - dhcp.py[DEBUG]: Parsing dhcpcd lease for interface ens2: 'classless_static_routes=169.254.169.254/32 10.0.0.2'
 2026-12-07 19:28:19,421 - performance.py[DEBUG]: Running ['ip', '-4', 'route', 'append', '0.0.0.0/0'] took 0.024 seconds
 2026-12-07 19:28:22,650 - performance.py[DEBUG]: Resolving URL took 3.225 seconds
 2026-12-07 19:28:22,832 - url_helper.py[DEBUG]: [0/1] open 'http://169.254.169.254/openstack' with {} configuration
 2026-12-07 19:28:24,400 - url_helper.py[DEBUG]: Read from http://169.254.169.254/latest/meta-data/security-groups (200, 34b) after 1 attempts
 2026-12-07 19:28:24,700 - handlers.py[DEBUG]: finish: init-local/search-OpenStackLocal: SUCCESS: found local data from DataSourceOpenStackLocal
+2026-12-07 19:28:24,690 - performance.py[DEBUG]: Getting metadata took 7.190 seconds
 2026-12-07 19:28:25,312 - handlers.py[DEBUG]: finish: init-local: SUCCESS: searching for local datasources
 a continuation line without a time stamp
 2026-12-07 19:28:28,556 - log_util.py[DEBUG]: Cloud-init v. 25.1.4 running 'init' at Mon, 07 Dec 2026 19:28:28 +0000. Up 38.55 seconds.
+2026-12-07 19:28:28,557 - performance.py[DEBUG]: Waiting to start stage network took 3.228 seconds
 """
 
 
@@ -44,7 +47,7 @@ def test_trace_output_is_split_into_clock_log_and_journal(bb):
 
 def test_cloudinit_lines_read_the_guest_clock_as_utc_and_skip_unstamped_lines(bb):
     lines = bb.cloudinit_lines(LOG)
-    assert len(lines) == 11
+    assert len(lines) == 14
     first = datetime.datetime(2026, 12, 7, 19, 28, 17, 100000, tzinfo=datetime.timezone.utc).timestamp()
     assert lines[0][0] == pytest.approx(first)
     assert lines[0][1].startswith("log_util.py: Cloud-init v. 25.1.4 running 'init-local'")
@@ -57,13 +60,17 @@ def test_init_local_breakdown_names_the_dhcp_client_the_search_and_the_silences(
     assert b["spans"]["datasource search"]["at_s"] == pytest.approx(0.15)
     assert b["spans"]["datasource search"]["s"] == pytest.approx(7.45)
     assert b["spans"]["DHCP client"]["s"] == pytest.approx(1.548)
+    # from the first open of the metadata URL (not the lease's route to it) to the last read
     assert b["spans"]["metadata crawl"]["at_s"] == pytest.approx(5.732)
-    assert b["spans"]["metadata crawl"]["s"] == pytest.approx(1.868)
+    assert b["spans"]["metadata crawl"]["s"] == pytest.approx(1.568)
+    # cloud-init's own timers, the network stage's wait included; commands' timers left out
+    assert b["timers"] == {"Resolving URL": 3.225, "Getting metadata": 7.19, "Waiting to start stage network": 3.228}
     gaps = [(g["at_s"], g["s"]) for g in b["gaps"]]
     # the dhcpcd run, the silence before "Resolving URL" (the DNS-redirect probe), the crawl, the wait for networkd
     assert gaps == [(pytest.approx(0.56), pytest.approx(1.548)), (pytest.approx(2.321), pytest.approx(3.229)),
                     (pytest.approx(5.732), pytest.approx(1.568)), (pytest.approx(8.212), pytest.approx(3.244))]
     assert "route" in b["gaps"][1]["after"]
+    assert "sd_notify" not in b["gaps"][3]["after"] and "init-local: SUCCESS" in b["gaps"][3]["after"]
 
 
 def test_init_local_breakdown_without_an_init_local_line_is_empty(bb):
