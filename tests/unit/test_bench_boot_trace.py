@@ -160,3 +160,13 @@ def test_nodad_lever_writes_a_sysctl_file_without_ipv6_dad(bb, tmp_path):
     conf.write_text(bb.NODAD_TEXT)
     assert bb.unapplied(tmp_path, {"nodad"}) == []
     assert "net.ipv6.conf.default.dad_transmits = 0" in bb.NODAD_TEXT.splitlines()
+
+
+def test_nodelay_lever_is_read_back_from_dhcpcd_conf(bb, tmp_path):
+    assert bb.parse_variant("nollmnr+nodad+nodelay:3", 5)["levers"] == {"nollmnr", "nodad", "nodelay"}
+    conf = tmp_path / bb.DHCPCD_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text("hostname\nduid\n# nodelay would go here\n")
+    assert bb.unapplied(tmp_path, {"nodelay"}) == ["nodelay"]   # a comment naming it is not the option
+    conf.write_text(conf.read_text() + "nodelay\n")
+    assert bb.unapplied(tmp_path, {"nodelay"}) == []
