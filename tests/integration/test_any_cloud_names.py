@@ -11,10 +11,11 @@ Measured by hA6 on 2026-12-07 (19:26–19:30 UTC, `popek run cloud --os-cloud un
 | + a second network « réseau privé » | C37 broken: DuplicateResource raised from the step (5 s) | C37 IGNORÉ naming both networks' ids; with --image <id> --net <id> RÉUSSI |
 | images the client hides or cannot boot, 1 KiB each (smaller than any other): os_hidden, deactivated, community of another project, shared by another project and not accepted | none picked, none in popek's list | unchanged; the shared one once accepted is picked (as `openstack server create` could boot it) |
 | a deactivated image given by --image | IGNORÉ « le cloud n'a pas d'image » (it has one) | IGNORÉ « l'image … est deactivated, pas active » |
+| user « popek-…-élève Zoé », password with quotes, `$HOME`, backticks, `;`, « é » (C33 C34 C35, -n 2) | 6 RÉUSSI, no password written (49 s) | unchanged (the test 53 s) |
 | a private flavor `resources:VGPU=1` (1 vCPU, 256 MiB) granted to the project | C21 ÉCHEC « No valid host was found » (picked: the smallest) | C21 RÉUSSI on `tiny` (compute.pick_flavor passes over scheduling extra specs) |
 
 Opt-in (each test makes a project and runs popek or the API: 19:31–19:36 under load, images + GPU flavor 57 s,
-names 167 s; admin's listings show their images and flavors meanwhile): POPEK_SLOW_FAULTS=1, under `flock -s /tmp/popek-cloud.lock` (only the test's own project changes)."""
+names 167 s, user 53 s; admin's listings show their images and flavors meanwhile): POPEK_SLOW_FAULTS=1, under `flock -s /tmp/popek-cloud.lock` (only the test's own project changes)."""
 from __future__ import annotations
 
 import contextlib
@@ -192,3 +193,29 @@ def test_a_gpu_flavor_smaller_than_the_rest_is_not_the_one_booted(tmp_path):
         seen = verdicts(found)
         assert proc.returncode == 0 and seen and all(s == "passed" for s, _ in seen.values()), seen
         assert '"--flavor": "' in written and f'"--flavor": "{gpu.name}"' not in written, "the GPU flavor was booted"
+
+
+def test_a_user_named_in_french_with_a_password_full_of_shell_characters(tmp_path):
+    """« popek-…-élève Zoé » on « popek-…-Étudiants 2026 », a password with quotes, `$HOME`, backticks, `;` and
+    « é »: the openrc of C34 is sourced by bash, the client reads clouds.yaml; C33, C34, C35 RÉUSSI and the
+    password written nowhere (hA6 live 19:44: 6 RÉUSSI of these, no leak)."""
+    admin = connection.connect("popek-admin", {}, paths.embedded_clouds_yaml()).conn
+    ident = admin.identity
+    tag = secrets.token_hex(4)
+    password = f"p@ss \"w'rd $HOME `id` é ; {secrets.token_hex(4)}"
+    proj = ident.create_project(name=f"popek-{tag}-Étudiants 2026", domain_id="default")
+    user = None
+    try:
+        user = ident.create_user(name=f"popek-{tag}-élève Zoé", domain_id="default", password=password,
+                                 default_project_id=proj.id)
+        ident.assign_project_role_to_user(proj, user, ident.find_role("member"))
+        auth_url = yaml.safe_load(paths.embedded_clouds_yaml().read_text())["clouds"]["popek"]["auth"]["auth_url"]
+        entry = {"auth": {"auth_url": auth_url, "username": user.name, "password": password, "project_name": proj.name,
+                          "user_domain_name": "Default", "project_domain_name": "Default"},
+                 "region_name": "RegionOne", "identity_api_version": 3}
+        proc, found, written = _run(tmp_path, entry, "-n", "2", "--claim", "C33", "--claim", "C34", "--claim", "C35")
+    finally:
+        _remove(admin, proj, user)
+    seen = verdicts(found)
+    assert proc.returncode == 0 and len(seen) >= 4 and all(s == "passed" for s, _ in seen.values()), seen
+    assert password not in written and password.rsplit(" ", 1)[1] not in written
