@@ -52,6 +52,62 @@ ENABLED_GLOBS = ("/etc/systemd/system/*.wants/*", "/etc/rc[2-5].d/S*")
 #: would fail the second one).
 _APT_LOCK = threading.Lock()
 
+#: dpkg's frontend lock: apt and every other frontend (unattended-upgrades, PackageKit, the owner's apt in another
+#: terminal) hold it for their whole run. A laptop's unattended-upgrades runs for minutes after it boots; popek's
+#: install then failed at once with apt's « Could not get lock /var/lib/dpkg/lock-frontend. It is held by process
+#: N (unattended-upgr) » (measured 2026-12-07, hG3: 1.8 s). popek waits for it (apt's DPkg::Lock::Timeout), never
+#: touching its holder, and says so first; still held after LOCK_WAIT s: one French message naming the holder.
+DPKG_FRONTEND_LOCK = Path("/var/lib/dpkg/lock-frontend")
+LOCK_WAIT = 600
+
+
+def lock_holders(proc_locks: str, dev: tuple[int, int], inode: int) -> list[int]:
+    """The PIDs holding a lock of /proc/locks's text (`proc_locks`) on the file of device (major, minor) and
+    `inode`; a waiter's line (" -> ") holds nothing; an open-file-description lock has no PID (-1): left out."""
+    want = f"{dev[0]:02x}:{dev[1]:02x}:{inode}"
+    pids = []
+    for line in proc_locks.splitlines():
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[5] != want:
+            continue
+        if fields[4].isdigit():
+            pids.append(int(fields[4]))
+    return pids
+
+
+def dpkg_lock_holder(lock: Path = DPKG_FRONTEND_LOCK) -> str | None:
+    """« le processus N (NAME) » holding dpkg's frontend lock now, « un autre processus » when /proc/locks does
+    not say which, None when it is free (or cannot be read)."""
+    try:
+        st = lock.stat()
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    pids = lock_holders(text, (os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino)
+    if not pids:
+        want = f":{st.st_ino} "
+        return "un autre processus" if any(want in l and "->" not in l for l in text.splitlines()) else None
+    return process_named(pids[0])
+
+
+def process_named(pid: int) -> str:
+    try:
+        return f"le processus {pid} ({Path(f'/proc/{pid}/comm').read_text().strip()})"
+    except OSError:
+        return f"le processus {pid}"
+
+
+def locked_refusal(absent: list[str], apt_says: str, waited: float, holder: str | None = None) -> str:
+    """The French message when dpkg's lock stayed held for `waited` s; `holder`: dpkg_lock_holder() then, else the
+    holder apt named in `apt_says` (its text: after a wait apt's last words name none, « Unable to acquire »)."""
+    import re
+
+    held = re.search(r"held by process (\d+) \(([^)]*)\)", apt_says)
+    who = holder or (f"le processus {held.group(1)} ({held.group(2)})" if held else "un autre gestionnaire de paquets")
+    return (f"apt : dpkg est occupé par {who} depuis plus de {waited:.0f} s (mises à jour automatiques, "
+            f"PackageKit ou un autre apt) ; popek n'y touche pas : relancez quand il a fini, ou installez "
+            f"vous-même : apt-get install --no-install-recommends {' '.join(absent)}")
+
 
 @contextmanager
 def services_held_back(path: Path = POLICY_RC_D):
@@ -144,7 +200,8 @@ def _apt_plan(packages: list[str]) -> subprocess.CompletedProcess:
                       env=NONINTERACTIVE, check=False)
 
 
-def install(packages: Iterable[str], log: Callable[[str], None] = print, upgrades_ok: bool = False) -> list[str]:
+def install(packages: Iterable[str], log: Callable[[str], None] = print, upgrades_ok: bool = False,
+            lock_wait: float = LOCK_WAIT) -> list[str]:
     """Install the missing ones of `packages` with the machine's apt, changing nothing else: what will be
     installed (dependencies included) is shown first, no package is removed (`--no-remove`) nor upgraded
     (refused with the list of what apt would upgrade, before anything is installed), no recommends,
@@ -154,8 +211,10 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print, upgrade
     who installs their own libvirt: on a fresh machine of this kind `libvirt-daemon-system` upgrades
     systemd's packages, apt's log of 2026-12-07 07:24): apt's upgrades go ahead, each named in the log.
 
+    `lock_wait`: how long to wait for dpkg's lock held by another frontend (see DPKG_FRONTEND_LOCK).
+
     Raises AptError (one French sentence) when not root, without apt, when apt would upgrade a package of the
-    machine's, or when apt refuses."""
+    machine's, when dpkg's lock stays held, or when apt refuses."""
     absent = missing(packages)
     if not absent:
         return []
@@ -181,11 +240,19 @@ def install(packages: Iterable[str], log: Callable[[str], None] = print, upgrade
         log(f"apt : installation de {len(installs)} paquet(s) : {' '.join(installs)}"
             + (f" ; dont {len(upgrades)} mise(s) à jour : " + ", ".join(f"{n} {a} → {b}" for n, a, b in upgrades)
                if upgrades else ""))
+        holder = dpkg_lock_holder()
+        if holder:
+            log(f"apt : dpkg est occupé par {holder} : popek attend qu'il ait fini ({lock_wait:.0f} s au plus)")
         enabled = enabled_links()
         with services_held_back():
             try:
-                runcmd.run(["apt-get", "install", "-y", "--no-install-recommends", "--no-remove", *absent], AptError,
+                runcmd.run(["apt-get", "install", "-y", "--no-install-recommends", "--no-remove",
+                            "-o", f"DPkg::Lock::Timeout={lock_wait:.0f}", *absent], AptError,
                            env=NONINTERACTIVE, what="apt : ")
+            except AptError as exc:
+                if "Could not get lock" in str(exc) or "Unable to acquire the dpkg frontend lock" in str(exc):
+                    raise AptError(locked_refusal(absent, str(exc), lock_wait, dpkg_lock_holder())) from None
+                raise
             finally:
                 disable_new(enabled, log)
     return installs

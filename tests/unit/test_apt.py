@@ -71,6 +71,7 @@ def test_a_refused_install_is_one_apt_error_with_apts_words_and_the_plan_shown_f
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     monkeypatch.setattr(apt.os, "geteuid", lambda: 0)
     monkeypatch.setattr(apt, "services_held_back", contextlib.nullcontext)
+    monkeypatch.setattr(apt, "dpkg_lock_holder", lambda: None)  # not the host's /proc/locks
     swept, lines = [], []
     monkeypatch.setattr(apt, "disable_new", lambda before, log: swept.append(before))
     with pytest.raises(apt.AptError) as refused:
@@ -78,5 +79,5 @@ def test_a_refused_install_is_one_apt_error_with_apts_words_and_the_plan_shown_f
     assert isinstance(refused.value, CloudError)
     assert lines == ["apt : installation de 1 paquet(s) : popek-demo"] and len(swept) == 1
     message = str(refused.value)
-    assert "apt-get install -y --no-install-recommends --no-remove popek-demo" in message
+    assert "apt-get install -y --no-install-recommends --no-remove -o DPkg::Lock::Timeout=600 popek-demo" in message
     assert "code 100" in message and "dpkg returned an error code" in message

@@ -48,6 +48,7 @@ def _fake_apt(tmp_path, monkeypatch, simulation: str, holds: str = "") -> "os.Pa
     monkeypatch.setattr(apt.os, "geteuid", lambda: 0)
     monkeypatch.setattr(apt, "services_held_back", contextlib.nullcontext)
     monkeypatch.setattr(apt, "disable_new", lambda before, log: [])
+    monkeypatch.setattr(apt, "dpkg_lock_holder", lambda: None)  # not the host's /proc/locks
     return calls
 
 
