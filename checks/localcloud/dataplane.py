@@ -51,12 +51,13 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from popek.checks.cloud import compute
 from popek.checks.secrets import REDACT
-from popek.checks.localcloud import apt, bootstrap, fence, images, install, ovs_conntrack, runcmd
+from popek.checks.localcloud import apt, bootstrap, fence, fence_watch, images, install, ovs_conntrack, runcmd
 from popek.checks.localcloud import services as svcmod
 from popek.checks.localcloud.config import mysql
 from popek.checks.localcloud.errors import CloudError
@@ -832,7 +833,18 @@ def services(state: CloudState) -> list[Service]:
         Service("nova-compute", inproc_argv(state, str(svcmod.NOVA_COMPUTE_SCRIPT),
                                             ["--config-file", str(state.etc("nova") / "nova.conf")]),
                 env=env, log=str(state.log("nova-compute")), stage=3),
+        fence_watch_service(state),
     ]
+
+
+def fence_watch_service(state: CloudState) -> Service:
+    """The fence's watcher (fence_watch.py): popek's nftables table put back as soon as the machine's firewall
+    reload (`flush ruleset`) deletes it. Stage 0: it runs once `up` fenced the interfaces (before any service
+    starts) and is stopped with the bus and the database by `down`, before the fence is removed. It runs with
+    popek's own Python (-I: nothing of the caller's environment; popek's package is found in its site)."""
+    return Service(fence_watch.SERVICE, [sys.executable, "-I", "-m", "popek.checks.localcloud.fence_watch",
+                                         *fence_interfaces()],
+                   log=str(state.log(fence_watch.SERVICE)), stage=0)
 
 
 def fence_interfaces() -> tuple[str, ...]:

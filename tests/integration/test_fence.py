@@ -7,25 +7,28 @@ segment: the shortest way to the host there is). This test opens a TCP listener 
 turns `net.ipv4.ip_forward` on (restored after), as on a VPN or router host. From the guest (over SSH):
 every TCP port the host listens on outside loopback, the test's listener, and the outside listener are
 tried at once. With the fence: none answers. Then, to prove the probe would see a leak, the fence is
-lifted for a moment: the same guest reaches this test's listener on the host and the outside one; the
-fence is put back as it was (also on failure). Changes the host's forwarding and the fence for everyone: run it under
+lifted for a moment (the fence's watcher, fence-watch, frozen meanwhile): the same guest reaches this test's
+listener on the host and the outside one; thawed, the watcher reads the deletion and puts the fence back, and the
+same probes are shut again (the fence is put back as it was on any failure). Changes the host's forwarding and the fence for everyone: run it under
 `flock -x /tmp/popek-cloud.lock`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from popek.checks.cloud import traffic
-from popek.checks.localcloud import fence
+from popek.checks.localcloud import fence, fence_watch, services
 
-from helpers import running_cloud
+from helpers import frozen, running_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
 
@@ -180,12 +183,23 @@ def test_a_guest_reaches_no_host_port_and_nothing_beyond_the_cloud(dp_cloud, pub
         # The control: without the fence the same probes must see the leak, else they prove nothing (only
         # towards this test's own listeners: the host's other services are not this test's to knock on).
         own = [(gateway, listener.port), (outside["address"], outside["port"])]
-        fence.remove()
-        try:
-            open_ = probe_from_guest(public_guest, own)
-        finally:
+        state, _ = dp_cloud
+        watched = services.read_pid(state, fence_watch.SERVICE) is not None
+        with (frozen(state, fence_watch.SERVICE) if watched else contextlib.nullcontext()):
+            fence.remove()   # the watcher (frozen) would put it back at once
+            try:
+                open_ = probe_from_guest(public_guest, own)
+            finally:
+                thawed = time.monotonic()
+                if not watched:
+                    _put_back(saved)
+        # thawed, the watcher reads the deletion it missed and puts the fence back: the same probes are shut again
+        back = traffic.wait_until(fence.present, 10, 0.01) and time.monotonic() - thawed
+        if not fence.present():
             _put_back(saved)
+        refenced = probe_from_guest(public_guest, own)
         report["no fence (control)"] = open_
+        report["fence put back by fence-watch"] = {"after s": back, "probes": refenced}
         report["peers seen by the listeners (fence, control)"] = [peers_fenced, list(listener.peers)
                                                                   + _lines(outside["peers"])]
         print(json.dumps(report, indent=1))
@@ -196,6 +210,8 @@ def test_a_guest_reaches_no_host_port_and_nothing_beyond_the_cloud(dp_cloud, pub
         assert guest_ip in listener.peers and guest_ip in _lines(outside["peers"])
         assert after.get("refused_input", 0) > before.get("refused_input", 0)
         assert after.get("refused_forward", 0) > before.get("refused_forward", 0)
+        assert not watched or back, "fence-watch n'a pas remis la clôture en 10 s"
+        assert not any(refenced.values()), f"reachable from the guest after the watcher's put-back: {refenced}"
     finally:
         listener.close()
         if not fence.present():

@@ -1,0 +1,170 @@
+"""The fence's watcher (checks/localcloud/fence_watch.py), for real: popek's nftables table deleted behind the
+cloud's back is put back by the `fence-watch` service at once, and nothing else of the machine's ruleset moves.
+
+1. `nft delete table inet popek` (popek's table only, by name): the table is back within BACK_WITHIN s, one
+   French line in fence-watch.log, the machine's other tables byte for byte as before, no second re-application
+   (no loop: the table's handle stays the same for a second after).
+2. The owner's reload as Debian's nftables service does it: `nft -f` of a file that starts with `flush ruleset`
+   and re-creates the machine's other tables exactly as `nft list ruleset` showed them (checked first with
+   `nft -c`; a machine whose tables nft cannot reload as they are is skipped, nothing flushed): the fence back
+   within BACK_WITHIN s, the other tables as they were.
+3. With the watcher frozen (as if it had died): the fence stays gone and `popek cloud status` exits 3; thawed,
+   the watcher reads the deletion it missed and puts the fence back.
+That a guest's forbidden path is blocked again by the fence the watcher put back: tests/integration/test_fence.py.
+
+Changes the host's ruleset (popek's table; in 2 a reload of the others as they are): under
+`flock -x /tmp/popek-cloud.lock` (taken here; POPEK_CLOUD_LOCK_HELD=1 when the caller holds it). ~3 s.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from helpers import cloud_lock_exclusive, frozen, running_cloud
+
+from popek.checks.localcloud import fence, fence_watch, services
+
+pytestmark = [pytest.mark.integration, pytest.mark.cloud]
+
+#: The fence is back within this many seconds (measured: see the record of each test).
+BACK_WITHIN = 2.0
+
+
+@pytest.fixture(scope="module")
+def state():
+    st = running_cloud(dataplane=True, root_for="supprimer la table nftables de popek et la voir remise")
+    if services.read_pid(st, fence_watch.SERVICE) is None:
+        pytest.fail(f"le service {fence_watch.SERVICE} ne tourne pas alors que le cloud est entier")
+    return st
+
+
+def _nft(*args: str, script: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["nft", *args], input=script, capture_output=True, text=True, timeout=30, check=check)
+
+
+def other_tables(ruleset: str) -> str:
+    """`nft list ruleset`'s text without popek's table (each top-level block starts with `table ` at column 0
+    and ends with `}` at column 0)."""
+    blocks, current = [], []
+    for line in ruleset.splitlines(keepends=True):
+        current.append(line)
+        if line.rstrip("\n") == "}":
+            blocks.append("".join(current))
+            current = []
+    if "".join(current).strip():
+        blocks.append("".join(current))
+    return "".join(b for b in blocks if not b.startswith(f"table inet {fence.TABLE} "))
+
+
+def _table_handle() -> str | None:
+    out = _nft("-a", "list", "table", "inet", fence.TABLE, check=False).stdout
+    found = re.search(r"# handle (\d+)", out.splitlines()[0]) if out else None
+    return found.group(1) if found else None
+
+
+def _wait_back(t0: float, timeout: float = 10.0) -> float | None:
+    """Seconds from t0 until nft lists popek's table again (None if not within timeout)."""
+    while time.monotonic() - t0 < timeout:
+        if _nft("list", "table", "inet", fence.TABLE, check=False).returncode == 0:
+            return time.monotonic() - t0
+        time.sleep(0.01)
+    return None
+
+
+def _put_back(saved: str) -> None:
+    if not fence.present():
+        _nft("-f", "-", script=f"table inet {fence.TABLE}\ndelete table inet {fence.TABLE}\n{saved}")
+
+
+def _log_lines(state) -> list[str]:
+    try:
+        return state.log(fence_watch.SERVICE).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _reapplied(lines: list[str]) -> list[str]:
+    return [line for line in lines if "remise par popek" in line]
+
+
+def _ruleset() -> str:
+    return _nft("list", "ruleset").stdout
+
+
+def test_popeks_table_deleted_by_name_is_put_back_at_once(state, record_property):
+    with cloud_lock_exclusive(600, "la table nftables de popek ne peut pas être supprimée sous les autres"):
+        saved = _nft("list", "table", "inet", fence.TABLE).stdout
+        others = other_tables(_ruleset())
+        watcher = services.read_pid(state, fence_watch.SERVICE)
+        logged = len(_log_lines(state))
+        try:
+            t0 = time.monotonic()
+            _nft("delete", "table", "inet", fence.TABLE)
+            back = _wait_back(t0)
+            handle = _table_handle()
+            time.sleep(1.0)  # a loop would re-apply again and again: the table's handle would change
+            handle_later = _table_handle()
+        finally:
+            _put_back(saved)
+        new = _log_lines(state)[logged:]
+        record_property("measured", f"back in {back} s; log: {new}")
+        print(f"fence back in {back:.3f} s" if back is not None else "fence not back", new)
+        assert back is not None, "la garde n'a pas remis la clôture en 10 s"
+        assert back < BACK_WITHIN, f"clôture remise en {back:.2f} s"
+        assert len(_reapplied(new)) == 1, new
+        assert "nft monitor" in _reapplied(new)[0]
+        assert handle is not None and handle == handle_later, "la garde remet la table en boucle"
+        assert other_tables(_ruleset()) == others, "les autres tables de la machine ont changé"
+        assert services.read_pid(state, fence_watch.SERVICE) == watcher, "la garde a redémarré"
+
+
+def test_the_owners_reload_with_flush_ruleset_is_followed_by_the_fence(state, tmp_path, record_property):
+    with cloud_lock_exclusive(600, "le pare-feu de la machine ne peut pas être rechargé sous les autres"):
+        saved = _nft("list", "table", "inet", fence.TABLE).stdout
+        others = other_tables(_ruleset())
+        owner = tmp_path / "nftables.conf"
+        owner.write_text("flush ruleset\n\n" + others)
+        checked = _nft("-c", "-f", str(owner), check=False)
+        if checked.returncode != 0:
+            pytest.skip(f"nft ne recharge pas les tables de la machine telles quelles ({checked.stderr.strip()[:200]}) : "
+                        "rien n'est rechargé")
+        logged = len(_log_lines(state))
+        try:
+            t0 = time.monotonic()
+            _nft("-f", str(owner))       # the owner's `systemctl reload nftables`
+            back = _wait_back(t0)
+            time.sleep(0.5)
+        finally:
+            _put_back(saved)
+        new = _log_lines(state)[logged:]
+        record_property("measured", f"other tables: {len(others.splitlines())} lines; back in {back} s; log: {new}")
+        print(f"fence back in {back:.3f} s after the reload" if back is not None else "fence not back", new)
+        assert back is not None and back < BACK_WITHIN, f"clôture pas remise en {BACK_WITHIN} s ({back})"
+        assert len(_reapplied(new)) == 1, new
+        assert other_tables(_ruleset()) == others, "les tables du propriétaire ne sont plus celles qu'il a chargées"
+
+
+def test_a_frozen_watcher_leaves_the_status_degraded_then_catches_up(state, record_property):
+    from popek.commands import cloud as cloud_cmd
+
+    with cloud_lock_exclusive(600, "la garde de la clôture ne peut pas être gelée sous les autres"):
+        saved = _nft("list", "table", "inet", fence.TABLE).stdout
+        logged = len(_log_lines(state))
+        try:
+            with frozen(state, fence_watch.SERVICE):
+                _nft("delete", "table", "inet", fence.TABLE)
+                time.sleep(0.3)
+                absent = fence.reading()
+                code = cloud_cmd.cmd_status(None)
+                t0 = time.monotonic()
+            back = _wait_back(t0)    # thawed: the deletion it missed is read now
+        finally:
+            _put_back(saved)
+        new = _log_lines(state)[logged:]
+        record_property("measured", f"while frozen: {absent}, status {code}; back {back} s after the thaw")
+        assert absent == fence.ABSENT and code == 3
+        assert back is not None and back < BACK_WITHIN, back
+        assert len(_reapplied(new)) == 1, new
