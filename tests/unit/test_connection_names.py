@@ -84,6 +84,16 @@ def test_a_name_two_resources_bear_is_a_reason_with_their_ids_not_a_silent_pick(
     assert missing == [], "an id given instead of the ambiguous name is what the client takes"
 
 
+def test_an_ambiguous_name_whose_resources_cannot_be_listed_is_still_a_reason():
+    cloud = Conn(["small"], ["Debian 13", "Debian 13"], ["public"])
+
+    def refused(name=None):
+        raise RuntimeError("HTTP 403")
+    cloud.image.images = refused
+    assert names.resolve(cloud, {})[1] == [
+        "le cloud a plusieurs images « Debian 13 » : le client openstack refuse un nom ambigu (donnez --image <id>)"]
+
+
 def test_an_image_not_active_is_named_with_its_status():
     """A deactivated image (an operator's retired one) is found by the client, and refused by Nova: the
     reason says so, not « le cloud n'a pas d'image »."""
