@@ -12,7 +12,7 @@ def read_wiring(cloud, evidence):
 
 
 @then("Nova range ses données dans une base MariaDB qui répond")
-def nova_on_mariadb(wiring, evidence):
+def nova_on_mariadb(cloud, wiring, evidence):
     dbs = [r for r in wiring if r["service"] == "nova" and r["rôle"] == "base de données"]
     assert dbs and all(r["scheme"].startswith("mysql") for r in dbs), f"bases de Nova : {dbs}"
     where = dbs[0]["socket"] or f"{dbs[0]['host']}:{dbs[0]['port'] or 3306}"
@@ -22,6 +22,10 @@ def nova_on_mariadb(wiring, evidence):
         raise AssertionError(f"la base de Nova ne répond pas à {where} : {type(exc).__name__} {exc}") from None
     evidence.figure("serveur SQL de Nova", version)
     assert "mariadb" in version.lower(), f"le serveur SQL se présente comme {version!r}"
+    # a server that greets and reads yet refuses every write (read_only) keeps no data for Nova
+    refusing = components.read_only_databases(cloud.embedded_root)
+    evidence.figure("écritures refusées par la base", " ; ".join(refusing) or "aucune")
+    assert not refusing, " ; ".join(refusing)
 
 
 @then("les services se parlent par un bus RabbitMQ qui répond")

@@ -6,7 +6,7 @@ import shlex
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from popek.checks.cloud import network, storage, traffic
+from popek.checks.cloud import components, connection, network, storage, traffic
 from popek.steps.cloud_common import shared_pair, uses_pair
 from popek.steps.cloud_compute import room
 from popek.steps.cloud_dataplane import run_fip_reached, run_guest_reached
@@ -129,7 +129,7 @@ def read_back(servers, volume, evidence):
 def container(conn, ledger):
     store = storage.ObjectStore(conn)
     name, status = store.put_container(ledger)
-    assert status in (201, 202), f"PUT du conteneur : HTTP {status}"
+    assert status in (201, 202), f"PUT du conteneur : HTTP {status}" + components.behind_server_error(status, connection.embedded_trouble)
     return {"store": store, "name": name}
 
 
@@ -138,7 +138,7 @@ def put_object(bucket, size, evidence):
     data = os.urandom(size)
     status, etag = bucket["store"].put_object(bucket["name"], "objet.bin", data)
     evidence.figure("PUT objet : statut HTTP", status)
-    assert status == 201, f"PUT de l'objet : HTTP {status}"
+    assert status == 201, f"PUT de l'objet : HTTP {status}" + components.behind_server_error(status, connection.embedded_trouble)
     assert etag == hashlib.md5(data).hexdigest(), f"ETag {etag} ≠ MD5 local"
     return data
 

@@ -114,6 +114,83 @@ def silent_backends(etc: Path, timeout: float = 3.0) -> list[str]:
     return said
 
 
+#: Run by the embedded cloud's own Python (its services' PyMySQL; popek's venv has none): asks a MySQL-protocol
+#: server whether it refuses writes. The connection's parameters, password included, come in on stdin (never on a
+#: command line); only the answer goes out.
+_READ_ONLY_QUERY = """
+import json, sys
+import pymysql
+a = json.load(sys.stdin)
+db = pymysql.connect(unix_socket=a["socket"], host=a["host"] or "localhost", port=a["port"], user=a["user"],
+                     password=a["password"], connect_timeout=a["timeout"], read_timeout=a["timeout"])
+with db.cursor() as cur:
+    cur.execute("SELECT @@global.read_only")
+    print(json.dumps({"read_only": str(cur.fetchone()[0])}))
+"""
+
+
+def _database_urls(etc: Path) -> dict[str, dict]:
+    """One database server per address in the services' configuration under `etc`: its address (as said to a
+    user, no secret) -> the parameters to log in as the first service configured with it (password included:
+    for ask_read_only's stdin only)."""
+    from urllib.parse import unquote
+
+    found: dict[str, dict] = {}
+    for conf in sorted(etc.glob("*/*.conf")):
+        for _, key, value in _options(conf):
+            if key != "connection" or not value.startswith(("mysql://", "mysql+pymysql://")):
+                continue
+            url = urlsplit(value)
+            sock = (parse_qs(url.query).get("unix_socket") or [None])[0]
+            address = f"unix:{sock}" if sock else f"{url.hostname}:{url.port or 3306}"
+            found.setdefault(address, {"socket": sock, "host": url.hostname, "port": url.port or 3306,
+                                       "user": unquote(url.username or ""), "password": unquote(url.password or "")})
+    return found
+
+
+def ask_read_only(python: Path, login: dict, timeout: float = 5.0) -> bool:
+    """Whether the database server `login` points at refuses writes (SELECT @@global.read_only), asked with
+    the embedded cloud's Python `python`. Raises OSError, subprocess.SubprocessError or ValueError when it
+    cannot be asked (not answering, login refused: silent_backends names a server that does not greet)."""
+    done = subprocess.run([str(python), "-c", _READ_ONLY_QUERY], input=json.dumps({**login, "timeout": timeout}),
+                          capture_output=True, text=True, timeout=timeout + 10)
+    if done.returncode != 0:   # its stderr may quote the login's user, never its password: not kept anyway
+        raise ValueError(f"requête refusée (code {done.returncode})")
+    return json.loads(done.stdout)["read_only"] not in ("0", "OFF", "False")
+
+
+def read_only_databases(root: Path, ask=ask_read_only) -> list[str]:
+    """The embedded cloud at `root`'s database servers that refuse every write (`SET GLOBAL read_only=ON`), in
+    French; [] when none does or none can be asked. Such a server greets and answers every read: only the
+    writes fail, each as an HTTP 500 of the API that tried (« Unexpected API Error »), with nothing frozen,
+    dead or slow."""
+    python = root / "venv" / "bin" / "python"
+    said = []
+    for address, login in _database_urls(root / "etc").items():
+        if not python.exists():
+            break
+        try:
+            refuses = ask(python, login)
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+            continue
+        if refuses:
+            said.append(f"la base de données MariaDB ({address}) refuse toute écriture (SELECT @@global.read_only : "
+                        f"1, read_only en marche) : elle salue et répond aux lectures, mais chaque écriture d'un "
+                        f"service échoue (HTTP 500 de son API)")
+    return said
+
+
+def behind_server_error(status, trouble) -> str:
+    """For an API's answer `status` >= 500 (it failed inside), what is wrong inside the embedded cloud this
+    process connected to (`trouble`: connection.embedded_trouble, asked only then), as a French tail for the
+    verdict (" ; sur le cloud embarqué : swift-object ne tourne plus …", the database refusing writes…); "" for
+    any other status, any other cloud, or nothing found."""
+    if not isinstance(status, int) or status < 500:
+        return ""
+    found = trouble()
+    return f" ; sur le cloud embarqué : {' ; '.join(found)}" if found else ""
+
+
 #: RabbitMQ's own words (rabbit_alarm) when a resource alarm starts and ends; while one is set, it blocks every
 #: connection that publishes: each RPC call of the cloud waits, with every process alive and the bus greeting.
 _ALARM = re.compile(r"\b(memory|disk) resource limit alarm (set|cleared) on node")
@@ -241,11 +318,12 @@ def stalled_services(root: Path) -> list[str]:
     """The embedded cloud's services (pid files under `root`/run) that are frozen (a process of theirs in
     the stopped state T: SIGSTOP) or dead (pid file left, its process gone), in French; [] when all run.
     A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time. First, a resource alarm
-    of its RabbitMQ (its log, bus_alarms): every process alive and greeting, every publisher blocked."""
+    of its RabbitMQ (its log, bus_alarms): every process alive and greeting, every publisher blocked; and a
+    database server that refuses writes (read_only_databases): it greets and reads, every write fails."""
     from popek.checks.localcloud import services
     from popek.checks.localcloud.state import CloudState
 
-    state, said = CloudState(root), rabbit_alarms(root)
+    state, said = CloudState(root), rabbit_alarms(root) + read_only_databases(root)
     for pidfile in sorted((root / "run").glob("*.pid")):
         pid = services.read_pid(state, pidfile.stem)
         if pid is None:

@@ -452,6 +452,7 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
         kwargs["security_groups"] = [{"name": g} for g in security_groups]
     from openstack import exceptions as sdk_exc
 
+    from popek.checks.cloud import components, connection
     from popek.checks.cloud.neutron_quota import NOVA_PORTS
     for attempt in (1, 2):
         try:
@@ -468,6 +469,7 @@ def boot(conn, ledger, what: str, image, flavor, network, key_name: Optional[str
                 # after its own refusal). Asked once more: a refusal then is read again, confirmed or not.
                 continue
             raise AssertionError(f"server create refusé par Nova (HTTP {exc.status_code}) : {said}"
+                                 + components.behind_server_error(exc.status_code, connection.embedded_trouble)
                                  + (" (deux fois ; les détails du quota Neutron montrent de la place)"
                                     if attempt == 2 else "")) from None
     if wait:

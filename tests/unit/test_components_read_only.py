@@ -1,0 +1,74 @@
+"""components.read_only_databases / behind_server_error (hF3, round 3): a MariaDB set read-only
+(`SET GLOBAL read_only=ON`) greets and reads, and every write of a service fails as an HTTP 500 of its API
+(live: « server create refusé par Nova (HTTP 500) : Unexpected API Error … OperationalError », C31 RÉUSSI).
+The database is asked by the embedded cloud's own Python; here the asking is faked, the parsing is real."""
+import json
+import subprocess
+
+from popek.checks.cloud import components
+
+SOCK = "/x/run/mysqld.sock"
+
+
+def _cloud(tmp_path):
+    for service, db in (("nova", "nova"), ("neutron", "neutron")):
+        (tmp_path / "etc" / service).mkdir(parents=True)
+        (tmp_path / "etc" / service / f"{service}.conf").write_text(
+            f"[database]\nconnection = mysql+pymysql://nova:s%40cret@localhost/{db}?unix_socket={SOCK}&charset=utf8\n"
+            "[DEFAULT]\ntransport_url = rabbit://nova:pw@127.0.0.1:5672/\n")
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").write_text("")
+    return tmp_path
+
+
+def test_one_login_per_database_server(tmp_path):
+    urls = components._database_urls(_cloud(tmp_path) / "etc")
+    assert list(urls) == [f"unix:{SOCK}"]
+    assert urls[f"unix:{SOCK}"]["user"] == "nova" and urls[f"unix:{SOCK}"]["password"] == "s@cret"
+
+
+def test_a_read_only_server_is_named_without_its_password(tmp_path):
+    asked = []
+    said = components.read_only_databases(_cloud(tmp_path), ask=lambda py, login: asked.append(login) or True)
+    assert len(asked) == 1 and said == [
+        f"la base de données MariaDB (unix:{SOCK}) refuse toute écriture (SELECT @@global.read_only : 1, read_only "
+        "en marche) : elle salue et répond aux lectures, mais chaque écriture d'un service échoue (HTTP 500 de son API)"]
+    assert "s@cret" not in said[0]
+
+
+def test_a_writable_or_unasked_server_says_nothing(tmp_path):
+    root = _cloud(tmp_path)
+    assert components.read_only_databases(root, ask=lambda py, login: False) == []
+
+    def refused(py, login):
+        raise ValueError("requête refusée (code 1)")
+    assert components.read_only_databases(root, ask=refused) == []
+    (root / "venv" / "bin" / "python").unlink()      # no embedded venv: nothing asked
+    assert components.read_only_databases(root, ask=lambda py, login: True) == []
+
+
+def test_the_password_goes_on_stdin_not_the_command_line(tmp_path, monkeypatch):
+    seen = {}
+
+    def run(argv, input, **kw):
+        seen["argv"], seen["input"] = argv, input
+        return subprocess.CompletedProcess(argv, 0, json.dumps({"read_only": "1"}), "")
+    monkeypatch.setattr(subprocess, "run", run)
+    login = {"socket": SOCK, "host": "localhost", "port": 3306, "user": "nova", "password": "s@cret"}
+    assert components.ask_read_only(tmp_path / "python", login) is True
+    assert "s@cret" not in " ".join(seen["argv"]) and json.loads(seen["input"])["password"] == "s@cret"
+    monkeypatch.setattr(subprocess, "run", lambda argv, input, **kw: subprocess.CompletedProcess(
+        argv, 0, json.dumps({"read_only": "0"}), ""))
+    assert components.ask_read_only(tmp_path / "python", login) is False
+
+
+def test_a_server_error_gets_what_is_wrong_inside_the_embedded_cloud():
+    dead = lambda: ["swift-object ne tourne plus (son fichier pid reste, sans processus)"]  # noqa: E731
+    assert components.behind_server_error(503, dead) == \
+        " ; sur le cloud embarqué : swift-object ne tourne plus (son fichier pid reste, sans processus)"
+
+    def not_asked():
+        raise AssertionError("demandé pour une réponse qui n'est pas une panne")
+    assert components.behind_server_error(404, not_asked) == ""     # a refusal, not a failure inside
+    assert components.behind_server_error(None, not_asked) == ""
+    assert components.behind_server_error(500, lambda: []) == ""    # another cloud, or nothing found
