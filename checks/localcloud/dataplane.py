@@ -1006,17 +1006,28 @@ def status(state: CloudState) -> str:
     if missing:
         return f"plan de données non installé : paquets manquants {' '.join(missing)}"
     down = [s.name for s in services(state) if svcmod.read_pid(state, s.name) is None]
+    unwatched = watch_note(down)
+    down = [n for n in down if n != fence_watch.SERVICE]
     if down:
         return f"plan de données arrêté : {', '.join(down)} ne tourne(nt) pas"
     forwarding = forwarding_note(Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(), fence.present())
-    if forwarding.startswith("MAIS"):
-        return f"plan de données en marche, {forwarding}"
+    if forwarding.startswith("MAIS") or unwatched:
+        return f"plan de données en marche, {' ; '.join(n for n in (unwatched, forwarding) if n)}"
     repairs = state.log("tap-repair")
     repaired = len(repairs.read_text().splitlines()) if repairs.exists() else 0
     return (f"plan de données en marche : Open vSwitch (netdev) {INT_BRIDGE}/{EXT_BRIDGE}, libvirtd de popek "
             f"({'kvm' if kvm_is_hardware() else 'qemu TCG'}, {libvirt_socket(state)}), agents Neutron openvswitch/dhcp/l3/metadata"
             + (f" ; {repaired} tap(s) d'instance remis up (course d'OVS, {repairs})" if repaired else "")
             + (f" ; {forwarding}" if forwarding else ""))
+
+
+def watch_note(down: list[str]) -> str:
+    """What `popek cloud status` says when the fence's watcher (fence_watch.py) is not running, else ""."""
+    if fence_watch.SERVICE not in down:
+        return ""
+    return (f"MAIS la garde de la clôture ({fence_watch.SERVICE}) ne tourne pas : un `flush ruleset` du pare-feu de "
+            f"la machine retirerait la clôture sans qu'elle soit remise ; `popek cloud up` la relance "
+            f"(voir {fence_watch.SERVICE}.log)")
 
 
 def forwarding_note(ip_forward: str, fenced: bool) -> str:

@@ -168,3 +168,9 @@ def test_the_watcher_is_one_more_supervised_service_of_the_dataplane(tmp_path):
 
 def test_no_interface_given_is_refused(capsys):
     assert fence_watch.main([]) == 2
+
+
+def test_status_says_when_the_watcher_is_not_running():
+    said = dataplane.watch_note(["fence-watch"])
+    assert said.startswith("MAIS") and "fence-watch" in said and "popek cloud up" in said
+    assert dataplane.watch_note([]) == "" and dataplane.watch_note(["neutron-l3-agent"]) == ""
