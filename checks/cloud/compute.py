@@ -278,6 +278,35 @@ def images(conn) -> list:
                              f"{conn.endpoint_for('image')} : {type(exc).__name__} : {exc}") from None
 
 
+#: Architectures of the hosts the course is about (x86, with or without KVM): an image tagged with another one
+#: (`architecture=aarch64`) is scheduled by Nova's ImagePropertiesFilter to hosts of its own kind only.
+X86_ARCHS = ("x86_64", "amd64", "i686", "x86")
+
+
+def special_boot(image) -> list[str]:
+    """What `image` asks of a host beyond a plain disk on x86 under QEMU/KVM, as `key=value` (Glance's
+    properties): another architecture or hypervisor (Nova's ImagePropertiesFilter), UEFI or secure-boot firmware
+    (which a host without OVMF, or whose libvirt refuses Nova's loader, cannot give), required traits, an ISO
+    (booted as a CD, no cloud-init); [] for a plain image."""
+    props = getattr(image, "properties", None) or {}
+
+    def prop(key):
+        return getattr(image, key, None) or props.get(key)
+    found = []
+    arch, hypervisor = prop("architecture"), prop("hypervisor_type") or prop("img_hv_type")
+    if arch and str(arch).lower() not in X86_ARCHS:
+        found.append(f"architecture={arch}")
+    if hypervisor and str(hypervisor).lower() not in ("qemu", "kvm"):
+        found.append(f"hypervisor_type={hypervisor}")
+    for key, value in (("hw_firmware_type", "uefi"), ("os_secure_boot", "required")):
+        if str(prop(key) or "").lower() == value:
+            found.append(f"{key}={value}")
+    found += sorted(f"{k}={v}" for k, v in props.items() if k.startswith("trait") and str(v).lower() == "required")
+    if (getattr(image, "disk_format", None) or "") == "iso":
+        found.append("disk_format=iso")
+    return found
+
+
 def pick_image(conn, cloud_init: bool = False, avoid=()):
     """An image to boot: the smallest active one, or (cloud_init=True) one that runs cloud-init.
 
@@ -297,6 +326,10 @@ def pick_image(conn, cloud_init: bool = False, avoid=()):
                       if TINY_MARKER not in (i.properties or {}) and "cirros" not in (i.name or "").lower()]
     if not candidates:
         raise NothingToBoot("aucune image active" + (" avec cloud-init" if cloud_init else ""))
+    # an aarch64 or a UEFI image smaller than the rest was picked and C21 failed (« No valid host », libvirt's
+    # « loader attribute 'secure' … ») on a cloud whose other images boot (hA6 live 19:51, 19:56): only when no
+    # plain image is there
+    candidates = [i for i in candidates if not special_boot(i)] or candidates
     booting = ([i for i in candidates if i.id not in avoid] or candidates) if avoid else candidates
     return min(booting, key=lambda i: (i.size or 0, i.name or ""))
 
