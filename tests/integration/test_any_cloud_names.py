@@ -13,8 +13,9 @@ Measured by hA6 on 2026-12-07 (19:26–19:30 UTC, `popek run cloud --os-cloud un
 | a deactivated image given by --image | IGNORÉ « le cloud n'a pas d'image » (it has one) | IGNORÉ « l'image … est deactivated, pas active » |
 | user « popek-…-élève Zoé », password with quotes, `$HOME`, backticks, `;`, « é » (C33 C34 C35, -n 2) | 6 RÉUSSI, no password written (49 s) | unchanged (the test 53 s) |
 | a private flavor `resources:VGPU=1` (1 vCPU, 256 MiB) granted to the project | C21 ÉCHEC « No valid host was found » (picked: the smallest) | C21 RÉUSSI on `tiny` (compute.pick_flavor passes over scheduling extra specs) |
+| a copy of popek-tiny tagged `architecture=aarch64`, or `hw_firmware_type=uefi`, its name sorting first | C21 ÉCHEC « No valid host was found » / libvirt « loader attribute 'secure' cannot be specified when firmware autoselection is enabled » (C20 RÉUSSI meanwhile) | C21 RÉUSSI on popek-tiny (compute.pick_image passes over special_boot images) |
 
-Opt-in (each test makes a project and runs popek or the API: 19:31–19:36 under load, images + GPU flavor 57 s,
+Opt-in (each test makes a project and runs popek or the API: 19:31–19:36 under load, images + GPU flavor 57 s (GPU flavor with arm/UEFI images 43 s at 20:01),
 names 167 s, user 53 s; admin's listings show their images and flavors meanwhile): POPEK_SLOW_FAULTS=1, under `flock -s /tmp/popek-cloud.lock` (only the test's own project changes)."""
 from __future__ import annotations
 
@@ -182,17 +183,30 @@ def test_images_the_client_hides_or_cannot_boot_are_never_picked(tmp_path):
         assert compute.pick_image(member).id == shared.id, "an accepted shared image of 1 KiB is the smallest"
 
 
-def test_a_gpu_flavor_smaller_than_the_rest_is_not_the_one_booted(tmp_path):
+def test_a_gpu_flavor_and_arm_or_uefi_images_smaller_than_the_rest_are_not_the_ones_booted(tmp_path):
+    """A private flavor `resources:VGPU=1` of 1 vCPU / 256 MiB, and two copies of the cloud's smallest image
+    tagged `architecture=aarch64` and `hw_firmware_type=uefi` whose names sort first: C21 boots a plain flavor
+    and image and passes (before: « No valid host was found », and libvirt's « loader attribute 'secure' … »)."""
     with project("gabarits") as (admin, member, proj, entry, password, made):
-        gpu = admin.compute.create_flavor(name=f"g1.gpu-{proj.name[6:14]}", vcpus=1, ram=256, disk=1, is_public=False)
+        tag = proj.name[6:14]
+        gpu = admin.compute.create_flavor(name=f"g1.gpu-{tag}", vcpus=1, ram=256, disk=1, is_public=False)
         made["flavors"].append(gpu)
         admin.compute.flavor_add_tenant_access(gpu, proj.id)
         admin.compute.create_flavor_extra_specs(gpu, {"resources:VGPU": "1"})
-        assert compute.pick_flavor(member, compute.pick_image(member)).id != gpu.id
+        source = compute.pick_image(member)
+        data = member.image.download_image(source).content
+        special = []
+        for name, prop in ((f"aa {tag} arm64", {"architecture": "aarch64"}), (f"aa {tag} uefi", {"hw_firmware_type": "uefi"})):
+            special.append(member.image.create_image(name=name, disk_format=source.disk_format, data=data,
+                                                     container_format=source.container_format or "bare", **prop))
+            made["images"].append(special[-1])
+        image = compute.pick_image(member)
+        assert image.id not in {i.id for i in special} and compute.pick_flavor(member, image).id != gpu.id
         proc, found, written = _run(tmp_path, entry, "--claim", "C21")
         seen = verdicts(found)
         assert proc.returncode == 0 and seen and all(s == "passed" for s, _ in seen.values()), seen
         assert '"--flavor": "' in written and f'"--flavor": "{gpu.name}"' not in written, "the GPU flavor was booted"
+        assert not any(f'"--image": "{i.name}"' in written for i in special), "an arm or UEFI image was booted"
 
 
 def test_a_user_named_in_french_with_a_password_full_of_shell_characters(tmp_path):
