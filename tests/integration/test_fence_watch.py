@@ -17,7 +17,7 @@ That a guest's forbidden path is blocked again by the fence the watcher put back
 
 1-3 change the host's ruleset (popek's table; in 2 a reload of the others as they are): under
 `flock -x /tmp/popek-cloud.lock` (taken here; POPEK_CLOUD_LOCK_HELD=1 when the caller holds it). ~3 s in all; 4 ~4 s.
-Measured 2026-12-07 (hW, 19:55-19:57 and 20:05): back 0.028-0.044 s in 1-3 (n 6), 0.052-0.074 s in 4.
+Measured 2026-12-07 (hW, 19:55-19:57 and 20:02): back 0.028-0.044 s in 1-3 (n 6), 0.052-0.074 s in 4.
 """
 from __future__ import annotations
 
