@@ -379,10 +379,12 @@ def _probe_console(cloud, timeout: float = 90) -> Optional[str]:
 # image that does not boot
 
 #: Seconds the run's pair may write nothing on its consoles after ACTIVE before a different image is booted
-#: beside it. Not a verdict: a guest's kernel writes within seconds of ACTIVE under QEMU TCG (a whole Debian boot
-#: ~45 s, a cirros-like ~15 s, twice that on a loaded host); only the other image's guest, booted later on the
-#: same cloud, writing its boot while the pair still shows none is conclusive (pair_outcome).
-PAIR_SILENCE = 45
+#: beside it. Not a verdict: a guest writes within seconds of ACTIVE under QEMU TCG (popek-tiny's pair on the
+#: embedded cloud: its first console line 14 s after ACTIVE, 2026-12-07 20:02; a whole Debian boot ~45 s, a
+#: cirros-like ~15 s, twice that on a loaded host); only the other image's guest, booted later on the same cloud,
+#: writing its boot while the pair still shows none is conclusive (pair_outcome). Four times the measure: a
+#: loaded host rarely pays the other image's boot for a slow pair.
+PAIR_SILENCE = 60
 
 
 def did_not_boot(log: str) -> bool:
