@@ -174,3 +174,22 @@ def test_status_says_when_the_watcher_is_not_running():
     said = dataplane.watch_note(["fence-watch"])
     assert said.startswith("MAIS") and "fence-watch" in said and "popek cloud up" in said
     assert dataplane.watch_note([]) == "" and dataplane.watch_note(["neutron-l3-agent"]) == ""
+
+
+def test_down_stops_the_watcher_with_stage_0_and_before_the_fence_is_removed(tmp_path, monkeypatch):
+    """Else the watcher would put back the fence `down` removes (a table left after down)."""
+    from popek.checks.localcloud import lifecycle
+
+    st = CloudState(tmp_path / "cloud")
+    st.mkdirs()
+    st.venv.mkdir(parents=True)
+    (st.run_dir / "mode.json").write_text(json.dumps({"dataplane": True}))
+    for name in ("nova-api", "mariadb", fence_watch.SERVICE):
+        st.pidfile(name).write_text("{}")
+    done = []
+    monkeypatch.setattr(lifecycle.services, "stop", lambda state, names: done.append(sorted(names)))
+    monkeypatch.setattr(lifecycle.services, "sweep", lambda state: [])
+    monkeypatch.setattr(lifecycle.dataplane_hooks, "teardown", lambda state: done.append("teardown"))
+    monkeypatch.setattr(lifecycle.fence, "remove", lambda: done.append("fence removed"))
+    assert lifecycle.stop_all(st, print, settle=False) == []
+    assert done == [["nova-api"], [fence_watch.SERVICE, "mariadb"], "teardown", "fence removed"]
