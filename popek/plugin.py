@@ -344,7 +344,8 @@ def pytest_runtest_makereport(item, call):
     short = None
     if report.longrepr is not None and not report.skipped:
         short = shared_unavailable(call.excinfo and call.excinfo.value) or \
-            stopped_answering(call.excinfo and call.excinfo.value)
+            stopped_answering(call.excinfo and call.excinfo.value) or \
+            server_failed(call.excinfo and call.excinfo.value)
         report.longrepr = RedactedRepr(report.longrepr, short)
     report.sections = [(name, REDACT(text)) for name, text in report.sections]
     details = getattr(allure_test_result(item), "statusDetails", None)
@@ -357,6 +358,14 @@ def pytest_runtest_makereport(item, call):
         details.message = (details.message or "").removeprefix("Skipped: ")
     details.message = REDACT(details.message) if details.message else details.message
     details.trace = REDACT(details.trace) if details.trace else details.trace
+
+
+def server_failed(exc) -> str | None:
+    """An API's 5xx that ended the scenario, with what is wrong inside the embedded cloud (MariaDB refusing writes, a
+    service dead or frozen), when something is (components.server_failed); else None."""
+    from popek.checks.cloud import components, connection
+
+    return components.server_failed(exc, connection.embedded_trouble)
 
 
 def shared_unavailable(exc) -> str | None:

@@ -191,6 +191,27 @@ def behind_server_error(status, trouble) -> str:
     return f" ; sur le cloud embarqué : {' ; '.join(found)}" if found else ""
 
 
+def server_failed(exc, trouble) -> str | None:
+    """The French verdict when a scenario ended on an API's 5xx (openstacksdk's HttpException, found along the
+    exception's causes) while something is wrong inside the embedded cloud (`trouble`: connection.embedded_trouble,
+    asked only then): the call that failed and that cause, e.g. « POST http://…:9696/v2.0/security-groups a échoué
+    (HTTP 500) : … ; sur le cloud embarqué : la base de données MariaDB (…) refuse toute écriture … ». None for
+    anything else, or when nothing inside is found wrong (the report stays as it was)."""
+    seen, walked = exc, set()
+    while seen is not None and id(seen) not in walked:
+        walked.add(id(seen))
+        code = getattr(seen, "status_code", None)
+        if isinstance(code, int) and code >= 500 and type(seen).__module__.startswith("openstack"):
+            behind = behind_server_error(code, trouble)
+            if not behind:
+                return None
+            call = " ".join(str(p) for p in (getattr(seen, "method", None), getattr(seen, "url", None)) if p)
+            said = str(getattr(seen, "details", None) or seen).strip().splitlines()[0][:300]
+            return f"{call or 'un appel à l’API'} a échoué (HTTP {code}) : {said}{behind}"
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
+
+
 #: RabbitMQ's own words (rabbit_alarm) when a resource alarm starts and ends; while one is set, it blocks every
 #: connection that publishes: each RPC call of the cloud waits, with every process alive and the bus greeting.
 _ALARM = re.compile(r"\b(memory|disk) resource limit alarm (set|cleared) on node")

@@ -115,11 +115,12 @@ def cause_of(conn, exc: BaseException) -> str:
     (compute.wait_active's already names the dead component from the cloud's health records)."""
     if isinstance(exc, Unavailable):
         return exc.cause
-    from popek.checks.cloud.connection import stopped_answering
+    from popek.checks.cloud import components
+    from popek.checks.cloud.connection import embedded_trouble, stopped_answering
     from popek.checks.secrets import REDACT
 
-    try:
-        said = stopped_answering(exc)
+    try:    # an API's 5xx: with what is wrong inside the embedded cloud (MariaDB refusing writes…), if anything
+        said = stopped_answering(exc) or components.server_failed(exc, embedded_trouble)
     except Exception:       # a probe of the embedded cloud that failed: the error's own text then
         said = None
     if said:

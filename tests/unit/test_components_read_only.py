@@ -72,3 +72,44 @@ def test_a_server_error_gets_what_is_wrong_inside_the_embedded_cloud():
     assert components.behind_server_error(404, not_asked) == ""     # a refusal, not a failure inside
     assert components.behind_server_error(None, not_asked) == ""
     assert components.behind_server_error(500, lambda: []) == ""    # another cloud, or nothing found
+
+
+def _http_error(code: int, url="http://127.0.0.1:9696/v2.0/security-groups"):
+    import requests
+    from openstack import exceptions
+
+    response = requests.Response()
+    response.status_code = code
+    response.request = requests.Request("POST", url).prepare()
+    return exceptions.HttpException("HttpException: 500", response=response,
+                                    details="Request Failed: internal server error while processing your request.")
+
+
+READ_ONLY = ["la base de données MariaDB (unix:/x/run/mysqld.sock) refuse toute écriture (…)"]
+
+
+def test_a_scenario_ended_by_an_apis_500_names_what_is_wrong_inside():
+    try:
+        try:
+            raise _http_error(500)
+        except Exception as exc:
+            raise RuntimeError("the step's own wrapper") from exc
+    except RuntimeError as exc:
+        said = components.server_failed(exc, lambda: READ_ONLY)
+    assert said == ("POST http://127.0.0.1:9696/v2.0/security-groups a échoué (HTTP 500) : Request Failed: internal "
+                    "server error while processing your request. ; sur le cloud embarqué : " + READ_ONLY[0])
+
+
+def test_other_failures_keep_their_report():
+    nothing = lambda: []  # noqa: E731
+    assert components.server_failed(_http_error(500), nothing) is None           # nothing found inside
+    assert components.server_failed(_http_error(409), lambda: READ_ONLY) is None  # a refusal: its own words
+    assert components.server_failed(AssertionError("x"), lambda: READ_ONLY) is None
+    assert components.server_failed(None, lambda: READ_ONLY) is None
+    try:    # an assertion that already said its cause, raised `from None` inside the handler of a 500
+        try:
+            raise _http_error(500)
+        except Exception:
+            raise AssertionError("server create refusé par Nova (HTTP 500) : … ; sur le cloud embarqué : …") from None
+    except AssertionError as exc:
+        assert components.server_failed(exc, lambda: READ_ONLY) is None
