@@ -86,9 +86,9 @@ OWNER = {"keystone": "keystone", "glance": "glance-api", "placement": "placement
          "swift-account": "swift-account", "swift-container": "swift-container", "swift-object": "swift-object",
          "rabbitmq": "rabbitmq", "rabbitmq-dist": "rabbitmq", "epmd": "epmd", "openflow": "neutron-openvswitch-agent"}
 #: Processes that reach no port of the map but their own (keystone reads only its database; the swift
-#: storage servers and the host's daemons of the dataplane none).
+#: storage servers, the host's daemons of the dataplane and the fence's watcher none).
 READ_NONE = frozenset({"mariadb", "epmd", "keystone", "swift-account", "swift-container", "swift-object",
-                       "ovsdb-server", "ovs-vswitchd", "libvirtd"})
+                       "ovsdb-server", "ovs-vswitchd", "libvirtd", "fence-watch"})
 #: Processes whose only port of the map, besides their own, is keystone's (their [keystone_authtoken]).
 READ_KEYSTONE = frozenset({"placement-api", "glance-api", "swift-proxy"})
 SWIFT_STORAGE = frozenset({"swift-account", "swift-container", "swift-object"})

@@ -193,3 +193,13 @@ def test_down_stops_the_watcher_with_stage_0_and_before_the_fence_is_removed(tmp
     monkeypatch.setattr(lifecycle.fence, "remove", lambda: done.append("fence removed"))
     assert lifecycle.stop_all(st, print, settle=False) == []
     assert done == [["nova-api"], [fence_watch.SERVICE, "mariadb"], "teardown", "fence removed"]
+
+
+def test_a_port_moved_does_not_restart_the_watcher():
+    """It reaches no port of the cloud: a moved keystone or RabbitMQ port restarts the OpenStack processes, not it."""
+    from popek.checks.localcloud import ports
+
+    names = ["keystone", "rabbitmq", "nova-api", "neutron-l3-agent", fence_watch.SERVICE]
+    for moved in ({"keystone"}, {"rabbitmq"}, {"nova"}, {"epmd"}):
+        assert fence_watch.SERVICE not in ports.readers(moved, names), moved
+    assert "neutron-l3-agent" in ports.readers({"rabbitmq"}, names)
