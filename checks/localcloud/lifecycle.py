@@ -674,14 +674,17 @@ def refence(state: CloudState, root: bool) -> str | None:
     --no-cloud-up): the owner's `flush ruleset` (e.g. nftables.service reloading /etc/nftables.conf) takes
     it away and nothing else puts it back. Gone and root: put back (only popek's table, one transaction);
     gone or unreadable without root: the status line, so a run never uses unfenced guests silently.
-    Returns the French line to show, or None (not a dataplane cloud, or the fence is in place)."""
+    In place but its watcher (fence_watch.py) not running: said too (the next `flush ruleset` would not be followed).
+    Returns the French line to show, or None (not a dataplane cloud, or the fence is in place and watched)."""
     if not read_mode(state).get("dataplane"):
         return None
     if not any(services.read_pid(state, p.stem) for p in state.run_dir.glob("*.pid")):
         return None     # stopped (`down` removed the fence): nothing to fence
     seen = fence.reading()
     if seen == fence.PRESENT:
-        return None
+        unwatched = dataplane_hooks.watch_note(
+            [] if services.read_pid(state, dataplane_hooks.fence_watch.SERVICE) else [dataplane_hooks.fence_watch.SERVICE])
+        return f"clôture des instances en place, {unwatched}" if unwatched else None
     if seen == fence.ABSENT and root:
         try:
             return "clôture des instances retirée par le pare-feu de la machine : remise — " + \

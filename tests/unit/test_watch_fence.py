@@ -203,3 +203,21 @@ def test_a_port_moved_does_not_restart_the_watcher():
     for moved in ({"keystone"}, {"rabbitmq"}, {"nova"}, {"epmd"}):
         assert fence_watch.SERVICE not in ports.readers(moved, names), moved
     assert "neutron-l3-agent" in ports.readers({"rabbitmq"}, names)
+
+
+def test_a_run_on_a_fenced_cloud_whose_watcher_is_dead_says_so(tmp_path, monkeypatch):
+    from popek.checks.localcloud import lifecycle
+
+    st = CloudState(tmp_path / "cloud")
+    st.mkdirs()
+    (st.run_dir / "mode.json").write_text(json.dumps({"dataplane": True}))
+    for name in ("nova-api", fence_watch.SERVICE):
+        st.pidfile(name).write_text("{}")
+    monkeypatch.setattr(fence, "reading", lambda: fence.PRESENT)
+    monkeypatch.setattr(fence, "apply", lambda *a: pytest.fail("applied"))
+    monkeypatch.setattr(lifecycle.services, "read_pid", lambda state, name: 4242)
+    assert lifecycle.refence(st, root=True) is None          # fenced and watched: nothing to say
+    monkeypatch.setattr(lifecycle.services, "read_pid",
+                        lambda state, name: None if name == fence_watch.SERVICE else 4242)
+    said = lifecycle.refence(st, root=True)
+    assert said.startswith("clôture des instances en place, MAIS") and "fence-watch" in said and "popek cloud up" in said
