@@ -212,6 +212,29 @@ def server_failed(exc, trouble) -> str | None:
     return None
 
 
+def keystone_keys(etc: Path) -> list[str]:
+    """What keeps the embedded Keystone configured under `etc` from making or reading any token, in French: its
+    Fernet key repository ([fernet_tokens] key_repository) gone, or without any key (Keystone then answers every
+    authentication and every token check « HTTP 500 An unexpected error… »: KeysNotFound in its log); [] when the
+    keys are there, or cannot be seen (a repository this user may not read)."""
+    conf = etc / "keystone" / "keystone.conf"
+    repo = next((v for section, k, v in _options(conf) if section == "fernet_tokens" and k == "key_repository"), None) \
+        if conf.is_file() else None
+    if not repo:
+        return []
+    where = Path(repo)
+    try:
+        if not where.is_dir():
+            return [f"Keystone n'a plus de clés Fernet ({where} n'existe pas) : il ne peut ni émettre ni vérifier "
+                    f"de jeton (HTTP 500 à chaque authentification)"]
+        if not any(p.name.isdigit() for p in where.iterdir()):
+            return [f"Keystone n'a plus de clés Fernet ({where} est vide) : il ne peut ni émettre ni vérifier "
+                    f"de jeton (HTTP 500 à chaque authentification)"]
+    except OSError:   # not ours to read (its mode 0700, another user): nothing can be said
+        return []
+    return []
+
+
 #: RabbitMQ's own words (rabbit_alarm) when a resource alarm starts and ends; while one is set, it blocks every
 #: connection that publishes: each RPC call of the cloud waits, with every process alive and the bus greeting.
 _ALARM = re.compile(r"\b(memory|disk) resource limit alarm (set|cleared) on node")
@@ -340,11 +363,12 @@ def stalled_services(root: Path) -> list[str]:
     the stopped state T: SIGSTOP) or dead (pid file left, its process gone), in French; [] when all run.
     A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time. First, a resource alarm
     of its RabbitMQ (its log, bus_alarms): every process alive and greeting, every publisher blocked; and a
-    database server that refuses writes (read_only_databases): it greets and reads, every write fails."""
+    database server that refuses writes (read_only_databases): it greets and reads, every write fails; and
+    Keystone without its Fernet keys (keystone_keys): every token refused with an HTTP 500."""
     from popek.checks.localcloud import services
     from popek.checks.localcloud.state import CloudState
 
-    state, said = CloudState(root), rabbit_alarms(root) + read_only_databases(root)
+    state, said = CloudState(root), rabbit_alarms(root) + read_only_databases(root) + keystone_keys(root / "etc")
     for pidfile in sorted((root / "run").glob("*.pid")):
         pid = services.read_pid(state, pidfile.stem)
         if pid is None:

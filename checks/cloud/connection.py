@@ -499,7 +499,8 @@ def connect(os_cloud: Optional[str], environ: Mapping[str, str], embedded_yaml: 
         # Keystone waits on the database like every API: on the embedded cloud, say whether that is why
         from popek.checks.cloud import components
 
-        behind = components.silent_backends(embedded_yaml.parent / "etc") if is_embedded else []
+        etc = embedded_yaml.parent / "etc"
+        behind = components.silent_backends(etc) + components.keystone_keys(etc) if is_embedded else []
         if behind:
             raise CloudUnavailable(f"{exc} ; {' ; '.join(behind)}", exc.named) from None
         raise

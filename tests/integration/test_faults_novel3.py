@@ -6,6 +6,7 @@ asserts ÉCHEC naming the component with its evidence — then undoes the fault 
 |---|---|---|---|
 | MariaDB set read-only (`SET GLOBAL read_only=ON`): it greets and reads, every write fails | C21, C31 | C21: Nova's HTTP 500 and the database that refuses every write; C31: the same | C21 « server create refusé par Nova (HTTP 500) : Unexpected API Error … OperationalError », no component; C31 RÉUSSI |
 | swift-object killed (SIGTERM, its pid file left as by a crash), the proxy up | C16 | the PUT's HTTP 503, and swift-object that no longer runs | « PUT de l'objet : HTTP 503 », no component |
+| Keystone's Fernet key repository moved away (every token, new or old, refused with an HTTP 500) | C34, C35 | Keystone answers 500, and it has no Fernet keys any more | (measured in slot S7, see below) |
 | neutron-openvswitch-agent sent SIGTERM: it hangs half-stopped (process alive, no heartbeat, no port wired) | C21 | the server stays in BUILD: the OVS agent gives no sign of life | (no defect: named in 58 s) |
 | neutron-rpc-server frozen (SIGSTOP): the API answers, no agent is heard | C21 | the server stays in BUILD, neutron-rpc-server is frozen | (measured in slot S7, see below) |
 | ovsdb-server frozen (SIGSTOP) | C26 | the run's pair never boots, ovsdb-server is frozen | (measured in slot S7, see below) |
@@ -32,6 +33,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +179,31 @@ def test_ovsdb_frozen_is_named(state, admin, tmp_path, record_property):
         sweep_new(admin, before)
     record(record_property, found, "C26")
     failed(found, "C26", "ovsdb-server est gelé")
+
+
+@contextlib.contextmanager
+def fernet_keys_gone(state):
+    """The embedded Keystone's Fernet key repository moved aside (renamed in place), put back in the end: Keystone
+    reads it at every token it makes or checks, and answers 500 (KeysNotFound) meanwhile."""
+    import configparser
+
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(state.etc("keystone") / "keystone.conf")
+    repo = Path(conf.get("fernet_tokens", "key_repository"))
+    aside = repo.with_name(repo.name + ".popek-fault")
+    assert repo.is_dir() and not aside.exists(), f"{repo} absent ou {aside} déjà là"
+    repo.rename(aside)
+    try:
+        yield repo
+    finally:
+        aside.rename(repo)
+
+
+@pytest.mark.falsifies("C34", "C35", fault="dépôt des clés Fernet de Keystone retiré : tout jeton, nouveau ou déjà "
+                                           "émis, est refusé (HTTP 500)")
+def test_keystone_without_fernet_keys_is_named(state, tmp_path, record_property):
+    """~10 s: Keystone refuses the run's first authentication."""
+    with fernet_keys_gone(state) as repo:
+        found = run_claims(tmp_path, "C34", "C35")
+    record(record_property, found, "C34", "C35")
+    failed(found, "C35", "clés Fernet", str(repo))

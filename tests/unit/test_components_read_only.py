@@ -113,3 +113,27 @@ def test_other_failures_keep_their_report():
             raise AssertionError("server create refusé par Nova (HTTP 500) : … ; sur le cloud embarqué : …") from None
     except AssertionError as exc:
         assert components.server_failed(exc, lambda: READ_ONLY) is None
+
+
+def _keystone(tmp_path, keys=("0", "1")):
+    (tmp_path / "etc" / "keystone").mkdir(parents=True)
+    repo = tmp_path / "etc" / "keystone" / "fernet-keys"
+    (tmp_path / "etc" / "keystone" / "keystone.conf").write_text(f"[token]\nprovider = fernet\n[fernet_tokens]\n"
+                                                                 f"key_repository = {repo}\n")
+    repo.mkdir()
+    for key in keys:
+        (repo / key).write_text("x")
+    return tmp_path / "etc", repo
+
+
+def test_keystone_without_its_fernet_keys_is_named(tmp_path):
+    etc, repo = _keystone(tmp_path)
+    assert components.keystone_keys(etc) == []
+    for key in ("0", "1"):
+        (repo / key).unlink()
+    assert components.keystone_keys(etc) == [
+        f"Keystone n'a plus de clés Fernet ({repo} est vide) : il ne peut ni émettre ni vérifier de jeton "
+        "(HTTP 500 à chaque authentification)"]
+    repo.rmdir()
+    assert "n'existe pas" in components.keystone_keys(etc)[0]
+    assert components.keystone_keys(tmp_path / "nowhere") == []   # no Keystone configured there
