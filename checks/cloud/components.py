@@ -358,13 +358,50 @@ def _log_tail(path: Path, size: int = 4 << 20) -> bytes:
         return b""
 
 
+def _runs(pidfile: Path, program: str, mark: str) -> bool | None:
+    """Whether the process a Neutron agent recorded in `pidfile` is still `program` started for `mark` (its
+    uuid in the command line: a reused pid is not it); None when the file cannot be read."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return program in argv and mark in argv
+
+
+def neutron_children(root: Path) -> list[str]:
+    """The processes Neutron's agents run for each network and router of the embedded cloud at `root` that are
+    gone while their pid file stays: a network's DHCP server (dnsmasq, data/neutron/dhcp/<network>/pid) or a
+    metadata proxy (haproxy, data/neutron/external/pids/<network or router>.pid.haproxy), in French. The agent
+    respawns them at its next check (check_child_processes_interval, 60 s by default): until then, no lease or
+    no answer at 169.254.169.254 on that network, with every agent alive. Neutron removes these files with
+    their network or router."""
+    data, said = root / "data" / "neutron", []
+    for pidfile in sorted((data / "dhcp").glob("*/pid")):
+        if _runs(pidfile, "dnsmasq", pidfile.parent.name) is False:
+            said.append(f"le serveur DHCP de Neutron (dnsmasq) du réseau {pidfile.parent.name} ne tourne plus (son "
+                        "fichier pid reste, sans processus) : aucun bail sur ce réseau tant que l'agent DHCP ne le "
+                        "relance pas")
+    for pidfile in sorted((data / "external" / "pids").glob("*.pid.haproxy")):
+        uuid = pidfile.name.split(".", 1)[0]
+        if _runs(pidfile, "haproxy", uuid) is False:
+            said.append(f"le proxy de metadata de Neutron (haproxy) de {uuid} (réseau ou routeur) ne tourne plus (son "
+                        "fichier pid reste, sans processus) : 169.254.169.254 ne répond pas aux instances de ce réseau "
+                        "tant que son agent ne le relance pas")
+    return said
+
+
 def stalled_services(root: Path) -> list[str]:
     """The embedded cloud's services (pid files under `root`/run) that are frozen (a process of theirs in
     the stopped state T: SIGSTOP) or dead (pid file left, its process gone), in French; [] when all run.
     A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time. First, a resource alarm
     of its RabbitMQ (its log, bus_alarms): every process alive and greeting, every publisher blocked; and a
     database server that refuses writes (read_only_databases): it greets and reads, every write fails; and
-    Keystone without its Fernet keys (keystone_keys): every token refused with an HTTP 500."""
+    Keystone without its Fernet keys (keystone_keys): every token refused with an HTTP 500. Last, the DHCP
+    servers and metadata proxies Neutron's agents run for its networks that are gone (neutron_children)."""
     from popek.checks.localcloud import services
     from popek.checks.localcloud.state import CloudState
 
@@ -376,7 +413,7 @@ def stalled_services(root: Path) -> list[str]:
         elif stopped := services.stopped_members(pid):
             frozen = ", ".join(str(p) for p in stopped[:4])
             said.append(f"{pidfile.stem} est gelé (processus {frozen} à l'état T : arrêté par un signal)")
-    return said
+    return said + neutron_children(root)
 
 
 def volume_backends(etc: Path) -> list[str]:

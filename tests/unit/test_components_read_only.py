@@ -137,3 +137,41 @@ def test_keystone_without_its_fernet_keys_is_named(tmp_path):
     repo.rmdir()
     assert "n'existe pas" in components.keystone_keys(etc)[0]
     assert components.keystone_keys(tmp_path / "nowhere") == []   # no Keystone configured there
+
+
+NET = "72c004ae-8b44-47b2-900f-f47df56e38b9"
+ROUTER = "197a672f-87ff-4f36-8f73-5ccaa856c264"
+
+
+def test_a_networks_dead_metadata_proxy_is_named_not_its_live_dhcp_server(tmp_path):
+    import sys
+
+    data = tmp_path / "data" / "neutron"
+    (data / "dhcp" / NET).mkdir(parents=True)
+    (data / "external" / "pids").mkdir(parents=True)
+    # a live « dnsmasq » of this network (its command line names the program and the network, as dnsmasq's does)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dnsmasq", f"--pid-file={NET}"])
+    try:
+        (data / "dhcp" / NET / "pid").write_text(f"{live.pid}\n")
+        (data / "external" / "pids" / f"{NET}.pid.haproxy").write_text("999999999\n")      # gone
+        (data / "external" / "pids" / f"{ROUTER}.pid.haproxy").write_text(f"{live.pid}\n")  # a pid now not haproxy
+        said = components.neutron_children(tmp_path)
+    finally:
+        live.kill()
+        live.wait()
+    assert said == [
+        f"le proxy de metadata de Neutron (haproxy) de {uuid} (réseau ou routeur) ne tourne plus (son fichier pid "
+        "reste, sans processus) : 169.254.169.254 ne répond pas aux instances de ce réseau tant que son agent ne le "
+        "relance pas" for uuid in (ROUTER, NET)]   # sorted by file name
+
+
+def test_a_dead_dhcp_server_is_named_and_an_unreadable_pid_file_is_not(tmp_path):
+    data = tmp_path / "data" / "neutron"
+    (data / "dhcp" / NET).mkdir(parents=True)
+    (data / "dhcp" / NET / "pid").write_text("999999999\n")
+    (data / "dhcp" / ROUTER).mkdir(parents=True)
+    (data / "dhcp" / ROUTER / "pid").write_text("")      # being written: nothing can be said
+    assert components.neutron_children(tmp_path) == [
+        f"le serveur DHCP de Neutron (dnsmasq) du réseau {NET} ne tourne plus (son fichier pid reste, sans processus) : "
+        "aucun bail sur ce réseau tant que l'agent DHCP ne le relance pas"]
+    assert components.neutron_children(tmp_path / "elsewhere") == []
