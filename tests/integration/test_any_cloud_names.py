@@ -12,6 +12,7 @@ Measured by hA6 on 2026-12-07 (19:26–19:30 UTC, `popek run cloud --os-cloud un
 | images the client hides or cannot boot, 1 KiB each (smaller than any other): os_hidden, deactivated, community of another project, shared by another project and not accepted | none picked, none in popek's list | unchanged; the shared one once accepted is picked (as `openstack server create` could boot it) |
 | a deactivated image given by --image | IGNORÉ « le cloud n'a pas d'image » (it has one) | IGNORÉ « l'image … est deactivated, pas active » |
 | user « popek-…-élève Zoé », password with quotes, `$HOME`, backticks, `;`, « é » (C33 C34 C35, -n 2) | 6 RÉUSSI, no password written (49 s) | unchanged (the test 53 s) |
+| a network named with another network's UUID, that UUID given by --net | the client and popek both take the network of that id | unchanged (the test 10 s, 20:24) |
 | a private flavor `resources:VGPU=1` (1 vCPU, 256 MiB) granted to the project | C21 ÉCHEC « No valid host was found » (picked: the smallest) | C21 RÉUSSI on `tiny` (compute.pick_flavor passes over scheduling extra specs) |
 | a copy of popek-tiny tagged `architecture=aarch64`, or `hw_firmware_type=uefi`, its name sorting first | C21 ÉCHEC « No valid host was found » / libvirt « loader attribute 'secure' cannot be specified when firmware autoselection is enabled » (C20 RÉUSSI meanwhile) | C21 RÉUSSI on popek-tiny (compute.pick_image passes over special_boot images) |
 
@@ -233,3 +234,16 @@ def test_a_user_named_in_french_with_a_password_full_of_shell_characters(tmp_pat
     seen = verdicts(found)
     assert proc.returncode == 0 and len(seen) >= 4 and all(s == "passed" for s, _ in seen.values()), seen
     assert password not in written and password.rsplit(" ", 1)[1] not in written
+
+
+def test_a_network_named_like_another_networks_id_is_taken_as_the_client_takes_it(tmp_path):
+    """A network B named with network A's UUID: the `openstack` client takes A for that string (an id first,
+    openstacksdk's find), and so does the course command's lookup (names.resolve): no reason, same network
+    (hA6 live 19:39: both A)."""
+    with project("uuid") as (admin, member, proj, entry, password, made):
+        first = member.network.create_network(name=f"{proj.name} a")
+        member.network.create_network(name=first.id)
+        assert names.resolve(member, {"public": first.id})[1] == []
+        assert names._find(member, "network", first.id).id == first.id
+        shown = openstack_client(tmp_path, entry, "network", "show", first.id, "-f", "value", "-c", "id")
+        assert shown.returncode == 0 and shown.stdout.strip() == first.id, shown.stderr[-600:]
