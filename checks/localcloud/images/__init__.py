@@ -32,7 +32,8 @@ from typing import Callable, Iterable, Optional
 from popek.checks.localcloud import apt
 from popek.checks.localcloud.images.debian import (DEBIAN_CLOUD_CFG, DEBIAN_CLOUDINIT_DROP, DEBIAN_CMDLINE,
                                                    DEBIAN_DPKG_FILTERS, DEBIAN_INITRAMFS_MODULES,
-                                                   DEBIAN_MODPROBE_BLACKLIST, DEBIAN_PACKAGES, _build_debian)
+                                                   DEBIAN_DHCPCD_APPEND, DEBIAN_MODPROBE_BLACKLIST,
+                                                   DEBIAN_NET_FILES, DEBIAN_PACKAGES, _build_debian)
 from popek.checks.localcloud.images.disk import _mbr, make_boot_disk
 from popek.checks.localcloud.images.shared import ImageBuildError, Log
 from popek.checks.localcloud.images.tiny import (TINY_CMDLINE, TINY_FILES, TINY_MODULES, TINY_PACKAGES,
@@ -96,7 +97,7 @@ RECIPES = (
             min_ram=128, min_disk=1),
     _Recipe("Debian 13", "debian-13", _build_debian,
             (DEBIAN_PACKAGES, DEBIAN_DPKG_FILTERS, DEBIAN_INITRAMFS_MODULES, DEBIAN_CLOUDINIT_DROP,
-             DEBIAN_CLOUD_CFG, DEBIAN_CMDLINE, DEBIAN_MODPROBE_BLACKLIST),
+             DEBIAN_CLOUD_CFG, DEBIAN_CMDLINE, DEBIAN_MODPROBE_BLACKLIST, DEBIAN_NET_FILES, DEBIAN_DHCPCD_APPEND),
             {"os_distro": "debian", "os_version": "13", "os_type": "linux", "os_admin_user": "debian",
              "hw_disk_bus": "virtio", "hw_vif_model": "virtio", "os_shutdown_timeout": "10"},
             min_ram=256, min_disk=1),

@@ -50,6 +50,23 @@ DEBIAN_MODPROBE_BLACKLIST = ("kvm", "kvm_amd", "kvm_intel", "aesni_intel", "ghas
 #: benchmarks/README.md). A test guest of the course, reached by its owner's key only, trades this hardening for
 #: a boot that fits the suite.
 DEBIAN_CMDLINE = f"ro console=tty0 console=ttyS0,115200 {GUEST_NET_CMDLINE} norandmaps"
+#: Files of the guest's network path to cloud-init's metadata (C18), each taking seconds off cloud-init's init-local
+#: or the wait before its network stage on a first boot under TCG (traced with `bench_boot.py --trace`,
+#: benchmarks/README.md, 2026-12-07: init-local -> network stage 10.1-14.1 s, 6.3-6.6 s with the three):
+#: - systemd-resolved without LLMNR: cloud-init's DNS-redirect probe (util.is_resolvable) looks up a single-label
+#:   name that must not exist, which resolved asks the link by LLMNR, waiting 2-4 s for no answer;
+#: - no IPv6 duplicate address detection: networkd takes the link over, bounces it, and is « configured » (what
+#:   systemd-networkd-wait-online waits for) only once the link-local address passed DAD again, 1-2 s after the
+#:   DHCPv4 lease; link-local addresses come from Neutron's unique MACs;
+#: - dhcpcd's `nodelay` (appended to Debian's dhcpcd.conf): cloud-init's ephemeral DHCP waits a random 0-1 s
+#:   before its first DISCOVER otherwise (RFC 2131's initial delay); networkd's own DHCP client is not dhcpcd.
+DEBIAN_NET_FILES = {
+    "etc/systemd/resolved.conf.d/90-popek.conf": "# popek: no LLMNR (see DEBIAN_NET_FILES)\n[Resolve]\nLLMNR=no\n",
+    "etc/sysctl.d/90-popek-nodad.conf": ("# popek: no IPv6 duplicate address detection (see DEBIAN_NET_FILES)\n"
+                                         "net.ipv6.conf.default.dad_transmits = 0\nnet.ipv6.conf.all.dad_transmits = 0\n"
+                                         "net.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.all.accept_dad = 0\n"),
+}
+DEBIAN_DHCPCD_APPEND = "# popek: no initial delay before the first DISCOVER (see DEBIAN_NET_FILES)\nnodelay\n"
 
 
 def _build_debian(apt: TrixieApt, work: Path, out: Path, log: Log) -> dict:
@@ -104,6 +121,13 @@ def _build_debian(apt: TrixieApt, work: Path, out: Path, log: Log) -> dict:
             if not re.fullmatch(r"\s*-\s*(%s)\s*" % "|".join(map(re.escape, DEBIAN_CLOUDINIT_DROP)), line)]
     cfg.write_text("\n".join(kept) + "\n")
     (rootfs / "etc/cloud/cloud.cfg.d/90-popek.cfg").write_text(DEBIAN_CLOUD_CFG)
+    for rel, text in DEBIAN_NET_FILES.items():
+        (rootfs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (rootfs / rel).write_text(text)
+    dhcpcd_conf = rootfs / "etc/dhcpcd.conf"
+    if not dhcpcd_conf.is_file():
+        raise ImageBuildError("debian: no /etc/dhcpcd.conf (dhcpcd-base) to append nodelay to")
+    dhcpcd_conf.write_text(dhcpcd_conf.read_text().rstrip("\n") + "\n" + DEBIAN_DHCPCD_APPEND)
 
     fs_uuid = str(uuid.uuid4())
     # fsck pass 0: the root file system is made fresh by this build and every guest boots a copy of it;
