@@ -18,10 +18,21 @@ the cloud and checks that it is healthy again.
 
 Faults at the scenario's own steps are injected by a small pytest plugin (`pytest_bdd_after_step`) given to
 `popek run` after `--`, as tests/integration/test_cloud_features.py does to fail a run mid-way.
+
+CI's time (each run boots its own pair of guests and waits out the product's graces, ~60 s for a floating IP
+that never answers): faults that touch only their own run's resources (its keypair; its security groups and
+its volume) run in `popek run`s side by side (`own_resources`: three runs at once, as a class shares a
+project); two faults of the whole cloud that leave its guests whole once removed (the L3 agent frozen, a
+foreign flow) share ONE run and pair, one after the other, each alone in the cloud while its scenario runs,
+the first proven gone before the second is put in place (`l3_then_flow`). The faults whose guests are
+spoiled for good (the metadata service unanswered at their boot, their key replaced) keep runs of their own.
+Measured under flock -x (2026-12-07 20:28): l3_then_flow 178.6 s (its two faults alone: 96 + 92 s),
+own_resources 126.9 s (the keypair's run alone 40 s, the three faults' one run 113 s).
 """
 from __future__ import annotations
 
 import contextlib
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -35,7 +46,7 @@ from popek import paths
 from popek.checks.localcloud import services
 from popek.checks.localcloud.state import CloudState
 
-from faults import freeze_at_step, slow
+from faults import freeze_then, slow
 from helpers import allure_results, frozen, run_popek
 
 pytestmark = [pytest.mark.integration, pytest.mark.cloud]
@@ -110,6 +121,15 @@ def run_scenarios(tmp_path, *keywords: str, plugin: str | None = None, workers: 
     return found
 
 
+def side_by_side(*runs: tuple) -> list[dict[str, dict]]:
+    """Several `run_scenarios(tmp_path, *keywords, plugin=…)` at once, each a `popek run` of its own (its own
+    keypair, network, router and pair of guests: nothing of one is seen by another), for faults that touch
+    only their own run's resources; their results in the same order."""
+    with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+        futures = [pool.submit(run_scenarios, path, *keywords, plugin=plugin) for path, keywords, plugin in runs]
+        return [future.result() for future in futures]
+
+
 def failed_with(result: dict, *needles: str) -> str:
     """The result's message, once it is an ÉCHEC (failed) whose message holds every needle."""
     message = (result.get("statusDetails") or {}).get("message") or ""
@@ -175,10 +195,10 @@ def test_metadata_frozen_is_named_within_minutes(state, tmp_path, record_propert
                                            for r, m in zip(found.values(), measures)))
 
 
-#: Freezes the L3 agent once the run's two guests are up (their metadata came through the router, so the
-#: router is in place) and before the scenario gives the first one a floating IP: the NAT of that floating
-#: IP is never written. Thawed at the session's end (and by the test, whatever happens).
-FREEZE_L3 = freeze_at_step("neutron-l3-agent", "une instance du run, joignable par SSH sur une IP flottante", wait="""
+#: The L3 agent is frozen once the run's two guests are up (their metadata came through the router, so the
+#: router is in place) and before the scenario gives the first one a floating IP: the NAT of that floating IP is
+#: never written. Code of the plugin's hook, `request` in scope.
+PAIR_UP = """
     from popek.checks.cloud import compute
     conn = request.getfixturevalue("conn")
     pair = request.getfixturevalue("shared").pair()
@@ -186,21 +206,51 @@ FREEZE_L3 = freeze_at_step("neutron-l3-agent", "une instance du run, joignable p
     while time.monotonic() < deadline and not all(
             "popek-tiny: metadata instance-id" in compute.console_log(conn, s, length=None) for s in pair):
         time.sleep(2)
-""")
+"""
+
+#: Before the foreign flow goes in: the L3 agent, thawed, wrote the NAT it had missed (the run's floating IP
+#: answers on port 22 again) and every Neutron agent is alive. Else the flow's scenario fails with this message,
+#: never passes (its test wants the flow named, and this is not that).
+L3_BACK = """
+    from popek import paths
+    from popek.checks.cloud import connection, traffic
+    address = request.getfixturevalue("shared").pair_fip().floating_ip_address
+    assert traffic.wait_until(lambda: traffic.tcp_open(address, 22, 3), 120, interval=2), \\
+        f"faute précédente pas levée : l'IP flottante du run {address} ne répond toujours pas en SSH 120 s après le dégel de l'agent L3"
+    agents = connection.connect("popek-admin", {}, paths.embedded_clouds_yaml()).conn.network
+    assert traffic.wait_until(lambda: all(a.is_alive for a in agents.agents()), 120, interval=3), \\
+        "faute précédente pas levée : un agent Neutron est toujours hors service 120 s après le dégel de l'agent L3"
+"""
+
+#: The scenarios of the two faults that share a run: the L3 agent frozen (C24), then a foreign flow (C25).
+L3_SCENARIO, FLOW_SCENARIO = "déplacée_mène", "bloque_puis"
 
 
-@pytest.mark.falsifies("C24", fault="agent L3 de Neutron gelé (SIGSTOP sur neutron-l3-agent) une fois les "
-                       "instances démarrées, avant l'association de l'IP flottante")
-def test_l3_agent_frozen_fails_the_floating_ip(state, tmp_path, record_property):
+@pytest.fixture(scope="module")
+def l3_then_flow(state, tmp_path_factory) -> dict[str, dict]:
+    """ONE `popek run` of the floating-IP scenario then the firewall scenario, on one pair: the L3 agent frozen
+    for the first (before its floating IP is associated), thawed at its end; once the run's floating IP answers
+    again and every agent is alive, a foreign flow with actions=NORMAL in popek-int for the second (removed after
+    the run). Each fault is alone in the cloud while its scenario runs; both run today as in their own runs."""
     pid = services.read_pid(state, "neutron-l3-agent")
+    add, _ = flow_argv("popek-int", "NORMAL")
+    plugin = freeze_then("neutron-l3-agent", L3_SCENARIO, "une instance du run, joignable par SSH sur une IP flottante",
+                         PAIR_UP, FLOW_SCENARIO, L3_BACK, add)
     try:
-        found = run_scenarios(tmp_path, "déplacée_mène", plugin=FREEZE_L3)
+        with foreign_flow_removed("popek-int"):
+            return run_scenarios(tmp_path_factory.mktemp("l3flow"), L3_SCENARIO, FLOW_SCENARIO, plugin=plugin)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGCONT)
         wait_agents_alive()
-    result = pick(found, "C24")
+
+
+@pytest.mark.falsifies("C24", fault="agent L3 de Neutron gelé (SIGSTOP sur neutron-l3-agent) une fois les "
+                       "instances démarrées, avant l'association de l'IP flottante")
+def test_l3_agent_frozen_fails_the_floating_ip(l3_then_flow, record_property):
+    result = pick(l3_then_flow, "C24")
     message = failed_with(result, "L3/NAT", "répond sur le port 22 depuis l'espace de noms DHCP")
+    assert "flux OpenFlow étranger" not in message, message     # the flow came after: not in this verdict
     assert seconds(result) < NAMED_WITHIN, f"ÉCHEC nommé en {seconds(result):.0f} s"
     record_property("verdict", "ÉCHEC")
     record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
@@ -241,15 +291,15 @@ def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func
 
 
 @pytest.mark.falsifies("C26", fault="clé publique de la paire remplacée par l'API (même nom, autre clé)")
-def test_replaced_keypair_is_refused(state, tmp_path, record_property):
-    found = run_scenarios(tmp_path, "ouvre_linstance", plugin=REPLACE_KEYPAIR)
+def test_replaced_keypair_is_refused(own_resources, record_property):
+    found = own_resources["keypair"]
     result = pick(found, "C26")
     message = failed_with(result, "la clé de la paire est refusée")
     record_property("verdict", "ÉCHEC")
     record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
 
 
-#: Three faults in one run, each at its own scenario's step: an allow-all ingress rule slipped into the
+#: Three faults, each at its own scenario's step: an allow-all ingress rule slipped into the
 #: group right after the scenario removed its SSH rule (C25), the remote-group rule naming the first guest's
 #: group put back right after the scenario pointed it at another group (C25, the remote-group scenario), and
 #: the volume's first MiB overwritten in its backing file on the storage host while it is detached (C15, C23).
@@ -278,10 +328,21 @@ def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func
 
 
 @pytest.fixture(scope="module")
-def behind_the_back(state, tmp_path_factory) -> dict[str, dict]:
-    """One run for the three faults of BEHIND_THE_BACK (each hits its own scenario)."""
-    return run_scenarios(tmp_path_factory.mktemp("behind"), "bloque_puis", "groupe_distant", "garde_ses_données",
-                         plugin=BEHIND_THE_BACK)
+def own_resources(state, tmp_path_factory) -> dict[str, dict[str, dict]]:
+    """The faults that touch only their own run's resources, in three `popek run`s side by side: the keypair
+    replaced (C26), and BEHIND_THE_BACK's three faults (each hits its own scenario's group or volume) in two runs
+    of about the same length, the firewall and volume scenarios in one, the remote-group scenario in the other.
+    {"keypair": its run's results, "behind": the two other runs' results}."""
+    keypair, behind, remote = side_by_side(
+        (tmp_path_factory.mktemp("keypair"), ("ouvre_linstance",), REPLACE_KEYPAIR),
+        (tmp_path_factory.mktemp("behind"), ("bloque_puis", "garde_ses_données"), BEHIND_THE_BACK),
+        (tmp_path_factory.mktemp("remote"), ("groupe_distant",), BEHIND_THE_BACK))
+    return {"keypair": keypair, "behind": {**behind, **remote}}
+
+
+@pytest.fixture(scope="module")
+def behind_the_back(own_resources) -> dict[str, dict]:
+    return own_resources["behind"]
 
 
 @pytest.mark.falsifies("C25", fault="règle « tout autoriser » en entrée ajoutée au groupe dans le dos du scénario, "
@@ -309,39 +370,47 @@ def test_volume_data_altered_behind_the_back(behind_the_back, record_property):
     record_property("measure", message[:400])
 
 
+def flow_argv(bridge: str, actions: str) -> tuple[list[str], list[str]]:
+    """(the command that adds, the command that removes) a flow no agent wrote in `bridge` of the embedded cloud's
+    Open vSwitch: table 0, priority 65535, every packet, `actions`, cookie 0 (`ovs-ofctl add-flow`'s default, as an
+    operator would type it). Removed by its exact match and cookie (the agent's own table-0 flow at 65535 matches
+    dl_vlan=4095 and is kept)."""
+    mgmt = f"unix:{paths.embedded_cloud_dir() / 'ovs' / f'{bridge}.mgmt'}"
+    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
+    return ([*ofctl, "add-flow", mgmt, f"cookie=0x0,table=0,priority=65535,actions={actions}"],
+            [*ofctl, "--strict", "del-flows", mgmt, "cookie=0x0/-1,table=0,priority=65535"])
+
+
 @contextlib.contextmanager
-def foreign_flow(bridge: str, actions: str):
-    """A flow no agent wrote in `bridge` of the embedded cloud's Open vSwitch: table 0, priority 65535, every
-    packet, `actions`, cookie 0 (`ovs-ofctl add-flow`'s default, as an operator would type it). Removed first (a
-    killed run leaves it: the OVS agent deletes it only at its next start) and in the end whatever happens, by
-    its exact match and cookie (the agent's own table-0 flow at 65535 matches dl_vlan=4095 and is kept); then
-    no foreign flow is left (diagnosis.ovs_foreign_flows)."""
+def foreign_flow_removed(bridge: str):
+    """Such a flow removed from `bridge` first (a killed run leaves it: the OVS agent deletes it only at its next
+    start) and in the end whatever happens; then no foreign flow is left (diagnosis.ovs_foreign_flows)."""
     from popek.checks.cloud import diagnosis
 
-    run = paths.embedded_cloud_dir() / "ovs"
-    mgmt = f"unix:{run / f'{bridge}.mgmt'}"
-    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
-    remove = [*ofctl, "--strict", "del-flows", mgmt, "cookie=0x0/-1,table=0,priority=65535"]
+    _, remove = flow_argv(bridge, "")
     subprocess.run(remove, check=False, timeout=30, capture_output=True)
-    subprocess.run([*ofctl, "add-flow", mgmt, f"cookie=0x0,table=0,priority=65535,actions={actions}"], check=True,
-                   timeout=30)
     try:
         yield
     finally:
         subprocess.run(remove, check=True, timeout=30)
+        run = paths.embedded_cloud_dir() / "ovs"
         bridges = {b: str(run / f"{b}.mgmt") for b in ("popek-int", "popek-ex")}
         left = diagnosis.ovs_foreign_flows(bridges, str(paths.embedded_cloud_dir() / "log" /
                                                         "neutron-openvswitch-agent.log"), "popek-int")
         assert left is None, f"flux étranger encore en place après le retrait : {left}"
 
 
-def foreign_flow_is_named(tmp_path, record_property, bridge: str, actions: str, keyword: str, claim: str,
-                          blamed: str) -> None:
-    """`popek run cloud -k keyword` with a foreign flow in `bridge`: `claim`'s scenario is ÉCHEC naming the flow
-    (its cookie, table, priority, actions, bridge), and not `blamed` (the component it would have blamed)."""
-    with foreign_flow(bridge, actions):
-        found = run_scenarios(tmp_path, keyword)
-    result = pick(found, claim)
+@contextlib.contextmanager
+def foreign_flow(bridge: str, actions: str):
+    """A foreign flow (flow_argv) in `bridge` for the block, removed first and in the end (foreign_flow_removed)."""
+    with foreign_flow_removed(bridge):
+        subprocess.run(flow_argv(bridge, actions)[0], check=True, timeout=30)
+        yield
+
+
+def flow_named(result: dict, record_property, bridge: str, actions: str, blamed: str) -> None:
+    """`result` is ÉCHEC naming the foreign flow (its cookie, table, priority, actions, bridge), and not `blamed`
+    (the component it would have blamed), within NAMED_WITHIN."""
     message = failed_with(result, f"un flux OpenFlow étranger (cookie 0x0, table 0, priorité 65535, tout paquet, "
                                   f"actions={actions}", f"dans {bridge}, écrit par aucun agent")
     assert blamed not in message, message
@@ -350,10 +419,19 @@ def foreign_flow_is_named(tmp_path, record_property, bridge: str, actions: str, 
     record_property("measure", f"{seconds(result):.0f} s : {message[:400]}")
 
 
+def foreign_flow_is_named(tmp_path, record_property, bridge: str, actions: str, keyword: str, claim: str,
+                          blamed: str) -> None:
+    """`popek run cloud -k keyword` with a foreign flow in `bridge`: `claim`'s scenario is ÉCHEC naming the flow,
+    and not `blamed` (flow_named)."""
+    with foreign_flow(bridge, actions):
+        found = run_scenarios(tmp_path, keyword)
+    flow_named(pick(found, claim), record_property, bridge, actions, blamed)
+
+
 @pytest.mark.falsifies("C25", fault="flux OpenFlow étranger dans popek-int (table 0, priorité 65535, "
                        "actions=NORMAL : le pare-feu des ports contourné)")
-def test_foreign_normal_flow_is_named_not_l3(state, tmp_path, record_property):
-    foreign_flow_is_named(tmp_path, record_property, "popek-int", "NORMAL", "bloque_puis", "C25", "L3/NAT")
+def test_foreign_normal_flow_is_named_not_l3(l3_then_flow, record_property):
+    flow_named(pick(l3_then_flow, "C25"), record_property, "popek-int", "NORMAL", "L3/NAT")
 
 
 @pytest.mark.falsifies("C26", fault="flux OpenFlow étranger dans popek-int (table 0, priorité 65535, actions=drop)")
