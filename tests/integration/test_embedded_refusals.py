@@ -4,6 +4,7 @@
 |---|---|---|---|
 | Neutron's policy of the EMBEDDED cloud refuses create_router to the run's project (a policy.d file) | C24 | ÉCHEC « la politique de Neutron du cloud embarqué refuse au projet du run create_router (HTTP 403 : …) : popek écrit cette politique … une panne, pas un choix du cloud ; fichier(s) de politique qui nomment create_router : …/policy.d/… » | IGNORÉ « ce cloud refuse à ce compte un routeur … : la politique de ce cloud, pas une panne » |
 | the project's smallest image does not boot (a private image of 1 MiB of zeros), popek-tiny does; no admin credentials, so the probe boots | C20 (C26's dataplane scenario: RÉUSSI on the other image) | C20 ÉCHEC « image active qui ne démarre pas sur ce cloud : l'image « popek-hE-noboot » … ne démarre pas sur ce cloud, l'image « popek-tiny » … y démarre » | C20 RÉUSSI; every dataplane scenario ÉCHEC naming the image, and every scenario still booting it |
+| the same image, the run reaching the EMBEDDED cloud as popek recognises it (admin credentials: no probe instance boots) | C20 (C26's dataplane scenario: RÉUSSI on the other image) | C20 ÉCHEC « image active qui ne démarre pas sur ce cloud : l'image « popek-hI-noboot » … ne démarre pas sur ce cloud, l'image « popek-tiny » … y démarre : … (constat : l'instance de la paire du run … est ACTIVE et n'a rien écrit sur sa console en … s …) », from the run's own pair (probe.judge_pair) | C20 RÉUSSI (« non vérifié : aucune instance sonde (identifiants admin …) »); the pair booted of the image, C26's dataplane scenario ÉCHEC « l'instance ne démarre pas (calcul) : sa console est vide … s après ACTIVE » |
 
 On the embedded cloud popek writes Neutron's policy (its members create networks and routers): a refusal there is a
 fault (someone changed policy.d), not the operator's choice it is on any other cloud (test_any_cloud_provider: the
@@ -22,9 +23,20 @@ l'instance sonde … est ACTIVE et n'a rien écrit sur sa console en 92 s …) �
 pair (popek-tiny), no « plan de données en panne » anywhere. The same test on a35f620 (16:57-16:59 UTC, 130 s): C20
 RÉUSSI « Les images sont des modèles prêts à démarrer », C26's dataplane scenario ÉCHEC (the probe's finding).
 
+Live, hI 2026-12-07, the admin case (the run reaching the embedded cloud as `popek`, -n 2, C20 and C26): before
+(606432d's parent 115fb92, PYTHONPATH remap, flock -s 19:51-19:54, 167 s): C20 RÉUSSI (« non vérifié : aucune
+instance sonde (identifiants admin : l'état des hyperviseurs a répondu) »), C26's dataplane scenario ÉCHEC
+« l'instance ne démarre pas (calcul) : sa console est vide 92 s après ACTIVE », C26's keypair scenario RÉUSSI.
+After (a1be7da, flock -x 20:39-20:41, passed in 130 s): C20 ÉCHEC « … l'image « popek-hI-noboot » 5dbec7e5-… ne
+démarre pas sur ce cloud, l'image « popek-tiny » 3420af78-… y démarre : … (constat : l'instance de la paire du run
+9830eb7f-… est ACTIVE et n'a rien écrit sur sa console en 74 s … ; les 2 instances de la paire du run n'ont écrit
+aucun démarrage, l'instance de l'image « popek-tiny » démarrée après elles sur ce cloud a écrit le sien) », C26's
+dataplane scenario RÉUSSI on the new pair (popek-tiny), its keypair scenario RÉUSSI. The non-admin case on a1be7da
+(flock -s 20:13-20:16): passed in 176 s, unchanged.
+
 Each case: a fresh member-only project (test_foreign_project._project: everything in it, the user and the project
 deleted in the end; the policy file removed and the default checked back, test_live_paths.policy_rules).
-The router case runs in CI (~20 s); the image case is opt-in (POPEK_SLOW_FAULTS=1: ~3 min, the probe waits 90 s for a
+The router case runs in CI (~20 s); the image cases are opt-in (POPEK_SLOW_FAULTS=1: ~3-4 min, the probe waits 90 s for a
 silent console). Outside CI, under `flock -s /tmp/popek-cloud.lock` (only the test's project is refused, only it sees
 its image).
 """
@@ -145,4 +157,40 @@ def test_an_image_that_does_not_boot_fails_c20_and_the_run_boots_another(tmp_pat
     dataplane = [r for r in found if "needs:dataplane" in {x["value"] for x in r["labels"] if x["name"] == "tag"}]
     assert dataplane and all(r["status"] == "passed" for r in dataplane), _verdicts(found)
     assert "plan de données en panne" not in written
+    assert password not in written
+
+
+@slow("un projet neuf, le cloud embarqué joint avec ses identifiants admin : la paire du run reste muette 60 s, "
+      "une autre image démarre à côté, puis une nouvelle paire (~4 min)", " (sous flock -s)")
+@pytest.mark.falsifies("C20", fault="la plus petite image du projet ne démarre pas (1 Mio de zéros) sur un cloud joint "
+                                    "avec des identifiants admin (pas d'instance sonde) : la paire du run la nomme, "
+                                    "le run démarre l'autre")
+def test_an_image_that_does_not_boot_on_an_admin_cloud_fails_c20_from_the_runs_pair(tmp_path, record_property):
+    """hI: on the embedded cloud (and any cloud reached with admin credentials) the hypervisors' state answers the
+    dataplane question and no probe instance boots; the run's own pair is then what tells the image."""
+    import openstack
+
+    t0 = time.monotonic()
+    with _project() as (admin, project, name, password, entry):
+        member = openstack.connect(**entry["auth"], region_name="RegionOne")
+        image = member.image.create_image(name="popek-hI-noboot", disk_format="raw", container_format="bare",
+                                          visibility="private", data=io.BytesIO(bytes(1 << 20)),
+                                          validate_checksum=False, wait=True)
+        try:
+            proc, found, written = _run_as_embedded(tmp_path, entry, "-n", "2", "--claim", "C20", "--claim", "C26")
+        finally:
+            member.image.delete_image(image, ignore_missing=True)
+    record(record_property, dict(enumerate(found)), "C20")
+    record_property("seconds", round(time.monotonic() - t0, 1))
+    images = [r for r in found if "C20" in claims_of(r)]
+    assert images and all(r["status"] == "failed" for r in images), _verdicts(found) or proc.stdout[-3000:]
+    said = message(images[0])
+    for needle in ("image active qui ne démarre pas sur ce cloud",
+                   f"l'image « popek-hI-noboot » {image.id} ne démarre pas sur ce cloud", "« popek-tiny »",
+                   "y démarre", "l'instance de la paire du run", "n'a rien écrit sur sa console"):
+        assert needle in said, said
+    # the dataplane works (the other image booted): its scenario logs into the new pair, of that image
+    dataplane = [r for r in found if "needs:dataplane" in {x["value"] for x in r["labels"] if x["name"] == "tag"}]
+    assert dataplane and all(r["status"] == "passed" for r in dataplane), _verdicts(found)
+    assert "sa console est vide" not in written and "plan de données en panne" not in written
     assert password not in written
