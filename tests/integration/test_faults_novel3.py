@@ -6,11 +6,11 @@ asserts ÉCHEC naming the component with its evidence — then undoes the fault 
 |---|---|---|---|
 | MariaDB set read-only (`SET GLOBAL read_only=ON`): it greets and reads, every write fails | C21, C31 | C21: Nova's HTTP 500 and the database that refuses every write; C31: the same | C21 « server create refusé par Nova (HTTP 500) : Unexpected API Error … OperationalError », no component; C31 RÉUSSI |
 | swift-object killed (SIGTERM, its pid file left as by a crash), the proxy up | C16 | the PUT's HTTP 503, and swift-object that no longer runs | « PUT de l'objet : HTTP 503 », no component |
-| Keystone's Fernet key repository moved away (every token, new or old, refused with an HTTP 500) | C34, C35 | Keystone answers 500, and it has no Fernet keys any more | (measured in slot S7, see below) |
+| Keystone's Fernet key repository moved away (every token, new or old, refused with an HTTP 500) | C34, C35 | Keystone answers 500, and it has no Fernet keys any more | « Keystone répond 500 » without the cause (by the code) |
 | the metadata proxy (haproxy) of the run's network killed as soon as Neutron starts it (SIGKILL, once; the DHCP agent respawns it within check_child_processes_interval, 60 s) | C26, C18 | RÉUSSI when it was back in time (true), else ÉCHEC naming the dead haproxy of that network | (not run: the exact command is in hF3's report, for hLive) |
 | neutron-openvswitch-agent sent SIGTERM: it hangs half-stopped (process alive, no heartbeat, no port wired) | C21 | the server stays in BUILD: the OVS agent gives no sign of life | (no defect: named in 58 s) |
-| neutron-rpc-server frozen (SIGSTOP): the API answers, no agent is heard | C21 | the server stays in BUILD, neutron-rpc-server is frozen | (measured in slot S7, see below) |
-| ovsdb-server frozen (SIGSTOP) | C26 | the run's pair never boots, ovsdb-server is frozen | (measured in slot S7, see below) |
+| neutron-rpc-server frozen (SIGSTOP): the API answers, no agent is heard | C21 | the server stays in BUILD, neutron-rpc-server is frozen | OVS agent blamed (S7: defect in stuck.py, not fixed) |
+| ovsdb-server frozen (SIGSTOP) | C26 | the run's pair never boots, ovsdb-server is frozen | (named in 60 s; the run's cleanup then hangs) |
 
 Measured in hF3's slot S1 (2026-12-07 19:44–19:51 UTC, flock -x), each with `popek run cloud -n 0 --no-cloud-up
 --claim …` as the member: MariaDB read-only, C21 ÉCHEC in 2.2 s « server create refusé par Nova (HTTP 500) : Unexpected
@@ -24,6 +24,16 @@ SIGKILL and a start brought it back (alive 31 s after). The test's restore does 
 Not a fault here: Placement refuses (HTTP 400) a VCPU allocation_ratio that leaves less room than is allocated (the
 run's and others' instances), so « 0 VCPU » cannot be put in place on a cloud in use; nova-compute puts its configured
 ratio (16.0) back at its next periodic task anyway.
+
+Slot S7 (20:50–20:56 UTC, flock -x), after the fixes: read-only, swift-object and Fernet tests 3 passed in 20.2 s (C21/C31
+name « la base de données MariaDB (unix:…) refuse toute écriture (SELECT @@global.read_only : 1 …) », C16 « HTTP 503 ;
+… swift-object ne tourne plus », C35 « … Keystone n'a plus de clés Fernet (…) »); read-only with C25: the run's shared
+group « POST …/v2.0/security-groups a échoué (HTTP 500) : … ; sur le cloud embarqué : la base … refuse toute écriture ».
+neutron-rpc-server frozen: C21 ÉCHEC in 53 s blaming the wrong component, « l'agent neutron-openvswitch-agent ne donne
+plus signe de vie » (its heartbeat goes through the frozen rpc-server; stuck.dead_component names rpc-server only when
+every agent binary is stale): the test fails until stuck.py prefers the embedded trouble (rpc-server frozen). ovsdb-server
+frozen: C26 ÉCHEC at 60 s « … reste en BUILD (étape spawning) depuis 60 s ; sur le cloud embarqué : ovsdb-server est gelé »
+(right), but the run then hung in its cleanup (a server in BUILD not deleted while ovsdb is frozen) until killed at 4 min.
 
 Run serially (CI) or under `flock -x /tmp/popek-cloud.lock` (these faults change the cloud for everyone).
 """
