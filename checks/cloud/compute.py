@@ -326,11 +326,13 @@ def pick_image(conn, cloud_init: bool = False, avoid=()):
                       if TINY_MARKER not in (i.properties or {}) and "cirros" not in (i.name or "").lower()]
     if not candidates:
         raise NothingToBoot("aucune image active" + (" avec cloud-init" if cloud_init else ""))
+    # the images this run found not booting first: filtering special ones first would keep an avoided plain
+    # image over the special one that booted beside it, and boot it again (hR F5)
+    booting = ([i for i in candidates if i.id not in avoid] or candidates) if avoid else candidates
     # an aarch64 or a UEFI image smaller than the rest was picked and C21 failed (« No valid host », libvirt's
     # « loader attribute 'secure' … ») on a cloud whose other images boot (hA6 live 19:51, 19:56): only when no
     # plain image is there
-    candidates = [i for i in candidates if not special_boot(i)] or candidates
-    booting = ([i for i in candidates if i.id not in avoid] or candidates) if avoid else candidates
+    booting = [i for i in booting if not special_boot(i)] or booting
     return min(booting, key=lambda i: (i.size or 0, i.name or ""))
 
 
