@@ -144,6 +144,21 @@ BOOST_SECONDS = 120
 QEMU_HOOK_TEXT = """#!/bin/sh
 {mark} (popek's own libvirtd: /etc/libvirt/hooks/qemu inside its mount namespace only)
 # libvirt: $1 = domain, $2 = operation, domain XML on stdin. Must return at once; the watch runs detached.
+# The guest's taps join the fence's set (fence.py, TAPS_SET) before the guest runs and leave it at release:
+# nothing a guest sends on its tap enters the host's stack, whatever its MAC. Never fails the guest's start:
+# a refusal is logged (the fence's watcher and the next `up` re-create the set from popek-int's ports).
+case "$2" in
+  prepare|release)
+    for t in $(grep -o "<target dev=['\\"]tap[^'\\"]*" | cut -c14-); do
+      if [ "$2" = prepare ]; then
+        {nft} add element inet {table} {taps_set} "{{ \\"$t\\" }}" 2>>"{fence_log}" ||
+          echo "$(date -u +%FT%TZ) $1: $t not added to the fence's set {taps_set} (nft refused, above)" >> "{fence_log}"
+      else
+        {nft} delete element inet {table} {taps_set} "{{ \\"$t\\" }}" 2>/dev/null
+      fi
+    done
+    exit 0;;
+esac
 [ "$2" = started ] || exit 0
 # libvirt gives hooks a clean environment: the watch carries the cloud's mark, so `down` finds it (services.ours)
 [ -n "$POPEK_CLOUD" ] || exec env POPEK_CLOUD='{root}' /bin/sh "$0" "$@"
@@ -519,10 +534,7 @@ def _libvirt_tree(state: CloudState) -> None:
                 state.host_record.add("dir", str(d))
                 d.mkdir()
     (libvirt_dir(state, "etc") / "qemu.conf").write_text(QEMU_CONF_TEXT)
-    hook = qemu_hook_path(state)
-    hook.parent.mkdir(parents=True, exist_ok=True)
-    hook.write_text(qemu_hook_text(state))
-    hook.chmod(0o755)
+    write_qemu_hook(state)
     # libvirt's QEMU driver resolves its default user before it reads qemu.conf (research: libvirt)
     own_passwd = any(subprocess.run(["getent", db, "libvirt-qemu"], capture_output=True).returncode != 0
                      for db in ("passwd", "group"))
@@ -561,7 +573,19 @@ def qemu_hook_text(state: CloudState, seconds: int = 30, log: Path | None = None
     directory, as popek's own path: the same directory libvirtd sees as /run/libvirt)."""
     return QEMU_HOOK_TEXT.format(mark=QEMU_HOOK_MARK, polls=seconds * 2, log=log or state.log("tap-repair"),
                                  root=state.root, nice=BOOST_NICE, boost=boost,
-                                 pids=libvirt_dir(state, "run") / "qemu")
+                                 pids=libvirt_dir(state, "run") / "qemu", nft=shutil.which("nft") or "/usr/sbin/nft",
+                                 table=fence.TABLE, taps_set=fence.TAPS_SET, fence_log=state.log("fence-hook"))
+
+
+def write_qemu_hook(state: CloudState) -> None:
+    """The hook's file, replaced in one rename: libvirtd looks for its hooks once as it starts but runs the
+    file anew at each event, so a running cloud's `up` installs a new hook for the next guests."""
+    hook = qemu_hook_path(state)
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    tmp = hook.with_name(hook.name + ".new")
+    tmp.write_text(qemu_hook_text(state))
+    tmp.chmod(0o755)
+    os.replace(tmp, hook)
 
 
 def _link_exists(name: str) -> bool:
@@ -636,6 +660,8 @@ def prepare(state: CloudState, log=lambda line: None) -> None:
     if svcmod.read_pid(state, "libvirtd") is None:
         _forget_legacy_host_setup()
         _libvirt_tree(state)  # before libvirtd starts: it reads its hooks once
+    else:
+        write_qemu_hook(state)  # a running cloud's guests started from now on get the new hook
     check_openflow_port(state)
     d = ovs_dir(state)
     d.mkdir(parents=True, exist_ok=True)
@@ -843,7 +869,7 @@ def fence_watch_service(state: CloudState) -> Service:
     starts) and is stopped with the bus and the database by `down`, before the fence is removed. It runs with
     popek's own Python (-I: nothing of the caller's environment; popek's package is found in its site)."""
     return Service(fence_watch.SERVICE, [sys.executable, "-I", "-m", "popek.checks.localcloud.fence_watch",
-                                         *fence_interfaces()],
+                                         f"--ovs-rundir={ovs_dir(state)}", *fence_interfaces()],
                    log=str(state.log(fence_watch.SERVICE)), stage=0)
 
 
@@ -851,6 +877,13 @@ def fence_interfaces() -> tuple[str, ...]:
     """The cloud's own interfaces in the host's namespace, fenced by fence.py (lifecycle applies it once
     prepare made them, removes it after teardown)."""
     return (INT_BRIDGE, EXT_BRIDGE, "ovs-netdev")
+
+
+def fence_taps(state: CloudState) -> tuple[str, ...]:
+    """The taps of this cloud's guests now: the ports of popek's integration bridge that are links of the
+    host (fence.guest_taps); () when its Open vSwitch does not answer."""
+    return fence.guest_taps(fence.bridge_ports(str(ovs_dir(state)), INT_BRIDGE), fence.host_links(),
+                            fence_interfaces())
 
 
 # --- teardown and status -------------------------------------------------------------------------

@@ -19,7 +19,9 @@ One French line per re-application in its log (the cloud's log directory, fence-
 ending is said and it is started again; nft missing (or the monitor failing again and again) ends this
 process with the reason in its log: `popek cloud status` then shows the service stopped, `up` restarts it.
 
-Run as `python -m popek.checks.localcloud.fence_watch IFACE...` (the cloud's interfaces, as `up` fences them).
+Run as `python -m popek.checks.localcloud.fence_watch [--ovs-rundir=DIR] IFACE...` (the cloud's interfaces, as
+`up` fences them; DIR: popek's Open vSwitch, whose integration bridge's ports are the guests' taps each
+re-application puts back in the set guest_taps, fence.guest_taps).
 """
 from __future__ import annotations
 
@@ -132,13 +134,25 @@ def lines(fd: int, on_line: Callable[[str], None], on_idle: Callable[[], None], 
             on_line(raw.decode(errors="replace"))
 
 
+#: popek's integration bridge (dataplane.INT_BRIDGE; not imported: this process imports fence only).
+INT_BRIDGE = "popek-int"
+
+
+def taps_of(rundir: str | None, interfaces: tuple[str, ...]) -> tuple[str, ...]:
+    """The guests' taps to fence at a re-application: () without popek's Open vSwitch run directory."""
+    if not rundir:
+        return ()
+    return fence.guest_taps(fence.bridge_ports(rundir, INT_BRIDGE), fence.host_links(), interfaces)
+
+
 def main(argv: list[str]) -> int:
-    interfaces = tuple(argv)
+    rundir = next((a.split("=", 1)[1] for a in argv if a.startswith("--ovs-rundir=")), None)
+    interfaces = tuple(a for a in argv if not a.startswith("--"))
     if not interfaces:
         _log("garde de la clôture : aucune interface du cloud donnée")
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `down`: the monitor (our session) goes too
-    watcher = Watcher(fence.reading, lambda: fence.apply(interfaces), _log)
+    watcher = Watcher(fence.reading, lambda: fence.apply(interfaces, taps=taps_of(rundir, interfaces)), _log)
     ended: list[float] = []
     while True:
         try:

@@ -208,8 +208,9 @@ def _up(state: CloudState, dataplane: bool, log: Callable[[str], None], force: b
             if current_mod is not None:  # OVS ports whose Neutron port is gone (agents run: read twice)
                 current_mod.clean_stale_ports(state, log)
                 current_mod.install_conntrack_shim(state)
+                current_mod.write_qemu_hook(state)  # the running libvirtd runs the file anew for each guest
                 settle_smoke(state, current_mod, log)
-            _fence_up(current_mod, log)
+            _fence_up(state, current_mod, log)
             return current
     # each service's port: its recorded (or standard) one, else a free one, recorded before anything binds it
     moves = settle_ports(state, mod, log)
@@ -269,7 +270,7 @@ def _start_all(state: CloudState, mod, mode: dict, progress: Progress, log, forc
     if mod is not None:
         with progress.step("plan de données : préparation"):
             mod.prepare(state, log=lambda line: log(f"  {line}"))
-        _fence_up(mod, log)
+        _fence_up(state, mod, log)
     svc = table(state, mod)
     nova = cfg["nova/nova.conf"]["DEFAULT"]
     deferred: list[Service] = []  # stage 2's services that nova-compute does not need, still starting
@@ -659,12 +660,17 @@ def servers_not_made_by_popek(state: CloudState) -> list[str]:
             if not (s.name or "").startswith("popek-")]
 
 
-def _fence_up(mod, log) -> None:
-    """The guests' fence (fence.py) around the dataplane's interfaces; one line says it is in place."""
+def _fence_taps(state: CloudState, mod) -> tuple[str, ...]:
+    """The guests' taps that exist now (the QEMU hook adds those of guests started later)."""
+    return mod.fence_taps(state) if hasattr(mod, "fence_taps") else ()
+
+
+def _fence_up(state: CloudState, mod, log) -> None:
+    """The guests' fence (fence.py) around the dataplane's interfaces and its guests' taps; one line says it is in place."""
     if mod is None:
         return
     try:
-        log(fence.apply(mod.fence_interfaces()))
+        log(fence.apply(mod.fence_interfaces(), taps=_fence_taps(state, mod)))
     except fence.FenceError as exc:
         raise CloudError(str(exc)) from None
 
@@ -688,7 +694,7 @@ def refence(state: CloudState, root: bool) -> str | None:
     if seen == fence.ABSENT and root:
         try:
             return "clôture des instances retirée par le pare-feu de la machine : remise — " + \
-                fence.apply(dataplane_hooks.fence_interfaces())
+                fence.apply(dataplane_hooks.fence_interfaces(), taps=_fence_taps(state, dataplane_hooks))
         except fence.FenceError as exc:
             return str(exc)
     return fence.status(seen)

@@ -100,13 +100,13 @@ def cmd_status(args) -> int:
     mod = lifecycle.dataplane_module()
     if mod is not None and hasattr(mod, "status"):
         print(f"plan de données : {mod.status(state)}")
-    unfenced = False    # the guests' fence seen gone (root only: without root nft cannot read it)
+    unfenced = False    # the guests' fence seen gone (root only: without root nft cannot read it), or nft missing
     if mode.get("dataplane"):
         from popek.checks.localcloud import fence
 
         seen = fence.reading()
         print(fence.status(seen))
-        unfenced = seen == fence.ABSENT
+        unfenced = seen in (fence.ABSENT, fence.NO_NFT)
     if not rows:
         print("aucun service démarré (`popek cloud up`)")
         return 3

@@ -68,7 +68,9 @@ def running(tmp_path, monkeypatch):
     (state.run_dir / "keystone.pid").write_text("4242")
     monkeypatch.setattr(lifecycle.services, "read_pid", lambda st, name: 4242)
     applied = []
-    monkeypatch.setattr(fence, "apply", lambda bridges: applied.append(bridges) or "clôture des instances : en place")
+    monkeypatch.setattr(fence, "apply", lambda bridges, taps=(): applied.append((bridges, taps)) or "clôture des instances : en place")
+    # the guests' taps as popek's Open vSwitch would list them (faked: no live OVS in a unit test)
+    monkeypatch.setattr(lifecycle.dataplane_hooks, "fence_taps", lambda st: ("tap5adb3aee-21",))
     return state, applied
 
 
@@ -76,7 +78,7 @@ def test_refence_puts_the_fence_back_as_root_only(running, monkeypatch):
     state, applied = running
     monkeypatch.setattr(fence, "reading", lambda: fence.ABSENT)
     said = lifecycle.refence(state, root=True)
-    assert applied == [lifecycle.dataplane_hooks.fence_interfaces()] and "remise" in said
+    assert applied == [(lifecycle.dataplane_hooks.fence_interfaces(), ("tap5adb3aee-21",))] and "remise" in said
     said = lifecycle.refence(state, root=False)     # not root: nothing applied, the status line is shown
     assert len(applied) == 1 and "ABSENTE" in said
     monkeypatch.setattr(fence, "reading", lambda: fence.UNREADABLE)
@@ -94,3 +96,9 @@ def test_refence_says_nothing_when_fenced_stopped_or_api_only(running, monkeypat
     monkeypatch.setattr(lifecycle.services, "read_pid", lambda st, name: 4242)
     assert lifecycle.refence(state, root=True) is None
     assert applied == []
+
+
+def test_status_exits_3_when_nft_is_missing_while_the_dataplane_runs(status_of):
+    # hG3: nft not found (NO_NFT) cannot show the fence: degraded as ABSENT, not 0
+    code, out = status_of(fence.NO_NFT)
+    assert code == 3 and "commande nft absente" in out and "cloud dégradé" in out

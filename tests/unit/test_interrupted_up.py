@@ -31,7 +31,7 @@ def up(tmp_path, monkeypatch):
     monkeypatch.setattr(lifecycle.services, "read_pid", lambda state, name: 42 if name == "mariadb" else None)
     monkeypatch.setattr(lifecycle.services, "check_ports_free", lambda svc: None)
     monkeypatch.setattr(lifecycle, "repair", lambda *a, **k: calls.append("repair") or [])
-    monkeypatch.setattr(lifecycle, "_fence_up", lambda mod, log: None)
+    monkeypatch.setattr(lifecycle, "_fence_up", lambda state, mod, log: None)
     monkeypatch.setattr(lifecycle.apt, "install", lambda packages, log=None: [])
     monkeypatch.setattr(lifecycle.install, "ensure_venv", lambda *a, **k: None)
     monkeypatch.setattr(lifecycle.install, "bundled_uv", lambda: None)

@@ -159,7 +159,9 @@ def test_the_watcher_is_one_more_supervised_service_of_the_dataplane(tmp_path):
     watch = table[fence_watch.SERVICE]
     assert watch.stage == 0 and watch.health == "" and watch.log == str(state.log(fence_watch.SERVICE))
     assert watch.argv[:4] == [sys.executable, "-I", "-m", "popek.checks.localcloud.fence_watch"]
-    assert tuple(watch.argv[4:]) == dataplane.fence_interfaces()
+    # popek's own Open vSwitch: each re-application lists its integration bridge's ports (the guests' taps)
+    assert watch.argv[4] == f"--ovs-rundir={dataplane.ovs_dir(state)}"
+    assert tuple(watch.argv[5:]) == dataplane.fence_interfaces()
     # its module is importable the way the service runs it (-I: no PYTHONPATH, no current directory)
     done = subprocess.run([sys.executable, "-I", "-c", "import popek.checks.localcloud.fence_watch as m; print(m.SERVICE)"],
                           cwd="/", capture_output=True, text=True, timeout=60)
