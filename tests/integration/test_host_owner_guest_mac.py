@@ -9,8 +9,8 @@ link with its Neutron MAC, then with 02:00:00:00:0a:01. The host's tap answers f
 service of the machine listening on [::] is reachable from the guest over IPv6 link-local.
 
 Measured 2026-12-07 20:24 (hG3, flock -s, 37 s): Neutron's MAC: no answer; spoofed MAC: « fe80::fc16:3eff:fe19:dc73 »
-answered (tap9b624d10-9d, the host); again 20:35 in 21 s (« fe80::fc16:3eff:fe47:cee3 »). This test FAILS until the fence covers popek's taps (e.g. the QEMU hook adds
-each guest's tap to the fence's set cloud_ifaces; or disable_ipv6 on them, which leaves IPv4 broadcasts). Opt-in
+answered (tap9b624d10-9d, the host); again 20:35 in 21 s (« fe80::fc16:3eff:fe47:cee3 »). It failed until 8cd19f7: the fence's set guest_taps (popek's QEMU hook
+adds each guest's taps before it runs; every apply lists popek-int's ports); passed 2026-12-07 21:01 (hWm, flock -x). Opt-in
 (boots a guest, ~40 s): POPEK_SLOW_FAULTS=1, a shared hold.
 """
 from __future__ import annotations
