@@ -82,6 +82,11 @@ def image_data_readable(cloud, conn, images, evidence):
                     + (f", les {rest} autre(s) se relisent" if rest else "") + " : " + " ; ".join(refused))
 
 
+#: why C20 did not check the images when the run's pair judged nothing (Shared.judged_outcome), in French
+PAIR_UNDECIDED = {"undecided": "pas d'autre image démarrée à côté d'elle pour départager",
+                  "reason": "console non lue ou factice", "error": "jugement interrompu par une erreur"}
+
+
 @then("chaque image que ce run a démarrée a démarré")
 def images_boot(cloud, request, evidence):
     """An image that Nova makes ACTIVE and that writes nothing on its console while another image boots on the
@@ -92,14 +97,21 @@ def images_boot(cloud, request, evidence):
     found = unbootable_images(cloud)
     probed = (getattr(cloud, "facts", None) or {}).get("probed_images") or {}
     evidence.json("images démarrées par la sonde du plan de données", probed or not_probed(cloud))
-    judged = None
+    judged, why = None, "aucune instance démarrée par ce run pour ce constat"
     if not probed:
         judged = pair_judged(cloud, request)
         evidence.json("images démarrées par la paire d'instances du run", judged)
         found = probe.unbootable(cloud)     # the pair's finding, in whichever worker it was made
+        if isinstance(judged, dict):
+            # only a pair seen booting, or judged unbootable beside another image that booted, checked the
+            # images: 'undecided' (no other image, it did not boot either), 'reason' (no console) or a
+            # judgement that raised decided nothing
+            outcome = getattr(request.getfixturevalue("shared"), "judged_outcome", "") or ""
+            if outcome not in ("booted", "unbootable"):
+                judged, why = None, ("la paire d'instances du run n'a pas départagé l'image et le plan de données ("
+                                     + PAIR_UNDECIDED.get(outcome, "non jugée") + ")")
     checked = probed or isinstance(judged, dict) and judged
-    evidence.json("images qui ne démarrent pas",
-                  found or ("aucune" if checked else "non vérifié : aucune instance démarrée par ce run pour ce constat"))
+    evidence.json("images qui ne démarrent pas", found or ("aucune" if checked else f"non vérifié : {why}"))
     assert not found, "image active qui ne démarre pas sur ce cloud : " + " ; ".join(found.values())
 
 

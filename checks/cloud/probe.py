@@ -243,7 +243,8 @@ def remember_unbootable(cloud, image_id: str, finding: str) -> None:
 def second_image(conn, first):
     """A different image to boot when `first` did not, or None: among the images compute.pick_image may take
     (active, no other run's upload, no kernel or ramdisk), neither `first` nor one with its data (same hash:
-    the same upload twice proves nothing); first one popek knows boots (its ready marker, a CirrOS), a disk
+    the same upload twice proves nothing); a plain image before one a plain x86 QEMU host may not boot
+    (compute.special_boot: aarch64, UEFI, ISO…), then one popek knows boots (its ready marker, a CirrOS), a disk
     image before an ISO, then the smallest."""
     from popek.checks.cloud import compute
     from popek.checks.cloud.ledger import NAME_RE
@@ -260,7 +261,10 @@ def second_image(conn, first):
               and (i.container_format or "bare") not in ("aki", "ari") and (i.disk_format or "raw") not in ("aki", "ari")]
     if not others:
         return None
-    return min(others, key=lambda i: (not known(i), (i.disk_format or "") == "iso", i.size or 0, i.name or ""))
+    # an image a plain x86 QEMU host cannot boot (another architecture, UEFI, an ISO…: compute.special_boot) only
+    # when nothing else is there: its failure to boot would decide nothing, or blame the dataplane
+    return min(others, key=lambda i: (bool(compute.special_boot(i)), not known(i), (i.disk_format or "") == "iso",
+                                      i.size or 0, i.name or ""))
 
 
 def _boot_and_read(conn, ledger, image, flavor, net, timeout: float) -> tuple[str, Optional[str]]:
@@ -388,9 +392,11 @@ PAIR_SILENCE = 60
 
 
 def did_not_boot(log: str) -> bool:
-    """A console that shows no boot: empty, or a boot failure (BOOT_FAILURES: firmware with nothing to boot, a
-    kernel that gave up)."""
-    return not log.strip() or boot_failure(log) is not None
+    """A console that shows no boot: empty, or ending on a boot failure (BOOT_FAILURES: firmware with nothing to
+    boot, a kernel that gave up) as its last non-empty line. A failure followed by other lines is not a console
+    without a boot: SeaBIOS's « Boot failed » for one device, then a kernel booted from the next."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    return not lines or boot_failure(lines[-1]) is not None
 
 
 def pair_outcome(before: list, other: str, after: list) -> str:
@@ -487,15 +493,22 @@ def judge_pair(conn, servers, prefix: str, silence: float = PAIR_SILENCE, timeou
     try:
         try:
             net = conn.network.get_network(network.server_port(conn, first).network_id)
+            other_start = time.monotonic()
             other_outcome, other_said = _boot_and_read(conn, ledger, other, compute.pick_flavor(conn, other), net,
                                                        timeout)
+            other_took = time.monotonic() - other_start
         except Exception as exc:    # no room, no flavor, Nova's refusal: nothing decided, the scenarios say
             return PairVerdict("undecided", {image.id: silent, other.id: (
                 f"« {other.name} » : n'a pas pu être démarrée pour départager : {type(exc).__name__} : "
                 f"{str(exc)[:200]}")})
     finally:
         ledger.cleanup()
-    again = _watch_pair(conn, servers, 0)
+    # the pair, silent so far, watched again (not read once): under load a slow pair's first line may come just
+    # after the other image's, whose kernel writes sooner (popek-tiny boots `quiet`, Debian does not). Long only
+    # when the pair is really silent: half the silence, or twice the other's boot (create -> console), at most
+    # `timeout`; not at all when the other did not boot (nothing to compare with)
+    rewatch = max(silence / 2, min(2 * other_took, timeout)) if other_outcome == "booted" else 0
+    again = _watch_pair(conn, servers, rewatch)
     after = list(again["logs"].values())
     evidence = {image.id: silent, other.id: f"« {other.name} » : {PROBED_OUTCOMES.get(other_outcome, other_outcome)}"
                 + (f" ({other_said})" if other_outcome != "booted" and other_said else "")}

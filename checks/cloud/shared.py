@@ -228,9 +228,12 @@ class Shared:
         # judge: (the pair's ACTIVE servers) -> probe.PairVerdict, whether their image boots (their consoles,
         # and another image booted beside them when they stay silent); its 'unbootable' verdict was remembered
         # for the run by the caller (probe.remember_unbootable), and pair() boots a new pair of another image.
-        # None: no judgement (the pair as Nova made it ACTIVE). judged: the verdict's evidence, for C20
+        # None: no judgement (the pair as Nova made it ACTIVE). judged: the verdict's evidence, for C20;
+        # judged_outcome: its outcome ('booted', 'unbootable', 'undecided', 'reason'; 'error' when the judgement
+        # raised; '' when none was made): C20 counts the images as checked only for 'booted'/'unbootable'
         self.judge = judge
         self.judged: dict = {}
+        self.judged_outcome = ""
         # embedded: the embedded cloud's state directory when this is popek's embedded cloud (connection.Cloud's
         # embedded_root), whose Neutron policy popek writes: a refusal by policy there is a fault, not a choice
         self.embedded = embedded
@@ -365,8 +368,9 @@ class Shared:
             verdict = self.judge(servers)
         except Exception as exc:    # evidence only: the scenarios' own waits still say what they meet
             self.judged = {"?": f"non jugée : {type(exc).__name__} : {str(exc)[:200]}"}
+            self.judged_outcome = "error"
             return servers
-        self.judged = dict(verdict.evidence)
+        self.judged, self.judged_outcome = dict(verdict.evidence), verdict.outcome
         if not verdict.image_id:
             return servers
         for server in servers:
@@ -625,7 +629,8 @@ class RunShared(Shared):
         if key == "access":
             return {"value": {"keypair": value.keypair.name, "group": value.group.id}}
         if key in ("pair", "pair-boot"):
-            return {"value": [s.id for s in value], "fip_name": self._fip_name, "judged": self.judged}
+            return {"value": [s.id for s in value], "fip_name": self._fip_name, "judged": self.judged,
+                    "judged_outcome": self.judged_outcome}
         if key == "pair-fip":
             return {"value": None if value is None else value.id}
         return {"value": value}         # plain JSON values (the unit tests' keys)
@@ -660,6 +665,7 @@ class RunShared(Shared):
                 self._fip_name = record.get("fip_name")
                 if key == "pair":
                     self.judged = record.get("judged") or {}
+                    self.judged_outcome = record.get("judged_outcome") or ""
                 return servers, None
             if key == "pair-fip" and value is not None:
                 return self.conn.network.get_ip(value), None

@@ -85,9 +85,10 @@ def test_the_runs_pair_boots_the_image_that_boots(monkeypatch):
 class _Request:
     """pytest's request as C20's step uses it: the run's `shared` (a fake pair whose judgement is `judged`)."""
 
-    def __init__(self, judged=None, error=None):
+    def __init__(self, judged=None, error=None, outcome="booted"):
         self.asked = []
-        self.shared = types.SimpleNamespace(judged=judged or {}, pair=self._pair)
+        self.shared = types.SimpleNamespace(judged=judged or {}, judged_outcome=outcome if judged else "",
+                                            pair=self._pair)
         self.error = error
 
     def _pair(self):
@@ -231,3 +232,33 @@ def test_a_probe_that_boots_records_its_image(probe_cloud):
 
 
 PROBE_CONSOLE = probe._probe_console
+
+
+def test_the_second_image_is_not_one_a_plain_x86_host_cannot_boot(monkeypatch):
+    """F1: the tie-breaker of the probe and of judge_pair passes over an aarch64 CirrOS (its « No valid host »
+    would decide nothing, or blame the dataplane) for an x86 CirrOS; a special image only when nothing else."""
+    plain = _img("p", "debian-plain", 300 << 20)
+    arm = _img("a", "cirros-aarch64", 15 << 20, {"architecture": "aarch64"})
+    x86 = _img("x", "cirros-x86_64", 20 << 20)
+    listed = [plain, arm, x86]
+    monkeypatch.setattr(compute, "images", lambda conn: listed)
+    assert probe.second_image(None, plain).id == "x"
+    listed.remove(x86)
+    assert probe.second_image(None, plain).id == "a"
+
+
+@pytest.mark.parametrize("outcome", ["undecided", "reason", "error", ""])
+def test_c20_says_not_checked_when_the_pair_decided_nothing(monkeypatch, tmp_path, outcome):
+    """F3: the pair's judgement is a dict of evidence for every outcome; only 'booted'/'unbootable' checked the
+    images. An undecided pair (no other image, it could not boot), a console not read, a judgement that raised:
+    « non vérifié », never « aucune »."""
+    monkeypatch.setattr(needs, "need_dataplane", lambda c: None)
+    cloud = _cloud(tmp_path)
+    cloud.admin = object()
+    said, evidence = _evidence()
+    request = _Request(judged={"img-1": "« noboot » : la paire du run n'a rien démarré en 60 s (console muette) ; "
+                                        "aucune autre image sur ce cloud pour départager"}, outcome=outcome)
+    cloud_compute.images_boot(cloud, request, evidence)
+    assert said["images démarrées par la paire d'instances du run"] == request.shared.judged, said
+    assert said["images qui ne démarrent pas"].startswith("non vérifié : la paire d'instances du run n'a pas "
+                                                           "départagé"), said

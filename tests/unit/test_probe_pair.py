@@ -156,3 +156,37 @@ def test_the_probes_finding_keeps_its_words():
                     "le plan de données fonctionne, cette image non ; ce run ne la démarre plus (ses scénarios "
                     "prennent une autre image) : retirez-la du projet ou remplacez-la par une image qui démarre "
                     "(constat : vu)")
+
+
+class _Later(_Nova):
+    """F4 (hR's probe): the pair writes its kernel line only on its 2nd read after the other image was booted."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.reads_after = 0
+
+    def get_server_console_output(self, server, length=None):
+        if server.id != "srv-other" and self.booted:
+            self.reads_after += 1
+            return {"output": KERNEL if self.reads_after > 2 else ""}
+        return super().get_server_console_output(server, length)
+
+
+def test_a_pair_writing_just_after_the_other_image_is_slow_not_unbootable(judge):
+    """The re-read of the pair after the other image wrote is a watch, not one read: a pair whose first line
+    comes a moment after the other's is 'booted' (slowly), never named « ne démarre pas »."""
+    nova = _Later({"srv-0": "", "srv-1": ""}, READY)
+    verdict = judge(nova)
+    assert verdict.outcome == "booted", verdict
+    assert "a démarré lentement" in verdict.evidence["img-1"]
+
+
+@pytest.mark.parametrize("log, silent", [
+    ("", True),
+    ("SeaBIOS\nBooting from Hard Disk...\nBoot failed: not a bootable disk\n\nNo bootable device.\n", True),
+    ("Kernel panic - not syncing: VFS: Unable to mount root fs\n---[ end Kernel panic - not syncing ]---\n", True),
+    ("Booting from Hard Disk...\nBoot failed: not a bootable disk\nBooting from Floppy...\n" + KERNEL, False),
+    (KERNEL, False),
+])
+def test_a_console_shows_no_boot_only_when_it_ends_on_a_failure(log, silent):
+    assert probe.did_not_boot(log) is silent

@@ -60,6 +60,7 @@ def test_a_pair_whose_image_does_not_boot_is_replaced_by_one_of_another_image(mo
     assert judged == [["server-0", "server-1"]]                       # judged once, not the new pair again
     assert shared.conn.compute.deleted == ["server-0", "server-1"]    # the silent pair gone at once
     assert shared.judged["img-1"].startswith("« noboot » : n'a pas démarré")
+    assert shared.judged_outcome == "unbootable"                      # C20 counts the images as checked (F3)
     assert shared.pair() is pair                                      # made once for the run
 
 
@@ -77,6 +78,7 @@ def test_a_judgement_that_fails_is_evidence_lost_not_the_pairs_failure(monkeypat
     shared, booted = _shared(monkeypatch, judge)
     assert [s.id for s in shared.pair()] == ["server-0", "server-1"]
     assert shared.judged == {"?": "non jugée : RuntimeError : console: 503 Service Unavailable"}
+    assert shared.judged_outcome == "error"                           # C20: « non vérifié » (F3)
 
 
 def test_without_a_judge_the_pair_is_as_before(monkeypatch):
@@ -91,8 +93,9 @@ def test_the_judgement_reaches_every_worker_with_the_pairs_ids():
 
     maker = RunShared(Conn(), "/nonexistent", "popek-0123abcd-run", ("private", "public"))
     maker.judged = {"img-1": "« noboot » : n'a pas démarré (console muette 47 s, une autre image démarre)"}
+    maker.judged_outcome = "undecided"
     record = json.loads(json.dumps(maker._dump("pair", [types.SimpleNamespace(id="s1")], None)))
     reader = RunShared(Conn(), "/nonexistent", "popek-0123abcd-run", ("private", "public"))
     servers, error = reader._load("pair", record)
     assert error is None and [s.id for s in servers] == ["s1"]
-    assert reader.judged == maker.judged
+    assert reader.judged == maker.judged and reader.judged_outcome == "undecided"
