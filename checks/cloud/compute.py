@@ -556,7 +556,8 @@ def wait_active(conn, server, timeout: float = 300, admin=None, admin_reason: Op
             seen["health_at"] = time.monotonic()
             health = stuck.read_health(admin)
             seen["finding"] = stuck.stuck_finding(server.name, took, current.task_state,
-                                                  getattr(current, "compute_host", None), health[0], health[1])
+                                                  getattr(current, "compute_host", None), health[0], health[1],
+                                                  connection.embedded_trouble)
         # the health records alive, yet no progress: a service of the embedded cloud frozen or dead (its pid
         # files and /proc) is what the boot waits for (ovs-vswitchd frozen: os-vif waits on it, every agent
         # alive); with or without admin, since this evidence is the host's own

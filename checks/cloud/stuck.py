@@ -16,7 +16,7 @@ step the boot never left, and which services that step waits for.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 #: Seconds a server may stay in BUILD before the health records are read: a healthy cloud turns ACTIVE in
 #: 4–20 s (fake driver, QEMU TCG); a heartbeat goes stale only after service_down_time anyway.
@@ -32,6 +32,12 @@ EMBEDDED_GRACE = 60.0
 NOVA_BOOT = ("nova-conductor", "nova-scheduler", "nova-compute")
 #: Neutron agents a boot needs on the server's host (port binding); named when none of them is alive.
 L2_AGENTS = ("neutron-openvswitch-agent", "neutron-linuxbridge-agent", "neutron-sriov-nic-agent")
+
+#: What carries every heartbeat (the agents' through neutron-rpc-server, Nova's through nova-conductor, both over
+#: RabbitMQ, each written to the database): one of them frozen or dead makes the records go stale one after
+#: another (each at its own last report), so the first stale record names an innocent agent or service. Words
+#: of an embedded trouble line (connection.embedded_trouble) that name one of them, matched lowercased.
+CARRIERS = ("neutron-rpc-server", "rabbitmq", "mariadb")
 
 #: What each step of a boot (task_state) waits for, for the message when the health records say nothing.
 STEP_WAITS = {
@@ -83,8 +89,7 @@ def dead_component(host: Optional[str], services: Iterable[Health], agents: Iter
                     also = " ; nova-compute aussi « down » : son signe de vie passe par nova-conductor"
             return (f"{binary} ne donne plus signe de vie (openstack compute service list : state down) : "
                     f"{_named(mine)}{also}")
-    binaries = {a.binary for a in agents}
-    if len(binaries) > 1 and not any(a.up for a in agents):
+    if len(agents) > 1 and not any(a.up for a in agents):
         return ("aucun agent de Neutron ne donne plus signe de vie (openstack network agent list : alive False "
                 "partout) : leurs signes de vie passent par neutron-rpc-server, c'est lui (ou le bus) qui "
                 f"ne répond plus : {_named(agents)}")
@@ -96,17 +101,31 @@ def dead_component(host: Optional[str], services: Iterable[Health], agents: Iter
     return None
 
 
+def carrier_trouble(trouble: Iterable[str]) -> list[str]:
+    """The trouble lines (connection.embedded_trouble) that name what carries the heartbeats (CARRIERS)."""
+    return [line for line in trouble if any(word in line.lower() for word in CARRIERS)]
+
+
 def stuck_finding(name: str, seconds: float, task_state: Optional[str], host: Optional[str],
-                  services: Optional[list[Health]], agents: Optional[list[Health]]) -> Optional[str]:
+                  services: Optional[list[Health]], agents: Optional[list[Health]],
+                  trouble: Optional[Callable[[], list[str]]] = None) -> Optional[str]:
     """The French verdict for a server `seconds` in BUILD, or None while nothing is conclusive.
 
     services/agents None: not readable (no admin role). A record naming a dead component is conclusive after
-    GRACE seconds."""
+    GRACE seconds. trouble: what is frozen or dead inside the embedded cloud (connection.embedded_trouble),
+    asked once a record is stale: a frozen neutron-rpc-server, RabbitMQ or database it names is what the stale
+    records wait for, and is named before them (hF3, live: a frozen neutron-rpc-server blamed on the OVS agent,
+    whose heartbeat went stale first)."""
     if seconds < GRACE or services is None:
         return None
     dead = dead_component(host, services, agents or [])
     if dead is None:
         return None
+    carriers = carrier_trouble(trouble() if trouble is not None else [])
+    if carriers:
+        return (f"l'instance {name} reste en BUILD (étape {task_state or 'aucune'}) depuis {seconds:.0f} s ; "
+                f"sur le cloud embarqué : {' ; '.join(carriers)} ; les signes de vie passent par lui, d'où, "
+                f"par conséquence : {dead}")
     return f"l'instance {name} reste en BUILD (étape {task_state or 'aucune'}) depuis {seconds:.0f} s : {dead}"
 
 
