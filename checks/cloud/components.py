@@ -400,20 +400,34 @@ def stalled_services(root: Path) -> list[str]:
     A frozen ovs-vswitchd or RabbitMQ leaves no other trace an API can see in time. First, a resource alarm
     of its RabbitMQ (its log, bus_alarms): every process alive and greeting, every publisher blocked; and a
     database server that refuses writes (read_only_databases): it greets and reads, every write fails; and
-    Keystone without its Fernet keys (keystone_keys): every token refused with an HTTP 500. Last, the DHCP
-    servers and metadata proxies Neutron's agents run for its networks that are gone (neutron_children)."""
+    Keystone without its Fernet keys (keystone_keys): every token refused with an HTTP 500.
+    Only what lies on an API's or a guest's path is evidence behind a request's failure: the services of
+    OFF_PATH (fence-watch: `popek cloud status` names it) are not said. Neither are the DHCP servers and
+    metadata proxies of Neutron's networks (neutron_children): they explain a guest without lease or
+    metadata (connection.guest_trouble), never an API call or a boot."""
     from popek.checks.localcloud import services
     from popek.checks.localcloud.state import CloudState
 
     state, said = CloudState(root), rabbit_alarms(root) + read_only_databases(root) + keystone_keys(root / "etc")
     for pidfile in sorted((root / "run").glob("*.pid")):
+        if pidfile.stem in off_path():
+            continue
         pid = services.read_pid(state, pidfile.stem)
         if pid is None:
             said.append(f"{pidfile.stem} ne tourne plus (son fichier pid reste, sans processus)")
         elif stopped := services.stopped_members(pid):
             frozen = ", ".join(str(p) for p in stopped[:4])
             said.append(f"{pidfile.stem} est gelé (processus {frozen} à l'état T : arrêté par un signal)")
-    return said + neutron_children(root)
+    return said
+
+
+def off_path() -> frozenset[str]:
+    """The embedded cloud's services on no API or guest path (their pid files under run/): fence-watch
+    re-applies popek's nftables table when the host's firewall deletes it, and exits by design when nft is
+    missing; no request waits on it."""
+    from popek.checks.localcloud import fence_watch
+
+    return frozenset({fence_watch.SERVICE})
 
 
 def volume_backends(etc: Path) -> list[str]:

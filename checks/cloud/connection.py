@@ -682,6 +682,15 @@ def embedded_trouble() -> list[str]:
             for found in components.silent_backends(etc) + components.stalled_services(etc.parent)]
 
 
+def guest_trouble() -> list[str]:
+    """embedded_trouble, and the DHCP servers and metadata proxies of the embedded clouds' networks that are
+    gone (components.neutron_children): what a guest without lease or metadata may be waiting for."""
+    from popek.checks.cloud import components
+
+    return embedded_trouble() + [found for etc in sorted(EMBEDDED_CONFIGS) if etc.is_dir()
+                                 for found in components.neutron_children(etc.parent)]
+
+
 def _unanswered(exc: Optional[BaseException]) -> Optional[str]:
     if exc is None:
         return None

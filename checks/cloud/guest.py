@@ -226,9 +226,10 @@ def foreign_flows_note(before: Optional[dict] = None, path: Optional[Callable[[]
 def health_word(admin) -> Optional[str]:
     """The dead component the cloud's health records name (admin), else what is wrong inside the embedded
     cloud (a service frozen or dead, a silent database or bus: ovs-vswitchd frozen leaves every agent
-    alive and the guest without a lease), else None."""
+    alive and the guest without a lease; a network's dead dnsmasq or haproxy: connection.guest_trouble),
+    else None."""
     word = stuck.health_word(admin) if admin is not None else None
-    trouble = connection.embedded_trouble()
+    trouble = connection.guest_trouble()
     return word or (f"sur le cloud embarqué : {' ; '.join(trouble)}" if trouble else None)
 
 

@@ -152,6 +152,11 @@ def test_a_networks_dead_metadata_proxy_is_named_not_its_live_dhcp_server(tmp_pa
     # a live « dnsmasq » of this network (its command line names the program and the network, as dnsmasq's does)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dnsmasq", f"--pid-file={NET}"])
     try:
+        for _ in range(200):    # until it has exec'd: before, its command line is still this pytest's
+            with open(f"/proc/{live.pid}/cmdline", "rb") as cmdline:
+                if b"dnsmasq" in cmdline.read():
+                    break
+            __import__("time").sleep(0.01)
         (data / "dhcp" / NET / "pid").write_text(f"{live.pid}\n")
         (data / "external" / "pids" / f"{NET}.pid.haproxy").write_text("999999999\n")      # gone
         (data / "external" / "pids" / f"{ROUTER}.pid.haproxy").write_text(f"{live.pid}\n")  # a pid now not haproxy
