@@ -101,12 +101,16 @@ def cmd_status(args) -> int:
     if mod is not None and hasattr(mod, "status"):
         print(f"plan de données : {mod.status(state)}")
     unfenced = False    # the guests' fence seen gone (root only: without root nft cannot read it), or nft missing
+    stopped = not any(r.ok for r in rows)   # nothing of the cloud runs (after `down`): no fence is expected
     if mode.get("dataplane"):
         from popek.checks.localcloud import fence
 
         seen = fence.reading()
-        print(fence.status(seen))
-        unfenced = seen in (fence.ABSENT, fence.NO_NFT)
+        if stopped and seen == fence.ABSENT:
+            print("clôture des instances : aucune, le cloud est arrêté (`popek cloud up` la met en place)")
+        else:
+            print(fence.status(seen))
+            unfenced = seen in (fence.ABSENT, fence.NO_NFT)
     if not rows:
         print("aucun service démarré (`popek cloud up`)")
         return 3
@@ -118,6 +122,8 @@ def cmd_status(args) -> int:
     print(f"{up}/{len(rows)} services en marche")
     if unfenced:
         print("cloud dégradé : clôture des instances absente ; `popek cloud up` la remet")
+    elif stopped:
+        print("cloud arrêté : `popek cloud up` le démarre")
     return 0 if up == len(rows) and not unfenced else 3
 
 

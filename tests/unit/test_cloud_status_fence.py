@@ -41,7 +41,10 @@ def status_of(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(lifecycle, "dataplane_module", lambda: None)
     monkeypatch.setattr(fence, "counters", lambda: {})
 
-    def run(seen):
+    def run(seen, stopped=False):
+        if stopped:
+            monkeypatch.setattr(lifecycle, "status", lambda state: (
+                {"dataplane": True}, [lifecycle.Row(r.name, None, "-", False, r.log) for r in rows]))
         monkeypatch.setattr(fence, "reading", lambda: seen)
         code = cloud_cmd.cmd_status(types.SimpleNamespace())
         return code, capsys.readouterr().out
@@ -102,3 +105,13 @@ def test_status_exits_3_when_nft_is_missing_while_the_dataplane_runs(status_of):
     # hG3: nft not found (NO_NFT) cannot show the fence: degraded as ABSENT, not 0
     code, out = status_of(fence.NO_NFT)
     assert code == 3 and "commande nft absente" in out and "cloud dégradé" in out
+
+
+def test_a_stopped_cloud_is_said_stopped_not_unfenced(status_of):
+    """After `down` nothing runs and down removed the fence on purpose: no « ABSENTE … plus tenues à l'écart »."""
+    code, out = status_of(fence.ABSENT, stopped=True)
+    assert code == 3 and "0/26 services en marche" in out
+    assert "ABSENTE" not in out and "dégradé" not in out and "cloud arrêté" in out
+    # a stopped cloud whose table is still there (a killed cloud): the fence line as usual
+    code, out = status_of(fence.PRESENT, stopped=True)
+    assert code == 3 and "en place" in out
