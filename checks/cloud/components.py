@@ -224,15 +224,14 @@ def keystone_keys(etc: Path) -> list[str]:
         return []
     where = Path(repo)
     try:
-        if not where.is_dir():
-            return [f"Keystone n'a plus de clés Fernet ({where} n'existe pas) : il ne peut ni émettre ni vérifier "
-                    f"de jeton (HTTP 500 à chaque authentification)"]
-        if not any(p.name.isdigit() for p in where.iterdir()):
-            return [f"Keystone n'a plus de clés Fernet ({where} est vide) : il ne peut ni émettre ni vérifier "
-                    f"de jeton (HTTP 500 à chaque authentification)"]
+        gone = ("n'existe pas" if not where.is_dir() else
+                "est vide" if not any(p.name.isdigit() for p in where.iterdir()) else None)
     except OSError:   # not ours to read (its mode 0700, another user): nothing can be said
         return []
-    return []
+    if gone is None:
+        return []
+    return [f"Keystone n'a plus de clés Fernet ({where} {gone}) : il ne peut ni émettre ni vérifier "
+            f"de jeton (HTTP 500 à chaque authentification)"]
 
 
 #: RabbitMQ's own words (rabbit_alarm) when a resource alarm starts and ends; while one is set, it blocks every

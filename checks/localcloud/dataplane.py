@@ -882,8 +882,7 @@ def fence_interfaces() -> tuple[str, ...]:
 def fence_taps(state: CloudState) -> tuple[str, ...]:
     """The taps of this cloud's guests now: the ports of popek's integration bridge that are links of the
     host (fence.guest_taps); () when its Open vSwitch does not answer."""
-    return fence.guest_taps(fence.bridge_ports(str(ovs_dir(state)), INT_BRIDGE), fence.host_links(),
-                            fence_interfaces())
+    return fence.taps_now(str(ovs_dir(state)), INT_BRIDGE, fence_interfaces())
 
 
 # --- teardown and status -------------------------------------------------------------------------

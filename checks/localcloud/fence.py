@@ -137,6 +137,12 @@ def bridge_ports(ovs_rundir: str, bridge: str) -> list[str]:
     return proc.stdout.split() if proc.returncode == 0 else []
 
 
+def taps_now(ovs_rundir: str, bridge: str, own: tuple[str, ...]) -> tuple[str, ...]:
+    """The guests' taps to fence now: guest_taps over the ports of `bridge` of the Open vSwitch at `ovs_rundir`
+    (popek's integration bridge) and the host's links, minus `own` (the cloud's bridges)."""
+    return guest_taps(bridge_ports(ovs_rundir, bridge), host_links(), own)
+
+
 def apply(bridges: tuple[str, ...], mac_prefix: str = NEUTRON_MAC_PREFIX, taps: tuple[str, ...] = ()) -> str:
     """Put the fence in place (or replace it); returns the one line `up` prints. Raises FenceError."""
     if not available():

@@ -142,7 +142,7 @@ def taps_of(rundir: str | None, interfaces: tuple[str, ...]) -> tuple[str, ...]:
     """The guests' taps to fence at a re-application: () without popek's Open vSwitch run directory."""
     if not rundir:
         return ()
-    return fence.guest_taps(fence.bridge_ports(rundir, INT_BRIDGE), fence.host_links(), interfaces)
+    return fence.taps_now(rundir, INT_BRIDGE, interfaces)
 
 
 def main(argv: list[str]) -> int:
